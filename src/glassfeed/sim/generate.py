@@ -16,7 +16,8 @@ import numpy as np
 from glassfeed.domain import EventKind
 from glassfeed.sim.behaviour import BehaviourParams
 from glassfeed.sim.population import (
-    TOPICS, Population, PopulationParams, PostTable, respond, sample_follow_graph, sample_post_features,
+    Population, PopulationParams, PostTable, respond, sample_follow_graph, sample_new_posts, sample_reply_posts,
+    sorted_unique,
 )
 from glassfeed.sim.text import render_posts
 
@@ -96,7 +97,7 @@ class _Graph:
 
     def __init__(self, n: int, src: np.ndarray, dst: np.ndarray):
         self.n = n
-        self.keys = np.unique(src.astype(np.int64) * n + dst)
+        self.keys = sorted_unique(src.astype(np.int64) * n + dst)
         self._csr()
 
     def _csr(self) -> None:
@@ -106,7 +107,7 @@ class _Graph:
 
     def add(self, src: np.ndarray, dst: np.ndarray) -> None:
         if len(src):
-            self.keys = np.union1d(self.keys, src.astype(np.int64) * self.n + dst)
+            self.keys = sorted_unique(np.concatenate([self.keys, src.astype(np.int64) * self.n + dst]))
             self._csr()
 
     def contains(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -171,7 +172,7 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
     graph = _Graph(n_users, src, dst)
 
     posts = PostTable(capacity=max(1024, int(n_users * (days + 2) * 0.8)))
-    post_eng = np.zeros(posts._data["author"].shape[0])
+    post_eng = np.zeros(max(1024, int(n_users * (days + 2) * 0.8)))
     ev_parts: list[list[np.ndarray]] = []
     slot_first: list[int] = []
     pre_slots = int(np.ceil(gp.pool_window_s / slot_len))
@@ -181,14 +182,6 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
     w_eng = np.zeros(32)
     for kind, w in gp.engagement_weights.items():
         w_eng[kind] = w
-
-    def add_originals(t0: float) -> None:
-        rates = pop.posting_rates(t0, bp) * (slot_len / DAY)
-        counts = rng.poisson(rates)
-        authors = np.repeat(np.arange(n_users, dtype=np.int32), counts)
-        created = t0 + rng.random(len(authors)) * slot_len
-        topic, quality, div = sample_post_features(pop, authors, rng)
-        posts.add(authors, created, topic, quality, div)
 
     for k in range(-pre_slots, total_slots):
         t0 = start + k * slot_len
@@ -212,8 +205,6 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
                 on_post = res.ev_post >= 0
                 w = w_eng[res.ev_kind[on_post]]
                 tgt = res.ev_post[on_post]
-                if len(post_eng) < posts.n:
-                    post_eng = np.concatenate([post_eng, np.zeros(len(posts._data["author"]) - len(post_eng))])
                 post_eng += np.bincount(tgt, weights=w, minlength=len(post_eng))
                 pop.reward_authors(posts.author[tgt], w, t0 + slot_len, bp)
                 fol = res.ev_kind == EventKind.FOLLOW
@@ -221,21 +212,16 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
                 pending_dst.append(res.ev_target_user[fol])
                 # replies become posts
                 rep = res.ev_kind == EventKind.REPLY
-                parent = res.ev_post[rep]
-                if len(parent):
-                    ru = res.ev_user[rep]
-                    pdiv = posts.divisiveness[parent]
-                    ext = np.abs(pop.leaning[ru])
-                    div = np.clip(0.8 * pdiv + 0.15 * ext + gp.reply_noise * rng.standard_normal(len(parent)), 0, 1)
-                    q = np.clip(pop.skill[ru] + 0.15 * rng.standard_normal(len(parent)) - 0.15 * div, 0, 1)
-                    posts.add(ru, res.ev_ts[rep], posts.topic[parent], q, div, parent)
+                if rep.any():
+                    posts.add(*sample_reply_posts(pop, posts, res.ev_user[rep], res.ev_post[rep], res.ev_ts[rep],
+                                                  rng, gp.reply_noise))
             if (k + 1) % gp.slots_per_day == 0 and pending_src:
                 graph.add(np.concatenate(pending_src), np.concatenate(pending_dst))
                 pending_src, pending_dst = [], []
             say("browsing", (k + 1) / total_slots)
-        add_originals(t0)
-        if len(post_eng) < posts.n:
-            post_eng = np.concatenate([post_eng, np.zeros(len(posts._data["author"]) - len(post_eng))])
+        posts.add(*sample_new_posts(pop, t0, slot_len, rng, bp))
+        if len(post_eng) < posts.n:  # engagement received per post, grown with the table
+            post_eng = np.concatenate([post_eng, np.zeros(max(posts.n - len(post_eng), len(post_eng)))])
 
     say("finishing", 0.0)
     # posts: renumber in creation order (so reply_to always points to a smaller id)

@@ -145,6 +145,13 @@ class PostTable:
     def __len__(self) -> int:
         return self.n
 
+    @classmethod
+    def from_arrays(cls, author, created, topic, quality, divisiveness, reply_to=None) -> "PostTable":
+        """Wrap existing post columns (e.g. a ``SyntheticNetwork``'s) for ``respond`` or further growth."""
+        table = cls(capacity=max(1024, len(author)))
+        table.add(author, created, topic, quality, divisiveness, reply_to)
+        return table
+
     def add(self, author, created, topic, quality, divisiveness, reply_to=None) -> np.ndarray:
         """Append posts; returns their indices."""
         k = len(author)
@@ -190,6 +197,36 @@ def sample_post_features(pop: Population, authors: np.ndarray, rng: np.random.Ge
     return topic.astype(np.int16), quality.astype(np.float32), div.astype(np.float32)
 
 
+def sample_new_posts(pop: Population, t0: float, duration_s: float, rng: np.random.Generator,
+                     params: BehaviourParams | None = None) -> tuple[np.ndarray, ...]:
+    """Original posts made in [t0, t0 + duration_s): Poisson counts at each user's (reward-boosted)
+    posting rate. Returns (author, created, topic, quality, divisiveness) ready for ``PostTable.add``."""
+    rates = pop.posting_rates(t0, params) * (duration_s / 86400.0)
+    authors = np.repeat(np.arange(pop.n_users, dtype=np.int32), rng.poisson(rates))
+    created = t0 + rng.random(len(authors)) * duration_s
+    return (authors, created, *sample_post_features(pop, authors, rng))
+
+
+def sample_reply_posts(pop: Population, posts: "PostTable", repliers: np.ndarray, parents: np.ndarray,
+                       ts: np.ndarray, rng: np.random.Generator, noise: float = 0.1) -> tuple[np.ndarray, ...]:
+    """Reply posts for REPLY events: same topic as the parent, divisiveness inherited (and raised by
+    extreme repliers). Returns (author, created, topic, quality, divisiveness, reply_to)."""
+    k = len(parents)
+    ext = np.abs(pop.leaning[repliers]).astype(np.float64)
+    div = np.clip(0.8 * posts.divisiveness[parents] + 0.15 * ext + noise * rng.standard_normal(k), 0, 1)
+    quality = np.clip(pop.skill[repliers] + 0.15 * rng.standard_normal(k) - 0.15 * div, 0, 1)
+    return (np.asarray(repliers, np.int32), ts, posts.topic[parents].copy(), quality.astype(np.float32),
+            div.astype(np.float32), np.asarray(parents, np.int32))
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` for int keys via sort (numpy 2's hash-based unique is much slower here)."""
+    a = np.sort(a)
+    if len(a) < 2:
+        return a
+    return a[np.concatenate([[True], a[1:] != a[:-1]])]
+
+
 def sample_follow_graph(pop: Population, rng: np.random.Generator, mean_following: float = 40.0,
                         homophily: float = 0.8, rounds: int = 6, candidates: int = 2,
                         fitness_alpha: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
@@ -233,10 +270,9 @@ def sample_follow_graph(pop: Population, rng: np.random.Generator, mean_followin
             better = sim > best_sim
             best[better], best_sim[better] = cand[better], sim[better]
         ok = best != chunk
-        new = np.unique(chunk[ok].astype(np.int64) * n + best[ok])
-        new = new[~np.isin(new, keys, assume_unique=True)]
-        keys = np.union1d(keys, new)
-        indeg += np.bincount(new % n, minlength=n)
+        merged = sorted_unique(np.concatenate([keys, chunk[ok].astype(np.int64) * n + best[ok]]))
+        indeg = np.bincount(merged % n, minlength=n).astype(np.float64)
+        keys = merged
     return (keys // n).astype(np.int32), (keys % n).astype(np.int32)
 
 
@@ -277,7 +313,7 @@ def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, p
     Users scan down from slot 0; each scanned item costs scan time plus dwell if clicked, and the
     scan stops when the session budget (time budget x (1 - fatigue)) runs out or the per-item quit
     hazard (rising with fatigue) fires. ``pages`` is (n, page_len) post indices, -1 for empty slots;
-    ``users`` must be distinct; ``t`` is the session start (scalar or per user). ``following`` marks
+    ``posts`` is a ``PostTable`` (see ``PostTable.from_arrays``); ``users`` must be distinct; ``t`` is the session start (scalar or per user). ``following`` marks
     slots whose author the user follows (used for affinity and for FOLLOW events after a like or
     repost of an unfollowed author). With ``update`` the users' fatigue and last-active time change.
     """
