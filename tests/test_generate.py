@@ -136,7 +136,15 @@ def test_revealed_engagement_favours_divisive_posts(net):
 
 def test_params_change_the_world():
     params = GeneratorParams(start_ts=0.0, page_len=5)
-    small = generate_network(100, 1, 3, params)
+    seen = []
+    small = generate_network(100, 1, 3, params, progress=lambda stage, frac: seen.append((stage, frac)))
+    assert ("browsing", 1.0) in seen and seen[-1] == ("finishing", 1.0)
     assert small.start_ts == 0.0 and small.ev_ts.min() >= 0.0
     on_post = small.ev_position >= 0
     assert small.ev_position[on_post].max() < 5
+
+
+def test_simulator_can_recreate_the_latent_population(net):
+    pop = Population.sample(N_USERS, np.random.default_rng(SEED), GeneratorParams().population, DEFAULT_START_TS)
+    assert np.array_equal(pop.interests, net.user_interests) and np.array_equal(pop.leaning, net.user_leaning)
+    assert np.array_equal(pop.created, net.user_created)

@@ -4,6 +4,11 @@ Users with latent interests, communities and leanings follow each other (homophi
 attachment), post (more when rewarded with engagement), reply, and browse a simple historical feed
 (followed authors' recent posts + globally popular + a few fresh ones) in 6-hour slots, reacting
 through the shared behaviour model (``sim/behaviour.py``) via ``population.respond``.
+
+The latent population of ``generate_network(n, d, seed, params)`` (including hidden state such as
+skill, posting rate and time budget) is exactly
+``Population.sample(n, np.random.default_rng(seed), params.population, params.start_ts)``, so a
+simulator can continue with the same society.
 """
 
 from __future__ import annotations

@@ -313,9 +313,10 @@ def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, p
     Users scan down from slot 0; each scanned item costs scan time plus dwell if clicked, and the
     scan stops when the session budget (time budget x (1 - fatigue)) runs out or the per-item quit
     hazard (rising with fatigue) fires. ``pages`` is (n, page_len) post indices, -1 for empty slots;
-    ``posts`` is a ``PostTable`` (see ``PostTable.from_arrays``); ``users`` must be distinct; ``t`` is the session start (scalar or per user). ``following`` marks
-    slots whose author the user follows (used for affinity and for FOLLOW events after a like or
-    repost of an unfollowed author). With ``update`` the users' fatigue and last-active time change.
+    ``posts`` a ``PostTable`` (see ``PostTable.from_arrays``); ``users`` must be distinct; ``t`` is
+    the session start (scalar or per user). ``following`` marks slots whose author the user follows
+    (used for affinity and for FOLLOW events after a like or repost of an unfollowed author). With
+    ``update`` the users' fatigue and last-active time change.
     """
     p = params or BehaviourParams()
     pages = np.asarray(pages)
