@@ -1,0 +1,18 @@
+"""Candidate sources: each returns ``Candidates`` for a batch of users, tagged with its name and a source score."""
+
+from glassfeed.feed.sources.cold_start import cold_start
+from glassfeed.feed.sources.collaborative import CollaborativeIndex, collaborative
+from glassfeed.feed.sources.following import following
+from glassfeed.feed.sources.social_proof import social_proof
+from glassfeed.feed.sources.trending import recent_posts, trending
+
+SOURCE_FUNCS = {
+    "following": following,
+    "collaborative": collaborative,
+    "social_proof": social_proof,
+    "trending": trending,
+    "cold_start": cold_start,
+}
+
+__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "recent_posts", "following", "collaborative", "social_proof",
+           "trending", "cold_start"]

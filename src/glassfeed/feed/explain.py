@@ -1,0 +1,83 @@
+"""Why each item is in the page: its source in words, head x weight contributions, and every adjustment.
+
+Invariant (tested): ``sum(c["contribution"] for c in contributions) + sum(a["delta"] for a in adjustments)``
+equals the item's final ``score``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from glassfeed.feed.mixing import ADJUSTMENTS
+from glassfeed.feed.policy import HEAD_WORDS, HEADS, SOURCES, Policy
+from glassfeed.feed.sources.social_proof import engagers_followed
+from glassfeed.state import ServingState
+
+ADJUSTMENT_WORDS = {
+    "out_of_network": "from an account you don't follow",
+    "reply": "it is a reply",
+    "divisiveness": "it may stoke hostility between groups",
+    "bridging": "people on different sides liked it",
+    "see_less_fatigue": "you recently asked to see less of this author",
+    "author_diversity": "another post by this author ranks above it",
+}
+
+
+def _names(state: ServingState, users: list[int]) -> str:
+    handles = ["@" + state.handles[u] for u in users]
+    return handles[0] if len(handles) == 1 else ", ".join(handles[:-1]) + " and " + handles[-1]
+
+
+def source_reason(state: ServingState, user: int, post: int, source: str, via: int) -> str:
+    """One sentence saying where the candidate came from."""
+    author = int(state.author.a[post])
+    if source == "following":
+        if via:
+            return f"{_names(state, [via])}, whom you follow, reposted it"
+        return f"you follow {_names(state, [author])}"
+    if source == "social_proof":
+        who = engagers_followed(state, user, post) or ([via] if via else [])
+        return f"liked by {_names(state, who)} whom you follow" if who else "liked by accounts you follow"
+    if source == "trending":
+        t = state.topic.a[post]
+        return f"popular in #{state.topic_names[t]} right now" if t >= 0 else "popular right now"
+    if source == "cold_start":
+        t = state.topic.a[post]
+        return f"popular in #{state.topic_names[t]}, a topic you picked" if t >= 0 else "popular with new members"
+    return "people with similar likes engaged with it"
+
+
+def explain_item(state: ServingState, user: int, post: int, source_code: int, via: int, policy: Policy,
+                 probs: np.ndarray | None, deltas: np.ndarray, score: float, position: int,
+                 interstitial: bool, base: tuple[str, float] | None = None) -> dict[str, Any]:
+    """The full breakdown for one served item (``probs`` None for recency ranking; ``base`` then names it)."""
+    source = SOURCES[source_code]
+    contributions: list[dict[str, Any]] = []
+    if probs is not None:
+        for h, name in enumerate(HEADS):
+            w = float(policy.weights.get(name, 0.0))
+            contributions.append({"head": name, "probability": float(probs[h]), "weight": w,
+                                  "contribution": float(probs[h] * w),
+                                  "meaning": f"chance that {HEAD_WORDS[name]}"})
+        contributions.sort(key=lambda c: -abs(c["contribution"]))
+    elif base is not None:
+        contributions.append({"head": base[0], "probability": None, "weight": 1.0, "contribution": float(base[1]),
+                              "meaning": "newer posts rank higher (minus the post's age in hours)"})
+    adjustments = [{"name": name, "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[name]}
+                   for i, name in enumerate(ADJUSTMENTS) if deltas[i] != 0.0]
+    labels = state.labels[post]
+    return {
+        "post": state.post_ids[post],
+        "position": position,
+        "source": source,
+        "reason": source_reason(state, user, post, source, via),
+        "policy": policy.name,
+        "score": float(score),
+        "contributions": contributions,
+        "adjustments": adjustments,
+        "interstitial": bool(interstitial),
+        "labels": labels,
+        "user_adjusted_weights": policy.adjusted_by_user,
+    }

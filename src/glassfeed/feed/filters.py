@@ -1,0 +1,90 @@
+"""Filters: visibility (moderation), blocks/mutes/muted words, own posts, seen/served, age, feedback fatigue.
+
+Each filter is a boolean mask over the flat candidate table; ``apply_filters`` returns the rows kept, the
+number each filter dropped (published with the page), and the fatigue multiplier for the kept rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glassfeed.feed.candidates import Candidates
+from glassfeed.feed.policy import Policy
+from glassfeed.state import ServingState
+
+DAY = 86400.0
+
+
+def _pair_keys(users: np.ndarray, others: np.ndarray, n: int) -> np.ndarray:
+    return users.astype(np.int64) * n + others.astype(np.int64)
+
+
+def _set_pairs(users: np.ndarray, sets: list[set[int] | None], n: int) -> np.ndarray:
+    keys = [u * n + v for u, s in zip(users.tolist(), sets) if s for v in s]
+    return np.asarray(keys, np.int64)
+
+
+def fatigue_multiplier(policy: Policy, since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(drop, multiplier) for candidates whose author got a 'see less' ``since`` seconds ago (inf = never)."""
+    fat = policy.fatigue
+    filt, disc = fat["filter_days"] * DAY, fat["discount_days"] * DAY
+    drop = since < filt
+    mult = np.ones(len(since))
+    in_disc = (since >= filt) & (since < filt + disc)
+    if in_disc.any() and disc > 0:
+        steps = max(int(fat["discount_steps"]), 1)
+        step = np.floor((since[in_disc] - filt) / (disc / steps))
+        mult[in_disc] = fat["discount_start"] + (1.0 - fat["discount_start"]) * step / steps
+    return drop, mult
+
+
+def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, policy: Policy, now: float,
+                  served: list[set[int]]) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
+    """Returns (kept row indices, dropped-per-filter counts, fatigue multiplier, interstitial flag) for ``c``."""
+    n_users_total = len(state.user_ids) + 1
+    u = users[c.row]
+    post = c.post
+    author = state.author.a[post]
+    dropped: dict[str, int] = {}
+    keep = np.ones(len(c), bool)
+
+    def drop(name: str, mask: np.ndarray) -> None:
+        m = mask & keep
+        dropped[name] = int(m.sum())
+        keep[m] = False
+
+    drop("moderation_removed", state.labelled.a[post] == 2)
+    drop("own_post", author == u)
+    drop("too_old", state.created.a[post] < now - policy.filters["max_age_hours"] * 3600.0)
+    ub = users.tolist()
+    hidden = [(state.blocked.get(x) or set()) | (state.blocked_by.get(x) or set()) | (state.muted.get(x) or set())
+              for x in ub]
+    drop("blocked_or_muted", np.isin(_pair_keys(c.row, author, n_users_total),
+                                     _set_pairs(np.arange(len(ub)), hidden, n_users_total)))
+    n_posts = len(state.post_ids) + 1
+    drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts),
+                                        _set_pairs(np.arange(len(ub)), served, n_posts)))
+    if policy.filters.get("filter_seen"):
+        drop("already_seen", np.isin(_pair_keys(c.row, post, n_posts),
+                                     _set_pairs(np.arange(len(ub)), [state.seen.get(x) for x in ub], n_posts)))
+    words = [state.muted_words.get(x) for x in ub]
+    if any(words):
+        m = np.zeros(len(c), bool)
+        for i in np.flatnonzero(keep).tolist():
+            w = words[c.row[i]]
+            if w:
+                text = state.text_lower[post[i]]
+                m[i] = any(x in text for x in w)
+        drop("muted_word", m)
+    since = np.full(len(c), np.inf)
+    if state.see_less and policy.fatigue["filter_days"] + policy.fatigue["discount_days"] > 0:
+        for i in np.flatnonzero(keep).tolist():
+            row = state.see_less.get(int(u[i]))
+            if row:
+                t = row.get(int(author[i]))
+                if t is not None:
+                    since[i] = now - t
+    fat_drop, fat_mult = fatigue_multiplier(policy, since)
+    drop("see_less_fatigue", fat_drop)
+    kept = np.flatnonzero(keep)
+    return kept, dropped, fat_mult[kept], state.labelled.a[post[kept]] == 1

@@ -1,0 +1,166 @@
+"""Multi-task engagement heads: one LightGBM classifier per head, Platt-calibrated, plus a light ranker.
+
+``EngagementHeads.fit(X, Y)`` trains P(head | user, post) for every head in ``policy.HEADS`` from logged
+impressions (Y[:, h] = 1 when the impression was followed by that engagement); ``predict(X)`` returns an
+(n, n_heads) matrix of calibrated probabilities. ``LightRanker`` is the cheap first stage (logistic regression on
+a few features) that trims ~1,000 candidates to a few hundred before the heads run, as X's light ranker does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from scipy.optimize import minimize
+
+from glassfeed.feed.features import FEATURES, LIGHT_FEATURES, F
+from glassfeed.feed.policy import HEADS
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Fit ``sigmoid(a * logit(p) + b)`` to labels by log-loss (Platt scaling)."""
+    z = _logit(p)
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        q = np.clip(_sigmoid(ab[0] * z + ab[1]), 1e-9, 1 - 1e-9)
+        g = q - y
+        return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))), np.array([np.mean(g * z), np.mean(g)])
+
+    res = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
+
+
+@dataclass
+class EngagementHeads:
+    """One gradient-boosted classifier per head (shared features), calibrated on held-out impressions."""
+
+    n_estimators: int = 60
+    num_leaves: int = 15
+    learning_rate: float = 0.1
+    min_child_samples: int = 50
+    seed: int = 0
+    boosters: dict[str, lgb.Booster] = field(default_factory=dict)
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    base_rate: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, X_cal: np.ndarray | None = None,
+            Y_cal: np.ndarray | None = None) -> "EngagementHeads":
+        params = dict(objective="binary", num_leaves=self.num_leaves, learning_rate=self.learning_rate,
+                      min_child_samples=self.min_child_samples, seed=self.seed, deterministic=True,
+                      num_threads=2, verbose=-1, feature_pre_filter=False)
+        for h, name in enumerate(HEADS):
+            y = Y[:, h].astype(np.float32)
+            self.base_rate[name] = float(y.mean()) if len(y) else 0.0
+            if y.sum() < 5 or y.sum() > len(y) - 5:
+                continue  # too few positives to learn: the head predicts its base rate
+            ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
+            self.boosters[name] = lgb.train(params, ds, num_boost_round=self.n_estimators)
+            if X_cal is not None and Y_cal is not None and Y_cal[:, h].sum() >= 5:
+                raw = self.boosters[name].predict(X_cal)
+                self.calibration[name] = fit_platt(raw, Y_cal[:, h].astype(np.float64))
+        return self
+
+    def predict(self, X: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """(n, len(HEADS)) probabilities; heads without a model return their base rate."""
+        out = np.empty((len(X), len(HEADS)), np.float64)
+        for h, name in enumerate(HEADS):
+            b = self.boosters.get(name)
+            if b is None or len(X) == 0:
+                out[:, h] = self.base_rate.get(name, 0.0)
+                continue
+            p = b.predict(X, num_threads=1)
+            if calibrated and name in self.calibration:
+                a, c = self.calibration[name]
+                p = _sigmoid(a * _logit(p) + c)
+            out[:, h] = p
+        return out
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.boosters)
+
+    def save(self, folder: str | Path) -> None:
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, b in self.boosters.items():
+            b.save_model(str(d / f"{name}.txt"))
+        meta = {"features": list(FEATURES), "calibration": self.calibration, "base_rate": self.base_rate,
+                "params": {"n_estimators": self.n_estimators, "num_leaves": self.num_leaves,
+                           "learning_rate": self.learning_rate}}
+        (d / "heads.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "EngagementHeads":
+        d = Path(folder)
+        meta = json.loads((d / "heads.json").read_text())
+        if meta["features"] != list(FEATURES):
+            raise ValueError(f"{d}: heads were trained on other features; run `glassfeed train` again")
+        m = cls(**meta["params"])
+        m.calibration = {k: tuple(v) for k, v in meta["calibration"].items()}  # type: ignore[misc]
+        m.base_rate = meta["base_rate"]
+        for name in HEADS:
+            f = d / f"{name}.txt"
+            if f.exists():
+                m.boosters[name] = lgb.Booster(model_file=str(f))
+        return m
+
+
+@dataclass
+class LightRanker:
+    """Logistic regression on ``LIGHT_FEATURES`` predicting any positive engagement (first-stage ranker)."""
+
+    l2: float = 1.0
+    coef: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    cols: np.ndarray = field(default_factory=lambda: np.array([F[f] for f in LIGHT_FEATURES]))
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LightRanker":
+        Z = X[:, self.cols].astype(np.float64)
+        self.mean, self.scale = Z.mean(axis=0), Z.std(axis=0) + 1e-9
+        Z = np.c_[(Z - self.mean) / self.scale, np.ones(len(Z))]
+        y = y.astype(np.float64)
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            q = np.clip(_sigmoid(Z @ w), 1e-9, 1 - 1e-9)
+            reg = 0.5 * self.l2 * (w[:-1] @ w[:-1]) / len(Z)
+            g = Z.T @ (q - y) / len(Z)
+            g[:-1] += self.l2 * w[:-1] / len(Z)
+            return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)) + reg), g
+
+        self.coef = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B").x
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        if self.coef is None:
+            return X[:, F["like_rate"]] - 0.01 * X[:, F["age_h"]]
+        Z = (X[:, self.cols] - self.mean) / self.scale
+        return Z @ self.coef[:-1] + self.coef[-1]
+
+    def save(self, folder: str | Path) -> None:
+        if self.coef is None:
+            return
+        (Path(folder) / "light_ranker.json").write_text(json.dumps(
+            {"features": list(LIGHT_FEATURES), "coef": self.coef.tolist(), "mean": self.mean.tolist(),
+             "scale": self.scale.tolist()}))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LightRanker":
+        f = Path(folder) / "light_ranker.json"
+        m = cls()
+        if f.exists():
+            d = json.loads(f.read_text())
+            m.coef, m.mean, m.scale = (np.array(d[k]) for k in ("coef", "mean", "scale"))
+        return m

@@ -1,0 +1,115 @@
+"""THE feed, top to bottom: sources -> filters -> features -> light ranker -> heads -> policy score ->
+adjustments -> diversity & balance -> page. Batch-first: one call ranks many users (the server passes one,
+the simulator thousands), so every consumer runs exactly this code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from glassfeed.feed.candidates import SOURCE_CODE, Candidates
+from glassfeed.feed.features import F, pair_features
+from glassfeed.feed.filters import apply_filters
+from glassfeed.feed.heads import EngagementHeads, LightRanker
+from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
+from glassfeed.feed.policy import HEADS, Policy
+from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, recent_posts
+from glassfeed.state import ServingState
+
+
+@dataclass
+class Models:
+    """Trained parts the pipeline uses; ``heads`` untrained -> reverse-chronological fallback."""
+
+    heads: EngagementHeads = field(default_factory=EngagementHeads)
+    light: LightRanker = field(default_factory=LightRanker)
+    collab: CollaborativeIndex = field(default_factory=CollaborativeIndex)
+
+
+@dataclass
+class Pages:
+    """Selected items for a batch of users, flat and in page order (``row`` = index into the user batch)."""
+
+    row: np.ndarray
+    post: np.ndarray
+    score: np.ndarray
+    source: np.ndarray
+    via: np.ndarray
+    probs: np.ndarray | None  # (n, len(HEADS)) or None for recency ranking
+    deltas: np.ndarray  # (n, len(ADJUSTMENTS))
+    interstitial: np.ndarray
+    ranker: str
+    dropped: dict[str, int]
+    n_candidates: int
+    fallback_reason: str | None = None
+
+    def for_row(self, r: int) -> np.ndarray:
+        return np.flatnonzero(self.row == r)
+
+
+def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy, now: float, limit: int = 50,
+         served: list[set[int]] | None = None) -> Pages:
+    """Rank a page of up to ``limit`` posts for each user in ``users`` under ``policy`` at time ``now``."""
+    users = np.asarray(users, np.int64)
+    served = served if served is not None else [set() for _ in users]
+    cutoff = now - policy.filters["max_age_hours"] * 3600.0
+
+    # 1. candidate sources, deduplicated (~1,000 per user)
+    recent = recent_posts(state, now, cutoff)
+    if "collaborative" in policy.sources:
+        models.collab.refresh(state, recent, now)
+    cands = Candidates.concat([
+        SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab)
+        for name, k in policy.sources.items()
+    ]).dedupe()
+    n_candidates = len(cands)
+
+    # 2. filters: moderation, own, age, blocks/mutes, served/seen, muted words, see-less fatigue
+    kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, policy, now, served)
+    cands = cands.take(kept)
+    u = users[cands.row]
+    authors = state.author.a[cands.post]
+    in_net = cands.source == SOURCE_CODE["following"]
+
+    # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads
+    fallback = None
+    if policy.ranker == "heads" and not models.heads.trained:
+        fallback = "the engagement models are not trained yet, so this page is newest first"
+    if policy.ranker == "recency" or fallback:
+        score = -(now - state.created.a[cands.post]) / 3600.0
+        probs = None
+    else:
+        X = pair_features(state, u, cands.post, now, in_net=in_net)
+        keep = _top_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
+        cands, X, u, authors, in_net = cands.take(keep), X[keep], u[keep], authors[keep], in_net[keep]
+        fatigue, interstitial = fatigue[keep], interstitial[keep]
+        probs = models.heads.predict(X)
+        score = probs @ np.asarray(policy.weight_vector())
+
+    # 4. policy adjustments (multiplicative, recorded as additive deltas for the explanation)
+    deltas = np.zeros((len(cands), len(ADJUSTMENTS)))
+    if probs is not None:
+        score, deltas = apply_adjustments(score, policy, in_net, state.is_reply.a[cands.post],
+                                          state.divisiveness.a[cands.post], state.bridging_scores(cands.post),
+                                          fatigue)
+
+    # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
+    sel, final = assemble_pages(cands.row, score, authors, in_net, limit, policy, deltas)
+    return Pages(row=cands.row[sel], post=cands.post[sel], score=final[sel], source=cands.source[sel],
+                 via=cands.via[sel], probs=None if probs is None else probs[sel], deltas=deltas[sel],
+                 interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
+                 dropped=dropped, n_candidates=n_candidates, fallback_reason=fallback)
+
+
+def _top_per_row(rows: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best ``s`` within each row (the light ranker's cut)."""
+    order = np.lexsort((-s, rows))
+    r = rows[order]
+    start = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
+    rank = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
+    return np.sort(order[rank < k])
+
+
+__all__ = ["Models", "Pages", "rank", "HEADS", "F"]

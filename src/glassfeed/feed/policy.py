@@ -1,0 +1,197 @@
+"""Ranking policies written as data (TOML): head weights, sources, adjustments, filters, mixing, bounds.
+
+A policy's score for a candidate is ``sum(weight[h] * P(h))`` over the engagement heads, then named
+multiplicative adjustments. People may move each weight within the platform's ``bounds``. ``describe`` turns
+a policy file into the plain-language "main parameters" statement of EU DSA Art. 27.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+#: The engagement heads every policy weights, in model output order.
+HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell", "see_less", "report")
+SOURCES: tuple[str, ...] = ("following", "collaborative", "social_proof", "trending", "cold_start")
+RANKERS = ("heads", "recency")
+
+HEAD_WORDS = {
+    "like": "you like it", "repost": "you repost it", "reply": "you reply to it",
+    "click": "you open it", "dwell": "you spend time reading it",
+    "see_less": "you ask to see less of it", "report": "you report it",
+}
+SOURCE_WORDS = {
+    "following": "posts and reposts from accounts you follow",
+    "collaborative": "posts engaged with by people whose likes resemble yours",
+    "social_proof": "posts liked or reposted by accounts you follow",
+    "trending": "posts gaining engagement quickly right now",
+    "cold_start": "popular posts in topics you picked, while we know little about you",
+}
+
+
+class PolicyError(ValueError):
+    """A policy file or a user's adjustment is invalid; the message names the field and the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    title: str
+    summary: str
+    profiling: bool
+    ranker: str
+    weights: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+    sources: dict[str, int]
+    adjustments: dict[str, float]
+    filters: dict[str, Any]
+    mixing: dict[str, Any]
+    fatigue: dict[str, float]
+    adjusted_by_user: dict[str, float] = field(default_factory=dict)
+
+    def weight_vector(self) -> list[float]:
+        return [float(self.weights.get(h, 0.0)) for h in HEADS]
+
+    def with_user_weights(self, user_weights: dict[str, float] | None) -> "Policy":
+        """Apply a person's weight choices, each clamped check: outside the bounds is an error, not a clamp."""
+        if not user_weights:
+            return self
+        w = dict(self.weights)
+        for head, value in user_weights.items():
+            if head not in HEADS:
+                raise PolicyError(f"weights.{head}: unknown head; expected one of {', '.join(HEADS)}")
+            if head not in self.bounds:
+                raise PolicyError(f"weights.{head}: the {self.name} policy does not let people change this weight")
+            lo, hi = self.bounds[head]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= float(value) <= hi:
+                raise PolicyError(f"weights.{head}: {value!r} is outside the allowed range [{lo}, {hi}]")
+            w[head] = float(value)
+        return replace(self, weights=w, adjusted_by_user=dict(user_weights))
+
+
+def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
+    try:
+        name = str(d["name"])
+        ranker = str(d.get("ranker", "heads"))
+        if ranker not in RANKERS:
+            raise PolicyError(f"{origin}: ranker: {ranker!r} is not one of {RANKERS}")
+        weights = {k: float(v) for k, v in d.get("weights", {}).items()}
+        for k in weights:
+            if k not in HEADS:
+                raise PolicyError(f"{origin}: weights.{k}: unknown head")
+        bounds = {}
+        for k, v in d.get("bounds", {}).items():
+            if k not in HEADS or len(v) != 2 or float(v[0]) > float(v[1]):
+                raise PolicyError(f"{origin}: bounds.{k}: must be [low, high] for a known head")
+            bounds[k] = (float(v[0]), float(v[1]))
+            if k in weights and not bounds[k][0] <= weights[k] <= bounds[k][1]:
+                raise PolicyError(f"{origin}: weights.{k}: default {weights[k]} is outside its own bounds")
+        sources = {k: int(v) for k, v in d.get("sources", {}).items()}
+        for k in sources:
+            if k not in SOURCES:
+                raise PolicyError(f"{origin}: sources.{k}: unknown candidate source")
+        return Policy(
+            name=name, title=str(d.get("title", name)), summary=str(d.get("summary", "")).strip(),
+            profiling=bool(d.get("profiling", True)), ranker=ranker, weights=weights, bounds=bounds,
+            sources=sources, adjustments={k: float(v) for k, v in d["adjustments"].items()},
+            filters=dict(d["filters"]), mixing=dict(d["mixing"]),
+            fatigue={k: float(v) for k, v in d["fatigue"].items()},
+        )
+    except KeyError as e:
+        raise PolicyError(f"{origin}: missing section or key {e.args[0]!r}") from None
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    p = Path(path)
+    try:
+        return _policy_from_dict(tomllib.loads(p.read_text("utf-8")), p.name)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"{p.name}: not valid TOML: {e}") from None
+
+
+def builtin_policies() -> dict[str, Policy]:
+    """The presets shipped in ``glassfeed/policies/*.toml``."""
+    out = {}
+    for f in sorted(resources.files("glassfeed").joinpath("policies").iterdir(), key=lambda f: f.name):
+        if f.name.endswith(".toml"):
+            pol = _policy_from_dict(tomllib.loads(f.read_text("utf-8")), f.name)
+            out[pol.name] = pol
+    return out
+
+
+def load_policies(extra_dir: str | Path | None = None) -> dict[str, Policy]:
+    """Built-in presets plus any ``*.toml`` in ``extra_dir`` (a platform's custom policies)."""
+    pols = builtin_policies()
+    if extra_dir:
+        for f in sorted(Path(extra_dir).glob("*.toml")):
+            pol = load_policy_file(f)
+            pols[pol.name] = pol
+    return pols
+
+
+def describe(policy: Policy) -> str:
+    """The plain-language main-parameters statement (EU DSA Art. 27) generated from the policy data."""
+    lines = [f"# {policy.title}", "", policy.summary, ""]
+    lines.append("## Where the posts come from")
+    for s, n in sorted(policy.sources.items(), key=lambda kv: -kv[1]):
+        lines.append(f"- {SOURCE_WORDS[s].capitalize()} (up to {n} considered per request).")
+    lines.append("")
+    lines.append("## The main parameters, most significant first")
+    if policy.ranker == "recency":
+        lines.append("- Time: the newest post comes first. No prediction about you is used.")
+    else:
+        lines.append("For each post we predict how likely it is that you will engage in each way below; the "
+                     "post's score adds up those chances times a weight. A positive weight pushes a post up, a "
+                     "negative one pushes it down. Why these weights: they state what the platform wants this "
+                     "feed to serve, and they are published so that you can judge them.")
+        for h, w in sorted(policy.weights.items(), key=lambda kv: -abs(kv[1])):
+            if w == 0:
+                continue
+            direction = "raises" if w > 0 else "lowers"
+            lines.append(f"- The chance that {HEAD_WORDS[h]} {direction} the score (weight {w:+g}).")
+    adj = policy.adjustments
+    lines.append("")
+    lines.append("## Adjustments after scoring")
+    if adj.get("out_of_network_factor", 1.0) != 1.0:
+        lines.append(f"- Posts from accounts you do not follow are multiplied by {adj['out_of_network_factor']:g}.")
+    if adj.get("reply_factor", 1.0) != 1.0:
+        lines.append(f"- Replies are multiplied by {adj['reply_factor']:g}.")
+    if adj.get("author_diversity_decay", 1.0) < 1.0:
+        lines.append(f"- Each further post by the same author on a page is multiplied down (by "
+                     f"{adj['author_diversity_decay']:g} per repeat, never below {adj['author_diversity_floor']:g}) "
+                     "so that no single account dominates.")
+    if adj.get("divisiveness_penalty", 0.0) > 0:
+        lines.append(f"- Posts that stoke hostility between groups lose up to "
+                     f"{100 * adj['divisiveness_penalty']:.0f}% of their score.")
+    if adj.get("bridging_boost", 0.0) > 0:
+        lines.append(f"- Posts liked by people on different sides gain up to "
+                     f"{100 * adj['bridging_boost'] * 0.5:.0f}% (bridging).")
+    fat = policy.fatigue
+    if fat.get("filter_days", 0) > 0:
+        lines.append(f"- After you ask to see less of an author, their posts are hidden for {fat['filter_days']:g} "
+                     f"days, then shown less for {fat['discount_days']:g} days.")
+    lines.append("")
+    lines.append("## Always applied")
+    lines.append("- Accounts you block or mute, and posts containing your muted words, are never shown.")
+    lines.append("- Posts removed by moderation are never shown; labelled posts show behind a warning.")
+    lines.append(f"- Posts older than {policy.filters['max_age_hours']:g} hours are not shown.")
+    if policy.filters.get("filter_seen"):
+        lines.append("- Posts you have already been shown are not shown again.")
+    mix = policy.mixing
+    if mix.get("out_network_share", 0) > 0 and mix.get("in_network_share", 1) < 1:
+        lines.append(f"- At most {100 * mix['in_network_share']:.0f}% of a page comes from accounts you follow and "
+                     f"at most {100 * mix['out_network_share']:.0f}% from others.")
+    lines.append("")
+    lines.append("## Your options")
+    lines.append("- You can switch to another feed at any time, including one that is not based on profiling "
+                 "(\"Following, newest first\").")
+    if policy.bounds:
+        rng = ", ".join(f"{h} {lo:g}..{hi:g}" for h, (lo, hi) in policy.bounds.items())
+        lines.append(f"- You can change these weights within the platform's limits: {rng}.")
+    lines.append("- You can mute words and accounts, and ask to see less of any post.")
+    lines.append("")
+    lines.append(f"Uses your activity to personalise: {'yes' if policy.profiling else 'no'}.")
+    return "\n".join(lines)

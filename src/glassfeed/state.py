@@ -1,0 +1,451 @@
+"""In-memory serving state, rebuilt from the store and updated per committed event.
+
+Everything the feed reads on the request path lives here: posts and their authors, the follow/block/mute
+graph, time-decayed engagement counters per post, user->author affinity (X's "real graph"), per-topic user
+affinity, what each user has been served, recent likes/reposts (social proof), "see less" feedback, muted
+words and saved preferences. The store stays the truth: ``ServingState.from_store`` rebuilds all of it.
+
+Decayed counters are kept as sums of ``w * exp(lam * (ts - t0))`` so that an update is an addition and a read at
+time ``t`` multiplies by ``exp(-lam * (t - t0))``; ``t0`` is re-based before the exponent gets large.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from glassfeed.config import load_toml_resource
+from glassfeed.domain import EventKind
+from glassfeed.store import SQLiteStore
+
+#: Columns of the decayed per-post counter banks.
+COUNTERS = ("impression", "click", "dwell", "like", "repost", "reply", "negative", "report")
+C = {name: i for i, name in enumerate(COUNTERS)}
+_KIND_TO_COUNTER = {
+    EventKind.IMPRESSION: C["impression"], EventKind.CLICK: C["click"], EventKind.DWELL: C["dwell"],
+    EventKind.LIKE: C["like"], EventKind.REPOST: C["repost"], EventKind.REPLY: C["reply"],
+    EventKind.QUOTE: C["reply"], EventKind.SEE_LESS: C["negative"], EventKind.NOT_INTERESTED: C["negative"],
+    EventKind.REPORT: C["report"],
+}
+#: Trending velocity weights per counter (engagement, not impressions).
+TREND_WEIGHTS = np.array([0.0, 0.2, 0.2, 1.0, 2.0, 2.0, -2.0, -4.0])
+_REBASE_EXP = 200.0
+
+
+@dataclass(slots=True)
+class StateConfig:
+    counter_half_life_h: float = 72.0
+    trending_half_life_h: float = 6.0
+    affinity_half_life_h: float = 336.0
+    recent_actions_per_user: int = 200
+    session_ttl_s: float = 3600.0
+    affinity_weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_defaults(cls) -> "StateConfig":
+        raw = load_toml_resource("defaults.toml")["state"]
+        return cls(**raw)
+
+
+class _Grow:
+    """A growable numpy column indexed by entity idx (slot 0 unused, as store idx starts at 1)."""
+
+    def __init__(self, dtype: Any, fill: Any, width: int | None = None) -> None:
+        self.fill = fill
+        self.width = width
+        shape = (16,) if width is None else (16, width)
+        self.a = np.full(shape, fill, dtype=dtype)
+
+    def ensure(self, n: int) -> None:
+        if n > len(self.a):
+            cap = max(n, 2 * len(self.a))
+            shape = (cap,) if self.width is None else (cap, self.a.shape[1])
+            b = np.full(shape, self.fill, dtype=self.a.dtype)
+            b[: len(self.a)] = self.a
+            self.a = b
+
+    def widen(self, width: int) -> None:
+        if self.width is not None and width > self.a.shape[1]:
+            b = np.full((len(self.a), max(width, 2 * self.a.shape[1])), self.fill, dtype=self.a.dtype)
+            b[:, : self.a.shape[1]] = self.a
+            self.a = b
+
+
+class ServingState:
+    """Hot, in-memory view of the store used by candidate sources, features and filters."""
+
+    def __init__(self, config: StateConfig | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = config or StateConfig.from_defaults()
+        self.clock = clock
+        h = 3600.0
+        self.lam_counter = math.log(2) / (self.cfg.counter_half_life_h * h)
+        self.lam_trend = math.log(2) / (self.cfg.trending_half_life_h * h)
+        self.lam_aff = math.log(2) / (self.cfg.affinity_half_life_h * h)
+        self.t0 = 0.0
+        self.last_seq = 0
+        self.newest_ts = 0.0
+        # users
+        self.user_ids: list[str | None] = [None]
+        self.user_index: dict[str, int] = {}
+        self.handles: list[str] = [""]
+        self.user_interests: list[list[int]] = [[]]
+        self.user_community = _Grow(np.int32, -1)
+        self.user_side = _Grow(np.float32, 0.0)  # bridging factor f_u (learned), 0 = unknown
+        self.following: list[set[int]] = [set()]
+        self.followers = _Grow(np.int64, 0)
+        self.blocked: dict[int, set[int]] = {}
+        self.blocked_by: dict[int, set[int]] = {}
+        self.muted: dict[int, set[int]] = {}
+        self.muted_words: dict[int, list[str]] = {}
+        self.prefs: dict[int, dict[str, Any]] = {}
+        self.user_events = _Grow(np.int64, 0)
+        # posts
+        self.post_ids: list[str | None] = [None]
+        self.post_index: dict[str, int] = {}
+        self.n_posts = 0
+        self.author = _Grow(np.int64, 0)
+        self.created = _Grow(np.float64, 0.0)
+        self.topic = _Grow(np.int32, -1)  # primary topic id
+        self.is_reply = _Grow(np.bool_, False)
+        self.labelled = _Grow(np.int8, 0)  # 0 none, 1 interstitial/label, 2 drop
+        self.divisiveness = _Grow(np.float32, 0.0)
+        self.text: list[str] = [""]
+        self.text_lower: list[str] = [""]
+        self.post_topics: list[list[str]] = [[]]
+        self.labels: list[list[str]] = [[]]
+        self.author_posts: dict[int, list[int]] = {}
+        # topics
+        self.topic_names: list[str] = []
+        self.topic_index: dict[str, int] = {}
+        # decayed counters
+        self.counters = _Grow(np.float64, 0.0, width=len(COUNTERS))
+        self.totals = _Grow(np.int64, 0, width=len(COUNTERS))
+        self.trend = _Grow(np.float64, 0.0)
+        self.side_likes = _Grow(np.float64, 0.0, width=2)  # likers with side < -t / > +t
+        self.post_vec: np.ndarray | None = None  # collaborative embedding per post (fold-in of engagers)
+        self.user_vec: np.ndarray | None = None
+        self.user_topic = _Grow(np.float64, 0.0, width=8)
+        self.affinity: dict[int, dict[int, float]] = {}
+        self.see_less: dict[int, dict[int, float]] = {}  # user -> author -> last see_less time
+        self.seen: dict[int, set[int]] = {}
+        self.sessions: dict[str, tuple[float, set[int]]] = {}
+        self.recent_likes: dict[int, deque[tuple[int, float]]] = {}
+        self.recent_reposts: dict[int, deque[tuple[int, float]]] = {}
+        self._aff_w = np.zeros(max(int(k) for k in EventKind) + 1)
+        for name, w in self.cfg.affinity_weights.items():
+            self._aff_w[int(EventKind.parse(name))] = w
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_store(cls, store: SQLiteStore, config: StateConfig | None = None,
+                   clock: Callable[[], float] = time.time) -> "ServingState":
+        """Rebuild the whole serving state from the durable store."""
+        st = cls(config, clock)
+        users = store.load_users()
+        st._add_users(users)
+        posts = store.load_posts()
+        first_ts = float(posts["created_at"].min()) if len(posts["idx"]) else clock()
+        st.t0 = first_ts
+        st._add_posts(posts)
+        src, dst, _ = store.load_edges("follows")
+        for s, d in zip(src.tolist(), dst.tolist()):
+            st.following[s].add(d)
+        np.add.at(st.followers.a, dst, 1)
+        for table, fwd in (("blocks", st.blocked), ("mutes", st.muted)):
+            s_, d_, _ = store.load_edges(table)
+            for s, d in zip(s_.tolist(), d_.tolist()):
+                fwd.setdefault(s, set()).add(d)
+                if table == "blocks":
+                    st.blocked_by.setdefault(d, set()).add(s)
+        st.muted_words = store.load_muted_words()
+        st.prefs = store.load_prefs()
+        for chunk in store.iter_events():
+            st.apply_events(chunk, graph=False)
+        return st
+
+    def catch_up(self, store: SQLiteStore) -> int:
+        """Apply events committed by other workers since ``last_seq`` (multi-worker deployments poll this)."""
+        n = 0
+        posts = store.load_posts(since_idx=self.n_posts)
+        if len(posts["idx"]):
+            self._add_posts(posts)
+        for chunk in store.iter_events(since_seq=self.last_seq):
+            self.apply_events(chunk)
+            n += len(chunk["seq"])
+        return n
+
+    def now(self) -> float:
+        return self.clock()
+
+    # ------------------------------------------------------------------ entities
+    def _add_users(self, users: dict[str, Any]) -> None:
+        for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"],
+                                               users["interests"]):
+            while len(self.user_ids) <= idx:
+                self.user_ids.append(None)
+                self.handles.append("")
+                self.user_interests.append([])
+                self.following.append(set())
+            self.user_ids[idx] = uid
+            self.user_index[uid] = idx
+            self.handles[idx] = handle
+            self.user_interests[idx] = [self.topic_id(t) for t in interests]
+        n = len(self.user_ids)
+        for g in (self.user_community, self.user_side, self.followers, self.user_events, self.user_topic):
+            g.ensure(n)
+        if len(users["idx"]):
+            self.user_community.a[users["idx"]] = users["community"]
+
+    def add_users_from_store(self, store: SQLiteStore, idxs: list[int]) -> None:
+        users = store.load_users()
+        keep = np.isin(users["idx"], np.asarray(idxs))
+        self._add_users({k: (v[keep] if isinstance(v, np.ndarray) else [x for x, m in zip(v, keep) if m])
+                         for k, v in users.items()})
+
+    def _add_posts(self, posts: dict[str, Any]) -> None:
+        idx = posts["idx"]
+        if not len(idx):
+            return
+        n = int(idx.max()) + 1
+        for g in (self.author, self.created, self.topic, self.is_reply, self.labelled, self.divisiveness,
+                  self.counters, self.totals, self.trend, self.side_likes):
+            g.ensure(n)
+        while len(self.post_ids) < n:
+            self.post_ids.append(None)
+            self.text.append("")
+            self.text_lower.append("")
+            self.post_topics.append([])
+            self.labels.append([])
+        self.author.a[idx] = posts["author"]
+        self.created.a[idx] = posts["created_at"]
+        self.is_reply.a[idx] = posts["reply_to"] > 0
+        div = posts["divisiveness"]
+        self.divisiveness.a[idx] = np.where(np.isnan(div), 0.0, div)
+        for i, pid, text, topics, labels, a in zip(idx.tolist(), posts["id"], posts["text"], posts["topics"],
+                                                   posts["labels"], posts["author"].tolist()):
+            self.post_ids[i] = pid
+            self.post_index[pid] = i
+            self.text[i] = text
+            self.text_lower[i] = text.lower()
+            self.post_topics[i] = topics
+            self.labels[i] = labels
+            self.topic.a[i] = self.topic_id(topics[0]) if topics else -1
+            if labels:
+                self.labelled.a[i] = 2 if any(lb in DROP_LABELS for lb in labels) else 1
+            self.author_posts.setdefault(a, []).append(i)
+        self.n_posts = max(self.n_posts, n - 1)
+        self.newest_ts = max(self.newest_ts, float(posts["created_at"].max()))
+        if self.post_vec is not None and len(self.post_vec) < len(self.author.a):
+            pv = np.zeros((len(self.author.a), self.post_vec.shape[1]), np.float32)
+            pv[: len(self.post_vec)] = self.post_vec
+            self.post_vec = pv
+
+    def add_posts_from_store(self, store: SQLiteStore) -> None:
+        self._add_posts(store.load_posts(since_idx=self.n_posts))
+
+    def topic_id(self, name: str) -> int:
+        name = name.lower()
+        t = self.topic_index.get(name)
+        if t is None:
+            t = len(self.topic_names)
+            self.topic_names.append(name)
+            self.topic_index[name] = t
+            self.user_topic.widen(t + 1)
+        return t
+
+    # ------------------------------------------------------------------ events
+    def _rebase(self, t: float) -> None:
+        """Move the decay origin forward so exponents stay bounded."""
+        shift = t - self.t0
+        self.counters.a *= math.exp(-self.lam_counter * shift)
+        self.trend.a *= math.exp(-self.lam_trend * shift)
+        self.user_topic.a *= math.exp(-self.lam_counter * shift)
+        f = math.exp(-self.lam_aff * shift)
+        for row in self.affinity.values():
+            for a in row:
+                row[a] *= f
+        self.t0 = t
+
+    def apply_events(self, ev: dict[str, np.ndarray], graph: bool = True) -> None:
+        """Fold a batch of committed events (columns as from ``SQLiteStore.iter_events``) into the state."""
+        n = len(ev["kind"])
+        if n == 0:
+            return
+        ts = ev["ts"]
+        tmax = float(ts.max())
+        if self.t0 == 0.0:
+            self.t0 = float(ts.min())
+        if (tmax - self.t0) * max(self.lam_trend, self.lam_counter) > _REBASE_EXP:
+            self._rebase(tmax)
+        self.newest_ts = max(self.newest_ts, tmax)
+        if "seq" in ev and len(ev["seq"]):
+            self.last_seq = max(self.last_seq, int(ev["seq"].max()))
+        kind = ev["kind"].astype(np.int64)
+        user = ev["user"]
+        post = ev["post"]
+        np.add.at(self.user_events.a, user, 1)
+        # --- per-post decayed counters
+        has_post = post > 0
+        kc = np.full(n, -1, np.int64)
+        for k, c in _KIND_TO_COUNTER.items():
+            kc[kind == int(k)] = c
+        m = has_post & (kc >= 0)
+        if m.any():
+            p, c, t = post[m], kc[m], ts[m]
+            np.add.at(self.counters.a, (p, c), np.exp(self.lam_counter * (t - self.t0)))
+            np.add.at(self.totals.a, (p, c), 1)
+            np.add.at(self.trend.a, p, TREND_WEIGHTS[c] * np.exp(self.lam_trend * (t - self.t0)))
+            # topic affinity of the engaging user (positive engagement only)
+            pos = np.isin(c, (C["like"], C["repost"], C["reply"], C["dwell"]))
+            tp = self.topic.a[p[pos]]
+            ok = tp >= 0
+            np.add.at(self.user_topic.a, (user[m][pos][ok], tp[ok]),
+                      np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
+        # --- bridging: likes by side
+        like = has_post & (kind == int(EventKind.LIKE))
+        if like.any():
+            side = self.user_side.a[user[like]]
+            np.add.at(self.side_likes.a, (post[like][side < -BRIDGE_SIDE_T], 0), 1.0)
+            np.add.at(self.side_likes.a, (post[like][side > BRIDGE_SIDE_T], 1), 1.0)
+            if self.post_vec is not None and self.user_vec is not None:
+                uu = user[like]
+                ok = uu < len(self.user_vec)
+                np.add.at(self.post_vec, post[like][ok], self.user_vec[uu[ok]])
+        # --- per-event Python updates for sets/dicts (graph, affinity, seen, feedback)
+        aff_w = self._aff_w[kind]
+        authors = np.where(has_post, self.author.a[np.maximum(post, 0)], ev["target_user"])
+        aff_m = (aff_w != 0) & (authors > 0)
+        scale = np.exp(self.lam_aff * (ts - self.t0))
+        req = ev.get("request_id")
+        recent = self.cfg.recent_actions_per_user
+        for i in np.flatnonzero(aff_m | np.isin(kind, _SET_KINDS)).tolist():
+            k = int(kind[i])
+            u = int(user[i])
+            if aff_m[i]:
+                row = self.affinity.setdefault(u, {})
+                a = int(authors[i])
+                row[a] = row.get(a, 0.0) + aff_w[i] * scale[i]
+            if k == _IMPRESSION:
+                self.seen.setdefault(u, set()).add(int(post[i]))
+                if req is not None and req[i]:
+                    self._session_add(str(req[i]), int(post[i]), float(ts[i]))
+            elif k == _LIKE:
+                self.recent_likes.setdefault(u, deque(maxlen=recent)).append((int(post[i]), float(ts[i])))
+            elif k == _REPOST:
+                self.recent_reposts.setdefault(u, deque(maxlen=recent)).append((int(post[i]), float(ts[i])))
+            elif k in _FEEDBACK:
+                a = int(authors[i])
+                if a > 0:
+                    self.see_less.setdefault(u, {})[a] = float(ts[i])
+            elif graph and k in _GRAPH:
+                self._apply_graph(k, u, int(ev["target_user"][i]))
+
+    def _apply_graph(self, k: int, u: int, v: int) -> None:
+        if v <= 0:
+            return
+        if k == _FOLLOW and v not in self.following[u]:
+            self.following[u].add(v)
+            self.followers.a[v] += 1
+        elif k == _UNFOLLOW and v in self.following[u]:
+            self.following[u].discard(v)
+            self.followers.a[v] -= 1
+        elif k == _BLOCK:
+            self.blocked.setdefault(u, set()).add(v)
+            self.blocked_by.setdefault(v, set()).add(u)
+        elif k == _UNBLOCK:
+            self.blocked.get(u, set()).discard(v)
+            self.blocked_by.get(v, set()).discard(u)
+        elif k == _MUTE:
+            self.muted.setdefault(u, set()).add(v)
+        elif k == _UNMUTE:
+            self.muted.get(u, set()).discard(v)
+
+    def _session_add(self, request_id: str, post: int, ts: float) -> None:
+        sid = request_id.split(".", 1)[0]
+        entry = self.sessions.get(sid)
+        if entry is None:
+            if len(self.sessions) > 10_000:
+                self.expire_sessions(ts)
+            entry = (ts, set())
+            self.sessions[sid] = entry
+        entry[1].add(post)
+
+    def expire_sessions(self, now: float) -> None:
+        ttl = self.cfg.session_ttl_s
+        for sid in [s for s, (t, _) in self.sessions.items() if now - t > ttl]:
+            del self.sessions[sid]
+
+    def forget_user(self, u: int) -> None:
+        """Drop a user's derived state after a data-rights deletion."""
+        for d in (self.affinity, self.see_less, self.seen, self.recent_likes, self.recent_reposts, self.muted,
+                  self.blocked, self.muted_words, self.prefs):
+            d.pop(u, None)
+        for v in self.following[u]:
+            self.followers.a[v] -= 1
+        self.following[u] = set()
+        self.user_topic.a[u] = 0.0
+        self.user_events.a[u] = 0
+
+    # ------------------------------------------------------------------ reads (vectorised)
+    def decayed_counters(self, posts: np.ndarray, now: float) -> np.ndarray:
+        """(n, len(COUNTERS)) decayed engagement counts of ``posts`` at time ``now``."""
+        return self.counters.a[posts] * math.exp(-self.lam_counter * (now - self.t0))
+
+    def trending_scores(self, posts: np.ndarray, now: float) -> np.ndarray:
+        return self.trend.a[posts] * math.exp(-self.lam_trend * (now - self.t0))
+
+    def affinity_to(self, user: int, authors: np.ndarray, now: float) -> np.ndarray:
+        row = self.affinity.get(user)
+        if not row:
+            return np.zeros(len(authors))
+        f = math.exp(-self.lam_aff * (now - self.t0))
+        return np.fromiter((row.get(a, 0.0) for a in authors.tolist()), np.float64, len(authors)) * f
+
+    def user_topic_share(self, users: np.ndarray, topics: np.ndarray) -> np.ndarray:
+        """Share of each user's (decayed) positive engagement that went to the given topic (+ onboarding prior)."""
+        ut = self.user_topic.a[users]
+        tot = ut.sum(axis=1)
+        safe = np.where(topics >= 0, topics, 0)
+        val = ut[np.arange(len(users)), safe]
+        share = np.where(topics >= 0, val / np.maximum(tot, 1e-9), 0.0)
+        prior = np.fromiter((1.0 if t >= 0 and t in self.user_interests[u] else 0.0
+                             for u, t in zip(users.tolist(), topics.tolist())), np.float64, len(users))
+        w = 1.0 / (1.0 + tot)  # onboarding interests matter until the user has engaged
+        return (1 - w) * share + w * prior
+
+    def bridging_scores(self, posts: np.ndarray) -> np.ndarray:
+        """Community-Notes-style bridging: smoothed share of likes from the weaker side, in [0, 0.5]."""
+        s = self.side_likes.a[posts]
+        return s.min(axis=1) / (s.sum(axis=1) + BRIDGE_PRIOR)
+
+    def set_side(self, side: np.ndarray) -> None:
+        """Install learned user factors (bridging sides) and recount likes per side."""
+        self.user_side.ensure(len(side))
+        self.user_side.a[: len(side)] = side
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids) - 1
+
+
+DROP_LABELS = frozenset({"drop", "illegal", "csam", "spam-removed", "removed"})
+BRIDGE_SIDE_T = 0.15
+BRIDGE_PRIOR = 5.0
+_IMPRESSION = int(EventKind.IMPRESSION)
+_LIKE = int(EventKind.LIKE)
+_REPOST = int(EventKind.REPOST)
+_FOLLOW = int(EventKind.FOLLOW)
+_UNFOLLOW = int(EventKind.UNFOLLOW)
+_BLOCK = int(EventKind.BLOCK)
+_UNBLOCK = int(EventKind.UNBLOCK)
+_MUTE = int(EventKind.MUTE)
+_UNMUTE = int(EventKind.UNMUTE)
+_FEEDBACK = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
+_GRAPH = frozenset({_FOLLOW, _UNFOLLOW, _BLOCK, _UNBLOCK, _MUTE, _UNMUTE})
+_SET_KINDS = np.array([_IMPRESSION, _LIKE, _REPOST, *_FEEDBACK, *_GRAPH])
