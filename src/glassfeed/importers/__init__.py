@@ -18,8 +18,8 @@ DATASETS: dict[str, tuple[str, str, str]] = {
     "ml-100k": ("glassfeed.importers.movielens", "import_ml100k", "ml-100k"),
     "ml-1m": ("glassfeed.importers.movielens", "import_ml1m", "ml-1m"),
     "lastfm": ("glassfeed.importers.lastfm", "import_lastfm", "hetrec2011-lastfm-2k"),
-    "reddit": ("glassfeed.importers.reddit", "import_reddit", "reddit-top-2.5m-sample"),
-    "tweets": ("glassfeed.importers.tweets", "import_tweets", "fivethirtyeight-twitter-ratio"),
+    "reddit": ("glassfeed.importers.text_posts", "import_reddit", "reddit-top-2.5m-sample"),
+    "tweets": ("glassfeed.importers.text_posts", "import_tweets", "fivethirtyeight-twitter-ratio"),
 }
 
 
