@@ -144,11 +144,17 @@ class ServingState:
     # ------------------------------------------------------------------ build
     @classmethod
     def from_store(cls, store: SQLiteStore, config: StateConfig | None = None,
-                   clock: Callable[[], float] = time.time) -> "ServingState":
-        """Rebuild the whole serving state from the durable store."""
+                   clock: Callable[[], float] = time.time, user_vec: np.ndarray | None = None,
+                   side: np.ndarray | None = None) -> "ServingState":
+        """Rebuild the whole serving state from the durable store (with trained user factors/sides, if any)."""
         st = cls(config, clock)
         users = store.load_users()
         st._add_users(users)
+        if side is not None:
+            st.set_side(side)
+        if user_vec is not None:
+            st.user_vec = user_vec
+            st.post_vec = np.zeros((16, user_vec.shape[1]), np.float32)
         posts = store.load_posts()
         first_ts = float(posts["created_at"].min()) if len(posts["idx"]) else clock()
         st.t0 = first_ts

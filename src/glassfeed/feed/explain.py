@@ -20,6 +20,7 @@ ADJUSTMENT_WORDS = {
     "reply": "it is a reply",
     "divisiveness": "it may stoke hostility between groups",
     "bridging": "people on different sides liked it",
+    "topic_preference": "you asked to see more or less of this topic",
     "see_less_fatigue": "you recently asked to see less of this author",
     "author_diversity": "another post by this author ranks above it",
 }
@@ -64,7 +65,7 @@ def explain_item(state: ServingState, user: int, post: int, source_code: int, vi
         contributions.sort(key=lambda c: -abs(c["contribution"]))
     elif base is not None:
         contributions.append({"head": base[0], "probability": None, "weight": 1.0, "contribution": float(base[1]),
-                              "meaning": "newer posts rank higher (minus the post's age in hours)"})
+                              "meaning": "newer posts rank higher: 1 / (1 + age in hours)"})
     adjustments = [{"name": name, "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[name]}
                    for i, name in enumerate(ADJUSTMENTS) if deltas[i] != 0.0]
     labels = state.labels[post]

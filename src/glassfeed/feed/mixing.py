@@ -10,14 +10,14 @@ import numpy as np
 
 from glassfeed.feed.policy import Policy
 
-ADJUSTMENTS: tuple[str, ...] = ("out_of_network", "reply", "divisiveness", "bridging", "see_less_fatigue",
-                                "author_diversity")
+ADJUSTMENTS: tuple[str, ...] = ("out_of_network", "reply", "divisiveness", "bridging", "topic_preference",
+                                "see_less_fatigue", "author_diversity")
 A = {name: i for i, name in enumerate(ADJUSTMENTS)}
 
 
 def apply_adjustments(score: np.ndarray, policy: Policy, in_net: np.ndarray, is_reply: np.ndarray,
-                      divisiveness: np.ndarray, bridging: np.ndarray, fatigue: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      divisiveness: np.ndarray, bridging: np.ndarray, fatigue: np.ndarray,
+                      topic_pref: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Multiply the policy's named adjustments into ``score``; returns (new score, deltas (n, len(ADJUSTMENTS)))."""
     adj = policy.adjustments
     deltas = np.zeros((len(score), len(ADJUSTMENTS)))
@@ -27,6 +27,7 @@ def apply_adjustments(score: np.ndarray, policy: Policy, in_net: np.ndarray, is_
         ("reply", np.where(is_reply, adj["reply_factor"], 1.0)),
         ("divisiveness", 1.0 - adj["divisiveness_penalty"] * divisiveness),
         ("bridging", 1.0 + adj["bridging_boost"] * bridging),
+        ("topic_preference", np.ones(len(score)) if topic_pref is None else topic_pref),
         ("see_less_fatigue", fatigue),
     )
     for name, f in factors:

@@ -74,18 +74,21 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
     in_net = cands.source == SOURCE_CODE["following"]
 
     # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads
-    fallback = None
-    if policy.ranker == "heads" and not models.heads.trained:
-        fallback = "the engagement models are not trained yet, so this page is newest first"
-    if policy.ranker == "recency" or fallback:
-        score = -(now - state.created.a[cands.post]) / 3600.0
-        probs = None
+    probs = None
+    fallback = None if policy.ranker == "recency" or models.heads.trained else \
+        "the engagement models are not trained yet, so this page is newest first"
+    if policy.ranker == "heads" and fallback is None:
+        try:
+            X = pair_features(state, u, cands.post, now, in_net=in_net)
+            keep = _top_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
+            probs = models.heads.predict(X[keep])
+            cands, u, authors, in_net = cands.take(keep), u[keep], authors[keep], in_net[keep]
+            fatigue, interstitial = fatigue[keep], interstitial[keep]
+        except Exception as e:  # X's rule: if ranking fails, serve reverse-chronological rather than nothing
+            probs, fallback = None, f"ranking failed ({type(e).__name__}), so this page is newest first"
+    if probs is None:
+        score = recency_score(now - state.created.a[cands.post])
     else:
-        X = pair_features(state, u, cands.post, now, in_net=in_net)
-        keep = _top_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
-        cands, X, u, authors, in_net = cands.take(keep), X[keep], u[keep], authors[keep], in_net[keep]
-        fatigue, interstitial = fatigue[keep], interstitial[keep]
-        probs = models.heads.predict(X)
         score = probs @ np.asarray(policy.weight_vector())
 
     # 4. policy adjustments (multiplicative, recorded as additive deltas for the explanation)
@@ -93,7 +96,7 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
     if probs is not None:
         score, deltas = apply_adjustments(score, policy, in_net, state.is_reply.a[cands.post],
                                           state.divisiveness.a[cands.post], state.bridging_scores(cands.post),
-                                          fatigue)
+                                          fatigue, topic_preference(state, users, cands, policy))
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
     sel, final = assemble_pages(cands.row, score, authors, in_net, limit, policy, deltas)
@@ -101,6 +104,28 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
                  via=cands.via[sel], probs=None if probs is None else probs[sel], deltas=deltas[sel],
                  interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
                  dropped=dropped, n_candidates=n_candidates, fallback_reason=fallback)
+
+
+def recency_score(age_s: np.ndarray) -> np.ndarray:
+    """Reverse-chronological score: 1 / (1 + age in hours), so newer is higher and multipliers behave."""
+    return 1.0 / (1.0 + np.maximum(age_s, 0.0) / 3600.0)
+
+
+def topic_preference(state: ServingState, users: np.ndarray, cands: Candidates, policy: Policy) -> np.ndarray:
+    """Multiplier from each person's "more/less of this topic" choices (saved preferences)."""
+    f = np.ones(len(cands))
+    adj = policy.adjustments
+    topics = state.topic.a[cands.post]
+    for r, u in enumerate(users.tolist()):
+        prefs = state.prefs.get(u)
+        if not prefs or not (prefs.get("topics_more") or prefs.get("topics_less")):
+            continue
+        m = cands.row == r
+        for key, factor in (("topics_more", adj["topic_more_factor"]), ("topics_less", adj["topic_less_factor"])):
+            ids = [state.topic_index[t] for t in prefs.get(key, []) if t in state.topic_index]
+            if ids:
+                f[m & np.isin(topics, ids)] = factor
+    return f
 
 
 def _top_per_row(rows: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,308 @@
+"""The feed as a service: serving state + models + policies + sessions, for the API, CLI and Bluesky.
+
+``FeedService.feed`` ranks one page through ``pipeline.rank``, logs impressions through the Ingestor (with the
+page's request id), remembers explanations for ``why``, and pages with opaque, signed cursors: pages of one
+session share the session's start time and never repeat a post.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glassfeed.domain import EventKind
+from glassfeed.feed.explain import explain_item
+from glassfeed.feed.pipeline import Models, Pages, rank
+from glassfeed.feed.policy import HEADS, Policy, PolicyError, load_policies
+from glassfeed.feed.train import load_models, models_dir, train_all
+from glassfeed.ingest import Ingestor
+from glassfeed.state import ServingState, StateConfig
+
+DEFAULT_POLICY = "engagement"
+MAX_LIMIT = 100
+
+
+class FeedError(ValueError):
+    """A bad feed request (unknown policy, bad cursor, ...): ``field`` and ``status`` for the 4xx answer."""
+
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason, self.status = field, reason, status
+
+
+class FeedService:
+    """Owns the serving state for one store; thread-safe (one lock around state reads and writes)."""
+
+    def __init__(self, ingestor: Ingestor, *, policies_dir: str | Path | None = None,
+                 models_folder: str | Path | None = None, clock: str = "wall", secret: bytes | None = None,
+                 state_config: StateConfig | None = None) -> None:
+        self.ingestor = ingestor
+        self.store = ingestor.store
+        self.policies = load_policies(policies_dir)
+        self.lock = threading.RLock()
+        self.clock_mode = clock
+        self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)
+        self.secret = secret or self._secret()
+        self.explanations: dict[int, OrderedDict[int, dict[str, Any]]] = {}
+        self.models = Models()
+        self._load(state_config)
+        ingestor.listeners.append(self._on_events)
+        ingestor.entity_listeners.append(self._on_entities)
+
+    # ------------------------------------------------------------------ setup
+    def _secret(self) -> bytes:
+        s = self.store.get_meta("cursor_secret")
+        if s is None:
+            s = secrets.token_hex(32)
+            with self.store.transaction() as tx:
+                self.store.set_meta(tx, "cursor_secret", s)
+        return bytes.fromhex(s)
+
+    def _load(self, state_config: StateConfig | None = None) -> None:
+        heads, light, user_vec, side = load_models(self.models_folder)
+        state = ServingState.from_store(self.store, state_config, clock=self._now, user_vec=user_vec, side=side)
+        with self.lock:
+            self.state = state
+            self.models = Models(heads=heads, light=light)
+
+    def _now(self) -> float:
+        if self.clock_mode == "data":
+            st = getattr(self, "state", None)
+            return st.newest_ts if st is not None and st.newest_ts else time.time()
+        return time.time()
+
+    def now(self) -> float:
+        return self._now()
+
+    def retrain(self, max_rows: int = 400_000, progress=None):
+        """Train all models from the store, then rebuild the state with them (the store stays the truth)."""
+        report = train_all(self.store, self.models_folder, max_rows=max_rows, progress=progress)
+        self._load(self.state.cfg)
+        return report
+
+    # ------------------------------------------------------------------ listeners (write path)
+    def _on_events(self, cols: dict[str, np.ndarray]) -> None:
+        with self.lock:
+            self.state.apply_events(cols)
+
+    def _on_entities(self, kind: str, idxs: list[int]) -> None:
+        with self.lock:
+            if kind == "users":
+                self.state.add_users_from_store(self.store, idxs)
+            elif kind == "posts":
+                self.state.add_posts_from_store(self.store)
+            elif kind == "muted_words":
+                for u in idxs:
+                    self.state.muted_words[u] = self.store.load_muted_words().get(u, [])
+            elif kind == "prefs":
+                prefs = self.store.load_prefs()
+                for u in idxs:
+                    self.state.prefs[u] = prefs.get(u, {})
+            elif kind == "deleted":
+                for u in idxs:
+                    self.state.forget_user(u)
+                    self.explanations.pop(u, None)
+
+    # ------------------------------------------------------------------ policies and preferences
+    def user_idx(self, user_id: str) -> int:
+        idx = self.store.user_idx(user_id)
+        if idx is None:
+            raise FeedError("user", f"unknown user {user_id!r}", 404)
+        return idx
+
+    def policy_for(self, user: int, name: str | None) -> Policy:
+        prefs = self.state.prefs.get(user, {}) if user else {}
+        name = name or prefs.get("policy") or DEFAULT_POLICY
+        pol = self.policies.get(name)
+        if pol is None:
+            raise FeedError("policy", f"unknown policy {name!r}; expected one of {', '.join(self.policies)}")
+        try:
+            return pol.with_user_weights(prefs.get("weights", {}).get(pol.name))
+        except PolicyError:
+            return pol  # saved weights outside new bounds: fall back to the platform defaults
+
+    def save_prefs(self, user_id: str, *, policy: str | None = None, weights: dict[str, float] | None = None,
+                   topics_more: list[str] | None = None, topics_less: list[str] | None = None) -> dict[str, Any]:
+        """Validate and persist a person's feed choices; weights are checked against the policy's bounds."""
+        user = self.user_idx(user_id)
+        prefs = dict(self.state.prefs.get(user, {}))
+        if policy is not None:
+            if policy not in self.policies:
+                raise FeedError("policy", f"unknown policy {policy!r}; expected one of {', '.join(self.policies)}")
+            prefs["policy"] = policy
+        if weights is not None:
+            pol = self.policies[prefs.get("policy", DEFAULT_POLICY)]
+            try:
+                pol.with_user_weights(weights)
+            except PolicyError as e:
+                raise FeedError("weights", str(e), 422) from None
+            prefs.setdefault("weights", {})[pol.name] = {k: float(v) for k, v in weights.items()}
+        for key, val in (("topics_more", topics_more), ("topics_less", topics_less)):
+            if val is not None:
+                if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in val):
+                    raise FeedError(key, "must be a list of topic names (1-64 characters)", 422)
+                prefs[key] = sorted({t.strip().lower().lstrip("#") for t in val})
+        self.ingestor.set_prefs(user_id, prefs)
+        return prefs
+
+    # ------------------------------------------------------------------ feed
+    def _encode_cursor(self, payload: dict[str, Any]) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
+        sig = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
+        return (body + b"." + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
+
+    def _decode_cursor(self, cursor: str) -> dict[str, Any]:
+        try:
+            body, sig = cursor.encode().split(b".")
+            want = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
+            if not hmac.compare_digest(base64.urlsafe_b64encode(want).rstrip(b"="), sig):
+                raise ValueError
+            return json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+        except Exception:
+            raise FeedError("cursor", "invalid or tampered cursor; start again without one") from None
+
+    def feed(self, user_id: str | None, *, policy: str | None = None, limit: int = 50, cursor: str | None = None,
+             surface: str = "home", log_impressions: bool = True) -> dict[str, Any]:
+        """One page for ``user_id`` (None = the non-personalised feed) with explanations and a next cursor."""
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise FeedError("limit", f"must be an integer in [1, {MAX_LIMIT}]")
+        with self.lock:
+            user = self.user_idx(user_id) if user_id is not None else 0
+            if cursor:
+                cur = self._decode_cursor(cursor)
+                if cur.get("u") != user:
+                    raise FeedError("cursor", "this cursor belongs to another user's feed")
+                sid, page_no, now, pol_name = cur["s"], int(cur["p"]), float(cur["t"]), cur["pol"]
+            else:
+                sid, page_no, now = uuid.uuid4().hex[:16], 0, self.now()
+                pol_name = policy
+            pol = self.policy_for(user, pol_name if not cursor else pol_name)
+            self.state.expire_sessions(time.time() if self.clock_mode == "wall" else now)
+            served = self.state.sessions.get(sid, (now, set()))[1]
+            pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [served])
+            request_id = f"{sid}.{page_no}"
+            items = self._items(user, pages, pol, now)
+            entry = self.state.sessions.setdefault(sid, (now, set()))
+            entry[1].update(pages.post.tolist())
+        if log_impressions and user and len(pages.post):
+            self._log_impressions(user, pages, now, request_id, surface)
+        nxt = None
+        if len(items) == limit:
+            nxt = self._encode_cursor({"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name})
+        return {
+            "user": user_id, "policy": pol.name, "ranker": pages.ranker, "request_id": request_id,
+            "items": items, "cursor": nxt, "generated_at": now,
+            "candidates": pages.n_candidates, "dropped": pages.dropped, "notice": pages.fallback_reason,
+        }
+
+    def _items(self, user: int, pages: Pages, pol: Policy, now: float) -> list[dict[str, Any]]:
+        st = self.state
+        out = []
+        cache = self.explanations.setdefault(user, OrderedDict()) if user else None
+        for i in range(len(pages.post)):
+            p = int(pages.post[i])
+            probs = None if pages.probs is None else pages.probs[i]
+            base = None
+            if probs is None:
+                base = ("recency", float(pages.score[i] - pages.deltas[i].sum()))
+            why = explain_item(st, user, p, int(pages.source[i]), int(pages.via[i]), pol, probs, pages.deltas[i],
+                               float(pages.score[i]), i, bool(pages.interstitial[i]), base)
+            if pages.fallback_reason:
+                why["notice"] = pages.fallback_reason
+            if cache is not None:
+                cache[p] = why
+                cache.move_to_end(p)
+                while len(cache) > 1000:
+                    cache.popitem(last=False)
+            out.append({**self.post_view(p), "reason": why["reason"], "source": why["source"],
+                        "score": why["score"], "interstitial": why["interstitial"],
+                        "top_contributions": why["contributions"][:3], "adjustments": why["adjustments"],
+                        "repost_by": st.user_ids[int(pages.via[i])] if pages.via[i] and why["source"] ==
+                        "following" else None})
+        return out
+
+    def post_view(self, p: int) -> dict[str, Any]:
+        st = self.state
+        a = int(st.author.a[p])
+        tot = st.totals.a[p]
+        from glassfeed.state import C
+        return {"post": st.post_ids[p], "author": st.user_ids[a], "author_handle": st.handles[a],
+                "text": st.text[p], "created_at": float(st.created.a[p]), "topics": st.post_topics[p],
+                "labels": st.labels[p],
+                "counts": {"likes": int(tot[C["like"]]), "reposts": int(tot[C["repost"]]),
+                           "replies": int(tot[C["reply"]])}}
+
+    def _log_impressions(self, user: int, pages: Pages, now: float, request_id: str, surface: str) -> None:
+        n = len(pages.post)
+        cols = {"kind": np.full(n, int(EventKind.IMPRESSION), np.int8), "user": np.full(n, user, np.int64),
+                "post": pages.post.astype(np.int64), "target_user": np.full(n, -1, np.int64),
+                "ts": np.full(n, now), "value": np.full(n, np.nan), "position": np.arange(n, dtype=np.int32)}
+        self.ingestor.ingest_columns(cols, request_ids=[request_id] * n, surface=[surface] * n)
+
+    def why(self, user_id: str, post_id: str) -> dict[str, Any]:
+        """The full breakdown for a post recently served to ``user_id``."""
+        with self.lock:
+            user = self.user_idx(user_id)
+            p = self.store.post_idx(post_id)
+            if p is None:
+                raise FeedError("post", f"unknown post {post_id!r}", 404)
+            why = self.explanations.get(user, {}).get(p)
+            if why is None:
+                raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
+            return {**why, **self.post_view(p)}
+
+    # ------------------------------------------------------------------ data rights
+    def user_data(self, user_id: str, events_limit: int = 1000) -> dict[str, Any]:
+        """Everything the engine holds and infers about a person (export)."""
+        with self.lock:
+            u = self.user_idx(user_id)
+            st = self.state
+            now = self.now()
+            aff = st.affinity.get(u, {})
+            f = float(np.exp(-st.lam_aff * (now - st.t0)))
+            top_aff = sorted(aff.items(), key=lambda kv: -kv[1])[:20]
+            ut = st.user_topic.a[u]
+            topics = sorted(((st.topic_names[t], float(v)) for t, v in enumerate(ut[: len(st.topic_names)])
+                             if v > 0), key=lambda kv: -kv[1])[:20]
+            tot = sum(v for _, v in topics) or 1.0
+            events = self.store.user_events(u, events_limit)
+            from glassfeed.domain import EventKind as K
+            return {
+                "user": user_id, "handle": st.handles[u],
+                "onboarding_interests": [st.topic_names[t] for t in st.user_interests[u]],
+                "inferred_interests": [{"topic": t, "share": v / tot} for t, v in topics],
+                "author_affinity": [{"author": st.user_ids[a], "affinity": v * f} for a, v in top_aff],
+                "following": sorted(st.user_ids[v] for v in st.following[u]),
+                "blocked": sorted(st.user_ids[v] for v in st.blocked.get(u, ())),
+                "muted": sorted(st.user_ids[v] for v in st.muted.get(u, ())),
+                "muted_words": st.muted_words.get(u, []),
+                "see_less_authors": [st.user_ids[a] for a in st.see_less.get(u, {})],
+                "preferences": st.prefs.get(u, {}),
+                "bridging_side": float(st.user_side.a[u]),
+                "has_collaborative_profile": bool(st.user_vec is not None and u < len(st.user_vec)
+                                                   and np.abs(st.user_vec[u]).sum() > 0),
+                "counts": {"events": int(st.user_events.a[u]), "seen_posts": len(st.seen.get(u, ()))},
+                "events": [{"seq": e[0], "id": e[1] or f"gf:{e[0]}", "kind": K(e[2]).wire,
+                            "post": st.post_ids[e[3]] if e[3] else None,
+                            "target_user": st.user_ids[e[4]] if e[4] else None, "ts": e[5], "value": e[6],
+                            "surface": e[7], "position": e[8], "request_id": e[9]} for e in events],
+            }
+
+    def delete_user_data(self, user_id: str) -> dict[str, int]:
+        """Erase a person's events and derived state (store first, then memory via the listener)."""
+        self.user_idx(user_id)
+        return self.ingestor.delete_user_data(user_id)
+
+
+__all__ = ["FeedService", "FeedError", "HEADS"]

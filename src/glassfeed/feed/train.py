@@ -1,0 +1,291 @@
+"""Train the feed's models from the store: engagement heads, light ranker, ALS user factors, bridging sides.
+
+Training examples are logged impressions labelled by the engagements that followed them. Features are
+computed point-in-time by replaying the event log day by day through a fresh ``ServingState`` (features for a
+day's impressions come from the state before that day), so no label leaks into its own features. The split is
+by time: the oldest 70% of impressions train, the next 10% calibrate, the newest 20% are the holdout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import rankdata
+
+from glassfeed.domain import EventKind
+from glassfeed.feed.features import F, pair_features
+from glassfeed.feed.heads import EngagementHeads, LightRanker
+from glassfeed.feed.policy import HEADS
+from glassfeed.state import ServingState, StateConfig
+from glassfeed.store import SQLiteStore
+
+#: Which logged event kinds make each head's label positive.
+HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
+    "like": (EventKind.LIKE,),
+    "repost": (EventKind.REPOST, EventKind.QUOTE),
+    "reply": (EventKind.REPLY,),
+    "click": (EventKind.CLICK,),
+    "dwell": (EventKind.DWELL,),  # with value >= DWELL_THRESHOLD_MS
+    "see_less": (EventKind.SEE_LESS, EventKind.NOT_INTERESTED, EventKind.MUTE, EventKind.BLOCK),
+    "report": (EventKind.REPORT,),
+}
+DWELL_THRESHOLD_MS = 10_000.0
+#: ALS confidence added per engagement kind.
+ALS_WEIGHTS = {EventKind.LIKE: 1.0, EventKind.REPOST: 2.0, EventKind.REPLY: 2.0, EventKind.QUOTE: 2.0,
+               EventKind.BOOKMARK: 1.0, EventKind.SHARE: 2.0}
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class HeadReport:
+    head: str
+    positives_train: int
+    positives_test: int
+    auc: float
+    logloss: float
+    baseline_auc: float
+    baseline_logloss: float
+
+
+@dataclass
+class TrainReport:
+    n_train: int
+    n_cal: int
+    n_test: int
+    seconds: float
+    heads: list[HeadReport] = field(default_factory=list)
+    als_users: int = 0
+    bridging_users: int = 0
+
+    def table(self) -> str:
+        lines = ["| head | positives (train/test) | AUC | log-loss | popularity AUC | popularity log-loss |",
+                 "|---|---|---|---|---|---|"]
+        for h in self.heads:
+            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.auc:.4f} | {h.logloss:.4f} | "
+                         f"{h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |")
+        return "\n".join(lines)
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Area under the ROC curve via the rank-sum formula (ties get average ranks); NaN without both classes."""
+    y = y.astype(bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def logloss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _label_keys(store: SQLiteStore, n_posts: int) -> dict[str, np.ndarray]:
+    """Sorted (user * n + post) keys of every engagement per head, over the whole log."""
+    keys: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
+    kind_to_head = {int(k): h for h, kinds in HEAD_LABELS.items() for k in kinds}
+    for ev in store.iter_events():
+        k = ev["kind"].astype(np.int64)
+        for kind, head in kind_to_head.items():
+            m = (k == kind) & (ev["post"] > 0)
+            if kind == int(EventKind.DWELL):
+                m &= ev["value"] >= DWELL_THRESHOLD_MS
+            if m.any():
+                keys[head].append(ev["user"][m] * n_posts + ev["post"][m])
+    return {h: np.unique(np.concatenate(v)) if v else np.zeros(0, np.int64) for h, v in keys.items()}
+
+
+def build_examples(store: SQLiteStore, cfg: StateConfig | None = None, chunk_s: float = 86400.0,
+                   max_rows: int = 400_000, seed: int = 0, progress: Progress | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point-in-time (X, Y, ts) for logged impressions, by replaying the log in ``chunk_s`` windows."""
+    say = progress or (lambda s, f: None)
+    rng = np.random.default_rng(seed)
+    state = ServingState(cfg)
+    state._add_users(store.load_users())
+    posts = store.load_posts()
+    state.t0 = float(posts["created_at"].min()) if len(posts["idx"]) else 0.0
+    state._add_posts(posts)
+    src, dst, _ = store.load_edges("follows")
+    for s, d in zip(src.tolist(), dst.tolist()):
+        state.following[s].add(d)
+    np.add.at(state.followers.a, dst, 1)
+    n_posts = len(state.post_ids) + 1
+    labels = _label_keys(store, n_posts)
+    total_imp = int(store.query("SELECT COUNT(*) FROM events WHERE kind = ?", (int(EventKind.IMPRESSION),))[0][0])
+    keep_p = min(1.0, max_rows / max(total_imp, 1))
+    Xs, Ys, Ts = [], [], []
+    events = np.concatenate([np.c_[c["seq"], c["ts"]] for c in store.iter_events()]) if total_imp else None
+    if events is None:
+        return np.zeros((0, len(F))), np.zeros((0, len(HEADS))), np.zeros(0)
+    t_start, t_end = float(events[:, 1].min()), float(events[:, 1].max())
+    bounds = np.arange(t_start, t_end + chunk_s, chunk_s)
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        chunk = _events_between(store, a, b)
+        if chunk is None:
+            continue
+        imp = (chunk["kind"] == int(EventKind.IMPRESSION)) & (chunk["post"] > 0)
+        imp &= rng.random(len(imp)) < keep_p
+        if imp.any():
+            u, p, t = chunk["user"][imp], chunk["post"][imp], chunk["ts"][imp]
+            Xs.append(pair_features(state, u, p, t))
+            key = u * n_posts + p
+            Ys.append(np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1))
+            Ts.append(t)
+        state.apply_events(chunk)
+        say("replay", (i + 1) / (len(bounds) - 1))
+    if not Xs:
+        return np.zeros((0, len(F))), np.zeros((0, len(HEADS))), np.zeros(0)
+    return np.concatenate(Xs), np.concatenate(Ys).astype(np.float32), np.concatenate(Ts)
+
+
+def _events_between(store: SQLiteStore, a: float, b: float) -> dict[str, np.ndarray] | None:
+    rows = store.query(
+        "SELECT seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts, COALESCE(value, 'nan'),"
+        " COALESCE(position, -1) FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, seq", (a, b))
+    if not rows:
+        return None
+    x = np.array(rows, dtype=np.float64)
+    return {"seq": x[:, 0].astype(np.int64), "kind": x[:, 1].astype(np.int8), "user": x[:, 2].astype(np.int64),
+            "post": x[:, 3].astype(np.int64), "target_user": x[:, 4].astype(np.int64), "ts": x[:, 5],
+            "value": x[:, 6], "position": x[:, 7].astype(np.int32)}
+
+
+def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementHeads | None = None
+                ) -> tuple[EngagementHeads, LightRanker, TrainReport]:
+    """Time-split, fit, calibrate and evaluate against the popularity baseline (post like-rate)."""
+    t0 = time.perf_counter()
+    order = np.argsort(ts, kind="stable")
+    X, Y = X[order], Y[order]
+    n = len(X)
+    a, b = int(0.7 * n), int(0.8 * n)
+    model = heads or EngagementHeads()
+    model.fit(X[:a], Y[:a], X[a:b], Y[a:b])
+    light = LightRanker().fit(X[:a], Y[:a, [HEADS.index(h) for h in ("like", "repost", "reply", "dwell")]].max(1))
+    P = model.predict(X[b:])
+    report = TrainReport(n_train=a, n_cal=b - a, n_test=n - b, seconds=0.0)
+    pop = X[b:, F["like_rate"]]
+    for h, name in enumerate(HEADS):
+        y = Y[b:, h]
+        base = Y[:a, h].mean() if a else 0.0
+        # popularity baseline probability: the post's like-rate rescaled to the head's base rate
+        scale = base / max(float(X[:a, F["like_rate"]].mean()), 1e-9)
+        report.heads.append(HeadReport(
+            head=name, positives_train=int(Y[:a, h].sum()), positives_test=int(y.sum()),
+            auc=auc(y, P[:, h]), logloss=logloss(y, P[:, h]),
+            baseline_auc=auc(y, pop), baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6))))
+    report.seconds = time.perf_counter() - t0
+    return model, light, report
+
+
+def fit_als(store: SQLiteStore, n_users: int, n_posts: int, factors: int = 32, iterations: int = 10,
+            seed: int = 0) -> np.ndarray:
+    """ALS user factors from positive engagements (rows indexed by user idx; row 0 unused)."""
+    from glassfeed.retrieval.factor import ALS
+
+    us, ps, ws = [], [], []
+    for ev in store.iter_events():
+        for kind, w in ALS_WEIGHTS.items():
+            m = (ev["kind"] == int(kind)) & (ev["post"] > 0)
+            us.append(ev["user"][m])
+            ps.append(ev["post"][m])
+            ws.append(np.full(int(m.sum()), w, np.float32))
+    u, p, w = (np.concatenate(x) if x else np.zeros(0) for x in (us, ps, ws))
+    X = sp.csr_matrix((w, (u, p)), shape=(n_users + 1, n_posts + 1), dtype=np.float32)
+    X.sum_duplicates()
+    model = ALS(factors=factors, iterations=iterations, random_state=seed).fit(X)
+    return np.asarray(model.user_factors, np.float32)
+
+
+def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iterations: int = 25,
+                       lam_i: float = 0.15, lam_f: float = 0.03) -> np.ndarray:
+    """Community Notes' 1-D model r = mu + i_u + i_n + f_u * f_n on (impression -> liked?) ratings.
+
+    Returns user factors f_u rescaled to unit standard deviation times 0.5 (row 0 unused); 0 for users with
+    no impressions. The sign is arbitrary; what matters is which users share a side.
+    """
+    us, ps, ys = [], [], []
+    liked: list[np.ndarray] = []
+    for ev in store.iter_events():
+        m = (ev["kind"] == int(EventKind.IMPRESSION)) & (ev["post"] > 0)
+        us.append(ev["user"][m])
+        ps.append(ev["post"][m])
+        lk = (ev["kind"] == int(EventKind.LIKE)) & (ev["post"] > 0)
+        liked.append(ev["user"][lk] * (n_posts + 1) + ev["post"][lk])
+    if not us:
+        return np.zeros(n_users + 1, np.float32)
+    u, p = np.concatenate(us), np.concatenate(ps)
+    key = u * (n_posts + 1) + p
+    key, first = np.unique(key, return_index=True)
+    u, p = u[first], p[first]
+    y = np.isin(key, np.concatenate(liked)).astype(np.float64)
+    nu, npost = n_users + 1, n_posts + 1
+    rng = np.random.default_rng(0)
+    mu, iu, ip = float(y.mean()), np.zeros(nu), np.zeros(npost)
+    fu, fp = rng.normal(0, 0.1, nu), rng.normal(0, 0.1, npost)
+    cu, cp = np.bincount(u, minlength=nu), np.bincount(p, minlength=npost)
+    for _ in range(iterations):
+        r = y - mu - iu[u] - ip[p] - fu[u] * fp[p]
+        mu += r.sum() / (len(y) + lam_i)
+        r = y - mu - ip[p] - fu[u] * fp[p]
+        iu = np.bincount(u, r, nu) / (cu + lam_i)
+        r = y - mu - iu[u] - fu[u] * fp[p]
+        ip = np.bincount(p, r, npost) / (cp + lam_i)
+        r = y - mu - iu[u] - ip[p]
+        fu = np.bincount(u, r * fp[p], nu) / (np.bincount(u, fp[p] ** 2, nu) + lam_f)
+        fp = np.bincount(p, r * fu[u], npost) / (np.bincount(p, fu[u] ** 2, npost) + lam_f)
+    fu[cu == 0] = 0.0
+    sd = fu[cu > 0].std() if (cu > 0).any() else 1.0
+    return (0.5 * fu / max(sd, 1e-9)).astype(np.float32)
+
+
+def models_dir(db_path: str | Path) -> Path:
+    """Where a store's trained models live: ``<db>.models/`` beside the database file."""
+    p = Path(db_path)
+    return p.with_name(p.name + ".models")
+
+
+def train_all(store: SQLiteStore, folder: str | Path | None = None, max_rows: int = 400_000,
+              progress: Progress | None = None, seed: int = 0) -> TrainReport:
+    """Train every model the pipeline uses and save them to ``folder`` (default: beside the database)."""
+    say = progress or (lambda s, f: None)
+    t0 = time.perf_counter()
+    out = Path(folder) if folder else models_dir(store.path)
+    n_users, n_posts = store.count("users"), store.count("posts")
+    X, Y, ts = build_examples(store, max_rows=max_rows, seed=seed, progress=progress)
+    if len(X) < 100:
+        raise ValueError(f"only {len(X)} logged impressions: too few to train the engagement heads")
+    say("heads", 0.0)
+    heads, light, report = train_heads(X, Y, ts)
+    heads.save(out / "heads")
+    light.save(out / "heads")
+    say("als", 0.0)
+    user_vec = fit_als(store, n_users, n_posts, seed=seed)
+    np.save(out / "als_user_factors.npy", user_vec)
+    report.als_users = int((np.abs(user_vec).sum(axis=1) > 0).sum())
+    say("bridging", 0.0)
+    side = fit_bridging_sides(store, n_users, n_posts)
+    np.save(out / "bridging_sides.npy", side)
+    report.bridging_users = int((side != 0).sum())
+    report.seconds = time.perf_counter() - t0
+    (out / "train_report.json").write_text(json.dumps(asdict(report), indent=1))
+    say("done", 1.0)
+    return report
+
+
+def load_models(folder: str | Path):
+    """(EngagementHeads, LightRanker, user factors or None, bridging sides or None) from ``folder``."""
+    d = Path(folder)
+    heads = EngagementHeads.load(d / "heads") if (d / "heads" / "heads.json").exists() else EngagementHeads()
+    light = LightRanker.load(d / "heads")
+    uv = np.load(d / "als_user_factors.npy") if (d / "als_user_factors.npy").exists() else None
+    side = np.load(d / "bridging_sides.npy") if (d / "bridging_sides.npy").exists() else None
+    return heads, light, uv, side
