@@ -1,0 +1,164 @@
+"""Feed routes: pages with explanations, why-panels, policies and their statements, preferences, muted words,
+a person's own events, and data rights (export / delete). ``install(app)`` builds the FeedService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from glassfeed.api.auth import require_service_key, require_user_or_service
+from glassfeed.api.routes_ingest import read_items
+from glassfeed.feed.policy import HEADS, describe
+from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
+from glassfeed.ingest import IngestError, ItemError
+
+router = APIRouter()
+
+
+def _svc(request: Request) -> FeedService:
+    return request.app.state.feed
+
+
+class PrefsIn(BaseModel):
+    policy: str | None = Field(None, description="the feed to use by default")
+    weights: dict[str, float] | None = Field(None, description=f"head -> weight, within bounds; heads: {HEADS}")
+    topics_more: list[str] | None = None
+    topics_less: list[str] | None = None
+
+
+class MutedWordsIn(BaseModel):
+    words: list[str] = Field(..., max_length=1000)
+
+
+@router.get("/v1/users/{user_id}/feed", tags=["feed"])
+def get_feed(request: Request, user_id: str, policy: str | None = None,
+             limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None,
+             _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """One page of the person's feed: every item says why it is there. Follow ``cursor`` for the next page;
+    no cursor means the end ("you're all caught up")."""
+    return _svc(request).feed(user_id, policy=policy, limit=limit, cursor=cursor)
+
+
+@router.get("/v1/feed", tags=["feed"])
+def public_feed(request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT),
+                cursor: str | None = None) -> dict[str, Any]:
+    """The non-personalised feed (no account, no profiling of the reader)."""
+    return _svc(request).feed(None, policy=policy, limit=limit, cursor=cursor)
+
+
+@router.get("/v1/users/{user_id}/feed/{post_id}/why", tags=["feed"])
+def why(request: Request, user_id: str, post_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """The full breakdown for a served post: source, head x weight contributions, adjustments."""
+    return _svc(request).why(user_id, post_id)
+
+
+@router.get("/v1/policies", tags=["policies"])
+def policies(request: Request) -> dict[str, Any]:
+    """Every policy the platform offers, as data."""
+    return {"policies": [_policy_json(p) for p in _svc(request).policies.values()]}
+
+
+@router.get("/v1/policies/{name}", tags=["policies"])
+def policy(request: Request, name: str) -> dict[str, Any]:
+    pol = _svc(request).policies.get(name)
+    if pol is None:
+        raise FeedError("policy", f"unknown policy {name!r}", 404)
+    return {**_policy_json(pol), "statement": describe(pol)}
+
+
+@router.get("/v1/policies/{name}/statement", response_class=PlainTextResponse, tags=["policies"])
+def statement(request: Request, name: str) -> str:
+    """The plain-language main-parameters statement (EU DSA Art. 27), generated from the policy file."""
+    pol = _svc(request).policies.get(name)
+    if pol is None:
+        raise FeedError("policy", f"unknown policy {name!r}", 404)
+    return describe(pol)
+
+
+@router.get("/v1/users/{user_id}/prefs", tags=["controls"])
+def get_prefs(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    svc = _svc(request)
+    pol = svc.policy_for(idx, None)
+    return {"prefs": svc.state.prefs.get(idx, {}), "policy": pol.name, "weights": pol.weights,
+            "bounds": {k: list(v) for k, v in pol.bounds.items()}}
+
+
+@router.put("/v1/users/{user_id}/prefs", tags=["controls"])
+def put_prefs(request: Request, user_id: str, body: PrefsIn,
+              _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Save the person's feed choices; weights outside the policy's bounds are refused with a 422."""
+    prefs = _svc(request).save_prefs(user_id, policy=body.policy, weights=body.weights,
+                                     topics_more=body.topics_more, topics_less=body.topics_less)
+    return {"prefs": prefs}
+
+
+@router.get("/v1/users/{user_id}/muted-words", tags=["controls"])
+def get_muted(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    return {"words": _svc(request).state.muted_words.get(idx, [])}
+
+
+@router.put("/v1/users/{user_id}/muted-words", tags=["controls"])
+def put_muted(request: Request, user_id: str, body: MutedWordsIn,
+              _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Replace the person's muted words (case-insensitive substrings of post text)."""
+    return {"words": request.app.state.ingestor.set_muted_words(user_id, body.words)}
+
+
+@router.post("/v1/users/{user_id}/events", tags=["feed"])
+async def own_events(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Events a person sends about themself (like, repost, see_less, ...) with their own token."""
+    items = await read_items(request, "events")
+    for i, ev in enumerate(items):
+        if not isinstance(ev, dict):
+            raise IngestError([ItemError(i, "", "must be an object")])
+        if ev.get("user", user_id) != user_id:
+            raise IngestError([ItemError(i, "user", "must be the path's user (or omitted)")], status=403)
+        ev["user"] = user_id
+    res = await run_in_threadpool(request.app.state.ingestor.ingest_events, items)
+    return {"accepted": res.accepted, "duplicates": res.duplicates, "ids": res.ids}
+
+
+@router.get("/v1/users/{user_id}/data", tags=["data rights"])
+def export_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> JSONResponse:
+    """Everything the engine holds and infers about the person, as a JSON download."""
+    data = _svc(request).user_data(user_id)
+    return JSONResponse(data, headers={"Content-Disposition": f'attachment; filename="glassfeed-{user_id}.json"'})
+
+
+@router.delete("/v1/users/{user_id}/data", tags=["data rights"])
+def delete_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Erase the person's events and everything derived from them (affinities, interests, prefs, mutes)."""
+    return {"deleted": _svc(request).delete_user_data(user_id)}
+
+
+@router.post("/v1/admin/train", tags=["admin"], dependencies=[Depends(require_service_key)])
+async def train(request: Request) -> dict[str, Any]:
+    """Retrain every model from the store and swap it in."""
+    report = await run_in_threadpool(_svc(request).retrain)
+    return {"table": report.table(), "seconds": report.seconds}
+
+
+def _policy_json(p) -> dict[str, Any]:
+    return {"name": p.name, "title": p.title, "summary": p.summary, "profiling": p.profiling, "ranker": p.ranker,
+            "weights": p.weights, "bounds": {k: list(v) for k, v in p.bounds.items()}, "sources": p.sources,
+            "adjustments": p.adjustments, "filters": p.filters, "mixing": p.mixing, "fatigue": p.fatigue}
+
+
+def _feed_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FeedError)
+    return JSONResponse({"error": str(exc), "detail": [{"index": -1, "field": exc.field, "reason": exc.reason}]},
+                        status_code=exc.status)
+
+
+def install(app: FastAPI) -> None:
+    """Build the FeedService over the app's store and add the feed routes."""
+    settings = app.state.settings
+    serving = settings.raw.get("serving", {})
+    app.state.feed = FeedService(app.state.ingestor, clock=serving.get("clock", "wall"),
+                                 policies_dir=serving.get("policies_dir"))
+    app.add_exception_handler(FeedError, _feed_error)
+    app.include_router(router)
