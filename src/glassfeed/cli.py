@@ -165,21 +165,22 @@ def serve(host: str = typer.Option("127.0.0.1", help="bind address"), port: int 
 @app.command()
 def demo(db: Path = typer.Option(Path("var/demo.db"), "--db"), host: str = typer.Option("127.0.0.1"),
          port: int = typer.Option(8000), users: int = typer.Option(2000), days: int = typer.Option(14),
-         seed: int = typer.Option(1), no_serve: bool = typer.Option(False, "--no-serve", help="build only")) -> None:
+         seed: int = typer.Option(1), no_serve: bool = typer.Option(False, "--no-serve", help="build only"),
+         retrain: bool = typer.Option(False, help="train the models even if the network already existed")) -> None:
     """Build a demo network on the embedded store (if empty), train the models, print keys, then serve."""
     with handled():
         token_file = Path(str(db) + ".demo-token")
         ing = open_ingestor(db)
+        built = False
         if ing.store.count("users") == 0:
             ing.store.close()
             ing, res, dt = _generate(db, users, days, seed)
+            built = True
             out.print(f"built demo network: {res.users:,} users, {res.posts:,} posts, {res.events:,} events "
                       f"in {dt:.1f} s")
             if res.first_token:
                 token_file.write_text(res.first_token)
                 os.chmod(token_file, 0o600)
-        path = ing.store.path
-        ing.store.close()
         try:
             from glassfeed.feed.train import train_all
         except ModuleNotFoundError as e:
@@ -187,7 +188,12 @@ def demo(db: Path = typer.Option(Path("var/demo.db"), "--db"), host: str = typer
                 raise
             console.print("(no glassfeed.feed.train yet: serving without trained models)")
         else:
-            train_all(path)
+            if built or retrain:
+                t0 = time.perf_counter()
+                with progress_bar() as tick:
+                    train_all(ing.store, progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
+                out.print(f"trained models in {time.perf_counter() - t0:.1f} s")
+        ing.store.close()
         key = os.environ.get("GLASSFEED_API_KEY") or secrets.token_urlsafe(24)
         url = f"http://{host}:{port}"
         out.print(f"service API key : [bold]{key}[/]")
