@@ -201,6 +201,8 @@ class _FastEvents:
         nulls = np.fromiter((v is None for v in ids), bool, len(ids))
         if (required and nulls.any()) or ((pos < 0) & ~nulls).any():
             return None
+        if len(vals) == 0:
+            return np.full(len(ids), -1, np.int64)
         return np.where(nulls, -1, vals[np.maximum(pos, 0)])
 
     def _columns(self, recs: list[Any]) -> dict[str, Any] | None:
