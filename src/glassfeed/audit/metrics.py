@@ -205,8 +205,8 @@ def pair_jaccard(consumed: ArrayLike, partner: ArrayLike) -> NDArray[np.float64]
     c = np.asarray(consumed, dtype=bool)
     p = np.asarray(partner, dtype=np.int64)
     other = np.take_along_axis(c, p[..., None], axis=-2)
-    inter = np.count_nonzero(c & other, axis=-1)
-    union = np.count_nonzero(c | other, axis=-1)
+    inter = (c & other).view(np.uint8).sum(axis=-1, dtype=np.int64)  # faster than count_nonzero(axis=)
+    union = (c | other).view(np.uint8).sum(axis=-1, dtype=np.int64)
     return np.divide(inter, union, out=np.zeros(inter.shape, dtype=np.float64), where=union > 0)
 
 
