@@ -323,33 +323,42 @@ class ServingState:
                 uu = user[like]
                 ok = uu < len(self.user_vec)
                 np.add.at(self.post_vec, post[like][ok], self.user_vec[uu[ok]])
-        # --- per-event Python updates for sets/dicts (graph, affinity, seen, feedback)
+        # --- grouped updates of per-user sets and dicts (one Python step per user or pair, not per event)
         aff_w = self._aff_w[kind]
         authors = np.where(has_post, self.author.a[np.maximum(post, 0)], ev["target_user"])
         aff_m = (aff_w != 0) & (authors > 0)
-        scale = np.exp(self.lam_aff * (ts - self.t0))
-        req = ev.get("request_id")
+        if aff_m.any():
+            n_u = np.int64(len(self.user_ids) + 1)
+            key = user[aff_m].astype(np.int64) * n_u + authors[aff_m]
+            uniq, inv = np.unique(key, return_inverse=True)
+            add = np.bincount(inv, weights=aff_w[aff_m] * np.exp(self.lam_aff * (ts[aff_m] - self.t0)))
+            for k_, v in zip(uniq.tolist(), add.tolist()):
+                row = self.affinity.setdefault(k_ // int(n_u), {})
+                a = k_ % int(n_u)
+                row[a] = row.get(a, 0.0) + v
+        imp = (kind == _IMPRESSION) & has_post
+        if imp.any():
+            for u, ps in _groups(user[imp], post[imp]):
+                self.seen.setdefault(u, set()).update(ps)
+            req = ev.get("request_id")
+            if req is not None:
+                for i in np.flatnonzero(imp).tolist():
+                    if req[i]:
+                        self._session_add(str(req[i]), int(post[i]), float(ts[i]))
         recent = self.cfg.recent_actions_per_user
-        for i in np.flatnonzero(aff_m | np.isin(kind, _SET_KINDS)).tolist():
+        for k_, bank in ((_LIKE, self.recent_likes), (_REPOST, self.recent_reposts)):
+            m = (kind == k_) & has_post
+            if m.any():
+                for u, pairs in _groups(user[m], list(zip(post[m].tolist(), ts[m].tolist()))):
+                    bank.setdefault(u, deque(maxlen=recent)).extend(pairs)
+        for i in np.flatnonzero(np.isin(kind, _RARE_KINDS)).tolist():
             k = int(kind[i])
             u = int(user[i])
-            if aff_m[i]:
-                row = self.affinity.setdefault(u, {})
-                a = int(authors[i])
-                row[a] = row.get(a, 0.0) + aff_w[i] * scale[i]
-            if k == _IMPRESSION:
-                self.seen.setdefault(u, set()).add(int(post[i]))
-                if req is not None and req[i]:
-                    self._session_add(str(req[i]), int(post[i]), float(ts[i]))
-            elif k == _LIKE:
-                self.recent_likes.setdefault(u, deque(maxlen=recent)).append((int(post[i]), float(ts[i])))
-            elif k == _REPOST:
-                self.recent_reposts.setdefault(u, deque(maxlen=recent)).append((int(post[i]), float(ts[i])))
-            elif k in _FEEDBACK:
+            if k in _FEEDBACK:
                 a = int(authors[i])
                 if a > 0:
                     self.see_less.setdefault(u, {})[a] = float(ts[i])
-            elif graph and k in _GRAPH:
+            elif graph:
                 self._apply_graph(k, u, int(ev["target_user"][i]))
 
     def _apply_graph(self, k: int, u: int, v: int) -> None:
@@ -454,4 +463,16 @@ _MUTE = int(EventKind.MUTE)
 _UNMUTE = int(EventKind.UNMUTE)
 _FEEDBACK = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
 _GRAPH = frozenset({_FOLLOW, _UNFOLLOW, _BLOCK, _UNBLOCK, _MUTE, _UNMUTE})
-_SET_KINDS = np.array([_IMPRESSION, _LIKE, _REPOST, *_FEEDBACK, *_GRAPH])
+_RARE_KINDS = np.array([*_FEEDBACK, *_GRAPH])
+
+
+def _groups(keys: np.ndarray, values) -> list[tuple[int, list]]:
+    """[(key, [values in original order])] for each distinct key (stable grouping)."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1, len(k)]
+    if isinstance(values, np.ndarray):
+        v = values[order].tolist()
+    else:
+        v = [values[i] for i in order.tolist()]
+    return [(int(k[a]), v[a:b]) for a, b in zip(starts[:-1], starts[1:])]

@@ -121,6 +121,15 @@ class SQLiteStore:
                     self._con.execute("ROLLBACK")
                     raise
 
+    def backup(self, dest: str | Path) -> None:
+        """Copy the whole database to ``dest`` consistently (SQLite online backup)."""
+        with self._lock:
+            target = sqlite3.connect(str(dest))
+            try:
+                self._con.backup(target)
+            finally:
+                target.close()
+
     def close(self) -> None:
         with self._lock:
             self._con.close()

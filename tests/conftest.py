@@ -1,0 +1,26 @@
+"""Fixtures shared across test modules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def trained_feed(tmp_path_factory):
+    """(FeedService, SyntheticNetwork): 300 users x 6 days, models trained. Tests must not mutate it."""
+    from feed_support import build_service
+
+    return build_service(tmp_path_factory.mktemp("trained_feed"))
+
+
+@pytest.fixture()
+def fresh_feed(trained_feed, tmp_path):
+    """A copy of ``trained_feed`` on its own store, free to mutate."""
+    from feed_support import clone_service
+
+    return clone_service(trained_feed[0], tmp_path), trained_feed[1]
