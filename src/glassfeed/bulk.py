@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import repeat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,26 +118,64 @@ def import_records(recs: list[Any], ingestor: Ingestor, kind: str = "events", *,
     size = chunk or ingestor.limits.max_batch
     lines = lines or list(range(1, len(recs) + 1))
     res = BulkResult(rows=len(recs))
-    fast = _FastEvents(ingestor) if kind == "events" else None
+    if kind == "events":
+        return _import_events(recs, ingestor, lines, source, say, size, res)
+    if kind not in ("users", "posts"):
+        raise ValueError(f"kind must be users, posts or events, not {kind!r}")
     for a, b in _chunks(recs, size, kind):
         part = recs[a:b]
         try:
-            if kind == "users":
-                res.accepted += len(ingestor.create_users(part))
-            elif kind == "posts":
-                res.accepted += len(ingestor.create_posts(part))
-            elif kind == "events":
-                assert fast is not None
-                r = fast.ingest(part)
-                res.accepted += r.accepted
-                res.duplicates += r.duplicates
-                res.fast_chunks += fast.last_fast
-            else:
-                raise ValueError(f"kind must be users, posts or events, not {kind!r}")
+            made = ingestor.create_users(part) if kind == "users" else ingestor.create_posts(part)
         except IngestError as e:
             raise BulkError(_describe(e, source, lines, a)) from None
+        res.accepted += len(made)
         res.chunks += 1
         say(kind, b, len(recs))
+    return res
+
+
+def _import_events(recs: list[Any], ingestor: Ingestor, lines: list[int], source: str, say: Progress,
+                   size: int, res: BulkResult) -> BulkResult:
+    """Events, pipelined: chunk k+1 is parsed and checked while chunk k is written (SQLite drops the GIL)."""
+    fast = _FastEvents(ingestor)
+    pending: tuple[Future, int, int] | None = None
+
+    def settle() -> None:
+        nonlocal pending
+        if pending is not None:
+            fut, a, b = pending
+            pending = None
+            try:
+                r = fut.result()
+            except IngestError as e:
+                raise BulkError(_describe(e, source, lines, a)) from None
+            res.accepted += r.accepted
+            res.duplicates += r.duplicates
+            res.chunks += 1
+            res.fast_chunks += 1
+            say("events", b, len(recs))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gf-bulk") as pool:
+        try:
+            for a, b in _chunks(recs, size, "events"):
+                part = recs[a:b]
+                cols = fast.columns(part)
+                settle()
+                if cols is None:  # the Ingestor's own checks, messages and idempotency
+                    try:
+                        r = ingestor.ingest_events(part)
+                    except IngestError as e:
+                        raise BulkError(_describe(e, source, lines, a)) from None
+                    res.accepted += r.accepted
+                    res.duplicates += r.duplicates
+                    res.chunks += 1
+                    say("events", b, len(recs))
+                else:
+                    pending = (pool.submit(fast.write, cols), a, b)
+            settle()
+        finally:
+            if pending is not None:
+                pending[0].exception()  # never leave a write running behind an error
     return res
 
 
@@ -174,7 +214,6 @@ class _FastEvents:
 
     def __init__(self, ingestor: Ingestor) -> None:
         self.ing = ingestor
-        self.last_fast = 0
         self._n_users = self._n_posts = -1
 
     def _indexes(self) -> None:
@@ -186,24 +225,30 @@ class _FastEvents:
             self.post_vals = np.fromiter(posts.values(), np.int64, len(posts))
             self._n_users, self._n_posts = len(users), len(posts)
 
-    def ingest(self, recs: list[Any]):
-        self.last_fast = 0
-        cols = self._columns(recs)
-        if cols is None:
-            return self.ing.ingest_events(recs)  # reference checks and messages
-        self.last_fast = 1
+    def columns(self, recs: list[Any]) -> dict[str, Any] | None:
+        """Resolved columns for an id-less, valid chunk; None sends the chunk to the Ingestor's dict path."""
+        return self._columns(recs)
+
+    def write(self, cols: dict[str, Any]):
         return self.ing.ingest_columns(cols, request_ids=cols.pop("_request_id", None),
                                        surface=cols.pop("_surface", None))
 
     def _resolve(self, index: pd.Index, vals: np.ndarray, ids: list[Any], required: bool) -> np.ndarray | None:
         """External ids -> store idx (-1 for None); None when any id is unknown or not a string."""
-        pos = index.get_indexer(pd.Index(ids, dtype=object))
-        nulls = np.fromiter((v is None for v in ids), bool, len(ids))
-        if (required and nulls.any()) or ((pos < 0) & ~nulls).any():
+        n_null = ids.count(None)
+        if n_null == len(ids):
+            return None if required else np.full(len(ids), -1, np.int64)
+        if required and n_null:
             return None
-        if len(vals) == 0:
-            return np.full(len(ids), -1, np.int64)
-        return np.where(nulls, -1, vals[np.maximum(pos, 0)])
+        pos = index.get_indexer(pd.Index(ids, dtype=object))
+        if n_null:
+            nulls = np.fromiter((v is None for v in ids), bool, len(ids))
+            if ((pos < 0) & ~nulls).any():
+                return None
+            return np.where(nulls, -1, vals[np.maximum(pos, 0)])
+        if (pos < 0).any():
+            return None
+        return vals[pos]
 
     def _columns(self, recs: list[Any]) -> dict[str, Any] | None:
         if not all(type(r) is dict for r in recs):
@@ -213,8 +258,10 @@ class _FastEvents:
             return None  # unknown field, or client ids (idempotency needs the dict path)
         self._indexes()
         n = len(recs)
-        kind = np.fromiter((_KIND_CODE.get(r.get("kind"), 0) if isinstance(r.get("kind"), str) else 0
-                            for r in recs), np.int64, n)
+        kinds = [r.get("kind") for r in recs]
+        if not set(map(type, kinds)) <= {str}:
+            return None
+        kind = np.fromiter(map(_KIND_CODE.get, kinds, repeat(0)), np.int64, n)
         if (kind == 0).any():
             return None
         user = self._resolve(self.users, self.user_vals, [r.get("user") for r in recs], True)
@@ -252,7 +299,11 @@ class _FastEvents:
 
 
 def _floats(vals: list[Any], default: float) -> np.ndarray | None:
-    """Numbers (or ISO/number strings, parsed like the Ingestor) -> float64; None if any is invalid."""
+    """Numbers (or ISO/number strings for ts, parsed like the Ingestor) -> float64; None if any is invalid."""
+    types = set(map(type, vals))
+    if types <= {float, int}:
+        out = np.array(vals, dtype=np.float64)
+        return out if np.isfinite(out).all() else None
     out = np.empty(len(vals))
     for i, v in enumerate(vals):
         t = type(v)
