@@ -97,3 +97,16 @@ def test_deleted_post_leaves_the_feed(ing):
     # the follow graph from Jetstream drives the in-network feed: Alice follows Bob and Carol
     mine = svc.feed(ALICE, policy="chronological", limit=50)["items"]
     assert {it["author"] for it in mine} == {BOB, CAROL} and P6 not in {it["post"] for it in mine}
+
+
+def test_cli_ingests_a_file_and_prints_records(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from glassfeed.cli import app
+
+    monkeypatch.setenv("GLASSFEED_BSKY_HOSTNAME", "feeds.example.com")
+    r = CliRunner().invoke(app, ["bluesky", "ingest", str(FIXTURE), "--db", str(tmp_path / "c.db")])
+    assert r.exit_code == 0, r.output
+    assert '"posts": 6' in r.output and '"cursor": 1735732842000002' in r.output
+    r = CliRunner().invoke(app, ["bluesky", "records"])
+    assert r.exit_code == 0 and "at://did:web:feeds.example.com/app.bsky.feed.generator/engagement" in r.output

@@ -81,9 +81,7 @@ class FeedGenerator:
 
     # ------------------------------------------------------------------ documents
     def did_document(self) -> dict[str, Any]:
-        return {"@context": ["https://www.w3.org/ns/did/v1"], "id": self.settings.service_did,
-                "service": [{"id": "#bsky_fg", "type": "BskyFeedGenerator",
-                             "serviceEndpoint": f"https://{self.settings.hostname}"}]}
+        return did_document(self.settings)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"did": self.settings.service_did,
@@ -178,6 +176,13 @@ class FeedGenerator:
             except IngestError as e:
                 raise invalid_request(str(e)) from None
         return {}
+
+
+def did_document(settings: BlueskySettings) -> dict[str, Any]:
+    """The did:web document that points Bluesky at this feed generator."""
+    return {"@context": ["https://www.w3.org/ns/did/v1"], "id": settings.service_did,
+            "service": [{"id": "#bsky_fg", "type": "BskyFeedGenerator",
+                         "serviceEndpoint": f"https://{settings.hostname}"}]}
 
 
 def _limit(raw: str | None) -> int:

@@ -1,0 +1,64 @@
+"""``glassfeed bluesky ...``: ingest Jetstream (file or live), print the feed records and did.json to publish."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+bluesky = typer.Typer(no_args_is_help=True, help="Run glassfeed as a Bluesky feed generator (docs/bluesky.md).")
+
+
+def _settings():
+    from glassfeed.bluesky.settings import load_bluesky_settings
+    from glassfeed.config import load_settings
+
+    return load_bluesky_settings(load_settings().raw)
+
+
+@bluesky.command("ingest")
+def ingest(file: Optional[Path] = typer.Argument(None, help="JSONL of Jetstream messages; omit to follow the "
+                                                              "live stream"),
+           db: Optional[Path] = typer.Option(None, "--db", help="SQLite store path"),
+           url: Optional[str] = typer.Option(None, help="Jetstream websocket URL (default from settings)"),
+           batch: int = typer.Option(500, help="messages per transaction"),
+           max_messages: Optional[int] = typer.Option(None, help="stop the live stream after this many")) -> None:
+    """Ingest Jetstream messages (posts, likes, reposts, follows, blocks, deletes); resumes from the saved cursor."""
+    from glassfeed.bluesky.jetstream import JetstreamIngester
+    from glassfeed.cli import handled, open_ingestor, out
+
+    with handled():
+        cfg = _settings()
+        js = JetstreamIngester(open_ingestor(db), rewind_s=cfg.cursor_rewind_s)
+        if file is not None:
+            stats = js.ingest_file(file, batch=batch)
+        else:
+            out.print(f"following {js.stream_url(url or cfg.jetstream_url)}")
+            stats = js.run(url or cfg.jetstream_url, batch=batch, max_messages=max_messages)
+        out.print(json.dumps({**stats.as_dict(), "cursor": js.cursor}))
+
+
+@bluesky.command("records")
+def records() -> None:
+    """Print did.json and one app.bsky.feed.generator record per published policy (to put in your repo)."""
+    from glassfeed.bluesky.xrpc import did_document
+    from glassfeed.cli import out
+    from glassfeed.feed.policy import load_policies
+
+    cfg = _settings()
+    pols = load_policies(None)
+    names = list(cfg.feeds or pols)
+    out.print_json(json.dumps({"did.json": did_document(cfg) if cfg.service_did.startswith("did:web:") else None,
+                               "records": [{"uri": cfg.feed_uri(n), "record": {
+                                   "$type": "app.bsky.feed.generator", "did": cfg.service_did,
+                                   "displayName": (pols[n].title or n)[:24],
+                                   "description": (pols[n].summary or "")[:300],
+                                   "acceptsInteractions": True, "createdAt": "<now, ISO 8601>"}}
+                                   for n in names if n in pols]}))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``bluesky`` command group to the glassfeed CLI."""
+    app.add_typer(bluesky, name="bluesky")
