@@ -1,0 +1,177 @@
+"""Audit a store from its logs alone: what a deployment's impression log says about each policy's feed.
+
+Reads impressions and engagements (with request ids) and the posts' divisiveness/topic/author from one or more
+stores, splits impressions by the policy named in the request id (``<policy>:<session>.<page>``, as the
+simulator logs them; untagged requests count as ``untagged``), and computes with ``audit.metrics``: served
+divisive share, topic entropy, creator Gini, engagement per impression and, when a ``chronological`` group
+exists, Huszar amplification of author communities against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glassfeed.audit import metrics as M
+from glassfeed.domain import EventKind
+from glassfeed.store import open_store
+
+UNTAGGED = "untagged"
+CONTROL = "chronological"
+ENGAGED = (int(EventKind.LIKE), int(EventKind.REPOST), int(EventKind.REPLY), int(EventKind.QUOTE))
+
+
+@dataclass
+class LogData:
+    """Impressions (one row each) and engaged (user, post) keys from a store, with post attributes."""
+
+    imp_user: np.ndarray
+    imp_post: np.ndarray
+    imp_policy: np.ndarray  # index into ``policies``
+    policies: list[str]
+    engaged_keys: np.ndarray  # sorted user * n_posts + post
+    post_author: np.ndarray  # indexed by post idx
+    post_div: np.ndarray  # NaN = unknown
+    post_topic: np.ndarray  # -1 = none
+    user_community: np.ndarray  # indexed by user idx, -1 = unknown
+    n_users: int
+    n_posts: int
+
+
+def policy_of(request_id: str | None) -> str:
+    """The policy tag of a request id ``<policy>:<session>.<page>``; ``untagged`` without one."""
+    if not request_id or ":" not in request_id:
+        return UNTAGGED
+    return request_id.split(":", 1)[0] or UNTAGGED
+
+
+def load_logs(db: str | Path, since_ts: float | None = None) -> LogData:
+    """Read a store's impressions (from ``since_ts`` on, if given) and engagements."""
+    store = open_store(db)
+    try:
+        posts = store.load_posts()
+        users = store.load_users()
+        n_posts = int(posts["idx"].max()) + 1 if len(posts["idx"]) else 1
+        n_users = int(users["idx"].max()) + 1 if len(users["idx"]) else 1
+        author = np.zeros(n_posts, np.int64)
+        author[posts["idx"]] = posts["author"]
+        div = np.full(n_posts, np.nan)
+        div[posts["idx"]] = posts["divisiveness"]
+        names: dict[str, int] = {}
+        topic = np.full(n_posts, -1, np.int64)
+        for i, tps in zip(posts["idx"].tolist(), posts["topics"]):
+            if tps:
+                topic[i] = names.setdefault(tps[0], len(names))
+        comm = np.full(n_users, -1, np.int64)
+        c = np.asarray(users["community"], dtype=np.float64)
+        comm[users["idx"]] = np.where(np.isnan(c), -1, c).astype(np.int64)
+        where, params = "", []
+        if since_ts is not None:
+            where, params = " AND ts >= ?", [since_ts]
+        rows = store.query("SELECT user, post, request_id FROM events WHERE kind = ? AND post IS NOT NULL"
+                           + where, [int(EventKind.IMPRESSION), *params])
+        eng = store.query(f"SELECT user, post FROM events WHERE kind IN ({','.join('?' * len(ENGAGED))})"
+                          " AND post IS NOT NULL" + where, [*ENGAGED, *params])
+    finally:
+        store.close()
+    tags: dict[str, int] = {}
+    pol = np.empty(len(rows), np.int64)
+    for i, r in enumerate(rows):
+        pol[i] = tags.setdefault(policy_of(r[2]), len(tags))
+    iu = np.array([r[0] for r in rows], np.int64)
+    ip = np.array([r[1] for r in rows], np.int64)
+    ek = np.unique(np.array([u * n_posts + p for u, p in eng], np.int64))
+    return LogData(iu, ip, pol, list(tags), ek, author, div, topic, comm, n_users, n_posts)
+
+
+def merge(parts: list[LogData]) -> LogData:
+    """Pool logs of several stores (users/posts of different stores are kept apart by offsetting ids)."""
+    if len(parts) == 1:
+        return parts[0]
+    names: list[str] = []
+    iu, ip, pol, ek, au, dv, tp, cm = [], [], [], [], [], [], [], []
+    uo = po = 0
+    n_posts_total = sum(p.n_posts for p in parts)
+    for d in parts:
+        remap = np.array([names.index(n) if n in names else (names.append(n) or len(names) - 1) for n in d.policies],
+                         np.int64)
+        iu.append(d.imp_user + uo)
+        ip.append(d.imp_post + po)
+        pol.append(remap[d.imp_policy] if len(d.imp_policy) else d.imp_policy)
+        ek.append((d.engaged_keys // d.n_posts + uo) * n_posts_total + d.engaged_keys % d.n_posts + po)
+        au.append(d.post_author + uo)
+        dv.append(d.post_div)
+        tp.append(d.post_topic)
+        cm.append(d.user_community)
+        uo += d.n_users
+        po += d.n_posts
+    return LogData(np.concatenate(iu), np.concatenate(ip), np.concatenate(pol), names,
+                   np.sort(np.concatenate(ek)), np.concatenate(au), np.concatenate(dv), np.concatenate(tp),
+                   np.concatenate(cm), uo, po)
+
+
+@dataclass
+class AuditReport:
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # policy -> metric -> value
+    amplification: dict[str, dict[str, float | None]] = field(default_factory=dict)  # policy -> community -> A
+
+
+def _f(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def audit(d: LogData, threshold: float = 0.5) -> AuditReport:
+    """Per policy tag: impressions, viewers, engagement per impression, divisive share, topic entropy, Gini."""
+    rep = AuditReport()
+    n_topics = int(d.post_topic.max()) + 1 if len(d.post_topic) and d.post_topic.max() >= 0 else 0
+    for k, name in enumerate(d.policies):
+        m = d.imp_policy == k
+        u, p = d.imp_user[m], d.imp_post[m]
+        engaged = np.isin(u * d.n_posts + p, d.engaged_keys)
+        uu, inv = np.unique(u, return_inverse=True)
+        t = d.post_topic[p]
+        row: dict[str, Any] = {"impressions": int(m.sum()), "viewers": len(uu),
+                               "engagement_rate": _f(M.engagement_rate(engaged)),
+                               "divisive_share": _f(M.divisive_share(d.post_div[p], threshold))}
+        if n_topics and len(uu):
+            counts = np.zeros((len(uu), n_topics))
+            ok = t >= 0
+            np.add.at(counts, (inv[ok], t[ok]), 1)
+            row["topic_entropy"] = _f(np.nanmean(M.topic_entropy(counts, normalise=True)))
+        else:
+            row["topic_entropy"] = None
+        authors = d.post_author[p]
+        row["creator_gini"] = _f(M.gini(np.bincount(authors, minlength=d.n_users)[np.unique(d.post_author)]))
+        rep.rows[name] = row
+    if CONTROL in d.policies:
+        c = d.policies.index(CONTROL)
+        n_comm = int(d.user_community.max()) + 1 if len(d.user_community) else 0
+        for k, name in enumerate(d.policies):
+            if k == c or name == UNTAGGED or n_comm <= 0:
+                continue
+            m = (d.imp_policy == k) | (d.imp_policy == c)
+            u, p = d.imp_user[m], d.imp_post[m]
+            treated_users = np.unique(d.imp_user[d.imp_policy == k])
+            control_users = np.unique(d.imp_user[d.imp_policy == c])
+            both = np.intersect1d(treated_users, control_users)
+            # a user in both arms would count twice; give each arm its own id space
+            users = np.where(d.imp_policy[m] == k, u, u + d.n_users)
+            treated = np.zeros(2 * d.n_users, bool)
+            treated[treated_users] = True
+            audience = np.zeros(2 * d.n_users, bool)
+            audience[treated_users] = True
+            audience[control_users + d.n_users] = True
+            g = d.user_community[d.post_author[p]]
+            amp = M.amplification_ratio(users, g, treated, n_groups=n_comm, audience=audience)
+            rep.amplification[name] = {f"community {i}": _f(a) for i, a in enumerate(amp)}
+            rep.rows[name]["users_in_both_arms"] = int(len(both))
+    return rep
+
+
+def audit_stores(dbs: list[str | Path], threshold: float = 0.5, since_ts: float | None = None) -> AuditReport:
+    """Audit one or more stores pooled (the simulator writes one store per policy; their users are kept apart)."""
+    parts = [load_logs(db, since_ts=since_ts) for db in dbs]
+    return audit(merge(parts), threshold)
