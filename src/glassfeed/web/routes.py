@@ -1,0 +1,276 @@
+"""Web routes: the app page, static files, browser sessions, a same-origin proxy onto ``/v1``, and ``/audit``.
+
+Auth model: the browser never sees the service key. ``POST /web/session`` binds an HttpOnly, SameSite=Strict
+cookie to one person: with that person's own token (always allowed), or, in demo mode only, by name (the
+server then acts for that person with the service key). ``/web/api/me/<rest>`` forwards to the real
+``/v1/users/<person>/<rest>`` routes in-process with the session's credential; it requires the custom header
+``X-Glassfeed-Web`` (which a cross-origin page cannot send without a CORS preflight this server never approves).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+WEB_DIR = Path(__file__).resolve().parent
+TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+COOKIE = "gf_session"
+CSRF_HEADER = "x-glassfeed-web"
+SESSION_TTL_S = 12 * 3600.0
+MAX_SESSIONS = 10_000
+PICKER_SIZE = 40
+#: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
+ME_PATHS = re.compile(r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data)$")
+#: Where a simulation report may be, besides settings/env (relative to the working directory).
+REPORT_GLOBS = ("docs/simulation/report.html", "docs/simulation/*/report.html", "var/simulation/report.html",
+                "var/simulation/*/report.html", "var/*/report.html")
+
+
+@dataclass(slots=True)
+class WebSession:
+    user: str
+    auth: str  # the Authorization header value used for this person's calls (kept server-side)
+    mode: str  # "demo" (service key, demo mode only) or "token" (the person's own token)
+    created: float
+
+
+class Sessions:
+    """In-memory browser sessions (cookie id -> person), least recently used dropped beyond MAX_SESSIONS."""
+
+    def __init__(self) -> None:
+        self._d: OrderedDict[str, WebSession] = OrderedDict()
+
+    def new(self, s: WebSession) -> str:
+        sid = secrets.token_urlsafe(24)
+        self._d[sid] = s
+        while len(self._d) > MAX_SESSIONS:
+            self._d.popitem(last=False)
+        return sid
+
+    def get(self, sid: str | None) -> WebSession | None:
+        s = self._d.get(sid) if sid else None
+        if s is None:
+            return None
+        if time.time() - s.created > SESSION_TTL_S:
+            self._d.pop(sid, None)  # type: ignore[arg-type]
+            return None
+        self._d.move_to_end(sid)  # type: ignore[arg-type]
+        return s
+
+    def drop(self, sid: str | None) -> None:
+        if sid:
+            self._d.pop(sid, None)
+
+
+def demo_mode(app: FastAPI) -> bool:
+    """Demo sign-in by name: ``$GLASSFEED_WEB_DEMO`` (1/0) wins, else ``[web] demo`` in settings (default off)."""
+    env = os.environ.get("GLASSFEED_WEB_DEMO")
+    if env is not None:
+        return env.strip().lower() in ("1", "true", "yes", "on")
+    return bool(app.state.settings.raw.get("web", {}).get("demo", False))
+
+
+def _error(status: int, msg: str, field: str = "web") -> JSONResponse:
+    return JSONResponse({"error": msg, "detail": [{"index": -1, "field": field, "reason": msg}]}, status_code=status)
+
+
+async def _call(app: FastAPI, method: str, path: str, auth: str | None, body: bytes = b"",
+                content_type: str | None = None) -> httpx.Response:
+    """Call one of the app's own routes in-process (same auth, validation and errors as over the network)."""
+    headers = {"authorization": auth} if auth else {}
+    if content_type:
+        headers["content-type"] = content_type
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://glassfeed.internal") as client:
+        return await client.request(method, path, content=body, headers=headers)
+
+
+def _picker(app: FastAPI, current: str | None) -> list[dict[str, str]]:
+    """People offered by the demo picker: the most active ones (plus the current person)."""
+    svc = getattr(app.state, "feed", None)
+    if svc is None:
+        return []
+    st = svc.state
+    n = len(st.user_ids)
+    act = np.asarray(st.user_events.a[:n], dtype=np.float64).copy()
+    act[0] = -1.0
+    order = np.argsort(-act, kind="stable")[:PICKER_SIZE]
+    out = [{"id": st.user_ids[i], "handle": st.handles[i]} for i in order.tolist() if st.user_ids[i]]
+    if current and all(o["id"] != current for o in out):
+        idx = svc.store.user_idx(current)
+        out.insert(0, {"id": current, "handle": st.handles[idx] if idx is not None and idx < n else current})
+    return out
+
+
+def _topics(app: FastAPI) -> list[str]:
+    svc = getattr(app.state, "feed", None)
+    return sorted(svc.state.topic_names) if svc is not None else []
+
+
+def _csrf_ok(request: Request) -> bool:
+    """The custom header is present and, when the browser says where the call comes from, it is this origin."""
+    if request.headers.get(CSRF_HEADER) != "1":
+        return False
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        host = request.headers.get("host", "")
+        return origin.split("://", 1)[-1] == host
+    return True
+
+
+def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
+    """The newest simulation report: ``$GLASSFEED_AUDIT_REPORT``, settings ``[web] audit_report``, or the
+    usual places under the working directory (``docs/simulation/report.html`` and friends)."""
+    root = root or Path.cwd()
+    cands: list[Path] = []
+    for c in (os.environ.get("GLASSFEED_AUDIT_REPORT"), app.state.settings.raw.get("web", {}).get("audit_report")):
+        if c:
+            p = Path(c)
+            cands.append(p / "report.html" if p.is_dir() else p)
+    for g in REPORT_GLOBS:
+        cands.extend(root.glob(g))
+    found = [p for p in cands if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def install(app: FastAPI, *, demo: bool | None = None) -> None:
+    """Add the web page, static files, sessions, the ``/web/api/me`` proxy and ``/audit`` (idempotent)."""
+    if getattr(app.state, "web_installed", False):
+        return
+    app.state.web_installed = True
+    app.state.web_sessions = Sessions()
+    app.state.web_demo = demo
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+
+    def is_demo() -> bool:
+        return demo_mode(app) if app.state.web_demo is None else bool(app.state.web_demo)
+
+    def new_session(response: Response, s: WebSession) -> None:
+        sid = app.state.web_sessions.new(s)
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=int(SESSION_TTL_S), path="/")
+
+    def demo_session(user: str) -> WebSession | None:
+        key = app.state.settings.api_key
+        if not (is_demo() and key and app.state.store.user_idx(user) is not None):
+            return None
+        return WebSession(user, f"Bearer {key}", "demo", time.time())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page(request: Request, user: str | None = None) -> Response:
+        """The app page. In demo mode ``?user=ID`` (or, with no session yet, the most active person) signs in."""
+        sessions: Sessions = app.state.web_sessions
+        sess = sessions.get(request.cookies.get(COOKIE))
+        fresh = None
+        if is_demo() and (user or sess is None):
+            picker = _picker(app, None)
+            want = user or (picker[0]["id"] if picker else None)
+            if want and (sess is None or sess.user != want):
+                fresh = demo_session(want)
+                sess = fresh or sess
+        svc = getattr(app.state, "feed", None)
+        ctx = {"request": request, "user": sess.user if sess else None, "mode": sess.mode if sess else None,
+               "demo": is_demo(), "picker": _picker(app, sess.user if sess else None), "topics": _topics(app),
+               "policies": [{"name": p.name, "title": p.title, "profiling": p.profiling}
+                            for p in (svc.policies.values() if svc else [])]}
+        resp = TEMPLATES.TemplateResponse(request, "index.html", ctx)
+        resp.headers["cache-control"] = "no-store"
+        if fresh is not None:
+            sessions.drop(request.cookies.get(COOKIE))
+            new_session(resp, fresh)
+        return resp
+
+    @app.post("/web/session", include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        """Start a browser session for ``{"user": id, "token": t}`` (or, in demo mode, ``{"user": id}``)."""
+        if not _csrf_ok(request):
+            return _error(403, "cross-site request refused", "origin")
+        try:
+            body = await request.json()
+            user, token = str(body["user"]), body.get("token")
+        except Exception:
+            return _error(400, 'expected JSON {"user": "...", "token": "..."}', "body")
+        if token:
+            r = await _call(app, "GET", f"/v1/users/{quote(user, safe='')}/prefs", f"Bearer {token}")
+            if r.status_code != 200:
+                return _error(401, "that token does not belong to this user", "token")
+            s = WebSession(user, f"Bearer {token}", "token", time.time())
+        else:
+            s = demo_session(user)
+            if s is None:
+                why = ("unknown user" if is_demo() and app.state.store.user_idx(user) is None
+                       else "demo sign-in is off on this server: sign in with your user token")
+                return _error(403 if "demo" in why else 404, why, "user")
+        resp = JSONResponse({"user": s.user, "mode": s.mode})
+        app.state.web_sessions.drop(request.cookies.get(COOKIE))
+        new_session(resp, s)
+        return resp
+
+    @app.delete("/web/session", include_in_schema=False)
+    def sign_out(request: Request) -> Response:
+        if not _csrf_ok(request):
+            return _error(403, "cross-site request refused", "origin")
+        app.state.web_sessions.drop(request.cookies.get(COOKIE))
+        resp = JSONResponse({"signed_out": True})
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    @app.api_route("/web/api/me/{rest:path}", methods=["GET", "PUT", "POST", "DELETE"], include_in_schema=False)
+    async def proxy(request: Request, rest: str) -> Response:
+        """Forward to ``/v1/users/<session person>/<rest>`` with the session's credential."""
+        if not _csrf_ok(request):
+            return _error(403, "cross-site request refused (needs X-Glassfeed-Web: 1 from this origin)", "origin")
+        sess = app.state.web_sessions.get(request.cookies.get(COOKIE))
+        if sess is None:
+            return _error(401, "no session: choose a person first", "session")
+        segs = rest.split("/")
+        if not ME_PATHS.match(rest) or any(s in (".", "..") for s in segs):
+            return _error(404, f"not available to the web page: {rest!r}", "path")
+        path = f"/v1/users/{quote(sess.user, safe='')}/" + "/".join(quote(s, safe="") for s in segs)
+        if request.url.query:
+            path += "?" + request.url.query
+        r = await _call(app, request.method, path, sess.auth, await request.body(),
+                        request.headers.get("content-type"))
+        keep = {k: v for k, v in r.headers.items() if k in ("content-type", "content-disposition")}
+        keep["cache-control"] = "no-store"
+        return Response(r.content, status_code=r.status_code, headers=keep)
+
+    @app.get("/audit", include_in_schema=False)
+    def audit_redirect() -> Response:
+        return RedirectResponse("/audit/", status_code=307)
+
+    @app.get("/audit/", response_class=HTMLResponse, include_in_schema=False)
+    def audit(request: Request) -> Response:
+        """The newest simulation report, or a page saying how to make one."""
+        rep = find_report(app)
+        if rep is None:
+            return TEMPLATES.TemplateResponse(request, "audit_missing.html", {"request": request}, status_code=404)
+        return FileResponse(rep, media_type="text/html", headers={"cache-control": "no-store"})
+
+    @app.get("/audit/{name:path}", include_in_schema=False)
+    def audit_file(name: str) -> Response:
+        """Files beside the report (plots a report links to), never outside its folder."""
+        rep = find_report(app)
+        if rep is None:
+            return _error(404, "no simulation report yet", "path")
+        base = rep.parent.resolve()
+        f = (base / name).resolve()
+        if not f.is_relative_to(base) or not f.is_file():
+            return _error(404, f"no such report file: {name!r}", "path")
+        return FileResponse(f)
+
+
+__all__ = ["install", "find_report", "demo_mode", "ME_PATHS"]
