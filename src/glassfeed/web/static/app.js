@@ -34,6 +34,8 @@ async function api(path, opts = {}) {
 
 function say(id, msg, bad = false) { const el = $(id); if (el) { el.textContent = msg; el.classList.toggle("bad", bad); } }
 const fmt = (x, d = 2) => (x === null || x === undefined) ? "–" : Number(x).toFixed(d);
+const plural = (n, one, many) => `${n} ${n === 1 ? one : (many || one + "s")}`;
+const prob = (p) => p >= 0.001 || p === 0 ? p.toFixed(3) : p.toExponential(1);
 const signed = (x, d = 2) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(d);
 // The feed's clock: the page's generated_at plus the real time since (the demo store may run on data time).
 const now = () => state.clock === null ? Date.now() / 1000 : state.clock + (Date.now() - state.loadedAt) / 1000;
@@ -111,8 +113,8 @@ function postCard(it) {
     text,
     (it.topics || []).length ? h("p", { class: "topics-line", text: it.topics.map((t) => "#" + t).join(" ") }) : null,
     h("p", { class: "counts" },
-      h("span", { class: "c-likes", text: `♥ ${it.counts.likes}` }), " ",
-      h("span", { text: `⟲ ${it.counts.reposts}` }), " ", h("span", { text: `💬 ${it.counts.replies}` }),
+      h("span", { class: "c-likes", text: plural(it.counts.likes, "like") }), " · ",
+      h("span", { text: plural(it.counts.reposts, "repost") }), " · ", h("span", { text: plural(it.counts.replies, "reply", "replies") }),
       h("span", { class: "score", text: ` · score ${fmt(it.score, 3)}` })),
     h("div", { class: "actions", role: "group", "aria-label": "Actions" },
       act("like", "Like"), act("repost", "Repost"), act("reply", "Reply"),
@@ -138,7 +140,7 @@ async function onAction(btn, kind, it) {
     const on = wire === "like";
     btn.setAttribute("aria-pressed", String(on)); btn.textContent = on ? "Liked" : "Like";
     it.counts.likes += on ? 1 : -1;
-    card.querySelector(".c-likes").textContent = `♥ ${it.counts.likes}`;
+    card.querySelector(".c-likes").textContent = plural(it.counts.likes, "like");
   } else if (kind === "repost" || kind === "reply") {
     btn.setAttribute("aria-pressed", "true"); btn.disabled = true;
     btn.textContent = kind === "repost" ? "Reposted" : "Reply sent";
@@ -179,7 +181,7 @@ function renderWhy(w) {
       const pct = (100 * Math.abs(c.contribution) / max).toFixed(1);
       const neg = c.contribution < 0;
       const detail = c.probability === null ? signed(c.contribution, 3)
-        : `P ${fmt(c.probability, 3)} × weight ${fmt(c.weight, 1)} = ${signed(c.contribution, 3)}`;
+        : `P ${prob(c.probability)} × weight ${fmt(c.weight, 1)} = ${signed(c.contribution, 3)}`;
       return h("div", { class: "bar-row", role: "listitem", "data-head": c.head, "data-contribution": String(c.contribution) },
         h("span", { class: "bar-label", title: c.meaning, text: c.head.replaceAll("_", " ") }),
         h("span", { class: "bar-track neg" }, neg ? h("span", { class: "bar neg", style: `width:${pct}%` }) : null),
@@ -315,7 +317,7 @@ function renderData(d) {
     h("dl", { class: "facts" },
       dl("Events held", String(d.counts.events)), dl("Posts seen", String(d.counts.seen_posts)),
       dl("Interests you picked", list(d.onboarding_interests)),
-      dl("Following", `${d.following.length}: ${d.following.slice(0, 30).join(", ")}${d.following.length > 30 ? "…" : ""}`),
+      dl("Following", d.following.length ? `${d.following.length}: ${d.following.slice(0, 30).join(", ")}${d.following.length > 30 ? "…" : ""}` : "nobody"),
       dl("Muted accounts", list(d.muted)), dl("Blocked accounts", list(d.blocked)),
       dl("Muted words", list(d.muted_words)), dl("Asked to see less of", list(d.see_less_authors)),
       dl("Preferences", JSON.stringify(d.preferences)),
