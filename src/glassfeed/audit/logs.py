@@ -33,7 +33,7 @@ class LogData:
     imp_policy: np.ndarray  # index into ``policies``
     policies: list[str]
     engaged_keys: np.ndarray  # sorted user * n_posts + post
-    post_author: np.ndarray  # indexed by post idx
+    post_author: np.ndarray  # indexed by post idx, -1 = no such post
     post_div: np.ndarray  # NaN = unknown
     post_topic: np.ndarray  # -1 = none
     user_community: np.ndarray  # indexed by user idx, -1 = unknown
@@ -56,7 +56,7 @@ def load_logs(db: str | Path, since_ts: float | None = None) -> LogData:
         users = store.load_users()
         n_posts = int(posts["idx"].max()) + 1 if len(posts["idx"]) else 1
         n_users = int(users["idx"].max()) + 1 if len(users["idx"]) else 1
-        author = np.zeros(n_posts, np.int64)
+        author = np.full(n_posts, -1, np.int64)  # -1 = no such post
         author[posts["idx"]] = posts["author"]
         div = np.full(n_posts, np.nan)
         div[posts["idx"]] = posts["divisiveness"]
@@ -102,7 +102,7 @@ def merge(parts: list[LogData]) -> LogData:
         ip.append(d.imp_post + po)
         pol.append(remap[d.imp_policy] if len(d.imp_policy) else d.imp_policy)
         ek.append((d.engaged_keys // d.n_posts + uo) * n_posts_total + d.engaged_keys % d.n_posts + po)
-        au.append(d.post_author + uo)
+        au.append(np.where(d.post_author >= 0, d.post_author + uo, -1))
         dv.append(d.post_div)
         tp.append(d.post_topic)
         cm.append(d.user_community)
@@ -144,7 +144,8 @@ def audit(d: LogData, threshold: float = 0.5) -> AuditReport:
         else:
             row["topic_entropy"] = None
         authors = d.post_author[p]
-        row["creator_gini"] = _f(M.gini(np.bincount(authors, minlength=d.n_users)[np.unique(d.post_author)]))
+        creators = np.unique(d.post_author[d.post_author >= 0])  # every user who has posted counts
+        row["creator_gini"] = _f(M.gini(np.bincount(authors, minlength=d.n_users)[creators]))
         rep.rows[name] = row
     if CONTROL in d.policies:
         c = d.policies.index(CONTROL)

@@ -132,6 +132,37 @@ def copy_base(base: Base, dest: Path) -> Path:
     return dest
 
 
+# --------------------------------------------------------------------------- small pure pieces
+
+
+def page_matrix(row: np.ndarray, post: np.ndarray, n: int, page_len: int) -> np.ndarray:
+    """(n, page_len) matrix of ``post`` ids laid out by ``row`` in their given order (-1 = empty slot)."""
+    out = np.full((n, page_len), -1, np.int64)
+    if not len(row):
+        return out
+    order = np.argsort(row, kind="stable")
+    r = row[order]
+    start = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
+    slot = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
+    ok = slot < page_len
+    out[r[ok], slot[ok]] = post[order][ok]
+    return out
+
+
+def opinion_step(lean_user: np.ndarray, lean_author: np.ndarray, liked: np.ndarray, examined: np.ndarray,
+                 divisiveness: np.ndarray, p: OpinionParams) -> np.ndarray:
+    """New leanings of users after a session (rows = users, columns = page slots); see ``OpinionParams``.
+
+    l' = clip(l + assimilation * mean_liked(l_author - l) + backfire * sign(l) * sum_outgroup(div) / n_scanned)
+    """
+    lu = np.asarray(lean_user, np.float64)
+    la = np.asarray(lean_author, np.float64)
+    gap = np.where(liked, la - lu[:, None], 0.0).sum(1) / np.maximum(liked.sum(1), 1)
+    out = examined & (la * lu[:, None] < 0)
+    push = np.where(out, divisiveness, 0.0).sum(1) / np.maximum(examined.sum(1), 1)
+    return np.clip(lu + p.assimilation * gap + p.backfire * np.sign(lu) * push, -1, 1).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- metrics collection
 
 
@@ -354,12 +385,7 @@ class World:
             pg = rank(self.svc.state, self.svc.models, self.u2s[users], self.policy, now, L)
             if not len(pg.row):
                 continue
-            order = np.argsort(pg.row, kind="stable")
-            r = pg.row[order]
-            start = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
-            slot = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
-            ok = slot < L
-            out[a + r[ok], slot[ok]] = self.s2p[pg.post[order][ok]]
+            out[a:a + len(users)] = page_matrix(pg.row, self.s2p[pg.post], len(users), L)
         return out
 
     def _following(self, active: np.ndarray, pages: np.ndarray) -> np.ndarray:
@@ -375,17 +401,10 @@ class World:
 
     # ------------------------------------------------------------------ dynamics
     def _opinions(self, active: np.ndarray, pages: np.ndarray, res: Any, liked: np.ndarray) -> None:
-        o = self.cfg.opinion
-        if o.assimilation == 0 and o.backfire == 0:
-            return
         lean = self.pop.leaning
-        pp = np.maximum(pages, 0)
-        la = lean[self.posts.author[pp]].astype(np.float64)
-        lu = lean[active].astype(np.float64)
-        gap = np.where(liked, la - lu[:, None], 0.0).sum(1) / np.maximum(liked.sum(1), 1)
-        out = res.examined & (la * lu[:, None] < 0)
-        push = np.where(out, self.posts.divisiveness[pp], 0.0).sum(1) / np.maximum(res.examined.sum(1), 1)
-        lean[active] = np.clip(lu + o.assimilation * gap + o.backfire * np.sign(lu) * push, -1, 1)
+        la = lean[self.posts.author[np.maximum(pages, 0)]]
+        div = self.posts.divisiveness[np.maximum(pages, 0)]
+        lean[active] = opinion_step(lean[active], la, liked, res.examined, div, self.cfg.opinion)
 
     def _ideal(self, active: np.ndarray, now: float) -> None:
         """Panel users' consumption under an ideal recommender (true stated value, recent posts): Chaney's baseline."""
@@ -544,6 +563,7 @@ def run_simulation(cfg: SimConfig, folder: Path, progress: Progress | None = Non
     """Run every policy of ``cfg`` on the same seeded society; stores go to ``folder/<policy>.db``."""
     say = progress or (lambda s, d, t: None)
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     base = base or prepare_base(cfg, folder, say)
     worlds: dict[str, World] = {}
