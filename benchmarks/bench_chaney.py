@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,13 @@ def machine() -> str:
     return f"{platform.platform()} | {cpu} | {os.cpu_count()} cores | Python {platform.python_version()}"
 
 
-def report(result: ChaneyResult) -> str:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def report(result: ChaneyResult, cpu_s: float | None = None, load_before: str = "n/a") -> str:
     """Table of homogenisation at the last step, measured (mean +/- se over sims) beside the published value."""
     t = result.config.n_total
     lines = [f"Chaney et al. 2018 via T-RECS, {result.training} training, {result.n_sims} sims, t = {t}",
@@ -40,10 +48,20 @@ def report(result: ChaneyResult) -> str:
         diff = mean - pub if pub is not None else float("nan")
         ok = "yes" if abs(diff) <= TOLERANCE else "NO"
         lines.append(f"{label:<22}{mean:>+10.3f}{se:>8.3f}{pub:>+11.3f}{diff:>+8.3f}  {ok}")
-    order = [m for m, _ in sorted(((m, result.final[m][0]) for m in MODELS if m != "ideal"), key=lambda x: -x[1])]
+    order = [m for m, _ in sorted(((m, result.final[m][0]) for m in MODELS if m != "ideal" and m in result.final),
+                                  key=lambda x: -x[1])]
     lines.append("measured order: " + " > ".join(LABELS[m] for m in order))
-    lines.append(f"runtime: {result.runtime_s:.1f} s (all models, {result.n_sims} sims)")
+    cpu = f", CPU time {cpu_s:.1f} s over all processes" if cpu_s is not None else ""
+    lines.append(f"runtime: wall {result.runtime_s:.1f} s{cpu} (all models, {result.n_sims} sims); "
+                 f"1-min load average before/after {load_before}/{_load()}")
     return "\n".join(lines)
+
+
+def _load() -> str:
+    try:
+        return "%.1f" % os.getloadavg()[0]
+    except OSError:
+        return "n/a"
 
 
 def plot(result: ChaneyResult, path: Path) -> None:
@@ -80,8 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     print(machine())
     for training in (["repeated", "single"] if args.training == "both" else [args.training]):
+        load0, cpu0 = _load(), cpu_seconds()
         result = run_chaney(n_sims=args.sims, seed=args.seed, training=training, n_jobs=args.jobs)
-        print(report(result))
+        print(report(result, cpu_seconds() - cpu0, load0))
         path = args.out / f"chaney_{training}.png"
         plot(result, path)
         print(f"plot: {path}\n")
