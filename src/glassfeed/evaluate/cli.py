@@ -1,0 +1,79 @@
+"""``glassfeed evaluate``: run an offline protocol on a real dataset and write markdown + JSON results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from glassfeed.evaluate.datasets import DATASETS, DatasetMissing, dataset_path
+from glassfeed.evaluate.protocols import PROTOCOLS, Protocol
+from glassfeed.evaluate.report import machine_info, to_markdown, write_report
+from glassfeed.evaluate.runner import ModelResult, UnknownName, check_models, n_steps, run_protocol
+
+
+def resolve(dataset: str | None, protocol: str | None) -> Protocol:
+    """The protocol named (or the one for ``dataset``); raises ``UnknownName`` on an unknown or mismatched pair."""
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise UnknownName(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if dataset is not None and dataset not in DATASETS:
+        raise UnknownName(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    if protocol is None:
+        if dataset is None:
+            raise UnknownName(f"give --protocol ({', '.join(PROTOCOLS)}) or --dataset ({', '.join(DATASETS)})")
+        return next(p for p in PROTOCOLS.values() if p.dataset == dataset)
+    chosen = PROTOCOLS[protocol]
+    if dataset is not None and dataset != chosen.dataset:
+        raise UnknownName(f"protocol {protocol!r} runs on dataset {chosen.dataset!r}, not {dataset!r}")
+    return chosen
+
+
+def run_with_progress(protocol: Protocol, models: Sequence[str], console: Console,
+                      root: str | Path | None = None) -> dict[str, Any]:
+    """``run_protocol`` with one rich progress bar per model (grid points + the test run) and a line per result."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        tasks = {name: progress.add_task(f"{protocol.name} {name}", total=n_steps(protocol, name)) for name in models}
+
+        def on_trial(name: str) -> None:
+            if name in tasks:
+                progress.advance(tasks[name])
+
+        def on_result(r: ModelResult) -> None:
+            shown = "  ".join(f"{c} {r.metrics[c]:.4f}" for c in protocol.columns)
+            progress.console.print(f"{protocol.name} {r.model}: {shown}  (fit {r.fit_seconds:.2f} s)")
+
+        run = run_protocol(protocol, models, root=root, on_trial=on_trial, on_result=on_result)
+    run["machine"] = machine_info()
+    return run
+
+
+def evaluate(
+    dataset: str = typer.Option(None, "--dataset", help=f"one of: {', '.join(DATASETS)}"),
+    protocol: str = typer.Option(None, "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
+    models: str = typer.Option(None, "--models", help="comma-separated registry names; a+b blends a and b"),
+    out: Path = typer.Option(Path("bench-results"), "--out", help="folder for <protocol>.md and <protocol>.json"),
+) -> None:
+    """Tune models on validation data, score the test split, and compare with published numbers."""
+    try:
+        chosen = resolve(dataset, protocol)
+        names = [m.strip() for m in models.split(",") if m.strip()] if models else list(chosen.models)
+        check_models(names)
+        dataset_path(chosen.dataset)
+    except (UnknownName, DatasetMissing) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    console = Console()
+    run = run_with_progress(chosen, names, console)
+    md, js = write_report([run], out, chosen.name)
+    typer.echo(to_markdown(run))
+    typer.echo(f"wrote {md} and {js}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to the glassfeed CLI."""
+    app.command("evaluate")(evaluate)
+

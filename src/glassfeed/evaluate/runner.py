@@ -1,0 +1,159 @@
+"""Run a protocol: tune each model on validation data, refit, score the test split, collect the numbers.
+
+Model names are registry names (``retrieval.MODELS``) or ``a+b``: a blend of the tuned ``a`` and ``b`` whose
+weight on ``b`` is chosen on validation data too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from glassfeed.evaluate.protocols import PROTOCOLS, Protocol, Split
+from glassfeed.retrieval import MODELS, Blend, Recommender
+from glassfeed.retrieval.tuning import GridResult, evaluate_model, fit_model, grid_search, param_grid
+
+#: The validation metric every protocol selects on.
+SELECT_ON = "ndcg@10"
+
+
+class UnknownName(KeyError):
+    """An unknown protocol, dataset or model name (the message lists the valid ones)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_models(names: Sequence[str]) -> None:
+    """Raise ``UnknownName`` unless every name (or each part of an ``a+b`` blend) is in the registry."""
+    for name in names:
+        for part in name.split("+"):
+            if part not in MODELS:
+                raise UnknownName(f"unknown model {part!r}; expected one of {', '.join(MODELS)} (or a+b)")
+
+
+@dataclass
+class ModelResult:
+    model: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    valid_score: float  # SELECT_ON on the validation split, for the chosen params
+    fit_seconds: float  # training time of the final model (sum over a blend's members)
+    rank_seconds: float  # scoring + top-k for every test user
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Tuned:
+    params: dict[str, Any]
+    valid_score: float
+    tune_model: Recommender  # fitted on split.tune_train
+    final_model: Recommender  # fitted on split.train
+    fit_seconds: float
+    trials: list[dict[str, Any]]
+
+
+class ProtocolRun:
+    """One protocol on one split; tunes models on demand and caches them (blends reuse their members)."""
+
+    def __init__(self, protocol: Protocol, split: Split, on_trial: Callable[[str], None] | None = None):
+        self.protocol, self.split = protocol, split
+        self.on_trial = on_trial or (lambda name: None)
+        self.tuned: dict[str, _Tuned] = {}
+
+    def _valid(self, model: Recommender) -> dict[str, float]:
+        s = self.split
+        return evaluate_model(model, s.tune_train, s.tune_valid, self.protocol.k, s.tune_exclude, s.tune_filter_items)
+
+    def tune(self, name: str) -> _Tuned:
+        if name in self.tuned:
+            return self.tuned[name]
+        s = self.split
+        if "+" in name:
+            tuned = self._tune_blend(name)
+        else:
+            grid = self.protocol.grids.get(name, {})
+            result: GridResult = grid_search(
+                MODELS[name], grid, s.tune_train, s.tune_valid, k=self.protocol.k, metric=SELECT_ON,
+                exclude=s.tune_exclude, filter_items=s.tune_filter_items, social=s.social,
+                on_trial=lambda params, scores: self.on_trial(name))
+            if s.tune_train is s.train:  # RecBole-style: the tuned model already is the final model
+                final, seconds = result.best_model, result.best_fit_seconds
+            else:
+                final = MODELS[name](**result.best_params)
+                seconds = fit_model(final, s.train, s.social)
+            tuned = _Tuned(result.best_params, result.best_score, result.best_model, final, seconds, result.trials)
+        self.tuned[name] = tuned
+        return tuned
+
+    def _tune_blend(self, name: str) -> _Tuned:
+        parts = [self.tune(part) for part in name.split("+")]
+        weights = self.protocol.grids.get("+", {}).get("weight", [1.0])
+        trials, best = [], None
+        for w in weights:
+            ws = [1.0] + [w] * (len(parts) - 1)
+            scores = self._valid(Blend.of([p.tune_model for p in parts], ws))
+            self.on_trial(name)
+            trials.append({"params": {"weight": w}, "valid": scores})
+            if best is None or scores[SELECT_ON] > best[1]:
+                best = (ws, scores[SELECT_ON])
+        assert best is not None
+        ws, score = best
+        tune_model = Blend.of([p.tune_model for p in parts], ws)
+        final = Blend.of([p.final_model for p in parts], ws)
+        params = {"members": {part: p.params for part, p in zip(name.split("+"), parts)}, "weights": ws}
+        return _Tuned(params, score, tune_model, final, sum(p.fit_seconds for p in parts), trials)
+
+    def evaluate(self, name: str) -> ModelResult:
+        tuned = self.tune(name)
+        s = self.split
+        t0 = time.perf_counter()
+        metrics = evaluate_model(tuned.final_model, s.train, s.test, self.protocol.k, s.exclude, s.filter_items)
+        seconds = time.perf_counter() - t0
+        self.on_trial(name)
+        return ModelResult(name, tuned.params, metrics, tuned.valid_score, tuned.fit_seconds, seconds, tuned.trials)
+
+
+def n_steps(protocol: Protocol, name: str) -> int:
+    """Progress steps for one model: its grid points (blends: members' too, counted once each) plus the test run."""
+    if "+" in name:
+        return len(protocol.grids.get("+", {}).get("weight", [1.0])) + 1
+    return len(param_grid(protocol.grids.get(name, {}))) + 1
+
+
+def run_protocol(protocol: str | Protocol, models: Sequence[str] | None = None, root: str | Path | None = None,
+                 on_trial: Callable[[str], None] | None = None,
+                 on_result: Callable[[ModelResult], None] | None = None) -> dict[str, Any]:
+    """Build the split, then tune, refit and test each model; returns a JSON-ready dict of everything measured."""
+    if isinstance(protocol, str):
+        if protocol not in PROTOCOLS:
+            raise UnknownName(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        protocol = PROTOCOLS[protocol]
+    names = list(models or protocol.models)
+    check_models(names)
+    t0 = time.perf_counter()
+    split = protocol.build(root)
+    build_seconds = time.perf_counter() - t0
+    run = ProtocolRun(protocol, split, on_trial)
+    results = []
+    for name in names:
+        result = run.evaluate(name)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return {
+        "protocol": protocol.name,
+        "dataset": protocol.dataset,
+        "description": protocol.description,
+        "source": protocol.source,
+        "k": protocol.k,
+        "columns": list(protocol.columns),
+        "selected_on": f"validation {SELECT_ON}",
+        "stats": split.stats,
+        "build_seconds": build_seconds,
+        "elapsed_seconds": time.perf_counter() - t0,
+        "results": [asdict(r) for r in results],
+        "published": protocol.published,
+    }

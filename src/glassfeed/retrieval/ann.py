@@ -1,0 +1,51 @@
+"""Approximate maximum-inner-product search over item vectors (hnswlib HNSW graph)."""
+
+from __future__ import annotations
+
+import hnswlib
+import numpy as np
+
+
+class ANNIndex:
+    """Inner-product HNSW index: ``fit(item_vectors, ids)``, then ``query(user_vectors, k) -> (ids, scores)``.
+
+    ``M`` is the graph degree, ``ef_construction`` the build beam, ``ef`` the query beam (raised to at least
+    ``k`` per query); higher values trade speed for recall.
+    """
+
+    def __init__(self, dim: int, M: int = 16, ef: int = 100, ef_construction: int = 200, num_threads: int = 1,
+                 seed: int = 42):
+        self.dim, self.M, self.ef, self.ef_construction = dim, M, ef, ef_construction
+        self.num_threads, self.seed = num_threads, seed
+        self.index: hnswlib.Index | None = None
+        self.size = 0
+
+    def fit(self, item_vectors: np.ndarray, ids: np.ndarray | None = None) -> "ANNIndex":
+        vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected item vectors of shape (n, {self.dim}), got {vectors.shape}")
+        ids = np.arange(len(vectors)) if ids is None else np.asarray(ids, dtype=np.int64)
+        index = hnswlib.Index(space="ip", dim=self.dim)
+        index.init_index(max_elements=max(len(vectors), 1), M=self.M, ef_construction=self.ef_construction,
+                         random_seed=self.seed)
+        if len(vectors):
+            index.add_items(vectors, ids, num_threads=self.num_threads)
+        index.set_ef(self.ef)
+        self.index, self.size = index, len(vectors)
+        return self
+
+    def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` ids and inner products per query row, best first; slots beyond the index size hold -1 / -inf."""
+        if self.index is None:
+            raise RuntimeError("ANNIndex.query before fit")
+        vectors = np.atleast_2d(np.ascontiguousarray(vectors, dtype=np.float32))
+        kk = min(k, self.size)
+        ids = np.full((len(vectors), k), -1, dtype=np.int64)
+        scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
+        if kk == 0 or len(vectors) == 0:
+            return ids, scores
+        self.index.set_ef(max(self.ef, kk))
+        labels, dist = self.index.knn_query(vectors, k=kk, num_threads=self.num_threads)
+        ids[:, :kk] = labels
+        scores[:, :kk] = 1.0 - dist  # hnswlib's "ip" distance is 1 - <q, v>
+        return ids, scores
