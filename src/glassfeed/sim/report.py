@@ -16,7 +16,7 @@ from typing import Any
 
 from glassfeed.sim.loop import SimResult
 
-#: metric -> (title, what it means, better direction or "")
+#: per-step metric -> (plot title, what it means)
 METRICS: dict[str, tuple[str, str]] = {
     "engagement_rate": ("Engagement per impression", "share of scanned items liked, reposted or replied to"),
     "click_rate": ("Clicks per impression", "share of scanned items opened"),
