@@ -162,8 +162,12 @@ def test_like_appears_in_your_data_then_delete_removes_it(server, page, artifact
     assert row.get_attribute("data-kind") == "like" and row.get_attribute("data-post") == post
     page.screenshot(path=str(artifacts / "web_data.png"), full_page=False)
 
-    before = api(page, base, "data")
-    assert before["counts"]["events"] > 0
+    with page.expect_download() as dl:
+        page.click("#data-download")
+    assert dl.value.suggested_filename == "glassfeed-u5.json"
+    before = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    assert before["user"] == "u5" and before["counts"]["events"] > 0
+    assert any(e["kind"] == "like" and e["post"] == post for e in before["events"])
     page.click("#data-delete")
     page.click("#data-delete-yes")
     page.wait_for_function("document.getElementById('data-status').textContent.startsWith('Deleted')")
@@ -191,6 +195,15 @@ def test_weight_slider_reranks_with_new_weight(server, page):
     assert float(row.get_attribute("data-contribution")) == 0.0
     assert "weight 0.0" in row.inner_text()
     assert "Weights you changed: reply 0" in card.locator(".why").inner_text()
+
+    topic = page.locator("#feed-list .post .topics-line").first.inner_text().split()[0].lstrip("#")
+    before = feed_loads(page)
+    page.select_option(f"#topic-{topic}", "more")
+    wait_reload(page, before)
+    assert api(page, base, "prefs")["prefs"]["topics_more"] == [topic]
+    feed = api(page, base, "feed?limit=50&policy=engagement")
+    boosted = [it for it in feed["items"] if any(a["name"] == "topic_preference" for a in it["adjustments"])]
+    assert boosted and all(topic in it["topics"] for it in boosted)  # (the engine boosts a post's main topic)
 
 
 def test_statement_and_labels(server, page, artifacts):
