@@ -55,6 +55,12 @@ def events(n: int, seed: int, with_ids: bool = False) -> list[dict]:
     return out
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def setup(db: Path) -> None:
     st = open_store(db)
     ing = Ingestor(st)
@@ -73,14 +79,15 @@ def bench_bulk(db: Path, tmp: Path, n: int, repeats: int, chunk: int | None, wit
                                                                         with_ids)))
         st = open_store(db)
         ing = Ingestor(st)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = import_path(f, ing, chunk=chunk)
-        dt = time.perf_counter() - t
+        dt, cpu = time.perf_counter() - t, time.process_time() - c
         st.close()
         assert res.accepted == n
         rates.append(n / dt)
         print(f"  bulk chunk={chunk or 'max_batch'} ids={with_ids}: {n:,} events in {dt:.2f} s = {n / dt:,.0f}/s"
-              f" ({res.fast_chunks}/{res.chunks} chunks on the vectorised path)", flush=True)
+              f" wall, {n / cpu:,.0f}/CPU-s ({res.fast_chunks}/{res.chunks} chunks vectorised;"
+              f" load {os.getloadavg()[0]:.1f})", flush=True)
     return rates
 
 
@@ -101,6 +108,7 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
                 time.sleep(0.1)
         bodies = [orjson.dumps(events(batch, 1000 + b)) for b in range(batches)]
         rates = []
+        cpu0 = _proc_cpu(proc.pid)
         with httpx.Client(base_url=url, headers={"X-API-Key": "bench", "content-type": "application/json"},
                           timeout=120) as c:
             c.post("/v1/events", content=bodies[0])  # warm-up
@@ -110,7 +118,9 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
                 dt = time.perf_counter() - t
                 assert r.status_code == 200 and r.json()["accepted"] == batch, r.text[:300]
                 rates.append(batch / dt)
+        cpu = _proc_cpu(proc.pid) - cpu0
         print("  http per-batch events/s: " + ", ".join(f"{x:,.0f}" for x in rates), flush=True)
+        print(f"  http server CPU: {batch * len(rates) / cpu:,.0f} events/CPU-s (load {os.getloadavg()[0]:.1f})")
         return rates
     finally:
         proc.terminate()
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
             st.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    out["load_at_end"] = os.getloadavg()[0]
     print(orjson.dumps(out).decode())
     return out
 
