@@ -82,7 +82,7 @@ async function loadFeed(reset) {
 }
 
 function renderMeta(page) {
-  const dropped = Object.entries(page.dropped || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k.replaceAll("_", " ")}`);
+  const dropped = Object.entries(page.dropped || {}).filter(([, n]) => n > 0).map(([k, n]) => `${k.replaceAll("_", " ")}: ${n}`);
   const bits = [`policy: ${page.policy}`, `ranked by ${page.ranker === "recency" ? "time" : "predicted engagement"}`,
                 `${page.candidates} candidates considered`];
   if (dropped.length) bits.push("filtered out: " + dropped.join(", "));
