@@ -396,6 +396,20 @@ class Ingestor:
             cb("muted_words", [user])
         return clean
 
+    def label_posts(self, post_ids: Sequence[str], label: str) -> int:
+        """Add a moderation label (e.g. ``removed``: dropped from every feed) to existing posts."""
+        if not label or "," in label or len(label) > 64:
+            raise IngestError([ItemError(0, "label", "must be 1-64 characters without commas")])
+        idxs = [self.store.post_idx(p) for p in post_ids]
+        bad = [ItemError(i, "post", f"unknown post {p!r}") for i, (p, x) in enumerate(zip(post_ids, idxs)) if x is None]
+        if bad:
+            raise IngestError(bad, status=404)
+        with self.store.transaction() as tx:
+            self.store.add_post_label(tx, idxs, label)  # type: ignore[arg-type]
+        for cb in self.entity_listeners:
+            cb("labels", idxs)  # type: ignore[arg-type]
+        return len(idxs)
+
     def set_prefs(self, user_id: str, prefs: dict[str, Any]) -> None:
         user = self._require_user(user_id)
         with self.store.transaction() as tx:

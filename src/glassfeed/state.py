@@ -115,6 +115,7 @@ class ServingState:
         self.is_reply = _Grow(np.bool_, False)
         self.labelled = _Grow(np.int8, 0)  # 0 none, 1 interstitial/label, 2 drop
         self.divisiveness = _Grow(np.float32, 0.0)
+        self.text_len = _Grow(np.int32, 0)
         self.text: list[str] = [""]
         self.text_lower: list[str] = [""]
         self.post_topics: list[list[str]] = [[]]
@@ -220,7 +221,7 @@ class ServingState:
             return
         n = int(idx.max()) + 1
         for g in (self.author, self.created, self.topic, self.is_reply, self.labelled, self.divisiveness,
-                  self.counters, self.totals, self.trend, self.side_likes):
+                  self.text_len, self.counters, self.totals, self.trend, self.side_likes):
             g.ensure(n)
         while len(self.post_ids) < n:
             self.post_ids.append(None)
@@ -233,6 +234,7 @@ class ServingState:
         self.is_reply.a[idx] = posts["reply_to"] > 0
         div = posts["divisiveness"]
         self.divisiveness.a[idx] = np.where(np.isnan(div), 0.0, div)
+        self.text_len.a[idx] = [len(t) for t in posts["text"]]
         for i, pid, text, topics, labels, a in zip(idx.tolist(), posts["id"], posts["text"], posts["topics"],
                                                    posts["labels"], posts["author"].tolist()):
             self.post_ids[i] = pid
@@ -254,6 +256,12 @@ class ServingState:
 
     def add_posts_from_store(self, store: SQLiteStore) -> None:
         self._add_posts(store.load_posts(since_idx=self.n_posts))
+
+    def set_labels(self, labels: dict[int, list[str]]) -> None:
+        """Install moderation labels for posts (drop labels remove them from every feed)."""
+        for i, lbs in labels.items():
+            self.labels[i] = lbs
+            self.labelled.a[i] = (2 if any(lb in DROP_LABELS for lb in lbs) else 1) if lbs else 0
 
     def topic_id(self, name: str) -> int:
         name = name.lower()
@@ -429,8 +437,10 @@ class ServingState:
         safe = np.where(topics >= 0, topics, 0)
         val = ut[np.arange(len(users)), safe]
         share = np.where(topics >= 0, val / np.maximum(tot, 1e-9), 0.0)
-        prior = np.fromiter((1.0 if t >= 0 and t in self.user_interests[u] else 0.0
-                             for u, t in zip(users.tolist(), topics.tolist())), np.float64, len(users))
+        prior = np.zeros(len(users))
+        for u, pos in group_by_user(users):
+            if self.user_interests[u]:
+                prior[pos] = np.isin(topics[pos], self.user_interests[u])
         w = 1.0 / (1.0 + tot)  # onboarding interests matter until the user has engaged
         return (1 - w) * share + w * prior
 
@@ -464,6 +474,16 @@ _UNMUTE = int(EventKind.UNMUTE)
 _FEEDBACK = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
 _GRAPH = frozenset({_FOLLOW, _UNFOLLOW, _BLOCK, _UNBLOCK, _MUTE, _UNMUTE})
 _RARE_KINDS = np.array([*_FEEDBACK, *_GRAPH])
+
+
+def group_by_user(users: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """[(user, positions)] for each distinct user in ``users`` (pairs are usually grouped by user)."""
+    if len(users) and (users == users[0]).all():
+        return [(int(users[0]), np.arange(len(users)))]
+    order = np.argsort(users, kind="stable")
+    u = users[order]
+    cut = np.flatnonzero(u[1:] != u[:-1]) + 1
+    return [(int(g[0]), idx) for g, idx in zip(np.split(u, cut), np.split(order, cut))]
 
 
 def _groups(keys: np.ndarray, values) -> list[tuple[int, list]]:

@@ -94,5 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from glassfeed.api.routes_ingest import router
     app.include_router(router)
-    install_feed_routes(app)
+    if install_feed_routes(app):
+        from glassfeed.bluesky.xrpc import install as install_bluesky
+        from glassfeed.web.routes import install as install_web
+        install_bluesky(app)
+        install_web(app)
     return app

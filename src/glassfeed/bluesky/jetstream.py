@@ -244,19 +244,8 @@ class JetstreamIngester:
 
     def _remove_posts(self, uris: list[str]) -> int:
         """Label deleted posts ``removed`` (a drop label: no feed shows them; their events stay for audits)."""
-        label = getattr(self.ingestor, "label_posts", None)
-        if label is not None:  # the Ingestor's own door, when it has one
-            label(uris, REMOVED)
-            return len(uris)
-        idxs = [self.store.post_idx(u) for u in uris]
-        with self.store.transaction() as tx:  # TODO(lead): replace with Ingestor.label_posts (see report)
-            tx.cur.executemany(
-                "UPDATE posts SET labels = CASE WHEN labels = '' THEN ? WHEN ',' || labels || ',' LIKE ?"
-                " THEN labels ELSE labels || ',' || ? END WHERE idx = ?",
-                [(REMOVED, f"%,{REMOVED},%", REMOVED, i) for i in idxs])
-        for cb in self.ingestor.entity_listeners:
-            cb("labels", [i for i in idxs if i is not None])
-        return len(uris)
+        known = [u for u in uris if self.store.post_idx(u) is not None]
+        return self.ingestor.label_posts(known, REMOVED) if known else 0
 
     # ------------------------------------------------------------------ live stream (optional)
     def stream_url(self, base: str) -> str:

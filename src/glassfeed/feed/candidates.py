@@ -9,8 +9,8 @@ import numpy as np
 from glassfeed.feed.policy import SOURCES
 
 #: Source priority when the same post comes from several sources (the first named wins the explanation).
-SOURCE_PRIORITY = {name: i for i, name in enumerate(("following", "social_proof", "collaborative", "trending",
-                                                      "cold_start"))}
+SOURCE_PRIORITY = {name: i for i, name in enumerate(("following", "social_proof", "collaborative", "cold_start",
+                                                      "trending"))}
 SOURCE_CODE = {name: i for i, name in enumerate(SOURCES)}
 
 

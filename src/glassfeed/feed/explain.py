@@ -31,14 +31,18 @@ def _names(state: ServingState, users: list[int]) -> str:
     return handles[0] if len(handles) == 1 else ", ".join(handles[:-1]) + " and " + handles[-1]
 
 
-def source_reason(state: ServingState, user: int, post: int, source: str, via: int) -> str:
-    """One sentence saying where the candidate came from."""
+def source_reason(state: ServingState, user: int, post: int, source: str, via: int, full: bool = True,
+                  source_score: float = 0.0) -> str:
+    """One sentence saying where the candidate came from (``full`` looks up every followed engager)."""
     author = int(state.author.a[post])
     if source == "following":
         if via:
             return f"{_names(state, [via])}, whom you follow, reposted it"
         return f"you follow {_names(state, [author])}"
     if source == "social_proof":
+        if not full and via:
+            more = " and others" if source_score > 1 else ""
+            return f"liked by {_names(state, [via])}{more} whom you follow"
         who = engagers_followed(state, user, post) or ([via] if via else [])
         return f"liked by {_names(state, who)} whom you follow" if who else "liked by accounts you follow"
     if source == "trending":
@@ -48,6 +52,19 @@ def source_reason(state: ServingState, user: int, post: int, source: str, via: i
         t = state.topic.a[post]
         return f"popular in #{state.topic_names[t]}, a topic you picked" if t >= 0 else "popular with new members"
     return "people with similar likes engaged with it"
+
+
+def top_contributions(probs: np.ndarray, weights: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
+    """The ``k`` largest |P(head) x weight| per item, vectorised over a page."""
+    contrib = probs * weights
+    top = np.argsort(-np.abs(contrib), axis=1)[:, :k]
+    return [[{"head": HEADS[h], "probability": float(probs[i, h]), "weight": float(weights[h]),
+              "contribution": float(contrib[i, h])} for h in row] for i, row in enumerate(top.tolist())]
+
+
+def adjustment_list(deltas: np.ndarray) -> list[dict[str, Any]]:
+    return [{"name": ADJUSTMENTS[i], "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[ADJUSTMENTS[i]]}
+            for i in np.flatnonzero(deltas).tolist()]
 
 
 def explain_item(state: ServingState, user: int, post: int, source_code: int, via: int, policy: Policy,
@@ -66,8 +83,7 @@ def explain_item(state: ServingState, user: int, post: int, source_code: int, vi
     elif base is not None:
         contributions.append({"head": base[0], "probability": None, "weight": 1.0, "contribution": float(base[1]),
                               "meaning": "newer posts rank higher: 1 / (1 + age in hours)"})
-    adjustments = [{"name": name, "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[name]}
-                   for i, name in enumerate(ADJUSTMENTS) if deltas[i] != 0.0]
+    adjustments = adjustment_list(deltas)
     labels = state.labels[post]
     return {
         "post": state.post_ids[post],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassfeed.state import COUNTERS, C, ServingState
+from glassfeed.state import COUNTERS, C, ServingState, group_by_user as _by_user
 
 FEATURES: tuple[str, ...] = (
     "age_h", "author_followers_log", "in_network", "author_affinity", "topic_share",
@@ -22,37 +22,36 @@ LIGHT_FEATURES: tuple[str, ...] = ("age_h", "in_network", "author_affinity", "to
                                    "repost_log", "reply_log", "like_rate", "trending")
 
 
+def _lookup(table: dict[int, dict[int, float]], users: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """table[user][key] per pair (0 when absent), one dict lookup per pair of users that have a row."""
+    out = np.zeros(len(users))
+    if not table:
+        return out
+    for u, pos in _by_user(users):
+        row = table.get(u)
+        if row:
+            out[pos] = np.fromiter((row.get(a, 0.0) for a in keys[pos].tolist()), np.float64, len(pos))
+    return out
+
+
 def in_network(state: ServingState, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
     """1 where the user follows the author."""
-    fol = state.following
-    return np.fromiter((a in fol[u] for u, a in zip(users.tolist(), authors.tolist())), np.bool_, len(users))
+    out = np.zeros(len(users), np.bool_)
+    for u, pos in _by_user(users):
+        fol = state.following[u]
+        if fol:
+            out[pos] = np.isin(authors[pos], np.fromiter(fol, np.int64, len(fol)))
+    return out
 
 
 def affinities(state: ServingState, users: np.ndarray, authors: np.ndarray, now: float) -> np.ndarray:
     """Decayed user->author affinity per pair (X's real graph)."""
-    out = np.zeros(len(users))
-    aff = state.affinity
-    if not aff:
-        return out
-    f = np.exp(-state.lam_aff * (now - state.t0))
-    for i, (u, a) in enumerate(zip(users.tolist(), authors.tolist())):
-        row = aff.get(u)
-        if row:
-            out[i] = row.get(a, 0.0)
-    return out * f
+    return _lookup(state.affinity, users, authors) * np.exp(-state.lam_aff * (now - state.t0))
 
 
 def see_less_flags(state: ServingState, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
     """Time of the user's last 'see less' on the author (0 if never)."""
-    out = np.zeros(len(users))
-    if not state.see_less:
-        return out
-    sl = state.see_less
-    for i, (u, a) in enumerate(zip(users.tolist(), authors.tolist())):
-        row = sl.get(u)
-        if row:
-            out[i] = row.get(a, 0.0)
-    return out
+    return _lookup(state.see_less, users, authors)
 
 
 def pair_features(state: ServingState, users: np.ndarray, posts: np.ndarray, now: float | np.ndarray,
@@ -82,9 +81,12 @@ def pair_features(state: ServingState, users: np.ndarray, posts: np.ndarray, now
     X[:, F["divisiveness"]] = state.divisiveness.a[posts]
     X[:, F["bridging"]] = state.bridging_scores(posts)
     X[:, F["user_events_log"]] = np.log1p(state.user_events.a[users])
-    X[:, F["user_following_log"]] = np.log1p(np.fromiter((len(state.following[u]) for u in users.tolist()),
-                                                         np.float64, n))
+    uu, u_inv = np.unique(users, return_inverse=True)  # per distinct user/post, not per pair (same values)
+    n_following = np.fromiter((len(state.following[u]) for u in uu.tolist()), np.float64, len(uu))
+    X[:, F["user_following_log"]] = np.log1p(n_following)[u_inv]
     last = see_less_flags(state, users, authors)
     X[:, F["see_less_author"]] = last > 0
-    X[:, F["text_len_log"]] = np.log1p(np.fromiter((len(state.text[p]) for p in posts.tolist()), np.float64, n))
+    pu, p_inv = np.unique(posts, return_inverse=True)
+    text_len = np.fromiter((len(state.text[p]) for p in pu.tolist()), np.float64, len(pu))
+    X[:, F["text_len_log"]] = np.log1p(text_len)[p_inv]
     return X

@@ -36,6 +36,7 @@ class Pages:
     post: np.ndarray
     score: np.ndarray
     source: np.ndarray
+    source_score: np.ndarray
     via: np.ndarray
     probs: np.ndarray | None  # (n, len(HEADS)) or None for recency ranking
     deltas: np.ndarray  # (n, len(ADJUSTMENTS))
@@ -43,6 +44,7 @@ class Pages:
     ranker: str
     dropped: dict[str, int]
     n_candidates: int
+    remaining: np.ndarray  # per user row: eligible candidates not placed on this page (0 = end of feed)
     fallback_reason: str | None = None
 
     def for_row(self, r: int) -> np.ndarray:
@@ -100,10 +102,11 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
     sel, final = assemble_pages(cands.row, score, authors, in_net, limit, policy, deltas)
+    remaining = np.bincount(cands.row, minlength=len(users)) - np.bincount(cands.row[sel], minlength=len(users))
     return Pages(row=cands.row[sel], post=cands.post[sel], score=final[sel], source=cands.source[sel],
-                 via=cands.via[sel], probs=None if probs is None else probs[sel], deltas=deltas[sel],
+                 source_score=cands.source_score[sel], via=cands.via[sel], probs=None if probs is None else probs[sel], deltas=deltas[sel],
                  interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
-                 dropped=dropped, n_candidates=n_candidates, fallback_reason=fallback)
+                 dropped=dropped, n_candidates=n_candidates, remaining=remaining, fallback_reason=fallback)
 
 
 def recency_score(age_s: np.ndarray) -> np.ndarray:

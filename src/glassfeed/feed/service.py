@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from glassfeed.domain import EventKind
-from glassfeed.feed.explain import explain_item
+from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
-from glassfeed.feed.policy import HEADS, Policy, PolicyError, load_policies
+from glassfeed.feed.policy import HEADS, SOURCES, Policy, PolicyError, load_policies
 from glassfeed.feed.train import load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
 from glassfeed.state import ServingState, StateConfig
@@ -109,6 +109,8 @@ class FeedService:
                 prefs = self.store.load_prefs()
                 for u in idxs:
                     self.state.prefs[u] = prefs.get(u, {})
+            elif kind == "labels":
+                self.state.set_labels(self.store.post_labels(idxs))
             elif kind == "deleted":
                 for u in idxs:
                     self.state.forget_user(u)
@@ -198,7 +200,7 @@ class FeedService:
         if log_impressions and user and len(pages.post):
             self._log_impressions(user, pages, now, request_id, surface)
         nxt = None
-        if len(items) == limit:
+        if items and pages.remaining[0] > 0:  # more eligible posts exist than this page placed
             nxt = self._encode_cursor({"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name})
         return {
             "user": user_id, "policy": pol.name, "ranker": pages.ranker, "request_id": request_id,
@@ -207,29 +209,33 @@ class FeedService:
         }
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float) -> list[dict[str, Any]]:
+        """Page items with their reason, top contributions and adjustments; the full breakdown is kept
+        (as raw numbers) for ``why``."""
         st = self.state
-        out = []
+        n = len(pages.post)
+        if pages.probs is not None:
+            tops = top_contributions(pages.probs, np.asarray(pol.weight_vector()))
+        else:
+            base = pages.score - pages.deltas.sum(axis=1)
+            tops = [[{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
+                    for b in base.tolist()]
         cache = self.explanations.setdefault(user, OrderedDict()) if user else None
-        for i in range(len(pages.post)):
-            p = int(pages.post[i])
-            probs = None if pages.probs is None else pages.probs[i]
-            base = None
-            if probs is None:
-                base = ("recency", float(pages.score[i] - pages.deltas[i].sum()))
-            why = explain_item(st, user, p, int(pages.source[i]), int(pages.via[i]), pol, probs, pages.deltas[i],
-                               float(pages.score[i]), i, bool(pages.interstitial[i]), base)
-            if pages.fallback_reason:
-                why["notice"] = pages.fallback_reason
+        out = []
+        for i in range(n):
+            p, src, via = int(pages.post[i]), SOURCES[int(pages.source[i])], int(pages.via[i])
             if cache is not None:
-                cache[p] = why
+                cache[p] = (pol, pages.source[i], via, None if pages.probs is None else pages.probs[i],
+                            pages.deltas[i], float(pages.score[i]), i, bool(pages.interstitial[i]),
+                            pages.fallback_reason)
                 cache.move_to_end(p)
-                while len(cache) > 1000:
-                    cache.popitem(last=False)
-            out.append({**self.post_view(p), "reason": why["reason"], "source": why["source"],
-                        "score": why["score"], "interstitial": why["interstitial"],
-                        "top_contributions": why["contributions"][:3], "adjustments": why["adjustments"],
-                        "repost_by": st.user_ids[int(pages.via[i])] if pages.via[i] and why["source"] ==
-                        "following" else None})
+            out.append({**self.post_view(p),
+                        "reason": source_reason(st, user, p, src, via, full=False,
+                                                source_score=float(pages.source_score[i])),
+                        "source": src, "score": float(pages.score[i]), "interstitial": bool(pages.interstitial[i]),
+                        "top_contributions": tops[i], "adjustments": adjustment_list(pages.deltas[i]),
+                        "repost_by": st.user_ids[via] if via and src == "following" else None})
+        while cache is not None and len(cache) > 1000:
+            cache.popitem(last=False)
         return out
 
     def post_view(self, p: int) -> dict[str, Any]:
@@ -257,9 +263,15 @@ class FeedService:
             p = self.store.post_idx(post_id)
             if p is None:
                 raise FeedError("post", f"unknown post {post_id!r}", 404)
-            why = self.explanations.get(user, {}).get(p)
-            if why is None:
+            raw = self.explanations.get(user, {}).get(p)
+            if raw is None:
                 raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
+            pol, source, via, probs, deltas, score, position, interstitial, notice = raw
+            base = None if probs is not None else ("recency", float(score - deltas.sum()))
+            why = explain_item(self.state, user, p, int(source), via, pol, probs, deltas, score, position,
+                               interstitial, base)
+            if notice:
+                why["notice"] = notice
             return {**why, **self.post_view(p)}
 
     # ------------------------------------------------------------------ data rights

@@ -254,6 +254,22 @@ class SQLiteStore:
         cur.execute("DELETE FROM muted_words WHERE user = ?", (user,))
         cur.executemany("INSERT OR IGNORE INTO muted_words(user, word) VALUES (?, ?)", [(user, w) for w in words])
 
+    def add_post_label(self, tx: "_Tx", posts: Sequence[int], label: str) -> None:
+        """Add a moderation label to posts (idempotent)."""
+        tx.cur.executemany(
+            "UPDATE posts SET labels = CASE WHEN labels = '' THEN ? WHEN ',' || labels || ',' LIKE ?"
+            " THEN labels ELSE labels || ',' || ? END WHERE idx = ?",
+            [(label, f"%,{label},%", label, i) for i in posts])
+
+    def post_labels(self, posts: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(posts), 900):
+            part = list(posts[i:i + 900])
+            marks = ",".join("?" * len(part))
+            for idx, labels in self.query(f"SELECT idx, labels FROM posts WHERE idx IN ({marks})", part):
+                out[idx] = labels.split(",") if labels else []
+        return out
+
     def set_prefs(self, tx: "_Tx", user: int, prefs: dict[str, Any]) -> None:
         cur = tx.cur
         cur.execute("INSERT OR REPLACE INTO user_prefs(user, prefs) VALUES (?, ?)", (user, json.dumps(prefs)))
