@@ -115,11 +115,12 @@ def import_records(recs: list[Any], ingestor: Ingestor, kind: str = "events", *,
                    chunk: int | None = None) -> BulkResult:
     """Import already-parsed records; ``lines[i]`` is record i's line number for error messages."""
     say = progress or (lambda stage, done, total: None)
-    size = chunk or ingestor.limits.max_batch
+    size = chunk or (ingestor.limits.bulk_chunk if kind == "events" else ingestor.limits.max_batch)
     lines = lines or list(range(1, len(recs) + 1))
     res = BulkResult(rows=len(recs))
     if kind == "events":
-        return _import_events(recs, ingestor, lines, source, say, size, res)
+        with ingestor.store.bulk_load():
+            return _import_events(recs, ingestor, lines, source, say, size, res)
     if kind not in ("users", "posts"):
         raise ValueError(f"kind must be users, posts or events, not {kind!r}")
     for a, b in _chunks(recs, size, kind):
@@ -161,15 +162,17 @@ def _import_events(recs: list[Any], ingestor: Ingestor, lines: list[int], source
                 part = recs[a:b]
                 cols = fast.columns(part)
                 settle()
-                if cols is None:  # the Ingestor's own checks, messages and idempotency
-                    try:
-                        r = ingestor.ingest_events(part)
-                    except IngestError as e:
-                        raise BulkError(_describe(e, source, lines, a)) from None
-                    res.accepted += r.accepted
-                    res.duplicates += r.duplicates
-                    res.chunks += 1
-                    say("events", b, len(recs))
+                if cols is None:  # the Ingestor's own checks, messages and idempotency, in API-sized batches
+                    step = ingestor.limits.max_batch
+                    for s0 in range(0, len(part), step):
+                        try:
+                            r = ingestor.ingest_events(part[s0:s0 + step])
+                        except IngestError as e:
+                            raise BulkError(_describe(e, source, lines, a + s0)) from None
+                        res.accepted += r.accepted
+                        res.duplicates += r.duplicates
+                        res.chunks += 1
+                        say("events", min(b, a + s0 + step), len(recs))
                 else:
                     pending = (pool.submit(fast.write, cols), a, b)
             settle()

@@ -74,28 +74,44 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield tick
 
 
-def _generate(db: Optional[Path], users: int, days: int, seed: int) -> tuple[Any, Any, float]:
+def _generate(db: Optional[Path], users: int, days: int, seed: int,
+              start_ts: float | None = None) -> tuple[Any, Any, float]:
     from glassfeed.importers.synthetic import write_network
-    from glassfeed.sim.generate import generate_network
+    from glassfeed.sim.generate import GeneratorParams, generate_network
 
     ing = open_ingestor(db)
     if ing.store.count("users"):
         fail(f"{ing.store.path} already has users; generate into a new --db")
     t0 = time.perf_counter()
     with progress_bar() as tick:
-        net = generate_network(users, days, seed, progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
+        params = GeneratorParams(start_ts=start_ts) if start_ts is not None else None
+        net = generate_network(users, days, seed, params,
+                               progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
         res = write_network(net, ing, progress=tick)
     return ing, res, time.perf_counter() - t0
+
+
+def _start_ts(start: Optional[str], days: int) -> float | None:
+    """``None`` keeps the generator's fixed default; ``now`` ends the history at the current hour."""
+    if start is None:
+        return None
+    if start == "now":
+        return float(int(time.time() // 3600) * 3600 - days * 86400)
+    from glassfeed.ingest import parse_ts
+
+    return parse_ts(start if "T" in start else start + "T00:00:00Z")
 
 
 @app.command()
 def generate(users: int = typer.Option(10_000, help="number of synthetic users"),
              days: int = typer.Option(30, help="days of browsing history"),
              seed: int = typer.Option(1, help="random seed (same seed, same network)"),
+             start: Optional[str] = typer.Option(None, help="ISO date the history starts (default 2026-01-01; "
+                                                 "'now' = end the history at the current time)"),
              db: Optional[Path] = DbOpt) -> None:
     """Generate a synthetic society and its history, written through the Ingestor."""
     with handled():
-        ing, res, dt = _generate(db, users, days, seed)
+        ing, res, dt = _generate(db, users, days, seed, _start_ts(start, days))
         out.print(f"generated {res.users:,} users, {res.posts:,} posts, {res.follows:,} follows, "
                   f"{res.events:,} events into {ing.store.path} in {dt:.1f} s")
 
@@ -178,7 +194,7 @@ def demo(db: Path = typer.Option(Path("var/demo.db"), "--db"), host: str = typer
         built = False
         if ing.store.count("users") == 0:
             ing.store.close()
-            ing, res, dt = _generate(db, users, days, seed)
+            ing, res, dt = _generate(db, users, days, seed, _start_ts("now", days))  # ends now: wall clock works
             built = True
             out.print(f"built demo network: {res.users:,} users, {res.posts:,} posts, {res.events:,} events "
                       f"in {dt:.1f} s")
@@ -195,7 +211,8 @@ def demo(db: Path = typer.Option(Path("var/demo.db"), "--db"), host: str = typer
             if built or retrain:
                 t0 = time.perf_counter()
                 with progress_bar() as tick:
-                    train_all(ing.store, progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
+                    train_all(ing.store, max_rows=150_000,
+                              progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
                 out.print(f"trained models in {time.perf_counter() - t0:.1f} s")
         ing.store.close()
         key = os.environ.get("GLASSFEED_API_KEY") or secrets.token_urlsafe(24)
@@ -205,6 +222,7 @@ def demo(db: Path = typer.Option(Path("var/demo.db"), "--db"), host: str = typer
             out.print(f"demo user u0    : token [bold]{token_file.read_text().strip()}[/]")
         out.print(f"open            : [bold]{url}[/]  (API docs: {url}/docs)")
         if not no_serve:
+            os.environ.setdefault("GLASSFEED_WEB_DEMO", "1")  # the page may act for any demo person (loopback)
             _serve(db, host, port, api_key=key)
 
 

@@ -31,6 +31,7 @@ class IngestLimits:
     max_future_skew_s: float
     max_dwell_ms: float
     batch_atomic: bool
+    bulk_chunk: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
             max_future_skew_s=float(lim["max_future_skew_s"]),
             max_dwell_ms=float(lim["max_dwell_ms"]),
             batch_atomic=bool(lim["batch_atomic"]),
+            bulk_chunk=int(lim.get("bulk_chunk", 100_000)),
         ),
         raw=raw,
     )
