@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
     parser.add_argument("--out", default="bench-results", help="output folder (gitignored)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing runs per final model (median reported)")
     args = parser.parse_args(argv)
     console = Console()
     machine = machine_info()
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         if not available(protocol.dataset):
             console.print(f"skipped {name}: dataset {protocol.dataset!r} not found under the data directory")
             continue
-        runs.append(run_with_progress(protocol, list(protocol.models), console))
+        runs.append(run_with_progress(protocol, list(protocol.models), console, repeats=args.repeats))
     total = time.perf_counter() - t0
     for run in runs:
         print(to_markdown(run))

@@ -63,7 +63,7 @@ def test_missing_data_dir_exits_2(app, tmp_path, monkeypatch):
 def test_full_run_writes_markdown_and_json(app, tiny_ml100k, tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(app, ["evaluate", "--dataset", "ml-100k", "--models", "pop,ease,ease+pop",
-                                      "--out", str(out)])
+                                      "--out", str(out), "--repeats", "2"])
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "ms-ml100k.json").read_text())
     assert [r["model"] for r in runs[0]["results"]] == ["pop", "ease", "ease+pop"]
@@ -73,5 +73,7 @@ def test_full_run_writes_markdown_and_json(app, tiny_ml100k, tmp_path):
     # two taste blocks: personalised EASE must beat the popularity baseline on them
     assert ease["metrics"]["ndcg@10"] > runs[0]["results"][0]["metrics"]["ndcg@10"]
     assert runs[0]["machine"]["cores"] >= 1
+    assert len(ease["fit_runs"]) == len(ease["rank_runs"]) == 2  # medians rest on --repeats runs
+    assert len(runs[0]["results"][2]["fit_runs"]) == 2
     md = (out / "ms-ml100k.md").read_text()
     assert "| glassfeed ease |" in md and "| published BPR (cornac) |" in md

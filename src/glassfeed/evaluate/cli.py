@@ -32,7 +32,7 @@ def resolve(dataset: str | None, protocol: str | None) -> Protocol:
 
 
 def run_with_progress(protocol: Protocol, models: Sequence[str], console: Console,
-                      root: str | Path | None = None) -> dict[str, Any]:
+                      root: str | Path | None = None, repeats: int = 1) -> dict[str, Any]:
     """``run_protocol`` with one rich progress bar per model (grid points + the test run) and a line per result."""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -46,7 +46,7 @@ def run_with_progress(protocol: Protocol, models: Sequence[str], console: Consol
             shown = "  ".join(f"{c} {r.metrics[c]:.4f}" for c in protocol.columns)
             progress.console.print(f"{protocol.name} {r.model}: {shown}  (fit {r.fit_seconds:.2f} s)")
 
-        run = run_protocol(protocol, models, root=root, on_trial=on_trial, on_result=on_result)
+        run = run_protocol(protocol, models, root=root, on_trial=on_trial, on_result=on_result, repeats=repeats)
     run["machine"] = machine_info()
     return run
 
@@ -56,6 +56,7 @@ def evaluate(
     protocol: str = typer.Option(None, "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
     models: str = typer.Option(None, "--models", help="comma-separated registry names; a+b blends a and b"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for <protocol>.md and <protocol>.json"),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="time each final fit and ranking this many times"),
 ) -> None:
     """Tune models on validation data, score the test split, and compare with published numbers."""
     try:
@@ -67,7 +68,7 @@ def evaluate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     console = Console()
-    run = run_with_progress(chosen, names, console)
+    run = run_with_progress(chosen, names, console, repeats=repeats)
     md, js = write_report([run], out, chosen.name)
     typer.echo(to_markdown(run))
     typer.echo(f"wrote {md} and {js}")

@@ -55,6 +55,8 @@ def to_markdown(run: dict[str, Any]) -> str:
     """One protocol run as markdown: our models, then the published rows, then the split and machine."""
     cols = run["columns"]
     head = ["model", *cols, f"valid {run['selected_on'].split()[-1]}", "fit s", "rank s", "params"]
+    timing = f"fit s / rank s: median of {run['timing_repeats']} runs" if run.get("timing_repeats", 1) > 1 \
+        else "fit s / rank s: one run"
     lines = [f"### {run['protocol']} ({run['dataset']})", "", run["description"], "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in run["results"]:
@@ -67,7 +69,8 @@ def to_markdown(run: dict[str, Any]) -> str:
     stats = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in run["stats"].items())
     lines += ["", f"Split: {stats}. Users counted: {run['results'][0]['metrics']['users']:,}."
               if run["results"] else f"Split: {stats}.",
-              f"Published numbers: {run['source']}." if run["published"] else "",
+              f"Published numbers: {run['source']}." if run["published"] else "", f"{timing}; 'valid' is the "
+              "validation score the parameters were chosen on.",
               f"Total {run['elapsed_seconds']:.1f} s (split built in {run['build_seconds']:.2f} s)."]
     if "machine" in run:
         m = run["machine"]

@@ -6,6 +6,7 @@ weight on ``b`` is chosen on validation data too.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,8 +41,10 @@ class ModelResult:
     params: dict[str, Any]
     metrics: dict[str, float]
     valid_score: float  # SELECT_ON on the validation split, for the chosen params
-    fit_seconds: float  # training time of the final model (sum over a blend's members)
-    rank_seconds: float  # scoring + top-k for every test user
+    fit_seconds: float  # median training time of the final model (sum over a blend's members)
+    rank_seconds: float  # median time to score + take the top k for every test user
+    fit_runs: list[float] = field(default_factory=list)  # every timing behind the medians
+    rank_runs: list[float] = field(default_factory=list)
     trials: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -51,15 +54,16 @@ class _Tuned:
     valid_score: float
     tune_model: Recommender  # fitted on split.tune_train
     final_model: Recommender  # fitted on split.train
-    fit_seconds: float
+    fit_runs: list[float]
     trials: list[dict[str, Any]]
 
 
 class ProtocolRun:
     """One protocol on one split; tunes models on demand and caches them (blends reuse their members)."""
 
-    def __init__(self, protocol: Protocol, split: Split, on_trial: Callable[[str], None] | None = None):
-        self.protocol, self.split = protocol, split
+    def __init__(self, protocol: Protocol, split: Split, on_trial: Callable[[str], None] | None = None,
+                 repeats: int = 1):
+        self.protocol, self.split, self.repeats = protocol, split, max(1, repeats)
         self.on_trial = on_trial or (lambda name: None)
         self.tuned: dict[str, _Tuned] = {}
 
@@ -80,11 +84,13 @@ class ProtocolRun:
                 exclude=s.tune_exclude, filter_items=s.tune_filter_items, social=s.social,
                 on_trial=lambda params, scores: self.on_trial(name))
             if s.tune_train is s.train:  # RecBole-style: the tuned model already is the final model
-                final, seconds = result.best_model, result.best_fit_seconds
+                final, runs = result.best_model, [result.best_fit_seconds]
             else:
                 final = MODELS[name](**result.best_params)
-                seconds = fit_model(final, s.train, s.social)
-            tuned = _Tuned(result.best_params, result.best_score, result.best_model, final, seconds, result.trials)
+                runs = [fit_model(final, s.train, s.social)]
+            # refit copies only to time them: the medians in the report rest on `repeats` runs
+            runs += [fit_model(MODELS[name](**result.best_params), s.train, s.social) for _ in range(self.repeats - 1)]
+            tuned = _Tuned(result.best_params, result.best_score, result.best_model, final, runs, result.trials)
         self.tuned[name] = tuned
         return tuned
 
@@ -104,16 +110,20 @@ class ProtocolRun:
         tune_model = Blend.of([p.tune_model for p in parts], ws)
         final = Blend.of([p.final_model for p in parts], ws)
         params = {"members": {part: p.params for part, p in zip(name.split("+"), parts)}, "weights": ws}
-        return _Tuned(params, score, tune_model, final, sum(p.fit_seconds for p in parts), trials)
+        runs = [sum(p.fit_runs[i] for p in parts) for i in range(self.repeats)]
+        return _Tuned(params, score, tune_model, final, runs, trials)
 
     def evaluate(self, name: str) -> ModelResult:
         tuned = self.tune(name)
         s = self.split
-        t0 = time.perf_counter()
-        metrics = evaluate_model(tuned.final_model, s.train, s.test, self.protocol.k, s.exclude, s.filter_items)
-        seconds = time.perf_counter() - t0
+        rank_runs = []
+        for _ in range(self.repeats):
+            t0 = time.perf_counter()
+            metrics = evaluate_model(tuned.final_model, s.train, s.test, self.protocol.k, s.exclude, s.filter_items)
+            rank_runs.append(time.perf_counter() - t0)
         self.on_trial(name)
-        return ModelResult(name, tuned.params, metrics, tuned.valid_score, tuned.fit_seconds, seconds, tuned.trials)
+        return ModelResult(name, tuned.params, metrics, tuned.valid_score, statistics.median(tuned.fit_runs),
+                           statistics.median(rank_runs), tuned.fit_runs, rank_runs, tuned.trials)
 
 
 def n_steps(protocol: Protocol, name: str) -> int:
@@ -125,8 +135,12 @@ def n_steps(protocol: Protocol, name: str) -> int:
 
 def run_protocol(protocol: str | Protocol, models: Sequence[str] | None = None, root: str | Path | None = None,
                  on_trial: Callable[[str], None] | None = None,
-                 on_result: Callable[[ModelResult], None] | None = None) -> dict[str, Any]:
-    """Build the split, then tune, refit and test each model; returns a JSON-ready dict of everything measured."""
+                 on_result: Callable[[ModelResult], None] | None = None, repeats: int = 1) -> dict[str, Any]:
+    """Build the split, then tune, refit and test each model; returns a JSON-ready dict of everything measured.
+
+    ``repeats`` > 1 refits each final model and re-ranks the test users that many times in all, and reports
+    the median fit and rank times (the metrics do not change: every model here is deterministic).
+    """
     if isinstance(protocol, str):
         if protocol not in PROTOCOLS:
             raise UnknownName(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
@@ -136,7 +150,7 @@ def run_protocol(protocol: str | Protocol, models: Sequence[str] | None = None, 
     t0 = time.perf_counter()
     split = protocol.build(root)
     build_seconds = time.perf_counter() - t0
-    run = ProtocolRun(protocol, split, on_trial)
+    run = ProtocolRun(protocol, split, on_trial, repeats)
     results = []
     for name in names:
         result = run.evaluate(name)
@@ -151,6 +165,7 @@ def run_protocol(protocol: str | Protocol, models: Sequence[str] | None = None, 
         "k": protocol.k,
         "columns": list(protocol.columns),
         "selected_on": f"validation {SELECT_ON}",
+        "timing_repeats": max(1, repeats),
         "stats": split.stats,
         "build_seconds": build_seconds,
         "elapsed_seconds": time.perf_counter() - t0,
