@@ -176,7 +176,11 @@ def test_personalised_feed_with_jwt_and_repost_reason(client, server):
     store = open_store(server["db"], "OFF")
     try:
         u = store.user_idx(READER)
-        imps = [e for e in store.user_events(u) if e[2] == int(EventKind.IMPRESSION)]
+        for _ in range(50):  # impressions are group-committed a few ms after the page is served
+            imps = [e for e in store.user_events(u) if e[2] == int(EventKind.IMPRESSION)]
+            if imps:
+                break
+            time.sleep(0.1)
         assert {e[9] for e in imps} == {pages[0].req_id} and {e[7] for e in imps} == {"bluesky"}
     finally:
         store.close()

@@ -167,6 +167,8 @@ def test_impressions_are_logged_with_request_id(fresh_feed):
     svc, _ = fresh_feed
     uid = _active_user(svc, 5)
     page = svc.feed(uid, limit=10)
+    svc.flush_impressions()
+    assert page["request_id"].startswith("engagement:")
     rows = svc.store.query("SELECT post, position, request_id FROM events WHERE request_id = ? ORDER BY position",
                            (page["request_id"],))
     assert [svc.state.post_ids[r[0]] for r in rows] == [it["post"] for it in page["items"]]

@@ -390,7 +390,7 @@ class ServingState:
             self.muted.get(u, set()).discard(v)
 
     def _session_add(self, request_id: str, post: int, ts: float) -> None:
-        sid = request_id.split(".", 1)[0]
+        sid = request_id.split(".", 1)[0].rsplit(":", 1)[-1]  # "<policy>:<session>.<page>"
         entry = self.sessions.get(sid)
         if entry is None:
             if len(self.sessions) > 10_000:

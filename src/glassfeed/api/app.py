@@ -80,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        feed = getattr(app.state, "feed", None)
+        if feed is not None:
+            feed.close()  # write the impressions still queued before the store closes
         store.close()
 
     app = FastAPI(title="glassfeed", version="0.1.0", lifespan=lifespan, docs_url="/docs",

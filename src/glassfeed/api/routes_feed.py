@@ -159,6 +159,7 @@ def install(app: FastAPI) -> None:
     settings = app.state.settings
     serving = settings.raw.get("serving", {})
     app.state.feed = FeedService(app.state.ingestor, clock=serving.get("clock", "wall"),
-                                 policies_dir=serving.get("policies_dir"))
+                                 policies_dir=serving.get("policies_dir"),
+                                 impression_flush_ms=float(serving.get("impression_flush_ms", 50)))
     app.add_exception_handler(FeedError, _feed_error)
     app.include_router(router)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates
-from glassfeed.feed.features import F, pair_features
+from glassfeed.feed.features import LIGHT_FEATURES, F, pair_features
 from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
@@ -81,10 +81,10 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
         "the engagement models are not trained yet, so this page is newest first"
     if policy.ranker == "heads" and fallback is None:
         try:
-            X = pair_features(state, u, cands.post, now, in_net=in_net)
+            X = pair_features(state, u, cands.post, now, in_net=in_net, only=LIGHT_FEATURES)
             keep = _top_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
-            probs = models.heads.predict(X[keep])
             cands, u, authors, in_net = cands.take(keep), u[keep], authors[keep], in_net[keep]
+            probs = models.heads.predict(pair_features(state, u, cands.post, now, in_net=in_net))
             fatigue, interstitial = fatigue[keep], interstitial[keep]
         except Exception as e:  # X's rule: if ranking fails, serve reverse-chronological rather than nothing
             probs, fallback = None, f"ranking failed ({type(e).__name__}), so this page is newest first"

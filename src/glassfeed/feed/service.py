@@ -46,7 +46,7 @@ class FeedService:
 
     def __init__(self, ingestor: Ingestor, *, policies_dir: str | Path | None = None,
                  models_folder: str | Path | None = None, clock: str = "wall", secret: bytes | None = None,
-                 state_config: StateConfig | None = None) -> None:
+                 state_config: StateConfig | None = None, impression_flush_ms: float = 50.0) -> None:
         self.ingestor = ingestor
         self.store = ingestor.store
         self.policies = load_policies(policies_dir)
@@ -59,6 +59,13 @@ class FeedService:
         self._load(state_config)
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
+        self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_s = impression_flush_ms / 1000.0
+        self._wake = threading.Event()
+        self._closed = False
+        self._flusher = threading.Thread(target=self._flush_loop, name="gf-impressions", daemon=True)
+        self._flusher.start()
 
     # ------------------------------------------------------------------ setup
     def _secret(self) -> bytes:
@@ -193,7 +200,7 @@ class FeedService:
             self.state.expire_sessions(time.time() if self.clock_mode == "wall" else now)
             served = self.state.sessions.get(sid, (now, set()))[1]
             pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [served])
-            request_id = f"{sid}.{page_no}"
+            request_id = f"{pol.name}:{sid}.{page_no}"  # policy tag lets audits split logs by policy
             items = self._items(user, pages, pol, now)
             entry = self.state.sessions.setdefault(sid, (now, set()))
             entry[1].update(pages.post.tolist())
@@ -250,11 +257,45 @@ class FeedService:
                            "replies": int(tot[C["reply"]])}}
 
     def _log_impressions(self, user: int, pages: Pages, now: float, request_id: str, surface: str) -> None:
-        n = len(pages.post)
-        cols = {"kind": np.full(n, int(EventKind.IMPRESSION), np.int8), "user": np.full(n, user, np.int64),
-                "post": pages.post.astype(np.int64), "target_user": np.full(n, -1, np.int64),
-                "ts": np.full(n, now), "value": np.full(n, np.nan), "position": np.arange(n, dtype=np.int32)}
-        self.ingestor.ingest_columns(cols, request_ids=[request_id] * n, surface=[surface] * n)
+        """Queue the served page's impressions; a background thread group-commits them every few ms."""
+        with self._pending_lock:
+            self._pending.append((user, pages.post.astype(np.int64), now, request_id, surface))
+        self._wake.set()
+
+    def flush_impressions(self) -> int:
+        """Write every queued impression in one durable transaction; returns how many were written."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        posts = np.concatenate([b[1] for b in batch])
+        n = len(posts)
+        cols = {"kind": np.full(n, int(EventKind.IMPRESSION), np.int8),
+                "user": np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
+                "post": posts, "target_user": np.full(n, -1, np.int64),
+                "ts": np.concatenate([np.full(len(b[1]), b[2]) for b in batch]), "value": np.full(n, np.nan),
+                "position": np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch])}
+        self.ingestor.ingest_columns(cols, request_ids=[b[3] for b in batch for _ in range(len(b[1]))],
+                                     surface=[b[4] for b in batch for _ in range(len(b[1]))])
+        return n
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            time.sleep(self._flush_s)  # gather the requests of the next few ms into one commit
+            self._wake.clear()
+            try:
+                self.flush_impressions()
+            except Exception:  # never let the logger die; the next flush retries what is queued after
+                import logging
+                logging.getLogger("glassfeed.feed").exception("impression flush failed")
+
+    def close(self) -> None:
+        """Flush queued impressions and stop the background writer."""
+        self._closed = True
+        self._wake.set()
+        self._flusher.join(timeout=5)
+        self.flush_impressions()
 
     def why(self, user_id: str, post_id: str) -> dict[str, Any]:
         """The full breakdown for a post recently served to ``user_id``."""

@@ -308,7 +308,9 @@ class SQLiteStore:
     def _event_seq(cur: sqlite3.Cursor) -> int:
         """The high-water mark of event sequence numbers (never reused, even after deletions)."""
         row = cur.execute("SELECT value FROM meta WHERE key = 'event_seq'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None:  # a store written before the high-water mark existed
+            row = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
 
     @staticmethod
     def _set_event_seq(cur: sqlite3.Cursor, seq: int) -> None:

@@ -150,6 +150,8 @@ def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
 def install(app: FastAPI, *, demo: bool | None = None) -> None:
     """Add the web page, static files, sessions, the ``/web/api/me`` proxy and ``/audit`` (idempotent)."""
     if getattr(app.state, "web_installed", False):
+        if demo is not None:  # a later explicit choice (tests, embedding apps) wins over the default
+            app.state.web_demo = demo
         return
     app.state.web_installed = True
     app.state.web_sessions = Sessions()

@@ -1,0 +1,1 @@
+"""Timing and quality runs (``make bench``); each prints what it measured and the machine it ran on."""
