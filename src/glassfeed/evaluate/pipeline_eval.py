@@ -111,6 +111,26 @@ def event_frames(protocol: str, root: str | Path | None = None) -> EventFrames:
     raise KeyError(f"no event import for protocol {protocol!r}; expected ms-ml100k, recbole-ml1m or lastfm-social")
 
 
+def sample_negatives(train: pd.DataFrame, n_items: int, ratio: float, seed: int = 0) -> pd.DataFrame:
+    """``ratio`` x each user's training rows of unrated items, uniformly, as impressions nobody engaged with
+    (columns u, i, ts; each at the time of one of the user's own ratings, so they interleave in time)."""
+    if ratio <= 0 or not len(train):
+        return pd.DataFrame({"u": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "ts": np.zeros(0)})
+    rng = np.random.default_rng(seed)
+    u = train["u"].to_numpy(np.int64)
+    rows = rng.choice(len(train), size=int(round(ratio * len(train))), replace=True)
+    rows = rows[np.argsort(u[rows], kind="stable")]
+    cand_u, cand_i = u[rows], rng.integers(0, n_items, len(rows))
+    rated = np.unique(u * n_items + train["i"].to_numpy(np.int64))
+    key = cand_u * n_items + cand_i
+    ok = ~np.isin(key, rated)
+    _, first = np.unique(key, return_index=True)
+    once = np.zeros(len(key), bool)
+    once[first] = True
+    ok &= once
+    return pd.DataFrame({"u": cand_u[ok], "i": cand_i[ok], "ts": train["ts"].to_numpy(np.float64)[rows[ok]] + 0.5})
+
+
 # --- import into a fresh store -------------------------------------------------------------------------------
 
 
@@ -129,8 +149,8 @@ class ImportedStore:
 
 
 def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: str | Path, *,
-                  like_min: int = 4, dwell_min: int | None = 3, seed: int = 0, say: Say | None = None
-                  ) -> ImportedStore:
+                  like_min: int = 4, dwell_min: int | None = 3, negatives: float = 0.0, span_days: float | None = None,
+                  seed: int = 0, say: Say | None = None) -> ImportedStore:
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService."""
     from glassfeed.feed.service import FeedService
     from glassfeed.feed.train import train_all
@@ -142,6 +162,9 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     tr = frames.train[np.isin(frames.train["u"].to_numpy(), users)]
+    if span_days is not None:  # squeeze the timeline (order kept) so decayed counters still remember it at `now`
+        t = tr["ts"].to_numpy(np.float64)
+        tr = tr.assign(ts=t.min() + (t - t.min()) * (span_days * DAY / max(t.max() - t.min(), 1.0)))
     ts = tr["ts"].to_numpy(np.float64)
     posted = float(ts.min()) - DAY  # every post exists a day before the first rating, so none is "in the future"
     now = float(ts.max()) + 3600.0
@@ -168,7 +191,11 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
         cols.append({"kind": np.full(len(f), int(EventKind.FOLLOW)), "user": user_idx[f[:, 0]],
                      "post": np.full(len(f), -1), "target_user": user_idx[f[:, 1]], "ts": np.full(len(f), posted),
                      "value": np.full(len(f), np.nan)})
+    neg = sample_negatives(tr, n_items, negatives, seed)
     u, p, r = user_idx[tr["u"].to_numpy()], item_post[tr["i"].to_numpy()], tr["rating"].to_numpy()
+    cols.append({"kind": np.full(len(neg), int(EventKind.IMPRESSION)), "user": user_idx[neg["u"].to_numpy()],
+                 "post": item_post[neg["i"].to_numpy()], "target_user": np.full(len(neg), -1),
+                 "ts": neg["ts"].to_numpy(np.float64), "value": np.full(len(neg), np.nan)})
     for kind, m, dt, value in ((EventKind.IMPRESSION, np.ones(len(tr), bool), 0.0, np.nan),
                                (EventKind.DWELL, r >= (dwell_min if dwell_min is not None else np.inf), 1.0, DWELL_MS),
                                (EventKind.LIKE, r >= like_min, 2.0, np.nan)):
@@ -313,6 +340,7 @@ def _pattern(X: sp.csr_matrix) -> sp.csr_matrix:
 def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", policy: str = "engagement", *,
                       baselines: tuple[str, ...] = ("pop", "ease"), max_users: int | None = None,
                       root: str | Path | None = None, like_min: int = 4, dwell_min: int | None = 3,
+                      negatives: float = 0.0, span_days: float | None = None,
                       collaborative: int = 1000, light_keep: int | None = None, batch: int = 500,
                       folder: str | Path | None = None, seed: int = 0, say: Say | None = None) -> dict[str, Any]:
     """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
@@ -342,7 +370,7 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
 
     with tempfile.TemporaryDirectory(prefix="glassfeed-pipeline-eval-") as tmp:
         imported = import_events(frames, keep, n_items, folder or tmp, like_min=like_min, dwell_min=dwell_min,
-                                 seed=seed, say=say)
+                                 negatives=negatives, span_days=span_days, seed=seed, say=say)
         base = imported.service.policies[policy]
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
         extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)

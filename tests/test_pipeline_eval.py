@@ -1,0 +1,56 @@
+"""The full feed pipeline on the ms-ml100k split (200 users): nothing leaks from training, pages are full, and the
+ranking carries real signal. Skipped when the MovieLens-100k files are absent."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glassfeed.evaluate import datasets
+from glassfeed.evaluate.metrics import evaluate_topk
+from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, sample_negatives
+
+needs_ml100k = pytest.mark.skipif(not datasets.available("ml-100k"), reason="MovieLens-100k not under data_dir()")
+
+
+def test_sample_negatives_never_picks_a_rated_item_and_keeps_each_pair_once():
+    train = pd.DataFrame({"u": np.repeat([0, 1], 5), "i": np.r_[0:5, 3:8], "ts": np.arange(10.0)})
+    neg = sample_negatives(train, n_items=12, ratio=3.0, seed=1)
+    rated = set(zip(train["u"], train["i"]))
+    pairs = list(zip(neg["u"], neg["i"]))
+    assert pairs and not rated & set(pairs)
+    assert len(pairs) == len(set(pairs))
+    assert set(neg["ts"] - 0.5) <= set(train["ts"])  # at the times of the user's own ratings
+
+
+@pytest.fixture(scope="module")
+def run():
+    return evaluate_pipeline(protocol="ms-ml100k", max_users=200, baselines=("pop",))
+
+
+@needs_ml100k
+def test_pipeline_top10_excludes_training_items_and_fills_every_page(run):
+    assert run["test_users"] == 200
+    assert run["train_items_in_topk"] == 0  # training ratings are impressions: filter_seen removes them
+    assert run["empty_slots"] == 0
+    assert run["fallback"] is None  # ranked by the trained heads, not the newest-first fallback
+    assert run["sources_in_topk"]["collaborative"] > 0
+
+
+@needs_ml100k
+def test_pipeline_ranking_beats_random_order_on_the_same_split(run):
+    """Measured: pipeline nDCG@10 ~0.07 on these 200 users; a random top-10 of unseen items ~0.02. (It loses to
+    popularity, ~0.25: the heads predict a like given a rating, not which movie gets rated; see docs.)"""
+    from glassfeed.evaluate.pipeline_eval import subset
+    from glassfeed.evaluate.protocols import build_ms_ml100k
+
+    split = subset(build_ms_ml100k(), np.arange(200))
+    rng = np.random.default_rng(0)
+    n_items = split.train.shape[1]
+    recs = np.empty((200, 10), np.int64)
+    for u in range(200):
+        seen = set(split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]].tolist())
+        recs[u] = rng.choice([i for i in range(n_items) if i not in seen], 10, replace=False)
+    random_ndcg = evaluate_topk(recs, split.test, 10)["ndcg@10"]
+    pipeline = run["results"][0]
+    assert pipeline["model"] == "pipeline (engagement)"
+    assert pipeline["metrics"]["ndcg@10"] > 2 * random_ndcg
