@@ -96,7 +96,10 @@ async def _open_loop(url: str, key: str, users: list[str], rate: float, seconds:
         async def one(i: int) -> None:
             due = t0 + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            r = await c.get(f"/v1/users/{users[i % len(users)]}/feed", params={"limit": 50})
+            try:
+                r = await c.get(f"/v1/users/{users[i % len(users)]}/feed", params={"limit": 50})
+            except httpx.HTTPError:
+                return  # counted as failed
             if r.status_code == 200:
                 lat[i] = time.perf_counter() - due
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+import orjson
 from pydantic import BaseModel, Field
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
@@ -17,6 +18,15 @@ from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
 from glassfeed.ingest import IngestError, ItemError
 
 router = APIRouter()
+
+
+class FastJSON(Response):
+    """orjson-encoded JSON: feed pages are large nested dicts, and FastAPI's generic encoder is slow on them."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _svc(request: Request) -> FeedService:
@@ -34,26 +44,26 @@ class MutedWordsIn(BaseModel):
     words: list[str] = Field(..., max_length=1000)
 
 
-@router.get("/v1/users/{user_id}/feed", tags=["feed"])
+@router.get("/v1/users/{user_id}/feed", tags=["feed"], response_class=FastJSON)
 def get_feed(request: Request, user_id: str, policy: str | None = None,
              limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None,
-             _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+             _: int = Depends(require_user_or_service)) -> Response:
     """One page of the person's feed: every item says why it is there. Follow ``cursor`` for the next page;
     no cursor means the end ("you're all caught up")."""
-    return _svc(request).feed(user_id, policy=policy, limit=limit, cursor=cursor)
+    return FastJSON(_svc(request).feed(user_id, policy=policy, limit=limit, cursor=cursor))
 
 
-@router.get("/v1/feed", tags=["feed"])
+@router.get("/v1/feed", tags=["feed"], response_class=FastJSON)
 def public_feed(request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                cursor: str | None = None) -> dict[str, Any]:
+                cursor: str | None = None) -> Response:
     """The non-personalised feed (no account, no profiling of the reader)."""
-    return _svc(request).feed(None, policy=policy, limit=limit, cursor=cursor)
+    return FastJSON(_svc(request).feed(None, policy=policy, limit=limit, cursor=cursor))
 
 
-@router.get("/v1/users/{user_id}/feed/{post_id}/why", tags=["feed"])
-def why(request: Request, user_id: str, post_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+@router.get("/v1/users/{user_id}/feed/{post_id}/why", tags=["feed"], response_class=FastJSON)
+def why(request: Request, user_id: str, post_id: str, _: int = Depends(require_user_or_service)) -> Response:
     """The full breakdown for a served post: source, head x weight contributions, adjustments."""
-    return _svc(request).why(user_id, post_id)
+    return FastJSON(_svc(request).why(user_id, post_id))
 
 
 @router.get("/v1/policies", tags=["policies"])
