@@ -432,3 +432,31 @@ def to_markdown(run: dict[str, Any]) -> str:
     lines += ["", f"Top-{run['k']} slots by source: {src}. Candidates per user before filters: "
               f"{run['candidates_per_user']:.0f}.", ""]
     return "\n".join(lines)
+
+
+def register(app: Any) -> None:
+    """Add ``glassfeed evaluate-pipeline`` (the feed on a protocol's split, beside pop and EASE) to the CLI."""
+    import typer
+
+    def evaluate_pipeline_cmd(
+        protocol: str = typer.Option("ms-ml100k", "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
+        policy: str = typer.Option("engagement", "--policy"),
+        baselines: str = typer.Option("pop,ease", "--baselines", help="retrieval models to compare (tuned)"),
+        max_users: int = typer.Option(None, "--max-users", help="only the first N users"),
+    ) -> None:
+        """Import a protocol's training split as events, rank with the full feed pipeline, score it."""
+        try:
+            if protocol not in PROTOCOLS:
+                raise KeyError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+            datasets.dataset_path(PROTOCOLS[protocol].dataset)
+        except datasets.DatasetMissing as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        except KeyError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        run = evaluate_pipeline(protocol=protocol, policy=policy, max_users=max_users, say=typer.echo,
+                                baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
+        typer.echo(to_markdown(run))
+
+    app.command("evaluate-pipeline")(evaluate_pipeline_cmd)
