@@ -239,7 +239,7 @@ def stats(db: Optional[Path] = DbOpt) -> None:
 
 def _register_plugins() -> None:
     """Let other packages add their commands: each module's ``register(app)``, when the module exists."""
-    for mod in ("glassfeed.evaluate.cli", "glassfeed.feed.cli", "glassfeed.sim.cli", "glassfeed.audit.cli",
+    for mod in ("glassfeed.evaluate.cli", "glassfeed.evaluate.pipeline_eval", "glassfeed.feed.cli", "glassfeed.sim.cli", "glassfeed.audit.cli",
                 "glassfeed.bluesky.cli"):
         try:
             m = importlib.import_module(mod)

@@ -32,6 +32,7 @@ class ANNIndex:
             index.add_items(vectors, ids, num_threads=self.num_threads)
         index.set_ef(self.ef)
         self.index, self.size = index, len(vectors)
+        self._vectors, self._ids = vectors, ids
         return self
 
     def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +46,15 @@ class ANNIndex:
         if kk == 0 or len(vectors) == 0:
             return ids, scores
         self.index.set_ef(max(self.ef, kk))
-        labels, dist = self.index.knn_query(vectors, k=kk, num_threads=self.num_threads)
-        ids[:, :kk] = labels
-        scores[:, :kk] = 1.0 - dist  # hnswlib's "ip" distance is 1 - <q, v>
+        try:
+            labels, dist = self.index.knn_query(vectors, k=kk, num_threads=self.num_threads)
+            ids[:, :kk] = labels
+            scores[:, :kk] = 1.0 - dist  # hnswlib's "ip" distance is 1 - <q, v>
+        except RuntimeError:
+            # hnswlib cannot return k results when its graph search reaches fewer than k items (large k on a
+            # small index): answer exactly instead, which is cheap at that size
+            full = vectors @ self._vectors.T
+            top = np.argsort(-full, axis=1, kind="stable")[:, :kk]
+            ids[:, :kk] = self._ids[top]
+            scores[:, :kk] = np.take_along_axis(full, top, axis=1)
         return ids, scores
