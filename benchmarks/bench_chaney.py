@@ -8,29 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import machine
 from glassfeed.sim.chaney import LABELS, MODELS, ChaneyResult, run_chaney
 
 TOLERANCE = 0.05
 
 
-def machine() -> str:
-    """Platform, CPU model and core count, for the record."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} cores | Python {platform.python_version()}"
 
 
 def cpu_seconds() -> float:

@@ -6,24 +6,12 @@ Run: ``python -m benchmarks.bench_generate [--users N] [--days D] [--seed S] [--
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
+from benchmarks.common import machine
 from glassfeed.domain import EventKind
 from glassfeed.sim.generate import generate_network
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -45,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
         "replies": int((net.post_reply_to >= 0).sum()), "initial_follows": len(net.follow_src),
         "events": net.n_events, "events_by_kind": counts,
         "median_s": statistics.median(times), "runs_s": [round(x, 2) for x in times],
-        "machine": f"{platform.platform()}; {_cpu_model()}; {os.cpu_count()} cores",
+        "machine": machine(),
     }
     print(f"generate_network({a.users}, {a.days}, seed={a.seed}): median {out['median_s']:.2f} s over "
           f"{a.repeats} runs {out['runs_s']}")

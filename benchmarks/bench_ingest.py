@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -23,6 +22,7 @@ import httpx
 import numpy as np
 import orjson
 
+from benchmarks.common import machine
 from glassfeed.bulk import import_path
 from glassfeed.ingest import Ingestor
 from glassfeed.store import open_store
@@ -31,13 +31,6 @@ N_USERS, N_POSTS, T0 = 10_000, 100_000, 1_760_000_000.0
 KINDS = ["impression"] * 6 + ["click", "like", "dwell", "repost"]
 
 
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.platform()}; {cpu}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
 
 
 def events(n: int, seed: int, with_ids: bool = False) -> list[dict]:

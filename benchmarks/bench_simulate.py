@@ -12,25 +12,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
-import platform
 import pstats
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine
 from glassfeed.sim.loop import SimConfig, World, copy_base, prepare_base
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,8 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         "loop_s": round(loop_s, 1), "steps_per_s": round(cfg.steps / loop_s, 3),
         "feed_requests": w.n_requests, "feed_requests_per_s": round(w.n_requests / loop_s, 1),
         "loop_split_s": {k: round(v, 1) for k, v in w.seconds.items()},
-        "machine": f"{platform.platform()}; {_cpu_model()}; {os.cpu_count()} cores; "
-                   f"load average at end {os.getloadavg()[0]:.1f}",
+        "machine": machine(),
     }
     print(f"simulate {a.users:,} users x {a.steps} steps ({a.policy}, p_active={a.active_prob}): loop "
           f"{loop_s:.1f} s = {out['steps_per_s']} steps/s, {out['feed_requests_per_s']} feed requests/s "

@@ -183,6 +183,30 @@ def test_ann_index_recall_against_exact_inner_product():
     assert np.allclose(scores[:, 0], np.einsum("ij,ij->i", queries, items[ids[:, 0] - 7]), atol=1e-4)
     few, few_scores = ANNIndex(dim=32).fit(items[:3]).query(queries[:2], 5)
     assert (few[:, 3:] == -1).all() and np.isneginf(few_scores[:, 3:]).all()
+    with pytest.raises(ValueError):
+        ANNIndex(dim=32).fit(items[:3], ids=np.array([1, 1, 2]))
+
+
+class _Failing:
+    """Stands in for an hnswlib index whose graph search cannot fill k results."""
+
+    def set_ef(self, ef):
+        pass
+
+    def knn_query(self, *args, **kwargs):
+        raise RuntimeError("Cannot return the results in a contiguous 2D array. Probably ef or M is too small")
+
+
+def test_ann_index_answers_exactly_when_hnswlib_cannot_fill_k():
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(200, 8)).astype(np.float32)
+    queries = rng.normal(size=(5, 8)).astype(np.float32)
+    index = ANNIndex(dim=8).fit(items, ids=np.arange(200) * 3)
+    index.index = _Failing()
+    ids, scores = index.query(queries, 150)
+    exact = np.argsort(-(queries @ items.T), axis=1, kind="stable")[:, :150] * 3
+    assert (ids == exact).all()
+    assert np.allclose(scores, np.sort(queries @ items.T, axis=1)[:, ::-1][:, :150], atol=1e-5)
 
 
 class OneItem(Recommender):

@@ -212,7 +212,7 @@ def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iteration
     Returns user factors f_u rescaled to unit standard deviation times 0.5 (row 0 unused); 0 for users with
     no impressions. The sign is arbitrary; what matters is which users share a side.
     """
-    us, ps, ys = [], [], []
+    us, ps = [], []
     liked: list[np.ndarray] = []
     for ev in store.iter_events():
         m = (ev["kind"] == int(EventKind.IMPRESSION)) & (ev["post"] > 0)

@@ -31,7 +31,7 @@ def import_lastfm(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     ensure_new(ingestor, f"lfm:u{people[0]}", "lastfm")
     u_idx = create_users(ingestor, [{"id": f"lfm:u{u}", "handle": f"lastfm-user-{u}", "created_at": RELEASE_TS - 2}
                                     for u in people.tolist()], say)
-    a_idx = create_users(ingestor, [{"id": f"lfm:a{a}", "handle": str(n)[:200] or f"artist-{a}",
+    create_users(ingestor, [{"id": f"lfm:a{a}", "handle": str(n)[:200] or f"artist-{a}",
                                      "created_at": RELEASE_TS - 2}
                                     for a, n in zip(artists["id"].tolist(), artists["name"].fillna(""))], say)
     tag_name = dict(zip(tags["tagID"], tags["tagValue"].astype(str)))

@@ -10,7 +10,9 @@ class ANNIndex:
     """Inner-product HNSW index: ``fit(item_vectors, ids)``, then ``query(user_vectors, k) -> (ids, scores)``.
 
     ``M`` is the graph degree, ``ef_construction`` the build beam, ``ef`` the query beam (raised to at least
-    ``k`` per query); higher values trade speed for recall.
+    ``k`` per query); higher values trade speed for recall. When hnswlib cannot return ``k`` results (its
+    "Cannot return the results in a contiguous 2D array", seen for k of a few hundred on small feed indexes),
+    that batch is answered exactly from the stored vectors instead of failing.
     """
 
     def __init__(self, dim: int, M: int = 16, ef: int = 100, ef_construction: int = 200, num_threads: int = 1,
@@ -25,6 +27,10 @@ class ANNIndex:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"expected item vectors of shape (n, {self.dim}), got {vectors.shape}")
         ids = np.arange(len(vectors)) if ids is None else np.asarray(ids, dtype=np.int64)
+        if len(ids) != len(vectors) or len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique, one per vector")  # hnswlib would silently overwrite
+        if not np.isfinite(vectors).all():
+            raise ValueError("item vectors must be finite")
         index = hnswlib.Index(space="ip", dim=self.dim)
         index.init_index(max_elements=max(len(vectors), 1), M=self.M, ef_construction=self.ef_construction,
                          random_seed=self.seed)
