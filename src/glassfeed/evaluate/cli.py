@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import typer
 from rich.console import Console
+from threadpoolctl import threadpool_limits
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from glassfeed.evaluate.datasets import DATASETS, DatasetMissing, dataset_path
@@ -57,6 +58,7 @@ def evaluate(
     models: str = typer.Option(None, "--models", help="comma-separated registry names; a+b blends a and b"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for <protocol>.md and <protocol>.json"),
     repeats: int = typer.Option(1, "--repeats", min=1, help="time each final fit and ranking this many times"),
+    threads: int = typer.Option(1, "--threads", min=1, help="BLAS threads (1 was fastest on a shared 2-core box)"),
 ) -> None:
     """Tune models on validation data, score the test split, and compare with published numbers."""
     try:
@@ -68,7 +70,8 @@ def evaluate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     console = Console()
-    run = run_with_progress(chosen, names, console, repeats=repeats)
+    with threadpool_limits(threads):
+        run = run_with_progress(chosen, names, console, repeats=repeats)
     md, js = write_report([run], out, chosen.name)
     typer.echo(to_markdown(run))
     typer.echo(f"wrote {md} and {js}")
