@@ -166,7 +166,8 @@ def test_blend_standardises_and_weights_members():
     alone = Blend.of([ease, pop], [1.0, 0.0]).recommend(np.arange(10), X, N=5)[0]
     assert (alone == ease.recommend(np.arange(10), X, N=5)[0]).all()
     fitted = Blend(members=[("ease", {"lam": 10.0}), ("pop", {})], weights=[1.0, 0.5]).fit(X)
-    assert fitted.models[0].lam == 10.0 and fitted.get_params()["weights"] == [1.0, 0.5]
+    assert fitted.models[0].lam == 10.0 and fitted.get_params()["weights"] == (1.0, 0.5)
+    assert repr(EASE(lam=3.0)) == "EASE(lam=3.0, gamma=0.0, max_items=None, binary=True)"
     with pytest.raises(ValueError):
         Blend(members=[("nope", {})])
 

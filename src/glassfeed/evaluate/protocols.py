@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from glassfeed.evaluate import datasets
+from glassfeed.retrieval.base import as_csr
 
 
 @dataclass
@@ -120,12 +121,6 @@ def _no_train_items(X: sp.csr_matrix) -> np.ndarray:
     return np.flatnonzero(np.diff(X.tocsc().indptr) == 0)
 
 
-def _binary(X: sp.csr_matrix) -> sp.csr_matrix:
-    B = X.copy()
-    B.data[:] = 1.0
-    return B
-
-
 def _stats(df: pd.DataFrame, **parts: sp.csr_matrix) -> dict[str, Any]:
     out: dict[str, Any] = {"interactions": int(len(df)), "users": int(df["user"].nunique()),
                            "items": int(df["item"].nunique())}
@@ -182,8 +177,8 @@ def build_lastfm_social(root: str | Path | None = None, seed: int = 42) -> Split
     social = ((social + social.T) > 0).astype(np.float32).tocsr()  # the graph is symmetric; make sure
     stats = _stats(plays, train=train, test=test)
     stats["friend_edges"] = int(social.nnz // 2)
-    return Split(train=train, test=test, exclude=_binary(train), tune_train=tune_train, tune_valid=tune_valid,
-                 tune_exclude=_binary(tune_train), filter_items=_no_train_items(train),
+    return Split(train=train, test=test, exclude=as_csr(train, binary=True), tune_train=tune_train, tune_valid=tune_valid,
+                 tune_exclude=as_csr(tune_train, binary=True), filter_items=_no_train_items(train),
                  tune_filter_items=_no_train_items(tune_train), social=social, stats=stats)
 
 

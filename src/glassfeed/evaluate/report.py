@@ -76,7 +76,7 @@ def to_markdown(run: dict[str, Any]) -> str:
         m = run["machine"]
         lines.append(f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, {m['platform']}, "
                      f"Python {m['python']}.")
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def write_report(runs: list[dict[str, Any]], out_dir: str | Path, stem: str) -> tuple[Path, Path]:

@@ -127,7 +127,7 @@ class ProtocolRun:
 
 
 def n_steps(protocol: Protocol, name: str) -> int:
-    """Progress steps for one model: its grid points (blends: members' too, counted once each) plus the test run."""
+    """Progress steps for one model: its grid points (for ``a+b``: its blend weights) plus the test run."""
     if "+" in name:
         return len(protocol.grids.get("+", {}).get("weight", [1.0])) + 1
     return len(param_grid(protocol.grids.get(name, {}))) + 1

@@ -7,6 +7,7 @@ filtering and top-k selection live here once.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -109,8 +110,9 @@ class Recommender:
         return ids, vals
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as given (for reports and grid search)."""
-        return dict(self._params) if hasattr(self, "_params") else {}
+        """Constructor parameters (each stored as an attribute of the same name), for reports and ``repr``."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -42,7 +42,6 @@ class Blend(Recommender):
             raise ValueError(f"unknown Blend member(s): {', '.join(unknown)}")
         self.models = [MODELS[name](**params) for name, params in self.members]
         self.needs_social = any(m.needs_social for m in self.models)
-        self._params = {"members": [list(m) for m in self.members], "weights": list(self.weights)}
 
     @classmethod
     def of(cls, models: Sequence[Recommender], weights: Sequence[float]) -> "Blend":
@@ -55,7 +54,6 @@ class Blend(Recommender):
         blend.models = list(models)
         blend.needs_social = any(m.needs_social for m in models)
         blend.n_items = models[0].n_items
-        blend._params = {"members": [list(m) for m in blend.members], "weights": list(blend.weights)}
         return blend
 
     def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> "Blend":

@@ -20,7 +20,6 @@ class EASE(Recommender):
 
     def __init__(self, lam: float = 500.0, gamma: float = 0.0, max_items: int | None = None, binary: bool = True):
         self.lam, self.gamma, self.max_items, self.binary = lam, gamma, max_items, binary
-        self._params = {"lam": lam, "gamma": gamma, "max_items": max_items, "binary": binary}
 
     def fit(self, X: sp.csr_matrix) -> "EASE":
         X = as_csr(X, binary=self.binary)

@@ -38,8 +38,6 @@ class ALS(_FactorModel):
                  binary: bool = False, random_state: int = 42, num_threads: int = 1):
         self.factors, self.regularization, self.alpha = factors, regularization, alpha
         self.iterations, self.binary, self.random_state, self.num_threads = iterations, binary, random_state, num_threads
-        self._params = {"factors": factors, "regularization": regularization, "alpha": alpha,
-                        "iterations": iterations, "binary": binary}
 
     def fit(self, X: sp.csr_matrix) -> "ALS":
         X = as_csr(X, binary=self.binary)
@@ -61,8 +59,6 @@ class BPR(_FactorModel):
         self.factors, self.learning_rate, self.regularization = factors, learning_rate, regularization
         self.iterations, self.pop_correction = iterations, pop_correction
         self.random_state, self.num_threads = random_state, num_threads
-        self._params = {"factors": factors, "learning_rate": learning_rate, "regularization": regularization,
-                        "iterations": iterations, "pop_correction": pop_correction}
 
     def fit(self, X: sp.csr_matrix) -> "BPR":
         X = as_csr(X, binary=True)  # BPR only sees which items were interacted with

@@ -16,7 +16,6 @@ class ItemKNN(Recommender):
 
     def __init__(self, K: int = 100, shrink: float = 10.0, binary: bool = True):
         self.K, self.shrink, self.binary = K, shrink, binary
-        self._params = {"K": K, "shrink": shrink, "binary": binary}
 
     def fit(self, X: sp.csr_matrix) -> "ItemKNN":
         X = as_csr(X, binary=self.binary)

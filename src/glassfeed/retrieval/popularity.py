@@ -13,7 +13,6 @@ class Popularity(Recommender):
 
     def __init__(self, binary: bool = True):
         self.binary = binary
-        self._params = {"binary": binary}
 
     def fit(self, X: sp.csr_matrix) -> "Popularity":
         X = as_csr(X)

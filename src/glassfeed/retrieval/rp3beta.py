@@ -17,7 +17,6 @@ class RP3beta(Recommender):
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, K: int = 200, binary: bool = True):
         self.alpha, self.beta, self.K, self.binary = alpha, beta, K, binary
-        self._params = {"alpha": alpha, "beta": beta, "K": K, "binary": binary}
 
     def fit(self, X: sp.csr_matrix) -> "RP3beta":
         X = as_csr(X, binary=self.binary)

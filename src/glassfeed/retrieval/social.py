@@ -22,7 +22,6 @@ class SocialRecommender(Recommender):
         if weighting not in ("count", "share"):
             raise ValueError(f"weighting must be 'count' or 'share', not {weighting!r}")
         self.weighting = weighting
-        self._params = {"weighting": weighting}
 
     def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> "SocialRecommender":
         if social is None:
