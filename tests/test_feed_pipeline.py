@@ -214,3 +214,24 @@ def test_cold_start_user_gets_posts_from_chosen_topics(fresh_feed):
     cold = [it for it in page["items"] if it["source"] == "cold_start"]
     assert cold and all(topic in it["topics"] for it in cold)
     assert any("a topic you picked" in it["reason"] for it in cold)
+
+
+def test_collaborative_source_can_use_ease(fresh_feed):
+    svc, _ = fresh_feed
+    from glassfeed.feed.train import train_all
+
+    train_all(svc.store, svc.models_folder, max_rows=50_000, retrieval={"collaborative_model": "ease",
+                                                                          "ease_max_items": 500})
+    svc._load()
+    assert svc.models.ease is not None
+    uid = _active_user(svc)
+    u = svc.state.user_index[uid]
+    liked = {p for p, _ in svc.state.recent_likes.get(u, ())}
+    pol = svc.policies["engagement"]
+    from glassfeed.feed.sources import SOURCE_FUNCS
+    cutoff = svc.now() - pol.filters["max_age_hours"] * 3600
+    c = SOURCE_FUNCS["collaborative"](svc.state, np.array([u]), svc.now(), 50, cutoff, ease=svc.models.ease)
+    assert len(c) > 0 and not (set(c.post.tolist()) & liked)
+    assert (svc.state.created.a[c.post] >= cutoff).all()
+    page = svc.feed(uid, limit=30, log_impressions=False)
+    assert any(it["source"] == "collaborative" for it in page["items"])

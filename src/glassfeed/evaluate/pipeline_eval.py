@@ -9,6 +9,7 @@ so the number is comparable with the retrieval models' on the very same split.
 
 from __future__ import annotations
 
+
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from glassfeed.domain import EventKind
+from glassfeed.state import StateConfig
 from glassfeed.evaluate import datasets
 from glassfeed.evaluate.metrics import evaluate_topk
 from glassfeed.evaluate.protocols import (PROTOCOLS, Protocol, Split, group_ratio_split, recbole_ml1m_frame,
@@ -150,7 +152,7 @@ class ImportedStore:
 
 def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: str | Path, *,
                   like_min: int = 4, dwell_min: int | None = 3, negatives: float = 0.0, span_days: float | None = None,
-                  seed: int = 0, say: Say | None = None) -> ImportedStore:
+                  seed: int = 0, say: Say | None = None, retrieval: dict | None = None) -> ImportedStore:
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService."""
     from glassfeed.feed.service import FeedService
     from glassfeed.feed.train import train_all
@@ -214,10 +216,12 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     secs["import"] = time.perf_counter() - t0
     say(f"import: {len(order)} events in {secs['import']:.1f} s; training the feed models")
     t1 = time.perf_counter()
-    report = train_all(store, folder / "models", seed=seed)
+    report = train_all(store, folder / "models", seed=seed, retrieval=retrieval)
     secs["train"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    svc = FeedService(ing, models_folder=folder / "models", clock="data")
+    # keep every training like in the state: the EASE collaborative source reads a user's history from it
+    cfg = replace(StateConfig.from_defaults(), recent_actions_per_user=100_000)
+    svc = FeedService(ing, models_folder=folder / "models", clock="data", state_config=cfg)
     secs["load"] = time.perf_counter() - t2
     say(f"trained in {secs['train']:.1f} s (heads on {report.n_train} impressions); state loaded in "
         f"{secs['load']:.1f} s")
@@ -342,7 +346,8 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
                       root: str | Path | None = None, like_min: int = 4, dwell_min: int | None = 3,
                       negatives: float = 0.0, span_days: float | None = None,
                       collaborative: int = 1000, light_keep: int | None = None, batch: int = 500,
-                      folder: str | Path | None = None, seed: int = 0, say: Say | None = None) -> dict[str, Any]:
+                      folder: str | Path | None = None, seed: int = 0, say: Say | None = None,
+                      retrieval: dict | None = None) -> dict[str, Any]:
     """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
     every test user, and score it beside the retrieval ``baselines`` (tuned by the protocol's own runner)
     on the same split. ``max_users`` keeps only the first that many users (by dense index) for a quick run."""
@@ -370,7 +375,8 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
 
     with tempfile.TemporaryDirectory(prefix="glassfeed-pipeline-eval-") as tmp:
         imported = import_events(frames, keep, n_items, folder or tmp, like_min=like_min, dwell_min=dwell_min,
-                                 negatives=negatives, span_days=span_days, seed=seed, say=say)
+                                 negatives=negatives, span_days=span_days, seed=seed, say=say,
+                                 retrieval=retrieval)
         base = imported.service.policies[policy]
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
         extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)
@@ -383,7 +389,8 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
     say(f"ranked {len(test_rows)} users in {ranked.seconds:.1f} s")
     metrics = evaluate_topk(ranked.recs, split.test[test_rows], proto.k)
     leaked = int(np.count_nonzero(_hits(ranked.recs, split.exclude[test_rows])))
-    results = [{"model": f"pipeline ({policy})", "metrics": metrics,
+    model = (retrieval or {}).get("collaborative_model", "als")
+    results = [{"model": f"pipeline ({policy}, {model})", "metrics": metrics,
                 "fit_seconds": imported.seconds["import"] + imported.seconds["train"] + imported.seconds["load"],
                 "rank_seconds": ranked.seconds, "params": {"like": frames.like_rule, "dwell": dwell_min,
                                                            "collaborative": collaborative}}]

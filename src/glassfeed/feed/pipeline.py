@@ -15,7 +15,7 @@ from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
 from glassfeed.feed.policy import HEADS, Policy
-from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, recent_posts
+from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, EaseRetriever, recent_posts
 from glassfeed.state import ServingState
 
 
@@ -26,6 +26,7 @@ class Models:
     heads: EngagementHeads = field(default_factory=EngagementHeads)
     light: LightRanker = field(default_factory=LightRanker)
     collab: CollaborativeIndex = field(default_factory=CollaborativeIndex)
+    ease: EaseRetriever | None = None  # set when the collaborative source was trained with EASE
 
 
 @dataclass
@@ -60,10 +61,10 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
 
     # 1. candidate sources, deduplicated (~1,000 per user)
     recent = recent_posts(state, now, cutoff)
-    if "collaborative" in policy.sources:
+    if "collaborative" in policy.sources and models.ease is None:
         models.collab.refresh(state, recent, now)
     cands = Candidates.concat([
-        SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab)
+        SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab, ease=models.ease)
         for name, k in policy.sources.items()
     ]).dedupe()
     n_candidates = len(cands)

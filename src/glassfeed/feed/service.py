@@ -25,7 +25,8 @@ from glassfeed.domain import EventKind
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import HEADS, SOURCES, Policy, PolicyError, load_policies
-from glassfeed.feed.train import load_models, models_dir, train_all
+from glassfeed.feed.sources import EaseRetriever
+from glassfeed.feed.train import load_ease, load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
 from glassfeed.state import ServingState, StateConfig
 
@@ -78,10 +79,11 @@ class FeedService:
 
     def _load(self, state_config: StateConfig | None = None) -> None:
         heads, light, user_vec, side = load_models(self.models_folder)
+        ease = load_ease(self.models_folder)
         state = ServingState.from_store(self.store, state_config, clock=self._now, user_vec=user_vec, side=side)
         with self.lock:
             self.state = state
-            self.models = Models(heads=heads, light=light)
+            self.models = Models(heads=heads, light=light, ease=EaseRetriever(*ease) if ease else None)
 
     def _now(self) -> float:
         if self.clock_mode == "data":

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from glassfeed.config import load_settings
 from glassfeed.domain import EventKind
 from glassfeed.feed.features import F, pair_features
 from glassfeed.feed.heads import EngagementHeads, LightRanker
@@ -186,11 +187,8 @@ def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementH
     return model, light, report
 
 
-def fit_als(store: SQLiteStore, n_users: int, n_posts: int, factors: int = 32, iterations: int = 10,
-            seed: int = 0) -> np.ndarray:
-    """ALS user factors from positive engagements (rows indexed by user idx; row 0 unused)."""
-    from glassfeed.retrieval.factor import ALS
-
+def engagement_matrix(store: SQLiteStore, n_users: int, n_posts: int) -> sp.csr_matrix:
+    """Users x posts confidence matrix from positive engagements (ALS_WEIGHTS; row/column 0 unused)."""
     us, ps, ws = [], [], []
     for ev in store.iter_events():
         for kind, w in ALS_WEIGHTS.items():
@@ -201,8 +199,23 @@ def fit_als(store: SQLiteStore, n_users: int, n_posts: int, factors: int = 32, i
     u, p, w = (np.concatenate(x) if x else np.zeros(0) for x in (us, ps, ws))
     X = sp.csr_matrix((w, (u, p)), shape=(n_users + 1, n_posts + 1), dtype=np.float32)
     X.sum_duplicates()
+    return X
+
+
+def fit_als(X: sp.csr_matrix, factors: int = 32, iterations: int = 10, seed: int = 0) -> np.ndarray:
+    """ALS user factors from the engagement matrix (rows indexed by user idx; row 0 unused)."""
+    from glassfeed.retrieval.factor import ALS
+
     model = ALS(factors=factors, iterations=iterations, random_state=seed).fit(X)
     return np.asarray(model.user_factors, np.float32)
+
+
+def fit_ease(X: sp.csr_matrix, lam: float, gamma: float, max_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """EASE item-item weights over the ``max_items`` most engaged posts: (post idx per column, B)."""
+    from glassfeed.retrieval.ease import EASE
+
+    model = EASE(lam=lam, gamma=gamma, max_items=max_items).fit(X)
+    return np.asarray(model.items, np.int64), model.B
 
 
 def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iterations: int = 25,
@@ -254,7 +267,8 @@ def models_dir(db_path: str | Path) -> Path:
 
 
 def train_all(store: SQLiteStore, folder: str | Path | None = None, max_rows: int = 400_000,
-              progress: Progress | None = None, seed: int = 0) -> TrainReport:
+              progress: Progress | None = None, seed: int = 0,
+              retrieval: dict | None = None) -> TrainReport:
     """Train every model the pipeline uses and save them to ``folder`` (default: beside the database)."""
     say = progress or (lambda s, f: None)
     t0 = time.perf_counter()
@@ -268,8 +282,18 @@ def train_all(store: SQLiteStore, folder: str | Path | None = None, max_rows: in
     heads.save(out / "heads")
     light.save(out / "heads")
     say("als", 0.0)
-    user_vec = fit_als(store, n_users, n_posts, seed=seed)
+    X = engagement_matrix(store, n_users, n_posts)
+    user_vec = fit_als(X, seed=seed)
     np.save(out / "als_user_factors.npy", user_vec)
+    retrieval = {**load_settings().raw["retrieval"], **(retrieval or {})}
+    ease_file = out / "ease.npz"
+    if retrieval["collaborative_model"] == "ease":
+        say("ease", 0.0)
+        items, B = fit_ease(X, float(retrieval["ease_lam"]), float(retrieval["ease_gamma"]),
+                            int(retrieval["ease_max_items"]))
+        np.savez(ease_file, items=items, B=B)
+    elif ease_file.exists():
+        ease_file.unlink()
     report.als_users = int((np.abs(user_vec).sum(axis=1) > 0).sum())
     say("bridging", 0.0)
     side = fit_bridging_sides(store, n_users, n_posts)
@@ -279,6 +303,15 @@ def train_all(store: SQLiteStore, folder: str | Path | None = None, max_rows: in
     (out / "train_report.json").write_text(json.dumps(asdict(report), indent=1))
     say("done", 1.0)
     return report
+
+
+def load_ease(folder: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(post idx per column, EASE weights) when the collaborative source was trained with EASE."""
+    f = Path(folder) / "ease.npz"
+    if not f.exists():
+        return None
+    z = np.load(f)
+    return z["items"], z["B"]
 
 
 def load_models(folder: str | Path):

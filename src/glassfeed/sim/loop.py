@@ -25,7 +25,7 @@ from glassfeed.audit import metrics as M
 from glassfeed.domain import EventKind
 from glassfeed.feed.pipeline import rank
 from glassfeed.feed.service import FeedService
-from glassfeed.feed.train import fit_als, fit_bridging_sides, models_dir, train_all
+from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
 from glassfeed.importers.synthetic import write_network
 from glassfeed.ingest import Ingestor
 from glassfeed.sim.behaviour import BehaviourParams, stated_satisfaction
@@ -433,7 +433,8 @@ class World:
             train_all(self.store, folder, max_rows=self.cfg.train_rows)
         else:
             n_u, n_p = self.store.count("users"), self.store.count("posts")
-            np.save(folder / "als_user_factors.npy", fit_als(self.store, n_u, n_p, seed=self.cfg.seed))
+            X = engagement_matrix(self.store, n_u, n_p)
+            np.save(folder / "als_user_factors.npy", fit_als(X, seed=self.cfg.seed))
             np.save(folder / "bridging_sides.npy", fit_bridging_sides(self.store, n_u, n_p))
         self.svc._load(self.svc.state.cfg)
 

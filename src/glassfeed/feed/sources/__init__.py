@@ -1,7 +1,7 @@
 """Candidate sources: each returns ``Candidates`` for a batch of users, tagged with its name and a source score."""
 
 from glassfeed.feed.sources.cold_start import cold_start
-from glassfeed.feed.sources.collaborative import CollaborativeIndex, collaborative
+from glassfeed.feed.sources.collaborative import CollaborativeIndex, EaseRetriever, collaborative
 from glassfeed.feed.sources.following import following
 from glassfeed.feed.sources.social_proof import social_proof
 from glassfeed.feed.sources.trending import recent_posts, trending
@@ -14,5 +14,5 @@ SOURCE_FUNCS = {
     "cold_start": cold_start,
 }
 
-__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "recent_posts", "following", "collaborative", "social_proof",
+__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "EaseRetriever", "recent_posts", "following", "collaborative", "social_proof",
            "trending", "cold_start"]

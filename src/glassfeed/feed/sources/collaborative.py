@@ -8,6 +8,7 @@ become retrievable as soon as people engage. The ANN index over recent posts is 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates
 from glassfeed.retrieval.ann import ANNIndex
@@ -39,9 +40,49 @@ class CollaborativeIndex:
         self.built_n_posts = state.n_posts
 
 
+class EaseRetriever:
+    """EASE item-item weights over the most engaged posts; a user's history is their recent likes and reposts
+    in the serving state, so new engagement changes the candidates at once."""
+
+    def __init__(self, items: np.ndarray, B: np.ndarray) -> None:
+        self.items, self.B = items, B
+        self.col_of = np.full(int(items.max()) + 1 if len(items) else 1, -1, np.int64)
+        self.col_of[items] = np.arange(len(items))
+
+    def recommend(self, state: ServingState, users: np.ndarray, k: int, cutoff: float, now: float) -> Candidates:
+        rows, cols = [], []
+        for r, u in enumerate(users.tolist()):
+            hist = [p for bank in (state.recent_likes.get(u), state.recent_reposts.get(u)) if bank for p, _ in bank]
+            hist = np.asarray(hist, np.int64)
+            hist = self.col_of[hist[hist < len(self.col_of)]]
+            hist = np.unique(hist[hist >= 0])
+            rows.append(np.full(len(hist), r))
+            cols.append(hist)
+        if not rows or not sum(len(c) for c in cols):
+            return Candidates.empty()
+        r_, c_ = np.concatenate(rows), np.concatenate(cols)
+        X = sp.csr_matrix((np.ones(len(r_), np.float32), (r_, c_)), shape=(len(users), len(self.items)))
+        S = np.asarray(X @ self.B)
+        created = state.created.a[self.items]
+        S[:, (created < cutoff) | (created > now)] = -np.inf
+        S[r_, c_] = -np.inf  # never recommend what the user already engaged with
+        kk = min(k, S.shape[1])
+        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+        sc = np.take_along_axis(S, top, axis=1)
+        ok = np.isfinite(sc) & (X.getnnz(axis=1) > 0)[:, None]
+        n = int(ok.sum())
+        return Candidates(np.repeat(np.arange(len(users)), kk)[ok.ravel()], self.items[top[ok]],
+                          np.full(n, SOURCE_CODE["collaborative"], np.int64), sc[ok].astype(np.float64),
+                          np.zeros(n, np.int64))
+
+
 def collaborative(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-                  index: CollaborativeIndex | None = None, **_: object) -> Candidates:
-    """Top-``k`` posts by inner product between the user's factor and post vectors (users with factors only)."""
+                  index: CollaborativeIndex | None = None, ease: EaseRetriever | None = None,
+                  **_: object) -> Candidates:
+    """Top-``k`` posts for each user from EASE when trained with it, else by inner product between the user's
+    ALS factor and post vectors in the HNSW index (users with factors only)."""
+    if ease is not None:
+        return ease.recommend(state, users, k, cutoff, now)
     if index is None or index.index is None or state.user_vec is None:
         return Candidates.empty()
     ok = np.flatnonzero(users < len(state.user_vec))
