@@ -52,5 +52,5 @@ def test_pipeline_ranking_beats_random_order_on_the_same_split(run):
         recs[u] = rng.choice([i for i in range(n_items) if i not in seen], 10, replace=False)
     random_ndcg = evaluate_topk(recs, split.test, 10)["ndcg@10"]
     pipeline = run["results"][0]
-    assert pipeline["model"] == "pipeline (engagement)"
+    assert pipeline["model"] == "pipeline (engagement, als)"
     assert pipeline["metrics"]["ndcg@10"] > 2 * random_ndcg
