@@ -10,7 +10,7 @@ import numpy as np
 
 from glassfeed.feed.candidates import Candidates
 from glassfeed.feed.policy import Policy
-from glassfeed.state import ServingState
+from glassfeed.state import ServingState, group_by_user
 
 DAY = 86400.0
 
@@ -78,12 +78,11 @@ def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, policy:
         drop("muted_word", m)
     since = np.full(len(c), np.inf)
     if state.see_less and policy.fatigue["filter_days"] + policy.fatigue["discount_days"] > 0:
-        for i in np.flatnonzero(keep).tolist():
-            row = state.see_less.get(int(u[i]))
+        for user, pos in group_by_user(u):
+            row = state.see_less.get(user)
             if row:
-                t = row.get(int(author[i]))
-                if t is not None:
-                    since[i] = now - t
+                t = np.fromiter((row.get(a, -np.inf) for a in author[pos].tolist()), np.float64, len(pos))
+                since[pos] = now - t
     fat_drop, fat_mult = fatigue_multiplier(policy, since)
     drop("see_less_fatigue", fat_drop)
     kept = np.flatnonzero(keep)

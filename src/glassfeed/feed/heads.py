@@ -20,6 +20,10 @@ from glassfeed.feed.features import FEATURES, LIGHT_FEATURES, F
 from glassfeed.feed.policy import HEADS
 
 
+#: Rows from which prediction uses every core (simulator batches); single requests stay on one thread.
+BIG_BATCH = 20_000
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
@@ -80,7 +84,7 @@ class EngagementHeads:
             if b is None or len(X) == 0:
                 out[:, h] = self.base_rate.get(name, 0.0)
                 continue
-            p = b.predict(X, num_threads=1)
+            p = b.predict(X, num_threads=1 if len(X) < BIG_BATCH else 0)  # 0: all cores for batch ranking
             if calibrated and name in self.calibration:
                 a, c = self.calibration[name]
                 p = _sigmoid(a * _logit(p) + c)
