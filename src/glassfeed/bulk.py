@@ -119,7 +119,7 @@ def import_records(recs: list[Any], ingestor: Ingestor, kind: str = "events", *,
     lines = lines or list(range(1, len(recs) + 1))
     res = BulkResult(rows=len(recs))
     if kind == "events":
-        with ingestor.store.bulk_load():
+        with ingestor.store.bulk_load(len(recs)):
             return _import_events(recs, ingestor, lines, source, say, size, res)
     if kind not in ("users", "posts"):
         raise ValueError(f"kind must be users, posts or events, not {kind!r}")

@@ -210,7 +210,7 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     ev["kind"], ev["user"], ev["post"], ev["target_user"] = (ev[k].astype(np.int64) for k in
                                                              ("kind", "user", "post", "target_user"))
     ev["position"] = np.full(len(order), -1, np.int64)
-    with store.bulk_load():
+    with store.bulk_load(len(order)):
         for a in range(0, len(order), 100_000):
             ing.ingest_columns({k: v[a:a + 100_000] for k, v in ev.items()})
     secs["import"] = time.perf_counter() - t0

@@ -97,7 +97,7 @@ def write_network(net, ingestor: Ingestor, *, chunk: int = 250_000, top_interest
 
 def _columns(ingestor: Ingestor, cols: dict[str, np.ndarray], chunk: int, tick: Callable[[int], None]) -> None:
     n = len(cols["kind"])
-    with ingestor.store.bulk_load():
+    with ingestor.store.bulk_load(n):
         for a in range(0, n, chunk):
             ingestor.ingest_columns({k: v[a:a + chunk] for k, v in cols.items()})
             tick(min(n, a + chunk))
