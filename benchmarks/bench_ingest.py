@@ -78,7 +78,7 @@ def bench_bulk(db: Path, tmp: Path, n: int, repeats: int, chunk: int | None, wit
         st.close()
         assert res.accepted == n
         rates.append(n / dt)
-        print(f"  bulk chunk={chunk or 'max_batch'} ids={with_ids}: {n:,} events in {dt:.2f} s = {n / dt:,.0f}/s"
+        print(f"  bulk chunk={chunk or 'default (bulk_chunk)'} ids={with_ids}: {n:,} events in {dt:.2f} s = {n / dt:,.0f}/s"
               f" wall, {n / cpu:,.0f}/CPU-s ({res.fast_chunks}/{res.chunks} chunks vectorised;"
               f" load {os.getloadavg()[0]:.1f})", flush=True)
     return rates
