@@ -138,6 +138,7 @@ class ServingState:
         self.sessions: dict[str, tuple[float, set[int]]] = {}
         self.recent_likes: dict[int, deque[tuple[int, float]]] = {}
         self.recent_reposts: dict[int, deque[tuple[int, float]]] = {}
+        self._recent_np: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (bank, user) -> posts, ts
         self._aff_w = np.zeros(max(int(k) for k in EventKind) + 1)
         for name, w in self.cfg.affinity_weights.items():
             self._aff_w[int(EventKind.parse(name))] = w
@@ -354,11 +355,12 @@ class ServingState:
                     if req[i]:
                         self._session_add(str(req[i]), int(post[i]), float(ts[i]))
         recent = self.cfg.recent_actions_per_user
-        for k_, bank in ((_LIKE, self.recent_likes), (_REPOST, self.recent_reposts)):
+        for b, (k_, bank) in enumerate(((_LIKE, self.recent_likes), (_REPOST, self.recent_reposts))):
             m = (kind == k_) & has_post
             if m.any():
                 for u, pairs in _groups(user[m], list(zip(post[m].tolist(), ts[m].tolist()))):
                     bank.setdefault(u, deque(maxlen=recent)).extend(pairs)
+                    self._recent_np.pop((b, u), None)
         for i in np.flatnonzero(np.isin(kind, _RARE_KINDS)).tolist():
             k = int(kind[i])
             u = int(user[i])
@@ -404,11 +406,27 @@ class ServingState:
         for sid in [s for s, (t, _) in self.sessions.items() if now - t > ttl]:
             del self.sessions[sid]
 
+    def recent_actions(self, bank: int, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """(posts, times) of a user's recent likes (bank 0) or reposts (bank 1) as numpy arrays, oldest first."""
+        key = (bank, user)
+        got = self._recent_np.get(key)
+        if got is None:
+            dq = (self.recent_likes if bank == 0 else self.recent_reposts).get(user)
+            if dq:
+                a = np.array(dq, dtype=np.float64)
+                got = (a[:, 0].astype(np.int64), a[:, 1])
+            else:
+                got = (np.zeros(0, np.int64), np.zeros(0))
+            self._recent_np[key] = got
+        return got
+
     def forget_user(self, u: int) -> None:
         """Drop a user's derived state after a data-rights deletion."""
         for d in (self.affinity, self.see_less, self.seen, self.recent_likes, self.recent_reposts, self.muted,
                   self.blocked, self.muted_words, self.prefs):
             d.pop(u, None)
+        self._recent_np.pop((0, u), None)
+        self._recent_np.pop((1, u), None)
         for v in self.following[u]:
             self.followers.a[v] -= 1
         self.following[u] = set()
@@ -432,10 +450,10 @@ class ServingState:
 
     def user_topic_share(self, users: np.ndarray, topics: np.ndarray) -> np.ndarray:
         """Share of each user's (decayed) positive engagement that went to the given topic (+ onboarding prior)."""
-        ut = self.user_topic.a[users]
-        tot = ut.sum(axis=1)
+        uu, inv = np.unique(users, return_inverse=True)
+        tot = self.user_topic.a[uu].sum(axis=1)[inv]  # row sums per distinct user, not per pair
         safe = np.where(topics >= 0, topics, 0)
-        val = ut[np.arange(len(users)), safe]
+        val = self.user_topic.a[users, safe]
         share = np.where(topics >= 0, val / np.maximum(tot, 1e-9), 0.0)
         prior = np.zeros(len(users))
         for u, pos in group_by_user(users):

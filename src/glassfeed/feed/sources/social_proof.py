@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
-from glassfeed.feed.candidates import Candidates
+from glassfeed.feed.candidates import SOURCE_CODE, Candidates
 from glassfeed.state import ServingState
 
 
 def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
                  **_: object) -> Candidates:
-    """Score = number of followed accounts who engaged (reposts count double); ``via`` = the first of them."""
-    rows: list[int] = []
-    posts: list[int] = []
-    scores: list[float] = []
-    via: list[int] = []
+    """Score = number of followed accounts who engaged (reposts count double); ``via`` = one of them."""
+    rows: list[np.ndarray] = []
+    posts: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    via: list[np.ndarray] = []
     for r, u in enumerate(users.tolist()):
-        count: Counter[int] = Counter()
-        first: dict[int, int] = {}
+        ps, ts, lens, ws, who = [], [], [], [], []
         for f in state.following[u]:
-            for bank, w in ((state.recent_likes.get(f), 1.0), (state.recent_reposts.get(f), 2.0)):
-                if not bank:
-                    continue
-                for p, t in bank:
-                    if t >= cutoff:
-                        count[p] += w
-                        first.setdefault(p, f)
-        if not count:
+            for bank, w in ((0, 1.0), (1, 2.0)):
+                p, t = state.recent_actions(bank, f)
+                if len(p):
+                    ps.append(p)
+                    ts.append(t)
+                    lens.append(len(p))
+                    ws.append(w)
+                    who.append(f)
+        if not ps:
             continue
-        for p, c in count.most_common(k):
-            rows.append(r)
-            posts.append(p)
-            scores.append(c)
-            via.append(first[p])
-    return Candidates.build(rows, posts, "social_proof", scores, via)
+        p, t = np.concatenate(ps), np.concatenate(ts)
+        w, fw = np.repeat(ws, lens), np.repeat(np.asarray(who, np.int64), lens)
+        keep = t >= cutoff
+        p, w, fw = p[keep], w[keep], fw[keep]
+        if not len(p):
+            continue
+        uniq, first, inv = np.unique(p, return_index=True, return_inverse=True)
+        total = np.bincount(inv, weights=w)
+        kk = min(k, len(uniq))
+        top = np.argpartition(-total, kk - 1)[:kk]
+        rows.append(np.full(kk, r, np.int64))
+        posts.append(uniq[top])
+        scores.append(total[top])
+        via.append(fw[first[top]])
+    if not rows:
+        return Candidates.empty()
+    n = sum(len(x) for x in rows)
+    return Candidates(np.concatenate(rows), np.concatenate(posts), np.full(n, SOURCE_CODE["social_proof"], np.int64),
+                      np.concatenate(scores), np.concatenate(via))
 
 
 def engagers_followed(state: ServingState, user: int, post: int, limit: int = 3) -> list[int]:
