@@ -62,6 +62,7 @@ class FeedService:
         ingestor.entity_listeners.append(self._on_entities)
         self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
         self._pending_lock = threading.Lock()
+        self._flush_lock = threading.RLock()  # held from draining the queue until its commit
         self._flush_s = impression_flush_ms / 1000.0
         self._wake = threading.Event()
         self._closed = False
@@ -266,6 +267,10 @@ class FeedService:
 
     def flush_impressions(self) -> int:
         """Write every queued impression in one durable transaction; returns how many were written."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._pending_lock:
             batch, self._pending = self._pending, []
         if not batch:
@@ -355,9 +360,13 @@ class FeedService:
             }
 
     def delete_user_data(self, user_id: str) -> dict[str, int]:
-        """Erase a person's events and derived state (store first, then memory via the listener)."""
+        """Erase a person's events and derived state (store first, then memory via the listener).
+
+        Queued impressions are written first, under the flush lock, so none of them lands after the erasure."""
         self.user_idx(user_id)
-        return self.ingestor.delete_user_data(user_id)
+        with self._flush_lock:
+            self._flush()
+            return self.ingestor.delete_user_data(user_id)
 
 
 __all__ = ["FeedService", "FeedError", "HEADS"]
