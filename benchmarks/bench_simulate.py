@@ -10,6 +10,7 @@ machine. ``--profile`` adds the top functions inside ``rank`` by cumulative time
 from __future__ import annotations
 
 import argparse
+import os
 import cProfile
 import json
 import pstats
@@ -31,11 +32,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--history-days", type=int, default=3)
     ap.add_argument("--retrain-every", type=int, default=25)
     ap.add_argument("--retrain", default="partial")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="ranking processes per step")
     ap.add_argument("--profile", action="store_true", help="profile the loop and print the top functions")
     a = ap.parse_args(argv)
     cfg = SimConfig(users=a.users, steps=a.steps, seed=a.seed, policies=(a.policy,), active_prob=a.active_prob,
                     history_days=a.history_days, retrain_every=a.retrain_every, retrain=a.retrain,
-                    homog_panel=min(1000, a.users))
+                    homog_panel=min(1000, a.users), workers=1 if a.profile else a.workers)
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         t = time.perf_counter()
         base = prepare_base(cfg, Path(tmp))

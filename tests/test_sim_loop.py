@@ -98,3 +98,21 @@ def test_loop_is_deterministic_and_feeds_back(tiny_base, tmp_path):
     assert a.final["engagement"]["feed_requests"] == a.final["chronological"]["feed_requests"] > 0
     assert set(a.amplification) == {"engagement"}
     assert len(a.series["engagement"]["divisive_share_top10"]) == cfg.steps
+
+
+def test_parallel_ranking_workers_give_the_same_pages(tmp_path):
+    """Forked ranking workers read the same state as the parent: pages are identical to the serial ones."""
+    import numpy as np
+
+    from glassfeed.sim.loop import SimConfig, World, copy_base, prepare_base
+
+    cfg = SimConfig(users=300, steps=1, seed=4, policies=("engagement",), history_days=3, batch=100)
+    base = prepare_base(cfg, tmp_path / "base")
+    world = World(cfg, "engagement", copy_base(base, tmp_path / "w.db"), base)
+    active = np.arange(0, 300, 2)
+    now = world.svc.now()
+    serial = world._pages(active, now)
+    world.cfg.workers = 2
+    parallel = world._pages(active, now)
+    assert (serial >= 0).any()
+    assert np.array_equal(serial, parallel)

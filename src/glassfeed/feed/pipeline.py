@@ -60,9 +60,7 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
     cutoff = now - policy.filters["max_age_hours"] * 3600.0
 
     # 1. candidate sources, deduplicated (~1,000 per user)
-    recent = recent_posts(state, now, cutoff)
-    if "collaborative" in policy.sources and models.ease is None:
-        models.collab.refresh(state, recent, now)
+    recent = prepare(state, models, policy, now)
     cands = Candidates.concat([
         SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab, ease=models.ease)
         for name, k in policy.sources.items()
@@ -110,6 +108,15 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
                  dropped=dropped, n_candidates=n_candidates, remaining=remaining, fallback_reason=fallback)
 
 
+def prepare(state: ServingState, models: Models, policy: Policy, now: float) -> np.ndarray:
+    """Posts inside the policy's freshness window, after bringing shared indexes up to date (the collaborative
+    HNSW index). ``rank`` calls it; batch callers that fork workers call it once before forking."""
+    recent = recent_posts(state, now, now - policy.filters["max_age_hours"] * 3600.0)
+    if "collaborative" in policy.sources and models.ease is None:
+        models.collab.refresh(state, recent, now)
+    return recent
+
+
 def recency_score(age_s: np.ndarray) -> np.ndarray:
     """Reverse-chronological score: 1 / (1 + age in hours), so newer is higher and multipliers behave."""
     return 1.0 / (1.0 + np.maximum(age_s, 0.0) / 3600.0)
@@ -141,4 +148,4 @@ def _top_per_row(rows: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[rank < k])
 
 
-__all__ = ["Models", "Pages", "rank", "HEADS", "F"]
+__all__ = ["Models", "Pages", "rank", "prepare", "HEADS", "F"]

@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         history_days: int = typer.Option(7, help="days of generated history the models are first trained on"),
         retrain_every: int = typer.Option(10, help="steps between retrains (0 = never)"),
         retrain: str = typer.Option("partial", help="partial (ALS + bridging sides) | full (all models)"),
+        workers: int = typer.Option(1, help="processes ranking each step's batches in parallel (forked)"),
         keep_stores: bool = typer.Option(False, help="keep each policy's SQLite store in OUT/stores"),
     ) -> None:
         """Simulate users browsing feeds ranked by the real pipeline under several policies; write an HTML report."""
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         cfg = SimConfig(users=users, steps=steps, seed=seed, policies=names, active_prob=active_prob,
                         step_hours=step_hours, history_days=history_days, retrain_every=retrain_every,
-                        retrain=retrain)
+                        retrain=retrain, workers=max(1, workers))
         folder = out or Path("sim-out") / time.strftime("%Y%m%d-%H%M%S")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")

@@ -12,8 +12,10 @@ Metrics per step are collected by :class:`Collector` (``sim/report.py`` turns th
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 
 from glassfeed.audit import metrics as M
 from glassfeed.domain import EventKind
-from glassfeed.feed.pipeline import rank
+from glassfeed.feed.pipeline import prepare, rank
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
 from glassfeed.importers.synthetic import write_network
@@ -64,6 +66,7 @@ class SimConfig:
     step_hours: float = 6.0
     page_len: int = 20
     batch: int = 1000  # users per rank() call
+    workers: int = 1  # processes ranking a step's batches in parallel (forked: they read the same state)
     history_days: int = 7
     retrain_every: int = 10  # steps between retrains (0 = never)
     retrain: str = "partial"  # "partial": ALS + bridging sides, state rebuilt; "full": train_all
@@ -380,13 +383,28 @@ class World:
         """(n_active, page_len) sim post indices ranked by the real pipeline, in batches."""
         L = self.cfg.page_len
         out = np.full((len(active), L), -1, np.int64)
-        for a in range(0, len(active), self.cfg.batch):
-            users = active[a:a + self.cfg.batch]
-            pg = rank(self.svc.state, self.svc.models, self.u2s[users], self.policy, now, L)
-            if not len(pg.row):
-                continue
-            out[a:a + len(users)] = page_matrix(pg.row, self.s2p[pg.post], len(users), L)
+        starts = list(range(0, len(active), self.cfg.batch))
+        if self.cfg.workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
+            prepare(self.svc.state, self.svc.models, self.policy, now)  # shared indexes built once, before forking
+            global _FORKED
+            _FORKED = (self, active, now)
+            with ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("fork"),
+                                     initializer=_single_threaded) as pool:
+                parts = list(pool.map(_rank_batch, starts))
+            _FORKED = None
+        else:
+            parts = [self._rank_batch(active, now, a) for a in starts]
+        for a, part in zip(starts, parts):
+            out[a:a + len(part)] = part
         return out
+
+    def _rank_batch(self, active: np.ndarray, now: float, a: int) -> np.ndarray:
+        users = active[a:a + self.cfg.batch]
+        L = self.cfg.page_len
+        pg = rank(self.svc.state, self.svc.models, self.u2s[users], self.policy, now, L)
+        if not len(pg.row):
+            return np.full((len(users), L), -1, np.int64)
+        return page_matrix(pg.row, self.s2p[pg.post], len(users), L)
 
     def _following(self, active: np.ndarray, pages: np.ndarray) -> np.ndarray:
         fol = self.svc.state.following
@@ -583,3 +601,19 @@ def run_simulation(cfg: SimConfig, folder: Path, progress: Progress | None = Non
         worlds[p] = w
     seconds["total"] = time.perf_counter() - t_all
     return finalise(cfg, worlds, seconds)
+
+
+#: (world, active users, now) of the step being ranked; set just before forking the ranking workers.
+_FORKED: tuple[Any, np.ndarray, float] | None = None
+
+
+def _single_threaded() -> None:
+    """Ranking workers split the cores between them, so each predicts on one thread."""
+    import glassfeed.feed.heads as heads
+
+    heads.BIG_BATCH = 1 << 62
+
+
+def _rank_batch(a: int) -> np.ndarray:
+    world, active, now = _FORKED  # type: ignore[misc]
+    return world._rank_batch(active, now, a)
