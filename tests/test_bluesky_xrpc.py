@@ -218,7 +218,7 @@ def test_request_errors_are_xrpc_json(client, server):
     with pytest.raises(BadRequestError) as e:
         client.app.bsky.feed.get_feed_skeleton({"feed": feed_uri("nonexistent"), "limit": 5})
     assert e.value.response.content.error == "UnknownFeed"
-    other = f"at://did:plc:someoneelse0000000000/app.bsky.feed.generator/engagement"
+    other = "at://did:plc:someoneelse0000000000/app.bsky.feed.generator/engagement"
     with pytest.raises(BadRequestError) as e:
         client.app.bsky.feed.get_feed_skeleton({"feed": other})
     assert e.value.response.content.error == "UnknownFeed"

@@ -235,3 +235,20 @@ def test_collaborative_source_can_use_ease(fresh_feed):
     assert (svc.state.created.a[c.post] >= cutoff).all()
     page = svc.feed(uid, limit=30, log_impressions=False)
     assert any(it["source"] == "collaborative" for it in page["items"])
+
+
+def test_another_worker_catches_up_from_the_store(fresh_feed):
+    """A second worker's state (built from the same store) sees what the first wrote after catch_up."""
+    from glassfeed.state import C, ServingState
+
+    svc, _ = fresh_feed
+    other = ServingState.from_store(svc.store)
+    uid = _active_user(svc, 5)
+    author = svc.state.user_ids[next(iter(svc.state.following[svc.state.user_index[uid]]))]
+    svc.ingestor.create_posts([{"id": "fresh-post", "author": author, "text": "breaking #news"}])
+    svc.ingestor.ingest_events([{"kind": "like", "user": uid, "post": "fresh-post"}])
+    assert "fresh-post" not in other.post_index
+    assert other.catch_up(svc.store) == 1
+    p = other.post_index["fresh-post"]
+    assert other.totals.a[p, C["like"]] == 1 and other.last_seq == svc.state.last_seq
+    assert other.catch_up(svc.store) == 0  # nothing applied twice

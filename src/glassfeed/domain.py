@@ -59,16 +59,6 @@ USER_TARGET_KINDS: frozenset[EventKind] = frozenset(
 EITHER_TARGET_KINDS: frozenset[EventKind] = frozenset({EventKind.SEE_LESS, EventKind.SEE_MORE, EventKind.REPORT,
                                                        EventKind.NOT_INTERESTED})
 
-#: Kinds that count as negative feedback about the post's author.
-NEGATIVE_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.SEE_LESS, EventKind.NOT_INTERESTED, EventKind.REPORT, EventKind.MUTE, EventKind.BLOCK}
-)
-
-#: Kinds that count as positive engagement with a post (used for affinity and collaborative models).
-POSITIVE_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.LIKE, EventKind.REPOST, EventKind.REPLY, EventKind.QUOTE, EventKind.SHARE, EventKind.BOOKMARK}
-)
-
 
 @dataclass(slots=True)
 class User:

@@ -188,9 +188,6 @@ class ServingState:
             n += len(chunk["seq"])
         return n
 
-    def now(self) -> float:
-        return self.clock()
-
     # ------------------------------------------------------------------ entities
     def _add_users(self, users: dict[str, Any]) -> None:
         for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"],
@@ -211,10 +208,9 @@ class ServingState:
             self.user_community.a[users["idx"]] = users["community"]
 
     def add_users_from_store(self, store: SQLiteStore, idxs: list[int]) -> None:
-        users = store.load_users()
-        keep = np.isin(users["idx"], np.asarray(idxs))
-        self._add_users({k: (v[keep] if isinstance(v, np.ndarray) else [x for x, m in zip(v, keep) if m])
-                         for k, v in users.items()})
+        """Load newly created users (the rows after the lowest new idx), not the whole table."""
+        if idxs:
+            self._add_users(store.load_users(since_idx=min(idxs) - 1))
 
     def _add_posts(self, posts: dict[str, Any]) -> None:
         idx = posts["idx"]

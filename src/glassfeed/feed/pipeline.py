@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates
-from glassfeed.feed.features import LIGHT_FEATURES, F, pair_features
+from glassfeed.feed.features import LIGHT_FEATURES, pair_features
 from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
-from glassfeed.feed.policy import HEADS, Policy
+from glassfeed.feed.policy import Policy
 from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, EaseRetriever, recent_posts
 from glassfeed.state import ServingState
 
@@ -39,7 +39,7 @@ class Pages:
     source: np.ndarray
     source_score: np.ndarray
     via: np.ndarray
-    probs: np.ndarray | None  # (n, len(HEADS)) or None for recency ranking
+    probs: np.ndarray | None  # (n, len(policy.HEADS)) or None for recency ranking
     deltas: np.ndarray  # (n, len(ADJUSTMENTS))
     interstitial: np.ndarray
     ranker: str
@@ -148,4 +148,4 @@ def _top_per_row(rows: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[rank < k])
 
 
-__all__ = ["Models", "Pages", "rank", "prepare", "HEADS", "F"]
+__all__ = ["Models", "Pages", "rank", "prepare"]

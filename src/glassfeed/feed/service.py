@@ -24,11 +24,11 @@ import numpy as np
 from glassfeed.domain import EventKind
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
-from glassfeed.feed.policy import HEADS, SOURCES, Policy, PolicyError, load_policies
+from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
 from glassfeed.feed.sources import EaseRetriever
 from glassfeed.feed.train import load_ease, load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
-from glassfeed.state import ServingState, StateConfig
+from glassfeed.state import C, ServingState, StateConfig
 
 DEFAULT_POLICY = "engagement"
 MAX_LIMIT = 100
@@ -113,8 +113,9 @@ class FeedService:
             elif kind == "posts":
                 self.state.add_posts_from_store(self.store)
             elif kind == "muted_words":
+                words = self.store.load_muted_words()
                 for u in idxs:
-                    self.state.muted_words[u] = self.store.load_muted_words().get(u, [])
+                    self.state.muted_words[u] = words.get(u, [])
             elif kind == "prefs":
                 prefs = self.store.load_prefs()
                 for u in idxs:
@@ -199,7 +200,7 @@ class FeedService:
             else:
                 sid, page_no, now = uuid.uuid4().hex[:16], 0, self.now()
                 pol_name = policy
-            pol = self.policy_for(user, pol_name if not cursor else pol_name)
+            pol = self.policy_for(user, pol_name)
             self.state.expire_sessions(time.time() if self.clock_mode == "wall" else now)
             served = self.state.sessions.get(sid, (now, set()))[1]
             pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [served])
@@ -252,7 +253,6 @@ class FeedService:
         st = self.state
         a = int(st.author.a[p])
         tot = st.totals.a[p]
-        from glassfeed.state import C
         return {"post": st.post_ids[p], "author": st.user_ids[a], "author_handle": st.handles[a],
                 "text": st.text[p], "created_at": float(st.created.a[p]), "topics": st.post_topics[p],
                 "labels": st.labels[p],
@@ -337,7 +337,6 @@ class FeedService:
                              if v > 0), key=lambda kv: -kv[1])[:20]
             tot = sum(v for _, v in topics) or 1.0
             events = self.store.user_events(u, events_limit)
-            from glassfeed.domain import EventKind as K
             return {
                 "user": user_id, "handle": st.handles[u],
                 "onboarding_interests": [st.topic_names[t] for t in st.user_interests[u]],
@@ -353,7 +352,7 @@ class FeedService:
                 "has_collaborative_profile": bool(st.user_vec is not None and u < len(st.user_vec)
                                                    and np.abs(st.user_vec[u]).sum() > 0),
                 "counts": {"events": int(st.user_events.a[u]), "seen_posts": len(st.seen.get(u, ()))},
-                "events": [{"seq": e[0], "id": e[1] or f"gf:{e[0]}", "kind": K(e[2]).wire,
+                "events": [{"seq": e[0], "id": e[1] or f"gf:{e[0]}", "kind": EventKind(e[2]).wire,
                             "post": st.post_ids[e[3]] if e[3] else None,
                             "target_user": st.user_ids[e[4]] if e[4] else None, "ts": e[5], "value": e[6],
                             "surface": e[7], "position": e[8], "request_id": e[9]} for e in events],
@@ -369,4 +368,4 @@ class FeedService:
             return self.ingestor.delete_user_data(user_id)
 
 
-__all__ = ["FeedService", "FeedError", "HEADS"]
+__all__ = ["FeedService", "FeedError"]

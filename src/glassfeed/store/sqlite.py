@@ -264,13 +264,6 @@ class SQLiteStore:
                     (first, last, int(kind)),
                 )
 
-    def insert_edges(self, tx: "_Tx", table: str, src: np.ndarray, dst: np.ndarray,
-                     ts: np.ndarray) -> None:
-        cur = tx.cur
-        assert table in ("follows", "blocks", "mutes")
-        cur.executemany(f"INSERT OR REPLACE INTO {table}(src, dst, created_at) VALUES (?,?,?)",
-                        zip(src.tolist(), dst.tolist(), ts.tolist()))
-
     def set_muted_words(self, tx: "_Tx", user: int, words: Iterable[str]) -> None:
         cur = tx.cur
         cur.execute("DELETE FROM muted_words WHERE user = ?", (user,))
@@ -344,8 +337,9 @@ class SQLiteStore:
         with self._lock:
             return self._event_seq(self._con.cursor())
 
-    def load_users(self) -> dict[str, Any]:
-        rows = self.query("SELECT idx, id, handle, created_at, community, interests FROM users ORDER BY idx")
+    def load_users(self, since_idx: int = 0) -> dict[str, Any]:
+        rows = self.query("SELECT idx, id, handle, created_at, community, interests FROM users WHERE idx > ?"
+                          " ORDER BY idx", (since_idx,))
         return {
             "idx": np.array([r[0] for r in rows], dtype=np.int64),
             "id": [r[1] for r in rows],
