@@ -252,3 +252,63 @@ def test_another_worker_catches_up_from_the_store(fresh_feed):
     p = other.post_index["fresh-post"]
     assert other.totals.a[p, C["like"]] == 1 and other.last_seq == svc.state.last_seq
     assert other.catch_up(svc.store) == 0  # nothing applied twice
+
+
+def test_pair_lookup_matches_the_per_user_tables():
+    from glassfeed.state import lookup_pairs
+
+    rng = np.random.default_rng(3)
+    table = {u: {int(a): float(rng.random()) for a in rng.choice(300, rng.integers(1, 40), replace=False)}
+             for u in range(1, 60) if u % 7}  # every 7th user has no row
+    users = rng.integers(0, 70, 5000)
+    keys = rng.integers(0, 300, 5000)
+    want = np.array([table.get(int(u), {}).get(int(a), 0.0) for u, a in zip(users, keys)])
+    assert np.array_equal(lookup_pairs(table, users, keys), want)
+    assert (want > 0).mean() > 0.03  # the case exercises hits as well as misses
+    assert not lookup_pairs({}, users, keys).any() and len(lookup_pairs(table, users[:0], keys[:0])) == 0
+
+
+def test_heads_stop_adding_trees_when_held_out_loss_stops_improving():
+    from glassfeed.feed.heads import EngagementHeads
+    from glassfeed.feed.policy import HEADS
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    X = rng.normal(size=(n, 24)).astype(np.float32)
+    logit = 2.0 * X[:, 0] - 1.5
+    Y = np.zeros((n, len(HEADS)), np.int8)
+    Y[:, 0] = rng.random(n) < 1 / (1 + np.exp(-logit))  # "like": learnable from feature 0
+    Y[:, 1] = rng.random(n) < 0.2  # "repost": pure noise
+    Y[:4, 2] = 1  # "reply": 4 positives in the training part, 0 held out
+    Y[-3:, 3] = 1  # "click": 3 held-out positives only
+    heads = EngagementHeads(n_estimators=150, early_stopping_rounds=10)
+    heads.fit(X[:4000], Y[:4000], X[4000:], Y[4000:])
+    trees = heads.trees
+    assert 1 <= trees["repost"] < trees["like"] < 150, trees  # noise stops early, signal keeps more trees
+    assert "reply" not in trees and "click" not in trees  # too few positives: base rate, no model
+    P = heads.predict(X[4000:])
+    assert np.allclose(P[:, HEADS.index("reply")], heads.base_rate["reply"])
+    assert np.corrcoef(P[:, 0], logit[4000:])[0, 1] > 0.9
+
+
+def test_top_k_per_row_and_dedupe_match_a_full_sort():
+    from glassfeed.feed.candidates import SOURCE_PRIORITY, Candidates, top_k_per_row
+    from glassfeed.feed.policy import SOURCES
+
+    rng = np.random.default_rng(5)
+    for trial in range(100):
+        n = int(rng.integers(0, 400))
+        rows = rng.integers(0, 25, n)
+        rows = np.sort(rows) if trial % 2 else rows  # the pipeline's rows are grouped; any order must work
+        s, k = rng.normal(size=n), int(rng.integers(1, 20))
+        order = np.lexsort((-s, rows))
+        want = sorted(i for v in np.unique(rows) for i in order[rows[order] == v][:k])
+        assert top_k_per_row(rows, s, k).tolist() == want
+    c = Candidates(rows, rng.integers(0, 30, n), rng.integers(0, len(SOURCES), n), rng.random(n), np.zeros(n, np.int64))
+    d = c.dedupe()
+    prio = np.array([SOURCE_PRIORITY[x] for x in SOURCES])
+    best = {}
+    for r, p, src in zip(c.row.tolist(), c.post.tolist(), c.source.tolist()):
+        if (r, p) not in best or prio[src] < prio[best[(r, p)]]:
+            best[(r, p)] = src
+    assert dict(zip(zip(d.row.tolist(), d.post.tolist()), d.source.tolist())) == best and len(d) == len(best)

@@ -210,6 +210,23 @@ def test_ann_index_answers_exactly_when_hnswlib_cannot_fill_k():
     assert np.allclose(scores, np.sort(queries @ items.T, axis=1)[:, ::-1][:, :150], atol=1e-5)
 
 
+def test_ann_index_below_exact_threshold_builds_no_graph_and_is_exact():
+    rng = np.random.default_rng(2)
+    items = rng.normal(size=(500, 16)).astype(np.float32)
+    queries = rng.normal(size=(20, 16)).astype(np.float32)
+    flat = ANNIndex(dim=16, exact_below=501).fit(items, ids=np.arange(500) + 10)
+    assert flat.exact and flat.index is None
+    ids, scores = flat.query(queries, 25)
+    full = queries @ items.T
+    exact = np.argsort(-full, axis=1, kind="stable")[:, :25] + 10
+    assert (ids == exact).all()
+    assert np.allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :25], atol=1e-5)
+    graph = ANNIndex(dim=16, exact_below=500).fit(items)  # at the threshold: HNSW
+    assert not graph.exact and graph.index is not None
+    wide, _ = flat.query(queries[:1], 600)  # more than the index holds: padded
+    assert (np.sort(wide[0, :500]) == np.arange(500) + 10).all() and (wide[0, 500:] == -1).all()
+
+
 class OneItem(Recommender):
     """Scores only ``item``: a model whose quality depends on one parameter in an obvious way."""
 

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -451,10 +452,12 @@ class ServingState:
         safe = np.where(topics >= 0, topics, 0)
         val = self.user_topic.a[users, safe]
         share = np.where(topics >= 0, val / np.maximum(tot, 1e-9), 0.0)
-        prior = np.zeros(len(users))
-        for u, pos in group_by_user(users):
-            if self.user_interests[u]:
-                prior[pos] = np.isin(topics[pos], self.user_interests[u])
+        picked = [self.user_interests[u] for u in uu.tolist()]  # onboarding topics of each distinct user
+        sizes = np.fromiter(map(len, picked), np.int64, len(picked))
+        flat = np.fromiter(chain.from_iterable(picked), np.int64, int(sizes.sum()))
+        chose = np.zeros((len(uu), max(int(flat.max(initial=0)), int(safe.max(initial=0))) + 1), bool)
+        chose[np.repeat(np.arange(len(uu)), sizes), flat] = True
+        prior = (chose[inv, safe] & (topics >= 0)).astype(np.float64)
         w = 1.0 / (1.0 + tot)  # onboarding interests matter until the user has engaged
         return (1 - w) * share + w * prior
 
@@ -488,6 +491,29 @@ _UNMUTE = int(EventKind.UNMUTE)
 _FEEDBACK = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
 _GRAPH = frozenset({_FOLLOW, _UNFOLLOW, _BLOCK, _UNBLOCK, _MUTE, _UNMUTE})
 _RARE_KINDS = np.array([*_FEEDBACK, *_GRAPH])
+
+
+def lookup_pairs(table: dict[int, dict[int, float]], users: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """table[user][key] per pair (0 when absent): the batch's users' rows become one sorted array of
+    (user, key) codes, and every pair is found by a single binary search."""
+    out = np.zeros(len(users))
+    if not table or not len(users):
+        return out
+    rows = [(u, r) for u in np.unique(users).tolist() if (r := table.get(u))]
+    if not rows:
+        return out
+    sizes = np.fromiter((len(r) for _, r in rows), np.int64, len(rows))
+    n = int(sizes.sum())
+    owner = np.repeat(np.fromiter((u for u, _ in rows), np.int64, len(rows)), sizes)
+    code = (owner << 32) | np.fromiter(chain.from_iterable(r.keys() for _, r in rows), np.int64, n)
+    val = np.fromiter(chain.from_iterable(r.values() for _, r in rows), np.float64, n)
+    order = np.argsort(code)
+    code, val = code[order], val[order]
+    want = (users.astype(np.int64) << 32) | keys.astype(np.int64)
+    at = np.minimum(np.searchsorted(code, want), n - 1)
+    hit = code[at] == want
+    out[hit] = val[at[hit]]
+    return out
 
 
 def group_by_user(users: np.ndarray) -> list[tuple[int, np.ndarray]]:

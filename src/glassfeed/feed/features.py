@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassfeed.state import COUNTERS, C, ServingState, group_by_user as _by_user
+from glassfeed.state import COUNTERS, C, ServingState, group_by_user as _by_user, lookup_pairs
 
 FEATURES: tuple[str, ...] = (
     "age_h", "author_followers_log", "in_network", "author_affinity", "topic_share",
@@ -20,18 +20,6 @@ F = {name: i for i, name in enumerate(FEATURES)}
 #: Cheap subset the first-stage (light) ranker uses.
 LIGHT_FEATURES: tuple[str, ...] = ("age_h", "in_network", "author_affinity", "topic_share", "like_log",
                                    "repost_log", "reply_log", "like_rate", "trending")
-
-
-def _lookup(table: dict[int, dict[int, float]], users: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """table[user][key] per pair (0 when absent), one dict lookup per pair of users that have a row."""
-    out = np.zeros(len(users))
-    if not table:
-        return out
-    for u, pos in _by_user(users):
-        row = table.get(u)
-        if row:
-            out[pos] = np.fromiter((row.get(a, 0.0) for a in keys[pos].tolist()), np.float64, len(pos))
-    return out
 
 
 def in_network(state: ServingState, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
@@ -46,12 +34,12 @@ def in_network(state: ServingState, users: np.ndarray, authors: np.ndarray) -> n
 
 def affinities(state: ServingState, users: np.ndarray, authors: np.ndarray, now: float) -> np.ndarray:
     """Decayed user->author affinity per pair (X's real graph)."""
-    return _lookup(state.affinity, users, authors) * np.exp(-state.lam_aff * (now - state.t0))
+    return lookup_pairs(state.affinity, users, authors) * np.exp(-state.lam_aff * (now - state.t0))
 
 
 def see_less_flags(state: ServingState, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
     """Time of the user's last 'see less' on the author (0 if never)."""
-    return _lookup(state.see_less, users, authors)
+    return lookup_pairs(state.see_less, users, authors)
 
 
 def pair_features(state: ServingState, users: np.ndarray, posts: np.ndarray, now: float | np.ndarray,

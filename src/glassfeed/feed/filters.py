@@ -10,7 +10,7 @@ import numpy as np
 
 from glassfeed.feed.candidates import Candidates
 from glassfeed.feed.policy import Policy
-from glassfeed.state import ServingState, group_by_user
+from glassfeed.state import ServingState, lookup_pairs
 
 DAY = 86400.0
 
@@ -78,11 +78,8 @@ def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, policy:
         drop("muted_word", m)
     since = np.full(len(c), np.inf)
     if state.see_less and policy.fatigue["filter_days"] + policy.fatigue["discount_days"] > 0:
-        for user, pos in group_by_user(u):
-            row = state.see_less.get(user)
-            if row:
-                t = np.fromiter((row.get(a, -np.inf) for a in author[pos].tolist()), np.float64, len(pos))
-                since[pos] = now - t
+        t = lookup_pairs(state.see_less, u, author)  # time of the user's last "see less" on the author, 0 = never
+        since = np.where(t > 0, now - t, np.inf)
     fat_drop, fat_mult = fatigue_multiplier(policy, since)
     drop("see_less_fatigue", fat_drop)
     kept = np.flatnonzero(keep)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassfeed.feed.candidates import SOURCE_CODE, Candidates
+from glassfeed.feed.candidates import SOURCE_CODE, Candidates, top_k_per_row
 from glassfeed.feed.features import LIGHT_FEATURES, pair_features
 from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker
@@ -81,7 +81,7 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
     if policy.ranker == "heads" and fallback is None:
         try:
             X = pair_features(state, u, cands.post, now, in_net=in_net, only=LIGHT_FEATURES)
-            keep = _top_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
+            keep = top_k_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
             cands, u, authors, in_net = cands.take(keep), u[keep], authors[keep], in_net[keep]
             probs = models.heads.predict(pair_features(state, u, cands.post, now, in_net=in_net))
             fatigue, interstitial = fatigue[keep], interstitial[keep]
@@ -137,15 +137,6 @@ def topic_preference(state: ServingState, users: np.ndarray, cands: Candidates, 
             if ids:
                 f[m & np.isin(topics, ids)] = factor
     return f
-
-
-def _top_per_row(rows: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best ``s`` within each row (the light ranker's cut)."""
-    order = np.lexsort((-s, rows))
-    r = rows[order]
-    start = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
-    rank = np.arange(len(r)) - np.repeat(start, np.diff(np.r_[start, len(r)]))
-    return np.sort(order[rank < k])
 
 
 __all__ = ["Models", "Pages", "rank", "prepare"]

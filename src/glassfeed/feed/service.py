@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from glassfeed.config import load_settings
 from glassfeed.domain import EventKind
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
-from glassfeed.feed.sources import EaseRetriever
+from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
 from glassfeed.feed.train import load_ease, load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
 from glassfeed.state import C, ServingState, StateConfig
@@ -82,9 +83,13 @@ class FeedService:
         heads, light, user_vec, side = load_models(self.models_folder)
         ease = load_ease(self.models_folder)
         state = ServingState.from_store(self.store, state_config, clock=self._now, user_vec=user_vec, side=side)
+        r = load_settings().raw["retrieval"]
+        collab = CollaborativeIndex(rebuild_every_s=float(r["ann_rebuild_every_s"]),
+                                    exact_below=int(r["ann_exact_below"]))
         with self.lock:
             self.state = state
-            self.models = Models(heads=heads, light=light, ease=EaseRetriever(*ease) if ease else None)
+            self.models = Models(heads=heads, light=light, collab=collab,
+                                 ease=EaseRetriever(*ease) if ease else None)
 
     def _now(self) -> float:
         if self.clock_mode == "data":

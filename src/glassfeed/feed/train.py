@@ -53,6 +53,7 @@ class HeadReport:
     logloss: float
     baseline_auc: float
     baseline_logloss: float
+    trees: int = 0  # trees the head evaluates per prediction (0 = predicts its base rate)
 
 
 @dataclass
@@ -66,10 +67,10 @@ class TrainReport:
     bridging_users: int = 0
 
     def table(self) -> str:
-        lines = ["| head | positives (train/test) | AUC | log-loss | popularity AUC | popularity log-loss |",
-                 "|---|---|---|---|---|---|"]
+        lines = ["| head | positives (train/test) | trees | AUC | log-loss | popularity AUC | popularity log-loss |",
+                 "|---|---|---|---|---|---|---|"]
         for h in self.heads:
-            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.auc:.4f} | {h.logloss:.4f} | "
+            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.trees} | {h.auc:.4f} | {h.logloss:.4f} | "
                          f"{h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |")
         return "\n".join(lines)
 
@@ -182,7 +183,8 @@ def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementH
         report.heads.append(HeadReport(
             head=name, positives_train=int(Y[:a, h].sum()), positives_test=int(y.sum()),
             auc=auc(y, P[:, h]), logloss=logloss(y, P[:, h]),
-            baseline_auc=auc(y, pop), baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6))))
+            baseline_auc=auc(y, pop), baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6)),
+            trees=model.trees.get(name, 0)))
     report.seconds = time.perf_counter() - t0
     return model, light, report
 

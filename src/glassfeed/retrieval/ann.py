@@ -13,12 +13,17 @@ class ANNIndex:
     ``k`` per query); higher values trade speed for recall. When hnswlib cannot return ``k`` results (its
     "Cannot return the results in a contiguous 2D array", seen for k of a few hundred on small feed indexes),
     that batch is answered exactly from the stored vectors instead of failing.
+
+    Below ``exact_below`` items no graph is built and every query is exact (one matrix product and a partial
+    sort): at feed-window sizes (tens of thousands of posts) that is both cheaper than building the graph and
+    exact, as faiss's advice to use a flat index for small collections says.
     """
 
     def __init__(self, dim: int, M: int = 16, ef: int = 100, ef_construction: int = 200, num_threads: int = 1,
-                 seed: int = 42):
+                 seed: int = 42, exact_below: int = 0):
         self.dim, self.M, self.ef, self.ef_construction = dim, M, ef, ef_construction
-        self.num_threads, self.seed = num_threads, seed
+        self.num_threads, self.seed, self.exact_below = num_threads, seed, exact_below
+        self.exact = False
         self.index: hnswlib.Index | None = None
         self.size = 0
 
@@ -31,25 +36,32 @@ class ANNIndex:
             raise ValueError("ids must be unique, one per vector")  # hnswlib would silently overwrite
         if not np.isfinite(vectors).all():
             raise ValueError("item vectors must be finite")
+        self._vectors, self._ids, self.size = vectors, ids, len(vectors)
+        self.exact = len(vectors) < self.exact_below
+        if self.exact:
+            self.index = None
+            return self
         index = hnswlib.Index(space="ip", dim=self.dim)
         index.init_index(max_elements=max(len(vectors), 1), M=self.M, ef_construction=self.ef_construction,
                          random_seed=self.seed)
         if len(vectors):
             index.add_items(vectors, ids, num_threads=self.num_threads)
         index.set_ef(self.ef)
-        self.index, self.size = index, len(vectors)
-        self._vectors, self._ids = vectors, ids
+        self.index = index
         return self
 
     def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` ids and inner products per query row, best first; slots beyond the index size hold -1 / -inf."""
-        if self.index is None:
+        if self.index is None and not self.exact:
             raise RuntimeError("ANNIndex.query before fit")
         vectors = np.atleast_2d(np.ascontiguousarray(vectors, dtype=np.float32))
         kk = min(k, self.size)
         ids = np.full((len(vectors), k), -1, dtype=np.int64)
         scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
         if kk == 0 or len(vectors) == 0:
+            return ids, scores
+        if self.exact:
+            ids[:, :kk], scores[:, :kk] = self._exact(vectors, kk)
             return ids, scores
         self.index.set_ef(max(self.ef, kk))
         try:
@@ -59,8 +71,18 @@ class ANNIndex:
         except RuntimeError:
             # hnswlib cannot return k results when its graph search reaches fewer than k items (large k on a
             # small index): answer exactly instead, which is cheap at that size
-            full = vectors @ self._vectors.T
-            top = np.argsort(-full, axis=1, kind="stable")[:, :kk]
-            ids[:, :kk] = self._ids[top]
-            scores[:, :kk] = np.take_along_axis(full, top, axis=1)
+            ids[:, :kk], scores[:, :kk] = self._exact(vectors, kk)
         return ids, scores
+
+    def _exact(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` by inner product, best first (ties by position, so results are deterministic)."""
+        full = vectors @ self._vectors.T
+        if k < full.shape[1]:
+            part = np.argpartition(-full, k - 1, axis=1)[:, :k]
+            part.sort(axis=1)  # position order, so equal scores come out in a fixed order
+        else:
+            part = np.broadcast_to(np.arange(full.shape[1]), full.shape).copy()
+        sc = np.take_along_axis(full, part, axis=1)
+        order = np.argsort(-sc, axis=1, kind="stable")
+        top = np.take_along_axis(part, order, axis=1)
+        return self._ids[top], np.take_along_axis(sc, order, axis=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates
+from glassfeed.feed.sources.trending import recent_posts
 from glassfeed.state import C, ServingState
 
 COLD_EVENTS = 20  # users with fewer events than this are "cold"
@@ -16,27 +17,25 @@ def cold_start(state: ServingState, users: np.ndarray, now: float, k: int, cutof
     cold = np.flatnonzero(state.user_events.a[users] < COLD_EVENTS)
     if not len(cold):
         return Candidates.empty()
-    from glassfeed.feed.sources.trending import recent_posts
     pool = recent if recent is not None else recent_posts(state, now, cutoff)
     if not len(pool):
         return Candidates.empty()
     cnt = state.decayed_counters(pool, now)
     pop = cnt[:, C["like"]] + 2 * cnt[:, C["repost"]]
-    topics = state.topic.a[pool]
+    order = np.argsort(-pop, kind="stable")
+    ranked, ranked_topic = pool[order], state.topic.a[pool][order]
+    best = {int(t): ranked[ranked_topic == t][:k] for t in np.unique(ranked_topic).tolist()}  # top k per topic
+    pos = np.empty(int(pool.max()) + 1, np.int64)
+    pos[ranked] = np.arange(len(ranked))  # popularity rank of each pool post
     rows: list[np.ndarray] = []
     posts: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
     for r in cold.tolist():
-        interests = state.user_interests[int(users[r])]
-        m = np.isin(topics, interests) if interests else np.ones(len(pool), bool)
-        if not m.any():
-            m = np.ones(len(pool), bool)
-        cand, s = pool[m], pop[m]
-        kk = min(k, len(cand))
-        top = np.argpartition(-s, kk - 1)[:kk]
-        rows.append(np.full(kk, r))
-        posts.append(cand[top])
-        scores.append(s[top])
-    n = sum(len(p) for p in posts)
-    return Candidates(np.concatenate(rows), np.concatenate(posts), np.full(n, SOURCE_CODE["cold_start"], np.int64),
-                      np.concatenate(scores), np.zeros(n, np.int64))
+        lists = [best[t] for t in state.user_interests[int(users[r])] if t in best]
+        # the top k of the union of the user's topics lies within the union of each topic's top k
+        cand = np.unique(pos[np.concatenate(lists)])[:k] if lists else np.arange(min(k, len(ranked)))
+        rows.append(np.full(len(cand), r))
+        posts.append(ranked[cand])
+    post = np.concatenate(posts)
+    n = len(post)
+    return Candidates(np.concatenate(rows), post, np.full(n, SOURCE_CODE["cold_start"], np.int64),
+                      pop[order][pos[post]], np.zeros(n, np.int64))

@@ -16,11 +16,12 @@ from glassfeed.state import C, ServingState
 
 
 class CollaborativeIndex:
-    """HNSW index over recent posts' fold-in vectors; ``refresh`` rebuilds it when ``max_age_s`` has passed."""
+    """Index over recent posts' fold-in vectors; ``refresh`` rebuilds it when ``rebuild_every_s`` has passed or
+    posts were added. Pools under ``exact_below`` posts are searched exactly, larger ones through HNSW."""
 
-    def __init__(self, rebuild_every_s: float = 300.0, M: int = 16, ef: int = 200) -> None:
+    def __init__(self, rebuild_every_s: float = 300.0, M: int = 16, ef: int = 200, exact_below: int = 0) -> None:
         self.rebuild_every_s = rebuild_every_s
-        self.M, self.ef = M, ef
+        self.M, self.ef, self.exact_below = M, ef, exact_below
         self.index: ANNIndex | None = None
         self.built_at = -np.inf
         self.built_n_posts = -1
@@ -35,7 +36,8 @@ class CollaborativeIndex:
         likes = state.totals.a[recent, C["like"]]
         pool = recent[likes > 0]
         vec = state.post_vec[pool] / np.sqrt(likes[likes > 0] + 1.0)[:, None]
-        self.index = ANNIndex(vec.shape[1], M=self.M, ef=self.ef).fit(vec, pool) if len(pool) else None
+        ann = ANNIndex(vec.shape[1], M=self.M, ef=self.ef, exact_below=self.exact_below)
+        self.index = ann.fit(vec, pool) if len(pool) else None
         self.built_at = now
         self.built_n_posts = state.n_posts
 
@@ -94,7 +96,7 @@ def collaborative(state: ServingState, users: np.ndarray, now: float, k: int, cu
     if not len(ok):
         return Candidates.empty()
     ids, scores = index.index.query(uvec, k)
-    keep = ids > 0
+    keep = ids >= 0
     rows = np.repeat(ok, ids.shape[1])[keep.ravel()]
     n = int(keep.sum())
     return Candidates(rows, ids[keep], np.full(n, SOURCE_CODE["collaborative"], np.int64),

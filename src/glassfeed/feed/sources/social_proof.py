@@ -2,51 +2,58 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
-from glassfeed.feed.candidates import SOURCE_CODE, Candidates
+from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top_k_per_row
 from glassfeed.state import ServingState
 
 
 def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
                  **_: object) -> Candidates:
-    """Score = number of followed accounts who engaged (reposts count double); ``via`` = one of them."""
-    rows: list[np.ndarray] = []
-    posts: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
-    via: list[np.ndarray] = []
-    for r, u in enumerate(users.tolist()):
-        ps, ts, lens, ws, who = [], [], [], [], []
-        for f in state.following[u]:
-            for bank, w in ((0, 1.0), (1, 2.0)):
-                p, t = state.recent_actions(bank, f)
-                if len(p):
-                    ps.append(p)
-                    ts.append(t)
-                    lens.append(len(p))
-                    ws.append(w)
-                    who.append(f)
-        if not ps:
-            continue
-        p, t = np.concatenate(ps), np.concatenate(ts)
-        w, fw = np.repeat(ws, lens), np.repeat(np.asarray(who, np.int64), lens)
-        keep = t >= cutoff
-        p, w, fw = p[keep], w[keep], fw[keep]
-        if not len(p):
-            continue
-        uniq, first, inv = np.unique(p, return_index=True, return_inverse=True)
-        total = np.bincount(inv, weights=w)
-        kk = min(k, len(uniq))
-        top = np.argpartition(-total, kk - 1)[:kk]
-        rows.append(np.full(kk, r, np.int64))
-        posts.append(uniq[top])
-        scores.append(total[top])
-        via.append(fw[first[top]])
-    if not rows:
+    """Score = number of followed accounts who engaged (reposts count double); ``via`` = one of them.
+
+    Batch-wide: the (user, followed account) pairs are expanded into the accounts' recent actions in one flat
+    table, then summed per (user, post), so the cost is numpy work rather than a Python loop per pair.
+    """
+    follows = [state.following[u] for u in users.tolist()]
+    sizes = np.fromiter(map(len, follows), np.int64, len(follows))
+    if not sizes.any():
         return Candidates.empty()
-    n = sum(len(x) for x in rows)
-    return Candidates(np.concatenate(rows), np.concatenate(posts), np.full(n, SOURCE_CODE["social_proof"], np.int64),
-                      np.concatenate(scores), np.concatenate(via))
+    row = np.repeat(np.arange(len(users), dtype=np.int64), sizes)
+    followee = np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum()))
+    actors, actor_of = np.unique(followee, return_inverse=True)
+    post, weight, n_act = _recent_engagement(state, actors, cutoff)
+    r, at, who = expand_pairs(row, followee, actor_of, n_act)
+    if not len(at):
+        return Candidates.empty()
+    uniq, where, inv = np.unique((r << 32) | post[at], return_index=True, return_inverse=True)
+    score = np.bincount(inv, weights=weight[at])
+    via = who[where]  # the first followed account (in follow-set order) that engaged
+    top = top_k_per_row(uniq >> 32, score, k)
+    return Candidates(uniq[top] >> 32, uniq[top] & 0xFFFFFFFF, np.full(len(top), SOURCE_CODE["social_proof"], np.int64),
+                      score[top], via[top])
+
+
+def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat (post, weight) of each actor's likes (1) then reposts (2) since ``cutoff``, and a count per actor."""
+    posts: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    n_act = np.zeros(len(actors), np.int64)
+    for i, f in enumerate(actors.tolist()):
+        for bank, w in ((0, 1.0), (1, 2.0)):
+            p, t = state.recent_actions(bank, f)
+            if len(p):
+                p = p[t >= cutoff]
+                if len(p):
+                    posts.append(p)
+                    weights.append(np.full(len(p), w))
+                    n_act[i] += len(p)
+    if not posts:
+        return np.zeros(0, np.int64), np.zeros(0), n_act
+    return np.concatenate(posts), np.concatenate(weights), n_act
 
 
 def engagers_followed(state: ServingState, user: int, post: int, limit: int = 3) -> list[int]:
