@@ -281,10 +281,13 @@ def test_heads_stop_adding_trees_when_held_out_loss_stops_improving():
     Y[:, 1] = rng.random(n) < 0.2  # "repost": pure noise
     Y[:4, 2] = 1  # "reply": 4 positives in the training part, 0 held out
     Y[-3:, 3] = 1  # "click": 3 held-out positives only
-    heads = EngagementHeads(n_estimators=150, early_stopping_rounds=10)
+    Y[:, 4] = rng.random(n) < 0.02  # "dwell": ~40 held-out positives, too few to choose a tree count by
+    heads = EngagementHeads(n_estimators=25, max_estimators=150, early_stopping_rounds=10,
+                            early_stopping_min_positives=100)
     heads.fit(X[:4000], Y[:4000], X[4000:], Y[4000:])
     trees = heads.trees
     assert 1 <= trees["repost"] < trees["like"] < 150, trees  # noise stops early, signal keeps more trees
+    assert trees["dwell"] == 25  # rare head: the default count
     assert "reply" not in trees and "click" not in trees  # too few positives: base rate, no model
     P = heads.predict(X[4000:])
     assert np.allclose(P[:, HEADS.index("reply")], heads.base_rate["reply"])

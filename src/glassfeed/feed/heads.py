@@ -50,13 +50,16 @@ def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 class EngagementHeads:
     """One gradient-boosted classifier per head (shared features), calibrated on held-out impressions.
 
-    With a held-out set, each head stops adding trees once its held-out log-loss has not improved for
-    ``early_stopping_rounds`` rounds (at most ``n_estimators``): rare heads keep a few trees, rich ones more, so
-    serving pays only for trees that help (measured in docs/benchmarks.md).
+    A head whose held-out slice has at least ``early_stopping_min_positives`` positives stops adding trees once
+    its held-out log-loss has not improved for ``early_stopping_rounds`` rounds (at most ``max_estimators``), so
+    serving pays only for trees that help; rarer heads, whose held-out loss is too noisy to choose by, get
+    ``n_estimators`` trees (measured in docs/benchmarks.md and docs/simulation.md).
     """
 
-    n_estimators: int = 200
+    n_estimators: int = 60
+    max_estimators: int = 200
     early_stopping_rounds: int = 10
+    early_stopping_min_positives: int = 100
     num_leaves: int = 15
     learning_rate: float = 0.1
     min_child_samples: int = 50
@@ -79,9 +82,9 @@ class EngagementHeads:
             if held_out and Y_cal[:, h].sum() < 5:
                 continue  # too few held-out positives to check a model against: base rate, not noise
             ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
-            if held_out and self.early_stopping_rounds:
+            if held_out and self.early_stopping_rounds and Y_cal[:, h].sum() >= self.early_stopping_min_positives:
                 valid = lgb.Dataset(X_cal, Y_cal[:, h].astype(np.float32), reference=ds)
-                booster = lgb.train(params, ds, num_boost_round=self.n_estimators, valid_sets=[valid],
+                booster = lgb.train(params, ds, num_boost_round=self.max_estimators, valid_sets=[valid],
                                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
                 booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
             else:
@@ -123,7 +126,9 @@ class EngagementHeads:
             b.save_model(str(d / f"{name}.txt"))
         meta = {"features": list(FEATURES), "calibration": self.calibration, "base_rate": self.base_rate,
                 "params": {"n_estimators": self.n_estimators, "num_leaves": self.num_leaves,
-                           "learning_rate": self.learning_rate, "early_stopping_rounds": self.early_stopping_rounds},
+                           "learning_rate": self.learning_rate, "max_estimators": self.max_estimators,
+                           "early_stopping_rounds": self.early_stopping_rounds,
+                           "early_stopping_min_positives": self.early_stopping_min_positives},
                 "trees": self.trees}
         (d / "heads.json").write_text(json.dumps(meta, indent=1))
 
