@@ -42,28 +42,19 @@ def _windows(state: ServingState, actors: np.ndarray, now: float, cutoff: float)
     """Each account's own posts created in [cutoff, now] and its reposts (with repost time) since ``cutoff``."""
     created = state.created.a
     key = created.__getitem__
-    own: list[list[int]] = []
-    rep: list[np.ndarray] = []
-    rep_t: list[np.ndarray] = []
-    n_own = np.zeros(len(actors), np.int64)
-    n_rep = np.zeros(len(actors), np.int64)
-    for i, a in enumerate(actors.tolist()):
-        lst = state.author_posts.get(a)
-        if lst:
-            got = lst[bisect_left(lst, cutoff, key=key):]
-            own.append(got)
-            n_own[i] = len(got)
-        p, t = state.recent_actions(1, a)
-        if len(p):
-            ok = (t >= cutoff) & (created[p] <= now)
-            rep.append(p[ok])
-            rep_t.append(t[ok])
-            n_rep[i] = int(ok.sum())
+    own = [lst[bisect_left(lst, cutoff, key=key):] if (lst := state.author_posts.get(a)) else []
+           for a in actors.tolist()]
+    n_own = np.fromiter(map(len, own), np.int64, len(own))
     posts = np.fromiter(chain.from_iterable(own), np.int64, int(n_own.sum()))
-    fresh = created[posts] <= now  # drop posts from the future (data clock), keeping per-account counts right
+    owner = np.repeat(np.arange(len(actors)), n_own)
+    fresh = created[posts] <= now  # the data clock can sit before posts already stored
     if not fresh.all():
-        n_own = np.bincount(np.repeat(np.arange(len(actors)), n_own)[fresh], minlength=len(actors))
-        posts = posts[fresh]
-    cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
-    return posts, n_own, cat(rep, np.int64), cat(rep_t, np.float64), n_rep
-
+        posts, n_own = posts[fresh], np.bincount(owner[fresh], minlength=len(actors))
+    reps = [state.recent_actions(1, a) for a in actors.tolist()]
+    n_raw = np.fromiter((len(p) for p, _ in reps), np.int64, len(reps))
+    if not n_raw.any():
+        return posts, n_own, np.zeros(0, np.int64), np.zeros(0), np.zeros(len(actors), np.int64)
+    rep, rep_t = np.concatenate([p for p, _ in reps]), np.concatenate([t for _, t in reps])
+    ok = (rep_t >= cutoff) & (created[rep] <= now)
+    n_rep = np.bincount(np.repeat(np.arange(len(actors)), n_raw)[ok], minlength=len(actors))
+    return posts, n_own, rep[ok], rep_t[ok], n_rep

@@ -39,21 +39,15 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
 def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat (post, weight) of each actor's likes (1) then reposts (2) since ``cutoff``, and a count per actor."""
-    posts: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    n_act = np.zeros(len(actors), np.int64)
-    for i, f in enumerate(actors.tolist()):
-        for bank, w in ((0, 1.0), (1, 2.0)):
-            p, t = state.recent_actions(bank, f)
-            if len(p):
-                p = p[t >= cutoff]
-                if len(p):
-                    posts.append(p)
-                    weights.append(np.full(len(p), w))
-                    n_act[i] += len(p)
-    if not posts:
-        return np.zeros(0, np.int64), np.zeros(0), n_act
-    return np.concatenate(posts), np.concatenate(weights), n_act
+    banks = [state.recent_actions(bank, f) for f in actors.tolist() for bank in (0, 1)]  # actor-major, likes first
+    sizes = np.fromiter((len(p) for p, _ in banks), np.int64, len(banks))
+    if not sizes.any():
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(len(actors), np.int64)
+    post = np.concatenate([p for p, _ in banks])
+    ts = np.concatenate([t for _, t in banks])
+    slot = np.repeat(np.arange(len(banks)), sizes)  # actor * 2 + bank
+    ok = ts >= cutoff
+    return post[ok], np.where(slot[ok] % 2, 2.0, 1.0), np.bincount(slot[ok] // 2, minlength=len(actors))
 
 
 def engagers_followed(state: ServingState, user: int, post: int, limit: int = 3) -> list[int]:
