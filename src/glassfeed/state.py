@@ -417,6 +417,13 @@ class ServingState:
             self._recent_np[key] = got
         return got
 
+    def follow_pairs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(batch row, followed account) for every account each user in ``users`` follows, row by row."""
+        follows = [self.following[u] for u in users.tolist()]
+        sizes = np.fromiter(map(len, follows), np.int64, len(follows))
+        return (np.repeat(np.arange(len(users), dtype=np.int64), sizes),
+                np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum())))
+
     def forget_user(self, u: int) -> None:
         """Drop a user's derived state after a data-rights deletion."""
         for d in (self.affinity, self.see_less, self.seen, self.recent_likes, self.recent_reposts, self.muted,

@@ -16,12 +16,9 @@ def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff
     """Up to ``k`` newest posts per user by followed authors (score = recency), plus the ``k // 5`` newest
     reposts by followed accounts (``via`` = the reposter). Batch-wide: each followed account's window is
     looked up once, then expanded to every (user, account) pair with numpy."""
-    follows = [state.following[u] for u in users.tolist()]
-    sizes = np.fromiter(map(len, follows), np.int64, len(follows))
-    if not sizes.any():
+    row, followee = state.follow_pairs(users)
+    if not len(row):
         return Candidates.empty()
-    row = np.repeat(np.arange(len(users), dtype=np.int64), sizes)
-    followee = np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum()))
     actors, actor_of = np.unique(followee, return_inverse=True)
     created = state.created.a
     posts, n_posts, reposts, repost_t, n_reposts = _windows(state, actors, now, cutoff)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import chain
 
 import numpy as np
 
@@ -17,12 +16,9 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
     Batch-wide: the (user, followed account) pairs are expanded into the accounts' recent actions in one flat
     table, then summed per (user, post), so the cost is numpy work rather than a Python loop per pair.
     """
-    follows = [state.following[u] for u in users.tolist()]
-    sizes = np.fromiter(map(len, follows), np.int64, len(follows))
-    if not sizes.any():
+    row, followee = state.follow_pairs(users)
+    if not len(row):
         return Candidates.empty()
-    row = np.repeat(np.arange(len(users), dtype=np.int64), sizes)
-    followee = np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum()))
     actors, actor_of = np.unique(followee, return_inverse=True)
     post, weight, n_act = _recent_engagement(state, actors, cutoff)
     r, at, who = expand_pairs(row, followee, actor_of, n_act)
