@@ -315,3 +315,45 @@ def test_top_k_per_row_and_dedupe_match_a_full_sort():
         if (r, p) not in best or prio[src] < prio[best[(r, p)]]:
             best[(r, p)] = src
     assert dict(zip(zip(d.row.tolist(), d.post.tolist()), d.source.tolist())) == best and len(d) == len(best)
+
+
+def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
+    from glassfeed.feed.sources.following import following
+    from glassfeed.feed.sources.social_proof import social_proof
+
+    svc, _ = trained_feed
+    st = svc.state
+    now = svc.now()
+    cutoff = now - 3 * 86400.0
+    users = np.array([u for u in range(1, len(st.user_ids)) if st.following[u]][:60])
+    created = st.created.a
+
+    def likes_reposts(f):
+        return [(p, t, 1.0) for p, t in st.recent_likes.get(f, ()) if t >= cutoff] + \
+               [(p, t, 2.0) for p, t in st.recent_reposts.get(f, ()) if t >= cutoff]
+
+    sp = social_proof(st, users, now, 10_000, cutoff)
+    got = {(int(r), int(p)): (s, int(v)) for r, p, s, v in zip(sp.row, sp.post, sp.source_score, sp.via)}
+    want: dict[tuple[int, int], float] = {}
+    engaged: dict[tuple[int, int], set[int]] = {}
+    for r, u in enumerate(users.tolist()):
+        for f in st.following[u]:
+            for p, _, w in likes_reposts(f):
+                want[(r, p)] = want.get((r, p), 0.0) + w
+                engaged.setdefault((r, p), set()).add(f)
+    assert len(want) > 50 and {k: s for k, (s, _) in got.items()} == want
+    assert all(v in engaged[k] for k, (_, v) in got.items())
+
+    for k in (10_000, 7):
+        fo = following(st, users, now, k, cutoff)
+        own = fo.via == 0
+        for r, u in enumerate(users.tolist()):
+            mine = [p for a in st.following[u] for p in st.author_posts.get(a, []) if cutoff <= created[p] <= now]
+            top = sorted((created[p] for p in mine), reverse=True)[:k]
+            assert sorted(created[fo.post[own & (fo.row == r)]], reverse=True) == top
+            reps = sorted((t for a in st.following[u] for p, t in st.recent_reposts.get(a, ())
+                           if t >= cutoff and created[p] <= now), reverse=True)[:max(k // 5, 1)]
+            m = ~own & (fo.row == r)
+            assert len(reps) == int(m.sum())
+            assert all(int(v) in st.following[u] for v in fo.via[m])
+    assert (~own).any()
