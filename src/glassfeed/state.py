@@ -445,13 +445,6 @@ class ServingState:
     def trending_scores(self, posts: np.ndarray, now: float) -> np.ndarray:
         return self.trend.a[posts] * math.exp(-self.lam_trend * (now - self.t0))
 
-    def affinity_to(self, user: int, authors: np.ndarray, now: float) -> np.ndarray:
-        row = self.affinity.get(user)
-        if not row:
-            return np.zeros(len(authors))
-        f = math.exp(-self.lam_aff * (now - self.t0))
-        return np.fromiter((row.get(a, 0.0) for a in authors.tolist()), np.float64, len(authors)) * f
-
     def user_topic_share(self, users: np.ndarray, topics: np.ndarray) -> np.ndarray:
         """Share of each user's (decayed) positive engagement that went to the given topic (+ onboarding prior)."""
         uu, inv = np.unique(users, return_inverse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top_k_per_row
