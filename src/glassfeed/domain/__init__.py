@@ -1,0 +1,7 @@
+"""The vocabulary every layer shares: event kinds, the event batch, and the event specification."""
+
+from glassfeed.domain.events import EVENT_COLUMNS, OBJECT_COLUMNS, ROW_FIELDS, Column, EventBatch
+from glassfeed.domain.kinds import EITHER_TARGET_KINDS, KIND_NAMES, USER_TARGET_KINDS, EventKind
+
+__all__ = ["EVENT_COLUMNS", "OBJECT_COLUMNS", "ROW_FIELDS", "Column", "EventBatch", "EITHER_TARGET_KINDS",
+           "KIND_NAMES", "USER_TARGET_KINDS", "EventKind"]
