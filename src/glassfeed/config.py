@@ -52,7 +52,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
         raw = _merge(raw, tomllib.loads(Path(path).read_text("utf-8")))
     db = overrides.get("db_path") or os.environ.get("GLASSFEED_DB") or raw["store"]["path"]
     data = overrides.get("data_dir") or data_dir()
-    key = overrides.get("api_key") or os.environ.get(raw["api"]["key_env"])
+    key = overrides.get("api_key") or os.environ.get("GLASSFEED_API_KEY")
     lim = raw["ingest"]
     return Settings(
         db_path=Path(db),

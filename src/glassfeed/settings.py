@@ -1,0 +1,265 @@
+"""One typed ``Settings`` object, built once at the edge (CLI, server, simulator) and passed down.
+
+Layers, each overriding the one before:
+
+1. ``defaults.toml`` shipped in the package: the one place where every default value is written;
+2. a ``glassfeed.toml``: the ``config_path`` argument, else ``$GLASSFEED_CONFIG``;
+3. environment variables ``GLASSFEED_<SECTION>__<KEY>`` (e.g. ``GLASSFEED_STATE__COUNTER_HALF_LIFE_H=24``; the
+   value is read as a TOML value, and as a plain string when it is not one), plus the short aliases in
+   ``ENV_ALIASES`` (``GLASSFEED_DB``, ``GLASSFEED_API_KEY``, ...);
+4. keyword overrides from the caller (``load_settings(store={"path": "x.db"})``: a command's ``--db`` flag).
+
+Every section is validated: an unknown section or key, or a value of the wrong type or range, is refused with
+the file (or environment variable) and the key named. Nothing below the edge reads the environment or calls
+``load_settings`` again; components take the section they need as an argument, and fall back to the packaged
+defaults (``packaged_settings()``) only when a caller gives none.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from glassfeed.domain import EventKind
+
+ENV_PREFIX = "GLASSFEED_"
+#: Short environment variables kept for convenience: name -> (section, key).
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "GLASSFEED_DB": ("store", "path"),
+    "GLASSFEED_API_KEY": ("api", "key"),
+    "GLASSFEED_DATA": ("data", "shared_dir"),
+    "GLASSFEED_WEB_DEMO": ("web", "demo"),
+    "GLASSFEED_AUDIT_REPORT": ("web", "audit_report"),
+    "GLASSFEED_BSKY_HOSTNAME": ("bluesky", "hostname"),
+    "GLASSFEED_BSKY_SERVICE_DID": ("bluesky", "service_did"),
+    "GLASSFEED_BSKY_PUBLISHER_DID": ("bluesky", "publisher_did"),
+    "GLASSFEED_BSKY_FEEDS": ("bluesky", "feeds"),
+    "GLASSFEED_BSKY_KEYS_FILE": ("bluesky", "keys_file"),
+    "GLASSFEED_BSKY_IMPRESSIONS": ("bluesky", "impressions"),
+}
+#: Environment variables with the prefix that are not settings keys.
+ENV_OTHER = frozenset({"GLASSFEED_CONFIG"})
+
+
+class SettingsError(ValueError):
+    """A settings file, environment variable or override is invalid; the message names where and which key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class StoreSettings(_Section):
+    path: str = Field(description="the store: a SQLite file path (or sqlite:///path)")
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+    @field_validator("synchronous", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class IngestLimits(_Section):
+    max_batch: int = Field(gt=0)
+    max_text_chars: int = Field(gt=0)
+    max_id_chars: int = Field(gt=0)
+    max_future_skew_s: float = Field(ge=0)
+    max_dwell_ms: float = Field(gt=0)
+    batch_atomic: bool
+    bulk_chunk: int = Field(gt=0)
+
+
+class DataSettings(_Section):
+    shared_dir: str = Field(description="real datasets, read in place; empty = ../shared/data beside the project")
+
+
+class ApiSettings(_Section):
+    key: str = Field(description="service API key for writes; empty = none set")
+
+
+class StateSettings(_Section):
+    counter_half_life_h: float = Field(gt=0)
+    trending_half_life_h: float = Field(gt=0)
+    affinity_half_life_h: float = Field(gt=0)
+    recent_actions_per_user: int = Field(gt=0)
+    affinity_weights: dict[str, float]
+
+    @field_validator("affinity_weights")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, float]) -> dict[str, float]:
+        for name in v:
+            EventKind.parse(name)  # raises ValueError naming the expected kinds
+        return v
+
+
+class RetrievalSettings(_Section):
+    collaborative_model: Literal["als", "ease"]
+    ease_lam: float = Field(gt=0)
+    ease_gamma: float = Field(ge=0)
+    ease_max_items: int = Field(gt=0)
+    ann_rebuild_every_s: float = Field(ge=0)
+    ann_exact_below: int = Field(ge=0)
+
+
+class ServingSettings(_Section):
+    clock: Literal["wall", "data"]
+    impression_flush_ms: float = Field(ge=0)
+    session_ttl_s: float = Field(gt=0)
+
+
+class BlueskySection(_Section):
+    hostname: str
+    service_did: str
+    publisher_did: str
+    feeds: tuple[str, ...]
+    privacy_policy: str
+    terms_of_service: str
+    keys_file: str
+    plc_url: str
+    strict_low_s: bool
+    impressions: Literal["served", "seen"]
+    jetstream_url: str
+    cursor_rewind_s: float = Field(ge=0)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [f.strip() for f in v.split(",") if f.strip()] if isinstance(v, str) else v
+
+
+class WebSettings(_Section):
+    demo: bool
+    audit_report: str
+
+
+class Settings(_Section):
+    store: StoreSettings
+    ingest: IngestLimits
+    data: DataSettings
+    api: ApiSettings
+    state: StateSettings
+    retrieval: RetrievalSettings
+    serving: ServingSettings
+    bluesky: BlueskySection
+    web: WebSettings
+
+    @property
+    def api_key(self) -> str | None:
+        return self.api.key or None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data.shared_dir) if self.data.shared_dir else default_data_dir()
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys changed, validated like any other layer (``replace(store={"path": p})``)."""
+        return _build([("base settings", self.model_dump()), ("overrides", dict(sections))])
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_toml_resource(name: str) -> dict[str, Any]:
+    """Read a TOML file shipped inside the package (e.g. ``"defaults.toml"``, ``"policies/engagement.toml"``)."""
+    return tomllib.loads(resources.files("glassfeed").joinpath(name).read_text("utf-8"))
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None, **overrides: Mapping[str, Any]) -> Settings:
+    """Defaults, then the TOML file at ``config_path`` / ``$GLASSFEED_CONFIG``, then the environment, then
+    ``overrides`` (section -> {key: value}); raises ``SettingsError`` naming the source and key of a bad value."""
+    env = os.environ if environ is None else environ
+    layers: list[tuple[str, dict[str, Any]]] = [("defaults.toml", load_toml_resource("defaults.toml"))]
+    path = config_path or env.get("GLASSFEED_CONFIG")
+    if path:
+        p = Path(path)
+        try:
+            layers.append((str(p), tomllib.loads(p.read_text("utf-8"))))
+        except FileNotFoundError:
+            raise SettingsError(f"{p}: settings file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{p}: not valid TOML: {e}") from None
+    layers.extend(_env_layers(env))
+    if overrides:
+        layers.append(("overrides", {k: dict(v) for k, v in overrides.items()}))
+    return _build(layers)
+
+
+@cache
+def packaged_settings() -> Settings:
+    """The packaged defaults alone (no file, no environment): what a component uses when given no settings."""
+    return load_settings(environ={})
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` beside the project root, when the package runs from a checkout; else ``./shared/data``."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent.parent / "shared" / "data"
+        if (parent / "pyproject.toml").exists() and cand.exists():
+            return cand
+    return Path("../shared/data")
+
+
+def _env_layers(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in ENV_OTHER:
+            continue
+        raw = env[name]
+        if name in ENV_ALIASES:
+            section, key = ENV_ALIASES[name]
+        elif "__" in name:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        else:
+            continue  # not a settings variable (e.g. one a test harness sets)
+        out.append((f"environment variable {name}", {section: {key: _env_value(raw)}}))
+    return out
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _build(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    sections = Settings.model_fields
+    for where, layer in layers:
+        for section, body in layer.items():
+            if section not in sections:
+                raise SettingsError(f"{where}: [{section}]: unknown section; expected one of {', '.join(sections)}")
+            if not isinstance(body, dict):
+                raise SettingsError(f"{where}: [{section}]: must be a table of keys")
+            model = sections[section].annotation
+            assert isinstance(model, type) and issubclass(model, _Section)
+            for key, value in body.items():
+                if key not in model.model_fields:
+                    raise SettingsError(f"{where}: [{section}] {key}: unknown key; expected one of "
+                                        f"{', '.join(model.model_fields)}")
+                if isinstance(value, dict) and isinstance(merged.get(section, {}).get(key), dict):
+                    value = {**merged[section][key], **value}
+                merged.setdefault(section, {})[key] = value
+                origin[(section, key)] = where
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        where = origin.get((loc[0], loc[1]), "settings") if len(loc) > 1 else "settings"
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if loc else "settings"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise SettingsError(f"{where}: {key}: {err['msg']}{more}") from None
+
+
+__all__ = ["Settings", "SettingsError", "StoreSettings", "IngestLimits", "DataSettings", "ApiSettings",
+           "StateSettings", "RetrievalSettings", "ServingSettings", "BlueskySection", "WebSettings",
+           "load_settings", "packaged_settings", "load_toml_resource", "default_data_dir", "ENV_ALIASES"]
