@@ -12,6 +12,7 @@ import resource
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from benchmarks.common import machine
 from glassfeed.sim.chaney import LABELS, MODELS, ChaneyResult, run_chaney
@@ -47,18 +48,14 @@ def report(result: ChaneyResult, cpu_s: float | None = None, load_before: str = 
 
 def _load() -> str:
     try:
-        return "%.1f" % os.getloadavg()[0]
+        return f"{os.getloadavg()[0]:.1f}"
     except OSError:
         return "n/a"
 
 
 def plot(result: ChaneyResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))  # no pyplot: no global figure registry, no backend to choose
+    ax = fig.subplots()
     steps = np.arange(1, result.config.n_total + 1)
     for m in MODELS:
         if m not in result.mean:
@@ -73,7 +70,6 @@ def plot(result: ChaneyResult, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:

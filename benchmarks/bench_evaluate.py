@@ -24,11 +24,10 @@ from rich.console import Console  # noqa: E402
 
 from glassfeed.evaluate.cli import run_with_progress  # noqa: E402
 from glassfeed.evaluate.datasets import available  # noqa: E402
-from glassfeed.evaluate.protocols import PROTOCOLS  # noqa: E402
-from glassfeed.evaluate.protocols import build_recbole_ml1m  # noqa: E402
+from glassfeed.evaluate.protocols import PROTOCOLS, build_recbole_ml1m  # noqa: E402
 from glassfeed.evaluate.report import machine_info, to_markdown, write_report  # noqa: E402
+from glassfeed.evaluate.tuning import evaluate_model  # noqa: E402
 from glassfeed.retrieval import ALS, EASE, ANNIndex  # noqa: E402
-from glassfeed.retrieval.tuning import evaluate_model  # noqa: E402
 
 
 def recbole_checks() -> dict[str, Any]:
@@ -39,15 +38,15 @@ def recbole_checks() -> dict[str, Any]:
     out: dict[str, Any] = {"ease_lam1000": evaluate_model(ease, split.train, split.test, 10, split.exclude,
                                                           split.filter_items)}
     als = ALS(factors=64, regularization=0.1, alpha=5.0).fit(split.train)
-    exact = np.argsort(-(als.user_factors @ als.item_factors.T), axis=1, kind="stable")[:, :10]
+    exact = np.argsort(-(als.user_factors_ @ als.item_factors_.T), axis=1, kind="stable")[:, :10]
     for ef in (50, 100):
         t0 = time.perf_counter()
-        index = ANNIndex(dim=als.item_factors.shape[1], M=16, ef=ef).fit(als.item_factors)
+        index = ANNIndex(dim=als.item_factors_.shape[1], M=16, ef=ef).fit(als.item_factors_)
         build = time.perf_counter() - t0
         runs = []
         for _ in range(3):
             t0 = time.perf_counter()
-            ids, _ = index.query(als.user_factors, 10)
+            ids, _ = index.query(als.user_factors_, 10)
             runs.append(time.perf_counter() - t0)
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]))
         out[f"ann_ef{ef}"] = {"recall@10_vs_exact": recall, "build_seconds": build, "queries": len(ids),

@@ -27,6 +27,10 @@ import httpx
 import numpy as np
 
 from benchmarks.common import machine
+from glassfeed.feed.pipeline import rank
+from glassfeed.feed.service import FeedService
+from glassfeed.ingest import Ingestor
+from glassfeed.store import open_store
 
 
 def build_store(folder: Path, users: int, days: int, seed: int) -> Path:
@@ -44,10 +48,6 @@ def build_store(folder: Path, users: int, days: int, seed: int) -> Path:
 
 
 def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
-    from glassfeed.feed.service import FeedService
-    from glassfeed.ingest import Ingestor
-    from glassfeed.store import open_store
-
     t = time.perf_counter()
     svc = FeedService(Ingestor(open_store(db)), clock="data")
     load_s = time.perf_counter() - t
@@ -70,7 +70,6 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
     log = []
     for u in rng.choice(active, 100).tolist():
         page = svc.feed(st.user_ids[u], limit=50, log_impressions=False)
-        from glassfeed.feed.pipeline import rank
         pages = rank(st, svc.models, np.array([u]), svc.policy_for(u, None), svc.now(), 50)
         t = time.perf_counter()
         svc._log_impressions(u, pages, svc.now(), "bench.0", "home")

@@ -22,12 +22,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
     times, net = [], None
-    for r in range(a.repeats):
+    for _ in range(a.repeats):
         t = time.perf_counter()
         net = generate_network(a.users, a.days, a.seed)
         times.append(time.perf_counter() - t)
     assert net is not None
-    counts = {k.name.lower(): int((net.ev_kind == k).sum()) for k in EventKind if (net.ev_kind == k).any()}
+    counts = {k.name.lower(): int((net.events.kind == k).sum()) for k in EventKind if (net.events.kind == k).any()}
     out = {
         "users": net.n_users, "days": net.days, "seed": net.seed, "posts": net.n_posts,
         "replies": int((net.post_reply_to >= 0).sum()), "initial_follows": len(net.follow_src),

@@ -27,8 +27,8 @@ from benchmarks.common import machine  # noqa: E402
 from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, to_markdown  # noqa: E402
 
 VARIANTS = {
-    "faithful": dict(like_min=4, dwell_min=3, negatives=0.0, span_days=None),
-    "aligned": dict(like_min=1, dwell_min=4, negatives=1.0, span_days=14.0),
+    "faithful": {"like_min": 4, "dwell_min": 3, "negatives": 0.0, "span_days": None},
+    "aligned": {"like_min": 1, "dwell_min": 4, "negatives": 1.0, "span_days": 14.0},
 }
 BASELINES = {"ms-ml100k": ("pop", "ease"), "recbole-ml1m": ("pop", "ease"),
              "lastfm-social": ("pop", "social", "ease")}

@@ -10,9 +10,9 @@ machine. ``--profile`` adds the top functions inside ``rank`` by cumulative time
 from __future__ import annotations
 
 import argparse
-import os
 import cProfile
 import json
+import os
 import pstats
 import tempfile
 import time

@@ -16,7 +16,7 @@ def build_service(folder: Path, n_users: int = 300, days: int = 6, seed: int = 3
                   ) -> tuple[FeedService, object]:
     """A FeedService on a fresh store holding a generated network; clock = the network's last event."""
     net = generate_network(n_users, days, seed)
-    end = float(net.ev_ts.max()) + 60.0
+    end = float(net.events.ts.max()) + 60.0
     store = open_store(folder / "feed.db")
     clock = {"now": end}
     ing = Ingestor(store, clock=lambda: clock["now"])

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from glassfeed.api.app import create_app
-from glassfeed.config import load_settings
+from glassfeed.domain import EVENT_FIELDS, KIND_NAMES
+from glassfeed.settings import load_settings
 
 KEY = "test-service-key"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -16,7 +17,7 @@ H = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture()
 def client(tmp_path):
-    app = create_app(load_settings(db_path=tmp_path / "api.db", api_key=KEY))
+    app = create_app(load_settings(store={"path": tmp_path / "api.db"}, api={"key": KEY}))
     with TestClient(app) as c:
         c.tokens = {u["id"]: u["token"] for u in c.post("/v1/users", json={"users": [
             {"id": "alice", "interests": ["science"]}, {"id": "bob"}, {"id": "carol"}]}, headers=H).json()["users"]}
@@ -78,7 +79,7 @@ def test_malformed_bodies_are_4xx(client, body, status, field):
 
 
 def test_batch_too_large_is_413(client):
-    n = client.app.state.settings.limits.max_batch + 1
+    n = client.app.state.settings.ingest.max_batch + 1
     detail = _error(client.post("/v1/events", json=[{"kind": "like", "user": "bob", "post": "p1"}] * n,
                                 headers=H), 413)
     assert "exceeds" in detail[0]["reason"]
@@ -108,7 +109,7 @@ def test_duplicate_entities_are_409(client):
 
 
 def test_post_validation(client):
-    limit = client.app.state.settings.limits.max_text_chars
+    limit = client.app.state.settings.ingest.max_text_chars
     detail = _error(client.post("/v1/posts", json=[{"id": "long", "author": "bob", "text": "x" * (limit + 1)},
                                                    {"id": "orphan", "author": "ghost", "text": "hi"},
                                                    {"id": "typed", "author": "bob", "text": 42}], headers=H), 422)
@@ -128,14 +129,17 @@ def test_follows_convenience(client):
 def test_openapi_documents_event_schema(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert "kind" in body["oneOf"][0]["items"]["properties"]
+    item = body["oneOf"][0]["items"]
+    assert list(item["properties"]) == [f.name for f in EVENT_FIELDS]  # generated from the event specification
+    assert item["required"] == ["kind", "user"] and item["additionalProperties"] is False
+    assert item["properties"]["kind"]["enum"] == list(KIND_NAMES)
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").json()["ok"] is True
 
 
 def test_unconfigured_key_refuses_writes(tmp_path, monkeypatch):
     monkeypatch.delenv("GLASSFEED_API_KEY", raising=False)
-    app = create_app(load_settings(db_path=tmp_path / "nokey.db"))
+    app = create_app(load_settings(store={"path": tmp_path / "nokey.db"}))
     with TestClient(app) as c:
         assert c.app.state.settings.api_key is None
         detail = _error(c.post("/v1/users", json={"id": "x"}, headers=H), 401)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from glassfeed.audit.logs import audit_stores, policy_of
-from glassfeed.domain import EventKind
+from glassfeed.audit.logs import audit_stores, load_logs, policy_of
+from glassfeed.cli import app
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.ingest import Ingestor
 from glassfeed.store import open_store
 
@@ -38,9 +39,8 @@ def _store(path, tagged: dict[str, list[tuple[str, str]]], likes: list[tuple[str
         rows.append((int(EventKind.LIKE), u[user], p[post], -1))
         req.append(None)
     a = np.array(rows, np.int64)
-    ing.ingest_columns({"kind": a[:, 0], "user": a[:, 1], "post": a[:, 2], "target_user": np.full(len(a), -1),
-                        "ts": np.full(len(a), T0 + 10.0), "value": np.full(len(a), np.nan), "position": a[:, 3]},
-                       request_ids=req)
+    ing.ingest_batch(EventBatch.from_columns(kind=a[:, 0], user=a[:, 1], post=a[:, 2], ts=np.full(len(a), T0 + 10.0),
+                                             position=a[:, 3], request_id=req))
     st.close()
 
 
@@ -81,9 +81,36 @@ def test_audit_by_hand(tmp_path):
     assert "untagged" not in rep.amplification
 
 
-def test_audit_cli_pools_stores_and_writes_json(tmp_path):
-    from glassfeed.cli import app
+def test_load_logs_reads_tagged_impressions_and_engagements_since_a_time(tmp_path):
+    db = tmp_path / "s.db"
+    _store(db, {"engagement": [("c", "pa")], "bridging": [("d", "pb")]}, likes=[("c", "pa")])  # at T0 + 10
+    st = open_store(db)
+    ing = Ingestor(st, clock=lambda: T0 + 1000)
+    u, p = st.user_ids(), st.post_ids()
+    K = EventKind
+    ing.ingest_batch(EventBatch.from_columns(
+        kind=[K.IMPRESSION, K.IMPRESSION, K.IMPRESSION, K.LIKE, K.REPOST, K.CLICK, K.FOLLOW],
+        user=[u["a"], u["b"], u["a"], u["a"], u["b"], u["b"], u["a"]],
+        post=[p["pc"], p["pd"], p["pd"], p["pc"], p["pd"], p["pc"], -1],
+        target_user=[-1, -1, -1, -1, -1, -1, u["b"]],
+        ts=[T0 + 50, T0 + 40, T0 + 60, T0 + 55, T0 + 70, T0 + 80, T0 + 90], position=[0, 0, 1, -1, -1, -1, -1],
+        request_id=["chronological:s.0", "engagement:t.0", None, None, None, None, None]))
+    st.close()
+    every = load_logs(db)
+    assert every.policies == ["engagement", "bridging", "chronological", "untagged"]  # in log order
+    later = load_logs(db, since_ts=T0 + 20)
+    # impressions in log (seq) order, whatever their times; the click and the follow are not engagements
+    assert later.policies == ["chronological", "engagement", "untagged"]
+    assert later.imp_user.tolist() == [u["a"], u["b"], u["a"]]
+    assert later.imp_post.tolist() == [p["pc"], p["pd"], p["pd"]]
+    assert later.imp_policy.tolist() == [0, 1, 2]
+    n = later.n_posts
+    assert later.engaged_keys.tolist() == sorted([u["a"] * n + p["pc"], u["b"] * n + p["pd"]])
+    assert len(every.engaged_keys) == 3 and (later.n_users, later.n_posts) == (5, 5)
+    assert later.user_community[[u["a"], u["c"]]].tolist() == [0, 1] and later.post_author[p["pb"]] == u["b"]
 
+
+def test_audit_cli_pools_stores_and_writes_json(tmp_path):
     _store(tmp_path / "engagement.db", {"engagement": [("c", "pa"), ("d", "pc")]}, likes=[])
     _store(tmp_path / "chronological.db", {"chronological": [("c", "pb"), ("d", "pc")]}, likes=[])
     out = tmp_path / "audit.json"

@@ -80,15 +80,15 @@ def test_respond_cascade_events_and_state():
     valid = pages >= 0
     stopped = np.cumsum(valid & ~ex, 1) > 0
     assert not (ex & stopped).any()
-    assert np.all(np.diff(res.ev_ts) >= 0) and np.all(res.ev_ts >= 10.0)
-    imp = res.ev_kind == EventKind.IMPRESSION
+    assert np.all(np.diff(res.events.ts) >= 0) and np.all(res.events.ts >= 10.0)
+    imp = res.events.kind == EventKind.IMPRESSION
     assert imp.sum() == ex.sum() == res.n_seen.sum()
-    assert np.all(pages[res.ev_user[imp], res.ev_position[imp]] == res.ev_post[imp])
-    dwell = res.ev_kind == EventKind.DWELL
-    assert dwell.sum() == (res.ev_kind == EventKind.CLICK).sum() == res.clicked.sum()
-    assert np.all(res.ev_value[dwell] > 0) and np.all(np.isnan(res.ev_value[~dwell]))
-    on_post = res.ev_post >= 0
-    assert np.all(posts.author[res.ev_post[on_post]] != res.ev_user[on_post])
+    assert np.all(pages[res.events.user[imp], res.events.position[imp]] == res.events.post[imp])
+    dwell = res.events.kind == EventKind.DWELL
+    assert dwell.sum() == (res.events.kind == EventKind.CLICK).sum() == res.clicked.sum()
+    assert np.all(res.events.value[dwell] > 0) and np.all(np.isnan(res.events.value[~dwell]))
+    on_post = res.events.post >= 0
+    assert np.all(posts.author[res.events.post[on_post]] != res.events.user[on_post])
     assert np.all(res.time_spent[res.n_seen > 0] > 0)
     assert np.all((res.satisfaction[res.n_seen > 0] > 0) & (res.satisfaction[res.n_seen > 0] < 1))
     assert np.all(np.isnan(res.satisfaction[res.n_seen == 0]))
@@ -111,4 +111,4 @@ def test_respond_is_deterministic_for_a_seeded_rng():
     pages = np.random.default_rng(9).integers(0, posts.n, (100, 10))
     a = respond(pages, np.arange(100), 0.0, np.random.default_rng(2), pop, posts, update=False)
     b = respond(pages, np.arange(100), 0.0, np.random.default_rng(2), pop, posts, update=False)
-    assert np.array_equal(a.ev_kind, b.ev_kind) and np.array_equal(a.ev_ts, b.ev_ts)
+    assert np.array_equal(a.events.kind, b.events.kind) and np.array_equal(a.events.ts, b.events.ts)

@@ -98,7 +98,7 @@ def server(tmp_path_factory):
         f'keys_file = "{tmp / "keys.json"}"\nprivacy_policy = "https://{HOST}/privacy"\n')
     port = free_port()
     env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_CONFIG": str(tmp / "glassfeed.toml")}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "glassfeed.bluesky.xrpc:create_app",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "glassfeed.api.app:create_app",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

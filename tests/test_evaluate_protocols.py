@@ -5,8 +5,15 @@ import pandas as pd
 import pytest
 
 from glassfeed.evaluate import datasets
-from glassfeed.evaluate.protocols import (build_lastfm_social, build_ms_ml100k, group_ratio_split, kcore,
-                                          recbole_ml1m_frame, split_counts, stratified_split)
+from glassfeed.evaluate.protocols import (
+    build_lastfm_social,
+    build_ms_ml100k,
+    group_ratio_split,
+    kcore,
+    recbole_ml1m_frame,
+    split_counts,
+    stratified_split,
+)
 
 
 def frame(sizes: dict[int, int], seed: int = 0) -> pd.DataFrame:
@@ -18,7 +25,7 @@ def frame(sizes: dict[int, int], seed: int = 0) -> pd.DataFrame:
 
 
 def test_stratified_split_puts_floor_of_ratio_in_train_per_item():
-    sizes = {i: n for i, n in enumerate([1, 2, 3, 4, 5, 7, 8, 13, 40])}
+    sizes = dict(enumerate([1, 2, 3, 4, 5, 7, 8, 13, 40]))
     train, test = stratified_split(frame(sizes), ratio=0.75, by="item", seed=42)
     got = train.groupby("item").size().reindex(list(sizes), fill_value=0)
     assert got.tolist() == [int(np.floor(0.75 * n)) for n in sizes.values()]  # an item with 1 rating: all test
@@ -28,10 +35,9 @@ def test_stratified_split_puts_floor_of_ratio_in_train_per_item():
 
 def test_stratified_split_matches_a_sort_and_rank_reference():
     """The recommenders algorithm written plainly with pandas: draw, sort by (item, draw), rank / count."""
-    df = frame({i: n for i, n in enumerate(range(1, 30))}, seed=5)
+    df = frame(dict(enumerate(range(1, 30))), seed=5)
     ref = df.copy()
-    np.random.seed(42)
-    ref["draw"] = np.random.rand(len(ref))
+    ref["draw"] = np.random.RandomState(42).rand(len(ref))  # = np.random.seed(42); np.random.rand(n)
     ref = ref.sort_values(["item", "draw"])
     ref["frac"] = (ref.groupby("item").cumcount() + 1) / ref.groupby("item")["item"].transform("count")
     train, _ = stratified_split(df, ratio=0.75, by="item", seed=42)

@@ -9,30 +9,33 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from glassfeed.domain import EventKind
 from glassfeed.feed.filters import DAY, fatigue_multiplier
 from glassfeed.feed.mixing import ADJUSTMENTS, assemble_pages
 from glassfeed.feed.pipeline import Models, rank
 from glassfeed.feed.policy import PolicyError, builtin_policies, describe
 from glassfeed.feed.service import FeedError
+from glassfeed.state import LIKES, REPOSTS
+from glassfeed.settings import packaged_settings
 
 POLICIES = ("engagement", "chronological", "stated_preference", "bridging")
 
 
 def _active_user(svc, min_following: int = 10) -> str:
     st = svc.state
-    for u in range(1, len(st.user_ids)):
-        if len(st.following[u]) >= min_following and st.user_events.a[u] > 50:
-            return st.user_ids[u]
+    for u in range(1, st.n_users + 1):
+        if len(st.graph.following(u)) >= min_following and st.counters.events(np.array([u]))[0] > 50:
+            return st.users.id_of(u)
     raise AssertionError("no active user in the fixture")
 
 
 def test_chronological_is_followed_accounts_newest_first(trained_feed):
     svc, _ = trained_feed
     uid = _active_user(svc)
-    u = svc.state.user_index[uid]
+    u = svc.user_idx(uid)
     page = svc.feed(uid, policy="chronological", limit=50, log_impressions=False)
     assert page["ranker"] == "recency" and page["items"]
-    following = {svc.state.user_ids[v] for v in svc.state.following[u]}
+    following = {svc.state.users.id_of(v) for v in svc.state.graph.following(u)}
     for it in page["items"]:
         assert it["author"] in following or it["repost_by"] in following
         assert it["source"] == "following"
@@ -78,7 +81,8 @@ def test_tampered_or_foreign_cursor_is_refused(trained_feed):
     page = svc.feed(uid, limit=5, log_impressions=False)
     with pytest.raises(FeedError, match="cursor"):
         svc.feed(uid, cursor=page["cursor"][:-3] + "AAA", log_impressions=False)
-    other = svc.state.user_ids[1] if svc.state.user_ids[1] != uid else svc.state.user_ids[2]
+    ids = svc.state.users.id_of
+    other = ids(1) if ids(1) != uid else ids(2)
     with pytest.raises(FeedError, match="another user"):
         svc.feed(other, cursor=page["cursor"], log_impressions=False)
 
@@ -126,7 +130,7 @@ def test_author_diversity_multiplier_matches_x_formula():
     authors = np.array([1, 1, 1, 1, 2, 3])
     deltas = np.zeros((6, len(ADJUSTMENTS)))
     sel, final = assemble_pages(rows, score, authors, np.ones(6, bool), 4, dataclasses.replace(
-        pol, mixing={**pol.mixing, "in_network_share": 1.0}), deltas)
+        pol, mixing=pol.mixing.replace(in_network_share=1.0)), deltas)
     # k-th repeat x ((1 - 0.25) * 0.5^k + 0.25): 10, 9*0.625, 8*0.4375, 7*0.34375
     assert final[:4] == pytest.approx([10.0, 5.625, 3.5, 2.40625])
     assert authors[sel].tolist() == [1, 1, 1, 2]
@@ -135,19 +139,19 @@ def test_author_diversity_multiplier_matches_x_formula():
 def test_diversity_keeps_one_author_from_dominating(fresh_feed):
     svc, _ = fresh_feed
     uid = _active_user(svc, 5)
-    u = svc.state.user_index[uid]
-    star = next(iter(svc.state.following[u]))
+    u = svc.user_idx(uid)
+    star = next(iter(svc.state.graph.following(u)))
     now = svc.now()
-    svc.ingestor.create_posts([{"id": f"flood{i}", "author": svc.state.user_ids[star], "text": f"news update {i}",
+    svc.ingestor.create_posts([{"id": f"flood{i}", "author": svc.state.users.id_of(star), "text": f"news update {i}",
                                 "created_at": now - 60 * i} for i in range(40)])
     pol = svc.policies["engagement"]
-    flat = dataclasses.replace(pol, adjustments={**pol.adjustments, "author_diversity_decay": 1.0,
-                                                 "author_diversity_floor": 1.0})
+    flat = dataclasses.replace(pol, adjustments=pol.adjustments.replace(author_diversity_decay=1.0,
+                                                                         author_diversity_floor=1.0))
     counts = {}
     for name, p in (("diverse", pol), ("flat", flat)):
         # untrained models -> the newest-first fallback, where the 40 fresh posts would fill the page
         pages = rank(svc.state, Models(), np.array([u]), p, now, 20)
-        counts[name] = int((svc.state.author.a[pages.post] == star).sum())
+        counts[name] = int((svc.state.posts.author(pages.post) == star).sum())
     assert counts["flat"] == 12  # only the in-network cap (60% of 20) stops the flood
     assert counts["diverse"] <= 6, counts
 
@@ -169,10 +173,11 @@ def test_impressions_are_logged_with_request_id(fresh_feed):
     page = svc.feed(uid, limit=10)
     svc.flush_impressions()
     assert page["request_id"].startswith("engagement:")
-    rows = svc.store.query("SELECT post, position, request_id FROM events WHERE request_id = ? ORDER BY position",
-                           (page["request_id"],))
-    assert [svc.state.post_ids[r[0]] for r in rows] == [it["post"] for it in page["items"]]
-    assert [r[1] for r in rows] == list(range(len(page["items"])))
+    imp = svc.store.events_in_window(kinds=[EventKind.IMPRESSION], object_columns=True)
+    imp = imp.take(imp.request_id == page["request_id"])
+    imp = imp.take(np.argsort(imp.position, kind="stable"))
+    assert [svc.state.posts.id_of(p) for p in imp.post.tolist()] == [it["post"] for it in page["items"]]
+    assert imp.position.tolist() == list(range(len(page["items"])))
 
 
 def test_user_weights_must_stay_in_bounds(fresh_feed):
@@ -208,7 +213,7 @@ def test_policy_files_validate_and_describe_every_weight(tmp_path):
 
 def test_cold_start_user_gets_posts_from_chosen_topics(fresh_feed):
     svc, _ = fresh_feed
-    topic = svc.state.topic_names[0]
+    topic = svc.state.topics.name(0)
     svc.ingestor.create_users([{"id": "newbie", "interests": [topic]}])
     page = svc.feed("newbie", policy="engagement", limit=20, log_impressions=False)
     cold = [it for it in page["items"] if it["source"] == "cold_start"]
@@ -220,19 +225,19 @@ def test_collaborative_source_can_use_ease(fresh_feed):
     svc, _ = fresh_feed
     from glassfeed.feed.train import train_all
 
-    train_all(svc.store, svc.models_folder, max_rows=50_000, retrieval={"collaborative_model": "ease",
-                                                                          "ease_max_items": 500})
+    ease = packaged_settings().replace(retrieval={"collaborative_model": "ease", "ease_max_items": 500})
+    train_all(svc.store, svc.models_folder, max_rows=50_000, retrieval=ease.retrieval)
     svc._load()
     assert svc.models.ease is not None
     uid = _active_user(svc)
-    u = svc.state.user_index[uid]
-    liked = {p for p, _ in svc.state.recent_likes.get(u, ())}
+    u = svc.user_idx(uid)
+    liked = set(svc.state.counters.recent_actions(LIKES, u)[0].tolist())
     pol = svc.policies["engagement"]
     from glassfeed.feed.sources import SOURCE_FUNCS
-    cutoff = svc.now() - pol.filters["max_age_hours"] * 3600
+    cutoff = svc.now() - pol.filters.max_age_hours * 3600
     c = SOURCE_FUNCS["collaborative"](svc.state, np.array([u]), svc.now(), 50, cutoff, ease=svc.models.ease)
     assert len(c) > 0 and not (set(c.post.tolist()) & liked)
-    assert (svc.state.created.a[c.post] >= cutoff).all()
+    assert (svc.state.posts.created(c.post) >= cutoff).all()
     page = svc.feed(uid, limit=30, log_impressions=False)
     assert any(it["source"] == "collaborative" for it in page["items"])
 
@@ -244,13 +249,14 @@ def test_another_worker_catches_up_from_the_store(fresh_feed):
     svc, _ = fresh_feed
     other = ServingState.from_store(svc.store)
     uid = _active_user(svc, 5)
-    author = svc.state.user_ids[next(iter(svc.state.following[svc.state.user_index[uid]]))]
+    author = svc.state.users.id_of(next(iter(svc.state.graph.following(svc.user_idx(uid)))))
     svc.ingestor.create_posts([{"id": "fresh-post", "author": author, "text": "breaking #news"}])
     svc.ingestor.ingest_events([{"kind": "like", "user": uid, "post": "fresh-post"}])
-    assert "fresh-post" not in other.post_index
+    p = svc.store.post_idx("fresh-post")
+    assert p > other.n_posts
     assert other.catch_up(svc.store) == 1
-    p = other.post_index["fresh-post"]
-    assert other.totals.a[p, C["like"]] == 1 and other.last_seq == svc.state.last_seq
+    assert other.posts.id_of(p) == "fresh-post"
+    assert other.counters.totals(np.array([p]))[0, C["like"]] == 1 and other.last_seq == svc.state.last_seq
     assert other.catch_up(svc.store) == 0  # nothing applied twice
 
 
@@ -269,12 +275,13 @@ def test_pair_lookup_matches_the_per_user_tables():
 
 
 def test_heads_stop_adding_trees_when_held_out_loss_stops_improving():
+    from glassfeed.feed.features import FEATURES
     from glassfeed.feed.heads import EngagementHeads
     from glassfeed.feed.policy import HEADS
 
     rng = np.random.default_rng(4)
     n = 6000
-    X = rng.normal(size=(n, 24)).astype(np.float32)
+    X = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
     logit = 2.0 * X[:, 0] - 1.5
     Y = np.zeros((n, len(HEADS)), np.int8)
     Y[:, 0] = rng.random(n) < 1 / (1 + np.exp(-logit))  # "like": learnable from feature 0
@@ -325,19 +332,23 @@ def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
     st = svc.state
     now = svc.now()
     cutoff = now - 3 * 86400.0
-    users = np.array([u for u in range(1, len(st.user_ids)) if st.following[u]][:60])
-    created = st.created.a
+    users = np.array([u for u in range(1, st.n_users + 1) if st.graph.following(u)][:60])
+    created = st.posts.created(np.arange(st.posts.capacity))
+    follows = st.graph.following
+
+    def bank(b, f):
+        return list(zip(*(a.tolist() for a in st.counters.recent_actions(b, f))))
 
     def likes_reposts(f):
-        return [(p, t, 1.0) for p, t in st.recent_likes.get(f, ()) if t >= cutoff] + \
-               [(p, t, 2.0) for p, t in st.recent_reposts.get(f, ()) if t >= cutoff]
+        return [(p, t, 1.0) for p, t in bank(LIKES, f) if t >= cutoff] + \
+               [(p, t, 2.0) for p, t in bank(REPOSTS, f) if t >= cutoff]
 
     sp = social_proof(st, users, now, 10_000, cutoff)
     got = {(int(r), int(p)): (s, int(v)) for r, p, s, v in zip(sp.row, sp.post, sp.source_score, sp.via)}
     want: dict[tuple[int, int], float] = {}
     engaged: dict[tuple[int, int], set[int]] = {}
     for r, u in enumerate(users.tolist()):
-        for f in st.following[u]:
+        for f in follows(u):
             for p, _, w in likes_reposts(f):
                 want[(r, p)] = want.get((r, p), 0.0) + w
                 engaged.setdefault((r, p), set()).add(f)
@@ -348,12 +359,12 @@ def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
         fo = following(st, users, now, k, cutoff)
         own = fo.via == 0
         for r, u in enumerate(users.tolist()):
-            mine = [p for a in st.following[u] for p in st.author_posts.get(a, []) if cutoff <= created[p] <= now]
+            mine = [p for a in follows(u) for p in st.posts.posts_of(a) if cutoff <= created[p] <= now]
             top = sorted((created[p] for p in mine), reverse=True)[:k]
             assert sorted(created[fo.post[own & (fo.row == r)]], reverse=True) == top
-            reps = sorted((t for a in st.following[u] for p, t in st.recent_reposts.get(a, ())
+            reps = sorted((t for a in follows(u) for p, t in bank(REPOSTS, a)
                            if t >= cutoff and created[p] <= now), reverse=True)[:max(k // 5, 1)]
             m = ~own & (fo.row == r)
             assert len(reps) == int(m.sum())
-            assert all(int(v) in st.following[u] for v in fo.via[m])
+            assert all(int(v) in follows(u) for v in fo.via[m])
     assert (~own).any()

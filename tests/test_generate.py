@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.sim.generate import DEFAULT_START_TS, GeneratorParams, generate_network
 from glassfeed.sim.population import Population, sample_follow_graph
 
@@ -21,6 +21,8 @@ def test_same_seed_same_network_other_seed_differs(net):
         other = getattr(again, name)
         if isinstance(value, np.ndarray):
             assert np.array_equal(value, other, equal_nan=value.dtype.kind == "f"), name
+        elif isinstance(value, EventBatch):
+            assert value.equals(other), name
         else:
             assert value == other, name
     different = generate_network(N_USERS, DAYS, SEED + 1)
@@ -43,32 +45,34 @@ def test_contract_shapes_and_dtypes(net):
     assert len(net.post_text) == p and all(isinstance(t, str) and t for t in net.post_text)
     assert np.all((net.post_quality >= 0) & (net.post_quality <= 1))
     assert np.all((net.post_divisiveness >= 0) & (net.post_divisiveness <= 1))
-    for arr, dt in [(net.ev_kind, np.int8), (net.ev_user, np.int32), (net.ev_post, np.int32),
-                    (net.ev_target_user, np.int32), (net.ev_ts, np.float64), (net.ev_value, np.float32),
-                    (net.ev_position, np.int16)]:
-        assert arr.shape == (e,) and arr.dtype == dt
-    assert set(np.unique(net.ev_kind)) <= {int(k) for k in EventKind}
+    assert isinstance(net.events, EventBatch) and len(net.events) == e
+    for c in EVENT_COLUMNS:
+        arr = getattr(net.events, c.name)
+        assert arr.shape == (e,) and arr.dtype == c.dtype
+    assert np.all(net.events.seq == 0)  # not stored
+    assert net.events.surface is None and net.events.request_id is None and net.events.id is None
+    assert set(np.unique(net.events.kind)) <= {int(k) for k in EventKind}
 
 
 def test_event_invariants(net):
-    k, ts = net.ev_kind, net.ev_ts
+    k, ts = net.events.kind, net.events.ts
     assert np.all(np.diff(ts) >= 0)
     assert ts[0] >= net.start_ts and ts[-1] < net.start_ts + (DAYS + 1) * 86400
-    on_post = net.ev_post >= 0
-    post = net.ev_post[on_post]
+    on_post = net.events.post >= 0
+    post = net.events.post[on_post]
     assert post.max() < net.n_posts
     assert np.all(net.post_created[post] < ts[on_post])  # post existed before the event
-    assert np.all(net.post_author[post] != net.ev_user[on_post])  # nobody engages with their own posts
-    assert np.all(net.user_created[net.ev_user] < ts)
+    assert np.all(net.post_author[post] != net.events.user[on_post])  # nobody engages with their own posts
+    assert np.all(net.user_created[net.events.user] < ts)
     likes = k == EventKind.LIKE
-    key = net.ev_user[likes].astype(np.int64) * net.n_posts + net.ev_post[likes]
+    key = net.events.user[likes].astype(np.int64) * net.n_posts + net.events.post[likes]
     assert len(np.unique(key)) == len(key) > 0  # no duplicate likes
     follow = k == EventKind.FOLLOW
-    assert np.all(net.ev_post[follow] == -1) and np.all(net.ev_target_user[follow] >= 0)
-    assert np.all(net.ev_target_user[~follow] == -1) and np.all(on_post == ~follow)
+    assert np.all(net.events.post[follow] == -1) and np.all(net.events.target_user[follow] >= 0)
+    assert np.all(net.events.target_user[~follow] == -1) and np.all(on_post == ~follow)
     dwell = k == EventKind.DWELL
-    assert np.all(net.ev_value[dwell] > 0) and np.all(np.isnan(net.ev_value[~dwell]))
-    assert np.all(net.ev_position[on_post] >= 0) and np.all(net.ev_position[follow] == -1)
+    assert np.all(net.events.value[dwell] > 0) and np.all(np.isnan(net.events.value[~dwell]))
+    assert np.all(net.events.position[on_post] >= 0) and np.all(net.events.position[follow] == -1)
     counts = {kind: int((k == kind).sum()) for kind in EventKind}
     assert counts[EventKind.IMPRESSION] > counts[EventKind.CLICK] > counts[EventKind.REPOST] > 0
     assert counts[EventKind.CLICK] == counts[EventKind.DWELL]
@@ -125,12 +129,13 @@ def test_engagement_rewards_authors_with_more_posting():
 
 
 def test_revealed_engagement_favours_divisive_posts(net):
-    imp = net.ev_kind == EventKind.IMPRESSION
-    clk = net.ev_kind == EventKind.CLICK
+    imp = net.events.kind == EventKind.IMPRESSION
+    clk = net.events.kind == EventKind.CLICK
     div = net.post_divisiveness
     hi = div > 0.5
-    ctr_hi = np.isin(net.ev_post[clk], np.nonzero(hi)[0]).sum() / np.isin(net.ev_post[imp], np.nonzero(hi)[0]).sum()
-    ctr_lo = np.isin(net.ev_post[clk], np.nonzero(~hi)[0]).sum() / np.isin(net.ev_post[imp], np.nonzero(~hi)[0]).sum()
+    post = net.events.post
+    ctr_hi = np.isin(post[clk], np.nonzero(hi)[0]).sum() / np.isin(post[imp], np.nonzero(hi)[0]).sum()
+    ctr_lo = np.isin(post[clk], np.nonzero(~hi)[0]).sum() / np.isin(post[imp], np.nonzero(~hi)[0]).sum()
     assert ctr_hi > ctr_lo
 
 
@@ -139,9 +144,9 @@ def test_params_change_the_world():
     seen = []
     small = generate_network(100, 1, 3, params, progress=lambda stage, frac: seen.append((stage, frac)))
     assert ("browsing", 1.0) in seen and seen[-1] == ("finishing", 1.0)
-    assert small.start_ts == 0.0 and small.ev_ts.min() >= 0.0
-    on_post = small.ev_position >= 0
-    assert small.ev_position[on_post].max() < 5
+    assert small.start_ts == 0.0 and small.events.ts.min() >= 0.0
+    on_post = small.events.position >= 0
+    assert small.events.position[on_post].max() < 5
 
 
 def test_simulator_can_recreate_the_latent_population(net):

@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glassfeed.config import data_dir
 from glassfeed.domain import EventKind
 from glassfeed.importers import DATASETS, import_dataset
 from glassfeed.importers.synthetic import write_network
 from glassfeed.ingest import Ingestor
+from glassfeed.settings import packaged_settings
 from glassfeed.sim.generate import generate_network
 from glassfeed.store import open_store
 
 
 def _need(name: str) -> None:
-    if not (data_dir() / DATASETS[name][2]).is_dir():
-        pytest.skip(f"dataset {name} not present under {data_dir()}")
+    data_dir = packaged_settings().data_dir  # where import_dataset looks when given no folder
+    if not (data_dir / DATASETS[name][2]).is_dir():
+        pytest.skip(f"dataset {name} not present under {data_dir}")
 
 
 @pytest.fixture()
@@ -32,12 +33,12 @@ def test_ml100k(ing):
     res = import_dataset("ml-100k", ing)
     st = ing.store
     assert res["events"] == st.count("events")
-    kinds = dict(st.query("SELECT kind, COUNT(*) FROM events GROUP BY kind"))
-    assert kinds[int(EventKind.IMPRESSION)] == 100_000  # every rating is an impression
+    assert st.count_events(EventKind.IMPRESSION) == 100_000  # every rating is an impression
     # ratings >= 4 in ml-100k: 34,174 (4 stars) + 21,201 (5 stars)
-    assert kinds[int(EventKind.LIKE)] == 55_375
-    text, topics = st.query("SELECT text, topics FROM posts WHERE id = 'ml:m1'")[0]
-    assert text == "Toy Story (1995)" and set(topics.split(",")) == {"animation", "children's", "comedy"}
+    assert st.count_events(EventKind.LIKE) == 55_375
+    posts = st.load_posts()
+    m1 = posts["id"].index("ml:m1")
+    assert posts["text"][m1] == "Toy Story (1995)" and set(posts["topics"][m1]) == {"animation", "children's", "comedy"}
     assert st.count("users") == 944 and st.count("posts") == 1682
     with pytest.raises(ValueError, match="already"):
         import_dataset("ml-100k", ing)
@@ -63,9 +64,11 @@ def test_text_posts(ing):
     rd = import_dataset("reddit", ing)
     st = ing.store
     assert tw["users"] == 2 and tw["posts"] > 6000 and rd["posts"] > 40_000
-    assert st.query("SELECT COUNT(*) FROM posts WHERE id LIKE 'tw:%' AND text LIKE '%&amp;%'")[0][0] == 0  # entities decoded
-    author = st.query("SELECT u.id FROM posts p JOIN users u ON u.idx = p.author WHERE p.id LIKE 'reddit:%' "
-                      "AND p.topics = 'science' LIMIT 1")[0][0]
+    posts, users = st.load_posts(), st.load_users()
+    assert not any(i.startswith("tw:") and "&amp;" in t for i, t in zip(posts["id"], posts["text"]))  # decoded
+    name = dict(zip(users["idx"].tolist(), users["id"]))
+    author = next(name[a] for i, a, tp in zip(posts["id"], posts["author"].tolist(), posts["topics"])
+                  if i.startswith("reddit:") and tp == ["science"])
     assert author == "r/science"
 
 
@@ -76,21 +79,22 @@ def test_write_network_round_trip(ing):
     assert (st.count("users"), st.count("posts")) == (200, net.n_posts)
     assert st.count("events") == len(net.follow_src) + net.n_events
     assert st.count("follows") == len(np.unique(net.follow_src.astype(np.int64) * 200 + net.follow_dst)) + \
-        int(((net.ev_kind == EventKind.FOLLOW)).sum()) - _refollows(net)
+        int(((net.events.kind == EventKind.FOLLOW)).sum()) - _refollows(net)
     # replies point at the right parent, and an event's post resolves to the same external id
     child = int(np.flatnonzero(net.post_reply_to >= 0)[0])
-    parent_idx = st.query("SELECT reply_to FROM posts WHERE id = ?", (f"p{child}",))[0][0]
+    posts = st.load_posts()
+    parent_idx = posts["reply_to"][posts["id"].index(f"p{child}")]
     assert parent_idx == st.post_idx(f"p{int(net.post_reply_to[child])}")
-    likes = np.flatnonzero(net.ev_kind == EventKind.LIKE)
+    likes = np.flatnonzero(net.events.kind == EventKind.LIKE)
     assert len(likes) > 0 and res.first_token
-    got = st.query("SELECT COUNT(*) FROM events WHERE kind = ? AND post = ?",
-                   (int(EventKind.LIKE), st.post_idx(f"p{int(net.ev_post[likes[0]])}")))[0][0]
-    assert got == int((net.ev_post[likes] == net.ev_post[likes[0]]).sum())
+    target = st.post_idx(f"p{int(net.events.post[likes[0]])}")
+    got = int((st.events_in_window(kinds=[EventKind.LIKE]).post == target).sum())
+    assert got == int((net.events.post[likes] == net.events.post[likes[0]]).sum())
 
 
 def _refollows(net) -> int:
     """FOLLOW events whose edge was already in the initial graph (stored once)."""
     init = set((net.follow_src.astype(np.int64) * 200 + net.follow_dst).tolist())
-    f = net.ev_kind == EventKind.FOLLOW
-    keys = (net.ev_user[f].astype(np.int64) * 200 + net.ev_target_user[f]).tolist()
+    f = net.events.kind == EventKind.FOLLOW
+    keys = (net.events.user[f].astype(np.int64) * 200 + net.events.target_user[f]).tolist()
     return sum(k in init for k in keys)

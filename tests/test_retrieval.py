@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from glassfeed.retrieval import (ALS, BPR, EASE, MODELS, ANNIndex, Blend, ItemKNN, Popularity, Recommender,
-                                 RP3beta, SocialRecommender)
+from glassfeed.retrieval import (
+    ALS,
+    BPR,
+    EASE,
+    MODELS,
+    ANNIndex,
+    Blend,
+    ItemKNN,
+    Popularity,
+    RP3beta,
+    SocialRecommender,
+)
 from glassfeed.retrieval.blend import standardize_rows
-from glassfeed.retrieval.tuning import grid_search, param_grid
 
 
 def two_blocks(n_users: int = 40, n_items: int = 20, seed: int = 0) -> sp.csr_matrix:
@@ -68,19 +77,19 @@ def test_models_do_not_modify_the_callers_matrix():
     before = X.copy()
     for name in ("itemknn", "ease", "rp3beta", "als", "bpr"):
         MODELS[name](**FAST[name]).fit(X).recommend(np.arange(3), X, N=2)
-    assert (X != before).nnz == 0
+    assert (before != X).nnz == 0
 
 
 def test_popularity_counts_users_or_weight():
     X = sp.csr_matrix(np.array([[1, 0, 5], [1, 1, 0], [1, 0, 0]], dtype=np.float32))
-    assert Popularity().fit(X).item_scores.tolist() == [3, 1, 1]
-    assert Popularity(binary=False).fit(X).item_scores.tolist() == [3, 1, 5]
+    assert Popularity().fit(X).item_scores_.tolist() == [3, 1, 1]
+    assert Popularity(binary=False).fit(X).item_scores_.tolist() == [3, 1, 5]
 
 
 def test_ease_solves_its_constrained_least_squares():
     X = two_blocks(30, 12, seed=3)
     lam = 5.0
-    B = EASE(lam=lam).fit(X).B.astype(np.float64)
+    B = EASE(lam=lam).fit(X).B_.astype(np.float64)
     G = (X.T @ X).toarray()
     assert np.allclose(np.diag(B), 0)
     # KKT: (G + lam I) B - G is zero off the diagonal (the diagonal holds the constraint's multipliers)
@@ -95,32 +104,32 @@ def test_ease_max_items_and_gamma():
     X = X.tocsr()
     X.eliminate_zeros()
     model = EASE(lam=10.0, max_items=15).fit(X)
-    assert len(model.items) == 15 and 19 not in model.items
+    assert len(model.items_) == 15 and 19 not in model.items_
     scores = model.score(np.arange(40), X)
-    assert np.isneginf(scores[:, np.setdiff1d(np.arange(20), model.items)]).all()
-    assert not np.allclose(EASE(lam=10.0, gamma=1.0).fit(X).B, EASE(lam=10.0).fit(X).B)
+    assert np.isneginf(scores[:, np.setdiff1d(np.arange(20), model.items_)]).all()
+    assert not np.allclose(EASE(lam=10.0, gamma=1.0).fit(X).B_, EASE(lam=10.0).fit(X).B_)
 
 
 def test_itemknn_is_shrunk_cosine_with_k_neighbours():
     X = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1], [1, 0, 0]], dtype=np.float32))
-    S = ItemKNN(K=5, shrink=0.0).fit(X).similarity.toarray()
+    S = ItemKNN(K=5, shrink=0.0).fit(X).similarity_.toarray()
     # items 0 and 1 share 2 users; |x0| = sqrt(3), |x1| = sqrt(3)
     assert S[0, 1] == pytest.approx(2 / 3, rel=1e-5) and S[0, 0] == 0
-    shrunk = ItemKNN(K=5, shrink=1.0).fit(X).similarity.toarray()
+    shrunk = ItemKNN(K=5, shrink=1.0).fit(X).similarity_.toarray()
     assert shrunk[0, 1] == pytest.approx(2 / (3 + 1), rel=1e-5)
-    pruned = ItemKNN(K=1, shrink=0.0).fit(two_blocks()).similarity
+    pruned = ItemKNN(K=1, shrink=0.0).fit(two_blocks()).similarity_
     assert (np.diff(pruned.tocsc().indptr) <= 1).all()  # each target item keeps at most K neighbours
 
 
 def test_rp3beta_is_a_popularity_discounted_random_walk():
     X = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=np.float32))
-    W = RP3beta(alpha=1.0, beta=0.0, K=10).fit(X).similarity.toarray()
+    W = RP3beta(alpha=1.0, beta=0.0, K=10).fit(X).similarity_.toarray()
     P_ui = X.toarray() / X.toarray().sum(1, keepdims=True)
     P_iu = X.toarray().T / X.toarray().T.sum(1, keepdims=True)
     expected = P_iu @ P_ui
     np.fill_diagonal(expected, 0)
     assert np.allclose(W, expected, atol=1e-6)
-    Wb = RP3beta(alpha=1.0, beta=1.0, K=10).fit(X).similarity.toarray()
+    Wb = RP3beta(alpha=1.0, beta=1.0, K=10).fit(X).similarity_.toarray()
     pop = X.toarray().sum(0)
     assert np.allclose(Wb, expected / pop[None, :], atol=1e-6)
 
@@ -128,9 +137,9 @@ def test_rp3beta_is_a_popularity_discounted_random_walk():
 def test_factor_models_expose_numpy_factors_whose_product_is_the_score():
     X = two_blocks()
     for model in (ALS(factors=4, iterations=5).fit(X), BPR(factors=4, iterations=20).fit(X)):
-        assert isinstance(model.user_factors, np.ndarray) and isinstance(model.item_factors, np.ndarray)
-        assert model.user_factors.shape[0] == 40 and model.item_factors.shape[0] == 20
-        assert np.allclose(model.score(np.arange(3), X), model.user_factors[:3] @ model.item_factors.T)
+        assert isinstance(model.user_factors_, np.ndarray) and isinstance(model.item_factors_, np.ndarray)
+        assert model.user_factors_.shape[0] == 40 and model.item_factors_.shape[0] == 20
+        assert np.allclose(model.score(np.arange(3), X), model.user_factors_[:3] @ model.item_factors_.T)
 
 
 def test_bpr_pop_correction_adds_log_counts_to_the_item_bias():
@@ -141,8 +150,8 @@ def test_bpr_pop_correction_adds_log_counts_to_the_item_bias():
     plain = BPR(factors=4, iterations=20, pop_correction=0.0).fit(X)
     corrected = BPR(factors=4, iterations=20, pop_correction=1.0).fit(X)
     counts = np.diff(X.tocsc().indptr)
-    assert np.allclose(corrected.item_factors[:, -1] - plain.item_factors[:, -1], np.log(counts), atol=1e-5)
-    assert np.allclose(corrected.item_factors[:, :-1], plain.item_factors[:, :-1])
+    assert np.allclose(corrected.item_factors_[:, -1] - plain.item_factors_[:, -1], np.log(counts), atol=1e-5)
+    assert np.allclose(corrected.item_factors_[:, :-1], plain.item_factors_[:, :-1])
 
 
 def test_social_counts_friends_who_liked_an_item():
@@ -166,7 +175,7 @@ def test_blend_standardises_and_weights_members():
     alone = Blend.of([ease, pop], [1.0, 0.0]).recommend(np.arange(10), X, N=5)[0]
     assert (alone == ease.recommend(np.arange(10), X, N=5)[0]).all()
     fitted = Blend(members=[("ease", {"lam": 10.0}), ("pop", {})], weights=[1.0, 0.5]).fit(X)
-    assert fitted.models[0].lam == 10.0 and fitted.get_params()["weights"] == (1.0, 0.5)
+    assert fitted.models_[0].lam == 10.0 and fitted.get_params()["weights"] == (1.0, 0.5)
     assert repr(EASE(lam=3.0)) == "EASE(lam=3.0, gamma=0.0, max_items=None, binary=True)"
     with pytest.raises(ValueError):
         Blend(members=[("nope", {})])
@@ -203,7 +212,7 @@ def test_ann_index_answers_exactly_when_hnswlib_cannot_fill_k():
     items = rng.normal(size=(200, 8)).astype(np.float32)
     queries = rng.normal(size=(5, 8)).astype(np.float32)
     index = ANNIndex(dim=8).fit(items, ids=np.arange(200) * 3)
-    index.index = _Failing()
+    index.index_ = _Failing()
     ids, scores = index.query(queries, 150)
     exact = np.argsort(-(queries @ items.T), axis=1, kind="stable")[:, :150] * 3
     assert (ids == exact).all()
@@ -215,50 +224,13 @@ def test_ann_index_below_exact_threshold_builds_no_graph_and_is_exact():
     items = rng.normal(size=(500, 16)).astype(np.float32)
     queries = rng.normal(size=(20, 16)).astype(np.float32)
     flat = ANNIndex(dim=16, exact_below=501).fit(items, ids=np.arange(500) + 10)
-    assert flat.exact and flat.index is None
+    assert flat.exact_ and flat.index_ is None
     ids, scores = flat.query(queries, 25)
     full = queries @ items.T
     exact = np.argsort(-full, axis=1, kind="stable")[:, :25] + 10
     assert (ids == exact).all()
     assert np.allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :25], atol=1e-5)
     graph = ANNIndex(dim=16, exact_below=500).fit(items)  # at the threshold: HNSW
-    assert not graph.exact and graph.index is not None
+    assert not graph.exact_ and graph.index_ is not None
     wide, _ = flat.query(queries[:1], 600)  # more than the index holds: padded
     assert (np.sort(wide[0, :500]) == np.arange(500) + 10).all() and (wide[0, 500:] == -1).all()
-
-
-class OneItem(Recommender):
-    """Scores only ``item``: a model whose quality depends on one parameter in an obvious way."""
-
-    def __init__(self, item: int = 0):
-        self.item = item
-
-    def fit(self, X):
-        self.n_items = X.shape[1]
-        return self
-
-    def score(self, userids, X):
-        out = np.zeros((len(np.atleast_1d(userids)), self.n_items), np.float32)
-        out[:, self.item] = 1.0
-        return out
-
-
-def test_grid_search_selects_on_validation_only():
-    X = two_blocks()
-    valid = sp.csr_matrix((np.ones(40, np.float32), (np.arange(40), np.full(40, 5))), shape=X.shape)
-    train = X.tolil()
-    train[:, 5] = 0
-    train = train.tocsr()
-    train.eliminate_zeros()
-    result = grid_search(OneItem, {"item": [0, 5, 9, 5]}, train, valid, k=1, metric="ndcg@1")
-    assert result.best_params == {"item": 5} and result.best_score == 1.0
-    assert result.best_model.item == 5
-    assert [t["params"]["item"] for t in result.trials] == [0, 5, 9, 5]  # every point tried, first best kept
-    scores = [t["valid"]["ndcg@1"] for t in result.trials]
-    assert scores[1] == scores[3] == 1.0 and max(scores[0], scores[2]) < 0.1
-
-
-def test_param_grid_products_and_lists():
-    assert param_grid({}) == [{}]
-    assert param_grid({"a": [1, 2], "b": [3]}) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
-    assert param_grid([{"a": [1]}, {"a": [2], "g": [0.5]}]) == [{"a": 1}, {"a": 2, "g": 0.5}]

@@ -89,7 +89,8 @@ def test_loop_is_deterministic_and_feeds_back(tiny_base, tmp_path):
 
     st = open_store(tmp_path / "a" / "engagement.db")
     try:
-        n_tagged = st.query("SELECT COUNT(*) FROM events WHERE request_id LIKE 'engagement:%'")[0][0]
+        logged = st.events_in_window(object_columns=True).request_id
+        n_tagged = sum(r is not None and r.startswith("engagement:") for r in logged.tolist())
         n_posts = st.count("posts")
     finally:
         st.close()

@@ -23,7 +23,7 @@ def built(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("webunit")
     net = generate_network(120, 3, 11)
-    end = max(float(net.ev_ts.max()), float(net.post_created.max())) + 60.0
+    end = max(float(net.events.ts.max()), float(net.post_created.max())) + 60.0
     store = open_store(folder / "w.db", "NORMAL")
     res = write_network(net, Ingestor(store, clock=lambda: end))
     store.close()
@@ -33,10 +33,10 @@ def built(tmp_path_factory):
 
 def make_client(built, demo: bool) -> TestClient:
     from glassfeed.api.app import create_app
-    from glassfeed.config import load_settings
+    from glassfeed.settings import load_settings
 
     folder, _ = built
-    app = create_app(load_settings(config_path=folder / "gf.toml", db_path=folder / "w.db", api_key=KEY))
+    app = create_app(load_settings(folder / "gf.toml", store={"path": folder / "w.db"}, api={"key": KEY}))
     install(app, demo=demo)
     install(app, demo=demo)  # idempotent: a second call (e.g. from create_app later) changes nothing
     return TestClient(app)
@@ -147,8 +147,8 @@ def test_audit_missing_then_served(demo, tmp_path, monkeypatch):
     assert "new report" in demo.get("/audit/").text  # the newest wins
     assert demo.get("/audit/plot.png").content == b"\x89PNG"
     assert demo.get("/audit/..%2F..%2F..%2Fsecret.txt").status_code == 404
-    elsewhere = tmp_path / "elsewhere" / "latest.html"  # a place only the env var names
+    elsewhere = tmp_path / "elsewhere" / "latest.html"  # a place only the settings name
     elsewhere.parent.mkdir()
     elsewhere.write_text("<h1>named report</h1>")
-    monkeypatch.setenv("GLASSFEED_AUDIT_REPORT", str(elsewhere))
+    demo.app.state.settings = demo.app.state.settings.replace(web={"audit_report": str(elsewhere)})
     assert "named report" in demo.get("/audit/").text

@@ -1,6 +1,10 @@
 """Validate and append: the one door through which users, posts and events enter the store.
 
-HTTP, CLI import, importers, the generator and the simulator all write through an :class:`Ingestor`.
+HTTP, CLI import, importers, the generator and the simulator all write through an :class:`Ingestor`. Events
+are checked against the one event specification (``glassfeed.domain.spec``): wire events item by item where
+only the wire can be wrong (``wire_to_batch``), then every rule vectorised over the resolved ``EventBatch``
+(``batch_errors``), the same rules ``ingest_batch`` applies to already-resolved batches.
+
 A batch is all-or-nothing: any invalid item rejects the whole batch with an error per item (index, field,
 reason) and nothing is written. An acknowledged batch has been committed durably. Re-sending an event with an
 id already stored changes nothing (it is counted as a duplicate).
@@ -14,20 +18,20 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from glassfeed.config import IngestLimits, default_limits
-from glassfeed.domain import EITHER_TARGET_KINDS, KIND_NAMES, USER_TARGET_KINDS, EventKind
-from glassfeed.store import SQLiteStore
+from glassfeed.domain import EVENT_COLUMNS, KIND_NAMES, KIND_RULES, SERVER_ID_PREFIX, EventBatch, EventKind
+from glassfeed.domain.spec import EVENT_FIELDS, WIRE_FIELD_NAMES, Bound, Target, WireField, WireType
+from glassfeed.settings import IngestLimits, packaged_settings
+from glassfeed.store import Store
 
-SERVER_ID_PREFIX = "gf:"
 HASHTAG = re.compile(r"#(\w{1,64})")
-_KIND_BY_NAME = {k.name.lower(): k for k in EventKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +64,12 @@ class IngestResult:
     last_seq: int = 0
 
 
-#: Listener signature: called after a durable commit with the new events as columns (see SQLiteStore.iter_events).
-EventListener = Callable[[dict[str, np.ndarray]], None]
+#: Listener signature: called after a durable commit with the new events (``seq`` set; the ``surface``,
+#: ``request_id`` and ``id`` columns when any event has one).
+EventListener = Callable[[EventBatch], None]
+
+
+_BAD_TIME = "must be a finite, non-negative time"
 
 
 def parse_ts(v: Any) -> float:
@@ -69,7 +77,10 @@ def parse_ts(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError("must be a number of epoch seconds or an ISO 8601 string")
     if isinstance(v, (int, float)):
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            raise ValueError(_BAD_TIME) from None
     elif isinstance(v, str):
         try:
             f = float(v)
@@ -84,7 +95,7 @@ def parse_ts(v: Any) -> float:
     else:
         raise ValueError("must be a number of epoch seconds or an ISO 8601 string")
     if not math.isfinite(f) or f < 0:
-        raise ValueError("must be a finite, non-negative time")
+        raise ValueError(_BAD_TIME)
     return f
 
 
@@ -95,16 +106,16 @@ def hash_token(token: str) -> str:
 class Ingestor:
     """Validates records and appends them to the store in one durable transaction per batch."""
 
-    def __init__(self, store: SQLiteStore, limits: IngestLimits | None = None,
+    def __init__(self, store: Store, limits: IngestLimits | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.limits = limits or default_limits()
+        self.limits = limits or packaged_settings().ingest
         self.clock = clock
         self.listeners: list[EventListener] = []
         self.entity_listeners: list[Callable[[str, list[int]], None]] = []
 
     # ------------------------------------------------------------------ users
-    def create_users(self, records: Sequence[dict[str, Any]], *, skip_existing: bool = False,
+    def create_users(self, records: Sequence[Any], *, skip_existing: bool = False,
                      with_tokens: bool = True) -> list[dict[str, Any]]:
         """Create users; returns ``[{id, idx, token}]`` (the token is shown once; only its hash is stored)."""
         errors: list[ItemError] = []
@@ -116,8 +127,8 @@ class Ingestor:
             if not isinstance(r, dict):
                 errors.append(ItemError(i, "", "must be an object"))
                 continue
-            uid = r.get("id")
-            if not self._check_id(uid, i, "id", errors):
+            uid = self._check_id(r.get("id"), i, "id", errors)
+            if uid is None:
                 continue
             if uid in seen or self.store.user_idx(uid) is not None:
                 if skip_existing:
@@ -159,7 +170,7 @@ class Ingestor:
         return out
 
     # ------------------------------------------------------------------ posts
-    def create_posts(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def create_posts(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         """Create posts (hashtags in the text become topics); returns ``[{id, idx}]``."""
         errors: list[ItemError] = []
         rows: list[tuple[Any, ...]] = []
@@ -172,8 +183,8 @@ class Ingestor:
                 errors.append(ItemError(i, "", "must be an object"))
                 continue
             n_err = len(errors)
-            pid = r.get("id") or f"post-{uuid.uuid4().hex}"
-            if not self._check_id(pid, i, "id", errors):
+            pid = self._check_id(r.get("id") or f"post-{uuid.uuid4().hex}", i, "id", errors)
+            if pid is None:
                 continue
             if pid in batch_ids or self.store.post_idx(pid) is not None:
                 errors.append(ItemError(i, "id", f"post {pid!r} already exists"))
@@ -186,7 +197,7 @@ class Ingestor:
             if len(text) > lim.max_text_chars:
                 errors.append(ItemError(i, "text", f"too long: {len(text)} > {lim.max_text_chars} characters"))
                 continue
-            refs = []
+            refs: list[int | None] = []
             for ref in ("reply_to", "repost_of", "quote_of"):
                 v = r.get(ref)
                 if v is None:
@@ -236,156 +247,69 @@ class Ingestor:
         return out
 
     # ------------------------------------------------------------------ events
-    def ingest_events(self, records: Sequence[dict[str, Any]]) -> IngestResult:
-        """Validate a batch of wire-format events and append it atomically; see module docstring."""
+    def ingest_events(self, records: Sequence[Any]) -> IngestResult:
+        """Validate a batch of wire-format events (at most ``max_batch``) and append it atomically; see the
+        module docstring. The answer's ``ids`` are the client ids, or ``gf:<seq>`` for events sent without."""
         lim = self.limits
         if len(records) > lim.max_batch:
             raise IngestError([ItemError(-1, "events", f"batch of {len(records)} exceeds the limit of "
                                                       f"{lim.max_batch}")], status=413)
+        return self._append(self.parse_events(records), with_ids=True)
+
+    def parse_events(self, records: Sequence[Any]) -> EventBatch:
+        """Wire-format events -> a resolved ``EventBatch`` (external ids -> store idx, ``ts`` default now),
+        checked against the whole event specification; raises ``IngestError`` naming every bad item. Writes
+        nothing (bulk import parses the next chunk while the previous one is written)."""
         now = self.clock()
-        horizon = now + lim.max_future_skew_s
-        errors: list[ItemError] = []
-        rows: list[tuple[Any, ...]] = []
-        client_ids: list[str | None] = []
-        users = self.store.user_ids()
-        posts = self.store.post_ids()
-        for i, r in enumerate(records):
-            if not isinstance(r, dict):
-                errors.append(ItemError(i, "", "must be an object"))
-                continue
-            n_err = len(errors)
-            kname = r.get("kind")
-            kind = _KIND_BY_NAME.get(kname) if isinstance(kname, str) else None
-            if kind is None:
-                errors.append(ItemError(i, "kind", f"unknown event kind {kname!r}; expected one of "
-                                                   f"{', '.join(KIND_NAMES)}"))
-            eid = r.get("id")
-            if eid is not None:
-                if not isinstance(eid, str) or not eid or len(eid) > lim.max_id_chars:
-                    errors.append(ItemError(i, "id", f"must be a non-empty string of at most {lim.max_id_chars}"
-                                                     " characters"))
-                elif eid.startswith(SERVER_ID_PREFIX):
-                    errors.append(ItemError(i, "id", f"ids starting with {SERVER_ID_PREFIX!r} are reserved"))
-            u = r.get("user")
-            user = users.get(u) if isinstance(u, str) else None
-            if user is None:
-                errors.append(ItemError(i, "user", "required" if u is None else f"unknown user {u!r}"))
-            p = r.get("post")
-            tu = r.get("target_user")
-            post = target = None
-            if p is not None:
-                post = posts.get(p) if isinstance(p, str) else None
-                if post is None:
-                    errors.append(ItemError(i, "post", f"unknown post {p!r}"))
-            if tu is not None:
-                target = users.get(tu) if isinstance(tu, str) else None
-                if target is None:
-                    errors.append(ItemError(i, "target_user", f"unknown user {tu!r}"))
-            if kind is not None:
-                if kind in USER_TARGET_KINDS:
-                    if tu is None:
-                        errors.append(ItemError(i, "target_user", f"required for {kind.wire}"))
-                elif kind in EITHER_TARGET_KINDS:
-                    if p is None and tu is None:
-                        errors.append(ItemError(i, "post", f"{kind.wire} needs a post or a target_user"))
-                elif p is None:
-                    errors.append(ItemError(i, "post", f"required for {kind.wire}"))
-            ts_raw = r.get("ts")
-            ts = now
-            if ts_raw is not None:
-                try:
-                    ts = parse_ts(ts_raw)
-                    if ts > horizon:
-                        raise ValueError(f"is {ts - now:.0f} s in the future (limit {lim.max_future_skew_s:.0f} s)")
-                except ValueError as e:
-                    errors.append(ItemError(i, "ts", str(e)))
-            value = r.get("value")
-            if value is not None:
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                        or not 0 <= value <= lim.max_dwell_ms:
-                    errors.append(ItemError(i, "value", f"must be a number in [0, {lim.max_dwell_ms:.0f}]"))
-            elif kind is EventKind.DWELL:
-                errors.append(ItemError(i, "value", "dwell needs value = dwell time in ms"))
-            pos = r.get("position")
-            if pos is not None and (not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos < 100_000):
-                errors.append(ItemError(i, "position", "must be an integer in [0, 100000)"))
-            surface = r.get("surface")
-            if surface is not None and (not isinstance(surface, str) or len(surface) > 64):
-                errors.append(ItemError(i, "surface", "must be a string of at most 64 characters"))
-            req = r.get("request_id")
-            if req is not None and (not isinstance(req, str) or len(req) > 128):
-                errors.append(ItemError(i, "request_id", "must be a string of at most 128 characters"))
-            unknown = r.keys() - _EVENT_FIELDS
-            if unknown:
-                errors.append(ItemError(i, sorted(unknown)[0], "unknown field"))
-            if len(errors) > n_err:
-                continue
-            client_ids.append(eid)
-            rows.append((eid, int(kind), user, post, target, ts, value, surface, pos, req))  # type: ignore[arg-type]
-            if len(errors) >= 1000:
-                break
+        batch, errors = wire_to_batch(records, self.store.user_ids(), self.store.post_ids(), now)
+        errors = _merge(errors, self._rule_errors(batch, now))
         if errors:
             raise IngestError(errors)
-        return self._append(rows, client_ids)
+        return batch
 
-    def _append(self, rows: list[tuple[Any, ...]], client_ids: list[str | None]) -> IngestResult:
+    def ingest_batch(self, batch: EventBatch) -> IngestResult:
+        """Append resolved events (store idx, ``seq`` ignored) atomically after the specification's vectorised
+        checks (``batch_errors``); events whose client ``id`` is already stored count as duplicates. The fast
+        path of the simulator, the importers, bulk import and the feed service's impressions."""
+        if len(batch) == 0:
+            return IngestResult(0, 0)
+        errors = self._rule_errors(batch, self.clock())
+        if errors:
+            raise IngestError(errors)
+        return self._append(batch)
+
+    def _rule_errors(self, batch: EventBatch, now: float) -> list[ItemError]:
+        return batch_errors(batch, self.limits, now, n_users=len(self.store.user_ids()),
+                            n_posts=len(self.store.post_ids()))
+
+    def _append(self, batch: EventBatch, with_ids: bool = False) -> IngestResult:
         with self.store.transaction() as tx:
-            given = [c for c in client_ids if c is not None]
-            existing = self.store.event_ids_exist(given) if given else set()
-            keep: list[tuple[Any, ...]] = []
-            kept_ids: list[str | None] = []
-            seen: set[str] = set()
-            for row, cid in zip(rows, client_ids):
-                if cid is not None:
-                    if cid in existing or cid in seen:
-                        continue
-                    seen.add(cid)
-                keep.append(row)
-                kept_ids.append(cid)
-            first, last = self.store.append_events(tx, keep) if keep else (0, -1)
-        ids = [cid if cid is not None else f"{SERVER_ID_PREFIX}{first + j}" for j, cid in enumerate(kept_ids)]
-        if keep:
-            self._notify(_rows_to_columns(keep, first))
-        return IngestResult(accepted=len(keep), duplicates=len(rows) - len(keep), ids=ids,
+            kept = batch if batch.id is None else batch.take(self._new_ids(batch.id.tolist()))
+            first, last = self.store.append_events(tx, kept) if len(kept) else (0, -1)
+        ids: list[str] = []
+        if with_ids:
+            given = kept.id.tolist() if kept.id is not None else [None] * len(kept)
+            ids = [c if c is not None else f"{SERVER_ID_PREFIX}{first + j}" for j, c in enumerate(given)]
+        if len(kept):
+            self._notify(kept.with_seq(first))
+        return IngestResult(accepted=len(kept), duplicates=len(batch) - len(kept), ids=ids,
                             first_seq=first, last_seq=last)
 
-    def ingest_columns(self, cols: dict[str, np.ndarray], request_ids: Sequence[str | None] | None = None,
-                       surface: Sequence[str | None] | None = None) -> IngestResult:
-        """Fast path for resolved, server-id events given as columns (kind, user, post, target_user, ts,
-        value, position); validated vectorised against the store's id ranges."""
-        n = len(cols["kind"])
-        if n == 0:
-            return IngestResult(0, 0)
-        kind = np.asarray(cols["kind"], dtype=np.int64)
-        user = np.asarray(cols["user"], dtype=np.int64)
-        n_users = len(self.store.user_ids())
-        n_posts = len(self.store.post_ids())
-        errors: list[ItemError] = []
-        valid_kinds = np.array([int(k) for k in EventKind])
-        for name, bad, reason in (
-            ("kind", ~np.isin(kind, valid_kinds), "unknown event kind"),
-            ("user", (user < 1) | (user > n_users), "unknown user index"),
-            ("post", ("post" in cols) and ((np.asarray(cols["post"]) > n_posts) | (np.asarray(cols["post"]) < -1)),
-             "unknown post index"),
-            ("ts", np.asarray(cols["ts"]) > self.clock() + self.limits.max_future_skew_s, "in the future"),
-        ):
-            if isinstance(bad, np.ndarray) and bad.any():
-                for i in np.flatnonzero(bad)[:100]:
-                    errors.append(ItemError(int(i), name, reason))
-        if errors:
-            raise IngestError(errors)
-        full = {k: np.asarray(v) for k, v in cols.items()}
-        if surface is not None:
-            full["surface"] = np.asarray(surface, dtype=object)
-        with self.store.transaction() as tx:
-            first, last = self.store.append_event_columns(tx, full, request_id=request_ids)
-        out = {k: full[k] for k in ("kind", "user", "post", "target_user", "ts", "value", "position") if k in full}
-        out["seq"] = np.arange(first, last + 1, dtype=np.int64)
-        self._notify(_fill_columns(out, n))
-        return IngestResult(accepted=n, duplicates=0, first_seq=first, last_seq=last)
+    def _new_ids(self, ids: list[str | None]) -> np.ndarray:
+        """Mask of the events to keep: no client id, or one neither stored nor seen earlier in the batch."""
+        existing = self.store.event_ids_exist([c for c in ids if c is not None])
+        keep = np.ones(len(ids), bool)
+        seen: set[str] = set()
+        for j, c in enumerate(ids):
+            if c is not None:
+                if c in existing or c in seen:
+                    keep[j] = False
+                else:
+                    seen.add(c)
+        return keep
 
     # ------------------------------------------------------------------ user settings and rights
-    def set_muted_words(self, user_id: str, words: Iterable[str]) -> list[str]:
+    def set_muted_words(self, user_id: str, words: Iterable[Any]) -> list[str]:
         user = self._require_user(user_id)
         clean = sorted({w.strip().lower() for w in words if isinstance(w, str) and w.strip()})
         if any(len(w) > 100 for w in clean):
@@ -417,6 +341,11 @@ class Ingestor:
         for cb in self.entity_listeners:
             cb("prefs", [user])
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Durably set one key of the store's meta table (cursors, secrets): the one door for meta writes."""
+        with self.store.transaction() as tx:
+            self.store.set_meta(tx, key, value)
+
     def delete_user_data(self, user_id: str) -> dict[str, int]:
         """Data-rights erasure of a user's events and derived state (the account row stays, emptied)."""
         user = self._require_user(user_id)
@@ -427,9 +356,9 @@ class Ingestor:
         return counts
 
     # ------------------------------------------------------------------ helpers
-    def _notify(self, cols: dict[str, np.ndarray]) -> None:
+    def _notify(self, batch: EventBatch) -> None:
         for cb in self.listeners:
-            cb(cols)
+            cb(batch)
 
     def _require_user(self, user_id: str) -> int:
         idx = self.store.user_idx(user_id)
@@ -443,36 +372,283 @@ class Ingestor:
             errors.append(ItemError(i, name, "required" if v is None else f"unknown user {v!r}"))
         return idx
 
-    def _check_id(self, v: Any, i: int, name: str, errors: list[ItemError]) -> bool:
+    def _check_id(self, v: Any, i: int, name: str, errors: list[ItemError]) -> str | None:
+        """``v`` when it is a valid external id; else ``None``, with the error recorded."""
         if not isinstance(v, str) or not v or len(v) > self.limits.max_id_chars or v.strip() != v:
             errors.append(ItemError(i, name, f"must be a non-empty string of at most {self.limits.max_id_chars}"
                                              " characters without surrounding spaces"))
-            return False
-        return True
+            return None
+        return v
 
 
-_EVENT_FIELDS = frozenset({"id", "kind", "user", "post", "target_user", "ts", "value", "surface", "position",
-                           "request_id"})
+# ---------------------------------------------------------------------------------------------- the event rules
+# Both validators below are derived from ``glassfeed.domain.spec``: ``wire_to_batch`` parses what only the wire
+# can get wrong (types, unknown names, unknown fields) and ``batch_errors`` checks every rule that resolved
+# columns can express (ranges, limits, targets per kind, fields a kind needs). ``Ingestor.parse_events`` runs
+# both, ``Ingestor.ingest_batch`` the second alone, so one rule has one implementation.
+
+#: Most errors a rejected batch reports.
+MAX_REPORTED_ERRORS = 1000
+_WIRE_NAMES = frozenset(WIRE_FIELD_NAMES)
+_FIELD_ORDER = {name: i for i, name in enumerate(("", *WIRE_FIELD_NAMES))}
+_KIND_CODE: dict[str, int] = {k.wire: int(k) for k in EventKind}
+_KIND_CODES = np.array(sorted(_KIND_CODE.values()), np.int64)
+_NULL = {c.name: c.null for c in EVENT_COLUMNS}
+_INT32_MAX = np.iinfo(np.int32).max
+#: Placeholders for a value given but unusable (its error is already recorded): present, and refused by the rules.
+_BAD_REF, _BAD_NUMBER, _BAD_INDEX = 0, -1.0, -2
 
 
-def _rows_to_columns(rows: list[tuple[Any, ...]], first: int) -> dict[str, np.ndarray]:
-    n = len(rows)
-    return {
-        "seq": np.arange(first, first + n, dtype=np.int64),
-        "kind": np.fromiter((r[1] for r in rows), np.int8, n),
-        "user": np.fromiter((r[2] for r in rows), np.int64, n),
-        "post": np.fromiter((-1 if r[3] is None else r[3] for r in rows), np.int64, n),
-        "target_user": np.fromiter((-1 if r[4] is None else r[4] for r in rows), np.int64, n),
-        "ts": np.fromiter((r[5] for r in rows), np.float64, n),
-        "value": np.fromiter((np.nan if r[6] is None else r[6] for r in rows), np.float64, n),
-        "position": np.fromiter((-1 if r[8] is None else r[8] for r in rows), np.int32, n),
+def bound_reason(f: WireField, limits: IngestLimits) -> str:
+    """The error for a value of ``f`` outside its type or bound (the same words for both)."""
+    lim = getattr(limits, f.limit) if f.limit else None
+    if f.bound is Bound.CHARS:
+        return f"must be a {'non-empty ' if f.nonempty else ''}string of at most {lim} characters"
+    if f.bound is Bound.AT_MOST:
+        return f"must be a number in [0, {lim:.0f}]"
+    if f.bound is Bound.BELOW:
+        return f"must be an integer in [0, {lim})"
+    raise ValueError(f"field {f.name!r} has no bound")
+
+
+#: One vectorised check: the field it names, the mask of bad items, and the reason for item i.
+Check = tuple[str, np.ndarray, Callable[[int], str]]
+
+
+def batch_errors(batch: EventBatch, limits: IngestLimits, now: float, n_users: int,
+                 n_posts: int) -> list[ItemError]:
+    """Every rule of the event specification over resolved columns, vectorised: known kinds, user/post idx in
+    the store's ranges (``1..n_users``, ``1..n_posts``), each field's bound from ``limits``, each kind's target
+    and required fields. At most ``MAX_REPORTED_ERRORS`` errors, by index then field."""
+    checks: list[Check] = []
+    for f in EVENT_FIELDS:
+        checks.extend(_field_checks(f, batch, limits, now, n_users, n_posts))
+    checks.extend(_kind_checks(batch))
+    any_bad = np.zeros(len(batch), bool)
+    for _, bad, _ in checks:
+        any_bad |= bad
+    if not any_bad.any():
+        return []
+    rows = np.flatnonzero(any_bad)[:MAX_REPORTED_ERRORS]
+    out = [ItemError(i, name, reason(i)) for name, bad, reason in checks for i in rows[bad[rows]].tolist()]
+    return _merge([], out)
+
+
+def _always(reason: str) -> Callable[[int], str]:
+    return lambda i: reason
+
+
+def _field_checks(f: WireField, batch: EventBatch, limits: IngestLimits, now: float, n_users: int,
+                  n_posts: int) -> list[Check]:
+    col = getattr(batch, f.name)
+    if col is None:
+        return []
+    lim = float(getattr(limits, f.limit)) if f.limit else math.inf
+    if f.type is WireType.KIND:
+        return [(f.name, ~np.isin(col, _KIND_CODES), lambda i: f"unknown event kind code {int(col[i])}")]
+    if f.type in (WireType.USER, WireType.POST):
+        top, what = (n_users, "user") if f.type is WireType.USER else (n_posts, "post")
+        bad = (col < 1) | (col > top)
+        if not f.required:
+            bad &= col != _NULL[f.name]
+        return [(f.name, bad, lambda i: f"unknown {what} index {int(col[i])}")]
+    if f.type is WireType.TIME:
+        return [(f.name, ~np.isfinite(col) | (col < 0), _always(_BAD_TIME)),
+                (f.name, col > now + lim, lambda i: f"is {col[i] - now:.0f} s in the future (limit {lim:.0f} s)")]
+    reason = _always(bound_reason(f, limits))
+    if f.type is WireType.NUMBER:  # NaN is "absent"
+        return [(f.name, (col < 0) | (col > lim), reason)]
+    if f.type is WireType.INTEGER:
+        return [(f.name, (col != _NULL[f.name]) & ((col < 0) | (col >= lim)), reason)]
+    vals = col.tolist()  # an object column of strings (None = absent)
+    out = [(f.name, _bad_strings(vals, lim, f.nonempty), reason)]
+    prefix = f.reserved_prefix
+    if prefix:
+        taken = np.zeros(len(vals), bool)
+        if any(map(str.startswith, (v for v in vals if type(v) is str), repeat(prefix))):
+            taken = np.fromiter((type(v) is str and v.startswith(prefix) for v in vals), bool, len(vals))
+        out.append((f.name, taken, _always(f"ids starting with {prefix!r} are reserved")))
+    return out
+
+
+def _bad_strings(vals: list[Any], lim: float, nonempty: bool) -> np.ndarray:
+    """Mask of the values (``None`` = absent) that are not strings of at most ``lim`` characters (or are empty
+    when ``nonempty``); one pass in C when all are fine."""
+    types = set(map(type, vals))
+    if types <= {str, type(None)}:
+        strs = [v for v in vals if v is not None] if type(None) in types else vals
+        lens = list(map(len, strs))
+        if not lens or (max(lens) <= lim and (not nonempty or min(lens) > 0)):
+            return np.zeros(len(vals), bool)
+    return np.fromiter((v is not None and (type(v) is not str or len(v) > lim or (nonempty and not v))
+                        for v in vals), bool, len(vals))
+
+
+def _present(batch: EventBatch, name: str) -> np.ndarray:
+    col = getattr(batch, name)
+    if col is None:
+        return np.zeros(len(batch), bool)
+    if col.dtype == object:
+        return np.fromiter((v is not None for v in col.tolist()), bool, len(col))
+    return ~np.isnan(col) if np.issubdtype(col.dtype, np.floating) else col != _NULL[name]
+
+
+def _kind_checks(batch: EventBatch) -> list[Check]:
+    kind = batch.kind
+
+    def wire(i: int) -> str:
+        return EventKind(int(kind[i])).wire
+
+    has_post, has_user = _present(batch, "post"), _present(batch, "target_user")
+    missing: dict[Target, tuple[str, np.ndarray, Callable[[int], str]]] = {
+        Target.USER: ("target_user", ~has_user, lambda i: f"required for {wire(i)}"),
+        Target.POST_OR_USER: ("post", ~has_post & ~has_user, lambda i: f"{wire(i)} needs a post or a target_user"),
+        Target.POST: ("post", ~has_post, lambda i: f"required for {wire(i)}"),
     }
+    out: list[Check] = []
+    for target, (name, lacking, reason) in missing.items():
+        codes = [int(k) for k, r in KIND_RULES.items() if r.target is target]
+        out.append((name, np.isin(kind, codes) & lacking, reason))
+    for k, r in KIND_RULES.items():
+        for name in r.requires:
+            out.append((name, (kind == int(k)) & ~_present(batch, name), _always(r.requires_reason)))
+    return out
 
 
-def _fill_columns(cols: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    cols.setdefault("post", np.full(n, -1, np.int64))
-    cols.setdefault("target_user", np.full(n, -1, np.int64))
-    cols.setdefault("value", np.full(n, np.nan))
-    cols.setdefault("position", np.full(n, -1, np.int32))
-    cols["kind"] = cols["kind"].astype(np.int8)
-    return cols
+def _merge(first: list[ItemError], second: list[ItemError]) -> list[ItemError]:
+    """Both lists' errors, one per (item, field) (``first`` wins), none for an item that is not an object,
+    sorted by item then by the specification's field order, at most ``MAX_REPORTED_ERRORS``."""
+    if not second and len(first) <= 1:
+        return first
+    dead = {e.index for e in first if e.field == ""}
+    out: dict[tuple[int, str], ItemError] = {}
+    for e in (*first, *second):
+        if (e.index, e.field) not in out and (e.field == "" or e.index not in dead):
+            out[(e.index, e.field)] = e
+    order = len(_FIELD_ORDER)
+    return sorted(out.values(), key=lambda e: (e.index, _FIELD_ORDER.get(e.field, order), e.field)
+                  )[:MAX_REPORTED_ERRORS]
+
+
+def wire_to_batch(records: Sequence[Any], users: Mapping[str, int], posts: Mapping[str, int],
+                  now: float) -> tuple[EventBatch, list[ItemError]]:
+    """Parse wire events into resolved columns, column by column (a fast pass when a column is clean, an item by
+    item pass that names the bad ones otherwise). Returns the batch and the errors only the wire can have: not
+    an object, an unknown field, a wrong type, an unknown kind, user or post. A value given but unusable gets a
+    placeholder that ``batch_errors`` refuses too (its duplicate error is dropped by ``_merge``)."""
+    n = len(records)
+    errors: list[ItemError] = []
+    recs: Sequence[Any] = records
+    if not all(type(r) is dict for r in records):
+        errors += [ItemError(i, "", "must be an object") for i, r in enumerate(records) if not isinstance(r, dict)]
+        recs = [r if isinstance(r, dict) else {} for r in records]
+    keys: set[str] = set().union(*(r.keys() for r in recs))
+    if not keys <= _WIRE_NAMES:
+        for i, r in enumerate(recs):
+            unknown = r.keys() - _WIRE_NAMES
+            if unknown:
+                errors.append(ItemError(i, sorted(unknown)[0], "unknown field"))
+    cols: dict[str, Any] = {}
+    for f in EVENT_FIELDS:
+        if f.name not in keys and not f.required:
+            continue
+        raw = [r.get(f.name) for r in recs]
+        if f.type is WireType.KIND:
+            cols[f.name] = _parse_kinds(raw, errors)
+        elif f.type in (WireType.USER, WireType.POST):
+            ids = users if f.type is WireType.USER else posts
+            cols[f.name] = _parse_refs(f, raw, ids, errors)
+        elif f.type is WireType.TIME:
+            cols[f.name] = _parse_times(f, raw, now, errors)
+        elif f.type is WireType.NUMBER:
+            cols[f.name] = _parse_numbers(raw)
+        elif f.type is WireType.INTEGER:
+            cols[f.name] = _parse_integers(raw)
+        else:  # strings: an object column, checked (types included) by batch_errors
+            cols[f.name] = raw
+    if "ts" not in cols:
+        cols["ts"] = np.full(n, now)
+    return EventBatch.from_columns(**cols), errors
+
+
+def _parse_kinds(raw: list[Any], errors: list[ItemError]) -> np.ndarray:
+    try:
+        codes = np.fromiter(map(_KIND_CODE.get, raw, repeat(0)), np.int8, len(raw))
+    except TypeError:  # an unhashable value
+        codes = np.fromiter((_KIND_CODE.get(k, 0) if type(k) is str else 0 for k in raw), np.int8, len(raw))
+    for i in np.flatnonzero(codes == 0).tolist():
+        errors.append(ItemError(i, "kind", f"unknown event kind {raw[i]!r}; expected one of {', '.join(KIND_NAMES)}"))
+    return codes
+
+
+def _parse_refs(f: WireField, raw: list[Any], ids: Mapping[str, int], errors: list[ItemError]) -> np.ndarray:
+    try:
+        idx = np.fromiter(map(ids.get, raw, repeat(0)), np.int64, len(raw))
+    except TypeError:  # an unhashable value
+        idx = np.fromiter((ids.get(v, 0) if type(v) is str else 0 for v in raw), np.int64, len(raw))
+    what = "user" if f.type is WireType.USER else "post"
+    for i in np.flatnonzero(idx == 0).tolist():
+        v = raw[i]
+        if v is None:
+            if f.required:
+                errors.append(ItemError(i, f.name, "required"))
+            else:
+                idx[i] = _NULL[f.name]
+        else:
+            errors.append(ItemError(i, f.name, f"unknown {what} {v!r}"))
+    return idx
+
+
+def _parse_times(f: WireField, raw: list[Any], now: float, errors: list[ItemError]) -> np.ndarray:
+    types = set(map(type, raw))
+    if types <= {float, int, type(None)}:
+        try:
+            return np.array([now if v is None else v for v in raw] if type(None) in types else raw, np.float64)
+        except OverflowError:
+            pass
+    out = np.empty(len(raw))
+    for i, v in enumerate(raw):
+        try:
+            out[i] = now if v is None else parse_ts(v)
+        except ValueError as e:
+            errors.append(ItemError(i, f.name, str(e)))
+            out[i] = now
+    return out
+
+
+def _parse_numbers(raw: list[Any]) -> np.ndarray:
+    """Numbers -> float64 (None -> NaN); anything else (a boolean, a string, NaN, too big) -> -1, refused."""
+    types = set(map(type, raw))
+    if types <= {float, int, type(None)}:
+        try:
+            out = np.array([np.nan if v is None else v for v in raw], np.float64)
+            if int(np.isnan(out).sum()) == raw.count(None):
+                return out
+        except OverflowError:
+            pass
+    return np.fromiter((np.nan if v is None else _number(v) for v in raw), np.float64, len(raw))
+
+
+def _number(v: Any) -> float:
+    if type(v) in (int, float):
+        try:
+            f = float(v)
+        except OverflowError:
+            return _BAD_NUMBER
+        return f if f == f else _BAD_NUMBER
+    return _BAD_NUMBER
+
+
+def _parse_integers(raw: list[Any]) -> np.ndarray:
+    """Integers -> int32 (None -> -1); anything else, negatives included, -> -2 (refused by the rules); values
+    beyond int32 are clipped (still refused: every limit is below)."""
+    if set(map(type, raw)) <= {int, type(None)}:
+        try:
+            out = np.fromiter((-1 if v is None else v for v in raw), np.int64, len(raw))
+            if int((out < 0).sum()) == raw.count(None):
+                return np.minimum(out, _INT32_MAX).astype(np.int32)
+        except OverflowError:
+            pass
+    return np.fromiter((-1 if v is None else
+                        min(v, _INT32_MAX) if type(v) is int and v >= 0 else _BAD_INDEX for v in raw), np.int32,
+                       len(raw))

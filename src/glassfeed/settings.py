@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glassfeed.domain import EventKind
 
@@ -55,6 +55,14 @@ class SettingsError(ValueError):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_as_text(cls, data: Any) -> Any:
+        """A ``pathlib.Path`` given for a text key (``store={"path": tmp / "x.db"}``) is taken as its text."""
+        if isinstance(data, dict):
+            return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in data.items()}
+        return data
+
 
 class StoreSettings(_Section):
     path: str = Field(description="the store: a SQLite file path (or sqlite:///path)")
@@ -72,6 +80,9 @@ class IngestLimits(_Section):
     max_id_chars: int = Field(gt=0)
     max_future_skew_s: float = Field(ge=0)
     max_dwell_ms: float = Field(gt=0)
+    max_position: int = Field(gt=0)
+    max_surface_chars: int = Field(gt=0)
+    max_request_id_chars: int = Field(gt=0)
     batch_atomic: bool
     bulk_chunk: int = Field(gt=0)
 
@@ -112,6 +123,7 @@ class ServingSettings(_Section):
     clock: Literal["wall", "data"]
     impression_flush_ms: float = Field(ge=0)
     session_ttl_s: float = Field(gt=0)
+    policies_dir: str = Field(description="a folder of extra policy TOML files; empty = the built-in presets only")
 
 
 class BlueskySection(_Section):

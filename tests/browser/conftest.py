@@ -48,7 +48,7 @@ def build_store(folder: Path, n_users: int = 300, days: int = 5, seed: int = 7) 
     from glassfeed.store import open_store
 
     net = generate_network(n_users, days, seed)
-    end = max(float(net.ev_ts.max()), float(net.post_created.max())) + 60.0
+    end = max(float(net.events.ts.max()), float(net.post_created.max())) + 60.0
     db = folder / "web.db"
     store = open_store(db, "NORMAL")
     ing = Ingestor(store, clock=lambda: end)
@@ -66,14 +66,14 @@ def server(tmp_path_factory):
     import uvicorn
 
     from glassfeed.api.app import create_app
-    from glassfeed.config import load_settings
+    from glassfeed.settings import load_settings
     from glassfeed.web.routes import install
 
     folder = tmp_path_factory.mktemp("web")
     db = build_store(folder)
     cfg = folder / "glassfeed.toml"
     cfg.write_text('[serving]\nclock = "data"\n[web]\ndemo = true\n')
-    app = create_app(load_settings(config_path=cfg, db_path=db, api_key=API_KEY))
+    app = create_app(load_settings(cfg, store={"path": db}, api={"key": API_KEY}))
     install(app)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

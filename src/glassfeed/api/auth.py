@@ -30,7 +30,7 @@ def _is_service(request: Request, key: str | None) -> bool:
 
 
 def require_service_key(request: Request) -> None:
-    """Dependency for write endpoints: the service API key (settings.api_key / $GLASSFEED_API_KEY)."""
+    """Dependency for write endpoints: the service API key (settings ``[api] key`` / $GLASSFEED_API_KEY)."""
     key = presented_key(request)
     if request.app.state.settings.api_key is None:
         raise HTTPException(401, "no service API key is configured on the server (set GLASSFEED_API_KEY)")

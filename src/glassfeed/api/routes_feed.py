@@ -93,7 +93,7 @@ def statement(request: Request, name: str) -> str:
 def get_prefs(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
     svc = _svc(request)
     pol = svc.policy_for(idx, None)
-    return {"prefs": svc.state.prefs.get(idx, {}), "policy": pol.name, "weights": pol.weights,
+    return {"prefs": dict(svc.state.feedback.prefs(idx)), "policy": pol.name, "weights": pol.weights,
             "bounds": {k: list(v) for k, v in pol.bounds.items()}}
 
 
@@ -108,7 +108,7 @@ def put_prefs(request: Request, user_id: str, body: PrefsIn,
 
 @router.get("/v1/users/{user_id}/muted-words", tags=["controls"])
 def get_muted(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
-    return {"words": _svc(request).state.muted_words.get(idx, [])}
+    return {"words": _svc(request).state.feedback.muted_words(idx)}
 
 
 @router.put("/v1/users/{user_id}/muted-words", tags=["controls"])
@@ -155,7 +155,8 @@ async def train(request: Request) -> dict[str, Any]:
 def _policy_json(p) -> dict[str, Any]:
     return {"name": p.name, "title": p.title, "summary": p.summary, "profiling": p.profiling, "ranker": p.ranker,
             "weights": p.weights, "bounds": {k: list(v) for k, v in p.bounds.items()}, "sources": p.sources,
-            "adjustments": p.adjustments, "filters": p.filters, "mixing": p.mixing, "fatigue": p.fatigue}
+            "adjustments": p.adjustments.model_dump(), "filters": p.filters.model_dump(),
+            "mixing": p.mixing.model_dump(), "fatigue": p.fatigue.model_dump()}
 
 
 def _feed_error(request: Request, exc: Exception) -> JSONResponse:
@@ -165,11 +166,7 @@ def _feed_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Build the FeedService over the app's store and add the feed routes."""
-    settings = app.state.settings
-    serving = settings.raw.get("serving", {})
-    app.state.feed = FeedService(app.state.ingestor, clock=serving.get("clock", "wall"),
-                                 policies_dir=serving.get("policies_dir"),
-                                 impression_flush_ms=float(serving.get("impression_flush_ms", 50)))
+    """Build the FeedService over the app's store and settings, and add the feed routes."""
+    app.state.feed = FeedService(app.state.ingestor, app.state.settings)
     app.add_exception_handler(FeedError, _feed_error)
     app.include_router(router)

@@ -1,30 +1,57 @@
 """Pydantic models at the HTTP edge: request/response shapes, also used to document the OpenAPI schema.
 
-Event batches are parsed with orjson and validated by the Ingestor (fast); ``EventIn`` documents their shape.
+Event batches are parsed with orjson and validated by the Ingestor (fast); ``EventIn``, generated from the event
+specification (``glassfeed.domain.spec``) and the packaged ``[ingest]`` limits, documents their shape.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from glassfeed.domain import KIND_NAMES
+from glassfeed.domain import EVENT_FIELDS, KIND_NAMES, KIND_RULES, Target, WireType
+from glassfeed.domain.spec import Bound
+from glassfeed.settings import IngestLimits, packaged_settings
+
+#: The Python (so JSON schema) type of each wire type.
+_WIRE_PYTHON: dict[WireType, Any] = {
+    WireType.KIND: Literal.__getitem__(KIND_NAMES), WireType.USER: str, WireType.POST: str,
+    WireType.TIME: float | str, WireType.NUMBER: float, WireType.INTEGER: int, WireType.STRING: str,
+}
 
 
-class EventIn(BaseModel):
-    """One engagement or graph event on the wire."""
+def event_model(limits: IngestLimits) -> type[BaseModel]:
+    """The pydantic model of one wire event: a field per ``EVENT_FIELDS`` entry (with its description and, where
+    ``limits`` bound it, its JSON schema bounds); other fields are refused."""
+    fields: dict[str, Any] = {}
+    for f in EVENT_FIELDS:
+        lim = getattr(limits, f.limit) if f.limit else None
+        kw: dict[str, Any] = {"description": f.description}
+        if f.bound is Bound.CHARS:
+            kw.update(max_length=lim, min_length=1 if f.nonempty else None)
+        elif f.bound is Bound.AT_MOST:
+            kw.update(ge=0, le=lim)
+        elif f.bound is Bound.BELOW:
+            kw.update(ge=0, lt=lim)
+        elif f.bound is Bound.FUTURE_SKEW:
+            kw["description"] += f" (at most {lim:.0f} s ahead of the server's clock)"
+        if f.reserved_prefix:
+            kw["description"] += f"; may not start with {f.reserved_prefix!r}"
+        typ = _WIRE_PYTHON[f.type]
+        fields[f.name] = (typ, Field(**kw)) if f.required else (typ | None, Field(None, **kw))
+    return create_model("EventIn", __config__=ConfigDict(extra="forbid"), __doc__=_event_doc(), **fields)
 
-    kind: str = Field(description=f"one of: {', '.join(KIND_NAMES)}")
-    user: str = Field(description="external id of the acting user")
-    post: str | None = Field(None, description="target post id (post kinds)")
-    target_user: str | None = Field(None, description="target user id (follow/mute/block...)")
-    ts: float | str | None = Field(None, description="epoch seconds or ISO 8601 with timezone; default now")
-    id: str | None = Field(None, description="client idempotency key; re-sending it changes nothing")
-    value: float | None = Field(None, description="dwell time in ms (required for dwell)")
-    surface: str | None = None
-    position: int | None = None
-    request_id: str | None = None
+
+def _event_doc() -> str:
+    """The model's description: what each kind needs, from ``KIND_RULES``."""
+    needs = {Target.POST: "post", Target.USER: "target_user", Target.POST_OR_USER: "post or target_user"}
+    parts = [f"{needs[t]} for {', '.join(k.wire for k, r in KIND_RULES.items() if r.target is t)}" for t in Target]
+    parts += [f"{name} for {k.wire}" for k, r in KIND_RULES.items() for name in r.requires]
+    return "One engagement or graph event on the wire. Required beyond kind and user: " + "; ".join(parts) + "."
+
+
+EventIn = event_model(packaged_settings().ingest)
 
 
 class UserIn(BaseModel):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from glassfeed.audit.logs import audit_stores
 
 COLUMNS = ("impressions", "viewers", "engagement_rate", "divisive_share", "topic_entropy", "creator_gini")
 HEAD = ("impr.", "viewers", "eng/impr", "divisive", "entropy", "gini")
@@ -18,16 +21,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def audit(db: list[Path] = typer.Option(..., "--db", help="store to audit (repeat to pool several stores)"),
-              json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
+              json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
               threshold: float = typer.Option(0.5, help="divisiveness at or above which a post counts as divisive"),
-              since: Optional[float] = typer.Option(None, help="only impressions at or after this epoch time")
+              since: float | None = typer.Option(None, help="only impressions at or after this epoch time")
               ) -> None:
         """Served divisive share, topic entropy, creator Gini, engagement per impression, amplification."""
-        from rich.console import Console
-        from rich.table import Table
-
-        from glassfeed.audit.logs import audit_stores
-
         err = Console(stderr=True)
         for p in db:
             if not p.exists():

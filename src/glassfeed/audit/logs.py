@@ -21,7 +21,7 @@ from glassfeed.store import open_store
 
 UNTAGGED = "untagged"
 CONTROL = "chronological"
-ENGAGED = (int(EventKind.LIKE), int(EventKind.REPOST), int(EventKind.REPLY), int(EventKind.QUOTE))
+ENGAGED = (EventKind.LIKE, EventKind.REPOST, EventKind.REPLY, EventKind.QUOTE)
 
 
 @dataclass
@@ -66,38 +66,38 @@ def load_logs(db: str | Path, since_ts: float | None = None) -> LogData:
             if tps:
                 topic[i] = names.setdefault(tps[0], len(names))
         comm = np.full(n_users, -1, np.int64)
-        c = np.asarray(users["community"], dtype=np.float64)
-        comm[users["idx"]] = np.where(np.isnan(c), -1, c).astype(np.int64)
-        where, params = "", []
-        if since_ts is not None:
-            where, params = " AND ts >= ?", [since_ts]
-        rows = store.query("SELECT user, post, request_id FROM events WHERE kind = ? AND post IS NOT NULL"
-                           + where, [int(EventKind.IMPRESSION), *params])
-        eng = store.query(f"SELECT user, post FROM events WHERE kind IN ({','.join('?' * len(ENGAGED))})"
-                          " AND post IS NOT NULL" + where, [*ENGAGED, *params])
+        comm[users["idx"]] = users["community"]  # -1 = none
+        imp = store.events_in_window(since_ts, kinds=[EventKind.IMPRESSION], object_columns=True)
+        eng = store.events_in_window(since_ts, kinds=ENGAGED)
     finally:
         store.close()
+    keep = np.flatnonzero(imp.post >= 0)
+    imp = imp.take(keep[np.argsort(imp.seq[keep], kind="stable")])  # log order: policies are named as first seen
+    eng = eng.take(eng.post >= 0)
+    request_ids = imp.request_id.tolist() if imp.request_id is not None else [None] * len(imp)
     tags: dict[str, int] = {}
-    pol = np.empty(len(rows), np.int64)
-    for i, r in enumerate(rows):
-        pol[i] = tags.setdefault(policy_of(r[2]), len(tags))
-    iu = np.array([r[0] for r in rows], np.int64)
-    ip = np.array([r[1] for r in rows], np.int64)
-    ek = np.unique(np.array([u * n_posts + p for u, p in eng], np.int64))
-    return LogData(iu, ip, pol, list(tags), ek, author, div, topic, comm, n_users, n_posts)
+    pol = np.fromiter((tags.setdefault(policy_of(r), len(tags)) for r in request_ids), np.int64, len(imp))
+    ek = np.unique(eng.user * n_posts + eng.post)
+    return LogData(imp.user, imp.post, pol, list(tags), ek, author, div, topic, comm, n_users, n_posts)
 
 
 def merge(parts: list[LogData]) -> LogData:
     """Pool logs of several stores (users/posts of different stores are kept apart by offsetting ids)."""
     if len(parts) == 1:
         return parts[0]
-    names: list[str] = []
-    iu, ip, pol, ek, au, dv, tp, cm = [], [], [], [], [], [], [], []
+    names: dict[str, int] = {}  # policy -> pooled index, in order of first appearance
+    iu: list[np.ndarray] = []
+    ip: list[np.ndarray] = []
+    pol: list[np.ndarray] = []
+    ek: list[np.ndarray] = []
+    au: list[np.ndarray] = []
+    dv: list[np.ndarray] = []
+    tp: list[np.ndarray] = []
+    cm: list[np.ndarray] = []
     uo = po = 0
     n_posts_total = sum(p.n_posts for p in parts)
     for d in parts:
-        remap = np.array([names.index(n) if n in names else (names.append(n) or len(names) - 1) for n in d.policies],
-                         np.int64)
+        remap = np.array([names.setdefault(n, len(names)) for n in d.policies], np.int64)
         iu.append(d.imp_user + uo)
         ip.append(d.imp_post + po)
         pol.append(remap[d.imp_policy] if len(d.imp_policy) else d.imp_policy)
@@ -108,7 +108,7 @@ def merge(parts: list[LogData]) -> LogData:
         cm.append(d.user_community)
         uo += d.n_users
         po += d.n_posts
-    return LogData(np.concatenate(iu), np.concatenate(ip), np.concatenate(pol), names,
+    return LogData(np.concatenate(iu), np.concatenate(ip), np.concatenate(pol), list(names),
                    np.sort(np.concatenate(ek)), np.concatenate(au), np.concatenate(dv), np.concatenate(tp),
                    np.concatenate(cm), uo, po)
 
@@ -119,7 +119,8 @@ class AuditReport:
     amplification: dict[str, dict[str, float | None]] = field(default_factory=dict)  # policy -> community -> A
 
 
-def _f(x: float) -> float | None:
+def _f(x: Any) -> float | None:
+    """A finite metric as a plain float; NaN, infinities and ``None`` (undefined) as ``None``."""
     return float(x) if x is not None and np.isfinite(x) else None
 
 
@@ -168,7 +169,7 @@ def audit(d: LogData, threshold: float = 0.5) -> AuditReport:
             g = d.user_community[d.post_author[p]]
             amp = M.amplification_ratio(users, g, treated, n_groups=n_comm, audience=audience)
             rep.amplification[name] = {f"community {i}": _f(a) for i, a in enumerate(amp)}
-            rep.rows[name]["users_in_both_arms"] = int(len(both))
+            rep.rows[name]["users_in_both_arms"] = len(both)
     return rep
 
 

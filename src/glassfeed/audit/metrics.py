@@ -38,7 +38,7 @@ def group_sum(values: ArrayLike, groups: ArrayLike, n_groups: int | None = None)
     if v.shape != g.shape:
         raise ValueError("values and groups must have the same length")
     n = int(n_groups) if n_groups is not None else (int(g.max()) + 1 if g.size else 0)
-    return np.bincount(g, weights=v, minlength=n)[:n] if n else np.zeros(0)
+    return np.bincount(g, weights=v, minlength=n)[:n].astype(np.float64, copy=False) if n else np.zeros(0)
 
 
 def group_mean(values: ArrayLike, groups: ArrayLike, n_groups: int | None = None) -> NDArray[np.float64]:

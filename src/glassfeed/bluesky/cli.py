@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
+
+from glassfeed.bluesky.jetstream import JetstreamIngester
+from glassfeed.bluesky.settings import load_bluesky_settings
+from glassfeed.bluesky.xrpc import did_document
+from glassfeed.cli_support import cli_settings, handled, open_ingestor, out
+from glassfeed.feed.policy import load_policies
 
 bluesky = typer.Typer(no_args_is_help=True, help="Run glassfeed as a Bluesky feed generator (docs/bluesky.md).")
 
 
-def _settings():
-    from glassfeed.bluesky.settings import load_bluesky_settings
-    from glassfeed.config import load_settings
-
-    return load_bluesky_settings(load_settings().raw)
-
-
 @bluesky.command("ingest")
-def ingest(file: Optional[Path] = typer.Argument(None, help="JSONL of Jetstream messages; omit to follow the "
+def ingest(ctx: typer.Context,
+           file: Path | None = typer.Argument(None, help="JSONL of Jetstream messages; omit to follow the "
                                                               "live stream"),
-           db: Optional[Path] = typer.Option(None, "--db", help="SQLite store path"),
-           url: Optional[str] = typer.Option(None, help="Jetstream websocket URL (default from settings)"),
+           db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
+           url: str | None = typer.Option(None, help="Jetstream websocket URL (default from settings)"),
            batch: int = typer.Option(500, help="messages per transaction"),
-           max_messages: Optional[int] = typer.Option(None, help="stop the live stream after this many")) -> None:
+           max_messages: int | None = typer.Option(None, help="stop the live stream after this many")) -> None:
     """Ingest Jetstream messages (posts, likes, reposts, follows, blocks, deletes); resumes from the saved cursor."""
-    from glassfeed.bluesky.jetstream import JetstreamIngester
-    from glassfeed.cli import handled, open_ingestor, out
-
     with handled():
-        cfg = _settings()
-        js = JetstreamIngester(open_ingestor(db), rewind_s=cfg.cursor_rewind_s)
+        settings = cli_settings(ctx, db)
+        cfg = load_bluesky_settings(settings.bluesky)
+        js = JetstreamIngester(open_ingestor(settings), rewind_s=cfg.cursor_rewind_s)
         if file is not None:
             stats = js.ingest_file(file, batch=batch)
         else:
@@ -41,14 +38,11 @@ def ingest(file: Optional[Path] = typer.Argument(None, help="JSONL of Jetstream 
 
 
 @bluesky.command("records")
-def records() -> None:
+def records(ctx: typer.Context) -> None:
     """Print did.json and one app.bsky.feed.generator record per published policy (to put in your repo)."""
-    from glassfeed.bluesky.xrpc import did_document
-    from glassfeed.cli import out
-    from glassfeed.feed.policy import load_policies
-
-    cfg = _settings()
-    pols = load_policies(None)
+    settings = cli_settings(ctx)
+    cfg = load_bluesky_settings(settings.bluesky)
+    pols = load_policies(settings.serving.policies_dir or None)
     names = list(cfg.feeds or pols)
     out.print_json(json.dumps({"did.json": did_document(cfg) if cfg.service_did.startswith("did:web:") else None,
                                "records": [{"uri": cfg.feed_uri(n), "record": {

@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from websockets.sync.client import connect
+
 from glassfeed.bluesky.records import find_record_event, parse_at_uri, record_uri
 from glassfeed.domain import EventKind
 from glassfeed.ingest import IngestError, Ingestor, parse_ts
@@ -107,8 +109,7 @@ class JetstreamIngester:
         created = self._posts(commits, st)
         self._events(commits, created, st)
         if newest is not None and newest > (self.cursor or 0):
-            with self.store.transaction() as tx:
-                self.store.set_meta(tx, self.cursor_key, str(newest))
+            self.ingestor.set_meta(self.cursor_key, str(newest))
         return st
 
     # ------------------------------------------------------------------ stages
@@ -255,8 +256,6 @@ class JetstreamIngester:
 
     def run(self, base_url: str, batch: int = 500, flush_s: float = 1.0, max_messages: int | None = None) -> JetstreamStats:
         """Follow the live firehose over a websocket (needs network access; reconnect by calling again)."""
-        from websockets.sync.client import connect
-
         total = JetstreamStats()
         buf: list[Any] = []
         last = time.monotonic()

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 PublicKey = ec.EllipticCurvePublicKey
 
@@ -53,8 +55,6 @@ def encode_multikey(key: PublicKey) -> str:
     prefix = K256_PREFIX if isinstance(key.curve, ec.SECP256K1) else P256_PREFIX
     if not isinstance(key.curve, (ec.SECP256K1, ec.SECP256R1)):
         raise ValueError("only secp256k1 (ES256K) and P-256 (ES256) keys are used by atproto")
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     return "z" + b58encode(prefix + key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint))
 
 
@@ -91,7 +91,7 @@ class StaticKeyResolver:
         self.keys = {d: decode_multikey(k) if isinstance(k, str) else k for d, k in (keys or {}).items()}
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "StaticKeyResolver":
+    def from_file(cls, path: str | Path) -> StaticKeyResolver:
         """A JSON object ``{did: "did:key:..." | "z..."}``."""
         return cls(json.loads(Path(path).read_text("utf-8")))
 
@@ -108,8 +108,6 @@ class NetworkKeyResolver:
 
     def __init__(self, plc_url: str = "https://plc.directory", ttl_s: float = 3600.0, timeout_s: float = 3.0,
                  client: Any = None) -> None:
-        import httpx
-
         self.plc_url = plc_url.rstrip("/")
         self.ttl_s = ttl_s
         self.client = client or httpx.Client(timeout=timeout_s, follow_redirects=True)

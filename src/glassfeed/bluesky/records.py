@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from glassfeed.domain import EventKind
-from glassfeed.store import SQLiteStore
+from glassfeed.store import Store
 
 AT_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+)/([a-zA-Z0-9.-]+)/([A-Za-z0-9._~:-]{1,512})$")
 #: how many of a user's newest events a record lookup scans (deletes of older records are not matched)
@@ -28,7 +28,7 @@ def record_uri(did: str, collection: str, rkey: str) -> str:
     return f"at://{did}/{collection}/{rkey}"
 
 
-def find_record_event(store: SQLiteStore, user_id: str, event_id: str) -> tuple[EventKind, int | None, int | None] | None:
+def find_record_event(store: Store, user_id: str, event_id: str) -> tuple[EventKind, int | None, int | None] | None:
     """(kind, post idx, target user idx) of the event stored under ``event_id`` by ``user_id``, if recent enough."""
     u = store.user_idx(user_id)
     if u is None:
@@ -39,12 +39,12 @@ def find_record_event(store: SQLiteStore, user_id: str, event_id: str) -> tuple[
     return None
 
 
-def has_engagement(store: SQLiteStore, user: int, post: int, kind: EventKind, lookback: int = 2000) -> bool:
+def has_engagement(store: Store, user: int, post: int, kind: EventKind, lookback: int = 2000) -> bool:
     """Whether ``user`` already has a ``kind`` event on ``post`` among their newest ``lookback`` events."""
     return any(k == int(kind) and p == post for _s, _i, k, p, *_ in store.user_events(user, lookback))
 
 
-def repost_record_uri(store: SQLiteStore, reposter: str, post: int) -> str | None:
+def repost_record_uri(store: Store, reposter: str, post: int) -> str | None:
     """The at:// URI of ``reposter``'s repost of ``post`` when it came from a Bluesky repost record."""
     u = store.user_idx(reposter)
     if u is None:

@@ -1,37 +1,16 @@
-"""Bluesky feed-generator settings from ``settings.raw["bluesky"]`` (glassfeed.toml) and GLASSFEED_BSKY_* env vars.
+"""Bluesky feed-generator settings: the ``[bluesky]`` settings section with the DIDs it implies filled in.
 
-Env vars win over the TOML section; everything has a default so ``install(app)`` works with no configuration
-(a local did:web on localhost publishing every policy).
+Every value (and its ``GLASSFEED_BSKY_*`` environment alias) is read and validated by ``glassfeed.settings``;
+``defaults.toml`` is the one place the defaults are written, so that ``install(app)`` works with no
+configuration (a local did:web on localhost publishing every policy).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-ENV = {
-    "hostname": "GLASSFEED_BSKY_HOSTNAME",
-    "service_did": "GLASSFEED_BSKY_SERVICE_DID",
-    "publisher_did": "GLASSFEED_BSKY_PUBLISHER_DID",
-    "feeds": "GLASSFEED_BSKY_FEEDS",
-    "keys_file": "GLASSFEED_BSKY_KEYS_FILE",
-    "impressions": "GLASSFEED_BSKY_IMPRESSIONS",
-}
-DEFAULTS: dict[str, Any] = {
-    "hostname": "localhost",
-    "service_did": "",
-    "publisher_did": "",
-    "feeds": [],
-    "privacy_policy": "",
-    "terms_of_service": "",
-    "keys_file": "",
-    "plc_url": "https://plc.directory",
-    "strict_low_s": False,
-    "impressions": "served",
-    "jetstream_url": "wss://jetstream2.us-east.bsky.network/subscribe",
-    "cursor_rewind_s": 5.0,
-}
+from glassfeed.settings import BlueskySection, packaged_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +24,8 @@ class BlueskySettings:
     keys_file: str  # JSON {did: did:key} for an offline key resolver; empty = resolve over the network
     plc_url: str
     strict_low_s: bool
-    impressions: str  # "served": log impressions when a page is served; "seen": only on interactionSeen
+    impressions: Literal["served", "seen"]  # "served": log impressions when a page is served; "seen": on
+    #                                         interactionSeen only
     jetstream_url: str
     cursor_rewind_s: float  # resume Jetstream this many seconds before the saved cursor (replays are no-ops)
 
@@ -57,23 +37,14 @@ def web_did(hostname: str) -> str:
     return "did:web:" + hostname.replace(":", "%3A")
 
 
-def load_bluesky_settings(raw: dict[str, Any] | None = None) -> BlueskySettings:
-    """Merge defaults, the ``[bluesky]`` TOML section and GLASSFEED_BSKY_* env vars."""
-    cfg = {**DEFAULTS, **((raw or {}).get("bluesky") or {})}
-    for key, var in ENV.items():
-        if os.environ.get(var):
-            cfg[key] = os.environ[var]
-    feeds = cfg["feeds"]
-    if isinstance(feeds, str):
-        feeds = [f.strip() for f in feeds.split(",") if f.strip()]
-    impressions = str(cfg["impressions"])
-    if impressions not in ("served", "seen"):
-        raise ValueError(f"bluesky.impressions must be 'served' or 'seen', not {impressions!r}")
-    service = cfg["service_did"] or web_did(cfg["hostname"])
+def load_bluesky_settings(section: BlueskySection | None = None) -> BlueskySettings:
+    """The feed generator's settings from ``section`` (a ``Settings.bluesky``; default: the packaged one): the
+    service DID defaults to ``did:web:<hostname>``, the publisher DID to the service DID."""
+    b = section or packaged_settings().bluesky
+    service = b.service_did or web_did(b.hostname)
     return BlueskySettings(
-        hostname=str(cfg["hostname"]), service_did=str(service), publisher_did=str(cfg["publisher_did"] or service),
-        feeds=tuple(feeds), privacy_policy=str(cfg["privacy_policy"]), terms_of_service=str(cfg["terms_of_service"]),
-        keys_file=str(cfg["keys_file"]), plc_url=str(cfg["plc_url"]), strict_low_s=bool(cfg["strict_low_s"]),
-        impressions=impressions, jetstream_url=str(cfg["jetstream_url"]),
-        cursor_rewind_s=float(cfg["cursor_rewind_s"]),
+        hostname=b.hostname, service_did=service, publisher_did=b.publisher_did or service, feeds=b.feeds,
+        privacy_policy=b.privacy_policy, terms_of_service=b.terms_of_service, keys_file=b.keys_file,
+        plc_url=b.plc_url, strict_low_s=b.strict_low_s, impressions=b.impressions, jetstream_url=b.jetstream_url,
+        cursor_rewind_s=b.cursor_rewind_s,
     )

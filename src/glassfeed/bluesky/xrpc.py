@@ -236,7 +236,7 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
     svc = getattr(app.state, "feed", None)
     if svc is None:
         raise RuntimeError("glassfeed.bluesky.install needs app.state.feed (install the feed routes first)")
-    settings = load_bluesky_settings(app.state.settings.raw)
+    settings = load_bluesky_settings(app.state.settings.bluesky)
     app.state.bluesky = FeedGenerator(svc, settings, resolver or make_resolver(settings))
     app.add_exception_handler(XrpcError, _xrpc_error)
 
@@ -274,12 +274,3 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
         if nsid in METHODS:
             raise invalid_request(f"Incorrect HTTP method ({request.method}) expected {METHODS[nsid]}")
         raise XrpcError(501, "MethodNotImplemented", "Method Not Implemented")
-
-
-def create_app() -> FastAPI:
-    """Uvicorn factory: the glassfeed app (store, ingest and feed routes) plus the Bluesky routes."""
-    from glassfeed.api.app import create_app as base
-
-    app = base()
-    install(app)
-    return app

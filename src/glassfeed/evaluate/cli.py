@@ -1,15 +1,19 @@
-"""``glassfeed evaluate``: run an offline protocol on a real dataset and write markdown + JSON results."""
+"""``glassfeed evaluate``: run an offline protocol on a real dataset and write markdown + JSON results;
+``glassfeed evaluate-pipeline``: the full feed pipeline on a protocol's split, beside retrieval baselines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
-from threadpoolctl import threadpool_limits
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from threadpoolctl import threadpool_limits
 
+from glassfeed.cli_support import cli_settings
+from glassfeed.evaluate import pipeline_eval
 from glassfeed.evaluate.datasets import DATASETS, DatasetMissing, dataset_path
 from glassfeed.evaluate.protocols import PROTOCOLS, Protocol
 from glassfeed.evaluate.report import machine_info, to_markdown, write_report
@@ -53,6 +57,7 @@ def run_with_progress(protocol: Protocol, models: Sequence[str], console: Consol
 
 
 def evaluate(
+    ctx: typer.Context,
     dataset: str = typer.Option(None, "--dataset", help=f"one of: {', '.join(DATASETS)}"),
     protocol: str = typer.Option(None, "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
     models: str = typer.Option(None, "--models", help="comma-separated registry names; a+b blends a and b"),
@@ -61,23 +66,47 @@ def evaluate(
     threads: int = typer.Option(1, "--threads", min=1, help="BLAS threads (1 was fastest on a shared 2-core box)"),
 ) -> None:
     """Tune models on validation data, score the test split, and compare with published numbers."""
+    root = cli_settings(ctx).data_dir
     try:
         chosen = resolve(dataset, protocol)
         names = [m.strip() for m in models.split(",") if m.strip()] if models else list(chosen.models)
         check_models(names)
-        dataset_path(chosen.dataset)
+        dataset_path(chosen.dataset, root)
     except (UnknownName, DatasetMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     console = Console()
     with threadpool_limits(threads):
-        run = run_with_progress(chosen, names, console, repeats=repeats)
+        run = run_with_progress(chosen, names, console, root=root, repeats=repeats)
     md, js = write_report([run], out, chosen.name)
     typer.echo(to_markdown(run))
     typer.echo(f"wrote {md} and {js}")
 
 
+def evaluate_pipeline(
+    ctx: typer.Context,
+    protocol: str = typer.Option("ms-ml100k", "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
+    policy: str = typer.Option("engagement", "--policy"),
+    baselines: str = typer.Option("pop,ease", "--baselines", help="retrieval models to compare (tuned)"),
+    max_users: int = typer.Option(None, "--max-users", help="only the first N users"),
+) -> None:
+    """Import a protocol's training split as events, rank with the full feed pipeline, score it."""
+    settings = cli_settings(ctx)
+    try:
+        if protocol not in PROTOCOLS:
+            raise UnknownName(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        dataset_path(PROTOCOLS[protocol].dataset, settings.data_dir)
+    except (UnknownName, DatasetMissing) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    run = pipeline_eval.evaluate_pipeline(protocol=protocol, policy=policy, max_users=max_users, say=typer.echo,
+                                          root=settings.data_dir, settings=settings,
+                                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
+    typer.echo(pipeline_eval.to_markdown(run))
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``evaluate`` command to the glassfeed CLI."""
+    """Add the ``evaluate`` and ``evaluate-pipeline`` commands to the glassfeed CLI."""
     app.command("evaluate")(evaluate)
+    app.command("evaluate-pipeline")(evaluate_pipeline)
 

@@ -1,4 +1,4 @@
-"""Loaders for the real datasets under ``glassfeed.config.data_dir()`` (read in place, never copied)."""
+"""Loaders for the real datasets under the settings' ``data_dir`` (read in place, never copied)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from glassfeed.config import data_dir
+from glassfeed.settings import packaged_settings
 
 
 class DatasetMissing(FileNotFoundError):
@@ -26,7 +26,7 @@ def dataset_path(name: str, root: str | Path | None = None) -> Path:
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     folder, files = DATASETS[name]
-    path = Path(root if root is not None else data_dir()) / folder
+    path = Path(root if root is not None else packaged_settings().data_dir) / folder
     missing = [f for f in files if not (path / f).is_file()]
     if missing:
         raise DatasetMissing(f"dataset {name!r} not found under {path} (missing {', '.join(missing)}); "

@@ -23,7 +23,7 @@ def hits_matrix(recs: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     """Boolean ``(n, k)``: is ``recs[i, j]`` a stored entry of row ``i`` of ``relevant``? Ids ``< 0`` never hit."""
     recs = np.asarray(recs, dtype=np.int64)
     relevant = sp.csr_matrix(relevant)
-    n, k = recs.shape
+    n = recs.shape[0]
     if relevant.shape[0] != n:
         raise ValueError(f"recs has {n} rows but relevant has {relevant.shape[0]}")
     m = relevant.shape[1]

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from glassfeed.domain import EventKind
-from glassfeed.state import StateConfig
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.evaluate import datasets
 from glassfeed.evaluate.metrics import evaluate_topk
 from glassfeed.evaluate.protocols import (PROTOCOLS, Protocol, Split, group_ratio_split, recbole_ml1m_frame,
                                           stratified_split, to_csr)
+from glassfeed.settings import Settings, packaged_settings
 
 DAY = 86400.0
 #: Synthetic clock for datasets without timestamps: training rows spread over this many days, shuffled.
@@ -152,8 +152,11 @@ class ImportedStore:
 
 def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: str | Path, *,
                   like_min: int = 4, dwell_min: int | None = 3, negatives: float = 0.0, span_days: float | None = None,
-                  seed: int = 0, say: Say | None = None, retrieval: dict | None = None) -> ImportedStore:
-    """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService."""
+                  seed: int = 0, say: Say | None = None, retrieval: dict | None = None,
+                  settings: Settings | None = None) -> ImportedStore:
+    """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService.
+    ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it."""
+    settings = (settings or packaged_settings()).replace(retrieval=dict(retrieval or {}))
     from glassfeed.feed.service import FeedService
     from glassfeed.feed.train import train_all
     from glassfeed.ingest import Ingestor
@@ -207,21 +210,19 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     ev = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]}
     order = np.argsort(ev["ts"], kind="stable")
     ev = {k: v[order] for k, v in ev.items()}
-    ev["kind"], ev["user"], ev["post"], ev["target_user"] = (ev[k].astype(np.int64) for k in
-                                                             ("kind", "user", "post", "target_user"))
-    ev["position"] = np.full(len(order), -1, np.int64)
+    events = EventBatch.from_columns(**ev)
     with store.bulk_load(len(order)):
         for a in range(0, len(order), 100_000):
-            ing.ingest_columns({k: v[a:a + 100_000] for k, v in ev.items()})
+            ing.ingest_batch(events.take(np.arange(a, min(len(order), a + 100_000))))
     secs["import"] = time.perf_counter() - t0
     say(f"import: {len(order)} events in {secs['import']:.1f} s; training the feed models")
     t1 = time.perf_counter()
-    report = train_all(store, folder / "models", seed=seed, retrieval=retrieval)
+    report = train_all(store, folder / "models", seed=seed, retrieval=settings.retrieval, state=settings.state)
     secs["train"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     # keep every training like in the state: the EASE collaborative source reads a user's history from it
-    cfg = replace(StateConfig.from_defaults(), recent_actions_per_user=100_000)
-    svc = FeedService(ing, models_folder=folder / "models", clock="data", state_config=cfg)
+    serving = settings.replace(state={"recent_actions_per_user": 100_000})
+    svc = FeedService(ing, serving, models_folder=folder / "models", clock="data")
     secs["load"] = time.perf_counter() - t2
     say(f"trained in {secs['train']:.1f} s (heads on {report.n_train} impressions); state loaded in "
         f"{secs['load']:.1f} s")
@@ -238,9 +239,9 @@ def _answerable_k(imported: ImportedStore, users: np.ndarray, k: int, age_h: flo
     svc = imported.service
     st, collab = svc.state, svc.models.collab
     collab.refresh(st, recent_posts(st, imported.now, imported.now - age_h * 3600.0), imported.now, force=True)
-    if collab.index is None or st.user_vec is None:
+    if collab.index is None or not st.counters.has_factors:
         return k
-    vec = st.user_vec[imported.user_idx[users]]
+    _, vec = st.counters.user_vectors(imported.user_idx[users])
     while k > 10:
         try:
             collab.index.query(vec, k)
@@ -264,14 +265,14 @@ def eval_policy(base: Any, imported: ImportedStore, users: np.ndarray, collabora
       60 % out-of-network cap would end every page at 6 items;
     - ``mixing.light_ranker_keep`` only when ``light_keep`` is given.
     """
-    age_h = (imported.now - float(imported.service.state.created.a[1:imported.service.state.n_posts + 1].min())) \
-        / 3600.0 + 1.0
+    posts = imported.service.state.posts
+    age_h = (imported.now - float(posts.created(np.arange(1, posts.n + 1)).min())) / 3600.0 + 1.0
     sources = dict(base.sources)
     sources["collaborative"] = _answerable_k(imported, users, collaborative, age_h)
-    mixing = {**base.mixing, "in_network_share": 1.0, "out_network_share": 1.0}
+    mixing = base.mixing.replace(in_network_share=1.0, out_network_share=1.0)
     if light_keep is not None:
-        mixing["light_ranker_keep"] = light_keep
-    return replace(base, filters={**base.filters, "max_age_hours": age_h, "filter_seen": True},
+        mixing = mixing.replace(light_ranker_keep=light_keep)
+    return replace(base, filters=base.filters.replace(max_age_hours=age_h, filter_seen=True),
                    sources=sources, mixing=mixing)
 
 
@@ -347,7 +348,7 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
                       negatives: float = 0.0, span_days: float | None = None,
                       collaborative: int = 1000, light_keep: int | None = None, batch: int = 500,
                       folder: str | Path | None = None, seed: int = 0, say: Say | None = None,
-                      retrieval: dict | None = None) -> dict[str, Any]:
+                      retrieval: dict | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
     every test user, and score it beside the retrieval ``baselines`` (tuned by the protocol's own runner)
     on the same split. ``max_users`` keeps only the first that many users (by dense index) for a quick run."""
@@ -376,7 +377,7 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
     with tempfile.TemporaryDirectory(prefix="glassfeed-pipeline-eval-") as tmp:
         imported = import_events(frames, keep, n_items, folder or tmp, like_min=like_min, dwell_min=dwell_min,
                                  negatives=negatives, span_days=span_days, seed=seed, say=say,
-                                 retrieval=retrieval)
+                                 retrieval=retrieval, settings=settings)
         base = imported.service.policies[policy]
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
         extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)
@@ -389,7 +390,7 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
     say(f"ranked {len(test_rows)} users in {ranked.seconds:.1f} s")
     metrics = evaluate_topk(ranked.recs, split.test[test_rows], proto.k)
     leaked = int(np.count_nonzero(_hits(ranked.recs, split.exclude[test_rows])))
-    model = (retrieval or {}).get("collaborative_model", "als")
+    model = imported.service.settings.retrieval.collaborative_model
     results = [{"model": f"pipeline ({policy}, {model})", "metrics": metrics,
                 "fit_seconds": imported.seconds["import"] + imported.seconds["train"] + imported.seconds["load"],
                 "rank_seconds": ranked.seconds, "params": {"like": frames.like_rule, "dwell": dwell_min,
@@ -408,9 +409,9 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
         "empty_slots": int((ranked.recs < 0).sum()), "sources_in_topk": ranked.sources,
         "dropped": ranked.dropped, "candidates_per_user": ranked.candidates_per_user,
         "fallback": ranked.fallback, "seconds": imported.seconds,
-        "policy_changes": {"max_age_hours": pol.filters["max_age_hours"], "filter_seen": True,
+        "policy_changes": {"max_age_hours": pol.filters.max_age_hours, "filter_seen": True,
                            "sources": pol.sources, "in_network_share": 1.0, "out_network_share": 1.0,
-                           "light_ranker_keep": pol.mixing["light_ranker_keep"]},
+                           "light_ranker_keep": pol.mixing.light_ranker_keep},
         "heads": [{k: h[k] for k in ("head", "positives_train", "auc", "baseline_auc")}
                   for h in imported.train_report["heads"]],
         "results": results, "published": proto.published,
@@ -440,30 +441,3 @@ def to_markdown(run: dict[str, Any]) -> str:
               f"{run['candidates_per_user']:.0f}.", ""]
     return "\n".join(lines)
 
-
-def register(app: Any) -> None:
-    """Add ``glassfeed evaluate-pipeline`` (the feed on a protocol's split, beside pop and EASE) to the CLI."""
-    import typer
-
-    def evaluate_pipeline_cmd(
-        protocol: str = typer.Option("ms-ml100k", "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
-        policy: str = typer.Option("engagement", "--policy"),
-        baselines: str = typer.Option("pop,ease", "--baselines", help="retrieval models to compare (tuned)"),
-        max_users: int = typer.Option(None, "--max-users", help="only the first N users"),
-    ) -> None:
-        """Import a protocol's training split as events, rank with the full feed pipeline, score it."""
-        try:
-            if protocol not in PROTOCOLS:
-                raise KeyError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-            datasets.dataset_path(PROTOCOLS[protocol].dataset)
-        except datasets.DatasetMissing as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
-        except KeyError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
-        run = evaluate_pipeline(protocol=protocol, policy=policy, max_users=max_users, say=typer.echo,
-                                baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
-        typer.echo(to_markdown(run))
-
-    app.command("evaluate-pipeline")(evaluate_pipeline_cmd)

@@ -10,9 +10,10 @@ separate tuning pair so hyper-parameters are chosen without ever looking at the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,7 @@ def _no_train_items(X: sp.csr_matrix) -> np.ndarray:
 
 
 def _stats(df: pd.DataFrame, **parts: sp.csr_matrix) -> dict[str, Any]:
-    out: dict[str, Any] = {"interactions": int(len(df)), "users": int(df["user"].nunique()),
+    out: dict[str, Any] = {"interactions": len(df), "users": int(df["user"].nunique()),
                            "items": int(df["item"].nunique())}
     out.update({f"{name}_interactions": int(X.nnz) for name, X in parts.items()})
     return out
@@ -177,9 +178,10 @@ def build_lastfm_social(root: str | Path | None = None, seed: int = 42) -> Split
     social = ((social + social.T) > 0).astype(np.float32).tocsr()  # the graph is symmetric; make sure
     stats = _stats(plays, train=train, test=test)
     stats["friend_edges"] = int(social.nnz // 2)
-    return Split(train=train, test=test, exclude=as_csr(train, binary=True), tune_train=tune_train, tune_valid=tune_valid,
-                 tune_exclude=as_csr(tune_train, binary=True), filter_items=_no_train_items(train),
-                 tune_filter_items=_no_train_items(tune_train), social=social, stats=stats)
+    return Split(train=train, test=test, exclude=as_csr(train, binary=True), tune_train=tune_train,
+                 tune_valid=tune_valid, tune_exclude=as_csr(tune_train, binary=True),
+                 filter_items=_no_train_items(train), tune_filter_items=_no_train_items(tune_train),
+                 social=social, stats=stats)
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class Protocol:
     k: int
     columns: tuple[str, ...]  # metric keys shown in the report, in order
     models: tuple[str, ...]  # default model list (``a+b`` is a tuned blend of a and b)
-    grids: dict[str, Any]  # model name -> grid (see retrieval.tuning.param_grid); "+" -> blend weights
+    grids: dict[str, Any]  # model name -> grid (see evaluate.tuning.param_grid); "+" -> blend weights
     published: dict[str, dict[str, float]]
     source: str
     description: str

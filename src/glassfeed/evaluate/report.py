@@ -25,6 +25,7 @@ def cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """Platform, CPU model, cores and thread limits, for quoting beside any timing."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

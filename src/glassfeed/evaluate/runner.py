@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from glassfeed.evaluate.protocols import PROTOCOLS, Protocol, Split
+from glassfeed.evaluate.tuning import GridResult, evaluate_model, fit_model, grid_search, param_grid
 from glassfeed.retrieval import MODELS, Blend, Recommender
-from glassfeed.retrieval.tuning import GridResult, evaluate_model, fit_model, grid_search, param_grid
 
 #: The validation metric every protocol selects on.
 SELECT_ON = "ndcg@10"
@@ -117,6 +118,7 @@ class ProtocolRun:
         tuned = self.tune(name)
         s = self.split
         rank_runs = []
+        metrics: dict[str, float] = {}
         for _ in range(self.repeats):
             t0 = time.perf_counter()
             metrics = evaluate_model(tuned.final_model, s.train, s.test, self.protocol.k, s.exclude, s.filter_items)

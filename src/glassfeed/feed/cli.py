@@ -3,42 +3,45 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from glassfeed.cli_support import cli_settings, console, open_ingestor, out
+from glassfeed.feed.policy import PolicyError, describe, load_policies, load_policy_file
+from glassfeed.feed.service import FeedError, FeedService
+
 policy_app = typer.Typer(help="Ranking policies written as data.", no_args_is_help=True)
 
 
-def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+def _fail(msg: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
     raise typer.Exit(2)
 
 
-def _service(db: Optional[Path], clock: str):
-    from glassfeed.config import load_settings
-    from glassfeed.feed.service import FeedService
-    from glassfeed.ingest import Ingestor
-    from glassfeed.store import open_store
-
-    s = load_settings(db_path=db) if db else load_settings()
-    if not Path(s.db_path).exists():
-        _fail(f"no store at {s.db_path}; create one with `glassfeed generate` or `glassfeed import`")
-    return FeedService(Ingestor(open_store(s.db_path, s.synchronous), s.limits), clock=clock)
+def _service(ctx: typer.Context, db: Path | None) -> FeedService:
+    """A FeedService over the run's settings with ``--db`` applied, ranking at the store's data time."""
+    settings = cli_settings(ctx, db, serving={"clock": "data"})
+    if not Path(settings.store.path).exists():
+        _fail(f"no store at {settings.store.path}; create one with `glassfeed generate` or `glassfeed import`")
+    return FeedService(open_ingestor(settings), settings)
 
 
-def train(db: Optional[Path] = typer.Option(None, "--db", help="SQLite store path"),
+def _policies_dir(ctx: typer.Context, option: Path | None) -> str | Path | None:
+    """``--policies-dir``, else the settings' ``serving.policies_dir`` (empty: the built-in presets only)."""
+    return option or cli_settings(ctx).serving.policies_dir or None
+
+
+def train(ctx: typer.Context, db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
           max_rows: int = typer.Option(400_000, help="logged impressions sampled for the heads")) -> None:
     """Train the engagement heads, light ranker, ALS factors and bridging sides; print per-head AUC/log-loss
     on a time-based holdout beside the popularity baseline."""
-    svc = _service(db, "data")
+    svc = _service(ctx, db)
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def tick(stage: str, frac: float) -> None:
             if stage not in tasks:
@@ -55,12 +58,11 @@ def train(db: Optional[Path] = typer.Option(None, "--db", help="SQLite store pat
 
 
 @policy_app.command("list")
-def policy_list(policies_dir: Optional[Path] = typer.Option(None, help="extra folder of policy TOML files")) -> None:
+def policy_list(ctx: typer.Context,
+                policies_dir: Path | None = typer.Option(None, help="extra folder of policy TOML files")) -> None:
     """The policies on offer."""
-    from glassfeed.feed.policy import PolicyError, load_policies
-
     try:
-        pols = load_policies(policies_dir)
+        pols = load_policies(_policies_dir(ctx, policies_dir))
     except PolicyError as e:
         _fail(str(e))
     t = Table("name", "title", "profiling", "ranker")
@@ -70,15 +72,14 @@ def policy_list(policies_dir: Optional[Path] = typer.Option(None, help="extra fo
 
 
 @policy_app.command("describe")
-def policy_describe(name: str, policies_dir: Optional[Path] = typer.Option(None, help="extra policy folder")) -> None:
+def policy_describe(ctx: typer.Context, name: str,
+                    policies_dir: Path | None = typer.Option(None, help="extra policy folder")) -> None:
     """Print the plain-language main-parameters statement (EU DSA Art. 27) generated from the policy file."""
-    from glassfeed.feed.policy import PolicyError, describe, load_policies, load_policy_file
-
     try:
         if name.endswith(".toml"):
             pol = load_policy_file(name)
         else:
-            pols = load_policies(policies_dir)
+            pols = load_policies(_policies_dir(ctx, policies_dir))
             if name not in pols:
                 _fail(f"unknown policy {name!r}; expected one of {', '.join(pols)}")
             pol = pols[name]
@@ -87,12 +88,10 @@ def policy_describe(name: str, policies_dir: Optional[Path] = typer.Option(None,
     print(describe(pol))
 
 
-def feed(user: str, db: Optional[Path] = typer.Option(None, "--db"), policy: Optional[str] = None,
+def feed(ctx: typer.Context, user: str, db: Path | None = typer.Option(None, "--db"), policy: str | None = None,
          limit: int = 10) -> None:
     """Print one page of USER's feed with the reason and top contributions of every item."""
-    from glassfeed.feed.service import FeedError
-
-    svc = _service(db, "data")
+    svc = _service(ctx, db)
     try:
         page = svc.feed(user, policy=policy, limit=limit, log_impressions=False)
     except FeedError as e:

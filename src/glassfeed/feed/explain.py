@@ -27,14 +27,14 @@ ADJUSTMENT_WORDS = {
 
 
 def _names(state: ServingState, users: list[int]) -> str:
-    handles = ["@" + state.handles[u] for u in users]
+    handles = ["@" + state.users.handle_of(u) for u in users]
     return handles[0] if len(handles) == 1 else ", ".join(handles[:-1]) + " and " + handles[-1]
 
 
 def source_reason(state: ServingState, user: int, post: int, source: str, via: int, full: bool = True,
                   source_score: float = 0.0) -> str:
     """One sentence saying where the candidate came from (``full`` looks up every followed engager)."""
-    author = int(state.author.a[post])
+    author = state.posts.author_of(post)
     if source == "following":
         if via:
             return f"{_names(state, [via])}, whom you follow, reposted it"
@@ -46,11 +46,11 @@ def source_reason(state: ServingState, user: int, post: int, source: str, via: i
         who = engagers_followed(state, user, post) or ([via] if via else [])
         return f"liked by {_names(state, who)} whom you follow" if who else "liked by accounts you follow"
     if source == "trending":
-        t = state.topic.a[post]
-        return f"popular in #{state.topic_names[t]} right now" if t >= 0 else "popular right now"
+        t = state.posts.topic_id_of(post)
+        return f"popular in #{state.topics.name(t)} right now" if t >= 0 else "popular right now"
     if source == "cold_start":
-        t = state.topic.a[post]
-        return f"popular in #{state.topic_names[t]}, a topic you picked" if t >= 0 else "popular with new members"
+        t = state.posts.topic_id_of(post)
+        return f"popular in #{state.topics.name(t)}, a topic you picked" if t >= 0 else "popular with new members"
     return "people with similar likes engaged with it"
 
 
@@ -84,9 +84,9 @@ def explain_item(state: ServingState, user: int, post: int, source_code: int, vi
         contributions.append({"head": base[0], "probability": None, "weight": 1.0, "contribution": float(base[1]),
                               "meaning": "newer posts rank higher: 1 / (1 + age in hours)"})
     adjustments = adjustment_list(deltas)
-    labels = state.labels[post]
+    labels = state.posts.labels_of(post)
     return {
-        "post": state.post_ids[post],
+        "post": state.posts.id_of(post),
         "position": position,
         "source": source,
         "reason": source_reason(state, user, post, source, via),

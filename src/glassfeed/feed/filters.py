@@ -6,11 +6,15 @@ number each filter dropped (published with the page), and the fatigue multiplier
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+
 import numpy as np
 
 from glassfeed.feed.candidates import Candidates
+from glassfeed.feed.features import PairContext
 from glassfeed.feed.policy import Policy
-from glassfeed.state import ServingState, lookup_pairs
+from glassfeed.state import ServingState
 
 DAY = 86400.0
 
@@ -19,7 +23,7 @@ def _pair_keys(users: np.ndarray, others: np.ndarray, n: int) -> np.ndarray:
     return users.astype(np.int64) * n + others.astype(np.int64)
 
 
-def _set_pairs(users: np.ndarray, sets: list[set[int] | None], n: int) -> np.ndarray:
+def _set_pairs(users: np.ndarray, sets: Sequence[AbstractSet[int] | None], n: int) -> np.ndarray:
     keys = [u * n + v for u, s in zip(users.tolist(), sets) if s for v in s]
     return np.asarray(keys, np.int64)
 
@@ -27,24 +31,23 @@ def _set_pairs(users: np.ndarray, sets: list[set[int] | None], n: int) -> np.nda
 def fatigue_multiplier(policy: Policy, since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(drop, multiplier) for candidates whose author got a 'see less' ``since`` seconds ago (inf = never)."""
     fat = policy.fatigue
-    filt, disc = fat["filter_days"] * DAY, fat["discount_days"] * DAY
+    filt, disc = fat.filter_days * DAY, fat.discount_days * DAY
     drop = since < filt
     mult = np.ones(len(since))
     in_disc = (since >= filt) & (since < filt + disc)
     if in_disc.any() and disc > 0:
-        steps = max(int(fat["discount_steps"]), 1)
+        steps = fat.discount_steps
         step = np.floor((since[in_disc] - filt) / (disc / steps))
-        mult[in_disc] = fat["discount_start"] + (1.0 - fat["discount_start"]) * step / steps
+        mult[in_disc] = fat.discount_start + (1.0 - fat.discount_start) * step / steps
     return drop, mult
 
 
-def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, policy: Policy, now: float,
-                  served: list[set[int]]) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
-    """Returns (kept row indices, dropped-per-filter counts, fatigue multiplier, interstitial flag) for ``c``."""
-    n_users_total = len(state.user_ids) + 1
-    u = users[c.row]
+def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, ctx: PairContext, policy: Policy,
+                  now: float, served: list[set[int]]) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
+    """Returns (kept row indices, dropped-per-filter counts, fatigue multiplier, interstitial flag) for ``c``
+    (``ctx``: the candidates' pair context, giving authors and "see less" times)."""
     post = c.post
-    author = state.author.a[post]
+    author = ctx.authors
     dropped: dict[str, int] = {}
     keep = np.ones(len(c), bool)
 
@@ -53,34 +56,30 @@ def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, policy:
         dropped[name] = int(m.sum())
         keep[m] = False
 
-    drop("moderation_removed", state.labelled.a[post] == 2)
-    drop("own_post", author == u)
-    drop("too_old", state.created.a[post] < now - policy.filters["max_age_hours"] * 3600.0)
+    drop("moderation_removed", state.posts.removed(post))
+    drop("own_post", author == ctx.user)
+    drop("too_old", state.posts.created(post) < now - policy.filters.max_age_hours * 3600.0)
     ub = users.tolist()
-    hidden = [(state.blocked.get(x) or set()) | (state.blocked_by.get(x) or set()) | (state.muted.get(x) or set())
-              for x in ub]
+    rows = np.arange(len(ub))
+    n_users_total = state.n_users + 2
     drop("blocked_or_muted", np.isin(_pair_keys(c.row, author, n_users_total),
-                                     _set_pairs(np.arange(len(ub)), hidden, n_users_total)))
-    n_posts = len(state.post_ids) + 1
-    drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts),
-                                        _set_pairs(np.arange(len(ub)), served, n_posts)))
-    if policy.filters.get("filter_seen"):
+                                     _set_pairs(rows, [state.graph.hidden(x) for x in ub], n_users_total)))
+    n_posts = state.posts.capacity + 1
+    drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, served, n_posts)))
+    if policy.filters.filter_seen:
         drop("already_seen", np.isin(_pair_keys(c.row, post, n_posts),
-                                     _set_pairs(np.arange(len(ub)), [state.seen.get(x) for x in ub], n_posts)))
-    words = [state.muted_words.get(x) for x in ub]
+                                     _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)))
+    words = [state.feedback.muted_words(x) for x in ub]
     if any(words):
         m = np.zeros(len(c), bool)
-        for i in np.flatnonzero(keep).tolist():
-            w = words[c.row[i]]
-            if w:
-                text = state.text_lower[post[i]]
-                m[i] = any(x in text for x in w)
+        at = np.flatnonzero(keep & np.isin(c.row, np.flatnonzero([bool(w) for w in words])))
+        m[at] = state.posts.contains_any(post[at], [words[r] for r in c.row[at].tolist()])
         drop("muted_word", m)
     since = np.full(len(c), np.inf)
-    if state.see_less and policy.fatigue["filter_days"] + policy.fatigue["discount_days"] > 0:
-        t = lookup_pairs(state.see_less, u, author)  # time of the user's last "see less" on the author, 0 = never
+    if state.feedback.any_see_less and policy.fatigue.filter_days + policy.fatigue.discount_days > 0:
+        t = ctx.see_less_at  # time of the user's last "see less" on the author, 0 = never
         since = np.where(t > 0, now - t, np.inf)
     fat_drop, fat_mult = fatigue_multiplier(policy, since)
     drop("see_less_fatigue", fat_drop)
     kept = np.flatnonzero(keep)
-    return kept, dropped, fat_mult[kept], state.labelled.a[post[kept]] == 1
+    return kept, dropped, fat_mult[kept], state.posts.interstitial(post[kept])

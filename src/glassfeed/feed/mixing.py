@@ -23,10 +23,10 @@ def apply_adjustments(score: np.ndarray, policy: Policy, in_net: np.ndarray, is_
     deltas = np.zeros((len(score), len(ADJUSTMENTS)))
     s = score.astype(np.float64).copy()
     factors = (
-        ("out_of_network", np.where(in_net, 1.0, adj["out_of_network_factor"])),
-        ("reply", np.where(is_reply, adj["reply_factor"], 1.0)),
-        ("divisiveness", 1.0 - adj["divisiveness_penalty"] * divisiveness),
-        ("bridging", 1.0 + adj["bridging_boost"] * bridging),
+        ("out_of_network", np.where(in_net, 1.0, adj.out_of_network_factor)),
+        ("reply", np.where(is_reply, adj.reply_factor, 1.0)),
+        ("divisiveness", 1.0 - adj.divisiveness_penalty * divisiveness),
+        ("bridging", 1.0 + adj.bridging_boost * bridging),
         ("topic_preference", np.ones(len(score)) if topic_pref is None else topic_pref),
         ("see_less_fatigue", fatigue),
     )
@@ -61,14 +61,14 @@ def assemble_pages(rows: np.ndarray, score: np.ndarray, authors: np.ndarray, in_
     order = np.lexsort((-score, rows))
     k = np.empty(len(rows), np.int64)
     k[order] = _rank_within(rows[order], authors[order])
-    decay, floor = adj["author_diversity_decay"], adj["author_diversity_floor"]
+    decay, floor = adj.author_diversity_decay, adj.author_diversity_floor
     mult = (1.0 - floor) * decay ** k + floor if decay < 1.0 else np.ones(len(rows))
     final = score * mult
     deltas[:, A["author_diversity"]] = final - score
     order = np.lexsort((-final, rows))
     mix = policy.mixing
-    caps = np.where(in_net, int(np.floor(mix["in_network_share"] * limit)),
-                    int(np.floor(mix["out_network_share"] * limit)))
+    caps = np.where(in_net, int(np.floor(mix.in_network_share * limit)),
+                    int(np.floor(mix.out_network_share * limit)))
     r, inn = rows[order], in_net[order].astype(np.int64)
     pos_in_class = _rank_within(r, inn)
     ok = pos_in_class < caps[order]

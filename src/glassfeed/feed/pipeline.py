@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassfeed.feed.candidates import SOURCE_CODE, Candidates, top_k_per_row
-from glassfeed.feed.features import LIGHT_FEATURES, pair_features
+from glassfeed.feed.candidates import Candidates, top_k_per_row
+from glassfeed.feed.features import LIGHT_FEATURES, pair_context, pair_features
 from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
@@ -39,7 +39,9 @@ class Pages:
     source: np.ndarray
     source_score: np.ndarray
     via: np.ndarray
+    in_network: np.ndarray  # bool: the user follows the author or a followed account reposted it
     probs: np.ndarray | None  # (n, len(policy.HEADS)) or None for recency ranking
+    features: np.ndarray | None  # (n, len(FEATURES)) rows the heads scored, or None for recency ranking
     deltas: np.ndarray  # (n, len(ADJUSTMENTS))
     interstitial: np.ndarray
     ranker: str
@@ -54,10 +56,10 @@ class Pages:
 
 def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy, now: float, limit: int = 50,
          served: list[set[int]] | None = None) -> Pages:
-    """Rank a page of up to ``limit`` posts for each user in ``users`` under ``policy`` at time ``now``."""
+    """Rank a page of up to ``limit`` posts for each user in ``users`` (distinct) under ``policy`` at ``now``."""
     users = np.asarray(users, np.int64)
     served = served if served is not None else [set() for _ in users]
-    cutoff = now - policy.filters["max_age_hours"] * 3600.0
+    cutoff = now - policy.filters.max_age_hours * 3600.0
 
     # 1. candidate sources, deduplicated (~1,000 per user)
     recent = prepare(state, models, policy, now)
@@ -66,52 +68,53 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
         for name, k in policy.sources.items()
     ]).dedupe()
     n_candidates = len(cands)
+    ctx = pair_context(state, users, cands.row, cands.post)  # authors, in-network, "see less": once per request
 
     # 2. filters: moderation, own, age, blocks/mutes, served/seen, muted words, see-less fatigue
-    kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, policy, now, served)
-    cands = cands.take(kept)
-    u = users[cands.row]
-    authors = state.author.a[cands.post]
-    in_net = cands.source == SOURCE_CODE["following"]
+    kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, ctx, policy, now, served)
+    cands, ctx = cands.take(kept), ctx.take(kept)
 
     # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads
-    probs = None
+    probs = X = None
     fallback = None if policy.ranker == "recency" or models.heads.trained else \
         "the engagement models are not trained yet, so this page is newest first"
     if policy.ranker == "heads" and fallback is None:
         try:
-            X = pair_features(state, u, cands.post, now, in_net=in_net, only=LIGHT_FEATURES)
-            keep = top_k_per_row(cands.row, models.light.score(X), int(policy.mixing["light_ranker_keep"]))
-            cands, u, authors, in_net = cands.take(keep), u[keep], authors[keep], in_net[keep]
-            probs = models.heads.predict(pair_features(state, u, cands.post, now, in_net=in_net))
+            light = pair_features(state, ctx, now, only=LIGHT_FEATURES)
+            keep = top_k_per_row(cands.row, models.light.score(light), policy.mixing.light_ranker_keep)
+            cands, ctx = cands.take(keep), ctx.take(keep)
+            X = pair_features(state, ctx, now)
+            probs = models.heads.predict(X)
             fatigue, interstitial = fatigue[keep], interstitial[keep]
         except Exception as e:  # X's rule: if ranking fails, serve reverse-chronological rather than nothing
-            probs, fallback = None, f"ranking failed ({type(e).__name__}), so this page is newest first"
+            probs = X = None
+            fallback = f"ranking failed ({type(e).__name__}), so this page is newest first"
     if probs is None:
-        score = recency_score(now - state.created.a[cands.post])
+        score = recency_score(now - state.posts.created(cands.post))
     else:
         score = probs @ np.asarray(policy.weight_vector())
 
     # 4. policy adjustments (multiplicative, recorded as additive deltas for the explanation)
     deltas = np.zeros((len(cands), len(ADJUSTMENTS)))
     if probs is not None:
-        score, deltas = apply_adjustments(score, policy, in_net, state.is_reply.a[cands.post],
-                                          state.divisiveness.a[cands.post], state.bridging_scores(cands.post),
+        score, deltas = apply_adjustments(score, policy, ctx.in_network, state.posts.is_reply(cands.post),
+                                          state.posts.divisiveness(cands.post), state.counters.bridging(cands.post),
                                           fatigue, topic_preference(state, users, cands, policy))
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
-    sel, final = assemble_pages(cands.row, score, authors, in_net, limit, policy, deltas)
+    sel, final = assemble_pages(cands.row, score, ctx.authors, ctx.in_network, limit, policy, deltas)
     remaining = np.bincount(cands.row, minlength=len(users)) - np.bincount(cands.row[sel], minlength=len(users))
     return Pages(row=cands.row[sel], post=cands.post[sel], score=final[sel], source=cands.source[sel],
-                 source_score=cands.source_score[sel], via=cands.via[sel], probs=None if probs is None else probs[sel], deltas=deltas[sel],
-                 interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
+                 source_score=cands.source_score[sel], via=cands.via[sel], in_network=ctx.in_network[sel],
+                 probs=None if probs is None else probs[sel], features=None if X is None else X[sel],
+                 deltas=deltas[sel], interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
                  dropped=dropped, n_candidates=n_candidates, remaining=remaining, fallback_reason=fallback)
 
 
 def prepare(state: ServingState, models: Models, policy: Policy, now: float) -> np.ndarray:
     """Posts inside the policy's freshness window, after bringing shared indexes up to date (the collaborative
     HNSW index). ``rank`` calls it; batch callers that fork workers call it once before forking."""
-    recent = recent_posts(state, now, now - policy.filters["max_age_hours"] * 3600.0)
+    recent = recent_posts(state, now, now - policy.filters.max_age_hours * 3600.0)
     if "collaborative" in policy.sources and models.ease is None:
         models.collab.refresh(state, recent, now)
     return recent
@@ -126,14 +129,14 @@ def topic_preference(state: ServingState, users: np.ndarray, cands: Candidates, 
     """Multiplier from each person's "more/less of this topic" choices (saved preferences)."""
     f = np.ones(len(cands))
     adj = policy.adjustments
-    topics = state.topic.a[cands.post]
+    topics = state.posts.topic(cands.post)
     for r, u in enumerate(users.tolist()):
-        prefs = state.prefs.get(u)
+        prefs = state.feedback.prefs(u)
         if not prefs or not (prefs.get("topics_more") or prefs.get("topics_less")):
             continue
         m = cands.row == r
-        for key, factor in (("topics_more", adj["topic_more_factor"]), ("topics_less", adj["topic_less_factor"])):
-            ids = [state.topic_index[t] for t in prefs.get(key, []) if t in state.topic_index]
+        for key, factor in (("topics_more", adj.topic_more_factor), ("topics_less", adj.topic_less_factor)):
+            ids = [t for name in prefs.get(key, []) if (t := state.topics.lookup(name)) is not None]
             if ids:
                 f[m & np.isin(topics, ids)] = factor
     return f

@@ -8,10 +8,13 @@ a policy file into the plain-language "main parameters" statement of EU DSA Art.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 #: The engagement heads every policy weights, in model output order.
 HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell", "see_less", "report")
@@ -32,8 +35,66 @@ SOURCE_WORDS = {
 }
 
 
+S = TypeVar("S", bound="PolicySection")
+
+
 class PolicyError(ValueError):
-    """A policy file or a user's adjustment is invalid; the message names the field and the reason."""
+    """A policy file or a user's adjustment is invalid; the message names the file, section and key."""
+
+
+class PolicySection(BaseModel):
+    """One ``[section]`` of a policy file: every key required, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with some keys changed (``policy.mixing.replace(in_network_share=1.0)``)."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+class Adjustments(PolicySection):
+    """Multipliers applied after scoring (``feed/mixing.py``, ``pipeline.topic_preference``)."""
+
+    out_of_network_factor: float = Field(ge=0, description="x this for posts from accounts you do not follow")
+    reply_factor: float = Field(ge=0, description="x this for replies")
+    author_diversity_decay: float = Field(ge=0, le=1, description="k-th repeat of an author: "
+                                          "x ((1 - floor) * decay^k + floor); 1 disables it")
+    author_diversity_floor: float = Field(ge=0, le=1)
+    divisiveness_penalty: float = Field(ge=0, le=1, description="x (1 - penalty * divisiveness)")
+    topic_more_factor: float = Field(ge=0, description="x this for topics the person asked to see more of")
+    topic_less_factor: float = Field(ge=0, description="x this for topics the person asked to see less of")
+    bridging_boost: float = Field(ge=0, description="x (1 + boost * bridging score)")
+
+
+class Filters(PolicySection):
+    """What is never shown under this policy (besides the blocks, mutes and removals every policy applies)."""
+
+    max_age_hours: float = Field(gt=0, description="posts older than this are not candidates")
+    filter_seen: bool = Field(description="drop posts already shown to the person")
+
+
+class Mixing(PolicySection):
+    """How a page is assembled from the ranked candidates."""
+
+    in_network_share: float = Field(ge=0, le=1, description="at most this share of a page from followed accounts")
+    out_network_share: float = Field(ge=0, le=1, description="at most this share from other accounts")
+    light_ranker_keep: int = Field(ge=1, description="candidates kept by the first-stage ranker per request")
+
+
+class Fatigue(PolicySection):
+    """After "see less" on an author: hidden for ``filter_days``, then discounted in steps for ``discount_days``."""
+
+    filter_days: float = Field(ge=0)
+    discount_days: float = Field(ge=0)
+    discount_start: float = Field(ge=0, le=1, description="the multiplier when the discount starts (rises to 1)")
+    discount_steps: int = Field(ge=1)
+
+
+#: Policy file keys: scalars, then the tables (typed sections parsed by their model).
+_SCALARS = ("name", "title", "summary", "profiling", "ranker")
+_SECTIONS: dict[str, type[PolicySection]] = {"adjustments": Adjustments, "filters": Filters, "mixing": Mixing,
+                                             "fatigue": Fatigue}
+_TABLES = ("weights", "bounds", "sources", *_SECTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +107,17 @@ class Policy:
     weights: dict[str, float]
     bounds: dict[str, tuple[float, float]]
     sources: dict[str, int]
-    adjustments: dict[str, float]
-    filters: dict[str, Any]
-    mixing: dict[str, Any]
-    fatigue: dict[str, float]
+    adjustments: Adjustments
+    filters: Filters
+    mixing: Mixing
+    fatigue: Fatigue
     adjusted_by_user: dict[str, float] = field(default_factory=dict)
 
     def weight_vector(self) -> list[float]:
         return [float(self.weights.get(h, 0.0)) for h in HEADS]
 
-    def with_user_weights(self, user_weights: dict[str, float] | None) -> "Policy":
-        """Apply a person's weight choices, each clamped check: outside the bounds is an error, not a clamp."""
+    def with_user_weights(self, user_weights: Mapping[str, Any] | None) -> Policy:
+        """Apply a person's weight choices, each checked: outside the bounds is an error, not a clamp."""
         if not user_weights:
             return self
         w = dict(self.weights)
@@ -69,39 +130,60 @@ class Policy:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= float(value) <= hi:
                 raise PolicyError(f"weights.{head}: {value!r} is outside the allowed range [{lo}, {hi}]")
             w[head] = float(value)
-        return replace(self, weights=w, adjusted_by_user=dict(user_weights))
+        return replace(self, weights=w, adjusted_by_user={k: float(v) for k, v in user_weights.items()})
+
+
+def _section(origin: str, name: str, model: type[S], body: Any) -> S:
+    if not isinstance(body, dict):
+        raise PolicyError(f"{origin}: [{name}]: must be a table of keys")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or name
+        reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason += f"; expected one of {', '.join(model.model_fields)}"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise PolicyError(f"{origin}: [{name}] {key}: {reason}{more}") from None
 
 
 def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
-    try:
-        name = str(d["name"])
-        ranker = str(d.get("ranker", "heads"))
-        if ranker not in RANKERS:
-            raise PolicyError(f"{origin}: ranker: {ranker!r} is not one of {RANKERS}")
-        weights = {k: float(v) for k, v in d.get("weights", {}).items()}
-        for k in weights:
-            if k not in HEADS:
-                raise PolicyError(f"{origin}: weights.{k}: unknown head")
-        bounds = {}
-        for k, v in d.get("bounds", {}).items():
-            if k not in HEADS or len(v) != 2 or float(v[0]) > float(v[1]):
-                raise PolicyError(f"{origin}: bounds.{k}: must be [low, high] for a known head")
-            bounds[k] = (float(v[0]), float(v[1]))
-            if k in weights and not bounds[k][0] <= weights[k] <= bounds[k][1]:
-                raise PolicyError(f"{origin}: weights.{k}: default {weights[k]} is outside its own bounds")
-        sources = {k: int(v) for k, v in d.get("sources", {}).items()}
-        for k in sources:
-            if k not in SOURCES:
-                raise PolicyError(f"{origin}: sources.{k}: unknown candidate source")
-        return Policy(
-            name=name, title=str(d.get("title", name)), summary=str(d.get("summary", "")).strip(),
-            profiling=bool(d.get("profiling", True)), ranker=ranker, weights=weights, bounds=bounds,
-            sources=sources, adjustments={k: float(v) for k, v in d["adjustments"].items()},
-            filters=dict(d["filters"]), mixing=dict(d["mixing"]),
-            fatigue={k: float(v) for k, v in d["fatigue"].items()},
-        )
-    except KeyError as e:
-        raise PolicyError(f"{origin}: missing section or key {e.args[0]!r}") from None
+    for k, v in d.items():
+        if k not in _SCALARS + _TABLES:
+            raise PolicyError(f"{origin}: {k}: unknown key; expected one of {', '.join(_SCALARS + _TABLES)}")
+        if k in _TABLES and not isinstance(v, dict):
+            raise PolicyError(f"{origin}: [{k}]: must be a table of keys")
+    ranker = str(d.get("ranker", "heads"))
+    if ranker not in RANKERS:
+        raise PolicyError(f"{origin}: ranker: {ranker!r} is not one of {RANKERS}")
+    weights = {k: float(v) for k, v in d.get("weights", {}).items()}
+    for k in weights:
+        if k not in HEADS:
+            raise PolicyError(f"{origin}: weights.{k}: unknown head")
+    bounds = {}
+    for k, v in d.get("bounds", {}).items():
+        if k not in HEADS or len(v) != 2 or float(v[0]) > float(v[1]):
+            raise PolicyError(f"{origin}: bounds.{k}: must be [low, high] for a known head")
+        bounds[k] = (float(v[0]), float(v[1]))
+        if k in weights and not bounds[k][0] <= weights[k] <= bounds[k][1]:
+            raise PolicyError(f"{origin}: weights.{k}: default {weights[k]} is outside its own bounds")
+    sources = {k: int(v) for k, v in d.get("sources", {}).items()}
+    for k in sources:
+        if k not in SOURCES:
+            raise PolicyError(f"{origin}: sources.{k}: unknown candidate source")
+    missing = [k for k in ("name", *_SECTIONS) if k not in d]
+    if missing:
+        raise PolicyError(f"{origin}: missing section or key {missing[0]!r}")
+    name = str(d["name"])
+    return Policy(
+        name=name, title=str(d.get("title", name)), summary=str(d.get("summary", "")).strip(),
+        profiling=bool(d.get("profiling", True)), ranker=ranker, weights=weights, bounds=bounds, sources=sources,
+        adjustments=_section(origin, "adjustments", Adjustments, d["adjustments"]),
+        filters=_section(origin, "filters", Filters, d["filters"]),
+        mixing=_section(origin, "mixing", Mixing, d["mixing"]),
+        fatigue=_section(origin, "fatigue", Fatigue, d["fatigue"]),
+    )
 
 
 def load_policy_file(path: str | Path) -> Policy:
@@ -155,35 +237,35 @@ def describe(policy: Policy) -> str:
     adj = policy.adjustments
     lines.append("")
     lines.append("## Adjustments after scoring")
-    if adj.get("out_of_network_factor", 1.0) != 1.0:
-        lines.append(f"- Posts from accounts you do not follow are multiplied by {adj['out_of_network_factor']:g}.")
-    if adj.get("reply_factor", 1.0) != 1.0:
-        lines.append(f"- Replies are multiplied by {adj['reply_factor']:g}.")
-    if adj.get("author_diversity_decay", 1.0) < 1.0:
+    if adj.out_of_network_factor != 1.0:
+        lines.append(f"- Posts from accounts you do not follow are multiplied by {adj.out_of_network_factor:g}.")
+    if adj.reply_factor != 1.0:
+        lines.append(f"- Replies are multiplied by {adj.reply_factor:g}.")
+    if adj.author_diversity_decay < 1.0:
         lines.append(f"- Each further post by the same author on a page is multiplied down (by "
-                     f"{adj['author_diversity_decay']:g} per repeat, never below {adj['author_diversity_floor']:g}) "
+                     f"{adj.author_diversity_decay:g} per repeat, never below {adj.author_diversity_floor:g}) "
                      "so that no single account dominates.")
-    if adj.get("divisiveness_penalty", 0.0) > 0:
+    if adj.divisiveness_penalty > 0:
         lines.append(f"- Posts that stoke hostility between groups lose up to "
-                     f"{100 * adj['divisiveness_penalty']:.0f}% of their score.")
-    if adj.get("bridging_boost", 0.0) > 0:
+                     f"{100 * adj.divisiveness_penalty:.0f}% of their score.")
+    if adj.bridging_boost > 0:
         lines.append(f"- Posts liked by people on different sides gain up to "
-                     f"{100 * adj['bridging_boost'] * 0.5:.0f}% (bridging).")
+                     f"{100 * adj.bridging_boost * 0.5:.0f}% (bridging).")
     fat = policy.fatigue
-    if fat.get("filter_days", 0) > 0:
-        lines.append(f"- After you ask to see less of an author, their posts are hidden for {fat['filter_days']:g} "
-                     f"days, then shown less for {fat['discount_days']:g} days.")
+    if fat.filter_days > 0:
+        lines.append(f"- After you ask to see less of an author, their posts are hidden for {fat.filter_days:g} "
+                     f"days, then shown less for {fat.discount_days:g} days.")
     lines.append("")
     lines.append("## Always applied")
     lines.append("- Accounts you block or mute, and posts containing your muted words, are never shown.")
     lines.append("- Posts removed by moderation are never shown; labelled posts show behind a warning.")
-    lines.append(f"- Posts older than {policy.filters['max_age_hours']:g} hours are not shown.")
-    if policy.filters.get("filter_seen"):
+    lines.append(f"- Posts older than {policy.filters.max_age_hours:g} hours are not shown.")
+    if policy.filters.filter_seen:
         lines.append("- Posts you have already been shown are not shown again.")
     mix = policy.mixing
-    if mix.get("out_network_share", 0) > 0 and mix.get("in_network_share", 1) < 1:
-        lines.append(f"- At most {100 * mix['in_network_share']:.0f}% of a page comes from accounts you follow and "
-                     f"at most {100 * mix['out_network_share']:.0f}% from others.")
+    if mix.out_network_share > 0 and mix.in_network_share < 1:
+        lines.append(f"- At most {100 * mix.in_network_share:.0f}% of a page comes from accounts you follow and "
+                     f"at most {100 * mix.out_network_share:.0f}% from others.")
     lines.append("")
     lines.append("## Your options")
     lines.append("- You can switch to another feed at any time, including one that is not based on profiling "

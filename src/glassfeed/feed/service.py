@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from glassfeed.config import load_settings
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
-from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
-from glassfeed.feed.train import load_ease, load_models, models_dir, train_all
+from glassfeed.feed.sessions import Sessions, format_request_id
+from glassfeed.feed.train import load_factors, load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
-from glassfeed.state import C, ServingState, StateConfig
+from glassfeed.settings import Settings, packaged_settings
+from glassfeed.state import C, ServingState
 
 DEFAULT_POLICY = "engagement"
 MAX_LIMIT = 100
@@ -46,25 +46,29 @@ class FeedError(ValueError):
 class FeedService:
     """Owns the serving state for one store; thread-safe (one lock around state reads and writes)."""
 
-    def __init__(self, ingestor: Ingestor, *, policies_dir: str | Path | None = None,
-                 models_folder: str | Path | None = None, clock: str = "wall", secret: bytes | None = None,
-                 state_config: StateConfig | None = None, impression_flush_ms: float = 50.0) -> None:
+    def __init__(self, ingestor: Ingestor, settings: Settings | None = None, *, clock: str | None = None,
+                 models_folder: str | Path | None = None, secret: bytes | None = None) -> None:
+        """``settings`` (default: the packaged ones) gives the ``serving``, ``state`` and ``retrieval`` sections;
+        ``clock`` ("wall" or "data"), when given, replaces ``serving.clock``."""
+        settings = settings or packaged_settings()
+        self.settings = settings if clock is None else settings.replace(serving={"clock": clock})
         self.ingestor = ingestor
         self.store = ingestor.store
-        self.policies = load_policies(policies_dir)
+        self.policies = load_policies(self.settings.serving.policies_dir or None)
         self.lock = threading.RLock()
-        self.clock_mode = clock
+        self.clock_mode = self.settings.serving.clock
         self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)
         self.secret = secret or self._secret()
         self.explanations: dict[int, OrderedDict[int, dict[str, Any]]] = {}
         self.models = Models()
-        self._load(state_config)
+        self.sessions = Sessions(self.settings.serving.session_ttl_s)
+        self._load()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
         self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.RLock()  # held from draining the queue until its commit
-        self._flush_s = impression_flush_ms / 1000.0
+        self._flush_s = self.settings.serving.impression_flush_ms / 1000.0
         self._wake = threading.Event()
         self._closed = False
         self._flusher = threading.Thread(target=self._flush_loop, name="gf-impressions", daemon=True)
@@ -75,21 +79,17 @@ class FeedService:
         s = self.store.get_meta("cursor_secret")
         if s is None:
             s = secrets.token_hex(32)
-            with self.store.transaction() as tx:
-                self.store.set_meta(tx, "cursor_secret", s)
+            self.ingestor.set_meta("cursor_secret", s)
         return bytes.fromhex(s)
 
-    def _load(self, state_config: StateConfig | None = None) -> None:
-        heads, light, user_vec, side = load_models(self.models_folder)
-        ease = load_ease(self.models_folder)
-        state = ServingState.from_store(self.store, state_config, clock=self._now, user_vec=user_vec, side=side)
-        r = load_settings().raw["retrieval"]
-        collab = CollaborativeIndex(rebuild_every_s=float(r["ann_rebuild_every_s"]),
-                                    exact_below=int(r["ann_exact_below"]))
+    def _load(self) -> None:
+        trained = load_models(self.models_folder, self.settings.retrieval)
+        user_vec, side = load_factors(self.models_folder)
+        state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec,
+                                        side=side)
         with self.lock:
             self.state = state
-            self.models = Models(heads=heads, light=light, collab=collab,
-                                 ease=EaseRetriever(*ease) if ease else None)
+            self.models = trained
 
     def _now(self) -> float:
         if self.clock_mode == "data":
@@ -102,14 +102,16 @@ class FeedService:
 
     def retrain(self, max_rows: int = 400_000, progress=None):
         """Train all models from the store, then rebuild the state with them (the store stays the truth)."""
-        report = train_all(self.store, self.models_folder, max_rows=max_rows, progress=progress)
-        self._load(self.state.cfg)
+        report = train_all(self.store, self.models_folder, max_rows=max_rows, progress=progress,
+                           retrieval=self.settings.retrieval, state=self.settings.state)
+        self._load()
         return report
 
     # ------------------------------------------------------------------ listeners (write path)
-    def _on_events(self, cols: dict[str, np.ndarray]) -> None:
+    def _on_events(self, batch: EventBatch) -> None:
         with self.lock:
-            self.state.apply_events(cols)
+            self.state.apply_events(batch)
+            self.sessions.record(batch)
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         with self.lock:
@@ -120,11 +122,11 @@ class FeedService:
             elif kind == "muted_words":
                 words = self.store.load_muted_words()
                 for u in idxs:
-                    self.state.muted_words[u] = words.get(u, [])
+                    self.state.feedback.set_muted_words(u, words.get(u, []))
             elif kind == "prefs":
                 prefs = self.store.load_prefs()
                 for u in idxs:
-                    self.state.prefs[u] = prefs.get(u, {})
+                    self.state.feedback.set_prefs(u, prefs.get(u, {}))
             elif kind == "labels":
                 self.state.set_labels(self.store.post_labels(idxs))
             elif kind == "deleted":
@@ -140,7 +142,7 @@ class FeedService:
         return idx
 
     def policy_for(self, user: int, name: str | None) -> Policy:
-        prefs = self.state.prefs.get(user, {}) if user else {}
+        prefs = self.state.feedback.prefs(user) if user else {}
         name = name or prefs.get("policy") or DEFAULT_POLICY
         pol = self.policies.get(name)
         if pol is None:
@@ -154,7 +156,7 @@ class FeedService:
                    topics_more: list[str] | None = None, topics_less: list[str] | None = None) -> dict[str, Any]:
         """Validate and persist a person's feed choices; weights are checked against the policy's bounds."""
         user = self.user_idx(user_id)
-        prefs = dict(self.state.prefs.get(user, {}))
+        prefs = dict(self.state.feedback.prefs(user))
         if policy is not None:
             if policy not in self.policies:
                 raise FeedError("policy", f"unknown policy {policy!r}; expected one of {', '.join(self.policies)}")
@@ -206,13 +208,11 @@ class FeedService:
                 sid, page_no, now = uuid.uuid4().hex[:16], 0, self.now()
                 pol_name = policy
             pol = self.policy_for(user, pol_name)
-            self.state.expire_sessions(time.time() if self.clock_mode == "wall" else now)
-            served = self.state.sessions.get(sid, (now, set()))[1]
-            pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [served])
-            request_id = f"{pol.name}:{sid}.{page_no}"  # policy tag lets audits split logs by policy
+            self.sessions.expire(time.time() if self.clock_mode == "wall" else now)
+            pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [self.sessions.served(sid)])
+            request_id = format_request_id(pol.name, sid, page_no)  # policy tag lets audits split logs by policy
             items = self._items(user, pages, pol, now)
-            entry = self.state.sessions.setdefault(sid, (now, set()))
-            entry[1].update(pages.post.tolist())
+            self.sessions.add(sid, pages.post.tolist(), now)
         if log_impressions and user and len(pages.post):
             self._log_impressions(user, pages, now, request_id, surface)
         nxt = None
@@ -249,18 +249,18 @@ class FeedService:
                                                 source_score=float(pages.source_score[i])),
                         "source": src, "score": float(pages.score[i]), "interstitial": bool(pages.interstitial[i]),
                         "top_contributions": tops[i], "adjustments": adjustment_list(pages.deltas[i]),
-                        "repost_by": st.user_ids[via] if via and src == "following" else None})
+                        "repost_by": st.users.id_of(via) if via and src == "following" else None})
         while cache is not None and len(cache) > 1000:
             cache.popitem(last=False)
         return out
 
     def post_view(self, p: int) -> dict[str, Any]:
-        st = self.state
-        a = int(st.author.a[p])
-        tot = st.totals.a[p]
-        return {"post": st.post_ids[p], "author": st.user_ids[a], "author_handle": st.handles[a],
-                "text": st.text[p], "created_at": float(st.created.a[p]), "topics": st.post_topics[p],
-                "labels": st.labels[p],
+        posts, users = self.state.posts, self.state.users
+        a = posts.author_of(p)
+        tot = self.state.counters.totals(np.array([p]))[0]
+        return {"post": posts.id_of(p), "author": users.id_of(a), "author_handle": users.handle_of(a),
+                "text": posts.text_of(p), "created_at": posts.created_at(p), "topics": posts.topics_of(p),
+                "labels": posts.labels_of(p),
                 "counts": {"likes": int(tot[C["like"]]), "reposts": int(tot[C["repost"]]),
                            "replies": int(tot[C["reply"]])}}
 
@@ -282,13 +282,13 @@ class FeedService:
             return 0
         posts = np.concatenate([b[1] for b in batch])
         n = len(posts)
-        cols = {"kind": np.full(n, int(EventKind.IMPRESSION), np.int8),
-                "user": np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
-                "post": posts, "target_user": np.full(n, -1, np.int64),
-                "ts": np.concatenate([np.full(len(b[1]), b[2]) for b in batch]), "value": np.full(n, np.nan),
-                "position": np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch])}
-        self.ingestor.ingest_columns(cols, request_ids=[b[3] for b in batch for _ in range(len(b[1]))],
-                                     surface=[b[4] for b in batch for _ in range(len(b[1]))])
+        self.ingestor.ingest_batch(EventBatch.from_columns(
+            kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
+            user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]), post=posts,
+            ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
+            position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
+            request_id=[b[3] for b in batch for _ in range(len(b[1]))],
+            surface=[b[4] for b in batch for _ in range(len(b[1]))]))
         return n
 
     def _flush_loop(self) -> None:
@@ -333,33 +333,30 @@ class FeedService:
         with self.lock:
             u = self.user_idx(user_id)
             st = self.state
-            now = self.now()
-            aff = st.affinity.get(u, {})
-            f = float(np.exp(-st.lam_aff * (now - st.t0)))
-            top_aff = sorted(aff.items(), key=lambda kv: -kv[1])[:20]
-            ut = st.user_topic.a[u]
-            topics = sorted(((st.topic_names[t], float(v)) for t, v in enumerate(ut[: len(st.topic_names)])
-                             if v > 0), key=lambda kv: -kv[1])[:20]
+            ids, fb, one = st.users.id_of, st.feedback, np.array([u])
+            top_aff = fb.top_affinities(u, self.now(), 20)
+            ut = st.counters.topic_profile(u)
+            topics = sorted(((st.topics.name(t), float(v)) for t, v in enumerate(ut[: len(st.topics)]) if v > 0),
+                            key=lambda kv: -kv[1])[:20]
             tot = sum(v for _, v in topics) or 1.0
             events = self.store.user_events(u, events_limit)
             return {
-                "user": user_id, "handle": st.handles[u],
-                "onboarding_interests": [st.topic_names[t] for t in st.user_interests[u]],
+                "user": user_id, "handle": st.users.handle_of(u),
+                "onboarding_interests": [st.topics.name(t) for t in st.users.interests_of(u)],
                 "inferred_interests": [{"topic": t, "share": v / tot} for t, v in topics],
-                "author_affinity": [{"author": st.user_ids[a], "affinity": v * f} for a, v in top_aff],
-                "following": sorted(st.user_ids[v] for v in st.following[u]),
-                "blocked": sorted(st.user_ids[v] for v in st.blocked.get(u, ())),
-                "muted": sorted(st.user_ids[v] for v in st.muted.get(u, ())),
-                "muted_words": st.muted_words.get(u, []),
-                "see_less_authors": [st.user_ids[a] for a in st.see_less.get(u, {})],
-                "preferences": st.prefs.get(u, {}),
-                "bridging_side": float(st.user_side.a[u]),
-                "has_collaborative_profile": bool(st.user_vec is not None and u < len(st.user_vec)
-                                                   and np.abs(st.user_vec[u]).sum() > 0),
-                "counts": {"events": int(st.user_events.a[u]), "seen_posts": len(st.seen.get(u, ()))},
+                "author_affinity": [{"author": ids(a), "affinity": v} for a, v in top_aff],
+                "following": sorted(ids(v) for v in st.graph.following(u)),
+                "blocked": sorted(ids(v) for v in st.graph.blocked(u)),
+                "muted": sorted(ids(v) for v in st.graph.muted(u)),
+                "muted_words": fb.muted_words(u),
+                "see_less_authors": [ids(a) for a in fb.see_less_authors(u)],
+                "preferences": fb.prefs(u),
+                "bridging_side": float(st.counters.side(one)[0]),
+                "has_collaborative_profile": bool(len(st.counters.user_vectors(one)[0])),
+                "counts": {"events": int(st.counters.events(one)[0]), "seen_posts": len(fb.seen(u))},
                 "events": [{"seq": e[0], "id": e[1] or f"gf:{e[0]}", "kind": EventKind(e[2]).wire,
-                            "post": st.post_ids[e[3]] if e[3] else None,
-                            "target_user": st.user_ids[e[4]] if e[4] else None, "ts": e[5], "value": e[6],
+                            "post": st.posts.id_of(e[3]) if e[3] else None,
+                            "target_user": ids(e[4]) if e[4] else None, "ts": e[5], "value": e[6],
                             "surface": e[7], "position": e[8], "request_id": e[9]} for e in events],
             }
 

@@ -18,13 +18,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from glassfeed.config import load_settings
 from glassfeed.domain import EventKind
-from glassfeed.feed.features import F, pair_features
+from glassfeed.feed.features import F, pair_context, pair_features
 from glassfeed.feed.heads import EngagementHeads, LightRanker
+from glassfeed.feed.pipeline import Models
 from glassfeed.feed.policy import HEADS
-from glassfeed.state import ServingState, StateConfig
-from glassfeed.store import SQLiteStore
+from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
+from glassfeed.settings import RetrievalSettings, StateSettings, packaged_settings
+from glassfeed.state import ServingState
+from glassfeed.store import Store
 
 #: Which logged event kinds make each head's label positive.
 HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
@@ -90,75 +92,76 @@ def logloss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _label_keys(store: SQLiteStore, n_posts: int) -> dict[str, np.ndarray]:
+def _label_keys(store: Store, n_posts: int) -> dict[str, np.ndarray]:
     """Sorted (user * n + post) keys of every engagement per head, over the whole log."""
     keys: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
     kind_to_head = {int(k): h for h, kinds in HEAD_LABELS.items() for k in kinds}
     for ev in store.iter_events():
-        k = ev["kind"].astype(np.int64)
+        k = ev.kind.astype(np.int64)
         for kind, head in kind_to_head.items():
-            m = (k == kind) & (ev["post"] > 0)
+            m = (k == kind) & (ev.post > 0)
             if kind == int(EventKind.DWELL):
-                m &= ev["value"] >= DWELL_THRESHOLD_MS
+                m &= ev.value >= DWELL_THRESHOLD_MS
             if m.any():
-                keys[head].append(ev["user"][m] * n_posts + ev["post"][m])
+                keys[head].append(ev.user[m] * n_posts + ev.post[m])
     return {h: np.unique(np.concatenate(v)) if v else np.zeros(0, np.int64) for h, v in keys.items()}
 
 
-def build_examples(store: SQLiteStore, cfg: StateConfig | None = None, chunk_s: float = 86400.0,
-                   max_rows: int = 400_000, seed: int = 0, progress: Progress | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Point-in-time (X, Y, ts) for logged impressions, by replaying the log in ``chunk_s`` windows."""
+@dataclass
+class Examples:
+    """Training examples: one row per logged impression kept, in replay order (by time)."""
+
+    X: np.ndarray  # (n, len(FEATURES)) features at impression time
+    Y: np.ndarray  # (n, len(HEADS)) labels
+    ts: np.ndarray  # impression time
+    user: np.ndarray
+    post: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Examples:
+        z = np.zeros(0, np.int64)
+        return cls(np.zeros((0, len(F)), np.float32), np.zeros((0, len(HEADS)), np.float32), np.zeros(0), z, z)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def build_examples(store: Store, cfg: StateSettings | None = None, chunk_s: float = 86400.0,
+                   max_rows: int = 400_000, seed: int = 0, progress: Progress | None = None) -> Examples:
+    """Point-in-time examples for logged impressions, by replaying the log in ``chunk_s`` windows: a window's
+    impressions get their features (``pair_context`` + ``pair_features``, as serving computes them) from the
+    state holding every event before the window, at their own impression time."""
     say = progress or (lambda s, f: None)
     rng = np.random.default_rng(seed)
-    state = ServingState(cfg)
-    state._add_users(store.load_users())
-    posts = store.load_posts()
-    state.t0 = float(posts["created_at"].min()) if len(posts["idx"]) else 0.0
-    state._add_posts(posts)
-    src, dst, _ = store.load_edges("follows")
-    for s, d in zip(src.tolist(), dst.tolist()):
-        state.following[s].add(d)
-    np.add.at(state.followers.a, dst, 1)
-    n_posts = len(state.post_ids) + 1
+    state = ServingState.for_replay(store, cfg)
+    n_posts = state.posts.capacity + 1
     labels = _label_keys(store, n_posts)
-    total_imp = int(store.query("SELECT COUNT(*) FROM events WHERE kind = ?", (int(EventKind.IMPRESSION),))[0][0])
+    total_imp = store.count_events(EventKind.IMPRESSION)
     keep_p = min(1.0, max_rows / max(total_imp, 1))
-    Xs, Ys, Ts = [], [], []
-    events = np.concatenate([np.c_[c["seq"], c["ts"]] for c in store.iter_events()]) if total_imp else None
+    parts: list[Examples] = []
+    events = np.concatenate([np.c_[c.seq, c.ts] for c in store.iter_events()]) if total_imp else None
     if events is None:
-        return np.zeros((0, len(F))), np.zeros((0, len(HEADS))), np.zeros(0)
+        return Examples.empty()
     t_start, t_end = float(events[:, 1].min()), float(events[:, 1].max())
     bounds = np.arange(t_start, t_end + chunk_s, chunk_s)
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        chunk = _events_between(store, a, b)
-        if chunk is None:
+        chunk = store.events_in_window(a, b)
+        if not len(chunk):
             continue
-        imp = (chunk["kind"] == int(EventKind.IMPRESSION)) & (chunk["post"] > 0)
+        imp = (chunk.kind == int(EventKind.IMPRESSION)) & (chunk.post > 0)
         imp &= rng.random(len(imp)) < keep_p
         if imp.any():
-            u, p, t = chunk["user"][imp], chunk["post"][imp], chunk["ts"][imp]
-            Xs.append(pair_features(state, u, p, t))
+            u, p, t = chunk.user[imp], chunk.post[imp], chunk.ts[imp]
+            users, row = np.unique(u, return_inverse=True)
             key = u * n_posts + p
-            Ys.append(np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1))
-            Ts.append(t)
+            parts.append(Examples(pair_features(state, pair_context(state, users, row, p), t),
+                                  np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32),
+                                  t, u, p))
         state.apply_events(chunk)
         say("replay", (i + 1) / (len(bounds) - 1))
-    if not Xs:
-        return np.zeros((0, len(F))), np.zeros((0, len(HEADS))), np.zeros(0)
-    return np.concatenate(Xs), np.concatenate(Ys).astype(np.float32), np.concatenate(Ts)
-
-
-def _events_between(store: SQLiteStore, a: float, b: float) -> dict[str, np.ndarray] | None:
-    rows = store.query(
-        "SELECT seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts, COALESCE(value, 'nan'),"
-        " COALESCE(position, -1) FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, seq", (a, b))
-    if not rows:
-        return None
-    x = np.array(rows, dtype=np.float64)
-    return {"seq": x[:, 0].astype(np.int64), "kind": x[:, 1].astype(np.int8), "user": x[:, 2].astype(np.int64),
-            "post": x[:, 3].astype(np.int64), "target_user": x[:, 4].astype(np.int64), "ts": x[:, 5],
-            "value": x[:, 6], "position": x[:, 7].astype(np.int32)}
+    if not parts:
+        return Examples.empty()
+    return Examples(*(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post")))
 
 
 def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementHeads | None = None
@@ -189,14 +192,14 @@ def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementH
     return model, light, report
 
 
-def engagement_matrix(store: SQLiteStore, n_users: int, n_posts: int) -> sp.csr_matrix:
+def engagement_matrix(store: Store, n_users: int, n_posts: int) -> sp.csr_matrix:
     """Users x posts confidence matrix from positive engagements (ALS_WEIGHTS; row/column 0 unused)."""
     us, ps, ws = [], [], []
     for ev in store.iter_events():
         for kind, w in ALS_WEIGHTS.items():
-            m = (ev["kind"] == int(kind)) & (ev["post"] > 0)
-            us.append(ev["user"][m])
-            ps.append(ev["post"][m])
+            m = (ev.kind == int(kind)) & (ev.post > 0)
+            us.append(ev.user[m])
+            ps.append(ev.post[m])
             ws.append(np.full(int(m.sum()), w, np.float32))
     u, p, w = (np.concatenate(x) if x else np.zeros(0) for x in (us, ps, ws))
     X = sp.csr_matrix((w, (u, p)), shape=(n_users + 1, n_posts + 1), dtype=np.float32)
@@ -209,7 +212,7 @@ def fit_als(X: sp.csr_matrix, factors: int = 32, iterations: int = 10, seed: int
     from glassfeed.retrieval.factor import ALS
 
     model = ALS(factors=factors, iterations=iterations, random_state=seed).fit(X)
-    return np.asarray(model.user_factors, np.float32)
+    return np.asarray(model.user_factors_, np.float32)
 
 
 def fit_ease(X: sp.csr_matrix, lam: float, gamma: float, max_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,10 +220,10 @@ def fit_ease(X: sp.csr_matrix, lam: float, gamma: float, max_items: int) -> tupl
     from glassfeed.retrieval.ease import EASE
 
     model = EASE(lam=lam, gamma=gamma, max_items=max_items).fit(X)
-    return np.asarray(model.items, np.int64), model.B
+    return np.asarray(model.items_, np.int64), model.B_
 
 
-def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iterations: int = 25,
+def fit_bridging_sides(store: Store, n_users: int, n_posts: int, iterations: int = 25,
                        lam_i: float = 0.15, lam_f: float = 0.03) -> np.ndarray:
     """Community Notes' 1-D model r = mu + i_u + i_n + f_u * f_n on (impression -> liked?) ratings.
 
@@ -230,11 +233,11 @@ def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iteration
     us, ps = [], []
     liked: list[np.ndarray] = []
     for ev in store.iter_events():
-        m = (ev["kind"] == int(EventKind.IMPRESSION)) & (ev["post"] > 0)
-        us.append(ev["user"][m])
-        ps.append(ev["post"][m])
-        lk = (ev["kind"] == int(EventKind.LIKE)) & (ev["post"] > 0)
-        liked.append(ev["user"][lk] * (n_posts + 1) + ev["post"][lk])
+        m = (ev.kind == int(EventKind.IMPRESSION)) & (ev.post > 0)
+        us.append(ev.user[m])
+        ps.append(ev.post[m])
+        lk = (ev.kind == int(EventKind.LIKE)) & (ev.post > 0)
+        liked.append(ev.user[lk] * (n_posts + 1) + ev.post[lk])
     if not us:
         return np.zeros(n_users + 1, np.float32)
     u, p = np.concatenate(us), np.concatenate(ps)
@@ -262,37 +265,42 @@ def fit_bridging_sides(store: SQLiteStore, n_users: int, n_posts: int, iteration
     return (0.5 * fu / max(sd, 1e-9)).astype(np.float32)
 
 
-def models_dir(db_path: str | Path) -> Path:
-    """Where a store's trained models live: ``<db>.models/`` beside the database file."""
+def models_dir(db_path: str | Path | None) -> Path:
+    """Where a store's trained models live: ``<db>.models/`` beside the database file (``Store.path``); a store
+    without a file (``None``) has no default, so the caller must name a models folder."""
+    if db_path is None:
+        raise ValueError("this store has no database file to keep models beside; pass a models folder")
     p = Path(db_path)
     return p.with_name(p.name + ".models")
 
 
-def train_all(store: SQLiteStore, folder: str | Path | None = None, max_rows: int = 400_000,
+def train_all(store: Store, folder: str | Path | None = None, max_rows: int = 400_000,
               progress: Progress | None = None, seed: int = 0,
-              retrieval: dict | None = None) -> TrainReport:
-    """Train every model the pipeline uses and save them to ``folder`` (default: beside the database)."""
+              retrieval: RetrievalSettings | None = None, state: StateSettings | None = None) -> TrainReport:
+    """Train every model the pipeline uses and save them to ``folder`` (default: beside the database).
+
+    ``retrieval`` picks and sizes the collaborative model; ``state`` is the serving state's section, so that the
+    training replay computes the features as serving will (both default to the packaged settings)."""
+    retrieval = retrieval or packaged_settings().retrieval
     say = progress or (lambda s, f: None)
     t0 = time.perf_counter()
     out = Path(folder) if folder else models_dir(store.path)
     n_users, n_posts = store.count("users"), store.count("posts")
-    X, Y, ts = build_examples(store, max_rows=max_rows, seed=seed, progress=progress)
-    if len(X) < 100:
-        raise ValueError(f"only {len(X)} logged impressions: too few to train the engagement heads")
+    ex = build_examples(store, state, max_rows=max_rows, seed=seed, progress=progress)
+    if len(ex) < 100:
+        raise ValueError(f"only {len(ex)} logged impressions: too few to train the engagement heads")
     say("heads", 0.0)
-    heads, light, report = train_heads(X, Y, ts)
+    heads, light, report = train_heads(ex.X, ex.Y, ex.ts)
     heads.save(out / "heads")
     light.save(out / "heads")
     say("als", 0.0)
     X = engagement_matrix(store, n_users, n_posts)
     user_vec = fit_als(X, seed=seed)
     np.save(out / "als_user_factors.npy", user_vec)
-    retrieval = {**load_settings().raw["retrieval"], **(retrieval or {})}
     ease_file = out / "ease.npz"
-    if retrieval["collaborative_model"] == "ease":
+    if retrieval.collaborative_model == "ease":
         say("ease", 0.0)
-        items, B = fit_ease(X, float(retrieval["ease_lam"]), float(retrieval["ease_gamma"]),
-                            int(retrieval["ease_max_items"]))
+        items, B = fit_ease(X, retrieval.ease_lam, retrieval.ease_gamma, retrieval.ease_max_items)
         np.savez(ease_file, items=items, B=B)
     elif ease_file.exists():
         ease_file.unlink()
@@ -316,11 +324,22 @@ def load_ease(folder: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     return z["items"], z["B"]
 
 
-def load_models(folder: str | Path):
-    """(EngagementHeads, LightRanker, user factors or None, bridging sides or None) from ``folder``."""
+def load_models(folder: str | Path, retrieval: RetrievalSettings | None = None) -> Models:
+    """The pipeline's trained parts from ``folder`` (untrained parts where a file is missing); ``retrieval``
+    (default: the packaged section) sizes the collaborative index."""
     d = Path(folder)
+    r = retrieval or packaged_settings().retrieval
     heads = EngagementHeads.load(d / "heads") if (d / "heads" / "heads.json").exists() else EngagementHeads()
-    light = LightRanker.load(d / "heads")
+    ease = load_ease(d)
+    return Models(heads=heads, light=LightRanker.load(d / "heads"),
+                  collab=CollaborativeIndex(rebuild_every_s=r.ann_rebuild_every_s, exact_below=r.ann_exact_below),
+                  ease=EaseRetriever(*ease) if ease else None)
+
+
+def load_factors(folder: str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(ALS user factors, bridging sides) from ``folder``, each None when not trained: the serving state's
+    learned inputs (``ServingState.from_store``)."""
+    d = Path(folder)
     uv = np.load(d / "als_user_factors.npy") if (d / "als_user_factors.npy").exists() else None
     side = np.load(d / "bridging_sides.npy") if (d / "bridging_sides.npy").exists() else None
-    return heads, light, uv, side
+    return uv, side

@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from glassfeed.config import data_dir as default_data_dir
 from glassfeed.ingest import Ingestor
+from glassfeed.settings import packaged_settings
 
 #: name -> (module, function, folder under data_dir)
 DATASETS: dict[str, tuple[str, str, str]] = {
@@ -25,7 +25,7 @@ DATASETS: dict[str, tuple[str, str, str]] = {
 
 def dataset_path(name: str, data_dir: Path | None = None) -> Path:
     """Folder of dataset ``name``; raises FileNotFoundError when it is absent."""
-    folder = Path(data_dir or default_data_dir()) / DATASETS[name][2]
+    folder = Path(data_dir or packaged_settings().data_dir) / DATASETS[name][2]
     if not folder.is_dir():
         raise FileNotFoundError(2, f"dataset {name!r} not found (set GLASSFEED_DATA)", str(folder))
     return folder

@@ -1,4 +1,4 @@
-"""Shared helpers for dataset importers: guarded user/post creation and columnar event writes."""
+"""Shared helpers for dataset importers: guarded user/post creation and event batch writes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from glassfeed.domain import EventBatch
 from glassfeed.ingest import Ingestor
 
 Progress = Callable[[str, int, int], None]
@@ -20,7 +21,7 @@ def noop(stage: str, done: int, total: int) -> None:
 def ensure_new(ingestor: Ingestor, first_id: str, name: str) -> None:
     """Refuse to import a dataset twice into one store (ids would clash, events would double)."""
     if ingestor.store.user_idx(first_id) is not None:
-        raise ValueError(f"dataset {name!r} is already in {ingestor.store.path} (user {first_id!r} exists)")
+        raise ValueError(f"dataset {name!r} is already in {ingestor.store.location} (user {first_id!r} exists)")
 
 
 def create_users(ingestor: Ingestor, records: Sequence[dict[str, Any]], say: Progress) -> np.ndarray:
@@ -42,12 +43,11 @@ def create_posts(ingestor: Ingestor, records: Sequence[dict[str, Any]], say: Pro
     return out
 
 
-def write_events(ingestor: Ingestor, cols: dict[str, np.ndarray], say: Progress, stage: str = "events") -> int:
-    """Columnar events (store idx already resolved), sorted by time, in durable chunks."""
-    n = len(cols["kind"])
-    order = np.argsort(cols["ts"], kind="stable")
-    cols = {k: np.asarray(v)[order] for k, v in cols.items()}
+def write_events(ingestor: Ingestor, events: EventBatch, say: Progress, stage: str = "events") -> int:
+    """Resolved events (store idx), sorted by time, in durable chunks."""
+    n = len(events)
+    events = events.take(np.argsort(events.ts, kind="stable"))
     for a in range(0, n, CHUNK):
-        ingestor.ingest_columns({k: v[a:a + CHUNK] for k, v in cols.items()})
+        ingestor.ingest_batch(events.take(np.arange(a, min(n, a + CHUNK))))
         say(stage, min(n, a + CHUNK), n)
     return n

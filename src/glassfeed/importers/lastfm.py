@@ -7,17 +7,17 @@ release (2011-05-01). The play count is kept as the like's ``value`` (capped at 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.importers._common import Progress, create_posts, create_users, ensure_new, noop, write_events
 from glassfeed.ingest import Ingestor
 
-RELEASE_TS = datetime(2011, 5, 1, tzinfo=timezone.utc).timestamp()
+RELEASE_TS = datetime(2011, 5, 1, tzinfo=UTC).timestamp()
 
 
 def import_lastfm(folder: Path, ingestor: Ingestor, progress: Progress | None = None) -> dict[str, int]:
@@ -56,13 +56,14 @@ def import_lastfm(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     pl = plays[known]
     art_pos = pd.Index(artists["id"]).get_indexer(pl["artistID"])
     n_f, n_l = len(pairs), len(pl)
-    ev = {"kind": np.concatenate([np.full(n_f, int(EventKind.FOLLOW)), np.full(n_l, int(EventKind.LIKE))]),
-          "user": np.concatenate([f_src, u_idx[np.searchsorted(people, pl["userID"].to_numpy())]]),
-          "target_user": np.concatenate([f_dst, np.full(n_l, -1)]),
-          "post": np.concatenate([np.full(n_f, -1), p_idx[art_pos]]),
-          "ts": np.concatenate([np.full(n_f, RELEASE_TS - 1), np.full(n_l, RELEASE_TS)]),
-          "value": np.concatenate([np.full(n_f, np.nan),
-                                   np.minimum(pl["weight"].to_numpy(np.float64), ingestor.limits.max_dwell_ms)])}
+    ev = EventBatch.from_columns(
+        kind=np.concatenate([np.full(n_f, int(EventKind.FOLLOW)), np.full(n_l, int(EventKind.LIKE))]),
+        user=np.concatenate([f_src, u_idx[np.searchsorted(people, pl["userID"].to_numpy())]]),
+        target_user=np.concatenate([f_dst, np.full(n_l, -1)]),
+        post=np.concatenate([np.full(n_f, -1), p_idx[art_pos]]),
+        ts=np.concatenate([np.full(n_f, RELEASE_TS - 1), np.full(n_l, RELEASE_TS)]),
+        value=np.concatenate([np.full(n_f, np.nan),
+                              np.minimum(pl["weight"].to_numpy(np.float64), ingestor.limits.max_dwell_ms)]))
     n = write_events(ingestor, ev, say)
     return {"users": len(people), "artists": len(artists), "posts": len(artists), "follows": n_f,
             "likes": n_l, "events": n, "plays_of_unknown_artists_skipped": int((~known).sum())}

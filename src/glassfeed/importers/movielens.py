@@ -8,30 +8,30 @@ are stamped at the end of the collection period and its posts carry the dense it
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.importers._common import Progress, create_posts, create_users, ensure_new, noop, write_events
 from glassfeed.ingest import Ingestor
 
 LIKE_MIN_STARS = 4
-ML1M_TS = datetime(2003, 2, 28, tzinfo=timezone.utc).timestamp()  # end of ML-1M collection; no real stamps
+ML1M_TS = datetime(2003, 2, 28, tzinfo=UTC).timestamp()  # end of ML-1M collection; no real stamps
 
 
-def _ratings_events(r_user: np.ndarray, r_post: np.ndarray, stars: np.ndarray, ts: np.ndarray) -> dict:
+def _ratings_events(r_user: np.ndarray, r_post: np.ndarray, stars: np.ndarray, ts: np.ndarray) -> EventBatch:
     like = stars >= LIKE_MIN_STARS
     n, m = len(stars), int(like.sum())
-    return {
-        "kind": np.concatenate([np.full(n, int(EventKind.IMPRESSION)), np.full(m, int(EventKind.LIKE))]),
-        "user": np.concatenate([r_user, r_user[like]]),
-        "post": np.concatenate([r_post, r_post[like]]),
-        "ts": np.concatenate([ts, ts[like] + 0.001]),
-        "value": np.concatenate([stars.astype(np.float64), np.full(m, np.nan)]),
-    }
+    return EventBatch.from_columns(
+        kind=np.concatenate([np.full(n, int(EventKind.IMPRESSION)), np.full(m, int(EventKind.LIKE))]),
+        user=np.concatenate([r_user, r_user[like]]),
+        post=np.concatenate([r_post, r_post[like]]),
+        ts=np.concatenate([ts, ts[like] + 0.001]),
+        value=np.concatenate([stars.astype(np.float64), np.full(m, np.nan)]),
+    )
 
 
 def _catalogue(ingestor: Ingestor, uid: str, handle: str, ts: float) -> str:

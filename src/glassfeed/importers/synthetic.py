@@ -1,7 +1,7 @@
 """Write a generated :class:`SyntheticNetwork` into the store through the Ingestor.
 
-Users and posts go through the validating dict path; follows and events (millions) through the columnar fast
-path ``Ingestor.ingest_columns``. External ids are ``u<i>`` and ``p<i>`` for the network's i-th user/post.
+Users and posts go through the validating dict path; follows and events (millions) as ``EventBatch`` chunks
+through ``Ingestor.ingest_batch``. External ids are ``u<i>`` and ``p<i>`` for the network's i-th user/post.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.ingest import Ingestor
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -77,27 +77,25 @@ def write_network(net, ingestor: Ingestor, *, chunk: int = 250_000, top_interest
 
     n_f = len(net.follow_src)
     order = np.argsort(net.follow_created, kind="stable")
-    fol = {"kind": np.full(n_f, int(EventKind.FOLLOW), np.int64), "user": user_idx[net.follow_src[order]],
-           "target_user": user_idx[net.follow_dst[order]], "ts": net.follow_created[order].astype(np.float64),
-           "post": np.full(n_f, -1, np.int64)}
-    _columns(ingestor, fol, chunk, lambda d: say("follows", d, n_f))
+    fol = EventBatch.from_columns(kind=np.full(n_f, int(EventKind.FOLLOW), np.int8),
+                                  user=user_idx[net.follow_src[order]], target_user=user_idx[net.follow_dst[order]],
+                                  ts=net.follow_created[order])
+    _write(ingestor, fol, chunk, lambda d: say("follows", d, n_f))
 
     n_e = net.n_events
-    post = net.ev_post.astype(np.int64)
-    tu = net.ev_target_user.astype(np.int64)
-    ev = {"kind": net.ev_kind.astype(np.int64), "user": user_idx[net.ev_user],
-          "post": np.where(post >= 0, post_idx[np.maximum(post, 0)], -1),
-          "target_user": np.where(tu >= 0, user_idx[np.maximum(tu, 0)], -1),
-          "ts": net.ev_ts.astype(np.float64), "value": net.ev_value.astype(np.float64),
-          "position": net.ev_position.astype(np.int64)}
-    _columns(ingestor, ev, chunk, lambda d: say("events", d, n_e))
+    e = net.events
+    ev = EventBatch.from_columns(kind=e.kind, user=user_idx[e.user],
+                                 post=np.where(e.post >= 0, post_idx[np.maximum(e.post, 0)], -1),
+                                 target_user=np.where(e.target_user >= 0, user_idx[np.maximum(e.target_user, 0)], -1),
+                                 ts=e.ts, value=e.value, position=e.position)
+    _write(ingestor, ev, chunk, lambda d: say("events", d, n_e))
     return WriteResult(users=n_u, posts=n_p, follows=n_f, events=n_e,
                        first_token=made[0].get("token") if made else None)
 
 
-def _columns(ingestor: Ingestor, cols: dict[str, np.ndarray], chunk: int, tick: Callable[[int], None]) -> None:
-    n = len(cols["kind"])
+def _write(ingestor: Ingestor, events: EventBatch, chunk: int, tick: Callable[[int], None]) -> None:
+    n = len(events)
     with ingestor.store.bulk_load(n):
         for a in range(0, n, chunk):
-            ingestor.ingest_columns({k: v[a:a + chunk] for k, v in cols.items()})
+            ingestor.ingest_batch(events.take(np.arange(a, min(n, a + chunk))))
             tick(min(n, a + chunk))

@@ -7,7 +7,7 @@ Only posts are imported: these sets have engagement counts but no per-user inter
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -55,7 +55,7 @@ def import_reddit(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     subs = [f.stem for f in files]
     ensure_new(ingestor, f"r/{subs[0]}", "reddit")
     create_users(ingestor, [{"id": f"r/{s}", "handle": f"r/{s}",
-                             "created_at": datetime(2005, 6, 1, tzinfo=timezone.utc).timestamp()} for s in subs], say)
+                             "created_at": datetime(2005, 6, 1, tzinfo=UTC).timestamp()} for s in subs], say)
     limit = ingestor.limits.max_text_chars
     posts = []
     for f, sub in zip(files, subs):

@@ -1,14 +1,20 @@
 """The fit / score / recommend contract every retrieval model shares, and the top-k helper.
 
-Models follow ``implicit``'s shape: ``Model(**hyperparams).fit(X)`` with ``X`` a CSR users x items matrix of
-implicit confidence weights, then ``recommend(userids, X, N)``. Subclasses implement ``fit`` and ``score``;
-filtering and top-k selection live here once.
+Models follow scikit-learn's conventions: ``Model(**hyperparams)`` only stores its hyper-parameters,
+``fit(X)`` learns from ``X`` (a CSR users x items matrix of implicit confidence weights) and returns the model,
+and what ``fit`` learns is stored in attributes ending in ``_`` (``n_items_``, ``user_factors_``, ...).
+
+``recommend(userids, X, N)`` keeps ``implicit``'s argument names and return shape (ids and scores, both
+``(len(userids), N)``, best first) but NOT its input shape: ``implicit`` takes only the requested users' rows,
+while here ``X`` is always the full users x items history (row ``u`` is user ``u``). The social model scores a
+user from the rows of the user's friends, which the requesting users' rows alone do not hold. Subclasses
+implement ``fit`` and ``score``; filtering and top-k selection live here once.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,17 +78,20 @@ def mask_scores(scores: np.ndarray, exclude: sp.csr_matrix | None, filter_items:
 
 
 class Recommender:
-    """Base class: subclasses set ``n_items`` in ``fit`` and implement ``score``."""
+    """Base class: subclasses set ``n_items_`` in ``fit`` and implement ``score``."""
 
-    n_items: int = 0
+    #: Number of items (columns of ``X``) seen by ``fit``.
+    n_items_: int = 0
     #: True for models whose ``fit`` needs the user-user ``social`` graph (see ``SocialRecommender``).
     needs_social: bool = False
 
-    def fit(self, X: sp.csr_matrix) -> "Recommender":  # pragma: no cover - interface
+    def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:  # pragma: no cover - interface
+        """Learn from ``X``; ``social`` (users x users) is read only by models with ``needs_social`` and ignored by
+        the others, like scikit-learn's ``y=None``."""
         raise NotImplementedError
 
     def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:  # pragma: no cover
-        """Dense ``(len(userids), n_items)`` float32 scores; ``X`` is the full user x item history."""
+        """Dense ``(len(userids), n_items_)`` float32 scores; ``X`` is the full user x item history."""
         raise NotImplementedError
 
     def recommend(

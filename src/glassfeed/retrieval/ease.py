@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -16,19 +18,21 @@ class EASE(Recommender):
     not dominate item co-occurrence (0 is Steck's EASE). The dense inverse costs O(items^3): ``max_items``
     keeps only the most popular items in the model (the rest score ``-inf``), which makes long-tail
     catalogues such as Last.fm tractable.
+
+    Learned: ``items_`` (the modelled item columns, ascending) and ``B_`` (their ``len(items_)`` square weights).
     """
 
     def __init__(self, lam: float = 500.0, gamma: float = 0.0, max_items: int | None = None, binary: bool = True):
         self.lam, self.gamma, self.max_items, self.binary = lam, gamma, max_items, binary
 
-    def fit(self, X: sp.csr_matrix) -> "EASE":
+    def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=self.binary)
-        self.n_items = X.shape[1]
+        self.n_items_ = X.shape[1]
         counts = np.diff(X.tocsc().indptr)
         items = np.nonzero(counts)[0]
         if self.max_items is not None and len(items) > self.max_items:
             items = np.sort(np.argsort(-counts, kind="stable")[: self.max_items])
-        self.items = items
+        self.items_ = items
         Xs = X[:, items]
         if self.gamma:
             n_u = np.maximum(np.diff(Xs.indptr), 1).astype(np.float32)
@@ -38,11 +42,11 @@ class EASE(Recommender):
         P = scipy.linalg.inv(G, overwrite_a=True, check_finite=False)
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
-        self.B = B.astype(np.float32)
+        self.B_ = B.astype(np.float32)
         return self
 
-    def score(self, userids, X):
-        rows = as_csr(X[np.atleast_1d(userids)], binary=self.binary)[:, self.items]
-        out = np.full((rows.shape[0], self.n_items), -np.inf, dtype=np.float32)
-        out[:, self.items] = rows @ self.B
+    def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
+        rows = as_csr(X[np.atleast_1d(userids)], binary=self.binary)[:, self.items_]
+        out = np.full((rows.shape[0], self.n_items_), -np.inf, dtype=np.float32)
+        out[:, self.items_] = rows @ self.B_
         return out

@@ -1,10 +1,12 @@
 """Matrix-factorisation models wrapping ``implicit`` (CPU): ALS and BPR, with numpy factor matrices.
 
-``user_factors`` / ``item_factors`` are plain numpy arrays whose inner product is the score, so the feed's
-collaborative source can put ``item_factors`` in an ``ANNIndex`` and query it with ``user_factors``.
+``user_factors_`` / ``item_factors_`` are plain numpy arrays whose inner product is the score, so the feed's
+collaborative source can put ``item_factors_`` in an ``ANNIndex`` and query it with ``user_factors_``.
 """
 
 from __future__ import annotations
+
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,19 +18,21 @@ from glassfeed.retrieval.base import Recommender, as_csr
 
 
 class _FactorModel(Recommender):
-    user_factors: np.ndarray
-    item_factors: np.ndarray
+    random_state: int
+    num_threads: int
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
 
-    def _fit_implicit(self, cls, X: sp.csr_matrix, **params) -> None:
+    def _fit_implicit(self, cls: type[Any], X: sp.csr_matrix, **params: Any) -> None:
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; a BLAS pool inside it only thrashes
             model = cls(random_state=self.random_state, num_threads=self.num_threads, **params)
             model.fit(X, show_progress=False)
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.n_items = X.shape[1]
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.n_items_ = X.shape[1]
 
-    def score(self, userids, X):
-        return self.user_factors[np.atleast_1d(userids)] @ self.item_factors.T
+    def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
+        return self.user_factors_[np.atleast_1d(userids)] @ self.item_factors_.T
 
 
 class ALS(_FactorModel):
@@ -36,10 +40,10 @@ class ALS(_FactorModel):
 
     def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
                  binary: bool = False, random_state: int = 42, num_threads: int = 1):
-        self.factors, self.regularization, self.alpha = factors, regularization, alpha
-        self.iterations, self.binary, self.random_state, self.num_threads = iterations, binary, random_state, num_threads
+        self.factors, self.regularization, self.alpha, self.iterations = factors, regularization, alpha, iterations
+        self.binary, self.random_state, self.num_threads = binary, random_state, num_threads
 
-    def fit(self, X: sp.csr_matrix) -> "ALS":
+    def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=self.binary)
         self._fit_implicit(AlternatingLeastSquares, X, factors=self.factors, regularization=self.regularization,
                            alpha=self.alpha, iterations=self.iterations)
@@ -60,11 +64,11 @@ class BPR(_FactorModel):
         self.iterations, self.pop_correction = iterations, pop_correction
         self.random_state, self.num_threads = random_state, num_threads
 
-    def fit(self, X: sp.csr_matrix) -> "BPR":
+    def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=True)  # BPR only sees which items were interacted with
         self._fit_implicit(BayesianPersonalizedRanking, X, factors=self.factors, learning_rate=self.learning_rate,
                            regularization=self.regularization, iterations=self.iterations)
         if self.pop_correction:
             counts = np.maximum(np.diff(X.tocsc().indptr), 1).astype(np.float32)
-            self.item_factors[:, -1] += self.pop_correction * np.log(counts)
+            self.item_factors_[:, -1] += self.pop_correction * np.log(counts)
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -12,13 +14,13 @@ class RP3beta(Recommender):
     """W = (P_iu^alpha P_ui^alpha) / pop_j^beta, top-``K`` per item; score(u) = x_u W.
 
     ``alpha`` sharpens the transition probabilities; ``beta`` divides by target popularity, trading a little
-    accuracy on head items for far more long-tail reach.
+    accuracy on head items for far more long-tail reach. Learned: ``similarity_``, the sparse items x items ``W``.
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, K: int = 200, binary: bool = True):
         self.alpha, self.beta, self.K, self.binary = alpha, beta, K, binary
 
-    def fit(self, X: sp.csr_matrix) -> "RP3beta":
+    def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=self.binary)
         P_ui = row_normalize(X, self.alpha)
         P_iu = row_normalize(X.T.tocsr(), self.alpha)
@@ -28,10 +30,10 @@ class RP3beta(Recommender):
         W = W @ sp.diags(discount)
         W.setdiag(0.0)
         W.eliminate_zeros()
-        self.similarity = topk_per_row_sparse(W, self.K)
-        self.n_items = X.shape[1]
+        self.similarity_ = topk_per_row_sparse(W, self.K)
+        self.n_items_ = X.shape[1]
         return self
 
-    def score(self, userids, X):
+    def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
         rows = as_csr(X[np.atleast_1d(userids)], binary=self.binary)
-        return np.asarray((rows @ self.similarity).todense(), dtype=np.float32)
+        return np.asarray((rows @ self.similarity_).todense(), dtype=np.float32)

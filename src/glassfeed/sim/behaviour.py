@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit, ndtr
 
 
@@ -108,24 +109,24 @@ class EngagementProbs:
         return np.exp(self.dwell_log_mu + 0.5 * self.dwell_sigma**2)
 
 
-def _f(x) -> np.ndarray:
+def _f(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def examine_prob(position, params: BehaviourParams) -> np.ndarray:
+def examine_prob(position: ArrayLike, params: BehaviourParams) -> np.ndarray:
     """Cascade position bias: probability that a scanning user reaches ``position`` (0-based)."""
     pos = np.maximum(_f(position), 0.0)
     return params.attention**pos
 
 
 def engagement_probs(
-    match,
-    quality,
-    divisiveness,
-    affinity=0.0,
-    alignment=0.0,
-    fatigue=0.0,
-    position=None,
+    match: ArrayLike,
+    quality: ArrayLike,
+    divisiveness: ArrayLike,
+    affinity: ArrayLike = 0.0,
+    alignment: ArrayLike = 0.0,
+    fatigue: ArrayLike = 0.0,
+    position: ArrayLike | None = None,
     params: BehaviourParams | None = None,
 ) -> EngagementProbs:
     """Revealed-preference head probabilities for a batch of items.
@@ -160,7 +161,7 @@ def engagement_probs(
                            see_less=see_less, report=report, dwell_log_mu=mu, dwell_sigma=p.dwell_sigma)
 
 
-def stated_satisfaction(match, quality, divisiveness, fatigue=0.0,
+def stated_satisfaction(match: ArrayLike, quality: ArrayLike, divisiveness: ArrayLike, fatigue: ArrayLike = 0.0,
                         params: BehaviourParams | None = None) -> tuple[np.ndarray, np.ndarray]:
     """What a user *says* about a consumed item: (P(worth my time), P(regret seeing it))."""
     p = params or BehaviourParams()
@@ -177,21 +178,22 @@ def sample_dwell_s(probs: EngagementProbs, rng: np.random.Generator) -> np.ndarr
     return np.exp(probs.dwell_log_mu + probs.dwell_sigma * z)
 
 
-def posting_multiplier(reward, params: BehaviourParams | None = None) -> np.ndarray:
+def posting_multiplier(reward: ArrayLike, params: BehaviourParams | None = None) -> np.ndarray:
     """Authors post more when rewarded: rate multiplier from recent (decayed) engagement received."""
     p = params or BehaviourParams()
     mult = 1.0 + p.reward_gain * np.log1p(np.maximum(_f(reward), 0.0) / p.reward_scale)
     return np.minimum(mult, p.reward_max_multiplier)
 
 
-def fatigue_after(fatigue, n_seen, divisive_seen, params: BehaviourParams | None = None) -> np.ndarray:
+def fatigue_after(fatigue: ArrayLike, n_seen: ArrayLike, divisive_seen: ArrayLike,
+                  params: BehaviourParams | None = None) -> np.ndarray:
     """Fatigue after scanning ``n_seen`` items carrying ``divisive_seen`` total divisiveness."""
     p = params or BehaviourParams()
     load = _f(n_seen) / p.fatigue_items + p.fatigue_divisive * _f(divisive_seen)
     return 1.0 - (1.0 - _f(fatigue)) * np.exp(-load)
 
 
-def fatigue_recovered(fatigue, elapsed_s, params: BehaviourParams | None = None) -> np.ndarray:
+def fatigue_recovered(fatigue: ArrayLike, elapsed_s: ArrayLike, params: BehaviourParams | None = None) -> np.ndarray:
     """Fatigue decays exponentially while the user is away."""
     p = params or BehaviourParams()
     return _f(fatigue) * np.exp(-np.maximum(_f(elapsed_s), 0.0) / p.fatigue_recovery_s)

@@ -14,7 +14,9 @@ See docs/chaney.md for every modelling decision and the measured reproduction.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,7 +63,7 @@ class ChaneyConfig:
     rank_margin: int = 32  # top-k window beyond the consumed count before the exact fallback
 
     @classmethod
-    def single(cls, **kw) -> "ChaneyConfig":
+    def single(cls, **kw: Any) -> ChaneyConfig:
         """Single training: 50 startup steps, then 50 steps on a model trained once."""
         return cls(**{"n_startup": 50, "n_steps": 50, **kw})
 
@@ -115,7 +117,10 @@ class _Worlds:
     social: NDArray[np.float64]  # (S, U, U) 0/1 adjacency with self-loops
 
 
-def _beta_params(mu: NDArray[np.float64] | float, sigma: float):
+_MeanT = TypeVar("_MeanT", NDArray[np.float64], float)
+
+
+def _beta_params(mu: _MeanT, sigma: float) -> tuple[_MeanT, _MeanT]:
     """Chaney's Beta with mean ``mu`` and std ``sigma`` (paper footnote 3)."""
     alpha = ((1.0 - mu) / sigma**2 - 1.0 / mu) * mu**2
     return alpha, alpha * (1.0 / mu - 1.0)
@@ -387,9 +392,9 @@ class _Random(_Model):
 
     always_train = True
 
-    def __init__(self, w, cfg, rng, tie):
+    def __init__(self, w: _Worlds, cfg: ChaneyConfig, rng: np.random.Generator, tie: _TieBreak) -> None:
         super().__init__(w, cfg, rng, tie)
-        self.R = np.zeros(w.prefs.shape)
+        self.R: NDArray[np.float64] = np.zeros(w.prefs.shape)
 
     def user_vectors(self):
         return self.R
@@ -480,7 +485,7 @@ def _simulate(w: _Worlds, cfg: ChaneyConfig, repeated: bool, models: tuple[str, 
               rng: np.random.Generator) -> dict[str, NDArray[np.float64]]:
     s, u, n_max = w.known.shape
     step_items = cfg.items_per_step
-    names = ("ideal",) + tuple(m for m in models if m != "ideal")
+    names = ("ideal", *(m for m in models if m != "ideal"))
     tie = _TieBreak(rng, s * u, n_max)
     recs = {m: _CLASSES[m](w, cfg, rng, tie) for m in names}
     consumed = {m: np.zeros((s, u, n_max), dtype=bool) for m in names}
@@ -496,7 +501,11 @@ def _simulate(w: _Worlds, cfg: ChaneyConfig, repeated: bool, models: tuple[str, 
             rec, cons = recs[m], consumed[m]
             rec.new_items(lo, hi)
             vecs = rec.user_vectors()  # the representation that produced this step's page
-            n_rec = 0 if startup else rec.scores.shape[-1] if repeated else min(cap, rec.scores.shape[-1])
+            if startup:
+                n_rec = 0
+            else:
+                assert rec.scores is not None  # trained at the end of the startup phase
+                n_rec = rec.scores.shape[-1] if repeated else min(cap, rec.scores.shape[-1])
             choice = _choose(rec.scores, w.known, cons, lo, hi, n_rec, cfg.attention_exp, rng, cfg.rank_margin)
             cons[sim_idx, user_idx, choice] = True
             hist[m][..., t] = choice
@@ -535,8 +544,6 @@ def run_chaney(n_sims: int = 50, seed: int = 0, training: str = "repeated", *, c
     jobs = [(cfg, seeds[a:a + batch_size], [seed, 1, b], training == "repeated", models)
             for b, a in enumerate(range(0, n_sims, batch_size))]
     if n_jobs > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
         with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
             parts = list(pool.map(_run_batch, *zip(*jobs)))
     else:

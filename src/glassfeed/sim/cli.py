@@ -6,9 +6,14 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from glassfeed.cli_support import cli_settings, console
+from glassfeed.feed.policy import load_policies
+from glassfeed.sim.loop import SimConfig, run_simulation
+from glassfeed.sim.report import markdown_table, write_report
 
 
 def register(app: typer.Typer) -> None:
@@ -16,12 +21,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def simulate(
+        ctx: typer.Context,
         policies: str = typer.Option("engagement,chronological,stated_preference,bridging",
                                      help="comma-separated policy names (include chronological as the control)"),
         users: int = typer.Option(2000, help="synthetic users"),
         steps: int = typer.Option(50, help="simulation steps"),
         seed: int = typer.Option(1, help="random seed (same seed, same results)"),
-        out: Optional[Path] = typer.Option(None, help="folder for report.html + results.json (default: "
+        out: Path | None = typer.Option(None, help="folder for report.html + results.json (default: "
                                                       "sim-out/<timestamp>)"),
         active_prob: float = typer.Option(0.2, help="probability that a user requests a feed in a step"),
         step_hours: float = typer.Option(6.0, help="simulated hours per step"),
@@ -32,21 +38,13 @@ def register(app: typer.Typer) -> None:
         keep_stores: bool = typer.Option(False, help="keep each policy's SQLite store in OUT/stores"),
     ) -> None:
         """Simulate users browsing feeds ranked by the real pipeline under several policies; write an HTML report."""
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from glassfeed.sim.loop import SimConfig, run_simulation
-        from glassfeed.sim.report import write_report
-
-        console = Console(stderr=True)
+        settings = cli_settings(ctx)
         names = tuple(p.strip() for p in policies.split(",") if p.strip())
         if not names or users < 10 or steps < 1 or not 0 < active_prob <= 1 or retrain not in ("partial", "full"):
             console.print("[bold red]error:[/] need >= 1 policy, --users >= 10, --steps >= 1, "
                           "0 < --active-prob <= 1, --retrain partial|full")
             raise typer.Exit(2)
-        from glassfeed.feed.policy import load_policies
-
-        known = load_policies()
+        known = load_policies(settings.serving.policies_dir or None)
         bad = [p for p in names if p not in known]
         if bad:
             console.print(f"[bold red]error:[/] unknown policy {bad[0]!r}; expected one of {', '.join(known)}")
@@ -58,7 +56,7 @@ def register(app: typer.Typer) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
         work = folder / "stores" if keep_stores else Path(tmp.name)  # type: ignore[union-attr]
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
         with Progress(TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as bar:
             def tick(stage: str, done: int, total: int) -> None:
@@ -67,14 +65,12 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
             try:
-                result = run_simulation(cfg, work, progress=tick)
+                result = run_simulation(cfg, work, progress=tick, settings=settings)
             finally:
                 if tmp is not None:
                     tmp.cleanup()
         result.machine = {"platform": platform.platform(), "python": platform.python_version(),
                           "processor": platform.processor() or platform.machine()}
         html_path, json_path = write_report(result, folder)
-        from glassfeed.sim.report import markdown_table
-
         typer.echo(markdown_table(result))
         typer.echo(f"wrote {html_path} and {json_path} in {result.seconds['total']:.0f} s")

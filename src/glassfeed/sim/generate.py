@@ -13,15 +13,21 @@ simulator can continue with the same society.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.sim.behaviour import BehaviourParams
 from glassfeed.sim.population import (
-    Population, PopulationParams, PostTable, respond, sample_follow_graph, sample_new_posts, sample_reply_posts,
+    Population,
+    PopulationParams,
+    PostTable,
+    respond,
+    sample_follow_graph,
+    sample_new_posts,
+    sample_reply_posts,
     sorted_unique,
 )
 from glassfeed.sim.text import render_posts
@@ -76,13 +82,7 @@ class SyntheticNetwork:
     follow_src: np.ndarray
     follow_dst: np.ndarray
     follow_created: np.ndarray
-    ev_kind: np.ndarray
-    ev_user: np.ndarray
-    ev_post: np.ndarray
-    ev_target_user: np.ndarray
-    ev_ts: np.ndarray
-    ev_value: np.ndarray
-    ev_position: np.ndarray
+    events: EventBatch  # the browsing history, by ts; users and posts are the network's indexes (from 0)
 
     @property
     def n_users(self) -> int:
@@ -94,7 +94,7 @@ class SyntheticNetwork:
 
     @property
     def n_events(self) -> int:
-        return len(self.ev_kind)
+        return len(self.events)
 
 
 class _Graph:
@@ -178,7 +178,7 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
 
     posts = PostTable(capacity=max(1024, int(n_users * (days + 2) * 0.8)))
     post_eng = np.zeros(max(1024, int(n_users * (days + 2) * 0.8)))
-    ev_parts: list[list[np.ndarray]] = []
+    ev_parts: list[EventBatch] = []
     slot_first: list[int] = []
     pre_slots = int(np.ceil(gp.pool_window_s / slot_len))
     total_slots = days * gp.slots_per_day
@@ -204,21 +204,21 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
                 following = graph.contains(np.broadcast_to(active[:, None], pages.shape), posts.author[pp])
                 res = respond(pages, active, t_sess, rng, pop, posts, bp, following=following,
                               follow_prob=gp.follow_prob)
-                ev_parts.append([res.ev_kind, res.ev_user, res.ev_post, res.ev_target_user, res.ev_ts,
-                                 res.ev_value, res.ev_position])
+                ev = res.events
+                ev_parts.append(ev)
                 # engagement credit: popularity and the author reward hook
-                on_post = res.ev_post >= 0
-                w = w_eng[res.ev_kind[on_post]]
-                tgt = res.ev_post[on_post]
+                on_post = ev.post >= 0
+                w = w_eng[ev.kind[on_post]]
+                tgt = ev.post[on_post]
                 post_eng += np.bincount(tgt, weights=w, minlength=len(post_eng))
                 pop.reward_authors(posts.author[tgt], w, t0 + slot_len, bp)
-                fol = res.ev_kind == EventKind.FOLLOW
-                pending_src.append(res.ev_user[fol])
-                pending_dst.append(res.ev_target_user[fol])
+                fol = ev.kind == EventKind.FOLLOW
+                pending_src.append(ev.user[fol])
+                pending_dst.append(ev.target_user[fol])
                 # replies become posts
-                rep = res.ev_kind == EventKind.REPLY
+                rep = ev.kind == EventKind.REPLY
                 if rep.any():
-                    posts.add(*sample_reply_posts(pop, posts, res.ev_user[rep], res.ev_post[rep], res.ev_ts[rep],
+                    posts.add(*sample_reply_posts(pop, posts, ev.user[rep], ev.post[rep], ev.ts[rep],
                                                   rng, gp.reply_noise))
             if (k + 1) % gp.slots_per_day == 0 and pending_src:
                 graph.add(np.concatenate(pending_src), np.concatenate(pending_dst))
@@ -241,25 +241,21 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
     rt = posts.reply_to[perm]
     p_reply = np.where(rt >= 0, new_id[np.maximum(rt, 0)], -1).astype(np.int32)
 
-    if ev_parts:
-        cols = [np.concatenate(c) for c in zip(*ev_parts)]
-    else:
-        cols = [np.empty(0, d) for d in (np.int8, np.int32, np.int32, np.int32, np.float64, np.float32, np.int16)]
-    kind, user, post, tuser, ts, value, position = cols
-    post = np.where(post >= 0, new_id[np.maximum(post, 0)], -1).astype(np.int32)
-    o = np.argsort(ts, kind="stable")
-    kind, user, post, tuser, ts, value, position = (c[o] for c in (kind, user, post, tuser, ts, value, position))
+    events = EventBatch.concat(ev_parts)
+    events.post = np.where(events.post >= 0, new_id[np.maximum(events.post, 0)], -1)
+    events = events.take(np.argsort(events.ts, kind="stable"))
     # at most one LIKE / REPOST per (user, post) and one FOLLOW per (user, target): keep the first
+    kind, user = events.kind, events.user
     keep = np.ones(len(kind), bool)
     for k_ in (EventKind.LIKE, EventKind.REPOST, EventKind.FOLLOW):
         idx = np.nonzero(kind == k_)[0]
-        tgt = tuser[idx] if k_ == EventKind.FOLLOW else post[idx]
-        key = user[idx].astype(np.int64) * max(n_users, len(p_author), 1) + tgt
+        tgt = events.target_user[idx] if k_ == EventKind.FOLLOW else events.post[idx]
+        key = user[idx] * max(n_users, len(p_author), 1) + tgt
         _, first = np.unique(key, return_index=True)
         drop = np.ones(len(idx), bool)
         drop[first] = False
         keep[idx[drop]] = False
-    kind, user, post, tuser, ts, value, position = (c[keep] for c in (kind, user, post, tuser, ts, value, position))
+    events = events.take(keep)
 
     parent_author = np.where(p_reply >= 0, p_author[np.maximum(p_reply, 0)], -1)
     text = render_posts(pop.topics, p_topic, p_quality, p_div, pop.leaning[p_author], rng, parent_author)
@@ -270,7 +266,5 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
         user_activity=pop.activity, user_created=pop.created,
         post_author=p_author, post_created=p_created, post_topic=p_topic, post_quality=p_quality,
         post_divisiveness=p_div, post_reply_to=p_reply, post_text=text,
-        follow_src=src, follow_dst=dst, follow_created=f_created,
-        ev_kind=kind, ev_user=user, ev_post=post, ev_target_user=tuser, ev_ts=ts, ev_value=value,
-        ev_position=position,
+        follow_src=src, follow_dst=dst, follow_created=f_created, events=events,
     )

@@ -5,7 +5,7 @@ one SQLite store per policy, so policies run side by side on the same population
 step (``step_hours``): new posts are created through the Ingestor; the step's active users (the same users in
 every policy world: their draw uses a policy-independent random stream) are ranked in batches by
 ``feed.pipeline.rank``; they react through ``population.respond`` (the generator's behaviour model); their
-events go back through ``Ingestor.ingest_columns`` with request ids and positions (the feedback loop), replies
+events go back through ``Ingestor.ingest_batch`` with request ids and positions (the feedback loop), replies
 become posts, authors are rewarded, leanings drift (``OpinionParams``); models retrain on a schedule.
 Metrics per step are collected by :class:`Collector` (``sim/report.py`` turns them into HTML/JSON).
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,23 @@ from typing import Any
 import numpy as np
 
 from glassfeed.audit import metrics as M
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.pipeline import prepare, rank
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
 from glassfeed.importers.synthetic import write_network
 from glassfeed.ingest import Ingestor
+from glassfeed.settings import Settings, packaged_settings
 from glassfeed.sim.behaviour import BehaviourParams, stated_satisfaction
 from glassfeed.sim.generate import DAY, GeneratorParams, SyntheticNetwork, generate_network
-from glassfeed.sim.population import Population, PostTable, respond, sample_new_posts, sample_reply_posts
+from glassfeed.sim.population import (
+    Population,
+    PostTable,
+    Response,
+    respond,
+    sample_new_posts,
+    sample_reply_posts,
+)
 from glassfeed.sim.text import render_posts
 from glassfeed.store import open_store
 
@@ -97,9 +105,12 @@ class Base:
     seconds: dict[str, float]
 
 
-def prepare_base(cfg: SimConfig, folder: Path, progress: Progress | None = None) -> Base:
-    """Generate ``cfg.users`` x ``cfg.history_days`` of history, write it through the Ingestor and train once."""
+def prepare_base(cfg: SimConfig, folder: Path, progress: Progress | None = None,
+                 settings: Settings | None = None) -> Base:
+    """Generate ``cfg.users`` x ``cfg.history_days`` of history, write it through the Ingestor and train once
+    (with the ``retrieval`` and ``state`` sections of ``settings``, default: the packaged ones)."""
     say = progress or (lambda s, d, t: None)
+    settings = settings or packaged_settings()
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "base.db"
     for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
@@ -118,7 +129,7 @@ def prepare_base(cfg: SimConfig, folder: Path, progress: Progress | None = None)
     secs["write"] = time.perf_counter() - t
     t = time.perf_counter()
     say("train", 0, 1)
-    train_all(store, models_dir(db), max_rows=cfg.train_rows)
+    train_all(store, models_dir(db), max_rows=cfg.train_rows, retrieval=settings.retrieval, state=settings.state)
     say("train", 1, 1)
     secs["train"] = time.perf_counter() - t
     store.close()
@@ -281,8 +292,9 @@ class Collector:
 class World:
     """One policy's copy of the society: its own store, FeedService (state + models), population and posts."""
 
-    def __init__(self, cfg: SimConfig, policy: str, db: Path, base: Base):
+    def __init__(self, cfg: SimConfig, policy: str, db: Path, base: Base, settings: Settings | None = None):
         self.cfg, self.policy_name = cfg, policy
+        self.settings = settings or packaged_settings()
         gp = GeneratorParams()
         self.bp: BehaviourParams = gp.behaviour
         net = base.net
@@ -295,7 +307,7 @@ class World:
         self.clock_t = base.end_ts  # the Ingestor's clock: latest simulated activity
         self.store = open_store(db, synchronous="OFF")
         self.ing = Ingestor(self.store, clock=lambda: self.clock_t + 60.0)
-        self.svc = FeedService(self.ing, clock="data")
+        self.svc = FeedService(self.ing, self.settings, clock="data")
         if policy not in self.svc.policies:
             raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(self.svc.policies)}")
         self.policy = self.svc.policies[policy]
@@ -321,9 +333,10 @@ class World:
         w = np.zeros(32)
         for k, v in REWARD_WEIGHTS.items():
             w[int(k)] = v
-        on = (net.ev_post >= 0) & (w[net.ev_kind] > 0)
-        day = ((net.ev_ts[on] - net.start_ts) // DAY).astype(np.int64)
-        authors, ww = net.post_author[net.ev_post[on]], w[net.ev_kind[on]]
+        ev = net.events
+        on = (ev.post >= 0) & (w[ev.kind] > 0)
+        day = ((ev.ts[on] - net.start_ts) // DAY).astype(np.int64)
+        authors, ww = net.post_author[ev.post[on]], w[ev.kind[on]]
         for d in np.unique(day):
             m = day == d
             self.pop.reward_authors(authors[m], ww[m], float(net.start_ts + (d + 1) * DAY), self.bp)
@@ -356,27 +369,27 @@ class World:
         self.s2p[sidx] = idx
         return k
 
-    def _ingest(self, res: Any, step: int) -> None:
+    def _ingest(self, res: Response, step: int) -> None:
         """Send a step's events back through the Ingestor (the feedback loop), one request id per session."""
-        kind, user, post, tgt = res.ev_kind, res.ev_user, res.ev_post, res.ev_target_user
+        ev = res.events
+        kind, user, post = ev.kind, ev.user, ev.post
         keep = np.ones(len(kind), bool)
         pair = (kind == int(EventKind.LIKE)) | (kind == int(EventKind.REPOST))
         if pair.any():  # at most one like / repost per (user, post), as in the generator
-            key = (user[pair].astype(np.int64) << 32) + post[pair] * 2 + (kind[pair] == int(EventKind.REPOST))
+            key = (user[pair] << 32) + post[pair] * 2 + (kind[pair] == int(EventKind.REPOST))
             _, first = np.unique(key, return_index=True)
             fresh = np.zeros(int(pair.sum()), bool)
             fresh[first] = True
             fresh &= ~np.isin(key, self.liked)
             keep[np.flatnonzero(pair)] = fresh
             self.liked = np.union1d(self.liked, key[fresh])
-        kind, user, post, tgt = kind[keep], user[keep], post[keep], tgt[keep]
-        ts, value, pos = res.ev_ts[keep], res.ev_value[keep], res.ev_position[keep]
-        cols = {"kind": kind.astype(np.int64), "user": self.u2s[user],
-                "post": np.where(post >= 0, self.p2s[np.maximum(post, 0)], -1),
-                "target_user": np.where(tgt >= 0, self.u2s[np.maximum(tgt, 0)], -1),
-                "ts": ts.astype(np.float64), "value": value.astype(np.float64), "position": pos.astype(np.int64)}
-        req = [f"{self.policy_name}:{step}-{u}.0" for u in user.tolist()]
-        self.ing.ingest_columns(cols, request_ids=req, surface=["sim"] * len(kind))
+        ev = ev.take(keep)
+        tgt = ev.target_user
+        self.ing.ingest_batch(EventBatch.from_columns(
+            kind=ev.kind, user=self.u2s[ev.user], post=np.where(ev.post >= 0, self.p2s[np.maximum(ev.post, 0)], -1),
+            target_user=np.where(tgt >= 0, self.u2s[np.maximum(tgt, 0)], -1), ts=ev.ts, value=ev.value,
+            position=ev.position, surface=np.full(len(ev), "sim", object),
+            request_id=[f"{self.policy_name}:{step}-{u}.0" for u in ev.user.tolist()]))
 
     # ------------------------------------------------------------------ ranking
     def _pages(self, active: np.ndarray, now: float) -> np.ndarray:
@@ -407,12 +420,12 @@ class World:
         return page_matrix(pg.row, self.s2p[pg.post], len(users), L)
 
     def _following(self, active: np.ndarray, pages: np.ndarray) -> np.ndarray:
-        fol = self.svc.state.following
+        fol = self.svc.state.graph.following
         authors = self.u2s[self.posts.author[np.maximum(pages, 0)]]
         su = self.u2s[active].tolist()
         out = np.zeros(pages.shape, bool)
         for i, (u, row) in enumerate(zip(su, authors.tolist())):
-            f = fol[u]
+            f = fol(u)
             if f:
                 out[i] = [a in f for a in row]
         return out & (pages >= 0)
@@ -448,13 +461,14 @@ class World:
     def _retrain(self) -> None:
         folder = models_dir(self.store.path)
         if self.cfg.retrain == "full":
-            train_all(self.store, folder, max_rows=self.cfg.train_rows)
+            train_all(self.store, folder, max_rows=self.cfg.train_rows, retrieval=self.settings.retrieval,
+                      state=self.settings.state)
         else:
             n_u, n_p = self.store.count("users"), self.store.count("posts")
             X = engagement_matrix(self.store, n_u, n_p)
             np.save(folder / "als_user_factors.npy", fit_als(X, seed=self.cfg.seed))
             np.save(folder / "bridging_sides.npy", fit_bridging_sides(self.store, n_u, n_p))
-        self.svc._load(self.svc.state.cfg)
+        self.svc._load()
 
     def step(self, k: int) -> None:
         """Advance one step: new posts, feeds for the active users, their reactions, learning."""
@@ -473,24 +487,25 @@ class World:
         following = self._following(active, pages)
         res = respond(pages, active, t_sess, self.rng, self.pop, self.posts, self.bp, following=following)
         t3 = time.perf_counter()
-        self.clock_t = max(now, float(res.ev_ts.max()) if len(res.ev_ts) else now)
+        ev = res.events
+        self.clock_t = max(now, float(ev.ts.max()) if len(ev) else now)
         self._ingest(res, k)
-        rep = res.ev_kind == int(EventKind.REPLY)
-        n_new += self._create_posts(sample_reply_posts(self.pop, self.posts, res.ev_user[rep], res.ev_post[rep],
-                                                       res.ev_ts[rep], self.rng))
+        rep = ev.kind == int(EventKind.REPLY)
+        n_new += self._create_posts(sample_reply_posts(self.pop, self.posts, ev.user[rep], ev.post[rep],
+                                                       ev.ts[rep], self.rng))
         w = np.zeros(32)
         for kk, v in REWARD_WEIGHTS.items():
             w[int(kk)] = v
-        on = (res.ev_post >= 0) & (w[res.ev_kind] > 0)
-        self.pop.reward_authors(self.posts.author[res.ev_post[on]], w[res.ev_kind[on]], now, self.bp)
+        on = (ev.post >= 0) & (w[ev.kind] > 0)
+        self.pop.reward_authors(self.posts.author[ev.post[on]], w[ev.kind[on]], now, self.bp)
         t4 = time.perf_counter()
-        row = np.searchsorted(active, res.ev_user)
+        row = np.searchsorted(active, ev.user)
         engaged = np.zeros(pages.shape, bool)
         liked = np.zeros(pages.shape, bool)
-        m = np.isin(res.ev_kind, [int(e) for e in ENGAGED]) & (res.ev_position >= 0)
-        engaged[row[m], res.ev_position[m]] = True
-        m = np.isin(res.ev_kind, [int(EventKind.LIKE), int(EventKind.REPOST)])
-        liked[row[m], res.ev_position[m]] = True
+        m = np.isin(ev.kind, [int(e) for e in ENGAGED]) & (ev.position >= 0)
+        engaged[row[m], ev.position[m]] = True
+        m = np.isin(ev.kind, [int(EventKind.LIKE), int(EventKind.REPOST)])
+        liked[row[m], ev.position[m]] = True
         self._opinions(active, pages, res, liked)
         self._ideal(active, now)
         self.metrics.step(StepData(k, active, pages, res, engaged, n_new, t2 - t1))
@@ -578,18 +593,19 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
 
 
 def run_simulation(cfg: SimConfig, folder: Path, progress: Progress | None = None,
-                   base: Base | None = None) -> SimResult:
-    """Run every policy of ``cfg`` on the same seeded society; stores go to ``folder/<policy>.db``."""
+                   base: Base | None = None, settings: Settings | None = None) -> SimResult:
+    """Run every policy of ``cfg`` on the same seeded society; stores go to ``folder/<policy>.db``. ``settings``
+    (default: the packaged ones) gives the feed's ``serving``, ``state`` and ``retrieval`` sections."""
     say = progress or (lambda s, d, t: None)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    base = base or prepare_base(cfg, folder, say)
+    base = base or prepare_base(cfg, folder, say, settings)
     worlds: dict[str, World] = {}
     seconds: dict[str, Any] = {"base": base.seconds, "worlds": {}}
     for p in cfg.policies:
         t = time.perf_counter()
-        w = World(cfg, p, copy_base(base, folder / f"{p}.db"), base)
+        w = World(cfg, p, copy_base(base, folder / f"{p}.db"), base, settings)
         setup = time.perf_counter() - t
         t = time.perf_counter()
         for k in range(cfg.steps):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.sim import behaviour as bm
 from glassfeed.sim.behaviour import BehaviourParams
 
@@ -72,7 +72,7 @@ class Population:
 
     @classmethod
     def sample(cls, n_users: int, rng: np.random.Generator, params: PopulationParams | None = None,
-               start_ts: float = 0.0, n_topics: int = len(TOPICS)) -> "Population":
+               start_ts: float = 0.0, n_topics: int = len(TOPICS)) -> Population:
         """Draw ``n_users`` users: community -> leaning and topic profile -> individual interests."""
         p = params or PopulationParams()
         c = p.n_communities
@@ -146,7 +146,7 @@ class PostTable:
         return self.n
 
     @classmethod
-    def from_arrays(cls, author, created, topic, quality, divisiveness, reply_to=None) -> "PostTable":
+    def from_arrays(cls, author, created, topic, quality, divisiveness, reply_to=None) -> PostTable:
         """Wrap existing post columns (e.g. a ``SyntheticNetwork``'s) for ``respond`` or further growth."""
         table = cls(capacity=max(1024, len(author)))
         table.add(author, created, topic, quality, divisiveness, reply_to)
@@ -207,7 +207,7 @@ def sample_new_posts(pop: Population, t0: float, duration_s: float, rng: np.rand
     return (authors, created, *sample_post_features(pop, authors, rng))
 
 
-def sample_reply_posts(pop: Population, posts: "PostTable", repliers: np.ndarray, parents: np.ndarray,
+def sample_reply_posts(pop: Population, posts: PostTable, repliers: np.ndarray, parents: np.ndarray,
                        ts: np.ndarray, rng: np.random.Generator, noise: float = 0.1) -> tuple[np.ndarray, ...]:
     """Reply posts for REPLY events: same topic as the parent, divisiveness inherited (and raised by
     extreme repliers). Returns (author, created, topic, quality, divisiveness, reply_to)."""
@@ -284,17 +284,12 @@ def author_affinity(pop: Population, users: np.ndarray, authors: np.ndarray, fol
 
 @dataclass
 class Response:
-    """What a batch of users did with their pages: event columns (sorted by ts) plus per-user and
-    per-slot outcomes. Per-slot arrays have the page shape; ``satisfaction``/``regret`` are means
-    over scanned items (NaN when nothing was scanned)."""
+    """What a batch of users did with their pages: the events (sorted by ts; users and posts in the
+    simulation's own index space, ``seq`` unset) plus per-user and per-slot outcomes. Per-slot arrays have
+    the page shape; ``satisfaction``/``regret`` are means over scanned items (NaN when nothing was
+    scanned)."""
 
-    ev_kind: np.ndarray
-    ev_user: np.ndarray
-    ev_post: np.ndarray
-    ev_target_user: np.ndarray
-    ev_ts: np.ndarray
-    ev_value: np.ndarray
-    ev_position: np.ndarray
+    events: EventBatch
     time_spent: np.ndarray  # (n_users_active,) seconds
     n_seen: np.ndarray  # (n_users_active,) items scanned
     satisfaction: np.ndarray  # (n_users_active,)
@@ -375,17 +370,13 @@ def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, p
     for mask, kind, ts, value, user_target in cols:
         i, j = np.nonzero(mask)
         k = len(i)
-        post = pp[i, j].astype(np.int32)
-        parts.append((
-            np.full(k, int(kind), np.int8), users[i].astype(np.int32),
-            np.full(k, -1, np.int32) if user_target else post,
-            authors[i, j].astype(np.int32) if user_target else np.full(k, -1, np.int32),
-            ts[i, j], value[i, j].astype(np.float32) if value is not None else np.full(k, np.nan, np.float32),
-            np.full(k, -1, np.int16) if user_target else j.astype(np.int16),
-        ))
-    ev = [np.concatenate(c) for c in zip(*parts)]
-    o = np.argsort(ev[4], kind="stable")
-    ev = [c[o] for c in ev]
+        parts.append(EventBatch.from_columns(
+            kind=np.full(k, int(kind), np.int8), user=users[i],
+            post=None if user_target else pp[i, j], target_user=authors[i, j] if user_target else None,
+            ts=ts[i, j], value=None if value is None else value[i, j].astype(np.float32),  # ms, float32 precision
+            position=None if user_target else j))
+    ev = EventBatch.concat(parts)
+    ev = ev.take(np.argsort(ev.ts, kind="stable"))
     n_seen = ex.sum(1)
     time_spent = (cost * ex).sum(1)
     sat, reg = bm.stated_satisfaction(match, quality, div, fat, p)
@@ -397,5 +388,5 @@ def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, p
     if update:
         pop.fatigue[users] = bm.fatigue_after(f0, n_seen, (div * ex).sum(1), p)
         pop.last_active[users] = t0 + time_spent
-    return Response(*ev, time_spent=time_spent, n_seen=n_seen, satisfaction=mean_sat, regret=mean_reg,
+    return Response(ev, time_spent=time_spent, n_seen=n_seen, satisfaction=mean_sat, regret=mean_reg,
                     examined=ex, clicked=click, item_satisfaction=item_sat, item_regret=item_reg)

@@ -11,8 +11,11 @@ import html
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 from glassfeed.sim.loop import SimResult
 
@@ -68,20 +71,16 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _png(fig) -> str:
+def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _plot(title: str, lines: dict[str, list[tuple[float, float]]], ylabel: str = "", hline: float | None = None
-          ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 2.9))
+def _plot(title: str, lines: Mapping[str, Sequence[tuple[float, float | None]]], ylabel: str = "",
+          hline: float | None = None) -> str:
+    fig = Figure(figsize=(5.2, 2.9))  # no pyplot: no global figure registry, no backend to choose
+    ax = fig.subplots()
     for name, pts in lines.items():
         pts = [(x, y) for x, y in pts if y is not None and math.isfinite(y)]
         if pts:
@@ -95,9 +94,7 @@ def _plot(title: str, lines: dict[str, list[tuple[float, float]]], ylabel: str =
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False)
-    out = _png(fig)
-    plt.close(fig)
-    return out
+    return _png(fig)
 
 
 def _fmt(v: Any) -> str:

@@ -1,4 +1,4 @@
-"""SQLite (WAL) implementation of the durable store: the single source of truth.
+"""SQLite (WAL) implementation of the ``Store`` protocol (``store/base.py``): the single source of truth.
 
 Durability rule: a write is acknowledged only after its transaction commits with
 ``synchronous=FULL`` in WAL mode, so it survives ``kill -9`` and power loss. Only this package knows SQL.
@@ -9,14 +9,25 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
+from glassfeed.store.base import (
+    EDGES,
+    RESERVED_META_KEYS,
+    Edge,
+    Entity,
+    PostRow,
+    StoredEvent,
+    Transaction,
+    UserRow,
+    UserSummary,
+)
 
 #: Versioned schema migrations; index i upgrades the database from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -82,15 +93,31 @@ EDGE_EVENTS: dict[EventKind, tuple[str, bool]] = {
     EventKind.MUTE: ("mutes", True),
     EventKind.UNMUTE: ("mutes", False),
 }
+#: Per edge table, the kind that adds an edge and the kind that removes one (``EDGE_EVENTS`` by table).
+_EDGE_ADD: dict[str, int] = {t: int(k) for k, (t, add) in EDGE_EVENTS.items() if add}
+_EDGE_REMOVE: dict[str, int] = {t: int(k) for k, (t, add) in EDGE_EVENTS.items() if not add}
 
-EVENT_COLUMNS = ("seq", "kind", "user", "post", "target_user", "ts", "value", "position")
+#: SQL table behind each ``Store.count`` entity.
+ENTITY_TABLES: dict[str, str] = {"users": "users", "posts": "posts", "events": "events", "follows": "follows",
+                                 "blocks": "blocks", "mutes": "mutes", "muted_words": "muted_words",
+                                 "prefs": "user_prefs"}
+#: The numeric event columns as read back: NULL ints -> -1, NULL value -> NaN (``EventBatch``'s nulls).
+_NUMERIC_SELECT = ("seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts, COALESCE(value, 'nan'),"
+                   " COALESCE(position, -1)")
+#: Most parameters one SQL statement binds (SQLite's default limit is 999).
+_MAX_PARAMS = 900
 
 
 class SQLiteStore:
-    """Durable store on one SQLite file. One writer connection (serialised by a lock), WAL for readers."""
+    """Durable store on one SQLite file (``Store`` protocol). One connection serialised by a lock, WAL mode.
+
+    ``path`` may be ``":memory:"`` for a throwaway store (tests); ``synchronous`` is SQLite's pragma (``FULL``
+    is the durability rule above; ``NORMAL``/``OFF`` trade it for speed in scratch stores)."""
 
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path: Path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -104,10 +131,15 @@ class SQLiteStore:
         self._user_idx: dict[str, int] = dict(self._con.execute("SELECT id, idx FROM users"))
         self._post_idx: dict[str, int] = dict(self._con.execute("SELECT id, idx FROM posts"))
 
-    # ---------------------------------------------------------------- schema
+    # ---------------------------------------------------------------- identity and schema
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @property
     def schema_version(self) -> int:
-        return int(self._con.execute("PRAGMA user_version").fetchone()[0])
+        with self._lock:
+            return int(self._con.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
         with self._lock:
@@ -154,9 +186,15 @@ class SQLiteStore:
             self._con.close()
 
     # ---------------------------------------------------------------- transactions
-    def transaction(self) -> "_Tx":
-        """``with store.transaction() as cur:`` — all-or-nothing, committed durably on exit."""
+    def transaction(self) -> _Tx:
+        """``with store.transaction() as tx:`` — all-or-nothing, committed durably on exit."""
         return _Tx(self)
+
+    def _tx(self, tx: Transaction) -> _Tx:
+        """The open transaction of this store behind the opaque ``tx`` (``TypeError`` for anything else)."""
+        if not isinstance(tx, _Tx) or tx.store is not self:
+            raise TypeError("pass the transaction opened by this store's transaction()")
+        return tx
 
     # ---------------------------------------------------------------- id maps
     def user_idx(self, user_id: str) -> int | None:
@@ -165,15 +203,16 @@ class SQLiteStore:
     def post_idx(self, post_id: str) -> int | None:
         return self._post_idx.get(post_id)
 
-    def user_ids(self) -> dict[str, int]:
+    def user_ids(self) -> Mapping[str, int]:
         return self._user_idx
 
-    def post_ids(self) -> dict[str, int]:
+    def post_ids(self) -> Mapping[str, int]:
         return self._post_idx
 
     # ---------------------------------------------------------------- writes (call inside transaction)
-    def insert_users(self, tx: "_Tx", rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    def insert_users(self, tx: Transaction, rows: Sequence[UserRow]) -> list[int]:
         """rows: (id, handle, created_at, community, interests_csv, token_hash). Returns new idx values."""
+        tx = self._tx(tx)
         cur = tx.cur
         start = self._next_idx(cur, "users")
         cur.executemany(
@@ -184,9 +223,10 @@ class SQLiteStore:
         tx.new_users.extend(zip((r[0] for r in rows), new))
         return new
 
-    def insert_posts(self, tx: "_Tx", rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    def insert_posts(self, tx: Transaction, rows: Sequence[PostRow]) -> list[int]:
         """rows: (id, author_idx, text, created_at, reply_to, repost_of, quote_of, topics_csv, lang, labels_csv,
         quality, divisiveness) with reply_to/repost_of/quote_of as idx or None."""
+        tx = self._tx(tx)
         cur = tx.cur
         start = self._next_idx(cur, "posts")
         cur.executemany(
@@ -198,107 +238,95 @@ class SQLiteStore:
         tx.new_posts.extend(zip((r[0] for r in rows), new))
         return new
 
-    def append_events(self, tx: "_Tx", rows: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
-        """Append events; rows: (id|None, kind, user, post, target_user, ts, value, surface, position, request_id).
-
-        Events whose id already exists are ignored (idempotency). Returns (first_seq, last_seq) of this append.
-        Graph events also update the edge tables in the same transaction.
-        """
-        cur = tx.cur
+    def append_events(self, tx: Transaction, batch: EventBatch) -> tuple[int, int]:
+        """Append resolved events (``Store.append_events``). Numbers are assigned from the high-water mark up;
+        only the columns that hold a value somewhere in the batch are bound (NULL is the default), which keeps
+        the usual bulk event (kind, user, post, ts) cheap. Events whose client id is already stored, or repeats
+        an earlier one of the batch, are skipped and the numbers stay consecutive."""
+        cur = self._tx(tx).cur
+        n = len(batch)
         first = self._event_seq(cur) + 1
-        cur.executemany(
-            "INSERT OR IGNORE INTO events(seq, id, kind, user, post, target_user, ts, value, surface, position,"
-            " request_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(first + i, *r) for i, r in enumerate(rows)],
-        )
-        last = first + len(rows) - 1
-        self._set_event_seq(cur, last)
-        self._apply_edges(cur, first, last)
-        return first, last
-
-    def append_event_columns(self, tx: "_Tx", cols: dict[str, np.ndarray],
-                             request_id: Sequence[str | None] | None = None) -> tuple[int, int]:
-        """Fast columnar append for already-resolved, server-id events (generator, simulator, importers)."""
-        cur = tx.cur
-        n = len(cols["kind"])
-        first = self._event_seq(cur) + 1
-        # bind only the columns that hold a value somewhere in this batch (NULL is the default), which makes
-        # executemany measurably cheaper for the usual bulk event (kind, user, post, ts)
-        names = ["seq", "kind", "user", "ts"]
-        values: list[Iterable[Any]] = [range(first, first + n), cols["kind"].tolist(), cols["user"].tolist(),
-                                       cols["ts"].tolist()]
-        for name, null in (("post", -1), ("target_user", -1), ("position", -1)):
-            a = cols.get(name)
-            if a is not None and (np.asarray(a) != null).any():
+        if n == 0:
+            return first, first - 1
+        names = ["seq"]
+        values: list[Iterable[Any]] = [range(first, first + n)]
+        for c in EVENT_COLUMNS[1:]:
+            a = getattr(batch, c.name)
+            present = ~np.isnan(a) if np.issubdtype(a.dtype, np.floating) else a != c.null
+            if c.name in ("kind", "user", "ts") or present.any():
+                names.append(c.name)
+                values.append(_nullable(a, present))
+        for name in OBJECT_COLUMNS:
+            col = getattr(batch, name)
+            if col is not None:
                 names.append(name)
-                values.append(_nullable(np.asarray(a), null))
-        val = cols.get("value")
-        if val is not None and not np.isnan(val).all():
-            names.append("value")
-            values.append(_nullable_float(np.asarray(val, np.float64)))
-        for name, col in (("surface", cols.get("surface")), ("request_id", request_id)):
-            if col is not None and any(v is not None for v in col):
-                names.append(name)
-                values.append(list(col))
-        cur.executemany(f"INSERT INTO events({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
+                values.append(col.tolist())
+        verb = "INSERT" if batch.id is None else "INSERT OR IGNORE"
+        cur.executemany(f"{verb} INTO events({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
                         zip(*values))
-        last = first + n - 1
+        kept = n
+        if batch.id is not None and cur.rowcount < n:  # some ids were stored already: close the gaps
+            stored = [r[0] for r in cur.execute("SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                                (first, first + n - 1))]
+            cur.executemany("UPDATE events SET seq = ? WHERE seq = ?",
+                            [(first + j, s) for j, s in enumerate(stored) if s != first + j])
+            kept = len(stored)
+            batch = batch.take(np.isin(np.arange(first, first + n), stored))
+        last = first + kept - 1
         self._set_event_seq(cur, last)
-        self._apply_edges(cur, first, last)
+        self._apply_edges(cur, batch)
         return first, last
 
-    def _apply_edges(self, cur: sqlite3.Cursor, first: int, last: int) -> None:
-        if last < first:
-            return
-        for kind, (table, add) in EDGE_EVENTS.items():
-            if add:
-                cur.execute(
-                    f"INSERT OR REPLACE INTO {table}(src, dst, created_at) SELECT user, target_user, ts FROM events"
-                    " WHERE seq BETWEEN ? AND ? AND kind = ? AND target_user IS NOT NULL ORDER BY seq",
-                    (first, last, int(kind)),
-                )
-            else:
-                cur.execute(
-                    f"DELETE FROM {table} WHERE (src, dst) IN (SELECT user, target_user FROM events"
-                    " WHERE seq BETWEEN ? AND ? AND kind = ?)",
-                    (first, last, int(kind)),
-                )
+    def _apply_edges(self, cur: sqlite3.Cursor, batch: EventBatch) -> None:
+        """Bring the edge tables up to date with the graph events of an appended batch, as if applied in ``seq``
+        order: for each (user, target_user) pair the batch's last add or remove of a table decides (an add keeps
+        its ``ts`` as the edge's ``created_at``)."""
+        kind, user, target = batch.kind, batch.user, batch.target_user
+        graph = target != -1
+        for table, add in _EDGE_ADD.items():
+            remove = _EDGE_REMOVE[table]
+            idx = np.flatnonzero(graph & ((kind == add) | (kind == remove)))
+            if len(idx) == 0:
+                continue
+            rev = idx[::-1]
+            _, last_in_rev = np.unique((user[rev] << 32) | target[rev], return_index=True)
+            last = rev[last_in_rev]
+            adds, removes = last[kind[last] == add], last[kind[last] == remove]
+            if len(adds):
+                cur.executemany(f"INSERT OR REPLACE INTO {table}(src, dst, created_at) VALUES (?, ?, ?)",
+                                zip(user[adds].tolist(), target[adds].tolist(), batch.ts[adds].tolist()))
+            if len(removes):
+                cur.executemany(f"DELETE FROM {table} WHERE src = ? AND dst = ?",
+                                zip(user[removes].tolist(), target[removes].tolist()))
 
-    def set_muted_words(self, tx: "_Tx", user: int, words: Iterable[str]) -> None:
-        cur = tx.cur
+    def set_muted_words(self, tx: Transaction, user: int, words: Iterable[str]) -> None:
+        cur = self._tx(tx).cur
         cur.execute("DELETE FROM muted_words WHERE user = ?", (user,))
         cur.executemany("INSERT OR IGNORE INTO muted_words(user, word) VALUES (?, ?)", [(user, w) for w in words])
 
-    def add_post_label(self, tx: "_Tx", posts: Sequence[int], label: str) -> None:
+    def add_post_label(self, tx: Transaction, posts: Sequence[int], label: str) -> None:
         """Add a moderation label to posts (idempotent)."""
-        tx.cur.executemany(
+        self._tx(tx).cur.executemany(
             "UPDATE posts SET labels = CASE WHEN labels = '' THEN ? WHEN ',' || labels || ',' LIKE ?"
             " THEN labels ELSE labels || ',' || ? END WHERE idx = ?",
             [(label, f"%,{label},%", label, i) for i in posts])
 
-    def post_labels(self, posts: Sequence[int]) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for i in range(0, len(posts), 900):
-            part = list(posts[i:i + 900])
-            marks = ",".join("?" * len(part))
-            for idx, labels in self.query(f"SELECT idx, labels FROM posts WHERE idx IN ({marks})", part):
-                out[idx] = labels.split(",") if labels else []
-        return out
-
-    def set_prefs(self, tx: "_Tx", user: int, prefs: dict[str, Any]) -> None:
-        cur = tx.cur
+    def set_prefs(self, tx: Transaction, user: int, prefs: dict[str, Any]) -> None:
+        cur = self._tx(tx).cur
         cur.execute("INSERT OR REPLACE INTO user_prefs(user, prefs) VALUES (?, ?)", (user, json.dumps(prefs)))
 
-    def set_meta(self, tx: "_Tx", key: str, value: str) -> None:
-        cur = tx.cur
+    def set_meta(self, tx: Transaction, key: str, value: str) -> None:
+        if key in RESERVED_META_KEYS:
+            raise ValueError(f"meta key {key!r} is kept by the store itself")
+        cur = self._tx(tx).cur
         cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def delete_user_data(self, tx: "_Tx", user: int) -> dict[str, int]:
+    def delete_user_data(self, tx: Transaction, user: int) -> dict[str, int]:
         """Erase a user's events, edges, muted words and preferences (data-rights deletion)."""
-        cur = tx.cur
+        cur = self._tx(tx).cur
         counts = {}
         counts["events"] = cur.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
-        for table in ("follows", "blocks", "mutes"):
+        for table in EDGES:
             counts[table] = cur.execute(f"DELETE FROM {table} WHERE src = ?", (user,)).rowcount
         counts["muted_words"] = cur.execute("DELETE FROM muted_words WHERE user = ?", (user,)).rowcount
         counts["prefs"] = cur.execute("DELETE FROM user_prefs WHERE user = ?", (user,)).rowcount
@@ -325,20 +353,35 @@ class SQLiteStore:
         self._post_idx.update(posts)
 
     # ---------------------------------------------------------------- reads
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read statement under the lock (private: SQL stays inside this module)."""
         with self._lock:
             return self._con.execute(sql, params).fetchall()
 
-    def count(self, table: str) -> int:
-        assert table.isidentifier()
-        return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+    def _in_chunks(self, sql: str, values: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (with one ``{marks}`` placeholder list) for ``values`` in parameter-limit chunks."""
+        values = list(values)
+        for i in range(0, len(values), _MAX_PARAMS):
+            part = values[i:i + _MAX_PARAMS]
+            yield from self._rows(sql.format(marks=",".join("?" * len(part))), part)
+
+    def count(self, entity: Entity) -> int:
+        table = ENTITY_TABLES.get(entity)
+        if table is None:
+            raise ValueError(f"cannot count {entity!r}; expected one of {', '.join(ENTITY_TABLES)}")
+        return int(self._rows(f"SELECT COUNT(*) FROM {table}")[0][0])
 
     def max_seq(self) -> int:
         with self._lock:
             return self._event_seq(self._con.cursor())
 
+    def count_events(self, kind: EventKind | None = None) -> int:
+        if kind is None:
+            return int(self._rows("SELECT COUNT(*) FROM events")[0][0])
+        return int(self._rows("SELECT COUNT(*) FROM events WHERE kind = ?", (int(kind),))[0][0])
+
     def load_users(self, since_idx: int = 0) -> dict[str, Any]:
-        rows = self.query("SELECT idx, id, handle, created_at, community, interests FROM users WHERE idx > ?"
+        rows = self._rows("SELECT idx, id, handle, created_at, community, interests FROM users WHERE idx > ?"
                           " ORDER BY idx", (since_idx,))
         return {
             "idx": np.array([r[0] for r in rows], dtype=np.int64),
@@ -350,7 +393,7 @@ class SQLiteStore:
         }
 
     def load_posts(self, since_idx: int = 0) -> dict[str, Any]:
-        rows = self.query(
+        rows = self._rows(
             "SELECT idx, id, author, text, created_at, reply_to, repost_of, quote_of, topics, lang, labels, quality,"
             " divisiveness FROM posts WHERE idx > ? ORDER BY idx", (since_idx,))
         f = np.float64
@@ -370,9 +413,10 @@ class SQLiteStore:
             "divisiveness": np.array([np.nan if r[12] is None else r[12] for r in rows], dtype=f),
         }
 
-    def load_edges(self, table: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        assert table in ("follows", "blocks", "mutes")
-        rows = self.query(f"SELECT src, dst, created_at FROM {table}")
+    def load_edges(self, edge: Edge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if edge not in EDGES:
+            raise ValueError(f"unknown edge table {edge!r}; expected one of {', '.join(EDGES)}")
+        rows = self._rows(f"SELECT src, dst, created_at FROM {edge}")
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         a = np.array(rows, dtype=np.float64)
@@ -380,65 +424,86 @@ class SQLiteStore:
 
     def load_muted_words(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for u, w in self.query("SELECT user, word FROM muted_words"):
+        for u, w in self._rows("SELECT user, word FROM muted_words"):
             out.setdefault(u, []).append(w)
         return out
 
     def load_prefs(self) -> dict[int, dict[str, Any]]:
-        return {u: json.loads(p) for u, p in self.query("SELECT user, prefs FROM user_prefs")}
+        return {u: json.loads(p) for u, p in self._rows("SELECT user, prefs FROM user_prefs")}
 
-    def get_meta(self, key: str) -> str | None:
-        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+    def post_labels(self, posts: Sequence[int]) -> dict[int, list[str]]:
+        return {idx: labels.split(",") if labels else []
+                for idx, labels in self._in_chunks("SELECT idx, labels FROM posts WHERE idx IN ({marks})", posts)}
+
+    def token_hash(self, user: int) -> str | None:
+        rows = self._rows("SELECT token_hash FROM users WHERE idx = ?", (user,))
         return rows[0][0] if rows else None
 
-    def iter_events(self, since_seq: int = 0, chunk: int = 500_000,
-                    until_seq: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-        """Stream events after ``since_seq`` as columnar numpy chunks (NULL ints -> -1, NULL value -> NaN)."""
+    def user_summary(self, user: int) -> UserSummary | None:
+        rows = self._rows(
+            "SELECT id, handle, created_at, community, interests,"
+            " (SELECT COUNT(*) FROM events WHERE user = u.idx), (SELECT COUNT(*) FROM follows WHERE src = u.idx),"
+            " (SELECT COUNT(*) FROM follows WHERE dst = u.idx), (SELECT COUNT(*) FROM posts WHERE author = u.idx)"
+            " FROM users u WHERE idx = ?", (user,))
+        if not rows:
+            return None
+        uid, handle, created_at, community, interests, events, following, followers, posts = rows[0]
+        return UserSummary(id=uid, idx=user, handle=handle, created_at=float(created_at), community=community,
+                           interests=interests.split(",") if interests else [], events=int(events),
+                           following=int(following), followers=int(followers), posts=int(posts))
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def iter_events(self, since_seq: int = 0, until_seq: int | None = None, *,
+                    chunk: int = 500_000) -> Iterator[EventBatch]:
+        """Stream events after ``since_seq`` (up to ``until_seq``) as ``EventBatch`` chunks in ``seq`` order."""
         last = since_seq
+        sql = f"SELECT {_NUMERIC_SELECT} FROM events WHERE seq > ?"
+        if until_seq is not None:
+            sql += " AND seq <= ?"
+        sql += " ORDER BY seq LIMIT ?"
         while True:
-            sql = ("SELECT seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts,"
-                   " COALESCE(value, 'nan'), COALESCE(position, -1) FROM events WHERE seq > ?")
-            params: list[Any] = [last]
-            if until_seq is not None:
-                sql += " AND seq <= ?"
-                params.append(until_seq)
-            sql += " ORDER BY seq LIMIT ?"
-            params.append(chunk)
-            rows = self.query(sql, params)
+            params: list[Any] = [last] + ([] if until_seq is None else [until_seq]) + [chunk]
+            rows = self._rows(sql, params)
             if not rows:
                 return
-            a = np.array(rows, dtype=np.float64)
-            yield {
-                "seq": a[:, 0].astype(np.int64),
-                "kind": a[:, 1].astype(np.int8),
-                "user": a[:, 2].astype(np.int64),
-                "post": a[:, 3].astype(np.int64),
-                "target_user": a[:, 4].astype(np.int64),
-                "ts": a[:, 5],
-                "value": a[:, 6],
-                "position": a[:, 7].astype(np.int32),
-            }
-            last = int(a[-1, 0])
+            batch = _event_batch(rows)
+            yield batch
+            last = int(batch.seq[-1])
             if len(rows) < chunk:
                 return
 
-    def user_events(self, user: int, limit: int = 1000) -> list[tuple[Any, ...]]:
-        return self.query(
+    def events_in_window(self, t_from: float | None = None, t_to: float | None = None, *,
+                         kinds: Collection[EventKind] | None = None, object_columns: bool = False) -> EventBatch:
+        """Events with ``t_from <= ts < t_to`` (optionally of ``kinds``), ordered by ts then seq."""
+        where: list[str] = []
+        params: list[Any] = []
+        if t_from is not None:
+            where.append("ts >= ?")
+            params.append(float(t_from))
+        if t_to is not None:
+            where.append("ts < ?")
+            params.append(float(t_to))
+        if kinds is not None:
+            codes = sorted({int(k) for k in kinds})
+            if not codes:
+                return EventBatch.empty()
+            where.append(f"kind IN ({','.join('?' * len(codes))})")
+            params.extend(codes)
+        extra = "".join(f", {name}" for name in OBJECT_COLUMNS) if object_columns else ""
+        rows = self._rows(f"SELECT {_NUMERIC_SELECT}{extra} FROM events"
+                          + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY ts, seq", params)
+        return _event_batch(rows, object_columns)
+
+    def user_events(self, user: int, limit: int = 1000) -> list[StoredEvent]:
+        return [StoredEvent(*r) for r in self._rows(
             "SELECT seq, id, kind, post, target_user, ts, value, surface, position, request_id FROM events"
-            " WHERE user = ? ORDER BY seq DESC LIMIT ?", (user, limit))
+            " WHERE user = ? ORDER BY seq DESC LIMIT ?", (user, limit))]
 
-    def event_ids_exist(self, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        ids = list(ids)
-        for i in range(0, len(ids), 900):
-            part = ids[i:i + 900]
-            marks = ",".join("?" * len(part))
-            found.update(r[0] for r in self.query(f"SELECT id FROM events WHERE id IN ({marks})", part))
-        return found
-
-    def token_hash(self, user: int) -> str | None:
-        rows = self.query("SELECT token_hash FROM users WHERE idx = ?", (user,))
-        return rows[0][0] if rows else None
+    def event_ids_exist(self, ids: Collection[str]) -> set[str]:
+        return {r[0] for r in self._in_chunks("SELECT id FROM events WHERE id IN ({marks})", list(ids))}
 
 
 class _Tx:
@@ -449,7 +514,7 @@ class _Tx:
         self.new_users: list[tuple[str, int]] = []
         self.new_posts: list[tuple[str, int]] = []
 
-    def __enter__(self) -> "_Tx":
+    def __enter__(self) -> _Tx:
         self.store._lock.acquire()
         self.cur = self.store._con.cursor()
         self.cur.execute("BEGIN IMMEDIATE")
@@ -466,19 +531,29 @@ class _Tx:
             self.store._lock.release()
 
 
+def _event_batch(rows: list[tuple[Any, ...]], object_columns: bool = False) -> EventBatch:
+    """An ``EventBatch`` from rows of ``_NUMERIC_SELECT`` (then the ``OBJECT_COLUMNS`` with ``object_columns``)."""
+    if not rows:
+        return EventBatch.empty()
+    width = len(EVENT_COLUMNS)
+    if object_columns:
+        table = np.array(rows, dtype=object)
+        a = table[:, :width].astype(np.float64)
+        objects = {name: table[:, width + j] for j, name in enumerate(OBJECT_COLUMNS)}
+    else:
+        a = np.array(rows, dtype=np.float64)
+        objects = {}
+    cols = {c.name: a[:, j] for j, c in enumerate(EVENT_COLUMNS)}
+    return EventBatch.from_columns(**cols, **objects)
+
+
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _nullable(a: np.ndarray, null: int) -> list[int | None]:
+def _nullable(a: np.ndarray, present: np.ndarray) -> list[Any]:
+    """``a`` as a list with ``None`` where not ``present`` (SQL NULL)."""
     lst = a.tolist()
-    if (a == null).any():
-        return [None if v == null else v for v in lst]
-    return lst
-
-
-def _nullable_float(a: np.ndarray) -> list[float | None]:
-    lst = a.tolist()
-    if np.isnan(a).any():
-        return [None if v != v else v for v in lst]
-    return lst
+    if present.all():
+        return lst
+    return [v if p else None for v, p in zip(lst, present.tolist())]

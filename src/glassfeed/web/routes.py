@@ -9,7 +9,6 @@ server then acts for that person with the service key). ``/web/api/me/<rest>`` f
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -77,11 +76,8 @@ class Sessions:
 
 
 def demo_mode(app: FastAPI) -> bool:
-    """Demo sign-in by name: ``$GLASSFEED_WEB_DEMO`` (1/0) wins, else ``[web] demo`` in settings (default off)."""
-    env = os.environ.get("GLASSFEED_WEB_DEMO")
-    if env is not None:
-        return env.strip().lower() in ("1", "true", "yes", "on")
-    return bool(app.state.settings.raw.get("web", {}).get("demo", False))
+    """Demo sign-in by name: settings ``[web] demo`` (``$GLASSFEED_WEB_DEMO``; default off)."""
+    return bool(app.state.settings.web.demo)
 
 
 def _error(status: int, msg: str, field: str = "web") -> JSONResponse:
@@ -104,21 +100,21 @@ def _picker(app: FastAPI, current: str | None) -> list[dict[str, str]]:
     svc = getattr(app.state, "feed", None)
     if svc is None:
         return []
-    st = svc.state
-    n = len(st.user_ids)
-    act = np.asarray(st.user_events.a[:n], dtype=np.float64).copy()
+    users = svc.state.users
+    n = users.n + 1
+    act = svc.state.counters.events(np.arange(n)).astype(np.float64)
     act[0] = -1.0
     order = np.argsort(-act, kind="stable")[:PICKER_SIZE]
-    out = [{"id": st.user_ids[i], "handle": st.handles[i]} for i in order.tolist() if st.user_ids[i]]
+    out = [{"id": users.id_of(i), "handle": users.handle_of(i)} for i in order.tolist() if users.id_of(i)]
     if current and all(o["id"] != current for o in out):
         idx = svc.store.user_idx(current)
-        out.insert(0, {"id": current, "handle": st.handles[idx] if idx is not None and idx < n else current})
+        out.insert(0, {"id": current, "handle": users.handle_of(idx) if idx is not None and idx < n else current})
     return out
 
 
 def _topics(app: FastAPI) -> list[str]:
     svc = getattr(app.state, "feed", None)
-    return sorted(svc.state.topic_names) if svc is not None else []
+    return sorted(svc.state.topics.names) if svc is not None else []
 
 
 def _csrf_ok(request: Request) -> bool:
@@ -133,14 +129,14 @@ def _csrf_ok(request: Request) -> bool:
 
 
 def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
-    """The newest simulation report: ``$GLASSFEED_AUDIT_REPORT``, settings ``[web] audit_report``, or the
+    """The newest simulation report: settings ``[web] audit_report`` (``$GLASSFEED_AUDIT_REPORT``), or the
     usual places under the working directory (``docs/simulation/report.html`` and friends)."""
     root = root or Path.cwd()
     cands: list[Path] = []
-    for c in (os.environ.get("GLASSFEED_AUDIT_REPORT"), app.state.settings.raw.get("web", {}).get("audit_report")):
-        if c:
-            p = Path(c)
-            cands.append(p / "report.html" if p.is_dir() else p)
+    named = app.state.settings.web.audit_report
+    if named:
+        p = Path(named)
+        cands.append(p / "report.html" if p.is_dir() else p)
     for g in REPORT_GLOBS:
         cands.extend(root.glob(g))
     found = [p for p in cands if p.is_file()]

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates
 from glassfeed.retrieval.ann import ANNIndex
-from glassfeed.state import C, ServingState
+from glassfeed.state import LIKES, REPOSTS, C, ServingState
 
 
 class CollaborativeIndex:
@@ -27,15 +27,15 @@ class CollaborativeIndex:
         self.built_n_posts = -1
 
     def refresh(self, state: ServingState, recent: np.ndarray, now: float, force: bool = False) -> None:
-        if state.post_vec is None or state.user_vec is None:
+        if not state.counters.has_factors:
             self.index = None
             return
         if not force and self.index is not None and now - self.built_at < self.rebuild_every_s \
                 and state.n_posts == self.built_n_posts:
             return
-        likes = state.totals.a[recent, C["like"]]
+        likes = state.counters.totals(recent)[:, C["like"]]
         pool = recent[likes > 0]
-        vec = state.post_vec[pool] / np.sqrt(likes[likes > 0] + 1.0)[:, None]
+        vec = state.counters.post_vectors(pool) / np.sqrt(likes[likes > 0] + 1.0)[:, None]
         ann = ANNIndex(vec.shape[1], M=self.M, ef=self.ef, exact_below=self.exact_below)
         self.index = ann.fit(vec, pool) if len(pool) else None
         self.built_at = now
@@ -54,8 +54,7 @@ class EaseRetriever:
     def recommend(self, state: ServingState, users: np.ndarray, k: int, cutoff: float, now: float) -> Candidates:
         rows, cols = [], []
         for r, u in enumerate(users.tolist()):
-            hist = [p for bank in (state.recent_likes.get(u), state.recent_reposts.get(u)) if bank for p, _ in bank]
-            hist = np.asarray(hist, np.int64)
+            hist = np.concatenate([state.counters.recent_actions(bank, u)[0] for bank in (LIKES, REPOSTS)])
             hist = self.col_of[hist[hist < len(self.col_of)]]
             hist = np.unique(hist[hist >= 0])
             rows.append(np.full(len(hist), r))
@@ -65,7 +64,7 @@ class EaseRetriever:
         r_, c_ = np.concatenate(rows), np.concatenate(cols)
         X = sp.csr_matrix((np.ones(len(r_), np.float32), (r_, c_)), shape=(len(users), len(self.items)))
         S = np.asarray(X @ self.B)
-        created = state.created.a[self.items]
+        created = state.posts.created(self.items)
         S[:, (created < cutoff) | (created > now)] = -np.inf
         S[r_, c_] = -np.inf  # never recommend what the user already engaged with
         kk = min(k, S.shape[1])
@@ -85,14 +84,9 @@ def collaborative(state: ServingState, users: np.ndarray, now: float, k: int, cu
     ALS factor and post vectors in the HNSW index (users with factors only)."""
     if ease is not None:
         return ease.recommend(state, users, k, cutoff, now)
-    if index is None or index.index is None or state.user_vec is None:
+    if index is None or index.index is None or not state.counters.has_factors:
         return Candidates.empty()
-    ok = np.flatnonzero(users < len(state.user_vec))
-    if not len(ok):
-        return Candidates.empty()
-    uvec = state.user_vec[users[ok]]
-    has = np.abs(uvec).sum(axis=1) > 0
-    ok, uvec = ok[has], uvec[has]
+    ok, uvec = state.counters.user_vectors(users)
     if not len(ok):
         return Candidates.empty()
     ids, scores = index.index.query(uvec, k)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from itertools import chain
-
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top_k_per_row
-from glassfeed.state import ServingState
+from glassfeed.state import REPOSTS, ServingState
 
 
 def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
@@ -16,11 +13,10 @@ def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff
     """Up to ``k`` newest posts per user by followed authors (score = recency), plus the ``k // 5`` newest
     reposts by followed accounts (``via`` = the reposter). Batch-wide: each followed account's window is
     looked up once, then expanded to every (user, account) pair with numpy."""
-    row, followee = state.follow_pairs(users)
+    row, followee = state.graph.follow_pairs(users)
     if not len(row):
         return Candidates.empty()
     actors, actor_of = np.unique(followee, return_inverse=True)
-    created = state.created.a
     posts, n_posts, reposts, repost_t, n_reposts = _windows(state, actors, now, cutoff)
     parts = []
     for flat, n_act, t_flat, cap in ((posts, n_posts, None, k), (reposts, n_reposts, repost_t, max(k // 5, 1))):
@@ -28,30 +24,22 @@ def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff
         if not len(at):
             continue
         p = flat[at]
-        top = top_k_per_row(r, created[p] if t_flat is None else t_flat[at], cap)
+        top = top_k_per_row(r, state.posts.created(p) if t_flat is None else t_flat[at], cap)
         r, p, via = r[top], p[top], via[top] if t_flat is not None else np.zeros(len(top), np.int64)
         parts.append(Candidates(r, p, np.full(len(p), SOURCE_CODE["following"], np.int64),
-                                1.0 / (1.0 + (now - created[p]) / 3600.0), via))
+                                1.0 / (1.0 + (now - state.posts.created(p)) / 3600.0), via))
     return Candidates.concat(parts)
 
 
-def _windows(state: ServingState, actors: np.ndarray, now: float, cutoff: float):
+def _windows(state: ServingState, actors: np.ndarray, now: float, cutoff: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each account's own posts created in [cutoff, now] and its reposts (with repost time) since ``cutoff``."""
-    created = state.created.a
-    key = created.__getitem__
-    own = [lst[bisect_left(lst, cutoff, key=key):] if (lst := state.author_posts.get(a)) else []
-           for a in actors.tolist()]
-    n_own = np.fromiter(map(len, own), np.int64, len(own))
-    posts = np.fromiter(chain.from_iterable(own), np.int64, int(n_own.sum()))
-    owner = np.repeat(np.arange(len(actors)), n_own)
-    fresh = created[posts] <= now  # the data clock can sit before posts already stored
-    if not fresh.all():
-        posts, n_own = posts[fresh], np.bincount(owner[fresh], minlength=len(actors))
-    reps = [state.recent_actions(1, a) for a in actors.tolist()]
+    posts, n_own = state.posts.by_authors(actors, cutoff, now)
+    reps = [state.counters.recent_actions(REPOSTS, a) for a in actors.tolist()]
     n_raw = np.fromiter((len(p) for p, _ in reps), np.int64, len(reps))
     if not n_raw.any():
         return posts, n_own, np.zeros(0, np.int64), np.zeros(0), np.zeros(len(actors), np.int64)
     rep, rep_t = np.concatenate([p for p, _ in reps]), np.concatenate([t for _, t in reps])
-    ok = (rep_t >= cutoff) & (created[rep] <= now)
+    ok = (rep_t >= cutoff) & (state.posts.created(rep) <= now)
     n_rep = np.bincount(np.repeat(np.arange(len(actors)), n_raw)[ok], minlength=len(actors))
     return posts, n_own, rep[ok], rep_t[ok], n_rep

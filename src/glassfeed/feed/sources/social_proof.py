@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top_k_per_row
-from glassfeed.state import ServingState
+from glassfeed.state import LIKES, REPOSTS, ServingState
 
 
 def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
@@ -15,7 +15,7 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
     Batch-wide: the (user, followed account) pairs are expanded into the accounts' recent actions in one flat
     table, then summed per (user, post), so the cost is numpy work rather than a Python loop per pair.
     """
-    row, followee = state.follow_pairs(users)
+    row, followee = state.graph.follow_pairs(users)
     if not len(row):
         return Candidates.empty()
     actors, actor_of = np.unique(followee, return_inverse=True)
@@ -34,7 +34,7 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
 def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat (post, weight) of each actor's likes (1) then reposts (2) since ``cutoff``, and a count per actor."""
-    banks = [state.recent_actions(bank, f) for f in actors.tolist() for bank in (0, 1)]  # actor-major, likes first
+    banks = [state.counters.recent_actions(bank, f) for f in actors.tolist() for bank in (LIKES, REPOSTS)]  # actor-major, likes first
     sizes = np.fromiter((len(p) for p, _ in banks), np.int64, len(banks))
     if not sizes.any():
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(len(actors), np.int64)
@@ -48,9 +48,8 @@ def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
 def engagers_followed(state: ServingState, user: int, post: int, limit: int = 3) -> list[int]:
     """Followed accounts who liked or reposted ``post`` (for the explanation's 'liked by A and B')."""
     out = []
-    for f in state.following[user]:
-        if any(p == post for p, _ in state.recent_likes.get(f, ())) or \
-                any(p == post for p, _ in state.recent_reposts.get(f, ())):
+    for f in state.graph.following(user):
+        if any((state.counters.recent_actions(bank, f)[0] == post).any() for bank in (LIKES, REPOSTS)):
             out.append(f)
             if len(out) >= limit:
                 break

@@ -10,8 +10,7 @@ from glassfeed.state import ServingState
 
 def recent_posts(state: ServingState, now: float, cutoff: float) -> np.ndarray:
     """Indices of posts created in ``[cutoff, now]`` (the freshness window every source shares)."""
-    created = state.created.a[1: state.n_posts + 1]
-    return np.flatnonzero((created >= cutoff) & (created <= now)) + 1
+    return state.posts.created_between(cutoff, now)
 
 
 def trending(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
@@ -20,7 +19,7 @@ def trending(state: ServingState, users: np.ndarray, now: float, k: int, cutoff:
     pool = recent if recent is not None else recent_posts(state, now, cutoff)
     if not len(pool) or not len(users):
         return Candidates.empty()
-    s = state.trending_scores(pool, now)
+    s = state.counters.trending(pool, now)
     kk = min(k, len(pool))
     top = np.argpartition(-s, kk - 1)[:kk]
     top = top[s[top] > 0]

@@ -1,11 +1,14 @@
-"""Scoring a fitted model against held-out interactions, and grid search that only ever sees validation data."""
+"""Model selection: scoring a fitted model against held-out interactions, and grid search that only ever sees
+validation data. It lives with the evaluator (not in ``retrieval``) because it is built on ``evaluate.metrics``.
+"""
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,7 +52,10 @@ def param_grid(grid: Grid) -> list[dict[str, Any]]:
 def fit_model(model: Recommender, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> float:
     """Fit ``model`` on ``X`` (passing ``social`` when it needs one); returns the wall-clock seconds."""
     t0 = time.perf_counter()
-    model.fit(X, social=social) if model.needs_social else model.fit(X)
+    if model.needs_social:
+        model.fit(X, social=social)
+    else:
+        model.fit(X)
     return time.perf_counter() - t0
 
 
@@ -72,7 +78,7 @@ def grid_search(cls: type[Recommender], grid: Grid, train: sp.csr_matrix, valid:
     It takes no test matrix, so selection cannot peek at test data; ties keep the earlier grid point.
     """
     best: GridResult | None = None
-    trials = []
+    trials: list[dict[str, Any]] = []
     for params in param_grid(grid):
         model = cls(**{**(fixed or {}), **params})
         seconds = fit_model(model, train, social)

@@ -1,0 +1,98 @@
+"""What every ``glassfeed`` command shares: the consoles, one-line errors, a progress bar, and the run's Settings.
+
+The root command (``glassfeed.cli``) builds one ``Settings`` from ``--config`` / ``$GLASSFEED_CONFIG``, the
+environment and the packaged defaults, and keeps it on the click context; commands (including the groups that
+``feed``, ``sim``, ``evaluate``, ``audit`` and ``bluesky`` add) take it with ``cli_settings(ctx)``, apply their own
+flags (``--db``) as overrides, and pass it down. This module is separate from ``glassfeed.cli`` so that those
+command modules can use it without importing the root command that imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from glassfeed.ingest import IngestError, Ingestor
+from glassfeed.settings import Settings, SettingsError, load_settings
+from glassfeed.store import open_store
+
+console = Console(stderr=True)
+out = Console()
+#: Exit code of a command whose settings (file, environment or flags) are invalid.
+SETTINGS_EXIT = 2
+
+
+def fail(msg: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr, then exit non-zero."""
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn expected failures into one stderr line and a non-zero exit."""
+    try:
+        yield
+    except SettingsError as e:
+        fail(str(e), SETTINGS_EXIT)
+    except IngestError as e:
+        fail(str(e))
+    except FileNotFoundError as e:
+        fail(f"file not found: {e.filename or e}")
+    except (ValueError, NotImplementedError) as e:
+        fail(str(e))
+
+
+def build_settings(config: Path | None) -> Settings:
+    """The run's Settings (defaults, ``config`` or ``$GLASSFEED_CONFIG``, environment); a bad one exits with
+    one line naming the file or variable and the key."""
+    try:
+        return load_settings(config)
+    except SettingsError as e:
+        fail(str(e), SETTINGS_EXIT)
+
+
+def cli_settings(ctx: typer.Context | None, db: Path | None = None, **overrides: Mapping[str, Any]) -> Settings:
+    """The Settings the root command built (kept on ``ctx``'s root; built now when there is none, as for a
+    command group mounted on another app), with ``--db`` and ``overrides`` (section -> {key: value}) applied
+    and validated."""
+    root = ctx.find_root().obj if ctx is not None else None
+    settings = root if isinstance(root, Settings) else build_settings(None)
+    changes = dict(overrides)
+    if db is not None:
+        changes["store"] = {**changes.get("store", {}), "path": str(db)}
+    if not changes:
+        return settings
+    try:
+        return settings.replace(**changes)
+    except SettingsError as e:
+        fail(str(e), SETTINGS_EXIT)
+
+
+def open_ingestor(settings: Settings) -> Ingestor:
+    """An Ingestor over the store ``settings.store`` names, with ``settings.ingest`` limits."""
+    return Ingestor(open_store(settings.store.path, settings.store.synchronous), settings.ingest)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar driven by ``tick(stage, done, total)`` callbacks (one task per stage)."""
+    tasks: dict[str, Any] = {}
+    totals: dict[str, int] = {}
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                for name, tid in tasks.items():  # a new stage means the earlier ones finished
+                    bar.update(tid, completed=totals[name])
+                tasks[stage] = bar.add_task(stage, total=max(total, 1))
+            totals[stage] = max(total, 1)
+            bar.update(tasks[stage], completed=done, total=totals[stage])
+        yield tick

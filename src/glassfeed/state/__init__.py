@@ -1,0 +1,190 @@
+"""In-memory serving state, rebuilt from the store and updated per committed event.
+
+Everything the feed reads on the request path lives here, in parts that each own their arrays and answer reads
+through (vectorised) methods:
+
+- ``users`` (``UserTable``): ids, handles, onboarding interests; ``topics`` (``Topics``): the topic vocabulary;
+- ``posts`` (``PostTable``): authors, creation times, topics, reply flags, moderation, divisiveness, text;
+- ``graph`` (``SocialGraph``): follows, followers, blocks, mutes;
+- ``counters`` (``Counters``): decayed per-post counters, totals, trending, likes by bridging side, per-user topic
+  engagement, event counts and recent likes/reposts;
+- ``feedback`` (``Feedback``): user->author affinity, "see less", posts seen, muted words, saved preferences.
+
+The store stays the truth: ``ServingState.from_store`` rebuilds all of it, ``catch_up`` applies what other
+workers committed, and ``apply_events`` folds in each committed ``EventBatch``. Feed sessions (what a paging
+session was served) are the serving layer's (``glassfeed.feed.sessions``), not the state's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from glassfeed.domain import EventBatch
+from glassfeed.settings import StateSettings, packaged_settings
+from glassfeed.state._columns import group_by_user, lookup_pairs, member_pairs
+from glassfeed.state.counters import BRIDGE_PRIOR, BRIDGE_SIDE_T, COUNTERS, LIKES, REPOSTS, C, Counters
+from glassfeed.state.feedback import SEE_LESS_KINDS, Feedback
+from glassfeed.state.graph import GRAPH_KINDS, SocialGraph
+from glassfeed.state.posts import DROP_LABELS, PostTable
+from glassfeed.state.topics import Topics
+from glassfeed.state.users import UserTable
+from glassfeed.store import Store
+
+#: Decay origins move forward on a fixed grid of this many "exponent units" (see ``ServingState._advance``).
+_REBASE_EXP = 100.0
+_RARE_KINDS = np.array(sorted(SEE_LESS_KINDS | GRAPH_KINDS))
+
+
+class ServingState:
+    """Hot, in-memory view of the store used by candidate sources, features and filters (see the module doc)."""
+
+    def __init__(self, config: StateSettings | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.config = config or packaged_settings().state
+        self.clock = clock
+        self.topics = Topics()
+        self.users = UserTable(self.topics)
+        self.posts = PostTable(self.topics)
+        self.graph = SocialGraph()
+        self.counters = Counters(self.config)
+        self.feedback = Feedback(self.config)
+        self.topics.on_new.append(self.counters.ensure_topics)
+        self.last_seq = 0
+        self.newest_ts = 0.0
+        self._origin = 0.0  # the first decay origin: later origins are origin + k * step
+        self._step = _REBASE_EXP / max(self.counters.lam_trend, self.counters.lam_counter, self.feedback.lam_aff)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_store(cls, store: Store, config: StateSettings | None = None,
+                   clock: Callable[[], float] = time.time, user_vec: np.ndarray | None = None,
+                   side: np.ndarray | None = None) -> ServingState:
+        """Rebuild the whole serving state from the durable store (with trained user factors/sides, if any)."""
+        st = cls.for_replay(store, config, clock, user_vec=user_vec, side=side)
+        st.graph.load(store, follows=False, blocks_mutes=True)
+        st.feedback.load(store)
+        for chunk in store.iter_events():
+            st.apply_events(chunk, graph=False)
+        return st
+
+    @classmethod
+    def for_replay(cls, store: Store, config: StateSettings | None = None,
+                   clock: Callable[[], float] = time.time, user_vec: np.ndarray | None = None,
+                   side: np.ndarray | None = None) -> ServingState:
+        """Users, posts and the follow graph from the store, and no events yet: the state training replays the
+        event log through (``from_store`` adds blocks, mutes, muted words, preferences and every event)."""
+        st = cls(config, clock)
+        st.add_users(store.load_users())
+        st.counters.set_factors(user_vec, side)
+        posts = store.load_posts()
+        st._set_origin(float(posts["created_at"].min()) if len(posts["idx"]) else clock())
+        st.add_posts(posts)
+        st.graph.load(store, follows=True, blocks_mutes=False)
+        return st
+
+    def catch_up(self, store: Store) -> int:
+        """Apply events committed by other workers since ``last_seq`` (multi-worker deployments poll this)."""
+        n = 0
+        self.add_posts(store.load_posts(since_idx=self.posts.n))
+        for chunk in store.iter_events(since_seq=self.last_seq):
+            self.apply_events(chunk)
+            n += len(chunk)
+        return n
+
+    # ------------------------------------------------------------------ entities
+    def add_users(self, users: dict[str, Any]) -> None:
+        """Install user rows (as from ``Store.load_users``)."""
+        self.users.add(users)
+        n = self.users.n + 1
+        self.graph.ensure_users(n)
+        self.counters.ensure_users(n)
+
+    def add_users_from_store(self, store: Store, idxs: list[int]) -> None:
+        """Load newly created users (the rows after the lowest new idx), not the whole table."""
+        if idxs:
+            self.add_users(store.load_users(since_idx=min(idxs) - 1))
+
+    def add_posts(self, posts: dict[str, Any]) -> None:
+        """Install post rows (as from ``Store.load_posts``)."""
+        if not len(posts["idx"]):
+            return
+        self.posts.add(posts)
+        self.counters.ensure_posts(self.posts.capacity)
+        self.newest_ts = max(self.newest_ts, self.posts.newest_created)
+
+    def add_posts_from_store(self, store: Store) -> None:
+        self.add_posts(store.load_posts(since_idx=self.posts.n))
+
+    def set_labels(self, labels: dict[int, list[str]]) -> None:
+        """Install moderation labels for posts (drop labels remove them from every feed)."""
+        self.posts.set_labels(labels)
+
+    # ------------------------------------------------------------------ events
+    @property
+    def t0(self) -> float:
+        """The current decay origin of every decayed quantity."""
+        return self.counters.t0
+
+    def _set_origin(self, t: float) -> None:
+        self._origin = self.counters.t0 = self.feedback.t0 = t
+
+    def _advance(self, tmax: float) -> None:
+        """Keep exponents bounded: the origin is the last grid point ``origin + k * step`` at or before the newest
+        event, so two states that have seen the same events share their origin however the events were
+        batched (training's replay and a rebuilt serving state compute equal features)."""
+        k = math.floor((tmax - self._origin) / self._step)
+        t = self._origin + k * self._step
+        if t > self.counters.t0:
+            self.counters.rebase(t)
+            self.feedback.rebase(t)
+
+    def apply_events(self, batch: EventBatch, graph: bool = True) -> None:
+        """Fold a batch of committed events into the state (``graph=False``: the follow/block/mute edges are
+        already loaded from the store's edge tables)."""
+        n = len(batch)
+        if n == 0:
+            return
+        ts = batch.ts
+        tmax = float(ts.max())
+        if self.counters.t0 == 0.0:
+            self._set_origin(float(ts.min()))
+        self._advance(tmax)
+        self.newest_ts = max(self.newest_ts, tmax)
+        if len(batch.seq):
+            self.last_seq = max(self.last_seq, int(batch.seq.max()))
+        kind = batch.kind.astype(np.int64)
+        user, post = batch.user, batch.post
+        has_post = post > 0
+        safe = np.maximum(post, 0)
+        self.counters.apply(kind, user, post, ts, self.posts.topic(safe))
+        authors = np.where(has_post, self.posts.author(safe), batch.target_user)
+        self.feedback.apply(kind, user, post, ts, authors)
+        if graph:
+            for i in np.flatnonzero(np.isin(kind, _RARE_KINDS)).tolist():
+                k = int(kind[i])
+                if k in GRAPH_KINDS:
+                    self.graph.apply(k, int(user[i]), int(batch.target_user[i]))
+
+    def forget_user(self, u: int) -> None:
+        """Drop a user's derived state after a data-rights deletion."""
+        self.feedback.forget_user(u)
+        self.counters.forget_user(u)
+        self.graph.forget_user(u)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_users(self) -> int:
+        return self.users.n
+
+    @property
+    def n_posts(self) -> int:
+        return self.posts.n
+
+
+__all__ = ["ServingState", "Topics", "UserTable", "PostTable", "SocialGraph", "Counters", "Feedback", "COUNTERS",
+           "C", "LIKES", "REPOSTS", "DROP_LABELS", "BRIDGE_SIDE_T", "BRIDGE_PRIOR", "lookup_pairs",
+           "member_pairs", "group_by_user"]

@@ -1,0 +1,210 @@
+"""Engagement counters: time-decayed per-post counts, totals, trending velocity, likes by bridging side and the
+collaborative fold-in vectors; per user: decayed engagement by topic, event count and recent likes/reposts.
+
+Decayed counters are kept as sums of ``w * exp(lam * (ts - t0))`` so that an update is an addition and a read at
+time ``t`` multiplies by ``exp(-lam * (t - t0))``; the owner (``ServingState``) moves the origin ``t0`` forward
+with ``rebase`` before the exponents get large.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from glassfeed.domain import EventKind
+from glassfeed.settings import StateSettings
+from glassfeed.state._columns import Grow, decay_factors, groups
+
+#: Columns of the decayed per-post counter banks.
+COUNTERS = ("impression", "click", "dwell", "like", "repost", "reply", "negative", "report")
+C = {name: i for i, name in enumerate(COUNTERS)}
+_KIND_TO_COUNTER = {
+    EventKind.IMPRESSION: C["impression"], EventKind.CLICK: C["click"], EventKind.DWELL: C["dwell"],
+    EventKind.LIKE: C["like"], EventKind.REPOST: C["repost"], EventKind.REPLY: C["reply"],
+    EventKind.QUOTE: C["reply"], EventKind.SEE_LESS: C["negative"], EventKind.NOT_INTERESTED: C["negative"],
+    EventKind.REPORT: C["report"],
+}
+_COUNTER_OF_KIND = np.full(max(int(k) for k in EventKind) + 1, -1, np.int64)
+for _k, _c in _KIND_TO_COUNTER.items():
+    _COUNTER_OF_KIND[int(_k)] = _c
+#: Trending velocity weights per counter (engagement, not impressions).
+TREND_WEIGHTS = np.array([0.0, 0.2, 0.2, 1.0, 2.0, 2.0, -2.0, -4.0])
+_POSITIVE = np.array([C["like"], C["repost"], C["reply"], C["dwell"]])
+#: Likers whose learned side is beyond +-BRIDGE_SIDE_T count for that side; the bridging score's prior.
+BRIDGE_SIDE_T = 0.15
+BRIDGE_PRIOR = 5.0
+LIKES, REPOSTS = 0, 1  # banks of recent actions
+_LIKE = int(EventKind.LIKE)
+_REPOST = int(EventKind.REPOST)
+
+
+class Counters:
+    """Per-post and per-user engagement aggregates (see the module docstring)."""
+
+    def __init__(self, config: StateSettings) -> None:
+        h = 3600.0
+        self.lam_counter = math.log(2) / (config.counter_half_life_h * h)
+        self.lam_trend = math.log(2) / (config.trending_half_life_h * h)
+        self.recent_per_user = config.recent_actions_per_user
+        self.t0 = 0.0
+        self._counters = Grow(np.float64, 0.0, width=len(COUNTERS))
+        self._totals = Grow(np.int64, 0, width=len(COUNTERS))
+        self._trend = Grow(np.float64, 0.0)
+        self._side_likes = Grow(np.float64, 0.0, width=2)  # likers with side < -t / > +t
+        self._post_vec: np.ndarray | None = None  # collaborative embedding per post (fold-in of likers)
+        self._user_vec: np.ndarray | None = None
+        self._user_side = Grow(np.float32, 0.0)  # bridging factor f_u (learned), 0 = unknown
+        self._user_topic = Grow(np.float64, 0.0, width=8)
+        self._user_events = Grow(np.int64, 0)
+        self._recent: tuple[dict[int, deque[tuple[int, float]]], ...] = ({}, {})
+        self._recent_np: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (bank, user) -> posts, ts
+
+    # ------------------------------------------------------------------ sizes and learned inputs
+    def ensure_users(self, n: int) -> None:
+        for g in (self._user_side, self._user_events, self._user_topic):
+            g.ensure(n)
+
+    def ensure_posts(self, n: int) -> None:
+        for g in (self._counters, self._totals, self._trend, self._side_likes):
+            g.ensure(n)
+        if self._post_vec is not None and len(self._post_vec) < n:
+            pv = np.zeros((len(self._counters.a), self._post_vec.shape[1]), np.float32)
+            pv[: len(self._post_vec)] = self._post_vec
+            self._post_vec = pv
+
+    def ensure_topics(self, n: int) -> None:
+        self._user_topic.widen(n)
+
+    def set_factors(self, user_vec: np.ndarray | None, side: np.ndarray | None) -> None:
+        """Install trained user factors (collaborative fold-in) and bridging sides, before events are applied."""
+        if side is not None:
+            self._user_side.ensure(len(side))
+            self._user_side.a[: len(side)] = side
+        self._user_vec = user_vec
+        self._post_vec = None if user_vec is None else \
+            np.zeros((len(self._counters.a), user_vec.shape[1]), np.float32)
+
+    # ------------------------------------------------------------------ writes
+    def rebase(self, t: float) -> None:
+        """Move the decay origin to ``t`` so exponents stay bounded."""
+        shift = t - self.t0
+        self._counters.a *= math.exp(-self.lam_counter * shift)
+        self._trend.a *= math.exp(-self.lam_trend * shift)
+        self._user_topic.a *= math.exp(-self.lam_counter * shift)
+        self.t0 = t
+
+    def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray,
+              post_topic: np.ndarray) -> None:
+        """Fold a batch of events in (``post`` <= 0 where an event has no post; ``post_topic`` per event)."""
+        np.add.at(self._user_events.a, user, 1)
+        has_post = post > 0
+        kc = _COUNTER_OF_KIND[kind]
+        m = has_post & (kc >= 0)
+        if m.any():
+            p, c, t = post[m], kc[m], ts[m]
+            np.add.at(self._counters.a, (p, c), np.exp(self.lam_counter * (t - self.t0)))
+            np.add.at(self._totals.a, (p, c), 1)
+            np.add.at(self._trend.a, p, TREND_WEIGHTS[c] * np.exp(self.lam_trend * (t - self.t0)))
+            # topic affinity of the engaging user (positive engagement only)
+            pos = np.isin(c, _POSITIVE)
+            tp = post_topic[m][pos]
+            ok = tp >= 0
+            np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]),
+                      np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
+        like = has_post & (kind == _LIKE)
+        if like.any():
+            side = self._user_side.a[user[like]]
+            np.add.at(self._side_likes.a, (post[like][side < -BRIDGE_SIDE_T], 0), 1.0)
+            np.add.at(self._side_likes.a, (post[like][side > BRIDGE_SIDE_T], 1), 1.0)
+            if self._post_vec is not None and self._user_vec is not None:
+                uu = user[like]
+                ok = uu < len(self._user_vec)
+                np.add.at(self._post_vec, post[like][ok], self._user_vec[uu[ok]])
+        for b, k_ in ((LIKES, _LIKE), (REPOSTS, _REPOST)):
+            m = (kind == k_) & has_post
+            if m.any():
+                bank = self._recent[b]
+                for u, pairs in groups(user[m], list(zip(post[m].tolist(), ts[m].tolist()))):
+                    bank.setdefault(u, deque(maxlen=self.recent_per_user)).extend(pairs)
+                    self._recent_np.pop((b, u), None)
+
+    def forget_user(self, u: int) -> None:
+        for b in (LIKES, REPOSTS):
+            self._recent[b].pop(u, None)
+            self._recent_np.pop((b, u), None)
+        self._user_topic.a[u] = 0.0
+        self._user_events.a[u] = 0
+
+    # ------------------------------------------------------------------ per-post reads
+    def decayed(self, posts: np.ndarray, now: float | np.ndarray) -> np.ndarray:
+        """(n, len(COUNTERS)) decayed engagement counts of ``posts`` at ``now`` (a time, or one per post)."""
+        return self._counters.a[posts] * decay_factors(self.lam_counter, now, self.t0, len(posts))[:, None]
+
+    def trending(self, posts: np.ndarray, now: float | np.ndarray) -> np.ndarray:
+        """Decayed engagement velocity of ``posts`` at ``now`` (a time, or one per post)."""
+        return self._trend.a[posts] * decay_factors(self.lam_trend, now, self.t0, len(posts))
+
+    def totals(self, posts: np.ndarray) -> np.ndarray:
+        """(n, len(COUNTERS)) all-time event counts of ``posts``."""
+        return self._totals.a[posts]
+
+    def bridging(self, posts: np.ndarray) -> np.ndarray:
+        """Community-Notes-style bridging: smoothed share of likes from the weaker side, in [0, 0.5]."""
+        s = self._side_likes.a[posts]
+        return s.min(axis=1) / (s.sum(axis=1) + BRIDGE_PRIOR)
+
+    @property
+    def has_factors(self) -> bool:
+        """Whether trained user factors are installed (the collaborative source's fold-in vectors exist)."""
+        return self._user_vec is not None and self._post_vec is not None
+
+    def post_vectors(self, posts: np.ndarray) -> np.ndarray:
+        """Fold-in vectors (sum of likers' factors) of ``posts``; needs ``has_factors``."""
+        assert self._post_vec is not None
+        return self._post_vec[posts]
+
+    # ------------------------------------------------------------------ per-user reads
+    def user_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``users`` with a non-zero trained factor, their factors)."""
+        if self._user_vec is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ok = np.flatnonzero(users < len(self._user_vec))
+        vec = self._user_vec[users[ok]]
+        has = np.abs(vec).sum(axis=1) > 0
+        return ok[has], vec[has]
+
+    def side(self, users: np.ndarray) -> np.ndarray:
+        """Learned bridging side per user (0 = unknown)."""
+        return self._user_side.a[users]
+
+    def events(self, users: np.ndarray) -> np.ndarray:
+        """Events each user has made."""
+        return self._user_events.a[users]
+
+    def topic_engagement(self, users: np.ndarray, row: np.ndarray, topics: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """For pairs (``users[row[i]]``, topic ``topics[i]``): (the user's decayed positive engagement with the topic,
+        0 for topic -1; the user's total over all topics), both in the units of the decay origin."""
+        tot = self._user_topic.a[users].sum(axis=1)[row]  # row sums per batch user, not per pair
+        val = self._user_topic.a[users[row], np.where(topics >= 0, topics, 0)]
+        return np.where(topics >= 0, val, 0.0), tot
+
+    def topic_profile(self, u: int) -> np.ndarray:
+        """The user's decayed positive engagement per topic id (origin units)."""
+        return self._user_topic.a[u].copy()
+
+    def recent_actions(self, bank: int, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """(posts, times) of a user's recent likes (bank ``LIKES``) or reposts (``REPOSTS``), oldest first."""
+        key = (bank, user)
+        got = self._recent_np.get(key)
+        if got is None:
+            dq = self._recent[bank].get(user)
+            if dq:
+                a = np.array(dq, dtype=np.float64)
+                got = (a[:, 0].astype(np.int64), a[:, 1])
+            else:
+                got = (np.zeros(0, np.int64), np.zeros(0))
+            self._recent_np[key] = got
+        return got

@@ -1,0 +1,116 @@
+"""What each person told the engine, directly or through behaviour: decayed user->author affinity (X's "real
+graph"), "see less" on authors, posts already shown, muted words and saved feed preferences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Set
+from typing import Any
+
+import numpy as np
+
+from glassfeed.domain import EventKind
+from glassfeed.settings import StateSettings
+from glassfeed.state._columns import decay_factors, groups, lookup_pairs
+from glassfeed.store import Store
+
+_IMPRESSION = int(EventKind.IMPRESSION)
+#: Kinds that record "see less of this author".
+SEE_LESS_KINDS = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
+_EMPTY: frozenset[int] = frozenset()
+
+
+class Feedback:
+    """Per-user feedback tables; ``affinity`` decays with ``affinity_half_life_h`` from the origin ``t0``."""
+
+    def __init__(self, config: StateSettings) -> None:
+        self.lam_aff = math.log(2) / (config.affinity_half_life_h * 3600.0)
+        self.t0 = 0.0
+        self._aff_w = np.zeros(max(int(k) for k in EventKind) + 1)
+        for name, w in config.affinity_weights.items():
+            self._aff_w[int(EventKind.parse(name))] = w
+        self._affinity: dict[int, dict[int, float]] = {}
+        self._see_less: dict[int, dict[int, float]] = {}  # user -> author -> last see_less time
+        self._seen: dict[int, set[int]] = {}
+        self._muted_words: dict[int, list[str]] = {}
+        self._prefs: dict[int, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ writes
+    def load(self, store: Store) -> None:
+        """Install the store's muted words and saved preferences."""
+        self._muted_words = store.load_muted_words()
+        self._prefs = store.load_prefs()
+
+    def set_muted_words(self, u: int, words: list[str]) -> None:
+        self._muted_words[u] = words
+
+    def set_prefs(self, u: int, prefs: dict[str, Any]) -> None:
+        self._prefs[u] = prefs
+
+    def rebase(self, t: float) -> None:
+        f = math.exp(-self.lam_aff * (t - self.t0))
+        for row in self._affinity.values():
+            for a in row:
+                row[a] *= f
+        self.t0 = t
+
+    def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray,
+              authors: np.ndarray) -> None:
+        """Fold a batch of events in; ``authors`` is the post's author, or the target user for user-targeted
+        events (<= 0 when neither)."""
+        aff_w = self._aff_w[kind]
+        aff_m = (aff_w != 0) & (authors > 0)
+        if aff_m.any():
+            n_u = int(max(int(user.max()), int(authors.max())) + 2)
+            key = user[aff_m].astype(np.int64) * n_u + authors[aff_m]
+            uniq, inv = np.unique(key, return_inverse=True)
+            add = np.bincount(inv, weights=aff_w[aff_m] * np.exp(self.lam_aff * (ts[aff_m] - self.t0)))
+            for k_, v in zip(uniq.tolist(), add.tolist()):
+                row = self._affinity.setdefault(k_ // n_u, {})
+                a = k_ % n_u
+                row[a] = row.get(a, 0.0) + v
+        imp = (kind == _IMPRESSION) & (post > 0)
+        if imp.any():
+            for u, ps in groups(user[imp], post[imp]):
+                self._seen.setdefault(u, set()).update(ps)
+        for i in np.flatnonzero(np.isin(kind, list(SEE_LESS_KINDS))).tolist():
+            a = int(authors[i])
+            if a > 0:
+                self._see_less.setdefault(int(user[i]), {})[a] = float(ts[i])
+
+    def forget_user(self, u: int) -> None:
+        for d in (self._affinity, self._see_less, self._seen, self._muted_words, self._prefs):
+            d.pop(u, None)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ reads
+    def affinity(self, users: np.ndarray, authors: np.ndarray, now: float | np.ndarray) -> np.ndarray:
+        """Decayed user->author affinity per pair at ``now`` (a time, or one per pair)."""
+        return lookup_pairs(self._affinity, users, authors) * decay_factors(self.lam_aff, now, self.t0, len(users))
+
+    def top_affinities(self, u: int, now: float, k: int = 20) -> list[tuple[int, float]]:
+        """The user's ``k`` strongest (author, affinity at ``now``) pairs."""
+        f = math.exp(-self.lam_aff * (now - self.t0))
+        row = self._affinity.get(u, {})
+        return [(a, v * f) for a, v in sorted(row.items(), key=lambda kv: -kv[1])[:k]]
+
+    def see_less_at(self, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
+        """Time of each user's last "see less" on the author (0 = never)."""
+        return lookup_pairs(self._see_less, users, authors)
+
+    @property
+    def any_see_less(self) -> bool:
+        return bool(self._see_less)
+
+    def see_less_authors(self, u: int) -> list[int]:
+        return list(self._see_less.get(u, {}))
+
+    def seen(self, u: int) -> Set[int]:
+        """Posts ever shown to ``u`` (logged impressions)."""
+        return self._seen.get(u, _EMPTY)
+
+    def muted_words(self, u: int) -> list[str]:
+        return self._muted_words.get(u, [])
+
+    def prefs(self, u: int) -> Mapping[str, Any]:
+        """Saved feed preferences (policy, weights, topics_more / topics_less); empty when none."""
+        return self._prefs.get(u, {})

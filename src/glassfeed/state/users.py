@@ -1,0 +1,54 @@
+"""The user table: external id, handle, onboarding interests (topic ids) and community, by user idx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from glassfeed.state._columns import Grow
+from glassfeed.state.topics import Topics
+
+
+class UserTable:
+    """Users by store idx (slot 0 unused)."""
+
+    def __init__(self, topics: Topics) -> None:
+        self._topics = topics
+        self._ids: list[str | None] = [None]
+        self._handles: list[str] = [""]
+        self._interests: list[list[int]] = [[]]
+        self._community = Grow(np.int32, -1)
+
+    def add(self, users: dict[str, Any]) -> None:
+        """Install rows as from ``Store.load_users`` (idx, id, handle, interests, community)."""
+        for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"],
+                                               users["interests"]):
+            while len(self._ids) <= idx:
+                self._ids.append(None)
+                self._handles.append("")
+                self._interests.append([])
+            self._ids[idx] = uid
+            self._handles[idx] = handle
+            self._interests[idx] = [self._topics.id(t) for t in interests]
+        self._community.ensure(len(self._ids))
+        if len(users["idx"]):
+            self._community.a[users["idx"]] = users["community"]
+
+    @property
+    def n(self) -> int:
+        """Number of user slots in use (the highest idx)."""
+        return len(self._ids) - 1
+
+    def id_of(self, u: int) -> str | None:
+        return self._ids[u]
+
+    def handle_of(self, u: int) -> str:
+        return self._handles[u]
+
+    def interests_of(self, u: int) -> list[int]:
+        """Topic ids the user picked at onboarding."""
+        return self._interests[u]
+
+    def community(self, users: np.ndarray) -> np.ndarray:
+        return self._community.a[users]

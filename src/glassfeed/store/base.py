@@ -1,0 +1,265 @@
+"""The ``Store`` protocol: everything the engine asks of its durable store, as named reads and writes.
+
+The store is the single source of truth: users, posts, the append-only event log (numbered by ``seq``), the
+follow/block/mute edges that graph events maintain, muted words, per-user preferences and a small key/value
+``meta`` table. Nothing outside ``glassfeed.store`` writes SQL: callers use the methods below, and every backend
+(SQLite today, PostgreSQL later) implements all of them and passes the shared contract suite
+(``tests/store_contract.py``).
+
+Conventions shared by every method:
+
+- Users and posts have a dense integer ``idx`` (from 1, in insertion order) that events and the in-memory serving
+  state use; their external ids (strings) map to it through ``user_idx``/``post_idx``.
+- Writes take the open transaction ``tx`` from ``transaction()`` and become visible (and durable) together when
+  it commits; if the block raises, none of them happened. The id maps learn new users/posts only on commit.
+- Event batches are ``EventBatch`` (see ``glassfeed.domain.events`` for the columns and their nulls).
+- ``seq`` is a high-water mark: numbers are never reused, not even after ``delete_user_data`` removes the newest
+  events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+from glassfeed.domain import EventBatch, EventKind
+
+#: The edge tables graph events maintain (``load_edges``).
+Edge = Literal["follows", "blocks", "mutes"]
+#: What ``count`` can count: the entity tables plus the edge tables.
+Entity = Literal["users", "posts", "events", "follows", "blocks", "mutes", "muted_words", "prefs"]
+ENTITIES: tuple[str, ...] = ("users", "posts", "events", "follows", "blocks", "mutes", "muted_words", "prefs")
+EDGES: tuple[str, ...] = ("follows", "blocks", "mutes")
+#: Meta keys the store keeps for itself; ``set_meta`` refuses them.
+RESERVED_META_KEYS: frozenset[str] = frozenset({"event_seq"})
+
+#: Row layout of ``insert_users``: (id, handle, created_at, community | None, interests_csv, token_hash | None).
+UserRow = tuple[str, str, float, int | None, str, str | None]
+#: Row layout of ``insert_posts``: (id, author_idx, text, created_at, reply_to, repost_of, quote_of, topics_csv,
+#: lang, labels_csv, quality, divisiveness); reply_to/repost_of/quote_of are post idx or None, the last two
+#: floats or None.
+PostRow = tuple[str, int, str, float, int | None, int | None, int | None, str, str, str, float | None, float | None]
+
+
+class StoredEvent(NamedTuple):
+    """One stored event as ``user_events`` returns it (SQL nulls as ``None``; ``post``/``target_user`` are idx)."""
+
+    seq: int
+    id: str | None
+    kind: int
+    post: int | None
+    target_user: int | None
+    ts: float
+    value: float | None
+    surface: str | None
+    position: int | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user's profile and counts (``GET /v1/users/{id}``)."""
+
+    id: str
+    idx: int
+    handle: str
+    created_at: float
+    community: int | None
+    interests: list[str]
+    events: int  # events this user logged
+    following: int  # accounts this user follows
+    followers: int  # accounts following this user
+    posts: int  # posts this user authored
+
+
+class Transaction(Protocol):
+    """An open all-or-nothing write, obtained from ``Store.transaction()`` and passed to the store's writes.
+
+    Opaque to callers: a backend accepts only its own transactions (another object raises ``TypeError``)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The durable store every component talks to (see the module docstring for the shared conventions).
+
+    ``runtime_checkable``: ``isinstance(x, Store)`` checks that every member is present (not their signatures;
+    ``tests/store_contract.py`` does that)."""
+
+    # ------------------------------------------------------------------ identity and lifecycle
+    @property
+    def path(self) -> Path | None:
+        """The database file for a file-based backend (trained models are kept beside it by default, see
+        ``feed.train.models_dir``); ``None`` for a server backend."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages: a file path or a URL without credentials."""
+        ...
+
+    @property
+    def schema_version(self) -> int:
+        """The number of schema migrations applied (opening a store applies any that are missing)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection(s); the store is unusable afterwards."""
+        ...
+
+    def backup(self, dest: str | Path) -> None:
+        """Write a consistent copy of the whole store to ``dest`` while it stays in use (a file-based backend writes
+        a database file that ``open_store(dest)`` opens)."""
+        ...
+
+    def bulk_load(self, rows: int) -> AbstractContextManager[None]:
+        """``with store.bulk_load(n):`` around appending about ``n`` events in many transactions: the backend may
+        suspend and rebuild secondary indexes when that is cheaper. Each transaction inside stays atomic and
+        durable; reads inside the block stay correct (only slower)."""
+        ...
+
+    # ------------------------------------------------------------------ transactions and writes
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """``with store.transaction() as tx:`` — one writer at a time; committed durably when the block ends,
+        rolled back (nothing written, id maps unchanged) when it raises."""
+        ...
+
+    def insert_users(self, tx: Transaction, rows: Sequence[UserRow]) -> list[int]:
+        """Insert new users (``UserRow`` layout; ids must be new) and return their idx, in order."""
+        ...
+
+    def insert_posts(self, tx: Transaction, rows: Sequence[PostRow]) -> list[int]:
+        """Insert new posts (``PostRow`` layout; ids must be new, referenced idx must exist) and return their idx."""
+        ...
+
+    def append_events(self, tx: Transaction, batch: EventBatch) -> tuple[int, int]:
+        """Append resolved events (``batch.seq`` is ignored) and return ``(first_seq, last_seq)`` of the numbers
+        assigned (``last < first`` when nothing was appended). Events whose client ``id`` is already stored (or
+        repeats an earlier one of the batch) are skipped, and the numbers stay consecutive over the events kept.
+        Graph events (follow/unfollow, block/unblock, mute/unmute with a ``target_user``) update the edge tables
+        in the same transaction, in ``seq`` order."""
+        ...
+
+    def set_muted_words(self, tx: Transaction, user: int, words: Iterable[str]) -> None:
+        """Replace a user's muted words."""
+        ...
+
+    def add_post_label(self, tx: Transaction, posts: Sequence[int], label: str) -> None:
+        """Add a moderation label to posts (idempotent; existing labels are kept)."""
+        ...
+
+    def set_prefs(self, tx: Transaction, user: int, prefs: dict[str, Any]) -> None:
+        """Replace a user's preferences (a JSON-serialisable mapping)."""
+        ...
+
+    def set_meta(self, tx: Transaction, key: str, value: str) -> None:
+        """Set one key of the meta table; ``RESERVED_META_KEYS`` raise ``ValueError``. Outside the store, write
+        meta through ``Ingestor.set_meta``."""
+        ...
+
+    def delete_user_data(self, tx: Transaction, user: int) -> dict[str, int]:
+        """Erase a user's events, outgoing edges, muted words and preferences (data-rights deletion; the user row
+        and their posts stay). Returns rows removed by kind: ``events``, ``follows``, ``blocks``, ``mutes``,
+        ``muted_words``, ``prefs``. The ``seq`` high-water mark is kept."""
+        ...
+
+    # ------------------------------------------------------------------ id maps
+    def user_idx(self, user_id: str) -> int | None:
+        """The idx of a committed user, or ``None``."""
+        ...
+
+    def post_idx(self, post_id: str) -> int | None:
+        """The idx of a committed post, or ``None``."""
+        ...
+
+    def user_ids(self) -> Mapping[str, int]:
+        """Every committed user: external id -> idx (a live read-only view; do not mutate)."""
+        ...
+
+    def post_ids(self) -> Mapping[str, int]:
+        """Every committed post: external id -> idx (a live read-only view; do not mutate)."""
+        ...
+
+    # ------------------------------------------------------------------ reads: entities
+    def load_users(self, since_idx: int = 0) -> dict[str, Any]:
+        """Users with idx > ``since_idx`` as columns, ordered by idx: ``idx`` (int64), ``id``, ``handle``,
+        ``created_at`` (float64), ``community`` (int32, -1 = none), ``interests`` (list of lists)."""
+        ...
+
+    def load_posts(self, since_idx: int = 0) -> dict[str, Any]:
+        """Posts with idx > ``since_idx`` as columns, ordered by idx: ``idx``, ``id``, ``author`` (int64),
+        ``text``, ``created_at`` (float64), ``reply_to``/``repost_of``/``quote_of`` (int64, -1 = none),
+        ``topics``, ``lang``, ``labels`` (lists), ``quality``/``divisiveness`` (float64, NaN = unknown)."""
+        ...
+
+    def load_edges(self, edge: Edge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every current edge of one kind as numpy arrays ``(src int64, dst int64, created_at float64)``, in no
+        particular order; an unknown ``edge`` raises ``ValueError``."""
+        ...
+
+    def load_muted_words(self) -> dict[int, list[str]]:
+        """Muted words by user idx (users without any are absent)."""
+        ...
+
+    def load_prefs(self) -> dict[int, dict[str, Any]]:
+        """Preferences by user idx (users without any are absent)."""
+        ...
+
+    def post_labels(self, posts: Sequence[int]) -> dict[int, list[str]]:
+        """The labels of the given posts (unknown idx are absent; unlabelled posts map to ``[]``)."""
+        ...
+
+    def token_hash(self, user: int) -> str | None:
+        """The stored hash of a user's API token (``None`` without one or for an unknown user)."""
+        ...
+
+    def user_summary(self, user: int) -> UserSummary | None:
+        """A user's profile and counts, or ``None`` for an unknown idx."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """One key of the meta table, or ``None``."""
+        ...
+
+    def count(self, entity: Entity) -> int:
+        """How many rows an entity has (``ENTITIES``; edges count current edges); anything else raises
+        ``ValueError``."""
+        ...
+
+    # ------------------------------------------------------------------ reads: the event log
+    def max_seq(self) -> int:
+        """The highest ``seq`` ever assigned (0 for an empty log); never decreases."""
+        ...
+
+    def count_events(self, kind: EventKind | None = None) -> int:
+        """How many events are stored, of one kind or in all."""
+        ...
+
+    def iter_events(self, since_seq: int = 0, until_seq: int | None = None, *,
+                    chunk: int = 500_000) -> Iterator[EventBatch]:
+        """Stream the events with ``since_seq < seq <= until_seq`` in ``seq`` order, at most ``chunk`` a batch
+        (numeric columns only: the object columns are ``None``). Empty batches are never yielded."""
+        ...
+
+    def events_in_window(self, t_from: float | None = None, t_to: float | None = None, *,
+                         kinds: Collection[EventKind] | None = None, object_columns: bool = False) -> EventBatch:
+        """The events with ``t_from <= ts < t_to`` (an open end when ``None``), optionally only of ``kinds``,
+        ordered by ``ts`` then ``seq`` (training's point-in-time replay). With ``object_columns`` the ``surface``,
+        ``request_id`` and ``id`` columns are read too (audits group impressions by request id)."""
+        ...
+
+    def user_events(self, user: int, limit: int = 1000) -> list[StoredEvent]:
+        """A user's newest ``limit`` events, newest first (data export, record lookups)."""
+        ...
+
+    def event_ids_exist(self, ids: Collection[str]) -> set[str]:
+        """Which of the client event ids are already stored."""
+        ...
+
+
+__all__ = ["EDGES", "ENTITIES", "Edge", "Entity", "PostRow", "RESERVED_META_KEYS", "Store", "StoredEvent",
+           "Transaction", "UserRow", "UserSummary"]

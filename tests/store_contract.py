@@ -1,0 +1,446 @@
+"""The ``Store`` contract: behaviour every backend must show, as a reusable test class.
+
+A backend's test module subclasses ``StoreContract`` and provides one fixture, ``make_store``: a factory
+``make_store(name="main") -> Store`` that opens (creating and migrating) a store; calling it again with the same
+name opens the same data again (after the earlier handle was closed), a new name gives an empty store. The
+factory owns cleanup. ``assert_implements_store`` checks a backend class against the protocol's signatures.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
+from glassfeed.store import ENTITIES, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
+
+T0 = 1_700_000_000.0
+K = EventKind
+
+MakeStore = Callable[..., Store]
+
+
+def protocol_members() -> list[str]:
+    """The public members the ``Store`` protocol declares."""
+    return sorted(n for n in vars(Store) if not n.startswith("_"))
+
+
+def assert_implements_store(store: object) -> None:
+    """``store`` has every member of ``Store``: each method callable with the protocol's parameters (same names,
+    kinds and defaults, in order) and each property readable."""
+    assert isinstance(store, Store)  # runtime_checkable: every member is present
+    name_of = type(store).__name__
+    for name in protocol_members():
+        want = inspect.getattr_static(Store, name)
+        got = getattr(store, name)  # raises when missing
+        if isinstance(want, property):
+            assert not callable(got), f"{name_of}.{name} should be a value, not a method"
+            continue
+        params = list(inspect.signature(want).parameters.values())[1:]  # without self
+        expected = [(p.name, p.kind, p.default) for p in params]
+        actual = [(p.name, p.kind, p.default) for p in inspect.signature(got).parameters.values()]
+        assert actual == expected, f"{name_of}.{name}{inspect.signature(got)} differs from Store.{name}"
+
+
+# ---------------------------------------------------------------------- helpers
+def add_users(store: Store, ids: list[str], community: int | None = None) -> list[int]:
+    with store.transaction() as tx:
+        return store.insert_users(tx, [(u, f"@{u}", T0 + i, community, "", None) for i, u in enumerate(ids)])
+
+
+def add_posts(store: Store, author: int, ids: list[str]) -> list[int]:
+    with store.transaction() as tx:
+        return store.insert_posts(tx, [(p, author, f"text {p}", T0 + i, None, None, None, "", "en", "", None, None)
+                                       for i, p in enumerate(ids)])
+
+
+def batch(rows: list[tuple[Any, ...]], **objects: list[Any]) -> EventBatch:
+    """Events from (kind, user, post, target_user, ts, value, position) rows, ``None`` for a null."""
+    cols: dict[str, Any] = {"kind": [int(r[0]) for r in rows], "user": [r[1] for r in rows]}
+    for j, (name, null) in enumerate((("post", -1), ("target_user", -1), ("ts", None), ("value", math.nan),
+                                       ("position", -1)), start=2):
+        cols[name] = [null if r[j] is None else r[j] for r in rows]
+    return EventBatch.from_columns(**cols, **objects)
+
+
+def append(store: Store, b: EventBatch) -> tuple[int, int]:
+    with store.transaction() as tx:
+        return store.append_events(tx, b)
+
+
+def numeric(b: EventBatch) -> EventBatch:
+    """The batch without its object columns (what ``iter_events`` returns)."""
+    return EventBatch(**{c.name: getattr(b, c.name) for c in EVENT_COLUMNS})
+
+
+def all_events(store: Store, **kw: Any) -> EventBatch:
+    return EventBatch.concat(list(store.iter_events(**kw)))
+
+
+def edges(store: Store, edge: Any) -> set[tuple[int, int]]:
+    src, dst, _ = store.load_edges(edge)
+    return set(zip(src.tolist(), dst.tolist()))
+
+
+class _Boom(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------- the contract
+class StoreContract:
+    """Subclass and provide the ``make_store`` fixture (see the module docstring)."""
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore) -> Store:
+        return make_store()
+
+    @pytest.fixture
+    def world(self, store: Store) -> tuple[Store, dict[str, int], dict[str, int]]:
+        """Users a..e and posts p1..p3 by a."""
+        uids = add_users(store, list("abcde"))
+        pids = add_posts(store, uids[0], ["p1", "p2", "p3"])
+        return store, dict(zip("abcde", uids)), dict(zip(["p1", "p2", "p3"], pids))
+
+    # ------------------------------------------------------------------ shape
+    def test_implements_every_protocol_member(self, store: Store) -> None:
+        assert len(protocol_members()) > 30
+        assert_implements_store(store)
+
+    # ------------------------------------------------------------------ schema and emptiness
+    def test_new_store_is_migrated_and_empty(self, make_store: MakeStore) -> None:
+        store = make_store()
+        version = store.schema_version
+        assert version >= 1
+        assert {e: store.count(e) for e in ENTITIES} == dict.fromkeys(ENTITIES, 0)
+        assert store.max_seq() == 0 and store.count_events() == 0
+        assert list(store.iter_events()) == []
+        assert len(store.events_in_window()) == 0
+        users, posts = store.load_users(), store.load_posts()
+        assert len(users["idx"]) == 0 and users["idx"].dtype == np.int64 and users["id"] == []
+        assert len(posts["idx"]) == 0 and posts["author"].dtype == np.int64
+        assert all(len(a) == 0 for a in store.load_edges("follows"))
+        assert store.load_muted_words() == {} and store.load_prefs() == {} and store.get_meta("x") is None
+        assert isinstance(store.location, str) and store.location
+        store.close()
+        again = make_store()
+        assert again.schema_version == version  # reopening migrates nothing twice
+
+    def test_unknown_entity_edge_or_transaction_is_refused(self, world: Any) -> None:
+        store, _, _ = world
+        with pytest.raises(ValueError):
+            store.count("sessions")
+        with pytest.raises(ValueError):
+            store.load_edges("friends")
+        with pytest.raises(TypeError):
+            store.set_meta(object(), "k", "v")
+        assert store.get_meta("k") is None
+
+    # ------------------------------------------------------------------ id maps and entities
+    def test_id_maps_are_dense_and_learn_on_commit(self, make_store: MakeStore) -> None:
+        store = make_store()
+        with store.transaction() as tx:
+            new = store.insert_users(tx, [("a", "A", T0, 1, "x,y", "hash-a"), ("b", "", T0 + 1, None, "", None)])
+            assert store.user_idx("a") is None  # not committed yet
+        assert new == [1, 2]
+        assert store.user_idx("a") == 1 and store.user_idx("b") == 2 and store.user_idx("zz") is None
+        assert dict(store.user_ids()) == {"a": 1, "b": 2}
+        assert add_users(store, ["c"]) == [3]
+        assert add_posts(store, 1, ["p", "q"]) == [1, 2]
+        assert dict(store.post_ids()) == {"p": 1, "q": 2} and store.post_idx("nope") is None
+        store.close()
+        store = make_store()
+        assert dict(store.user_ids()) == {"a": 1, "b": 2, "c": 3} and store.post_idx("q") == 2
+        assert store.token_hash(1) == "hash-a" and store.token_hash(2) is None and store.token_hash(99) is None
+
+    def test_users_round_trip(self, store: Store) -> None:
+        with store.transaction() as tx:
+            store.insert_users(tx, [("a", "Ann", T0, 3, "music,science", None), ("b", "", T0 + 5, None, "", None)])
+        u = store.load_users()
+        assert u["idx"].tolist() == [1, 2] and u["id"] == ["a", "b"] and u["handle"] == ["Ann", ""]
+        assert u["created_at"].dtype == np.float64 and u["created_at"].tolist() == [T0, T0 + 5]
+        assert u["community"].tolist() == [3, -1]
+        assert u["interests"] == [["music", "science"], []]
+        later = store.load_users(since_idx=1)
+        assert later["id"] == ["b"] and later["idx"].tolist() == [2]
+
+    def test_posts_round_trip_with_references(self, world: Any) -> None:
+        store, u, p = world
+        with store.transaction() as tx:
+            new = store.insert_posts(tx, [
+                ("r", u["b"], "a reply", T0 + 10, p["p1"], None, None, "news,music", "de", "spoiler", 0.8, 0.25),
+                ("s", u["c"], "", T0 + 11, None, p["p2"], None, "", "en", "", None, None),
+                ("t", u["c"], "quote", T0 + 12, None, None, p["p3"], "", "en", "", None, 0.5),
+            ])
+        assert new == [4, 5, 6]
+        got = store.load_posts(since_idx=3)
+        assert got["idx"].tolist() == [4, 5, 6] and got["id"] == ["r", "s", "t"]
+        assert got["author"].tolist() == [u["b"], u["c"], u["c"]]
+        assert got["text"] == ["a reply", "", "quote"] and got["lang"] == ["de", "en", "en"]
+        assert got["created_at"].tolist() == [T0 + 10, T0 + 11, T0 + 12]
+        assert got["reply_to"].tolist() == [p["p1"], -1, -1]
+        assert got["repost_of"].tolist() == [-1, p["p2"], -1]
+        assert got["quote_of"].tolist() == [-1, -1, p["p3"]]
+        assert got["topics"] == [["news", "music"], [], []] and got["labels"] == [["spoiler"], [], []]
+        np.testing.assert_array_equal(got["quality"], [0.8, np.nan, np.nan])
+        np.testing.assert_array_equal(got["divisiveness"], [0.25, np.nan, 0.5])
+        assert store.count("posts") == 6
+
+    def test_post_labels_are_added_idempotently(self, world: Any) -> None:
+        store, _, p = world
+        with store.transaction() as tx:
+            store.add_post_label(tx, [p["p1"], p["p2"]], "removed")
+            store.add_post_label(tx, [p["p1"]], "spoiler")
+            store.add_post_label(tx, [p["p1"]], "removed")
+        assert store.post_labels([p["p1"], p["p2"], p["p3"], 999]) == {
+            p["p1"]: ["removed", "spoiler"], p["p2"]: ["removed"], p["p3"]: []}
+        assert store.load_posts()["labels"] == [["removed", "spoiler"], ["removed"], []]
+        assert store.post_labels([]) == {}
+
+    # ------------------------------------------------------------------ the event log
+    def test_append_then_iter_round_trip(self, world: Any) -> None:
+        store, u, p = world
+        b = batch([
+            (K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
+            (K.DWELL, u["b"], p["p1"], None, T0 + 2, 1234.5, 0),
+            (K.FOLLOW, u["b"], None, u["a"], T0 + 3, None, None),
+            (K.SEE_LESS, u["c"], None, u["a"], T0 + 4, None, None),
+            (K.LIKE, u["c"], p["p2"], None, T0 + 5, None, None),
+        ])
+        assert append(store, b) == (1, 5)
+        got = all_events(store)
+        assert got.equals(numeric(b).with_seq(1)), got
+        assert got.kind.dtype == np.int8 and got.user.dtype == np.int64 and got.position.dtype == np.int32
+        assert store.max_seq() == 5 and store.count("events") == store.count_events() == 5
+        assert append(store, batch([(K.CLICK, u["d"], p["p3"], None, T0 + 6, None, 2)])) == (6, 6)
+        assert all_events(store, since_seq=5).seq.tolist() == [6]
+        assert all_events(store, since_seq=1, until_seq=3).seq.tolist() == [2, 3]
+        chunks = list(store.iter_events(chunk=2))
+        assert [len(c) for c in chunks] == [2, 2, 2]
+        assert EventBatch.concat(chunks).equals(all_events(store))
+        assert list(store.iter_events(since_seq=6)) == []
+
+    def test_empty_append_assigns_nothing(self, world: Any) -> None:
+        store, u, p = world
+        append(store, batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None)]))
+        first, last = append(store, EventBatch.empty())
+        assert last < first and store.max_seq() == 1 and store.count_events() == 1
+
+    def test_object_columns_round_trip(self, world: Any) -> None:
+        store, u, p = world
+        b = batch([(K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
+                   (K.IMPRESSION, u["b"], p["p2"], None, T0 + 1, None, 1),
+                   (K.LIKE, u["b"], p["p1"], None, T0 + 2, None, None)],
+                  surface=["home", "home", None], request_id=["engagement:s.0", "engagement:s.0", None],
+                  id=[None, None, "client-1"])
+        append(store, b)
+        got = store.events_in_window(object_columns=True)
+        assert got.equals(b.with_seq(1))
+        assert store.events_in_window().request_id is None  # numeric columns only unless asked
+        assert store.user_events(u["b"]) == [
+            StoredEvent(3, "client-1", int(K.LIKE), p["p1"], None, T0 + 2, None, None, None, None),
+            StoredEvent(2, None, int(K.IMPRESSION), p["p2"], None, T0 + 1, None, "home", 1, "engagement:s.0"),
+            StoredEvent(1, None, int(K.IMPRESSION), p["p1"], None, T0 + 1, None, "home", 0, "engagement:s.0"),
+        ]
+        assert [e.seq for e in store.user_events(u["b"], limit=2)] == [3, 2]
+        assert store.user_events(u["c"]) == []
+
+    def test_client_ids_are_idempotent(self, world: Any) -> None:
+        store, u, p = world
+        b = batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
+                   (K.LIKE, u["c"], p["p1"], None, T0, None, None)], id=["e1", "e2"])
+        append(store, b)
+        assert store.event_ids_exist(["e1", "e2", "e3"]) == {"e1", "e2"}
+        assert store.event_ids_exist([]) == set()
+        again = batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
+                       (K.LIKE, u["d"], p["p1"], None, T0, None, None)], id=["e1", "e3"])
+        assert append(store, again) == (3, 3)  # only e3 is new; the numbers stay consecutive
+        assert store.count_events() == 3 and all_events(store).seq.tolist() == [1, 2, 3]
+        stored = store.events_in_window(object_columns=True)
+        assert sorted(stored.id.tolist()) == ["e1", "e2", "e3"]
+        assert stored.user[stored.id == "e1"].tolist() == [u["b"]]  # the first write wins
+        many = [f"x{i}" for i in range(2500)]  # more ids than one statement may bind
+        append(store, batch([(K.CLICK, u["e"], p["p2"], None, T0, None, None)] * len(many), id=many))
+        assert store.event_ids_exist([*many, "nope"]) == set(many)
+
+    def test_count_events_by_kind(self, world: Any) -> None:
+        store, u, p = world
+        append(store, batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
+                             (K.LIKE, u["c"], p["p1"], None, T0, None, None),
+                             (K.IMPRESSION, u["c"], p["p2"], None, T0, None, 0)]))
+        assert store.count_events(K.LIKE) == 2 and store.count_events(K.IMPRESSION) == 1
+        assert store.count_events(K.REPORT) == 0 and store.count_events() == 3
+
+    def test_events_in_window_is_half_open_and_ordered_by_ts_then_seq(self, world: Any) -> None:
+        store, u, p = world
+        rows = [(K.LIKE, u["b"], p["p1"], None, T0 + 30, None, None),  # seq 1
+                (K.CLICK, u["b"], p["p1"], None, T0 + 10, None, None),  # 2
+                (K.LIKE, u["c"], p["p2"], None, T0 + 20, None, None),  # 3
+                (K.CLICK, u["c"], p["p2"], None, T0 + 10, None, None),  # 4
+                (K.REPLY, u["d"], p["p3"], None, T0 + 40, None, None)]  # 5
+        append(store, batch(rows))
+        assert store.events_in_window().seq.tolist() == [2, 4, 3, 1, 5]
+        assert store.events_in_window(T0 + 10, T0 + 30).seq.tolist() == [2, 4, 3]
+        assert store.events_in_window(T0 + 20).seq.tolist() == [3, 1, 5]
+        assert store.events_in_window(None, T0 + 20).seq.tolist() == [2, 4]
+        w = store.events_in_window(T0, T0 + 100, kinds=[K.LIKE, K.REPLY])
+        assert w.seq.tolist() == [3, 1, 5] and w.equals(numeric(batch(rows)).with_seq(1).take(np.array([2, 0, 4])))
+        assert len(store.events_in_window(kinds=[])) == 0
+        assert len(store.events_in_window(T0 + 41, T0 + 50)) == 0
+
+    def test_seq_is_never_reused(self, make_store: MakeStore) -> None:
+        store = make_store()
+        u = add_users(store, ["a", "b"])
+        p = add_posts(store, u[0], ["p"])
+        append(store, batch([(K.LIKE, u[0], p[0], None, T0, None, None),
+                             (K.LIKE, u[1], p[0], None, T0 + 1, None, None),
+                             (K.CLICK, u[1], p[0], None, T0 + 2, None, None)]))
+        with store.transaction() as tx:
+            removed = store.delete_user_data(tx, u[1])  # erases the two newest events
+        assert removed["events"] == 2
+        assert store.max_seq() == 3 and all_events(store).seq.tolist() == [1]
+        store.close()
+        store = make_store()
+        assert store.max_seq() == 3
+        assert append(store, batch([(K.LIKE, u[0], p[0], None, T0 + 3, None, None)])) == (4, 4)
+        assert all_events(store).seq.tolist() == [1, 4]
+
+    # ------------------------------------------------------------------ graph edges
+    def test_graph_events_maintain_edges(self, world: Any) -> None:
+        store, u, _ = world
+        a, b, c, d = u["a"], u["b"], u["c"], u["d"]
+        append(store, batch([(K.FOLLOW, a, None, b, T0 + 1, None, None),
+                             (K.FOLLOW, a, None, c, T0 + 2, None, None),
+                             (K.FOLLOW, b, None, a, T0 + 3, None, None),
+                             (K.BLOCK, a, None, d, T0 + 4, None, None),
+                             (K.MUTE, b, None, c, T0 + 5, None, None),
+                             (K.SEE_LESS, c, None, a, T0 + 6, None, None)]))  # not an edge
+        assert edges(store, "follows") == {(a, b), (a, c), (b, a)}
+        assert edges(store, "blocks") == {(a, d)} and edges(store, "mutes") == {(b, c)}
+        src, dst, ts = store.load_edges("follows")
+        assert dict(zip(zip(src.tolist(), dst.tolist()), ts.tolist()))[(a, c)] == T0 + 2
+        assert src.dtype == dst.dtype == np.int64 and ts.dtype == np.float64
+        append(store, batch([(K.UNFOLLOW, a, None, c, T0 + 7, None, None),
+                             (K.UNBLOCK, a, None, d, T0 + 8, None, None),
+                             (K.UNMUTE, b, None, c, T0 + 9, None, None),
+                             (K.UNFOLLOW, c, None, a, T0 + 10, None, None)]))  # no such edge: nothing happens
+        assert edges(store, "follows") == {(a, b), (b, a)}
+        assert edges(store, "blocks") == set() and edges(store, "mutes") == set()
+        assert (store.count("follows"), store.count("blocks"), store.count("mutes")) == (2, 0, 0)
+
+    def test_edges_follow_seq_order_within_a_batch(self, world: Any) -> None:
+        store, u, _ = world
+        a, b, c = u["a"], u["b"], u["c"]
+        append(store, batch([(K.FOLLOW, a, None, b, T0 + 1, None, None),
+                             (K.UNFOLLOW, a, None, b, T0 + 2, None, None),
+                             (K.UNFOLLOW, a, None, c, T0 + 3, None, None),
+                             (K.FOLLOW, a, None, c, T0 + 4, None, None)]))
+        assert edges(store, "follows") == {(a, c)}
+
+    # ------------------------------------------------------------------ transactions
+    def test_rollback_leaves_nothing(self, world: Any) -> None:
+        store, u, p = world
+        before = {e: store.count(e) for e in ENTITIES}
+        with pytest.raises(_Boom), store.transaction() as tx:
+            store.insert_users(tx, [("zed", "", T0, None, "", None)])
+            store.insert_posts(tx, [("pz", u["a"], "x", T0, None, None, None, "", "en", "", None, None)])
+            store.append_events(tx, batch([(K.FOLLOW, u["a"], None, u["b"], T0, None, None),
+                                           (K.LIKE, u["b"], p["p1"], None, T0, None, None)], id=[None, "k1"]))
+            store.set_muted_words(tx, u["a"], ["spoilers"])
+            store.set_prefs(tx, u["a"], {"lang": "en"})
+            store.set_meta(tx, "cursor", "42")
+            store.add_post_label(tx, [p["p1"]], "removed")
+            raise _Boom
+        assert {e: store.count(e) for e in ENTITIES} == before
+        assert store.user_idx("zed") is None and store.post_idx("pz") is None and "zed" not in store.user_ids()
+        assert store.max_seq() == 0 and store.event_ids_exist(["k1"]) == set()
+        assert store.get_meta("cursor") is None and store.post_labels([p["p1"]]) == {p["p1"]: []}
+        assert store.load_muted_words() == {} and store.load_prefs() == {}
+        assert add_users(store, ["zed"]) == [6]  # the rolled-back idx is free again
+        assert append(store, batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None)])) == (1, 1)
+
+    # ------------------------------------------------------------------ per-user settings and meta
+    def test_muted_words_prefs_and_meta(self, world: Any) -> None:
+        store, u, _ = world
+        with store.transaction() as tx:
+            store.set_muted_words(tx, u["a"], ["spoiler", "crypto"])
+            store.set_muted_words(tx, u["b"], ["golf"])
+            store.set_prefs(tx, u["a"], {"lang": ["en"], "weights": {"like": 1.5}})
+            store.set_meta(tx, "cursor", "1")
+        with store.transaction() as tx:
+            store.set_muted_words(tx, u["a"], ["nft"])  # replaces
+            store.set_prefs(tx, u["b"], {})
+            store.set_meta(tx, "cursor", "2")
+        assert store.load_muted_words() == {u["a"]: ["nft"], u["b"]: ["golf"]}
+        assert store.load_prefs() == {u["a"]: {"lang": ["en"], "weights": {"like": 1.5}}, u["b"]: {}}
+        assert store.get_meta("cursor") == "2" and store.get_meta("other") is None
+        assert store.count("muted_words") == 2 and store.count("prefs") == 2
+        with store.transaction() as tx:
+            store.set_muted_words(tx, u["b"], [])
+        assert store.load_muted_words() == {u["a"]: ["nft"]}
+        for key in RESERVED_META_KEYS:
+            with pytest.raises(ValueError), store.transaction() as tx:
+                store.set_meta(tx, key, "0")
+
+    def test_delete_user_data_erases_only_that_user(self, world: Any) -> None:
+        store, u, p = world
+        a, b, c = u["a"], u["b"], u["c"]
+        append(store, batch([(K.FOLLOW, b, None, a, T0, None, None),
+                             (K.FOLLOW, a, None, b, T0, None, None),
+                             (K.BLOCK, b, None, c, T0, None, None),
+                             (K.MUTE, b, None, c, T0, None, None),
+                             (K.LIKE, b, p["p1"], None, T0, None, None),
+                             (K.LIKE, c, p["p1"], None, T0, None, None)]))
+        with store.transaction() as tx:
+            store.set_muted_words(tx, b, ["x", "y"])
+            store.set_prefs(tx, b, {"k": 1})
+            store.set_prefs(tx, c, {"k": 2})
+        with store.transaction() as tx:
+            removed = store.delete_user_data(tx, b)
+        assert removed == {"events": 4, "follows": 1, "blocks": 1, "mutes": 1, "muted_words": 2, "prefs": 1}
+        assert store.user_events(b) == [] and len(store.user_events(c)) == 1
+        assert edges(store, "follows") == {(a, b)}  # others' edges to the user stay
+        assert store.load_prefs() == {c: {"k": 2}} and store.load_muted_words() == {}
+        assert store.user_idx("b") == b and store.count("users") == 5  # the account row stays
+
+    # ------------------------------------------------------------------ summaries
+    def test_user_summary(self, world: Any) -> None:
+        store, u, p = world
+        a, b, c = u["a"], u["b"], u["c"]
+        append(store, batch([(K.FOLLOW, b, None, a, T0, None, None),
+                             (K.FOLLOW, c, None, a, T0, None, None),
+                             (K.FOLLOW, a, None, c, T0, None, None),
+                             (K.LIKE, a, p["p1"], None, T0, None, None)]))
+        assert store.user_summary(a) == UserSummary(id="a", idx=a, handle="@a", created_at=T0, community=None,
+                                                     interests=[], events=2, following=1, followers=2, posts=3)
+        assert store.user_summary(u["e"]) == UserSummary(id="e", idx=u["e"], handle="@e", created_at=T0 + 4,
+                                                         community=None, interests=[], events=0, following=0,
+                                                         followers=0, posts=0)
+        assert store.user_summary(999) is None
+
+    # ------------------------------------------------------------------ bulk load
+    @pytest.mark.parametrize("n", [3, 2000])  # small loads keep the indexes; large ones may rebuild them
+    def test_bulk_load_keeps_reads_correct(self, world: Any, n: int) -> None:
+        store, u, p = world
+        append(store, batch([(K.LIKE, u["e"], p["p3"], None, T0, None, None)] * 10))
+        rows = [(K.IMPRESSION, u["abcd"[i % 4]], p["p1"], None, T0 + i, None, i) for i in range(n)]
+        with store.bulk_load(n):
+            for part in (rows[: n // 2], rows[n // 2:]):
+                append(store, batch(part))
+            assert store.count_events() == 10 + n  # readable inside the block
+        assert store.count_events(K.IMPRESSION) == n and store.max_seq() == 10 + n
+        assert [e.seq for e in store.user_events(u["b"], limit=n)] == [11 + i for i in range(n) if i % 4 == 1][::-1]
+        assert all_events(store, since_seq=10).equals(numeric(batch(rows)).with_seq(11))
+        # a failure inside still leaves the store usable and complete
+        with store.bulk_load(n), pytest.raises(_Boom), store.transaction() as tx:
+            store.append_events(tx, batch(rows))
+            raise _Boom
+        assert store.count_events() == 10 + n and len(store.user_events(u["e"])) == 10
+
+
+__all__ = ["MakeStore", "StoreContract", "add_posts", "add_users", "append", "assert_implements_store", "batch",
+           "protocol_members"]
