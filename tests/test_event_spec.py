@@ -121,3 +121,12 @@ def test_openapi_model_is_generated_from_the_spec():
     assert pos == {"type": "integer", "minimum": 0, "exclusiveMaximum": limits.max_position}
     small = event_model(limits.model_copy(update={"max_surface_chars": 7})).model_json_schema()
     assert small["properties"]["surface"]["anyOf"][0]["maxLength"] == 7
+
+
+@pytest.mark.parametrize("field", ["id", "kind", "user", "post", "target_user", "ts", "value", "surface", "position",
+                                   "request_id"])
+@pytest.mark.parametrize("bad", [["x"], {"a": 1}, True, 10**400], ids=["list", "object", "bool", "huge"])
+def test_a_wrong_type_in_any_field_is_an_item_error(ing, field, bad):
+    rows = [{"kind": "like", "user": "u1", "post": "p1"}, {"kind": "like", "user": "u1", "post": "p1", field: bad}]
+    errors = _wire_errors(ing, rows)
+    assert [(i, f) for i, f, _ in errors] == [(1, field)]

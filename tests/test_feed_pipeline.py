@@ -15,8 +15,8 @@ from glassfeed.feed.mixing import ADJUSTMENTS, assemble_pages
 from glassfeed.feed.pipeline import Models, rank
 from glassfeed.feed.policy import PolicyError, builtin_policies, describe
 from glassfeed.feed.service import FeedError
-from glassfeed.state import LIKES, REPOSTS
 from glassfeed.settings import packaged_settings
+from glassfeed.state import LIKES, REPOSTS
 
 POLICIES = ("engagement", "chronological", "stated_preference", "bridging")
 
@@ -201,7 +201,7 @@ def test_policy_files_validate_and_describe_every_weight(tmp_path):
     assert not pols["chronological"].profiling
     for p in pols.values():
         text = describe(p)
-        for head, w in p.weights.items():
+        for w in p.weights.values():
             if w and p.ranker == "heads":
                 assert f"weight {w:+g}" in text
     bad = tmp_path / "bad.toml"

@@ -565,10 +565,20 @@ def wire_to_batch(records: Sequence[Any], users: Mapping[str, int], posts: Mappi
         elif f.type is WireType.INTEGER:
             cols[f.name] = _parse_integers(raw)
         else:  # strings: an object column, checked (types included) by batch_errors
-            cols[f.name] = raw
+            cols[f.name] = _object_column(raw)
     if "ts" not in cols:
         cols["ts"] = np.full(n, now)
     return EventBatch.from_columns(**cols), errors
+
+
+def _object_column(raw: list[Any]) -> np.ndarray:
+    """A 1-d object array of the values as given (a list value stays one element, for the checks to refuse)."""
+    if set(map(type, raw)) <= {str, type(None)}:
+        return np.array(raw, dtype=object)
+    out = np.empty(len(raw), object)
+    for i, v in enumerate(raw):
+        out[i] = v
+    return out
 
 
 def _parse_kinds(raw: list[Any], errors: list[ItemError]) -> np.ndarray:

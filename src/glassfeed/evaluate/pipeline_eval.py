@@ -9,12 +9,12 @@ so the number is comparable with the retrieval models' on the very same split.
 
 from __future__ import annotations
 
-
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,15 @@ import scipy.sparse as sp
 from glassfeed.domain import EventBatch, EventKind
 from glassfeed.evaluate import datasets
 from glassfeed.evaluate.metrics import evaluate_topk
-from glassfeed.evaluate.protocols import (PROTOCOLS, Protocol, Split, group_ratio_split, recbole_ml1m_frame,
-                                          stratified_split, to_csr)
+from glassfeed.evaluate.protocols import (
+    PROTOCOLS,
+    Protocol,
+    Split,
+    group_ratio_split,
+    recbole_ml1m_frame,
+    stratified_split,
+    to_csr,
+)
 from glassfeed.settings import Settings, packaged_settings
 
 DAY = 86400.0
@@ -332,7 +339,7 @@ def subset(split: Split, rows: np.ndarray) -> Split:
                  tune_valid=r(split.tune_valid), tune_exclude=r(split.tune_exclude), filter_items=no_train(train),
                  tune_filter_items=no_train(tune_train),
                  social=None if split.social is None else sp.csr_matrix(split.social[rows][:, rows]),
-                 stats={**split.stats, "subset_users": int(len(rows))})
+                 stats={**split.stats, "subset_users": len(rows)})
 
 
 def _pattern(X: sp.csr_matrix) -> sp.csr_matrix:
@@ -404,7 +411,7 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
                         "rank_seconds": r.rank_seconds, "params": r.params})
     return {
         "protocol": proto.name, "dataset": proto.dataset, "policy": policy, "k": proto.k,
-        "columns": list(proto.columns), "users": int(len(keep)), "test_users": int(len(test_rows)),
+        "columns": list(proto.columns), "users": len(keep), "test_users": len(test_rows),
         "items": int(n_items), "events": imported.events, "train_items_in_topk": leaked,
         "empty_slots": int((ranked.recs < 0).sum()), "sources_in_topk": ranked.sources,
         "dropped": ranked.dropped, "candidates_per_user": ranked.candidates_per_user,

@@ -26,13 +26,13 @@ class Candidates:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls) -> "Candidates":
+    def empty(cls) -> Candidates:
         z = np.zeros(0, np.int64)
         return cls(z, z, z, np.zeros(0), z)
 
     @classmethod
     def build(cls, rows: list[int], posts: list[int], source: str, scores: list[float],
-              via: list[int] | None = None) -> "Candidates":
+              via: list[int] | None = None) -> Candidates:
         n = len(posts)
         return cls(np.asarray(rows, np.int64), np.asarray(posts, np.int64),
                    np.full(n, SOURCE_CODE[source], np.int64), np.asarray(scores, np.float64),
@@ -41,19 +41,20 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.post)
 
-    def take(self, idx: np.ndarray) -> "Candidates":
+    def take(self, idx: np.ndarray) -> Candidates:
         return Candidates(self.row[idx], self.post[idx], self.source[idx], self.source_score[idx], self.via[idx],
                           {k: v[idx] for k, v in self.extra.items()})
 
     @staticmethod
-    def concat(parts: list["Candidates"]) -> "Candidates":
+    def concat(parts: list[Candidates]) -> Candidates:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Candidates.empty()
-        return Candidates(*(np.concatenate([getattr(p, f) for p in parts])
-                            for f in ("row", "post", "source", "source_score", "via")))
+        row, post, source, source_score, via = (np.concatenate([getattr(p, f) for p in parts])
+                                                for f in ("row", "post", "source", "source_score", "via"))
+        return Candidates(row, post, source, source_score, via)
 
-    def dedupe(self) -> "Candidates":
+    def dedupe(self) -> Candidates:
         """One row per (user, post): keep the highest-priority source."""
         if not len(self):
             return self

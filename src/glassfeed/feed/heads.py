@@ -19,7 +19,6 @@ from scipy.optimize import minimize
 from glassfeed.feed.features import FEATURES, LIGHT_FEATURES, F
 from glassfeed.feed.policy import HEADS
 
-
 #: Rows from which prediction uses every core (simulator batches); single requests stay on one thread.
 BIG_BATCH = 20_000
 
@@ -69,21 +68,22 @@ class EngagementHeads:
     base_rate: dict[str, float] = field(default_factory=dict)
 
     def fit(self, X: np.ndarray, Y: np.ndarray, X_cal: np.ndarray | None = None,
-            Y_cal: np.ndarray | None = None) -> "EngagementHeads":
-        params = dict(objective="binary", num_leaves=self.num_leaves, learning_rate=self.learning_rate,
-                      min_child_samples=self.min_child_samples, seed=self.seed, deterministic=True,
-                      num_threads=2, verbose=-1, feature_pre_filter=False)
+            Y_cal: np.ndarray | None = None) -> EngagementHeads:
+        params = {"objective": "binary", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
+                  "min_child_samples": self.min_child_samples, "seed": self.seed, "deterministic": True,
+                  "num_threads": 2, "verbose": -1, "feature_pre_filter": False}
         for h, name in enumerate(HEADS):
             y = Y[:, h].astype(np.float32)
             self.base_rate[name] = float(y.mean()) if len(y) else 0.0
             if y.sum() < 5 or y.sum() > len(y) - 5:
                 continue  # too few positives to learn: the head predicts its base rate
             held_out = X_cal is not None and Y_cal is not None
-            if held_out and Y_cal[:, h].sum() < 5:
+            y_cal = Y_cal[:, h] if Y_cal is not None else np.zeros(0)
+            if held_out and y_cal.sum() < 5:
                 continue  # too few held-out positives to check a model against: base rate, not noise
             ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
-            if held_out and self.early_stopping_rounds and Y_cal[:, h].sum() >= self.early_stopping_min_positives:
-                valid = lgb.Dataset(X_cal, Y_cal[:, h].astype(np.float32), reference=ds)
+            if held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives:
+                valid = lgb.Dataset(X_cal, y_cal.astype(np.float32), reference=ds)
                 booster = lgb.train(params, ds, num_boost_round=self.max_estimators, valid_sets=[valid],
                                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
                 booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
@@ -91,8 +91,8 @@ class EngagementHeads:
                 booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
             self.boosters[name] = booster
             if held_out:
-                raw = booster.predict(X_cal)
-                self.calibration[name] = fit_platt(raw, Y_cal[:, h].astype(np.float64))
+                raw = np.asarray(booster.predict(X_cal))
+                self.calibration[name] = fit_platt(raw, y_cal.astype(np.float64))
         return self
 
     def predict(self, X: np.ndarray, calibrated: bool = True) -> np.ndarray:
@@ -103,7 +103,7 @@ class EngagementHeads:
             if b is None or len(X) == 0:
                 out[:, h] = self.base_rate.get(name, 0.0)
                 continue
-            p = b.predict(X, num_threads=1 if len(X) < BIG_BATCH else 0)  # 0: all cores for batch ranking
+            p = np.asarray(b.predict(X, num_threads=1 if len(X) < BIG_BATCH else 0))  # 0: all cores for batch ranking
             if calibrated and name in self.calibration:
                 a, c = self.calibration[name]
                 p = _sigmoid(a * _logit(p) + c)
@@ -133,13 +133,13 @@ class EngagementHeads:
         (d / "heads.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def load(cls, folder: str | Path) -> "EngagementHeads":
+    def load(cls, folder: str | Path) -> EngagementHeads:
         d = Path(folder)
         meta = json.loads((d / "heads.json").read_text())
         if meta["features"] != list(FEATURES):
             raise ValueError(f"{d}: heads were trained on other features; run `glassfeed train` again")
         m = cls(**meta["params"])
-        m.calibration = {k: tuple(v) for k, v in meta["calibration"].items()}  # type: ignore[misc]
+        m.calibration = {k: (float(v[0]), float(v[1])) for k, v in meta["calibration"].items()}
         m.base_rate = meta["base_rate"]
         for name in HEADS:
             f = d / f"{name}.txt"
@@ -158,7 +158,7 @@ class LightRanker:
     scale: np.ndarray | None = None
     cols: np.ndarray = field(default_factory=lambda: np.array([F[f] for f in LIGHT_FEATURES]))
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LightRanker":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LightRanker:
         Z = X[:, self.cols].astype(np.float64)
         self.mean, self.scale = Z.mean(axis=0), Z.std(axis=0) + 1e-9
         Z = np.c_[(Z - self.mean) / self.scale, np.ones(len(Z))]
@@ -181,14 +181,14 @@ class LightRanker:
         return Z @ self.coef[:-1] + self.coef[-1]
 
     def save(self, folder: str | Path) -> None:
-        if self.coef is None:
+        if self.coef is None or self.mean is None or self.scale is None:
             return
         (Path(folder) / "light_ranker.json").write_text(json.dumps(
             {"features": list(LIGHT_FEATURES), "coef": self.coef.tolist(), "mean": self.mean.tolist(),
              "scale": self.scale.tolist()}))
 
     @classmethod
-    def load(cls, folder: str | Path) -> "LightRanker":
+    def load(cls, folder: str | Path) -> LightRanker:
         f = Path(folder) / "light_ranker.json"
         m = cls()
         if f.exists():

@@ -26,7 +26,7 @@ from glassfeed.feed.explain import adjustment_list, explain_item, source_reason,
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
 from glassfeed.feed.sessions import Sessions, format_request_id
-from glassfeed.feed.train import load_factors, load_models, models_dir, train_all
+from glassfeed.feed.train import Progress, TrainReport, load_factors, load_models, models_dir, train_all
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
 from glassfeed.state import C, ServingState
@@ -59,7 +59,7 @@ class FeedService:
         self.clock_mode = self.settings.serving.clock
         self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)
         self.secret = secret or self._secret()
-        self.explanations: dict[int, OrderedDict[int, dict[str, Any]]] = {}
+        self.explanations: dict[int, OrderedDict[int, tuple[Any, ...]]] = {}
         self.models = Models()
         self.sessions = Sessions(self.settings.serving.session_ttl_s)
         self._load()
@@ -100,7 +100,7 @@ class FeedService:
     def now(self) -> float:
         return self._now()
 
-    def retrain(self, max_rows: int = 400_000, progress=None):
+    def retrain(self, max_rows: int = 400_000, progress: Progress | None = None) -> TrainReport:
         """Train all models from the store, then rebuild the state with them (the store stays the truth)."""
         report = train_all(self.store, self.models_folder, max_rows=max_rows, progress=progress,
                            retrieval=self.settings.retrieval, state=self.settings.state)
@@ -316,7 +316,8 @@ class FeedService:
             p = self.store.post_idx(post_id)
             if p is None:
                 raise FeedError("post", f"unknown post {post_id!r}", 404)
-            raw = self.explanations.get(user, {}).get(p)
+            cache = self.explanations.get(user)
+            raw = cache.get(p) if cache is not None else None
             if raw is None:
                 raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
             pol, source, via, probs, deltas, score, position, interstitial, notice = raw

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,8 @@ class TrainReport:
         lines = ["| head | positives (train/test) | trees | AUC | log-loss | popularity AUC | popularity log-loss |",
                  "|---|---|---|---|---|---|---|"]
         for h in self.heads:
-            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.trees} | {h.auc:.4f} | {h.logloss:.4f} | "
-                         f"{h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |")
+            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.trees} | {h.auc:.4f} | "
+                         f"{h.logloss:.4f} | {h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |")
         return "\n".join(lines)
 
 
@@ -144,7 +145,7 @@ def build_examples(store: Store, cfg: StateSettings | None = None, chunk_s: floa
         return Examples.empty()
     t_start, t_end = float(events[:, 1].min()), float(events[:, 1].max())
     bounds = np.arange(t_start, t_end + chunk_s, chunk_s)
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (a, b) in enumerate(pairwise(bounds.tolist())):
         chunk = store.events_in_window(a, b)
         if not len(chunk):
             continue
@@ -201,8 +202,9 @@ def engagement_matrix(store: Store, n_users: int, n_posts: int) -> sp.csr_matrix
             us.append(ev.user[m])
             ps.append(ev.post[m])
             ws.append(np.full(int(m.sum()), w, np.float32))
-    u, p, w = (np.concatenate(x) if x else np.zeros(0) for x in (us, ps, ws))
-    X = sp.csr_matrix((w, (u, p)), shape=(n_users + 1, n_posts + 1), dtype=np.float32)
+    u, p = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (us, ps))
+    weight = np.concatenate(ws) if ws else np.zeros(0, np.float32)
+    X = sp.csr_matrix((weight, (u, p)), shape=(n_users + 1, n_posts + 1), dtype=np.float32)
     X.sum_duplicates()
     return X
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,10 @@ def _reply_safe_chunks(reply_to: np.ndarray, max_len: int) -> list[tuple[int, in
     return out
 
 
-def write_network(net, ingestor: Ingestor, *, chunk: int = 250_000, top_interests: int = 3,
+def write_network(net: Any, ingestor: Ingestor, *, chunk: int = 250_000, top_interests: int = 3,
                   progress: Progress | None = None, with_tokens: bool = True) -> WriteResult:
-    """Write users (interests = top topics, community), posts, initial follows and all events of ``net``."""
+    """Write users (interests = top topics, community), posts, initial follows and all events of ``net`` (a
+    ``sim.generate.SyntheticNetwork``; not imported here, since the simulator builds on the importers)."""
     say = progress or (lambda stage, done, total: None)
     n_u, n_p = net.n_users, net.n_posts
     top = np.argsort(-net.user_interests, axis=1)[:, :top_interests]

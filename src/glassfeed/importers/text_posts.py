@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,7 +34,8 @@ def import_tweets(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     create_users(ingestor, [{"id": f"tw:{a}", "handle": a, "created_at": float(ts[df["user"] == a].min()) - 1}
                             for a in authors], say)
     limit = ingestor.limits.max_text_chars
-    posts, seen = [], set()
+    posts: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for url, text, user, t in zip(df["url"], df["text"], df["user"], ts):
         pid = "tw:" + (str(url).rstrip("/").rsplit("/", 1)[-1] if isinstance(url, str) else f"{user}-{t:.0f}")
         if pid in seen:
@@ -57,7 +59,7 @@ def import_reddit(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     create_users(ingestor, [{"id": f"r/{s}", "handle": f"r/{s}",
                              "created_at": datetime(2005, 6, 1, tzinfo=UTC).timestamp()} for s in subs], say)
     limit = ingestor.limits.max_text_chars
-    posts = []
+    posts: list[dict[str, Any]] = []
     for f, sub in zip(files, subs):
         df = pd.read_csv(f, usecols=["created_utc", "id", "title", "selftext", "over_18"],
                          dtype={"id": str, "title": str, "selftext": str})

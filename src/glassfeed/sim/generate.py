@@ -245,12 +245,11 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
     events.post = np.where(events.post >= 0, new_id[np.maximum(events.post, 0)], -1)
     events = events.take(np.argsort(events.ts, kind="stable"))
     # at most one LIKE / REPOST per (user, post) and one FOLLOW per (user, target): keep the first
-    kind, user = events.kind, events.user
-    keep = np.ones(len(kind), bool)
+    keep = np.ones(len(events), bool)
     for k_ in (EventKind.LIKE, EventKind.REPOST, EventKind.FOLLOW):
-        idx = np.nonzero(kind == k_)[0]
+        idx = np.nonzero(events.kind == k_)[0]
         tgt = events.target_user[idx] if k_ == EventKind.FOLLOW else events.post[idx]
-        key = user[idx] * max(n_users, len(p_author), 1) + tgt
+        key = events.user[idx] * max(n_users, len(p_author), 1) + tgt
         _, first = np.unique(key, return_index=True)
         drop = np.ones(len(idx), bool)
         drop[first] = False

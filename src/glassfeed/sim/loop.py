@@ -218,7 +218,7 @@ class Collector:
         self.homog: list[tuple[int, float]] = []
         self.leaning_start = lean0
 
-    def add(self, name: str, value: float) -> None:
+    def add(self, name: str, value: float | np.ndarray) -> None:
         self.series.setdefault(name, []).append(float(value))
 
     def step(self, d: StepData) -> None:
@@ -348,7 +348,8 @@ class World:
         if k == 0:
             return 0
         reply_to = cols[5] if len(cols) > 5 else np.full(k, -1, np.int32)
-        idx = self.posts.add(*cols[:5], reply_to)
+        author, created, topic, quality, div = cols[:5]
+        idx = self.posts.add(author, created, topic, quality, div, reply_to)
         topics = self.pop.topics
         parent_author = np.where(reply_to >= 0, self.posts.author[np.maximum(reply_to, 0)], -1)
         text = render_posts(topics, cols[2], cols[3], cols[4], self.pop.leaning[cols[0]], self.text_rng,
@@ -532,9 +533,10 @@ class SimResult:
     config: dict[str, Any]
     series: dict[str, dict[str, list[float]]]  # policy -> metric -> per step
     final: dict[str, dict[str, Any]]  # policy -> metric -> value
-    amplification: dict[str, dict[str, dict[str, float]]]  # policy -> grouping -> group -> A (vs chronological)
-    amplification_series: dict[str, dict[str, list[float]]]  # policy -> group -> per step
-    homogenisation: dict[str, list[tuple[int, float]]]
+    # policy -> grouping -> group -> A (vs chronological); None where undefined (no exposure)
+    amplification: dict[str, dict[str, dict[str, float | None]]]
+    amplification_series: dict[str, dict[str, list[float | None]]]  # policy -> group -> per step
+    homogenisation: dict[str, list[tuple[int, float | None]]]
     seconds: dict[str, Any]
     machine: dict[str, Any] = field(default_factory=dict)
 
@@ -551,7 +553,7 @@ def _amp(exp_t: np.ndarray, exp_c: np.ndarray) -> np.ndarray:
     return M.amplification_ratio(np.r_[u_t, u_c + n_t], np.r_[g_t, g_c], treated, n_groups=g)
 
 
-def _nan(x: float) -> float | None:
+def _nan(x: float | np.floating | np.ndarray | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
@@ -573,8 +575,8 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
         f["feed_requests"] = int(w.n_requests)
         f["posts_created"] = int(np.nansum(m.series.get("posts_created", [0])))
         final[p] = f
-    amp: dict[str, dict[str, dict[str, float]]] = {}
-    amp_series: dict[str, dict[str, list[float]]] = {}
+    amp: dict[str, dict[str, dict[str, float | None]]] = {}
+    amp_series: dict[str, dict[str, list[float | None]]] = {}
     ctrl = worlds.get("chronological")
     if ctrl is not None:
         cm = ctrl.metrics

@@ -108,7 +108,7 @@ class Population:
         top = self.interests.max(1)
         return self.interests[users, topics] / top[users]
 
-    def recover(self, users: np.ndarray, t, params: BehaviourParams | None = None) -> np.ndarray:
+    def recover(self, users: np.ndarray, t: float | np.ndarray, params: BehaviourParams | None = None) -> np.ndarray:
         """Let fatigue decay since each user's last activity; returns the current fatigue of ``users``."""
         f = bm.fatigue_recovered(self.fatigue[users], np.asarray(t) - self.last_active[users], params)
         self.fatigue[users] = f
@@ -120,7 +120,8 @@ class Population:
             self.reward *= 0.5 ** ((t - self.reward_ts) / p.reward_half_life_s)
             self.reward_ts = t
 
-    def reward_authors(self, authors: np.ndarray, amounts, t: float, params: BehaviourParams | None = None) -> None:
+    def reward_authors(self, authors: np.ndarray, amounts: float | np.ndarray, t: float,
+                       params: BehaviourParams | None = None) -> None:
         """Hook: credit authors with engagement received at time ``t`` (raises their posting rate)."""
         self._decay_reward(t, params)
         w = np.broadcast_to(np.asarray(amounts, dtype=np.float64), np.shape(authors))
@@ -146,13 +147,15 @@ class PostTable:
         return self.n
 
     @classmethod
-    def from_arrays(cls, author, created, topic, quality, divisiveness, reply_to=None) -> PostTable:
+    def from_arrays(cls, author: np.ndarray, created: np.ndarray, topic: np.ndarray, quality: np.ndarray,
+                    divisiveness: np.ndarray, reply_to: np.ndarray | None = None) -> PostTable:
         """Wrap existing post columns (e.g. a ``SyntheticNetwork``'s) for ``respond`` or further growth."""
         table = cls(capacity=max(1024, len(author)))
         table.add(author, created, topic, quality, divisiveness, reply_to)
         return table
 
-    def add(self, author, created, topic, quality, divisiveness, reply_to=None) -> np.ndarray:
+    def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, quality: np.ndarray,
+            divisiveness: np.ndarray, reply_to: np.ndarray | None = None) -> np.ndarray:
         """Append posts; returns their indices."""
         k = len(author)
         if reply_to is None:
@@ -300,7 +303,7 @@ class Response:
     item_regret: np.ndarray
 
 
-def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, pop: Population,
+def respond(pages: np.ndarray, users: np.ndarray, t: float | np.ndarray, rng: np.random.Generator, pop: Population,
             posts: PostTable, params: BehaviourParams | None = None, following: np.ndarray | None = None,
             affinity: np.ndarray | None = None, follow_prob: float = 0.08, update: bool = True) -> Response:
     """Sample each user's actions on their page with a cascade model.
@@ -327,7 +330,7 @@ def respond(pages: np.ndarray, users: np.ndarray, t, rng: np.random.Generator, p
     if affinity is None:
         affinity = author_affinity(pop, uu, authors, following)
     f0 = pop.recover(users, t0, p) if update else pop.fatigue[users].astype(np.float64)
-    seen_before = np.cumsum(valid, 1) - valid
+    seen_before: np.ndarray = np.cumsum(valid, 1) - valid
     fat = bm.fatigue_after(f0[:, None], seen_before, 0.0, p)
     match = pop.match(uu, posts.topic[pp].astype(np.int64))
     quality = posts.quality[pp].astype(np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ def decay_factors(lam: float, now: float | np.ndarray, t0: float, n: int) -> np.
     """``exp(-lam * (now - t0))`` per row (``now`` a time or one time per row): one scalar ``math.exp`` per
     distinct time, so a pair's value never depends on the other rows it is computed with."""
     if np.ndim(now) == 0:
-        return np.full(n, math.exp(-lam * (float(now) - t0)))  # type: ignore[arg-type]
+        return np.full(n, math.exp(-lam * (float(now) - t0)))
     times, inv = np.unique(np.asarray(now, np.float64), return_inverse=True)
     return np.array([math.exp(-lam * (t - t0)) for t in times.tolist()])[inv]
 
@@ -97,8 +97,5 @@ def groups(keys: np.ndarray, values: np.ndarray | Sequence[Any]) -> list[tuple[i
     order = np.argsort(keys, kind="stable")
     k = keys[order]
     starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1, len(k)]
-    if isinstance(values, np.ndarray):
-        v = values[order].tolist()
-    else:
-        v = [values[i] for i in order.tolist()]
-    return [(int(k[a]), v[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    v = values[order].tolist() if isinstance(values, np.ndarray) else [values[i] for i in order.tolist()]
+    return [(int(k[a]), v[a:b]) for a, b in pairwise(starts.tolist())]

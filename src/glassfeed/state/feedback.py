@@ -80,7 +80,7 @@ class Feedback:
 
     def forget_user(self, u: int) -> None:
         for d in (self._affinity, self._see_less, self._seen, self._muted_words, self._prefs):
-            d.pop(u, None)  # type: ignore[attr-defined]
+            d.pop(u, None)
 
     # ------------------------------------------------------------------ reads
     def affinity(self, users: np.ndarray, authors: np.ndarray, now: float | np.ndarray) -> np.ndarray:

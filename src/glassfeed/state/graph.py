@@ -47,12 +47,13 @@ class SocialGraph:
                 self._following[s].add(d)
             np.add.at(self._followers.a, dst, 1)
         if blocks_mutes:
-            for table, fwd in (("blocks", self._blocked), ("mutes", self._muted)):
-                s_, d_, _ = store.load_edges(table)
-                for s, d in zip(s_.tolist(), d_.tolist()):
-                    fwd.setdefault(s, set()).add(d)
-                    if table == "blocks":
-                        self._blocked_by.setdefault(d, set()).add(s)
+            s_, d_, _ = store.load_edges("blocks")
+            for s, d in zip(s_.tolist(), d_.tolist()):
+                self._blocked.setdefault(s, set()).add(d)
+                self._blocked_by.setdefault(d, set()).add(s)
+            s_, d_, _ = store.load_edges("mutes")
+            for s, d in zip(s_.tolist(), d_.tolist()):
+                self._muted.setdefault(s, set()).add(d)
 
     def apply(self, kind: int, u: int, v: int) -> None:
         """Fold one graph event (``kind`` in ``GRAPH_KINDS``) by ``u`` on ``v``."""

@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-
 from urllib.parse import quote
 
 import httpx

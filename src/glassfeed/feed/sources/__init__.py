@@ -1,12 +1,16 @@
 """Candidate sources: each returns ``Candidates`` for a batch of users, tagged with its name and a source score."""
 
+from collections.abc import Callable
+
+from glassfeed.feed.candidates import Candidates
 from glassfeed.feed.sources.cold_start import cold_start
 from glassfeed.feed.sources.collaborative import CollaborativeIndex, EaseRetriever, collaborative
 from glassfeed.feed.sources.following import following
 from glassfeed.feed.sources.social_proof import social_proof
 from glassfeed.feed.sources.trending import recent_posts, trending
 
-SOURCE_FUNCS = {
+#: Source name -> ``f(state, users, now, k, cutoff, **context) -> Candidates``.
+SOURCE_FUNCS: dict[str, Callable[..., Candidates]] = {
     "following": following,
     "collaborative": collaborative,
     "social_proof": social_proof,
@@ -14,5 +18,5 @@ SOURCE_FUNCS = {
     "cold_start": cold_start,
 }
 
-__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "EaseRetriever", "recent_posts", "following", "collaborative", "social_proof",
-           "trending", "cold_start"]
+__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "EaseRetriever", "recent_posts", "following", "collaborative",
+           "social_proof", "trending", "cold_start"]

@@ -27,14 +27,15 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
     score = np.bincount(inv, weights=weight[at])
     via = who[where]  # the first followed account (in follow-set order) that engaged
     top = top_k_per_row(uniq >> 32, score, k)
-    return Candidates(uniq[top] >> 32, uniq[top] & 0xFFFFFFFF, np.full(len(top), SOURCE_CODE["social_proof"], np.int64),
-                      score[top], via[top])
+    return Candidates(uniq[top] >> 32, uniq[top] & 0xFFFFFFFF,
+                      np.full(len(top), SOURCE_CODE["social_proof"], np.int64), score[top], via[top])
 
 
 def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat (post, weight) of each actor's likes (1) then reposts (2) since ``cutoff``, and a count per actor."""
-    banks = [state.counters.recent_actions(bank, f) for f in actors.tolist() for bank in (LIKES, REPOSTS)]  # actor-major, likes first
+    # actor-major, likes first
+    banks = [state.counters.recent_actions(bank, f) for f in actors.tolist() for bank in (LIKES, REPOSTS)]
     sizes = np.fromiter((len(p) for p, _ in banks), np.int64, len(banks))
     if not sizes.any():
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(len(actors), np.int64)

@@ -25,4 +25,5 @@ def trending(state: ServingState, users: np.ndarray, now: float, k: int, cutoff:
     top = top[s[top] > 0]
     n = len(users)
     return Candidates(np.repeat(np.arange(n), len(top)), np.tile(pool[top], n),
-                      np.full(n * len(top), SOURCE_CODE["trending"], np.int64), np.tile(s[top], n), np.zeros(n * len(top), np.int64))
+                      np.full(n * len(top), SOURCE_CODE["trending"], np.int64), np.tile(s[top], n),
+                      np.zeros(n * len(top), np.int64))
