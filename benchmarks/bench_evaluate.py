@@ -35,8 +35,9 @@ def recbole_checks() -> dict[str, Any]:
     recall of the HNSW index against exact inner-product top-10 over every user's ALS factors."""
     split = build_recbole_ml1m()
     ease = EASE(lam=1000.0).fit(split.train)
-    out: dict[str, Any] = {"ease_lam1000": evaluate_model(ease, split.train, split.test, 10, split.exclude,
-                                                          split.filter_items)}
+    out: dict[str, Any] = {
+        "ease_lam1000": evaluate_model(ease, split.train, split.test, 10, split.exclude, split.filter_items)
+    }
     als = ALS(factors=64, regularization=0.1, alpha=5.0).fit(split.train)
     exact = np.argsort(-(als.user_factors_ @ als.item_factors_.T), axis=1, kind="stable")[:, :10]
     for ef in (50, 100):
@@ -49,8 +50,12 @@ def recbole_checks() -> dict[str, Any]:
             ids, _ = index.query(als.user_factors_, 10)
             runs.append(time.perf_counter() - t0)
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]))
-        out[f"ann_ef{ef}"] = {"recall@10_vs_exact": recall, "build_seconds": build, "queries": len(ids),
-                              "query_seconds_median": statistics.median(runs)}
+        out[f"ann_ef{ef}"] = {
+            "recall@10_vs_exact": recall,
+            "build_seconds": build,
+            "queries": len(ids),
+            "query_seconds_median": statistics.median(runs),
+        }
     return out
 
 
@@ -62,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     machine = machine_info()
-    console.print(f"machine: {machine['cpu']}; {machine['usable_cores']} usable of {machine['cores']} cores; "
-                  f"{machine['platform']}; Python {machine['python']}; threads {machine['threads']}",
-                  markup=False, highlight=False)
+    console.print(
+        f"machine: {machine['cpu']}; {machine['usable_cores']} usable of {machine['cores']} cores; "
+        f"{machine['platform']}; Python {machine['python']}; threads {machine['threads']}",
+        markup=False,
+        highlight=False,
+    )
     runs, t0 = [], time.perf_counter()
     for name in [p.strip() for p in args.protocols.split(",") if p.strip()]:
         protocol = PROTOCOLS[name]

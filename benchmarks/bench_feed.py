@@ -37,12 +37,29 @@ def build_store(folder: Path, users: int, days: int, seed: int) -> Path:
     db = folder / "feed-bench.db"
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "glassfeed.cli", "generate", "--users", str(users), "--days", str(days),
-                    "--seed", str(seed), "--db", str(db)], check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glassfeed.cli",
+            "generate",
+            "--users",
+            str(users),
+            "--days",
+            str(days),
+            "--seed",
+            str(seed),
+            "--db",
+            str(db),
+        ],
+        check=True,
+        env=env,
+    )
     print(f"generate: {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "glassfeed.cli", "train", "--db", str(db), "--max-rows", "200000"],
-                   check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "glassfeed.cli", "train", "--db", str(db), "--max-rows", "200000"], check=True, env=env
+    )
     print(f"train: {time.perf_counter() - t:.1f} s", flush=True)
     return db
 
@@ -74,14 +91,23 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
         t = time.perf_counter()
         svc._log_impressions(u, pages, svc.now(), "bench.0", "home")
         log.append(time.perf_counter() - t)
-    out = {"state_load_s": load_s, "requests_per_run": n_requests, "runs": runs,
-           "p50_ms": float(np.median([r[0] for r in runs])), "p99_ms": float(np.median([r[1] for r in runs])),
-           "candidates_median": float(np.median(cands)), "impression_log_p50_ms": float(np.median(log) * 1e3),
-           "impression_log_p99_ms": float(np.percentile(log, 99) * 1e3)}
-    print(f"in-process: p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms (median of {repeats} runs x "
-          f"{n_requests} requests; runs {[(round(a, 2), round(b, 2)) for a, b in runs]}); candidates/request "
-          f"median {out['candidates_median']:.0f}; impression log write p50 {out['impression_log_p50_ms']:.2f} ms "
-          f"p99 {out['impression_log_p99_ms']:.2f} ms; state load {load_s:.1f} s", flush=True)
+    out = {
+        "state_load_s": load_s,
+        "requests_per_run": n_requests,
+        "runs": runs,
+        "p50_ms": float(np.median([r[0] for r in runs])),
+        "p99_ms": float(np.median([r[1] for r in runs])),
+        "candidates_median": float(np.median(cands)),
+        "impression_log_p50_ms": float(np.median(log) * 1e3),
+        "impression_log_p99_ms": float(np.percentile(log, 99) * 1e3),
+    }
+    print(
+        f"in-process: p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms (median of {repeats} runs x "
+        f"{n_requests} requests; runs {[(round(a, 2), round(b, 2)) for a, b in runs]}); candidates/request "
+        f"median {out['candidates_median']:.0f}; impression log write p50 {out['impression_log_p50_ms']:.2f} ms "
+        f"p99 {out['impression_log_p99_ms']:.2f} ms; state load {load_s:.1f} s",
+        flush=True,
+    )
     return out
 
 
@@ -112,10 +138,29 @@ def http(db: Path, rates: list[float], seconds: float) -> dict:
         port = s.getsockname()[1]
     cfg = db.with_suffix(".toml")
     cfg.write_text('[serving]\nclock = "data"\n')
-    env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": "bench", "GLASSFEED_CONFIG": str(cfg),
-           "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "glassfeed.api.app:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    env = {
+        **os.environ,
+        "GLASSFEED_DB": str(db),
+        "GLASSFEED_API_KEY": "bench",
+        "GLASSFEED_CONFIG": str(cfg),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "glassfeed.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     out: dict = {"rates": {}}
     try:
@@ -134,8 +179,11 @@ def http(db: Path, rates: list[float], seconds: float) -> dict:
             p50, p99 = (np.percentile(ok, [50, 99]) * 1e3) if len(ok) else (np.nan, np.nan)
             failed = int(np.isnan(lat).sum())
             out["rates"][rate] = {"p50_ms": float(p50), "p99_ms": float(p99), "failed": failed, "sent": len(lat)}
-            print(f"HTTP open loop {rate:.0f} req/s for {seconds:.0f} s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-                  f"failed {failed}/{len(lat)}", flush=True)
+            print(
+                f"HTTP open loop {rate:.0f} req/s for {seconds:.0f} s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                f"failed {failed}/{len(lat)}",
+                flush=True,
+            )
             if p99 <= 100 and failed == 0:
                 best = rate
             else:
@@ -160,8 +208,11 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
     db = a.db or build_store(Path(tempfile.mkdtemp(prefix="gf-feed-bench-")), a.users, a.days, 1)
-    res = {"machine": machine(), "in_process": in_process(db, a.requests, a.repeats),
-           "http": http(db, [float(r) for r in a.rates.split(",")], a.seconds)}
+    res = {
+        "machine": machine(),
+        "in_process": in_process(db, a.requests, a.repeats),
+        "http": http(db, [float(r) for r in a.rates.split(",")], a.seconds),
+    }
     Path("bench-results").mkdir(exist_ok=True)
     Path("bench-results/feed.json").write_text(json.dumps(res, indent=1, default=str))
     return res

@@ -29,16 +29,26 @@ def main(argv: list[str] | None = None) -> dict:
     assert net is not None
     counts = {k.name.lower(): int((net.events.kind == k).sum()) for k in EventKind if (net.events.kind == k).any()}
     out = {
-        "users": net.n_users, "days": net.days, "seed": net.seed, "posts": net.n_posts,
-        "replies": int((net.post_reply_to >= 0).sum()), "initial_follows": len(net.follow_src),
-        "events": net.n_events, "events_by_kind": counts,
-        "median_s": statistics.median(times), "runs_s": [round(x, 2) for x in times],
+        "users": net.n_users,
+        "days": net.days,
+        "seed": net.seed,
+        "posts": net.n_posts,
+        "replies": int((net.post_reply_to >= 0).sum()),
+        "initial_follows": len(net.follow_src),
+        "events": net.n_events,
+        "events_by_kind": counts,
+        "median_s": statistics.median(times),
+        "runs_s": [round(x, 2) for x in times],
         "machine": machine(),
     }
-    print(f"generate_network({a.users}, {a.days}, seed={a.seed}): median {out['median_s']:.2f} s over "
-          f"{a.repeats} runs {out['runs_s']}")
-    print(f"  users {out['users']:,}  posts {out['posts']:,} (replies {out['replies']:,})  "
-          f"initial follows {out['initial_follows']:,}  events {out['events']:,}")
+    print(
+        f"generate_network({a.users}, {a.days}, seed={a.seed}): median {out['median_s']:.2f} s over "
+        f"{a.repeats} runs {out['runs_s']}"
+    )
+    print(
+        f"  users {out['users']:,}  posts {out['posts']:,} (replies {out['replies']:,})  "
+        f"initial follows {out['initial_follows']:,}  events {out['events']:,}"
+    )
     print("  " + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
     print(f"  machine: {out['machine']}")
     return out

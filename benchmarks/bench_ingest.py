@@ -31,8 +31,6 @@ N_USERS, N_POSTS, T0 = 10_000, 100_000, 1_760_000_000.0
 KINDS = ["impression"] * 6 + ["click", "like", "dwell", "repost"]
 
 
-
-
 def events(n: int, seed: int, with_ids: bool = False) -> list[dict]:
     rng = np.random.default_rng(seed)
     u, p, k = rng.integers(0, N_USERS, n).tolist(), rng.integers(0, N_POSTS, n).tolist(), rng.integers(0, 10, n)
@@ -59,8 +57,12 @@ def setup(db: Path) -> None:
     ing = Ingestor(st)
     ing.create_users([{"id": f"u{i}"} for i in range(N_USERS)], with_tokens=False)
     for a in range(0, N_POSTS, 20_000):
-        ing.create_posts([{"id": f"p{i}", "author": f"u{i % N_USERS}", "text": f"post {i}", "created_at": T0 - 1}
-                          for i in range(a, a + 20_000)])
+        ing.create_posts(
+            [
+                {"id": f"p{i}", "author": f"u{i % N_USERS}", "text": f"post {i}", "created_at": T0 - 1}
+                for i in range(a, a + 20_000)
+            ]
+        )
     st.close()
 
 
@@ -68,8 +70,7 @@ def bench_bulk(db: Path, tmp: Path, n: int, repeats: int, chunk: int | None, wit
     rates = []
     for r in range(repeats):
         f = tmp / f"ev{r}.jsonl"
-        f.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events(n, 100 + r + (50 if with_ids else 0),
-                                                                        with_ids)))
+        f.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events(n, 100 + r + (50 if with_ids else 0), with_ids)))
         st = open_store(db)
         ing = Ingestor(st)
         t, c = time.perf_counter(), time.process_time()
@@ -78,9 +79,12 @@ def bench_bulk(db: Path, tmp: Path, n: int, repeats: int, chunk: int | None, wit
         st.close()
         assert res.accepted == n
         rates.append(n / dt)
-        print(f"  bulk chunk={chunk or 'default (bulk_chunk)'} ids={with_ids}: {n:,} events in {dt:.2f} s"
-              f" = {n / dt:,.0f}/s wall, {n / cpu:,.0f}/CPU-s ({res.chunks} chunks;"
-              f" load {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"  bulk chunk={chunk or 'default (bulk_chunk)'} ids={with_ids}: {n:,} events in {dt:.2f} s"
+            f" = {n / dt:,.0f}/s wall, {n / cpu:,.0f}/CPU-s ({res.chunks} chunks;"
+            f" load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     return rates
 
 
@@ -89,8 +93,22 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": "bench"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "glassfeed.api.app:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "glassfeed.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -102,8 +120,9 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
         bodies = [orjson.dumps(events(batch, 1000 + b)) for b in range(batches)]
         rates = []
         cpu0 = _proc_cpu(proc.pid)
-        with httpx.Client(base_url=url, headers={"X-API-Key": "bench", "content-type": "application/json"},
-                          timeout=120) as c:
+        with httpx.Client(
+            base_url=url, headers={"X-API-Key": "bench", "content-type": "application/json"}, timeout=120
+        ) as c:
             c.post("/v1/events", content=bodies[0])  # warm-up
             for body in bodies[1:]:
                 t = time.perf_counter()
@@ -141,8 +160,23 @@ def main(argv: list[str] | None = None) -> dict:
         if a.generate:
             g = tmp / "gen.db"
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "glassfeed.cli", "generate", "--users", "10000", "--days", "30",
-                            "--seed", "1", "--db", str(g)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "glassfeed.cli",
+                    "generate",
+                    "--users",
+                    "10000",
+                    "--days",
+                    "30",
+                    "--seed",
+                    "1",
+                    "--db",
+                    str(g),
+                ],
+                check=True,
+            )
             out["generate_s"] = time.perf_counter() - t
             st = open_store(g)
             out["generate_counts"] = {t_: st.count(t_) for t_ in ("users", "posts", "follows", "events")}

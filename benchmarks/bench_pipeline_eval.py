@@ -30,8 +30,7 @@ VARIANTS = {
     "faithful": {"like_min": 4, "dwell_min": 3, "negatives": 0.0, "span_days": None},
     "aligned": {"like_min": 1, "dwell_min": 4, "negatives": 1.0, "span_days": 14.0},
 }
-BASELINES = {"ms-ml100k": ("pop", "ease"), "recbole-ml1m": ("pop", "ease"),
-             "lastfm-social": ("pop", "social", "ease")}
+BASELINES = {"ms-ml100k": ("pop", "ease"), "recbole-ml1m": ("pop", "ease"), "lastfm-social": ("pop", "social", "ease")}
 
 
 def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dict:
@@ -39,8 +38,9 @@ def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dic
     out: dict = {"protocol": protocol, "variants": {}}
     for i, (name, kw) in enumerate(VARIANTS.items()):
         t0 = time.perf_counter()
-        res = evaluate_pipeline(protocol=protocol, policy=policy, max_users=max_users,
-                                baselines=BASELINES[protocol] if i == 0 else (), **kw)
+        res = evaluate_pipeline(
+            protocol=protocol, policy=policy, max_users=max_users, baselines=BASELINES[protocol] if i == 0 else (), **kw
+        )
         res["wall_seconds"] = time.perf_counter() - t0
         res["results"][0]["model"] = f"pipeline ({policy}, {name})"
         out["variants"][name] = res
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{v['results'][0]['rank_seconds']:.1f} s, {v['events']} events, wall {v['wall_seconds']:.0f} s; "
             f"top-10 by source {', '.join(f'{k} {n}' for k, n in v['sources_in_topk'].items() if n)}; "
             f"train items in top-10 {v['train_items_in_topk']}"
-            for name, v in res["variants"].items())
+            for name, v in res["variants"].items()
+        )
         md += f"\n\nTotal {time.perf_counter() - t0:.0f} s on {machine()}\n"
         print(md)
         (args.out / f"pipeline-{protocol}.md").write_text(md)

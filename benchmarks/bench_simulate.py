@@ -35,9 +35,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="ranking processes per step")
     ap.add_argument("--profile", action="store_true", help="profile the loop and print the top functions")
     a = ap.parse_args(argv)
-    cfg = SimConfig(users=a.users, steps=a.steps, seed=a.seed, policies=(a.policy,), active_prob=a.active_prob,
-                    history_days=a.history_days, retrain_every=a.retrain_every, retrain=a.retrain,
-                    homog_panel=min(1000, a.users), workers=1 if a.profile else a.workers)
+    cfg = SimConfig(
+        users=a.users,
+        steps=a.steps,
+        seed=a.seed,
+        policies=(a.policy,),
+        active_prob=a.active_prob,
+        history_days=a.history_days,
+        retrain_every=a.retrain_every,
+        retrain=a.retrain,
+        homog_panel=min(1000, a.users),
+        workers=1 if a.profile else a.workers,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         t = time.perf_counter()
         base = prepare_base(cfg, Path(tmp))
@@ -54,18 +63,27 @@ def main(argv: list[str] | None = None) -> dict:
         loop_s = time.perf_counter() - t
         w.close()
     out = {
-        "users": a.users, "steps": a.steps, "policy": a.policy, "active_prob": a.active_prob,
-        "history_days": a.history_days, "retrain_every": a.retrain_every, "retrain": a.retrain,
-        "history_setup_s": round(setup_s, 1), "history_setup_split_s": {k: round(v, 1) for k, v in
-                                                                         base.seconds.items()},
-        "loop_s": round(loop_s, 1), "steps_per_s": round(cfg.steps / loop_s, 3),
-        "feed_requests": w.n_requests, "feed_requests_per_s": round(w.n_requests / loop_s, 1),
+        "users": a.users,
+        "steps": a.steps,
+        "policy": a.policy,
+        "active_prob": a.active_prob,
+        "history_days": a.history_days,
+        "retrain_every": a.retrain_every,
+        "retrain": a.retrain,
+        "history_setup_s": round(setup_s, 1),
+        "history_setup_split_s": {k: round(v, 1) for k, v in base.seconds.items()},
+        "loop_s": round(loop_s, 1),
+        "steps_per_s": round(cfg.steps / loop_s, 3),
+        "feed_requests": w.n_requests,
+        "feed_requests_per_s": round(w.n_requests / loop_s, 1),
         "loop_split_s": {k: round(v, 1) for k, v in w.seconds.items()},
         "machine": machine(),
     }
-    print(f"simulate {a.users:,} users x {a.steps} steps ({a.policy}, p_active={a.active_prob}): loop "
-          f"{loop_s:.1f} s = {out['steps_per_s']} steps/s, {out['feed_requests_per_s']} feed requests/s "
-          f"({w.n_requests:,} requests); history setup {setup_s:.1f} s")
+    print(
+        f"simulate {a.users:,} users x {a.steps} steps ({a.policy}, p_active={a.active_prob}): loop "
+        f"{loop_s:.1f} s = {out['steps_per_s']} steps/s, {out['feed_requests_per_s']} feed requests/s "
+        f"({w.n_requests:,} requests); history setup {setup_s:.1f} s"
+    )
     print(json.dumps(out, indent=1))
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(35)

@@ -88,21 +88,25 @@ Metric = tuple[str, str, bool, tuple[str | int, ...]]
 
 
 def _feed_metrics() -> list[Metric]:
-    return [("feed p50 ms (50-item page)", "time", True, ("p50_ms",)),
-            ("feed p99 ms (50-item page)", "time", True, ("p99_ms",)),
-            ("feed state load s", "time", False, ("state_load_s",)),
-            ("feed candidates/request (median)", "info", False, ("candidates_median",)),
-            ("feed impression log p50 ms", "time", False, ("impression_log_p50_ms",))]
+    return [
+        ("feed p50 ms (50-item page)", "time", True, ("p50_ms",)),
+        ("feed p99 ms (50-item page)", "time", True, ("p99_ms",)),
+        ("feed state load s", "time", False, ("state_load_s",)),
+        ("feed candidates/request (median)", "info", False, ("candidates_median",)),
+        ("feed impression log p50 ms", "time", False, ("impression_log_p50_ms",)),
+    ]
 
 
 def _sim_metrics() -> list[Metric]:
-    return [("sim loop s", "time", True, ("loop_s",)),
-            ("sim feed requests/s", "rate", True, ("feed_requests_per_s",)),
-            ("sim loop rank s", "time", False, ("loop_split_s", "rank")),
-            ("sim loop ingest s", "time", False, ("loop_split_s", "ingest")),
-            ("sim loop retrain s", "time", False, ("loop_split_s", "retrain")),
-            ("sim history setup s", "time", False, ("history_setup_s",)),
-            ("sim feed requests", "info", False, ("feed_requests",))]
+    return [
+        ("sim loop s", "time", True, ("loop_s",)),
+        ("sim feed requests/s", "rate", True, ("feed_requests_per_s",)),
+        ("sim loop rank s", "time", False, ("loop_split_s", "rank")),
+        ("sim loop ingest s", "time", False, ("loop_split_s", "ingest")),
+        ("sim loop retrain s", "time", False, ("loop_split_s", "retrain")),
+        ("sim history setup s", "time", False, ("history_setup_s",)),
+        ("sim feed requests", "info", False, ("feed_requests",)),
+    ]
 
 
 def _eval_metrics(sample: dict) -> list[Metric]:
@@ -113,8 +117,14 @@ def _eval_metrics(sample: dict) -> list[Metric]:
             label = row["model"] if i else f"pipeline {vname}"
             for key in row["metrics"]:
                 if key != "users":
-                    out.append((f"eval {label} {key}", "quality", i == 0 and key.startswith("ndcg@"),
-                                ("variants", vname, "results", i, "metrics", key)))
+                    out.append(
+                        (
+                            f"eval {label} {key}",
+                            "quality",
+                            i == 0 and key.startswith("ndcg@"),
+                            ("variants", vname, "results", i, "metrics", key),
+                        )
+                    )
         out.append((f"eval {vname} train s", "time", False, ("variants", vname, "seconds", "train")))
         out.append((f"eval {vname} rank s", "time", False, ("variants", vname, "results", 0, "rank_seconds")))
     out.append(("eval wall s (whole benchmark)", "time", True, ("_wall_s",)))
@@ -137,8 +147,12 @@ def _git(tree: Path, *args: str) -> str:
 def tree_info(tree: Path) -> dict[str, Any]:
     """Commit, number of uncommitted changes and a content hash of ``src/`` (read-only git queries)."""
     dirty = [ln for ln in _git(tree, "status", "--porcelain").splitlines() if ln.strip()]
-    return {"path": str(tree), "commit": _git(tree, "rev-parse", "--short", "HEAD").strip() or "unknown",
-            "uncommitted_files": len(dirty), "src_hash": src_hash(tree)}
+    return {
+        "path": str(tree),
+        "commit": _git(tree, "rev-parse", "--short", "HEAD").strip() or "unknown",
+        "uncommitted_files": len(dirty),
+        "src_hash": src_hash(tree),
+    }
 
 
 def src_hash(tree: Path) -> str:
@@ -175,8 +189,14 @@ class Runner:
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         with log.open("w") as fh:
-            proc = subprocess.run([self.python, *args], cwd=self.tree, env=self.env(extra_env), stdout=fh,
-                                  stderr=subprocess.STDOUT, timeout=self.timeout)
+            proc = subprocess.run(
+                [self.python, *args],
+                cwd=self.tree,
+                env=self.env(extra_env),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                timeout=self.timeout,
+            )
         wall = time.perf_counter() - t
         ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu_s = ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime
@@ -217,8 +237,9 @@ def _remove_store(db: Path) -> None:
     shutil.rmtree(db.with_name(db.name + ".models"), ignore_errors=True)
 
 
-def prepare_feed(runners: dict[str, Runner], infos: dict[str, dict], a: argparse.Namespace,
-                 say: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, Any]]:
+def prepare_feed(
+    runners: dict[str, Runner], infos: dict[str, dict], a: argparse.Namespace, say: Callable[[str], None]
+) -> tuple[dict[str, Path], dict[str, Any]]:
     """Generate one store with the old tree, then let each tree train its own copy (cached by src hash)."""
     setup: dict[str, Any] = {}
     key = f"{a.feed_users}x{a.feed_days}-s{a.seed}-{infos['old']['src_hash']}"
@@ -229,8 +250,22 @@ def prepare_feed(runners: dict[str, Runner], infos: dict[str, dict], a: argparse
         _remove_store(gen)
         say(f"feed: generating {a.feed_users} users x {a.feed_days} days with the old tree")
         setup["generate_s"] = runners["old"].run(
-            ["-m", "glassfeed.cli", "generate", "--users", str(a.feed_users), "--days", str(a.feed_days),
-             "--seed", str(a.seed), "--db", str(gen)], "generate", {"OPENBLAS_NUM_THREADS": "1"})
+            [
+                "-m",
+                "glassfeed.cli",
+                "generate",
+                "--users",
+                str(a.feed_users),
+                "--days",
+                str(a.feed_days),
+                "--seed",
+                str(a.seed),
+                "--db",
+                str(gen),
+            ],
+            "generate",
+            {"OPENBLAS_NUM_THREADS": "1"},
+        )
         (gen_dir / f"gen-{key}.done").write_text(json.dumps(setup))
         say(f"feed: generated in {setup['generate_s']:.1f} s")
     else:
@@ -241,16 +276,18 @@ def prepare_feed(runners: dict[str, Runner], infos: dict[str, dict], a: argparse
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "trained.db"
         stamp = folder / "trained.done"
-        want = {"generated": key, "tree": str(r.tree), "src_hash": infos[side]["src_hash"],
-                "max_rows": a.feed_max_rows}
+        want = {"generated": key, "tree": str(r.tree), "src_hash": infos[side]["src_hash"], "max_rows": a.feed_max_rows}
         have = json.loads(stamp.read_text()) if stamp.exists() else {}
         if a.fresh or {k: have.get(k) for k in want} != want:
             stamp.unlink(missing_ok=True)
             _remove_store(db)
             _copy_store(gen, db)
             say(f"feed: training the {side} tree's models on its copy")
-            want["train_s"] = r.run(["-m", "glassfeed.cli", "train", "--db", str(db), "--max-rows",
-                                     str(a.feed_max_rows)], "train", {"OPENBLAS_NUM_THREADS": "1"})
+            want["train_s"] = r.run(
+                ["-m", "glassfeed.cli", "train", "--db", str(db), "--max-rows", str(a.feed_max_rows)],
+                "train",
+                {"OPENBLAS_NUM_THREADS": "1"},
+            )
             stamp.write_text(json.dumps(want))
             say(f"feed: {side} trained in {want['train_s']:.1f} s")
             setup[f"train_{side}_s"] = want["train_s"]
@@ -266,7 +303,7 @@ def _median(xs: list[float | None]) -> float | None:
 
 
 def verdict(direction: str, gate: bool, old: float | None, new: float | None, tol: float) -> str:
-    """"ok", or what is wrong: upper case for a gate metric (fails the comparison), lower case for the others."""
+    """ "ok", or what is wrong: upper case for a gate metric (fails the comparison), lower case for the others."""
     if old is None or new is None:
         return "MISSING" if gate else "missing"
     if direction == "info":
@@ -290,15 +327,27 @@ def summarise(kind: str, runs: dict[str, list[dict]], metrics: list[Metric], tol
             vals[side] = []
             for run in runs[side]:
                 try:
-                    vals[side].append(_dig({**run["result"], "_wall_s": run["wall_s"],
-                                            "_cpu_s": run["process_cpu_s"]}, path))
+                    vals[side].append(
+                        _dig({**run["result"], "_wall_s": run["wall_s"], "_cpu_s": run["process_cpu_s"]}, path)
+                    )
                 except (KeyError, IndexError, TypeError, ValueError):
                     vals[side].append(None)
         old, new = _median(vals["old"]), _median(vals["new"])
         ratio = new / old if old not in (None, 0) and new is not None else None
-        rows.append({"measurement": kind, "metric": name, "direction": direction, "gate": gate,
-                     "old": vals["old"], "new": vals["new"], "old_median": old, "new_median": new,
-                     "ratio": ratio, "verdict": verdict(direction, gate, old, new, tol)})
+        rows.append(
+            {
+                "measurement": kind,
+                "metric": name,
+                "direction": direction,
+                "gate": gate,
+                "old": vals["old"],
+                "new": vals["new"],
+                "old_median": old,
+                "new_median": new,
+                "ratio": ratio,
+                "verdict": verdict(direction, gate, old, new, tol),
+            }
+        )
     return rows
 
 
@@ -312,17 +361,21 @@ def _fmt(x: float | None) -> str:
 
 def to_markdown(report: dict) -> str:
     old, new = report["trees"]["old"], report["trees"]["new"]
-    lines = [f"# Commit comparison `{report['name']}`", "",
-             f"- when: {report['started']} (UTC), {report['elapsed_s']:.0f} s in all",
-             f"- machine: {report['machine']}",
-             f"- old: `{old['path']}` at {old['commit']} ({old['uncommitted_files']} uncommitted files, "
-             f"src {old['src_hash']})",
-             f"- new: `{new['path']}` at {new['commit']} ({new['uncommitted_files']} uncommitted files, "
-             f"src {new['src_hash']})",
-             f"- command: `{report['command']}`",
-             f"- rounds: {report['rounds']} (order {report['order']}); medians over rounds; tolerance "
-             f"{report['tolerance']} (time ratio <= tol, rate ratio >= 1/tol, quality new >= old)",
-             f"- sizes: {json.dumps(report['sizes'])}", ""]
+    lines = [
+        f"# Commit comparison `{report['name']}`",
+        "",
+        f"- when: {report['started']} (UTC), {report['elapsed_s']:.0f} s in all",
+        f"- machine: {report['machine']}",
+        f"- old: `{old['path']}` at {old['commit']} ({old['uncommitted_files']} uncommitted files, "
+        f"src {old['src_hash']})",
+        f"- new: `{new['path']}` at {new['commit']} ({new['uncommitted_files']} uncommitted files, "
+        f"src {new['src_hash']})",
+        f"- command: `{report['command']}`",
+        f"- rounds: {report['rounds']} (order {report['order']}); medians over rounds; tolerance "
+        f"{report['tolerance']} (time ratio <= tol, rate ratio >= 1/tol, quality new >= old)",
+        f"- sizes: {json.dumps(report['sizes'])}",
+        "",
+    ]
     for kind, m in report["measurements"].items():
         lines.append(f"## {kind}")
         lines.append("")
@@ -336,19 +389,26 @@ def to_markdown(report: dict) -> str:
             lines.append(f"load average (1 min) before->after each run, in order: {', '.join(loads)}")
             lines.append("")
         if m.get("rows"):
-            lines += ["| metric | gate | old median | new median | new/old | verdict | old runs | new runs |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "| metric | gate | old median | new median | new/old | verdict | old runs | new runs |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for r in m["rows"]:
                 ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
-                lines.append(f"| {r['metric']} | {'yes' if r['gate'] else ''} | {_fmt(r['old_median'])} | "
-                             f"{_fmt(r['new_median'])} | {ratio} | {r['verdict']} | "
-                             f"{', '.join(_fmt(v) for v in r['old'])} | {', '.join(_fmt(v) for v in r['new'])} |")
+                lines.append(
+                    f"| {r['metric']} | {'yes' if r['gate'] else ''} | {_fmt(r['old_median'])} | "
+                    f"{_fmt(r['new_median'])} | {ratio} | {r['verdict']} | "
+                    f"{', '.join(_fmt(v) for v in r['old'])} | {', '.join(_fmt(v) for v in r['new'])} |"
+                )
             lines.append("")
     gates = [r for m in report["measurements"].values() for r in m.get("rows", []) if r["gate"]]
     bad = [r["metric"] for r in gates if r["verdict"] != "ok"]
     failed = [k for k, m in report["measurements"].items() if m.get("error")]
-    lines.append(f"**Gate ({len(gates)} metrics): " + ("all ok" if not bad and not failed else
-                 f"not met: {', '.join(bad + [f'{k} failed' for k in failed])}") + "**")
+    lines.append(
+        f"**Gate ({len(gates)} metrics): "
+        + ("all ok" if not bad and not failed else f"not met: {', '.join(bad + [f'{k} failed' for k in failed])}")
+        + "**"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -358,13 +418,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--new", type=Path, default=Path("."), help="the tree under test (default: this one)")
     ap.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of feed,sim,eval")
     ap.add_argument("--rounds", type=int, default=3, help="alternating old/new rounds per measurement")
-    ap.add_argument("--order", choices=("abba", "abab"), default="abba",
-                    help="abba (default): the side that goes first alternates (old new, new old, ...), which cancels"
-                         " a load that drifts during the run; abab: old first in every round")
+    ap.add_argument(
+        "--order",
+        choices=("abba", "abab"),
+        default="abba",
+        help="abba (default): the side that goes first alternates (old new, new old, ...), which cancels"
+        " a load that drifts during the run; abab: old first in every round",
+    )
     ap.add_argument("--name", default=None, help="result name (default <old commit>-vs-<new commit>)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for both trees (same venv)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/gf-compare"),
-                    help="scratch folder: generated/trained feed stores (reused while src is unchanged), logs")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/gf-compare"),
+        help="scratch folder: generated/trained feed stores (reused while src is unchanged), logs",
+    )
     ap.add_argument("--fresh", action="store_true", help="regenerate and retrain the feed stores")
     ap.add_argument("--tolerance", type=float, default=1.05)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for one subprocess")
@@ -402,14 +470,22 @@ def main(argv: list[str] | None = None) -> dict:
     runners = {side: Runner(side, tree, a.python, logs, a.timeout) for side, tree in trees.items()}
     say(f"logs: {logs}")
     sizes: dict[str, Any] = {}
-    report: dict[str, Any] = {"name": name, "started": started, "machine": machine(), "trees": infos,
-                              "command": "python -m benchmarks.compare_commits " + " ".join(
-                                  sys.argv[1:] if argv is None else argv),
-                              "rounds": a.rounds, "order": a.order, "tolerance": a.tolerance, "sizes": sizes,
-                              "logs": str(logs),
-                              "environment": {k: v for k, v in os.environ.items() if k.startswith("GLASSFEED_")
-                                              or k.endswith("_NUM_THREADS")},
-                              "measurements": {}}
+    report: dict[str, Any] = {
+        "name": name,
+        "started": started,
+        "machine": machine(),
+        "trees": infos,
+        "command": "python -m benchmarks.compare_commits " + " ".join(sys.argv[1:] if argv is None else argv),
+        "rounds": a.rounds,
+        "order": a.order,
+        "tolerance": a.tolerance,
+        "sizes": sizes,
+        "logs": str(logs),
+        "environment": {
+            k: v for k, v in os.environ.items() if k.startswith("GLASSFEED_") or k.endswith("_NUM_THREADS")
+        },
+        "measurements": {},
+    }
     for kind in [m for m in MEASUREMENTS if m in only]:
         m: dict[str, Any] = {"order": []}
         report["measurements"][kind] = m
@@ -421,12 +497,24 @@ def main(argv: list[str] | None = None) -> dict:
         eval_argv: list[str] = []
         try:
             if kind == "feed":
-                sizes["feed"] = {"users": a.feed_users, "days": a.feed_days, "max_rows": a.feed_max_rows,
-                                 "requests": a.feed_requests, "repeats": a.feed_repeats}
+                sizes["feed"] = {
+                    "users": a.feed_users,
+                    "days": a.feed_days,
+                    "max_rows": a.feed_max_rows,
+                    "requests": a.feed_requests,
+                    "repeats": a.feed_repeats,
+                }
                 trained, m["setup"] = prepare_feed(runners, infos, a, say)
             elif kind == "sim":
-                sim_argv = ["--users", str(a.sim_users), "--steps", str(a.sim_steps), "--seed", str(a.seed),
-                            *a.sim_args.split()]
+                sim_argv = [
+                    "--users",
+                    str(a.sim_users),
+                    "--steps",
+                    str(a.sim_steps),
+                    "--seed",
+                    str(a.seed),
+                    *a.sim_args.split(),
+                ]
                 sizes["sim"] = " ".join(sim_argv)
                 env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # as docs/benchmarks.md ran it
             else:
@@ -441,24 +529,34 @@ def main(argv: list[str] | None = None) -> dict:
                     db = a.work / f"feed-{side}" / "round.db"
                     if kind == "feed":
                         _copy_store(trained[side], db)
-                        spec = {"kind": "feed", "db": str(db), "requests": a.feed_requests,
-                                "repeats": a.feed_repeats}
+                        spec = {"kind": "feed", "db": str(db), "requests": a.feed_requests, "repeats": a.feed_repeats}
                     elif kind == "sim":
                         spec = {"kind": "sim", "argv": sim_argv}
                     else:
                         eval_out = a.work / f"eval-{side}"
                         shutil.rmtree(eval_out, ignore_errors=True)
-                        spec = {"kind": "eval", "argv": [*eval_argv, "--out", str(eval_out)],
-                                "out": str(eval_out), "protocol": a.eval_protocol}
+                        spec = {
+                            "kind": "eval",
+                            "argv": [*eval_argv, "--out", str(eval_out)],
+                            "out": str(eval_out),
+                            "protocol": a.eval_protocol,
+                        }
                     say(f"{kind} round {rnd + 1}/{a.rounds}: {side}")
                     res = r.measure(spec, env)
                     if kind == "feed":
                         _remove_store(db)
                     runs[side].append(res)
-                    m["order"].append({"side": side, "round": rnd + 1, "wall_s": res["wall_s"],
-                                       "process_wall_s": res["process_wall_s"],
-                                       "process_cpu_s": res["process_cpu_s"],
-                                       "load_before": res["load_before"], "load_after": res["load_after"]})
+                    m["order"].append(
+                        {
+                            "side": side,
+                            "round": rnd + 1,
+                            "wall_s": res["wall_s"],
+                            "process_wall_s": res["process_wall_s"],
+                            "process_cpu_s": res["process_cpu_s"],
+                            "load_before": res["load_before"],
+                            "load_after": res["load_after"],
+                        }
+                    )
                     say(f"{kind} round {rnd + 1}/{a.rounds}: {side} done in {res['process_wall_s']:.1f} s")
         except Exception as e:  # report what was measured; the other measurements still run
             m["error"] = f"{type(e).__name__}: {e}"
@@ -466,8 +564,11 @@ def main(argv: list[str] | None = None) -> dict:
         m["seconds"] = time.perf_counter() - t_kind
         m["runs"] = runs
         if runs["old"] and runs["new"]:
-            metrics = {"feed": _feed_metrics, "sim": _sim_metrics}[kind]() if kind != "eval" else \
-                _eval_metrics(runs["old"][0]["result"])
+            metrics = (
+                {"feed": _feed_metrics, "sim": _sim_metrics}[kind]()
+                if kind != "eval"
+                else _eval_metrics(runs["old"][0]["result"])
+            )
             metrics.append((f"{kind} process CPU s (user+sys, with children)", "time", False, ("_cpu_s",)))
             m["rows"] = summarise(kind, runs, metrics, a.tolerance)
         say(f"{kind}: {m['seconds']:.0f} s")

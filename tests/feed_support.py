@@ -12,8 +12,9 @@ from glassfeed.sim.generate import generate_network
 from glassfeed.store import open_store
 
 
-def build_service(folder: Path, n_users: int = 300, days: int = 6, seed: int = 3, train: bool = True
-                  ) -> tuple[FeedService, object]:
+def build_service(
+    folder: Path, n_users: int = 300, days: int = 6, seed: int = 3, train: bool = True
+) -> tuple[FeedService, object]:
     """A FeedService on a fresh store holding a generated network; clock = the network's last event."""
     net = generate_network(n_users, days, seed)
     end = float(net.events.ts.max()) + 60.0

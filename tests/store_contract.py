@@ -55,15 +55,18 @@ def add_users(store: Store, ids: list[str], community: int | None = None) -> lis
 
 def add_posts(store: Store, author: int, ids: list[str]) -> list[int]:
     with store.transaction() as tx:
-        return store.insert_posts(tx, [(p, author, f"text {p}", T0 + i, None, None, None, "", "en", "", None, None)
-                                       for i, p in enumerate(ids)])
+        return store.insert_posts(
+            tx,
+            [(p, author, f"text {p}", T0 + i, None, None, None, "", "en", "", None, None) for i, p in enumerate(ids)],
+        )
 
 
 def batch(rows: list[tuple[Any, ...]], **objects: list[Any]) -> EventBatch:
     """Events from (kind, user, post, target_user, ts, value, position) rows, ``None`` for a null."""
     cols: dict[str, Any] = {"kind": [int(r[0]) for r in rows], "user": [r[1] for r in rows]}
-    for j, (name, null) in enumerate((("post", -1), ("target_user", -1), ("ts", None), ("value", math.nan),
-                                       ("position", -1)), start=2):
+    for j, (name, null) in enumerate(
+        (("post", -1), ("target_user", -1), ("ts", None), ("value", math.nan), ("position", -1)), start=2
+    ):
         cols[name] = [null if r[j] is None else r[j] for r in rows]
     return EventBatch.from_columns(**cols, **objects)
 
@@ -171,11 +174,14 @@ class StoreContract:
     def test_posts_round_trip_with_references(self, world: Any) -> None:
         store, u, p = world
         with store.transaction() as tx:
-            new = store.insert_posts(tx, [
-                ("r", u["b"], "a reply", T0 + 10, p["p1"], None, None, "news,music", "de", "spoiler", 0.8, 0.25),
-                ("s", u["c"], "", T0 + 11, None, p["p2"], None, "", "en", "", None, None),
-                ("t", u["c"], "quote", T0 + 12, None, None, p["p3"], "", "en", "", None, 0.5),
-            ])
+            new = store.insert_posts(
+                tx,
+                [
+                    ("r", u["b"], "a reply", T0 + 10, p["p1"], None, None, "news,music", "de", "spoiler", 0.8, 0.25),
+                    ("s", u["c"], "", T0 + 11, None, p["p2"], None, "", "en", "", None, None),
+                    ("t", u["c"], "quote", T0 + 12, None, None, p["p3"], "", "en", "", None, 0.5),
+                ],
+            )
         assert new == [4, 5, 6]
         got = store.load_posts(since_idx=3)
         assert got["idx"].tolist() == [4, 5, 6] and got["id"] == ["r", "s", "t"]
@@ -197,20 +203,25 @@ class StoreContract:
             store.add_post_label(tx, [p["p1"]], "spoiler")
             store.add_post_label(tx, [p["p1"]], "removed")
         assert store.post_labels([p["p1"], p["p2"], p["p3"], 999]) == {
-            p["p1"]: ["removed", "spoiler"], p["p2"]: ["removed"], p["p3"]: []}
+            p["p1"]: ["removed", "spoiler"],
+            p["p2"]: ["removed"],
+            p["p3"]: [],
+        }
         assert store.load_posts()["labels"] == [["removed", "spoiler"], ["removed"], []]
         assert store.post_labels([]) == {}
 
     # ------------------------------------------------------------------ the event log
     def test_append_then_iter_round_trip(self, world: Any) -> None:
         store, u, p = world
-        b = batch([
-            (K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
-            (K.DWELL, u["b"], p["p1"], None, T0 + 2, 1234.5, 0),
-            (K.FOLLOW, u["b"], None, u["a"], T0 + 3, None, None),
-            (K.SEE_LESS, u["c"], None, u["a"], T0 + 4, None, None),
-            (K.LIKE, u["c"], p["p2"], None, T0 + 5, None, None),
-        ])
+        b = batch(
+            [
+                (K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
+                (K.DWELL, u["b"], p["p1"], None, T0 + 2, 1234.5, 0),
+                (K.FOLLOW, u["b"], None, u["a"], T0 + 3, None, None),
+                (K.SEE_LESS, u["c"], None, u["a"], T0 + 4, None, None),
+                (K.LIKE, u["c"], p["p2"], None, T0 + 5, None, None),
+            ]
+        )
         assert append(store, b) == (1, 5)
         got = all_events(store)
         assert got.equals(numeric(b).with_seq(1)), got
@@ -232,11 +243,16 @@ class StoreContract:
 
     def test_object_columns_round_trip(self, world: Any) -> None:
         store, u, p = world
-        b = batch([(K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
-                   (K.IMPRESSION, u["b"], p["p2"], None, T0 + 1, None, 1),
-                   (K.LIKE, u["b"], p["p1"], None, T0 + 2, None, None)],
-                  surface=["home", "home", None], request_id=["engagement:s.0", "engagement:s.0", None],
-                  id=[None, None, "client-1"])
+        b = batch(
+            [
+                (K.IMPRESSION, u["b"], p["p1"], None, T0 + 1, None, 0),
+                (K.IMPRESSION, u["b"], p["p2"], None, T0 + 1, None, 1),
+                (K.LIKE, u["b"], p["p1"], None, T0 + 2, None, None),
+            ],
+            surface=["home", "home", None],
+            request_id=["engagement:s.0", "engagement:s.0", None],
+            id=[None, None, "client-1"],
+        )
         append(store, b)
         got = store.events_in_window(object_columns=True)
         assert got.equals(b.with_seq(1))
@@ -251,13 +267,17 @@ class StoreContract:
 
     def test_client_ids_are_idempotent(self, world: Any) -> None:
         store, u, p = world
-        b = batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
-                   (K.LIKE, u["c"], p["p1"], None, T0, None, None)], id=["e1", "e2"])
+        b = batch(
+            [(K.LIKE, u["b"], p["p1"], None, T0, None, None), (K.LIKE, u["c"], p["p1"], None, T0, None, None)],
+            id=["e1", "e2"],
+        )
         append(store, b)
         assert store.event_ids_exist(["e1", "e2", "e3"]) == {"e1", "e2"}
         assert store.event_ids_exist([]) == set()
-        again = batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
-                       (K.LIKE, u["d"], p["p1"], None, T0, None, None)], id=["e1", "e3"])
+        again = batch(
+            [(K.LIKE, u["b"], p["p1"], None, T0, None, None), (K.LIKE, u["d"], p["p1"], None, T0, None, None)],
+            id=["e1", "e3"],
+        )
         assert append(store, again) == (3, 3)  # only e3 is new; the numbers stay consecutive
         assert store.count_events() == 3 and all_events(store).seq.tolist() == [1, 2, 3]
         stored = store.events_in_window(object_columns=True)
@@ -269,19 +289,28 @@ class StoreContract:
 
     def test_count_events_by_kind(self, world: Any) -> None:
         store, u, p = world
-        append(store, batch([(K.LIKE, u["b"], p["p1"], None, T0, None, None),
-                             (K.LIKE, u["c"], p["p1"], None, T0, None, None),
-                             (K.IMPRESSION, u["c"], p["p2"], None, T0, None, 0)]))
+        append(
+            store,
+            batch(
+                [
+                    (K.LIKE, u["b"], p["p1"], None, T0, None, None),
+                    (K.LIKE, u["c"], p["p1"], None, T0, None, None),
+                    (K.IMPRESSION, u["c"], p["p2"], None, T0, None, 0),
+                ]
+            ),
+        )
         assert store.count_events(K.LIKE) == 2 and store.count_events(K.IMPRESSION) == 1
         assert store.count_events(K.REPORT) == 0 and store.count_events() == 3
 
     def test_events_in_window_is_half_open_and_ordered_by_ts_then_seq(self, world: Any) -> None:
         store, u, p = world
-        rows = [(K.LIKE, u["b"], p["p1"], None, T0 + 30, None, None),  # seq 1
-                (K.CLICK, u["b"], p["p1"], None, T0 + 10, None, None),  # 2
-                (K.LIKE, u["c"], p["p2"], None, T0 + 20, None, None),  # 3
-                (K.CLICK, u["c"], p["p2"], None, T0 + 10, None, None),  # 4
-                (K.REPLY, u["d"], p["p3"], None, T0 + 40, None, None)]  # 5
+        rows = [
+            (K.LIKE, u["b"], p["p1"], None, T0 + 30, None, None),  # seq 1
+            (K.CLICK, u["b"], p["p1"], None, T0 + 10, None, None),  # 2
+            (K.LIKE, u["c"], p["p2"], None, T0 + 20, None, None),  # 3
+            (K.CLICK, u["c"], p["p2"], None, T0 + 10, None, None),  # 4
+            (K.REPLY, u["d"], p["p3"], None, T0 + 40, None, None),
+        ]  # 5
         append(store, batch(rows))
         assert store.events_in_window().seq.tolist() == [2, 4, 3, 1, 5]
         assert store.events_in_window(T0 + 10, T0 + 30).seq.tolist() == [2, 4, 3]
@@ -296,9 +325,16 @@ class StoreContract:
         store = make_store()
         u = add_users(store, ["a", "b"])
         p = add_posts(store, u[0], ["p"])
-        append(store, batch([(K.LIKE, u[0], p[0], None, T0, None, None),
-                             (K.LIKE, u[1], p[0], None, T0 + 1, None, None),
-                             (K.CLICK, u[1], p[0], None, T0 + 2, None, None)]))
+        append(
+            store,
+            batch(
+                [
+                    (K.LIKE, u[0], p[0], None, T0, None, None),
+                    (K.LIKE, u[1], p[0], None, T0 + 1, None, None),
+                    (K.CLICK, u[1], p[0], None, T0 + 2, None, None),
+                ]
+            ),
+        )
         with store.transaction() as tx:
             removed = store.delete_user_data(tx, u[1])  # erases the two newest events
         assert removed["events"] == 2
@@ -313,21 +349,35 @@ class StoreContract:
     def test_graph_events_maintain_edges(self, world: Any) -> None:
         store, u, _ = world
         a, b, c, d = u["a"], u["b"], u["c"], u["d"]
-        append(store, batch([(K.FOLLOW, a, None, b, T0 + 1, None, None),
-                             (K.FOLLOW, a, None, c, T0 + 2, None, None),
-                             (K.FOLLOW, b, None, a, T0 + 3, None, None),
-                             (K.BLOCK, a, None, d, T0 + 4, None, None),
-                             (K.MUTE, b, None, c, T0 + 5, None, None),
-                             (K.SEE_LESS, c, None, a, T0 + 6, None, None)]))  # not an edge
+        append(
+            store,
+            batch(
+                [
+                    (K.FOLLOW, a, None, b, T0 + 1, None, None),
+                    (K.FOLLOW, a, None, c, T0 + 2, None, None),
+                    (K.FOLLOW, b, None, a, T0 + 3, None, None),
+                    (K.BLOCK, a, None, d, T0 + 4, None, None),
+                    (K.MUTE, b, None, c, T0 + 5, None, None),
+                    (K.SEE_LESS, c, None, a, T0 + 6, None, None),
+                ]
+            ),
+        )  # not an edge
         assert edges(store, "follows") == {(a, b), (a, c), (b, a)}
         assert edges(store, "blocks") == {(a, d)} and edges(store, "mutes") == {(b, c)}
         src, dst, ts = store.load_edges("follows")
         assert dict(zip(zip(src.tolist(), dst.tolist()), ts.tolist()))[(a, c)] == T0 + 2
         assert src.dtype == dst.dtype == np.int64 and ts.dtype == np.float64
-        append(store, batch([(K.UNFOLLOW, a, None, c, T0 + 7, None, None),
-                             (K.UNBLOCK, a, None, d, T0 + 8, None, None),
-                             (K.UNMUTE, b, None, c, T0 + 9, None, None),
-                             (K.UNFOLLOW, c, None, a, T0 + 10, None, None)]))  # no such edge: nothing happens
+        append(
+            store,
+            batch(
+                [
+                    (K.UNFOLLOW, a, None, c, T0 + 7, None, None),
+                    (K.UNBLOCK, a, None, d, T0 + 8, None, None),
+                    (K.UNMUTE, b, None, c, T0 + 9, None, None),
+                    (K.UNFOLLOW, c, None, a, T0 + 10, None, None),
+                ]
+            ),
+        )  # no such edge: nothing happens
         assert edges(store, "follows") == {(a, b), (b, a)}
         assert edges(store, "blocks") == set() and edges(store, "mutes") == set()
         assert (store.count("follows"), store.count("blocks"), store.count("mutes")) == (2, 0, 0)
@@ -335,10 +385,17 @@ class StoreContract:
     def test_edges_follow_seq_order_within_a_batch(self, world: Any) -> None:
         store, u, _ = world
         a, b, c = u["a"], u["b"], u["c"]
-        append(store, batch([(K.FOLLOW, a, None, b, T0 + 1, None, None),
-                             (K.UNFOLLOW, a, None, b, T0 + 2, None, None),
-                             (K.UNFOLLOW, a, None, c, T0 + 3, None, None),
-                             (K.FOLLOW, a, None, c, T0 + 4, None, None)]))
+        append(
+            store,
+            batch(
+                [
+                    (K.FOLLOW, a, None, b, T0 + 1, None, None),
+                    (K.UNFOLLOW, a, None, b, T0 + 2, None, None),
+                    (K.UNFOLLOW, a, None, c, T0 + 3, None, None),
+                    (K.FOLLOW, a, None, c, T0 + 4, None, None),
+                ]
+            ),
+        )
         assert edges(store, "follows") == {(a, c)}
 
     # ------------------------------------------------------------------ transactions
@@ -348,8 +405,13 @@ class StoreContract:
         with pytest.raises(_Boom), store.transaction() as tx:
             store.insert_users(tx, [("zed", "", T0, None, "", None)])
             store.insert_posts(tx, [("pz", u["a"], "x", T0, None, None, None, "", "en", "", None, None)])
-            store.append_events(tx, batch([(K.FOLLOW, u["a"], None, u["b"], T0, None, None),
-                                           (K.LIKE, u["b"], p["p1"], None, T0, None, None)], id=[None, "k1"]))
+            store.append_events(
+                tx,
+                batch(
+                    [(K.FOLLOW, u["a"], None, u["b"], T0, None, None), (K.LIKE, u["b"], p["p1"], None, T0, None, None)],
+                    id=[None, "k1"],
+                ),
+            )
             store.set_muted_words(tx, u["a"], ["spoilers"])
             store.set_prefs(tx, u["a"], {"lang": "en"})
             store.set_meta(tx, "cursor", "42")
@@ -389,12 +451,19 @@ class StoreContract:
     def test_delete_user_data_erases_only_that_user(self, world: Any) -> None:
         store, u, p = world
         a, b, c = u["a"], u["b"], u["c"]
-        append(store, batch([(K.FOLLOW, b, None, a, T0, None, None),
-                             (K.FOLLOW, a, None, b, T0, None, None),
-                             (K.BLOCK, b, None, c, T0, None, None),
-                             (K.MUTE, b, None, c, T0, None, None),
-                             (K.LIKE, b, p["p1"], None, T0, None, None),
-                             (K.LIKE, c, p["p1"], None, T0, None, None)]))
+        append(
+            store,
+            batch(
+                [
+                    (K.FOLLOW, b, None, a, T0, None, None),
+                    (K.FOLLOW, a, None, b, T0, None, None),
+                    (K.BLOCK, b, None, c, T0, None, None),
+                    (K.MUTE, b, None, c, T0, None, None),
+                    (K.LIKE, b, p["p1"], None, T0, None, None),
+                    (K.LIKE, c, p["p1"], None, T0, None, None),
+                ]
+            ),
+        )
         with store.transaction() as tx:
             store.set_muted_words(tx, b, ["x", "y"])
             store.set_prefs(tx, b, {"k": 1})
@@ -411,15 +480,41 @@ class StoreContract:
     def test_user_summary(self, world: Any) -> None:
         store, u, p = world
         a, b, c = u["a"], u["b"], u["c"]
-        append(store, batch([(K.FOLLOW, b, None, a, T0, None, None),
-                             (K.FOLLOW, c, None, a, T0, None, None),
-                             (K.FOLLOW, a, None, c, T0, None, None),
-                             (K.LIKE, a, p["p1"], None, T0, None, None)]))
-        assert store.user_summary(a) == UserSummary(id="a", idx=a, handle="@a", created_at=T0, community=None,
-                                                     interests=[], events=2, following=1, followers=2, posts=3)
-        assert store.user_summary(u["e"]) == UserSummary(id="e", idx=u["e"], handle="@e", created_at=T0 + 4,
-                                                         community=None, interests=[], events=0, following=0,
-                                                         followers=0, posts=0)
+        append(
+            store,
+            batch(
+                [
+                    (K.FOLLOW, b, None, a, T0, None, None),
+                    (K.FOLLOW, c, None, a, T0, None, None),
+                    (K.FOLLOW, a, None, c, T0, None, None),
+                    (K.LIKE, a, p["p1"], None, T0, None, None),
+                ]
+            ),
+        )
+        assert store.user_summary(a) == UserSummary(
+            id="a",
+            idx=a,
+            handle="@a",
+            created_at=T0,
+            community=None,
+            interests=[],
+            events=2,
+            following=1,
+            followers=2,
+            posts=3,
+        )
+        assert store.user_summary(u["e"]) == UserSummary(
+            id="e",
+            idx=u["e"],
+            handle="@e",
+            created_at=T0 + 4,
+            community=None,
+            interests=[],
+            events=0,
+            following=0,
+            followers=0,
+            posts=0,
+        )
         assert store.user_summary(999) is None
 
     # ------------------------------------------------------------------ bulk load
@@ -429,7 +524,7 @@ class StoreContract:
         append(store, batch([(K.LIKE, u["e"], p["p3"], None, T0, None, None)] * 10))
         rows = [(K.IMPRESSION, u["abcd"[i % 4]], p["p1"], None, T0 + i, None, i) for i in range(n)]
         with store.bulk_load(n):
-            for part in (rows[: n // 2], rows[n // 2:]):
+            for part in (rows[: n // 2], rows[n // 2 :]):
                 append(store, batch(part))
             assert store.count_events() == 10 + n  # readable inside the block
         assert store.count_events(K.IMPRESSION) == n and store.max_seq() == 10 + n
@@ -442,5 +537,13 @@ class StoreContract:
         assert store.count_events() == 10 + n and len(store.user_events(u["e"])) == 10
 
 
-__all__ = ["MakeStore", "StoreContract", "add_posts", "add_users", "append", "assert_implements_store", "batch",
-           "protocol_members"]
+__all__ = [
+    "MakeStore",
+    "StoreContract",
+    "add_posts",
+    "add_users",
+    "append",
+    "assert_implements_store",
+    "batch",
+    "protocol_members",
+]

@@ -19,10 +19,22 @@ H = {"Authorization": f"Bearer {KEY}"}
 def client(tmp_path):
     app = create_app(load_settings(store={"path": tmp_path / "api.db"}, api={"key": KEY}))
     with TestClient(app) as c:
-        c.tokens = {u["id"]: u["token"] for u in c.post("/v1/users", json={"users": [
-            {"id": "alice", "interests": ["science"]}, {"id": "bob"}, {"id": "carol"}]}, headers=H).json()["users"]}
-        c.post("/v1/posts", json=[{"id": "p1", "author": "alice", "text": "hello #science"},
-                                  {"id": "p2", "author": "bob", "text": "second"}], headers=H)
+        c.tokens = {
+            u["id"]: u["token"]
+            for u in c.post(
+                "/v1/users",
+                json={"users": [{"id": "alice", "interests": ["science"]}, {"id": "bob"}, {"id": "carol"}]},
+                headers=H,
+            ).json()["users"]
+        }
+        c.post(
+            "/v1/posts",
+            json=[
+                {"id": "p1", "author": "alice", "text": "hello #science"},
+                {"id": "p2", "author": "bob", "text": "second"},
+            ],
+            headers=H,
+        )
         yield c
 
 
@@ -34,30 +46,41 @@ def _error(resp, status):
 
 
 def test_events_batch_is_acknowledged_and_counted(client):
-    r = client.post("/v1/events", json=[{"kind": "like", "user": "bob", "post": "p1", "id": "e1"},
-                                        {"kind": "dwell", "user": "carol", "post": "p1", "value": 1500},
-                                        {"kind": "follow", "user": "carol", "target_user": "alice"}], headers=H)
+    r = client.post(
+        "/v1/events",
+        json=[
+            {"kind": "like", "user": "bob", "post": "p1", "id": "e1"},
+            {"kind": "dwell", "user": "carol", "post": "p1", "value": 1500},
+            {"kind": "follow", "user": "carol", "target_user": "alice"},
+        ],
+        headers=H,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["accepted"] == 3 and body["duplicates"] == 0 and body["ids"][0] == "e1"
     assert body["last_seq"] - body["first_seq"] == 2
     assert client.app.state.store.count("follows") == 1
-    again = client.post("/v1/events", json={"events": [{"kind": "like", "user": "bob", "post": "p1", "id": "e1"}]},
-                        headers=H).json()
+    again = client.post(
+        "/v1/events", json={"events": [{"kind": "like", "user": "bob", "post": "p1", "id": "e1"}]}, headers=H
+    ).json()
     assert again["accepted"] == 0 and again["duplicates"] == 1
     assert client.get("/v1/stats").json()["events"] == 3
 
 
 def test_bad_batch_writes_nothing_and_names_each_item(client):
     future = time.time() + 7 * 86400
-    r = client.post("/v1/events", json=[
-        {"kind": "like", "user": "bob", "post": "p1"},
-        {"kind": "like", "user": "nobody", "post": "p1"},
-        {"kind": "like", "user": "bob", "post": "missing"},
-        {"kind": "teleport", "user": "bob", "post": "p1"},
-        {"kind": "like", "user": "bob", "post": "p1", "ts": future},
-        {"kind": "like", "user": "bob", "post": "p1", "position": "top"},
-    ], headers=H)
+    r = client.post(
+        "/v1/events",
+        json=[
+            {"kind": "like", "user": "bob", "post": "p1"},
+            {"kind": "like", "user": "nobody", "post": "p1"},
+            {"kind": "like", "user": "bob", "post": "missing"},
+            {"kind": "teleport", "user": "bob", "post": "p1"},
+            {"kind": "like", "user": "bob", "post": "p1", "ts": future},
+            {"kind": "like", "user": "bob", "post": "p1", "position": "top"},
+        ],
+        headers=H,
+    )
     detail = _error(r, 422)
     got = {(d["index"], d["field"]) for d in detail}
     assert {(1, "user"), (2, "post"), (3, "kind"), (4, "ts"), (5, "position")} <= got
@@ -66,22 +89,23 @@ def test_bad_batch_writes_nothing_and_names_each_item(client):
     assert client.app.state.store.count("events") == 0  # the good first item was not written either
 
 
-@pytest.mark.parametrize("body,status,field", [
-    (b"[{\"kind\": ", 400, "body"),
-    (b"", 400, "body"),
-    (b"\"just a string\"", 422, "body"),
-    (b"{\"events\": 5}", 422, "events"),
-])
+@pytest.mark.parametrize(
+    "body,status,field",
+    [
+        (b'[{"kind": ', 400, "body"),
+        (b"", 400, "body"),
+        (b'"just a string"', 422, "body"),
+        (b'{"events": 5}', 422, "events"),
+    ],
+)
 def test_malformed_bodies_are_4xx(client, body, status, field):
-    detail = _error(client.post("/v1/events", content=body, headers={**H, "content-type": "application/json"}),
-                    status)
+    detail = _error(client.post("/v1/events", content=body, headers={**H, "content-type": "application/json"}), status)
     assert detail[0]["field"] == field and detail[0]["index"] == -1
 
 
 def test_batch_too_large_is_413(client):
     n = client.app.state.settings.ingest.max_batch + 1
-    detail = _error(client.post("/v1/events", json=[{"kind": "like", "user": "bob", "post": "p1"}] * n,
-                                headers=H), 413)
+    detail = _error(client.post("/v1/events", json=[{"kind": "like", "user": "bob", "post": "p1"}] * n, headers=H), 413)
     assert "exceeds" in detail[0]["reason"]
 
 
@@ -110,16 +134,26 @@ def test_duplicate_entities_are_409(client):
 
 def test_post_validation(client):
     limit = client.app.state.settings.ingest.max_text_chars
-    detail = _error(client.post("/v1/posts", json=[{"id": "long", "author": "bob", "text": "x" * (limit + 1)},
-                                                   {"id": "orphan", "author": "ghost", "text": "hi"},
-                                                   {"id": "typed", "author": "bob", "text": 42}], headers=H), 422)
+    detail = _error(
+        client.post(
+            "/v1/posts",
+            json=[
+                {"id": "long", "author": "bob", "text": "x" * (limit + 1)},
+                {"id": "orphan", "author": "ghost", "text": "hi"},
+                {"id": "typed", "author": "bob", "text": 42},
+            ],
+            headers=H,
+        ),
+        422,
+    )
     assert [(d["index"], d["field"]) for d in detail] == [(0, "text"), (1, "author"), (2, "text")]
     assert client.app.state.store.post_idx("long") is None
 
 
 def test_follows_convenience(client):
-    r = client.post("/v1/follows", json=[{"user": "bob", "target": "alice"}, {"user": "carol", "target": "bob"}],
-                    headers=H)
+    r = client.post(
+        "/v1/follows", json=[{"user": "bob", "target": "alice"}, {"user": "carol", "target": "bob"}], headers=H
+    )
     assert r.status_code == 200 and r.json()["accepted"] == 2
     assert client.get("/v1/users/alice", headers=H).json()["followers"] == 1
     detail = _error(client.post("/v1/follows", json=[{"user": "bob", "target": "ghost"}], headers=H), 422)

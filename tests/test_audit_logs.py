@@ -21,14 +21,21 @@ def _store(path, tagged: dict[str, list[tuple[str, str]]], likes: list[tuple[str
     """Users a,b (community 0) and c,d (community 1); posts by a (div 0.9), b (0.1), c (0.6), d (unknown)."""
     st = open_store(path)
     ing = Ingestor(st, clock=lambda: T0 + 1000)
-    ing.create_users([{"id": u, "handle": u, "created_at": T0 - 100, "community": c}
-                      for u, c in (("a", 0), ("b", 0), ("c", 1), ("d", 1))], with_tokens=False)
-    ing.create_posts([
-        {"id": "pa", "author": "a", "text": "x", "created_at": T0, "topics": ["politics"], "divisiveness": 0.9},
-        {"id": "pb", "author": "b", "text": "x", "created_at": T0, "topics": ["music"], "divisiveness": 0.1},
-        {"id": "pc", "author": "c", "text": "x", "created_at": T0, "topics": ["politics"], "divisiveness": 0.6},
-        {"id": "pd", "author": "d", "text": "x", "created_at": T0, "topics": ["food"]},
-    ])
+    ing.create_users(
+        [
+            {"id": u, "handle": u, "created_at": T0 - 100, "community": c}
+            for u, c in (("a", 0), ("b", 0), ("c", 1), ("d", 1))
+        ],
+        with_tokens=False,
+    )
+    ing.create_posts(
+        [
+            {"id": "pa", "author": "a", "text": "x", "created_at": T0, "topics": ["politics"], "divisiveness": 0.9},
+            {"id": "pb", "author": "b", "text": "x", "created_at": T0, "topics": ["music"], "divisiveness": 0.1},
+            {"id": "pc", "author": "c", "text": "x", "created_at": T0, "topics": ["politics"], "divisiveness": 0.6},
+            {"id": "pd", "author": "d", "text": "x", "created_at": T0, "topics": ["food"]},
+        ]
+    )
     u, p = st.user_ids(), st.post_ids()
     rows, req = [], []
     for tag, pairs in tagged.items():
@@ -39,8 +46,11 @@ def _store(path, tagged: dict[str, list[tuple[str, str]]], likes: list[tuple[str
         rows.append((int(EventKind.LIKE), u[user], p[post], -1))
         req.append(None)
     a = np.array(rows, np.int64)
-    ing.ingest_batch(EventBatch.from_columns(kind=a[:, 0], user=a[:, 1], post=a[:, 2], ts=np.full(len(a), T0 + 10.0),
-                                             position=a[:, 3], request_id=req))
+    ing.ingest_batch(
+        EventBatch.from_columns(
+            kind=a[:, 0], user=a[:, 1], post=a[:, 2], ts=np.full(len(a), T0 + 10.0), position=a[:, 3], request_id=req
+        )
+    )
     st.close()
 
 
@@ -51,13 +61,17 @@ def test_policy_tag_parsing():
 
 def test_audit_by_hand(tmp_path):
     db = tmp_path / "s.db"
-    _store(db, {
-        # treatment: c sees pa, pb, pc ; d sees pa
-        "engagement": [("c", "pa"), ("c", "pb"), ("c", "pc"), ("d", "pa")],
-        # control: a sees pc, pd ; b sees pd
-        "chronological": [("a", "pc"), ("a", "pd"), ("b", "pd")],
-        "": [("a", "pb")],
-    }, likes=[("c", "pa"), ("a", "pd")])
+    _store(
+        db,
+        {
+            # treatment: c sees pa, pb, pc ; d sees pa
+            "engagement": [("c", "pa"), ("c", "pb"), ("c", "pc"), ("d", "pa")],
+            # control: a sees pc, pd ; b sees pd
+            "chronological": [("a", "pc"), ("a", "pd"), ("b", "pd")],
+            "": [("a", "pb")],
+        },
+        likes=[("c", "pa"), ("a", "pd")],
+    )
     rep = audit_stores([db])
     e, c, un = rep.rows["engagement"], rep.rows["chronological"], rep.rows["untagged"]
     assert (e["impressions"], e["viewers"], c["impressions"], c["viewers"], un["impressions"]) == (4, 2, 3, 2, 1)
@@ -88,13 +102,17 @@ def test_load_logs_reads_tagged_impressions_and_engagements_since_a_time(tmp_pat
     ing = Ingestor(st, clock=lambda: T0 + 1000)
     u, p = st.user_ids(), st.post_ids()
     K = EventKind
-    ing.ingest_batch(EventBatch.from_columns(
-        kind=[K.IMPRESSION, K.IMPRESSION, K.IMPRESSION, K.LIKE, K.REPOST, K.CLICK, K.FOLLOW],
-        user=[u["a"], u["b"], u["a"], u["a"], u["b"], u["b"], u["a"]],
-        post=[p["pc"], p["pd"], p["pd"], p["pc"], p["pd"], p["pc"], -1],
-        target_user=[-1, -1, -1, -1, -1, -1, u["b"]],
-        ts=[T0 + 50, T0 + 40, T0 + 60, T0 + 55, T0 + 70, T0 + 80, T0 + 90], position=[0, 0, 1, -1, -1, -1, -1],
-        request_id=["chronological:s.0", "engagement:t.0", None, None, None, None, None]))
+    ing.ingest_batch(
+        EventBatch.from_columns(
+            kind=[K.IMPRESSION, K.IMPRESSION, K.IMPRESSION, K.LIKE, K.REPOST, K.CLICK, K.FOLLOW],
+            user=[u["a"], u["b"], u["a"], u["a"], u["b"], u["b"], u["a"]],
+            post=[p["pc"], p["pd"], p["pd"], p["pc"], p["pd"], p["pc"], -1],
+            target_user=[-1, -1, -1, -1, -1, -1, u["b"]],
+            ts=[T0 + 50, T0 + 40, T0 + 60, T0 + 55, T0 + 70, T0 + 80, T0 + 90],
+            position=[0, 0, 1, -1, -1, -1, -1],
+            request_id=["chronological:s.0", "engagement:t.0", None, None, None, None, None],
+        )
+    )
     st.close()
     every = load_logs(db)
     assert every.policies == ["engagement", "bridging", "chronological", "untagged"]  # in log order
@@ -114,8 +132,18 @@ def test_audit_cli_pools_stores_and_writes_json(tmp_path):
     _store(tmp_path / "engagement.db", {"engagement": [("c", "pa"), ("d", "pc")]}, likes=[])
     _store(tmp_path / "chronological.db", {"chronological": [("c", "pb"), ("d", "pc")]}, likes=[])
     out = tmp_path / "audit.json"
-    res = CliRunner().invoke(app, ["audit", "--db", str(tmp_path / "engagement.db"), "--db",
-                                   str(tmp_path / "chronological.db"), "--json", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            "--db",
+            str(tmp_path / "engagement.db"),
+            "--db",
+            str(tmp_path / "chronological.db"),
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     # separate stores = disjoint users; community 1 (pc, pd) reached by both arms' 2/2 users? c saw pa / pb

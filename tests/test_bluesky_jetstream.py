@@ -39,12 +39,21 @@ def test_fixture_becomes_users_posts_and_events(ing):
     assert set(st.user_ids()) == {ALICE, BOB, CAROL, DAVE, "did:plc:erin9w3q5t7y1u2i4o6p"}
     assert all(p.startswith("at://") and "/app.bsky.feed.post/" in p for p in st.post_ids())
     cols = st.load_posts()
-    posts = {pid: (None if r < 0 else r, None if q < 0 else q, ",".join(tp), ",".join(lb), tx)
-             for pid, r, q, tp, lb, tx in zip(cols["id"], cols["reply_to"].tolist(), cols["quote_of"].tolist(),
-                                              cols["topics"], cols["labels"], cols["text"])}
+    posts = {
+        pid: (None if r < 0 else r, None if q < 0 else q, ",".join(tp), ",".join(lb), tx)
+        for pid, r, q, tp, lb, tx in zip(
+            cols["id"],
+            cols["reply_to"].tolist(),
+            cols["quote_of"].tolist(),
+            cols["topics"],
+            cols["labels"],
+            cols["text"],
+        )
+    }
     assert posts[f"at://{CAROL}/app.bsky.feed.post/3lf0000000003"][0] == st.post_idx(P1)  # reply
     assert posts[f"at://{DAVE}/app.bsky.feed.post/3lf0000000004"][1] == st.post_idx(
-        f"at://{BOB}/app.bsky.feed.post/3lf0000000002")  # quote
+        f"at://{BOB}/app.bsky.feed.post/3lf0000000002"
+    )  # quote
     assert posts[P1][2] == "nature" and posts[P1][4] == "Morning walk by the river #nature"  # update ignored
     assert posts[f"at://{BOB}/app.bsky.feed.post/3lf0000000005"][3] == "spoiler"  # self-label kept
     assert posts[P6][3] == "removed"  # deleted post: labelled, dropped from feeds
@@ -87,8 +96,9 @@ def test_replay_changes_nothing_and_cursor_resumes(ing):
 def test_malformed_messages_are_counted_not_fatal(ing, tmp_path):
     bad = tmp_path / "bad.jsonl"
     good = FIXTURE.read_text().splitlines()[2]
-    bad.write_text("\n".join(["{not json", json.dumps({"kind": "commit"}), json.dumps({"did": "x", "time_us": 1}),
-                              good, ""]))
+    bad.write_text(
+        "\n".join(["{not json", json.dumps({"kind": "commit"}), json.dumps({"did": "x", "time_us": 1}), good, ""])
+    )
     stats = JetstreamIngester(ing).ingest_file(bad)
     assert stats.errors == 3 and stats.posts == 1 and stats.messages == 4
 

@@ -11,8 +11,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from glassfeed.bluesky.errors import XrpcError
 from glassfeed.bluesky.jwt import ORDER, b64url, b64url_decode, sign_jwt, verify_jwt
-from glassfeed.bluesky.keys import (NetworkKeyResolver, StaticKeyResolver, b58decode, b58encode, decode_multikey,
-                                    did_key, encode_multikey)
+from glassfeed.bluesky.keys import (
+    NetworkKeyResolver,
+    StaticKeyResolver,
+    b58decode,
+    b58encode,
+    decode_multikey,
+    did_key,
+    encode_multikey,
+)
 
 AUD = "did:web:feeds.example.com"
 LXM = "app.bsky.feed.getFeedSkeleton"
@@ -38,8 +45,9 @@ def code(token, resolver, **kw) -> str:
 
 def test_valid_token_returns_requester_did(key, resolver):
     tok = sign_jwt(key, iss=ALICE, aud=AUD, lxm=LXM)
-    assert json.loads(b64url_decode(tok.split(".")[0]))["alg"] == ("ES256K" if key.curve.name == "secp256k1"
-                                                                   else "ES256")
+    assert json.loads(b64url_decode(tok.split(".")[0]))["alg"] == (
+        "ES256K" if key.curve.name == "secp256k1" else "ES256"
+    )
     claims = verify_jwt(tok, audience=AUD, lxm=LXM, resolver=resolver)
     assert claims.iss == ALICE and claims.lxm == LXM
     # lxm is optional in the token; a service fragment on iss is stripped
@@ -52,8 +60,9 @@ def test_rejections_use_reference_error_names(key, resolver):
     now = time.time()
     assert code(sign_jwt(key, iss=ALICE, aud="did:web:someone.else"), resolver) == "BadJwtAudience"
     assert code(sign_jwt(key, iss=ALICE, aud=AUD, iat=now - 120, exp=now - 60), resolver) == "JwtExpired"
-    assert code(sign_jwt(key, iss=ALICE, aud=AUD, lxm="app.bsky.feed.sendInteractions"), resolver) \
-        == "BadJwtLexiconMethod"
+    assert (
+        code(sign_jwt(key, iss=ALICE, aud=AUD, lxm="app.bsky.feed.sendInteractions"), resolver) == "BadJwtLexiconMethod"
+    )
     assert code(sign_jwt(other, iss=ALICE, aud=AUD), resolver) == "BadJwtSignature"
     assert code(sign_jwt(key, iss="did:plc:unknownunknownunknown", aud=AUD), resolver) == "BadJwtSignature"
     assert code("not-a-jwt", resolver) == "BadJwt"
@@ -80,8 +89,10 @@ def test_high_s_accepted_like_reference_unless_strict(key, resolver):
     assert s > ORDER[key.curve.name] // 2  # really the malleable twin
     assert verify_jwt(tok, audience=AUD, lxm=LXM, resolver=resolver).iss == ALICE
     assert code(tok, resolver, strict_low_s=True) == "BadJwtSignature"
-    assert verify_jwt(sign_jwt(key, iss=ALICE, aud=AUD), audience=AUD, lxm=LXM, resolver=resolver,
-                      strict_low_s=True).iss == ALICE
+    assert (
+        verify_jwt(sign_jwt(key, iss=ALICE, aud=AUD), audience=AUD, lxm=LXM, resolver=resolver, strict_low_s=True).iss
+        == ALICE
+    )
 
 
 def test_multikey_round_trip_and_known_vector(key):
@@ -98,8 +109,17 @@ def test_multikey_round_trip_and_known_vector(key):
 
 def test_network_resolver_reads_atproto_key_from_did_documents(key):
     pub = key.public_key()
-    doc = {"id": ALICE, "verificationMethod": [
-        {"id": f"{ALICE}#atproto", "type": "Multikey", "controller": ALICE, "publicKeyMultibase": encode_multikey(pub)}]}
+    doc = {
+        "id": ALICE,
+        "verificationMethod": [
+            {
+                "id": f"{ALICE}#atproto",
+                "type": "Multikey",
+                "controller": ALICE,
+                "publicKeyMultibase": encode_multikey(pub),
+            }
+        ],
+    }
     seen = []
 
     def handler(req: httpx.Request) -> httpx.Response:
@@ -107,8 +127,9 @@ def test_network_resolver_reads_atproto_key_from_did_documents(key):
         if req.url.host == "plc.directory" and req.url.path == f"/{ALICE}":
             return httpx.Response(200, json=doc)
         if req.url.host == "feeds.example.com" and req.url.path == "/.well-known/did.json":
-            return httpx.Response(200, json={**doc, "id": AUD, "verificationMethod": [
-                {**doc["verificationMethod"][0], "id": "#atproto"}]})
+            return httpx.Response(
+                200, json={**doc, "id": AUD, "verificationMethod": [{**doc["verificationMethod"][0], "id": "#atproto"}]}
+            )
         return httpx.Response(404)
 
     r = NetworkKeyResolver(client=httpx.Client(transport=httpx.MockTransport(handler)))

@@ -32,8 +32,11 @@ SERVICE = f"did:web:{HOST}"
 PUBLISHER = "did:plc:publisherpublisher00001"
 SKELETON, SEND = "app.bsky.feed.getFeedSkeleton", "app.bsky.feed.sendInteractions"
 T0 = 1_735_732_800_000_000
-READER, REPOSTER, STRANGER = "did:plc:reader00000000000000001", "did:plc:reposter000000000000001", \
-    "did:plc:stranger000000000000001"
+READER, REPOSTER, STRANGER = (
+    "did:plc:reader00000000000000001",
+    "did:plc:reposter000000000000001",
+    "did:plc:stranger000000000000001",
+)
 
 
 def feed_uri(policy: str) -> str:
@@ -49,9 +52,21 @@ def network_messages(seed: int = 7, n_users: int = 30, n_posts: int = 240) -> li
     def commit(did, col, rkey, record):
         nonlocal t
         t += 20_000_000
-        msgs.append({"did": did, "time_us": t, "kind": "commit", "commit": {
-            "rev": f"3r{len(msgs):011d}", "operation": "create", "collection": col, "rkey": rkey,
-            "record": {"$type": col, **record}, "cid": f"bafyrei{len(msgs):052d}"}})
+        msgs.append(
+            {
+                "did": did,
+                "time_us": t,
+                "kind": "commit",
+                "commit": {
+                    "rev": f"3r{len(msgs):011d}",
+                    "operation": "create",
+                    "collection": col,
+                    "rkey": rkey,
+                    "record": {"$type": col, **record},
+                    "cid": f"bafyrei{len(msgs):052d}",
+                },
+            }
+        )
         return f"at://{did}/{col}/{rkey}"
 
     for i, d in enumerate(dids):
@@ -61,12 +76,17 @@ def network_messages(seed: int = 7, n_users: int = 30, n_posts: int = 240) -> li
     posts = []
     for k in range(n_posts):
         a = rng.randrange(n_users)
-        posts.append(commit(dids[a], "app.bsky.feed.post", f"3p{k:011d}",
-                            {"text": f"post {k} #topic{k % 7}", "langs": ["en"]}))
+        posts.append(
+            commit(dids[a], "app.bsky.feed.post", f"3p{k:011d}", {"text": f"post {k} #topic{k % 7}", "langs": ["en"]})
+        )
         if k > 5:
             for _ in range(rng.randrange(4)):
-                commit(dids[rng.randrange(n_users)], "app.bsky.feed.like", f"3l{len(msgs):011d}",
-                       {"subject": {"uri": rng.choice(posts[-40:]), "cid": "bafy"}})
+                commit(
+                    dids[rng.randrange(n_users)],
+                    "app.bsky.feed.like",
+                    f"3l{len(msgs):011d}",
+                    {"subject": {"uri": rng.choice(posts[-40:]), "cid": "bafy"}},
+                )
     stranger_post = commit(STRANGER, "app.bsky.feed.post", "3pstranger001", {"text": "a stranger's post"})
     commit(READER, "app.bsky.graph.follow", "3freader00001", {"subject": REPOSTER})
     commit(REPOSTER, "app.bsky.feed.post", "3preposter001", {"text": "my own post"})
@@ -91,16 +111,38 @@ def server(tmp_path_factory):
     n_posts = store.count("posts")
     store.close()
     keys = {"k256": ec.generate_private_key(ec.SECP256K1()), "p256": ec.generate_private_key(ec.SECP256R1())}
-    (tmp / "keys.json").write_text(json.dumps({READER: did_key(keys["k256"].public_key()),
-                                               "did:plc:user00000000000000000003": did_key(keys["p256"].public_key())}))
+    (tmp / "keys.json").write_text(
+        json.dumps(
+            {
+                READER: did_key(keys["k256"].public_key()),
+                "did:plc:user00000000000000000003": did_key(keys["p256"].public_key()),
+            }
+        )
+    )
     (tmp / "glassfeed.toml").write_text(
         f'[serving]\nclock = "data"\n[bluesky]\nhostname = "{HOST}"\npublisher_did = "{PUBLISHER}"\n'
-        f'keys_file = "{tmp / "keys.json"}"\nprivacy_policy = "https://{HOST}/privacy"\n')
+        f'keys_file = "{tmp / "keys.json"}"\nprivacy_policy = "https://{HOST}/privacy"\n'
+    )
     port = free_port()
     env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_CONFIG": str(tmp / "glassfeed.toml")}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "glassfeed.api.app:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "glassfeed.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -142,12 +184,16 @@ def walk(client, policy, headers=None, limit=30):
 def test_describe_and_did_document(client, server):
     res = client.app.bsky.feed.describe_feed_generator()
     assert res.did == SERVICE
-    assert {f.uri for f in res.feeds} == {feed_uri(p) for p in
-                                          ("engagement", "chronological", "stated_preference", "bridging")}
+    assert {f.uri for f in res.feeds} == {
+        feed_uri(p) for p in ("engagement", "chronological", "stated_preference", "bridging")
+    }
     assert res.links.privacy_policy == f"https://{HOST}/privacy"
     doc = httpx.get(f"{server['base']}/.well-known/did.json").json()
-    assert doc == {"@context": ["https://www.w3.org/ns/did/v1"], "id": SERVICE, "service": [
-        {"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": f"https://{HOST}"}]}
+    assert doc == {
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": SERVICE,
+        "service": [{"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": f"https://{HOST}"}],
+    }
 
 
 def test_anonymous_pages_walk_to_the_end_without_duplicates(client, server):
@@ -198,16 +244,25 @@ def test_personalised_pages_with_p256_token_walk_to_the_end(client, server):
     assert e.value.response.content.error == "InvalidRequest"
 
 
-@pytest.mark.parametrize("case,error", [("aud", "BadJwtAudience"), ("expired", "JwtExpired"),
-                                        ("lxm", "BadJwtLexiconMethod"), ("signature", "BadJwtSignature"),
-                                        ("garbage", "BadJwt")])
+@pytest.mark.parametrize(
+    "case,error",
+    [
+        ("aud", "BadJwtAudience"),
+        ("expired", "JwtExpired"),
+        ("lxm", "BadJwtLexiconMethod"),
+        ("signature", "BadJwtSignature"),
+        ("garbage", "BadJwt"),
+    ],
+)
 def test_bad_jwts_are_rejected_with_xrpc_errors(client, server, case, error):
     key, now = server["keys"]["k256"], time.time()
-    hdr = {"aud": lambda: bearer(key, READER, aud="did:web:other.example"),
-           "expired": lambda: bearer(key, READER, iat=now - 300, exp=now - 240),
-           "lxm": lambda: bearer(key, READER, lxm=SEND),
-           "signature": lambda: bearer(ec.generate_private_key(ec.SECP256K1()), READER),
-           "garbage": lambda: {"Authorization": "Bearer not.a.jwt"}}[case]()
+    hdr = {
+        "aud": lambda: bearer(key, READER, aud="did:web:other.example"),
+        "expired": lambda: bearer(key, READER, iat=now - 300, exp=now - 240),
+        "lxm": lambda: bearer(key, READER, lxm=SEND),
+        "signature": lambda: bearer(ec.generate_private_key(ec.SECP256K1()), READER),
+        "garbage": lambda: {"Authorization": "Bearer not.a.jwt"},
+    }[case]()
     with pytest.raises(UnauthorizedError) as e:
         client.app.bsky.feed.get_feed_skeleton({"feed": feed_uri("engagement"), "limit": 5}, headers=hdr)
     assert e.value.response.status_code == 401
@@ -223,11 +278,14 @@ def test_request_errors_are_xrpc_json(client, server):
         client.app.bsky.feed.get_feed_skeleton({"feed": other})
     assert e.value.response.content.error == "UnknownFeed"
     url = f"{server['base']}/xrpc/{SKELETON}"
-    for params, needle in (({"feed": feed_uri("engagement"), "limit": "0"}, "limit"),
-                           ({"feed": feed_uri("engagement"), "limit": "abc"}, "limit"),
-                           ({}, "feed"), ({"feed": "not-an-uri"}, "at-uri"),
-                           ({"feed": feed_uri("engagement"), "cursor": "chronological~x.y"}, "cursor"),
-                           ({"feed": feed_uri("engagement"), "cursor": "engagement~tampered.sig"}, "cursor")):
+    for params, needle in (
+        ({"feed": feed_uri("engagement"), "limit": "0"}, "limit"),
+        ({"feed": feed_uri("engagement"), "limit": "abc"}, "limit"),
+        ({}, "feed"),
+        ({"feed": "not-an-uri"}, "at-uri"),
+        ({"feed": feed_uri("engagement"), "cursor": "chronological~x.y"}, "cursor"),
+        ({"feed": feed_uri("engagement"), "cursor": "engagement~tampered.sig"}, "cursor"),
+    ):
         r = httpx.get(url, params=params)
         assert r.status_code == 400 and set(r.json()) == {"error", "message"}, (params, r.text)
         assert needle in r.json()["message"]
@@ -239,15 +297,24 @@ def test_request_errors_are_xrpc_json(client, server):
 
 def test_send_interactions_become_events_joined_to_the_page(client, server):
     key = server["keys"]["k256"]
-    page = client.app.bsky.feed.get_feed_skeleton({"feed": feed_uri("engagement"), "limit": 5},
-                                                  headers=bearer(key, READER))
+    page = client.app.bsky.feed.get_feed_skeleton(
+        {"feed": feed_uri("engagement"), "limit": 5}, headers=bearer(key, READER)
+    )
     a, b = page.feed[0], page.feed[1]
-    data = {"feed": feed_uri("engagement"), "interactions": [
-        {"item": a.post, "event": "app.bsky.feed.defs#requestLess", "feedContext": a.feed_context,
-         "reqId": page.req_id},
-        {"item": b.post, "event": "app.bsky.feed.defs#clickthroughItem", "reqId": page.req_id},
-        {"item": b.post, "event": "app.bsky.feed.defs#interactionShare", "reqId": page.req_id},
-        {"item": b.post, "event": "app.bsky.feed.defs#somethingNew"}]}
+    data = {
+        "feed": feed_uri("engagement"),
+        "interactions": [
+            {
+                "item": a.post,
+                "event": "app.bsky.feed.defs#requestLess",
+                "feedContext": a.feed_context,
+                "reqId": page.req_id,
+            },
+            {"item": b.post, "event": "app.bsky.feed.defs#clickthroughItem", "reqId": page.req_id},
+            {"item": b.post, "event": "app.bsky.feed.defs#interactionShare", "reqId": page.req_id},
+            {"item": b.post, "event": "app.bsky.feed.defs#somethingNew"},
+        ],
+    }
     with pytest.raises(UnauthorizedError) as e:
         client.app.bsky.feed.send_interactions(data)
     assert e.value.response.content.error == "AuthenticationRequired"
@@ -262,8 +329,13 @@ def test_send_interactions_become_events_joined_to_the_page(client, server):
         evs = [e for e in store.user_events(u) if e[1] and e[1].startswith("bsky:ix:")]
         got = sorted((EventKind(e[2]).wire, e[3], e[9], e[7]) for e in evs)
         pa, pb = store.post_idx(a.post), store.post_idx(b.post)
-        want = sorted([("see_less", pa, page.req_id, "bluesky:engagement"), ("click", pb, page.req_id,
-                       "bluesky:engagement"), ("share", pb, page.req_id, "bluesky:engagement")])
+        want = sorted(
+            [
+                ("see_less", pa, page.req_id, "bluesky:engagement"),
+                ("click", pb, page.req_id, "bluesky:engagement"),
+                ("share", pb, page.req_id, "bluesky:engagement"),
+            ]
+        )
         assert got == want
     finally:
         store.close()

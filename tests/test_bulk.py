@@ -44,8 +44,9 @@ def test_bad_row_names_line_field_reason_and_chunk_is_atomic(ing, tmp_path):
     rows = [{"kind": "like", "user": "u1", "post": "p1"} for _ in range(7)]
     rows[5] = {"kind": "like", "user": "u1", "post": "nope"}
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows[:3]) + b"\n\n"
-                     + b"\n".join(orjson.dumps(r) for r in rows[3:]) + b"\n")
+    path.write_bytes(
+        b"\n".join(orjson.dumps(r) for r in rows[:3]) + b"\n\n" + b"\n".join(orjson.dumps(r) for r in rows[3:]) + b"\n"
+    )
     with pytest.raises(BulkError) as e:
         import_path(path, ing, chunk=4)
     assert f"{path}:7: post: unknown post 'nope'" in str(e.value)  # line 7: the blank line 4 is counted
@@ -70,11 +71,13 @@ def test_ids_are_idempotent_through_bulk(ing, tmp_path):
 
 
 def test_fast_path_rejects_what_ingestor_rejects(ing, tmp_path):
-    bad = [{"kind": "like", "user": "u1", "post": "p1", "ts": -5},
-           {"kind": "dwell", "user": "u1", "post": "p1"},
-           {"kind": "like", "user": "u1", "post": "p1", "colour": "red"},
-           {"kind": "follow", "user": "u1"},
-           {"kind": "like", "user": "u1", "post": "p1", "position": True}]
+    bad = [
+        {"kind": "like", "user": "u1", "post": "p1", "ts": -5},
+        {"kind": "dwell", "user": "u1", "post": "p1"},
+        {"kind": "like", "user": "u1", "post": "p1", "colour": "red"},
+        {"kind": "follow", "user": "u1"},
+        {"kind": "like", "user": "u1", "post": "p1", "position": True},
+    ]
     for i, row in enumerate(bad):
         with pytest.raises(BulkError):
             import_path(_jsonl(tmp_path / f"b{i}.jsonl", [row]), ing)
@@ -84,8 +87,10 @@ def test_fast_path_rejects_what_ingestor_rejects(ing, tmp_path):
 def test_csv_users_posts_events(ing, tmp_path):
     (tmp_path / "u.csv").write_text("id,handle,interests,community\nann,Ann,science|music,2\nben,,,\n")
     (tmp_path / "p.csv").write_text("id,author,text,topics,reply_to\nq1,ann,hi there,news,\nq2,ben,re,,q1\n")
-    (tmp_path / "e.csv").write_text("kind,user,post,target_user,ts,value\nlike,ben,q1,,1700000000,\n"
-                                    "follow,ann,,ben,1700000001,\ndwell,ann,q2,,1700000002,900\n")
+    (tmp_path / "e.csv").write_text(
+        "kind,user,post,target_user,ts,value\nlike,ben,q1,,1700000000,\n"
+        "follow,ann,,ben,1700000001,\ndwell,ann,q2,,1700000002,900\n"
+    )
     assert import_path(tmp_path / "u.csv", ing, kind="users").accepted == 2
     assert import_path(tmp_path / "p.csv", ing, kind="posts").accepted == 2  # reply parent in its own chunk
     assert import_path(tmp_path / "e.csv", ing).accepted == 3

@@ -32,8 +32,13 @@ def test_popularity_homogenises_more_than_random(small_run):
 
 def test_result_table_lists_published_values(small_run):
     rows = small_run.table()
-    assert [r[0] for r in rows] == ["popularity", "content filtering", "social filtering", "matrix factorisation",
-                                    "random"]
+    assert [r[0] for r in rows] == [
+        "popularity",
+        "content filtering",
+        "social filtering",
+        "matrix factorisation",
+        "random",
+    ]
     assert rows[0][3] == 0.22
 
 

@@ -81,8 +81,22 @@ def test_config_file_names_the_store_and_db_overrides_it(tmp_path):
 
 def test_every_command_group_is_registered():
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert {"generate", "import", "import-dataset", "serve", "demo", "stats", "train", "feed", "policy", "simulate",
-            "evaluate", "evaluate-pipeline", "audit", "bluesky"} <= names
+    assert {
+        "generate",
+        "import",
+        "import-dataset",
+        "serve",
+        "demo",
+        "stats",
+        "train",
+        "feed",
+        "policy",
+        "simulate",
+        "evaluate",
+        "evaluate-pipeline",
+        "audit",
+        "bluesky",
+    } <= names
 
 
 def test_state_section_of_the_config_reaches_the_cli_feed(trained_feed, tmp_path):

@@ -35,9 +35,23 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": KEY}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "glassfeed.api.app:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "glassfeed.api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -57,8 +71,16 @@ class Server:
 
 
 def _batch(tag: str, n: int) -> list[dict]:
-    return [{"id": f"{tag}-{i}", "kind": "like" if i % 2 else "impression", "user": f"u{i % 50}",
-             "post": f"p{i % 200}", "ts": 1_700_000_000 + i} for i in range(n)]
+    return [
+        {
+            "id": f"{tag}-{i}",
+            "kind": "like" if i % 2 else "impression",
+            "user": f"u{i % 50}",
+            "post": f"p{i % 200}",
+            "ts": 1_700_000_000 + i,
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.mark.slow
@@ -69,8 +91,16 @@ def test_sigkill_mid_batch_keeps_acknowledged_and_drops_partial(tmp_path):
     try:
         c = httpx.Client(base_url=srv.url, headers=H, timeout=60)
         assert c.post("/v1/users", json=[{"id": f"u{i}"} for i in range(50)]).status_code == 201
-        assert c.post("/v1/posts", json=[{"id": f"p{i}", "author": f"u{i % 50}", "text": f"post {i}",
-                                          "created_at": 1_699_000_000} for i in range(200)]).status_code == 201
+        assert (
+            c.post(
+                "/v1/posts",
+                json=[
+                    {"id": f"p{i}", "author": f"u{i % 50}", "text": f"post {i}", "created_at": 1_699_000_000}
+                    for i in range(200)
+                ],
+            ).status_code
+            == 201
+        )
         durations = []
         for b in range(4):
             batch = _batch(f"ack{b}", 5000)

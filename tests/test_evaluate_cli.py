@@ -37,14 +37,17 @@ def tiny_ml100k(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--protocol", "nope"], "unknown protocol 'nope'"),
-    (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--protocol", "ms-ml100k", "--models", "ease,nope"], "unknown model 'nope'"),
-    (["--protocol", "ms-ml100k", "--models", "ease+nope"], "unknown model 'nope'"),
-    (["--protocol", "ms-ml100k", "--dataset", "ml-1m"], "runs on dataset 'ml-100k'"),
-    ([], "give --protocol"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--protocol", "nope"], "unknown protocol 'nope'"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--protocol", "ms-ml100k", "--models", "ease,nope"], "unknown model 'nope'"),
+        (["--protocol", "ms-ml100k", "--models", "ease+nope"], "unknown model 'nope'"),
+        (["--protocol", "ms-ml100k", "--dataset", "ml-1m"], "runs on dataset 'ml-100k'"),
+        ([], "give --protocol"),
+    ],
+)
 def test_bad_names_print_one_line_and_exit_2(app, args, message):
     result = CliRunner().invoke(app, ["evaluate", *args])
     assert result.exit_code == 2
@@ -62,8 +65,9 @@ def test_missing_data_dir_exits_2(app, tmp_path, monkeypatch):
 
 def test_full_run_writes_markdown_and_json(app, tiny_ml100k, tmp_path):
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["evaluate", "--dataset", "ml-100k", "--models", "pop,ease,ease+pop",
-                                      "--out", str(out), "--repeats", "2"])
+    result = CliRunner().invoke(
+        app, ["evaluate", "--dataset", "ml-100k", "--models", "pop,ease,ease+pop", "--out", str(out), "--repeats", "2"]
+    )
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "ms-ml100k.json").read_text())
     assert [r["model"] for r in runs[0]["results"]] == ["pop", "ease", "ease+pop"]

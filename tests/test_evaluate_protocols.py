@@ -46,7 +46,11 @@ def test_stratified_split_matches_a_sort_and_rank_reference():
 
 def test_split_counts_follow_recbole_rounding():
     assert split_counts(np.array([10, 15, 19, 5]), (0.8, 0.1, 0.1)).tolist() == [
-        [8, 1, 1], [13, 1, 1], [17, 1, 1], [3, 1, 1]]  # 5: 0.5 rounds to 0, bumped to 1 per part
+        [8, 1, 1],
+        [13, 1, 1],
+        [17, 1, 1],
+        [3, 1, 1],
+    ]  # 5: 0.5 rounds to 0, bumped to 1 per part
     assert split_counts(np.array([50, 1]), (0.8, 0.2)).tolist() == [[40, 10], [1, 0]]
 
 
@@ -70,8 +74,10 @@ def test_kcore_removes_until_every_user_and_item_has_k():
     assert len(kcore(df, k=1)) == len(df)
 
 
-needs = {name: pytest.mark.skipif(not datasets.available(name), reason=f"{name} not under the data directory")
-         for name in datasets.DATASETS}
+needs = {
+    name: pytest.mark.skipif(not datasets.available(name), reason=f"{name} not under the data directory")
+    for name in datasets.DATASETS
+}
 
 
 @needs["ml-100k"]

@@ -53,8 +53,14 @@ def world(trained_feed, tmp_path):
     # a post by an author u does not follow, reposted by a followed account
     reposter = follows[0]
     stranger_post = next(p for p, a in zip(fresh, authors) if a not in follows and a not in (u, reposter))
-    ing.ingest_batch(EventBatch.concat([_event(EventKind.LIKE, liker, now - 30.0, followed_post),
-                                        _event(EventKind.REPOST, reposter, now - 20.0, stranger_post)]))
+    ing.ingest_batch(
+        EventBatch.concat(
+            [
+                _event(EventKind.LIKE, liker, now - 30.0, followed_post),
+                _event(EventKind.REPOST, reposter, now - 20.0, stranger_post),
+            ]
+        )
+    )
     t_start = float(store.events_in_window().ts.min())
     t = t_start + (math.floor((now - t_start) / CHUNK_S) + 1) * CHUNK_S + 1.0  # 1 s into a new replay window
     return store, ing, clock, tmp_path / "models", u, followed_post, stranger_post, reposter, t
@@ -66,12 +72,14 @@ def test_replay_and_rank_compute_identical_feature_rows(world):
     state = ServingState.from_store(store, user_vec=user_vec, side=side)
     models = load_models(models_dir)
     base = builtin_policies()["engagement"]
-    everything = dataclasses.replace(base, mixing=base.mixing.replace(
-        in_network_share=1.0, out_network_share=1.0, light_ranker_keep=100_000))  # every candidate gets a row
-    no_following = dataclasses.replace(everything, sources={k: v for k, v in base.sources.items()
-                                                            if k != "following"})
-    pages = {name: rank(state, models, np.array([u]), pol, t, limit=100_000)
-             for name, pol in (("all sources", everything), ("no following source", no_following))}
+    everything = dataclasses.replace(
+        base, mixing=base.mixing.replace(in_network_share=1.0, out_network_share=1.0, light_ranker_keep=100_000)
+    )  # every candidate gets a row
+    no_following = dataclasses.replace(everything, sources={k: v for k, v in base.sources.items() if k != "following"})
+    pages = {
+        name: rank(state, models, np.array([u]), pol, t, limit=100_000)
+        for name, pol in (("all sources", everything), ("no following source", no_following))
+    }
     for name, pg in pages.items():
         assert pg.ranker == "heads" and pg.features is not None and len(pg.post) > 50, name
 
@@ -90,8 +98,14 @@ def test_replay_and_rank_compute_identical_feature_rows(world):
     # log the served impressions at time t, then replay the log as training does
     posts = np.unique(np.concatenate([pg.post for pg in pages.values()]))
     clock["now"] = t
-    ing.ingest_batch(EventBatch.from_columns(kind=np.full(len(posts), int(EventKind.IMPRESSION)),
-                                             user=np.full(len(posts), u), post=posts, ts=np.full(len(posts), t)))
+    ing.ingest_batch(
+        EventBatch.from_columns(
+            kind=np.full(len(posts), int(EventKind.IMPRESSION)),
+            user=np.full(len(posts), u),
+            post=posts,
+            ts=np.full(len(posts), t),
+        )
+    )
     ex = build_examples(store, chunk_s=CHUNK_S, max_rows=10**9)
     mine = np.flatnonzero((ex.user == u) & (ex.ts == t))
     assert sorted(ex.post[mine].tolist()) == posts.tolist()

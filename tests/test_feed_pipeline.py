@@ -93,10 +93,16 @@ def test_blocked_muted_authors_and_muted_words_never_appear(fresh_feed):
     page = svc.feed(uid, policy="engagement", limit=50, log_impressions=False)
     authors = Counter(it["author"] for it in page["items"])
     blocked, muted = [a for a, _ in authors.most_common(2)]
-    word = next(w for it in page["items"] if it["author"] not in (blocked, muted)
-                for w in it["text"].split() if len(w) > 4 and w.isalpha())
-    svc.ingestor.ingest_events([{"kind": "block", "user": uid, "target_user": blocked},
-                                {"kind": "mute", "user": uid, "target_user": muted}])
+    word = next(
+        w
+        for it in page["items"]
+        if it["author"] not in (blocked, muted)
+        for w in it["text"].split()
+        if len(w) > 4 and w.isalpha()
+    )
+    svc.ingestor.ingest_events(
+        [{"kind": "block", "user": uid, "target_user": blocked}, {"kind": "mute", "user": uid, "target_user": muted}]
+    )
     svc.ingestor.set_muted_words(uid, [word.upper()])
     for policy in POLICIES:
         for it in svc.feed(uid, policy=policy, limit=100, log_impressions=False)["items"]:
@@ -129,8 +135,15 @@ def test_author_diversity_multiplier_matches_x_formula():
     score = np.array([10.0, 9.0, 8.0, 7.0, 3.0, 2.0])
     authors = np.array([1, 1, 1, 1, 2, 3])
     deltas = np.zeros((6, len(ADJUSTMENTS)))
-    sel, final = assemble_pages(rows, score, authors, np.ones(6, bool), 4, dataclasses.replace(
-        pol, mixing=pol.mixing.replace(in_network_share=1.0)), deltas)
+    sel, final = assemble_pages(
+        rows,
+        score,
+        authors,
+        np.ones(6, bool),
+        4,
+        dataclasses.replace(pol, mixing=pol.mixing.replace(in_network_share=1.0)),
+        deltas,
+    )
     # k-th repeat x ((1 - 0.25) * 0.5^k + 0.25): 10, 9*0.625, 8*0.4375, 7*0.34375
     assert final[:4] == pytest.approx([10.0, 5.625, 3.5, 2.40625])
     assert authors[sel].tolist() == [1, 1, 1, 2]
@@ -142,11 +155,21 @@ def test_diversity_keeps_one_author_from_dominating(fresh_feed):
     u = svc.user_idx(uid)
     star = next(iter(svc.state.graph.following(u)))
     now = svc.now()
-    svc.ingestor.create_posts([{"id": f"flood{i}", "author": svc.state.users.id_of(star), "text": f"news update {i}",
-                                "created_at": now - 60 * i} for i in range(40)])
+    svc.ingestor.create_posts(
+        [
+            {
+                "id": f"flood{i}",
+                "author": svc.state.users.id_of(star),
+                "text": f"news update {i}",
+                "created_at": now - 60 * i,
+            }
+            for i in range(40)
+        ]
+    )
     pol = svc.policies["engagement"]
-    flat = dataclasses.replace(pol, adjustments=pol.adjustments.replace(author_diversity_decay=1.0,
-                                                                         author_diversity_floor=1.0))
+    flat = dataclasses.replace(
+        pol, adjustments=pol.adjustments.replace(author_diversity_decay=1.0, author_diversity_floor=1.0)
+    )
     counts = {}
     for name, p in (("diverse", pol), ("flat", flat)):
         # untrained models -> the newest-first fallback, where the 40 fresh posts would fill the page
@@ -207,6 +230,7 @@ def test_policy_files_validate_and_describe_every_weight(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[weights]\nlike = 1\noutrage = 2\n')
     from glassfeed.feed.policy import load_policy_file
+
     with pytest.raises(PolicyError, match="outrage"):
         load_policy_file(bad)
 
@@ -234,6 +258,7 @@ def test_collaborative_source_can_use_ease(fresh_feed):
     liked = set(svc.state.counters.recent_actions(LIKES, u)[0].tolist())
     pol = svc.policies["engagement"]
     from glassfeed.feed.sources import SOURCE_FUNCS
+
     cutoff = svc.now() - pol.filters.max_age_hours * 3600
     c = SOURCE_FUNCS["collaborative"](svc.state, np.array([u]), svc.now(), 50, cutoff, ease=svc.models.ease)
     assert len(c) > 0 and not (set(c.post.tolist()) & liked)
@@ -264,8 +289,11 @@ def test_pair_lookup_matches_the_per_user_tables():
     from glassfeed.state import lookup_pairs
 
     rng = np.random.default_rng(3)
-    table = {u: {int(a): float(rng.random()) for a in rng.choice(300, rng.integers(1, 40), replace=False)}
-             for u in range(1, 60) if u % 7}  # every 7th user has no row
+    table = {
+        u: {int(a): float(rng.random()) for a in rng.choice(300, rng.integers(1, 40), replace=False)}
+        for u in range(1, 60)
+        if u % 7
+    }  # every 7th user has no row
     users = rng.integers(0, 70, 5000)
     keys = rng.integers(0, 300, 5000)
     want = np.array([table.get(int(u), {}).get(int(a), 0.0) for u, a in zip(users, keys)])
@@ -289,8 +317,9 @@ def test_heads_stop_adding_trees_when_held_out_loss_stops_improving():
     Y[:4, 2] = 1  # "reply": 4 positives in the training part, 0 held out
     Y[-3:, 3] = 1  # "click": 3 held-out positives only
     Y[:, 4] = rng.random(n) < 0.02  # "dwell": ~40 held-out positives, too few to choose a tree count by
-    heads = EngagementHeads(n_estimators=25, max_estimators=150, early_stopping_rounds=10,
-                            early_stopping_min_positives=100)
+    heads = EngagementHeads(
+        n_estimators=25, max_estimators=150, early_stopping_rounds=10, early_stopping_min_positives=100
+    )
     heads.fit(X[:4000], Y[:4000], X[4000:], Y[4000:])
     trees = heads.trees
     assert 1 <= trees["repost"] < trees["like"] < 150, trees  # noise stops early, signal keeps more trees
@@ -340,8 +369,9 @@ def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
         return list(zip(*(a.tolist() for a in st.counters.recent_actions(b, f))))
 
     def likes_reposts(f):
-        return [(p, t, 1.0) for p, t in bank(LIKES, f) if t >= cutoff] + \
-               [(p, t, 2.0) for p, t in bank(REPOSTS, f) if t >= cutoff]
+        return [(p, t, 1.0) for p, t in bank(LIKES, f) if t >= cutoff] + [
+            (p, t, 2.0) for p, t in bank(REPOSTS, f) if t >= cutoff
+        ]
 
     sp = social_proof(st, users, now, 10_000, cutoff)
     got = {(int(r), int(p)): (s, int(v)) for r, p, s, v in zip(sp.row, sp.post, sp.source_score, sp.via)}
@@ -362,8 +392,9 @@ def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
             mine = [p for a in follows(u) for p in st.posts.posts_of(a) if cutoff <= created[p] <= now]
             top = sorted((created[p] for p in mine), reverse=True)[:k]
             assert sorted(created[fo.post[own & (fo.row == r)]], reverse=True) == top
-            reps = sorted((t for a in follows(u) for p, t in bank(REPOSTS, a)
-                           if t >= cutoff and created[p] <= now), reverse=True)[:max(k // 5, 1)]
+            reps = sorted(
+                (t for a in follows(u) for p, t in bank(REPOSTS, a) if t >= cutoff and created[p] <= now), reverse=True
+            )[: max(k // 5, 1)]
             m = ~own & (fo.row == r)
             assert len(reps) == int(m.sum())
             assert all(int(v) in follows(u) for v in fo.via[m])

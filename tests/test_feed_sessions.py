@@ -20,9 +20,13 @@ def test_request_id_round_trips_and_foreign_ids_keep_their_session():
 def test_served_sets_grow_from_pages_and_logged_impressions_then_expire():
     s = Sessions(ttl_s=100.0)
     s.add("a", [1, 2], ts=1000.0)
-    ev = EventBatch.from_columns(kind=[int(EventKind.IMPRESSION), int(EventKind.LIKE), int(EventKind.IMPRESSION)],
-                                 user=[1, 1, 1], post=[3, 4, 5], ts=[1001.0, 1001.0, 1002.0],
-                                 request_id=["engagement:a.1", "engagement:a.1", None])
+    ev = EventBatch.from_columns(
+        kind=[int(EventKind.IMPRESSION), int(EventKind.LIKE), int(EventKind.IMPRESSION)],
+        user=[1, 1, 1],
+        post=[3, 4, 5],
+        ts=[1001.0, 1001.0, 1002.0],
+        request_id=["engagement:a.1", "engagement:a.1", None],
+    )
     s.record(ev)
     assert s.served("a") == {1, 2, 3}  # likes and impressions without a request id add nothing
     s.served("a").add(99)  # a copy: callers cannot change a session

@@ -38,9 +38,14 @@ def test_contract_shapes_and_dtypes(net):
     assert net.user_community.dtype == np.int16 and net.user_leaning.dtype == np.float32
     assert np.all(np.abs(net.user_leaning) <= 1) and np.all(net.user_activity > 0)
     assert np.all(net.user_created < net.start_ts)
-    for arr, dt in [(net.post_author, np.int32), (net.post_created, np.float64), (net.post_topic, np.int16),
-                    (net.post_quality, np.float32), (net.post_divisiveness, np.float32),
-                    (net.post_reply_to, np.int32)]:
+    for arr, dt in [
+        (net.post_author, np.int32),
+        (net.post_created, np.float64),
+        (net.post_topic, np.int16),
+        (net.post_quality, np.float32),
+        (net.post_divisiveness, np.float32),
+        (net.post_reply_to, np.int32),
+    ]:
         assert arr.shape == (p,) and arr.dtype == dt
     assert len(net.post_text) == p and all(isinstance(t, str) and t for t in net.post_text)
     assert np.all((net.post_quality >= 0) & (net.post_quality <= 1))
@@ -103,8 +108,7 @@ def test_follow_graph_homophily(net):
     key = net.follow_src.astype(np.int64) * net.n_users + net.follow_dst
     assert len(np.unique(key)) == len(key)
     assert np.all(net.follow_created < net.start_ts)
-    assert np.all(net.follow_created >= np.maximum(net.user_created[net.follow_src],
-                                                   net.user_created[net.follow_dst]))
+    assert np.all(net.follow_created >= np.maximum(net.user_created[net.follow_src], net.user_created[net.follow_dst]))
 
 
 def test_follower_counts_are_heavy_tailed():

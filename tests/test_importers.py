@@ -67,8 +67,11 @@ def test_text_posts(ing):
     posts, users = st.load_posts(), st.load_users()
     assert not any(i.startswith("tw:") and "&amp;" in t for i, t in zip(posts["id"], posts["text"]))  # decoded
     name = dict(zip(users["idx"].tolist(), users["id"]))
-    author = next(name[a] for i, a, tp in zip(posts["id"], posts["author"].tolist(), posts["topics"])
-                  if i.startswith("reddit:") and tp == ["science"])
+    author = next(
+        name[a]
+        for i, a, tp in zip(posts["id"], posts["author"].tolist(), posts["topics"])
+        if i.startswith("reddit:") and tp == ["science"]
+    )
     assert author == "r/science"
 
 
@@ -78,8 +81,9 @@ def test_write_network_round_trip(ing):
     st = ing.store
     assert (st.count("users"), st.count("posts")) == (200, net.n_posts)
     assert st.count("events") == len(net.follow_src) + net.n_events
-    assert st.count("follows") == len(np.unique(net.follow_src.astype(np.int64) * 200 + net.follow_dst)) + \
-        int(((net.events.kind == EventKind.FOLLOW)).sum()) - _refollows(net)
+    assert st.count("follows") == len(np.unique(net.follow_src.astype(np.int64) * 200 + net.follow_dst)) + int(
+        (net.events.kind == EventKind.FOLLOW).sum()
+    ) - _refollows(net)
     # replies point at the right parent, and an event's post resolves to the same external id
     child = int(np.flatnonzero(net.post_reply_to >= 0)[0])
     posts = st.load_posts()

@@ -24,8 +24,9 @@ def ing(tmp_path):
 
 
 def _likes(n: int, **cols) -> EventBatch:
-    return EventBatch.from_columns(kind=np.full(n, LIKE), user=np.full(n, 1), post=np.arange(n) % 4 + 1,
-                                   ts=NOW - 100 + np.arange(n), **cols)
+    return EventBatch.from_columns(
+        kind=np.full(n, LIKE), user=np.full(n, 1), post=np.arange(n) % 4 + 1, ts=NOW - 100 + np.arange(n), **cols
+    )
 
 
 def test_bad_batch_is_rejected_whole_with_item_errors(ing):
@@ -63,10 +64,20 @@ def test_client_ids_are_idempotent_in_batches_too(ing):
 
 
 def test_wire_and_batch_paths_store_the_same_rows(ing, tmp_path):
-    wire = [{"kind": "dwell", "user": "u1", "post": "p2", "value": 1500, "ts": NOW - 5, "position": 3,
-             "surface": "home", "request_id": "q.0"},
-            {"kind": "follow", "user": "u2", "target_user": "u3", "ts": "2023-11-14T22:13:00Z"},
-            {"kind": "see_less", "user": "u3", "target_user": "u1", "id": "x1"}]
+    wire = [
+        {
+            "kind": "dwell",
+            "user": "u1",
+            "post": "p2",
+            "value": 1500,
+            "ts": NOW - 5,
+            "position": 3,
+            "surface": "home",
+            "request_id": "q.0",
+        },
+        {"kind": "follow", "user": "u2", "target_user": "u3", "ts": "2023-11-14T22:13:00Z"},
+        {"kind": "see_less", "user": "u3", "target_user": "u1", "id": "x1"},
+    ]
     ing.ingest_events(wire)
     other = Ingestor(open_store(tmp_path / "other.db"), clock=lambda: NOW)
     other.create_users([{"id": f"u{i}"} for i in range(4)], with_tokens=False)
@@ -89,12 +100,16 @@ def test_store_skips_stored_ids_and_keeps_numbers_consecutive(ing):
     assert sorted((r[0], r[1]) for r in st.user_events(1)) == [(1, "a"), (2, "b"), (3, "c"), (4, None)]
 
 
-@pytest.mark.parametrize("kinds,edge", [((FOLLOW, UNFOLLOW), False), ((UNFOLLOW, FOLLOW), True),
-                                        ((FOLLOW, UNFOLLOW, FOLLOW), True)])
+@pytest.mark.parametrize(
+    "kinds,edge", [((FOLLOW, UNFOLLOW), False), ((UNFOLLOW, FOLLOW), True), ((FOLLOW, UNFOLLOW, FOLLOW), True)]
+)
 def test_graph_events_of_one_batch_apply_in_seq_order(ing, kinds, edge):
     n = len(kinds)
-    ing.ingest_batch(EventBatch.from_columns(kind=list(kinds), user=np.full(n, 1), target_user=np.full(n, 2),
-                                             ts=NOW - 10 + np.arange(n)))
+    ing.ingest_batch(
+        EventBatch.from_columns(
+            kind=list(kinds), user=np.full(n, 1), target_user=np.full(n, 2), ts=NOW - 10 + np.arange(n)
+        )
+    )
     src, dst, created = ing.store.load_edges("follows")
     assert (src.tolist(), dst.tolist()) == (([1], [2]) if edge else ([], []))
     if edge:

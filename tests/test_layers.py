@@ -30,8 +30,9 @@ _RUN = (
 def lint_imports(src: Path) -> tuple[int, str]:
     """Exit status and output of import-linter with ``src`` (a folder holding ``glassfeed/``) first on the path."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    proc = subprocess.run([sys.executable, "-c", _RUN, str(CONFIG)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, str(CONFIG)], env=env, capture_output=True, text=True, timeout=120
+    )
     out = proc.stdout + proc.stderr
     assert f"glassfeed from {src / 'glassfeed' / '__init__.py'}" in out, out  # checked the tree we meant
     return proc.returncode, out
@@ -52,21 +53,36 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst.parent
 
 
-@pytest.mark.parametrize(("module", "line", "expected"), [
-    # a lower layer importing a higher one
-    ("store/__init__.py", "import glassfeed.feed", "glassfeed.store is not allowed to import glassfeed.feed"),
-    ("domain/kinds.py", "from glassfeed.settings import Settings",
-     "glassfeed.domain is not allowed to import glassfeed.settings"),
-    # independent siblings of one layer
-    ("sim/text.py", "import glassfeed.evaluate.metrics", "glassfeed.sim is not allowed to import glassfeed.evaluate"),
-    # the model library stays free of the rest of the package and of I/O
-    ("retrieval/base.py", "import glassfeed.domain", "glassfeed.retrieval is not allowed to import glassfeed.domain"),
-    ("retrieval/ease.py", "import pandas", "glassfeed.retrieval is not allowed to import pandas"),
-    # SQL outside the store
-    ("feed/policy.py", "import sqlite3", "glassfeed.feed.policy -> sqlite3"),
-])
-def test_a_new_forbidden_import_breaks_a_contract(pristine: Path, tmp_path: Path, module: str, line: str,
-                                                  expected: str):
+@pytest.mark.parametrize(
+    ("module", "line", "expected"),
+    [
+        # a lower layer importing a higher one
+        ("store/__init__.py", "import glassfeed.feed", "glassfeed.store is not allowed to import glassfeed.feed"),
+        (
+            "domain/kinds.py",
+            "from glassfeed.settings import Settings",
+            "glassfeed.domain is not allowed to import glassfeed.settings",
+        ),
+        # independent siblings of one layer
+        (
+            "sim/text.py",
+            "import glassfeed.evaluate.metrics",
+            "glassfeed.sim is not allowed to import glassfeed.evaluate",
+        ),
+        # the model library stays free of the rest of the package and of I/O
+        (
+            "retrieval/base.py",
+            "import glassfeed.domain",
+            "glassfeed.retrieval is not allowed to import glassfeed.domain",
+        ),
+        ("retrieval/ease.py", "import pandas", "glassfeed.retrieval is not allowed to import pandas"),
+        # SQL outside the store
+        ("feed/policy.py", "import sqlite3", "glassfeed.feed.policy -> sqlite3"),
+    ],
+)
+def test_a_new_forbidden_import_breaks_a_contract(
+    pristine: Path, tmp_path: Path, module: str, line: str, expected: str
+):
     src = tmp_path / "src"
     shutil.copytree(pristine, src)
     target = src / "glassfeed" / module

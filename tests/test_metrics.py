@@ -120,6 +120,13 @@ def test_matches_naive_reference_on_random_data():
     out = evaluate_topk(recs, relevant, k)
     ref, users = naive(recs, relevant, k)
     assert out["users"] == users
-    for key, name in [("precision", f"precision@{k}"), ("recall", f"recall@{k}"), ("ndcg", f"ndcg@{k}"),
-                      ("map", "map"), ("mapk", f"map@{k}"), ("mrr", f"mrr@{k}"), ("hit", f"hit@{k}")]:
+    for key, name in [
+        ("precision", f"precision@{k}"),
+        ("recall", f"recall@{k}"),
+        ("ndcg", f"ndcg@{k}"),
+        ("map", "map"),
+        ("mapk", f"map@{k}"),
+        ("mrr", f"mrr@{k}"),
+        ("hit", f"hit@{k}"),
+    ]:
         assert out[name] == pytest.approx(ref[key]), name

@@ -48,7 +48,7 @@ def test_pipeline_ranking_beats_random_order_on_the_same_split(run):
     n_items = split.train.shape[1]
     recs = np.empty((200, 10), np.int64)
     for u in range(200):
-        seen = set(split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]].tolist())
+        seen = set(split.train.indices[split.train.indptr[u] : split.train.indptr[u + 1]].tolist())
         recs[u] = rng.choice([i for i in range(n_items) if i not in seen], 10, replace=False)
     random_ndcg = evaluate_topk(recs, split.test, 10)["ndcg@10"]
     pipeline = run["results"][0]

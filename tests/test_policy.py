@@ -24,8 +24,9 @@ ENGAGEMENT = resources.files("glassfeed").joinpath("policies/engagement.toml").r
 SECTIONS = {"adjustments": Adjustments, "filters": Filters, "mixing": Mixing, "fatigue": Fatigue}
 
 
-def _edited(tmp_path: Path, section: str, line: str | None = None, drop: str | None = None,
-            name: str = "custom.toml") -> Path:
+def _edited(
+    tmp_path: Path, section: str, line: str | None = None, drop: str | None = None, name: str = "custom.toml"
+) -> Path:
     """engagement.toml with ``line`` added under ``[section]`` and/or the key ``drop`` removed from it."""
     text = ENGAGEMENT
     if drop is not None:
@@ -72,16 +73,19 @@ def test_unknown_top_level_key_is_refused(tmp_path):
         load_policy_file(path)
 
 
-@pytest.mark.parametrize("section, key, value, reason", [
-    ("adjustments", "reply_factor", "-0.5", "greater than or equal to 0"),
-    ("adjustments", "divisiveness_penalty", "1.5", "less than or equal to 1"),
-    ("filters", "max_age_hours", "0", "greater than 0"),
-    ("filters", "max_age_hours", "'a week'", "valid number"),
-    ("mixing", "in_network_share", "1.2", "less than or equal to 1"),
-    ("mixing", "light_ranker_keep", "0", "greater than or equal to 1"),
-    ("fatigue", "filter_days", "-1.0", "greater than or equal to 0"),
-    ("fatigue", "discount_steps", "0", "greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, reason",
+    [
+        ("adjustments", "reply_factor", "-0.5", "greater than or equal to 0"),
+        ("adjustments", "divisiveness_penalty", "1.5", "less than or equal to 1"),
+        ("filters", "max_age_hours", "0", "greater than 0"),
+        ("filters", "max_age_hours", "'a week'", "valid number"),
+        ("mixing", "in_network_share", "1.2", "less than or equal to 1"),
+        ("mixing", "light_ranker_keep", "0", "greater than or equal to 1"),
+        ("fatigue", "filter_days", "-1.0", "greater than or equal to 0"),
+        ("fatigue", "discount_steps", "0", "greater than or equal to 1"),
+    ],
+)
 def test_values_out_of_range_are_refused(tmp_path, section, key, value, reason):
     path = _edited(tmp_path, section, f"{key} = {value}", drop=key)
     with pytest.raises(PolicyError) as e:

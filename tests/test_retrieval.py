@@ -31,9 +31,15 @@ def two_blocks(n_users: int = 40, n_items: int = 20, seed: int = 0) -> sp.csr_ma
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
 
 
-FAST = {"pop": {}, "itemknn": {"K": 10}, "als": {"factors": 4, "iterations": 10},
-        "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05}, "ease": {"lam": 10.0},
-        "rp3beta": {"K": 10}, "blend": {}}
+FAST = {
+    "pop": {},
+    "itemknn": {"K": 10},
+    "als": {"factors": 4, "iterations": 10},
+    "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
+    "ease": {"lam": 10.0},
+    "rp3beta": {"K": 10},
+    "blend": {},
+}
 
 
 @pytest.mark.parametrize("name", sorted(set(MODELS) - {"social"}))

@@ -31,8 +31,10 @@ def test_packaged_defaults_are_the_defaults_file():
 
 
 def test_file_then_environment_then_overrides(tmp_path):
-    cfg = _toml(tmp_path, '[state]\ncounter_half_life_h = 12.0\n[serving]\nclock = "data"\n'
-                          '[state.affinity_weights]\nlike = 4.0\n')
+    cfg = _toml(
+        tmp_path,
+        '[state]\ncounter_half_life_h = 12.0\n[serving]\nclock = "data"\n[state.affinity_weights]\nlike = 4.0\n',
+    )
     s = load_settings(cfg, environ={})
     assert s.state.counter_half_life_h == 12.0 and s.serving.clock == "data"
     assert s.state.affinity_weights["like"] == 4.0 and s.state.affinity_weights["report"] == -5.0  # merged
@@ -49,8 +51,14 @@ def test_config_path_from_the_environment(tmp_path):
 
 
 def test_environment_variable_types_and_aliases():
-    s = load_settings(environ={"GLASSFEED_WEB_DEMO": "yes", "GLASSFEED_BSKY_FEEDS": "engagement, bridging",
-                               "GLASSFEED_SERVING__IMPRESSION_FLUSH_MS": "5", "GLASSFEED_API_KEY": "k"})
+    s = load_settings(
+        environ={
+            "GLASSFEED_WEB_DEMO": "yes",
+            "GLASSFEED_BSKY_FEEDS": "engagement, bridging",
+            "GLASSFEED_SERVING__IMPRESSION_FLUSH_MS": "5",
+            "GLASSFEED_API_KEY": "k",
+        }
+    )
     assert s.web.demo is True and s.bluesky.feeds == ("engagement", "bridging")
     assert s.serving.impression_flush_ms == 5.0 and s.api_key == "k"
 
@@ -69,8 +77,11 @@ def test_unknown_section_is_refused(tmp_path):
 
 
 def test_unknown_environment_key_is_refused_naming_the_variable():
-    with pytest.raises(SettingsError, match=r"^environment variable GLASSFEED_STATE__HALF_LIFE: \[state\] "
-                                            r"half_life: unknown key"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^environment variable GLASSFEED_STATE__HALF_LIFE: \[state\] "
+        r"half_life: unknown key",
+    ):
         load_settings(environ={"GLASSFEED_STATE__HALF_LIFE": "3"})
 
 
@@ -120,8 +131,11 @@ def _copy_store(svc: FeedService, folder: Path) -> Path:
 def _page(config: Path, db: Path, user: str) -> list[tuple[str, float]]:
     app = create_app(load_settings(config, environ={}, store={"path": db}, api={"key": KEY}))
     with TestClient(app) as client:
-        r = client.get(f"/v1/users/{user}/feed", params={"policy": "engagement", "limit": 20},
-                       headers={"Authorization": f"Bearer {KEY}"})
+        r = client.get(
+            f"/v1/users/{user}/feed",
+            params={"policy": "engagement", "limit": 20},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
     assert r.status_code == 200, r.text
     return [(it["post"], it["score"]) for it in r.json()["items"]]
 
@@ -145,8 +159,12 @@ def test_web_flags_come_from_the_settings_not_the_environment(tmp_path, monkeypa
     monkeypatch.delenv("GLASSFEED_WEB_DEMO", raising=False)
     report = tmp_path / "report.html"
     report.write_text("<h1>r</h1>")
-    on = create_app(load_settings(environ={"GLASSFEED_WEB_DEMO": "1", "GLASSFEED_AUDIT_REPORT": str(report)},
-                                  store={"path": tmp_path / "on.db"}))
+    on = create_app(
+        load_settings(
+            environ={"GLASSFEED_WEB_DEMO": "1", "GLASSFEED_AUDIT_REPORT": str(report)},
+            store={"path": tmp_path / "on.db"},
+        )
+    )
     off = create_app(load_settings(environ={}, store={"path": tmp_path / "off.db"}))
     monkeypatch.setenv("GLASSFEED_WEB_DEMO", "1")  # read when settings are built, never by the routes
     monkeypatch.chdir(tmp_path / "..")

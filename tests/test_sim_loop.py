@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from glassfeed.sim.loop import (
-    Collector, OpinionParams, SimConfig, _amp, opinion_step, page_matrix, prepare_base, run_simulation,
+    Collector,
+    OpinionParams,
+    SimConfig,
+    _amp,
+    opinion_step,
+    page_matrix,
+    prepare_base,
+    run_simulation,
 )
 from glassfeed.sim.population import Population, PostTable
 
@@ -33,8 +40,17 @@ def test_opinion_step_by_hand():
     # user 1: nothing liked; out-group slots 0 and 2 (div 0.5 + 0.7) over 3 scanned -> -0.2 * 0.4
     # user 2: centre: pull 0.1 * mean(0.5, -0.5) = 0; sign(0) = 0 so no backfire
     assert new == pytest.approx([0.5 + 0.04 + 0.06, -0.4 - 0.08, 0.0], abs=1e-6)
-    assert opinion_step(np.array([0.99]), np.array([[-1.0]]), np.array([[False]]), np.array([[True]]),
-                        np.array([[1.0]]), OpinionParams(0.0, 1.0))[0] == 1.0  # clipped
+    assert (
+        opinion_step(
+            np.array([0.99]),
+            np.array([[-1.0]]),
+            np.array([[False]]),
+            np.array([[True]]),
+            np.array([[1.0]]),
+            OpinionParams(0.0, 1.0),
+        )[0]
+        == 1.0
+    )  # clipped
 
 
 def test_amplification_helper_matches_definition():
@@ -52,8 +68,9 @@ def test_homogenisation_keys_and_panel():
     pop.interests = np.zeros((4, 20), np.float32)
     pop.interests[:2, :10] = 0.1  # users 0 and 1 alike, 2 and 3 alike
     pop.interests[2:, 10:] = 0.1
-    posts = PostTable.from_arrays(np.zeros(6, np.int32), np.zeros(6), np.zeros(6, np.int16),
-                                  np.zeros(6, np.float32), np.zeros(6, np.float32))
+    posts = PostTable.from_arrays(
+        np.zeros(6, np.int32), np.zeros(6), np.zeros(6, np.int16), np.zeros(6, np.float32), np.zeros(6, np.float32)
+    )
     c = Collector(SimConfig(users=4), pop, posts, panel=np.arange(4))
     key = lambda u, p: np.array([u * (1 << 32) + p], np.int64)  # noqa: E731
     # neighbours: 0<->1 and 2<->3 (identical interests). Policy: 0 and 1 consume {5}; 2 {1}, 3 {2}
@@ -69,8 +86,17 @@ def test_homogenisation_keys_and_panel():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    cfg = SimConfig(users=150, steps=3, seed=7, history_days=2, retrain_every=2, homog_every=2, homog_panel=60,
-                    train_rows=20_000, policies=("engagement", "chronological"))
+    cfg = SimConfig(
+        users=150,
+        steps=3,
+        seed=7,
+        history_days=2,
+        retrain_every=2,
+        homog_every=2,
+        homog_panel=60,
+        train_rows=20_000,
+        policies=("engagement", "chronological"),
+    )
     return cfg, prepare_base(cfg, tmp_path_factory.mktemp("simbase"))
 
 

@@ -4,6 +4,7 @@ data deletion through the proxy, /audit, and "no CDN, no service key in what the
 from __future__ import annotations
 
 import re
+
 import pytest
 from fastapi.testclient import TestClient
 

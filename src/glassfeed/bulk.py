@@ -23,8 +23,10 @@ Progress = Callable[[str, int, int], None]
 LIST_FIELDS = ("interests", "topics", "labels")  # CSV: "a|b|c"
 #: CSV cells read as numbers: the users' and posts' numeric fields and the event specification's.
 NUM_FIELDS: dict[str, type] = {"community": int, "quality": float, "divisiveness": float} | {
-    f.name: int if f.type is WireType.INTEGER else float for f in EVENT_FIELDS
-    if f.type in (WireType.NUMBER, WireType.INTEGER)}
+    f.name: int if f.type is WireType.INTEGER else float
+    for f in EVENT_FIELDS
+    if f.type in (WireType.NUMBER, WireType.INTEGER)
+}
 #: CSV cells read as a number when they are one (else left as an ISO 8601 string).
 TIME_FIELDS: frozenset[str] = frozenset({"created_at"} | {f.name for f in EVENT_FIELDS if f.type is WireType.TIME})
 
@@ -98,8 +100,13 @@ def _read_csv(path: Path) -> tuple[list[Any], list[int]]:
 
 
 # ---------------------------------------------------------------- import
-def import_path(path: Path | str, ingestor: Ingestor, kind: str = "events", progress: Progress | None = None,
-                chunk: int | None = None) -> BulkResult:
+def import_path(
+    path: Path | str,
+    ingestor: Ingestor,
+    kind: str = "events",
+    progress: Progress | None = None,
+    chunk: int | None = None,
+) -> BulkResult:
     """Import ``path`` (.jsonl/.csv) as users, posts or events; raises BulkError at the first bad chunk."""
     path = Path(path)
     if not path.exists():
@@ -108,9 +115,16 @@ def import_path(path: Path | str, ingestor: Ingestor, kind: str = "events", prog
     return import_records(recs, ingestor, kind, lines=lines, source=str(path), progress=progress, chunk=chunk)
 
 
-def import_records(recs: list[Any], ingestor: Ingestor, kind: str = "events", *, lines: list[int] | None = None,
-                   source: str = "<records>", progress: Progress | None = None,
-                   chunk: int | None = None) -> BulkResult:
+def import_records(
+    recs: list[Any],
+    ingestor: Ingestor,
+    kind: str = "events",
+    *,
+    lines: list[int] | None = None,
+    source: str = "<records>",
+    progress: Progress | None = None,
+    chunk: int | None = None,
+) -> BulkResult:
     """Import already-parsed records; ``lines[i]`` is record i's line number for error messages."""
     say = progress or (lambda stage, done, total: None)
     size = chunk or (ingestor.limits.bulk_chunk if kind == "events" else ingestor.limits.max_batch)
@@ -133,8 +147,9 @@ def import_records(recs: list[Any], ingestor: Ingestor, kind: str = "events", *,
     return res
 
 
-def _import_events(recs: list[Any], ingestor: Ingestor, lines: list[int], source: str, say: Progress,
-                   size: int, res: BulkResult) -> BulkResult:
+def _import_events(
+    recs: list[Any], ingestor: Ingestor, lines: list[int], source: str, say: Progress, size: int, res: BulkResult
+) -> BulkResult:
     """Events, pipelined: chunk k+1 is parsed and checked while chunk k is written (SQLite drops the GIL)."""
     pending: tuple[Future[IngestResult], int, int] | None = None
 

@@ -34,32 +34,40 @@ from glassfeed.settings import Settings
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="glassfeed: a transparent feed-ranking engine for social platforms.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="glassfeed: a transparent feed-ranking engine for social platforms.",
+)
 
-DbOpt = typer.Option(None, "--db", help="SQLite store path (default: settings store.path: $GLASSFEED_DB, "
-                                        "glassfeed.toml or var/glassfeed.db)")
+DbOpt = typer.Option(
+    None,
+    "--db",
+    help="SQLite store path (default: settings store.path: $GLASSFEED_DB, glassfeed.toml or var/glassfeed.db)",
+)
 
 
 @app.callback()
-def main(ctx: typer.Context,
-         config: Path | None = typer.Option(None, "--config", help="a glassfeed.toml (default: "
-                                               "$GLASSFEED_CONFIG); GLASSFEED_<SECTION>__<KEY> variables win")
-         ) -> None:
+def main(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", help="a glassfeed.toml (default: $GLASSFEED_CONFIG); GLASSFEED_<SECTION>__<KEY> variables win"
+    ),
+) -> None:
     """Build the run's settings once; the commands take them from the context."""
     ctx.obj = build_settings(config)
 
 
-def _generate(settings: Settings, users: int, days: int, seed: int,
-              start_ts: float | None = None) -> tuple[Ingestor, Any, float]:
+def _generate(
+    settings: Settings, users: int, days: int, seed: int, start_ts: float | None = None
+) -> tuple[Ingestor, Any, float]:
     ing = open_ingestor(settings)
     if ing.store.count("users"):
         fail(f"{ing.store.location} already has users; generate into a new --db")
     t0 = time.perf_counter()
     with progress_bar() as tick:
         params = GeneratorParams(start_ts=start_ts) if start_ts is not None else None
-        net = generate_network(users, days, seed, params,
-                               progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
+        net = generate_network(users, days, seed, params, progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
         res = write_network(net, ing, progress=tick)
     return ing, res, time.perf_counter() - t0
 
@@ -74,23 +82,32 @@ def _start_ts(start: str | None, days: int) -> float | None:
 
 
 @app.command()
-def generate(ctx: typer.Context, users: int = typer.Option(10_000, help="number of synthetic users"),
-             days: int = typer.Option(30, help="days of browsing history"),
-             seed: int = typer.Option(1, help="random seed (same seed, same network)"),
-             start: str | None = typer.Option(None, help="ISO date the history starts (default 2026-01-01; "
-                                                 "'now' = end the history at the current time)"),
-             db: Path | None = DbOpt) -> None:
+def generate(
+    ctx: typer.Context,
+    users: int = typer.Option(10_000, help="number of synthetic users"),
+    days: int = typer.Option(30, help="days of browsing history"),
+    seed: int = typer.Option(1, help="random seed (same seed, same network)"),
+    start: str | None = typer.Option(
+        None, help="ISO date the history starts (default 2026-01-01; 'now' = end the history at the current time)"
+    ),
+    db: Path | None = DbOpt,
+) -> None:
     """Generate a synthetic society and its history, written through the Ingestor."""
     with handled():
         ing, res, dt = _generate(cli_settings(ctx, db), users, days, seed, _start_ts(start, days))
-        out.print(f"generated {res.users:,} users, {res.posts:,} posts, {res.follows:,} follows, "
-                  f"{res.events:,} events into {ing.store.location} in {dt:.1f} s")
+        out.print(
+            f"generated {res.users:,} users, {res.posts:,} posts, {res.follows:,} follows, "
+            f"{res.events:,} events into {ing.store.location} in {dt:.1f} s"
+        )
 
 
 @app.command("import")
-def import_file(ctx: typer.Context, file: Path = typer.Argument(..., help=".jsonl or .csv file"),
-                kind: str = typer.Option("events", "--kind", help="users | posts | events"),
-                db: Path | None = DbOpt) -> None:
+def import_file(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help=".jsonl or .csv file"),
+    kind: str = typer.Option("events", "--kind", help="users | posts | events"),
+    db: Path | None = DbOpt,
+) -> None:
     """Bulk-import users, posts or events from JSONL/CSV in atomic chunks of max_batch."""
     with handled():
         if kind not in ("users", "posts", "events"):
@@ -103,17 +120,21 @@ def import_file(ctx: typer.Context, file: Path = typer.Argument(..., help=".json
         except BulkError as e:
             fail(str(e))
         dt = time.perf_counter() - t0
-        out.print(f"imported {res.accepted:,} {kind} ({res.duplicates:,} duplicates) from {file} in {dt:.2f} s "
-                  f"({res.accepted / max(dt, 1e-9):,.0f}/s)")
+        out.print(
+            f"imported {res.accepted:,} {kind} ({res.duplicates:,} duplicates) from {file} in {dt:.2f} s "
+            f"({res.accepted / max(dt, 1e-9):,.0f}/s)"
+        )
 
 
 @app.command("import-dataset")
-def import_dataset(ctx: typer.Context,
-                   name: str = typer.Argument(..., help="ml-100k | ml-1m | lastfm | reddit | tweets"),
-                   db: Path | None = DbOpt,
-                   data: Path | None = typer.Option(None, help="datasets folder (default: settings "
-                                                       "data.shared_dir / $GLASSFEED_DATA)")
-                   ) -> None:
+def import_dataset(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="ml-100k | ml-1m | lastfm | reddit | tweets"),
+    db: Path | None = DbOpt,
+    data: Path | None = typer.Option(
+        None, help="datasets folder (default: settings data.shared_dir / $GLASSFEED_DATA)"
+    ),
+) -> None:
     """Import a real public dataset (read in place, never copied) into the store."""
     with handled():
         if name not in DATASETS:
@@ -136,23 +157,32 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context, host: str = typer.Option("127.0.0.1", help="bind address"),
-          port: int = typer.Option(8000),
-          db: Path | None = DbOpt) -> None:
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="bind address"),
+    port: int = typer.Option(8000),
+    db: Path | None = DbOpt,
+) -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     with handled():
         _serve(cli_settings(ctx, db), host, port)
 
 
 @app.command()
-def demo(ctx: typer.Context, db: Path = typer.Option(Path("var/demo.db"), "--db"),
-         host: str = typer.Option("127.0.0.1"),
-         port: int = typer.Option(8000), users: int = typer.Option(2000), days: int = typer.Option(14),
-         seed: int = typer.Option(1), no_serve: bool = typer.Option(False, "--no-serve", help="build only"),
-         retrain: bool = typer.Option(False, help="train the models even if the network already existed"),
-         demo_login: bool = typer.Option(True, "--demo-login/--no-demo-login",
-                                         help="the page may act for any person by name (web.demo; loopback only)")
-         ) -> None:
+def demo(
+    ctx: typer.Context,
+    db: Path = typer.Option(Path("var/demo.db"), "--db"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    users: int = typer.Option(2000),
+    days: int = typer.Option(14),
+    seed: int = typer.Option(1),
+    no_serve: bool = typer.Option(False, "--no-serve", help="build only"),
+    retrain: bool = typer.Option(False, help="train the models even if the network already existed"),
+    demo_login: bool = typer.Option(
+        True, "--demo-login/--no-demo-login", help="the page may act for any person by name (web.demo; loopback only)"
+    ),
+) -> None:
     """Build a demo network on the embedded store (if empty), train the models, print keys, then serve."""
     with handled():
         settings = cli_settings(ctx, db, web={"demo": demo_login})
@@ -163,16 +193,22 @@ def demo(ctx: typer.Context, db: Path = typer.Option(Path("var/demo.db"), "--db"
             ing.store.close()
             ing, res, dt = _generate(settings, users, days, seed, _start_ts("now", days))  # ends now: wall clock
             built = True
-            out.print(f"built demo network: {res.users:,} users, {res.posts:,} posts, {res.events:,} events "
-                      f"in {dt:.1f} s")
+            out.print(
+                f"built demo network: {res.users:,} users, {res.posts:,} posts, {res.events:,} events in {dt:.1f} s"
+            )
             if res.first_token:
                 token_file.write_text(res.first_token)
                 os.chmod(token_file, 0o600)
         if built or retrain:
             t0 = time.perf_counter()
             with progress_bar() as tick:
-                train_all(ing.store, max_rows=150_000, retrieval=settings.retrieval, state=settings.state,
-                          progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
+                train_all(
+                    ing.store,
+                    max_rows=150_000,
+                    retrieval=settings.retrieval,
+                    state=settings.state,
+                    progress=lambda stage, f: tick(stage, int(f * 1000), 1000),
+                )
             out.print(f"trained models in {time.perf_counter() - t0:.1f} s")
         ing.store.close()
         settings = settings.replace(api={"key": settings.api_key or secrets.token_urlsafe(24)})

@@ -86,8 +86,15 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar driven by ``tick(stage, done, total)`` callbacks (one task per stage)."""
     tasks: dict[str, Any] = {}
     totals: dict[str, int] = {}
-    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+
         def tick(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 for name, tid in tasks.items():  # a new stage means the earlier ones finished
@@ -95,4 +102,5 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
                 tasks[stage] = bar.add_task(stage, total=max(total, 1))
             totals[stage] = max(total, 1)
             bar.update(tasks[stage], completed=done, total=totals[stage])
+
         yield tick

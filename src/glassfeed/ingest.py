@@ -106,8 +106,9 @@ def hash_token(token: str) -> str:
 class Ingestor:
     """Validates records and appends them to the store in one durable transaction per batch."""
 
-    def __init__(self, store: Store, limits: IngestLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, limits: IngestLimits | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.limits = limits or packaged_settings().ingest
         self.clock = clock
@@ -115,8 +116,9 @@ class Ingestor:
         self.entity_listeners: list[Callable[[str, list[int]], None]] = []
 
     # ------------------------------------------------------------------ users
-    def create_users(self, records: Sequence[Any], *, skip_existing: bool = False,
-                     with_tokens: bool = True) -> list[dict[str, Any]]:
+    def create_users(
+        self, records: Sequence[Any], *, skip_existing: bool = False, with_tokens: bool = True
+    ) -> list[dict[str, Any]]:
         """Create users; returns ``[{id, idx, token}]`` (the token is shown once; only its hash is stored)."""
         errors: list[ItemError] = []
         rows: list[tuple[Any, ...]] = []
@@ -138,12 +140,12 @@ class Ingestor:
             seen.add(uid)
             handle = r.get("handle") or uid
             if not isinstance(handle, str) or len(handle) > self.limits.max_id_chars:
-                errors.append(ItemError(i, "handle", "must be a string of at most "
-                                        f"{self.limits.max_id_chars} characters"))
+                errors.append(
+                    ItemError(i, "handle", f"must be a string of at most {self.limits.max_id_chars} characters")
+                )
                 continue
             interests = r.get("interests") or []
-            if not isinstance(interests, list) or not all(isinstance(t, str) and t and "," not in t
-                                                          for t in interests):
+            if not isinstance(interests, list) or not all(isinstance(t, str) and t and "," not in t for t in interests):
                 errors.append(ItemError(i, "interests", "must be a list of topic names without commas"))
                 continue
             community = r.get("community")
@@ -156,8 +158,16 @@ class Ingestor:
                 errors.append(ItemError(i, "created_at", str(e)))
                 continue
             token = secrets.token_urlsafe(24) if with_tokens else None
-            rows.append((uid, handle, created, community, ",".join(t.lower() for t in interests),
-                         hash_token(token) if token else None))
+            rows.append(
+                (
+                    uid,
+                    handle,
+                    created,
+                    community,
+                    ",".join(t.lower() for t in interests),
+                    hash_token(token) if token else None,
+                )
+            )
             out.append({"id": uid, "token": token})
         if errors:
             raise IngestError(errors, status=409 if all("already exists" in e.reason for e in errors) else 422)
@@ -233,8 +243,9 @@ class Ingestor:
             tags = {t.lower() for t in topics} | {m.lower() for m in HASHTAG.findall(text)}
             lang = r.get("lang") or "en"
             batch_ids[pid] = i
-            rows.append((pid, author, text, created, *refs, ",".join(sorted(tags)), str(lang)[:16],
-                         ",".join(labels), *scores))
+            rows.append(
+                (pid, author, text, created, *refs, ",".join(sorted(tags)), str(lang)[:16], ",".join(labels), *scores)
+            )
             out.append({"id": pid})
         if errors:
             raise IngestError(errors)
@@ -252,8 +263,9 @@ class Ingestor:
         module docstring. The answer's ``ids`` are the client ids, or ``gf:<seq>`` for events sent without."""
         lim = self.limits
         if len(records) > lim.max_batch:
-            raise IngestError([ItemError(-1, "events", f"batch of {len(records)} exceeds the limit of "
-                                                      f"{lim.max_batch}")], status=413)
+            raise IngestError(
+                [ItemError(-1, "events", f"batch of {len(records)} exceeds the limit of {lim.max_batch}")], status=413
+            )
         return self._append(self.parse_events(records), with_ids=True)
 
     def parse_events(self, records: Sequence[Any]) -> EventBatch:
@@ -279,8 +291,9 @@ class Ingestor:
         return self._append(batch)
 
     def _rule_errors(self, batch: EventBatch, now: float) -> list[ItemError]:
-        return batch_errors(batch, self.limits, now, n_users=len(self.store.user_ids()),
-                            n_posts=len(self.store.post_ids()))
+        return batch_errors(
+            batch, self.limits, now, n_users=len(self.store.user_ids()), n_posts=len(self.store.post_ids())
+        )
 
     def _append(self, batch: EventBatch, with_ids: bool = False) -> IngestResult:
         with self.store.transaction() as tx:
@@ -292,8 +305,9 @@ class Ingestor:
             ids = [c if c is not None else f"{SERVER_ID_PREFIX}{first + j}" for j, c in enumerate(given)]
         if len(kept):
             self._notify(kept.with_seq(first))
-        return IngestResult(accepted=len(kept), duplicates=len(batch) - len(kept), ids=ids,
-                            first_seq=first, last_seq=last)
+        return IngestResult(
+            accepted=len(kept), duplicates=len(batch) - len(kept), ids=ids, first_seq=first, last_seq=last
+        )
 
     def _new_ids(self, ids: list[str | None]) -> np.ndarray:
         """Mask of the events to keep: no client id, or one neither stored nor seen earlier in the batch."""
@@ -375,8 +389,14 @@ class Ingestor:
     def _check_id(self, v: Any, i: int, name: str, errors: list[ItemError]) -> str | None:
         """``v`` when it is a valid external id; else ``None``, with the error recorded."""
         if not isinstance(v, str) or not v or len(v) > self.limits.max_id_chars or v.strip() != v:
-            errors.append(ItemError(i, name, f"must be a non-empty string of at most {self.limits.max_id_chars}"
-                                             " characters without surrounding spaces"))
+            errors.append(
+                ItemError(
+                    i,
+                    name,
+                    f"must be a non-empty string of at most {self.limits.max_id_chars}"
+                    " characters without surrounding spaces",
+                )
+            )
             return None
         return v
 
@@ -415,8 +435,7 @@ def bound_reason(f: WireField, limits: IngestLimits) -> str:
 Check = tuple[str, np.ndarray, Callable[[int], str]]
 
 
-def batch_errors(batch: EventBatch, limits: IngestLimits, now: float, n_users: int,
-                 n_posts: int) -> list[ItemError]:
+def batch_errors(batch: EventBatch, limits: IngestLimits, now: float, n_users: int, n_posts: int) -> list[ItemError]:
     """Every rule of the event specification over resolved columns, vectorised: known kinds, user/post idx in
     the store's ranges (``1..n_users``, ``1..n_posts``), each field's bound from ``limits``, each kind's target
     and required fields. At most ``MAX_REPORTED_ERRORS`` errors, by index then field."""
@@ -438,8 +457,9 @@ def _always(reason: str) -> Callable[[int], str]:
     return lambda i: reason
 
 
-def _field_checks(f: WireField, batch: EventBatch, limits: IngestLimits, now: float, n_users: int,
-                  n_posts: int) -> list[Check]:
+def _field_checks(
+    f: WireField, batch: EventBatch, limits: IngestLimits, now: float, n_users: int, n_posts: int
+) -> list[Check]:
     col = getattr(batch, f.name)
     if col is None:
         return []
@@ -453,8 +473,10 @@ def _field_checks(f: WireField, batch: EventBatch, limits: IngestLimits, now: fl
             bad &= col != _NULL[f.name]
         return [(f.name, bad, lambda i: f"unknown {what} index {int(col[i])}")]
     if f.type is WireType.TIME:
-        return [(f.name, ~np.isfinite(col) | (col < 0), _always(_BAD_TIME)),
-                (f.name, col > now + lim, lambda i: f"is {col[i] - now:.0f} s in the future (limit {lim:.0f} s)")]
+        return [
+            (f.name, ~np.isfinite(col) | (col < 0), _always(_BAD_TIME)),
+            (f.name, col > now + lim, lambda i: f"is {col[i] - now:.0f} s in the future (limit {lim:.0f} s)"),
+        ]
     reason = _always(bound_reason(f, limits))
     if f.type is WireType.NUMBER:  # NaN is "absent"
         return [(f.name, (col < 0) | (col > lim), reason)]
@@ -480,8 +502,9 @@ def _bad_strings(vals: list[Any], lim: float, nonempty: bool) -> np.ndarray:
         lens = list(map(len, strs))
         if not lens or (max(lens) <= lim and (not nonempty or min(lens) > 0)):
             return np.zeros(len(vals), bool)
-    return np.fromiter((v is not None and (type(v) is not str or len(v) > lim or (nonempty and not v))
-                        for v in vals), bool, len(vals))
+    return np.fromiter(
+        (v is not None and (type(v) is not str or len(v) > lim or (nonempty and not v)) for v in vals), bool, len(vals)
+    )
 
 
 def _present(batch: EventBatch, name: str) -> np.ndarray:
@@ -526,12 +549,14 @@ def _merge(first: list[ItemError], second: list[ItemError]) -> list[ItemError]:
         if (e.index, e.field) not in out and (e.field == "" or e.index not in dead):
             out[(e.index, e.field)] = e
     order = len(_FIELD_ORDER)
-    return sorted(out.values(), key=lambda e: (e.index, _FIELD_ORDER.get(e.field, order), e.field)
-                  )[:MAX_REPORTED_ERRORS]
+    return sorted(out.values(), key=lambda e: (e.index, _FIELD_ORDER.get(e.field, order), e.field))[
+        :MAX_REPORTED_ERRORS
+    ]
 
 
-def wire_to_batch(records: Sequence[Any], users: Mapping[str, int], posts: Mapping[str, int],
-                  now: float) -> tuple[EventBatch, list[ItemError]]:
+def wire_to_batch(
+    records: Sequence[Any], users: Mapping[str, int], posts: Mapping[str, int], now: float
+) -> tuple[EventBatch, list[ItemError]]:
     """Parse wire events into resolved columns, column by column (a fast pass when a column is clean, an item by
     item pass that names the bad ones otherwise). Returns the batch and the errors only the wire can have: not
     an object, an unknown field, a wrong type, an unknown kind, user or post. A value given but unusable gets a
@@ -659,6 +684,8 @@ def _parse_integers(raw: list[Any]) -> np.ndarray:
                 return np.minimum(out, _INT32_MAX).astype(np.int32)
         except OverflowError:
             pass
-    return np.fromiter((-1 if v is None else
-                        min(v, _INT32_MAX) if type(v) is int and v >= 0 else _BAD_INDEX for v in raw), np.int32,
-                       len(raw))
+    return np.fromiter(
+        (-1 if v is None else min(v, _INT32_MAX) if type(v) is int and v >= 0 else _BAD_INDEX for v in raw),
+        np.int32,
+        len(raw),
+    )

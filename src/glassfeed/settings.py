@@ -181,8 +181,11 @@ def load_toml_resource(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files("glassfeed").joinpath(name).read_text("utf-8"))
 
 
-def load_settings(config_path: str | os.PathLike[str] | None = None,
-                  environ: Mapping[str, str] | None = None, **overrides: Mapping[str, Any]) -> Settings:
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Mapping[str, Any],
+) -> Settings:
     """Defaults, then the TOML file at ``config_path`` / ``$GLASSFEED_CONFIG``, then the environment, then
     ``overrides`` (section -> {key: value}); raises ``SettingsError`` naming the source and key of a bad value."""
     env = os.environ if environ is None else environ
@@ -227,7 +230,7 @@ def _env_layers(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
         if name in ENV_ALIASES:
             section, key = ENV_ALIASES[name]
         elif "__" in name:
-            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         else:
             continue  # not a settings variable (e.g. one a test harness sets)
         out.append((f"environment variable {name}", {section: {key: _env_value(raw)}}))
@@ -255,8 +258,9 @@ def _build(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
             assert isinstance(model, type) and issubclass(model, _Section)
             for key, value in body.items():
                 if key not in model.model_fields:
-                    raise SettingsError(f"{where}: [{section}] {key}: unknown key; expected one of "
-                                        f"{', '.join(model.model_fields)}")
+                    raise SettingsError(
+                        f"{where}: [{section}] {key}: unknown key; expected one of {', '.join(model.model_fields)}"
+                    )
                 if isinstance(value, dict) and isinstance(merged.get(section, {}).get(key), dict):
                     value = {**merged[section][key], **value}
                 merged.setdefault(section, {})[key] = value
@@ -272,6 +276,21 @@ def _build(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
         raise SettingsError(f"{where}: {key}: {err['msg']}{more}") from None
 
 
-__all__ = ["Settings", "SettingsError", "StoreSettings", "IngestLimits", "DataSettings", "ApiSettings",
-           "StateSettings", "RetrievalSettings", "ServingSettings", "BlueskySection", "WebSettings",
-           "load_settings", "packaged_settings", "load_toml_resource", "default_data_dir", "ENV_ALIASES"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "StoreSettings",
+    "IngestLimits",
+    "DataSettings",
+    "ApiSettings",
+    "StateSettings",
+    "RetrievalSettings",
+    "ServingSettings",
+    "BlueskySection",
+    "WebSettings",
+    "load_settings",
+    "packaged_settings",
+    "load_toml_resource",
+    "default_data_dir",
+    "ENV_ALIASES",
+]

@@ -32,9 +32,12 @@ def wait_reload(page, before: int) -> None:
 
 
 def posts(page) -> list[dict]:
-    return page.eval_on_selector_all("#feed-list .post", """els => els.map(e => ({
+    return page.eval_on_selector_all(
+        "#feed-list .post",
+        """els => els.map(e => ({
         post: e.dataset.post, author: e.dataset.author, created: Number(e.dataset.created),
-        repost_by: e.dataset.repostBy, text: e.querySelector('.text').textContent}))""")
+        repost_by: e.dataset.repostBy, text: e.querySelector('.text').textContent}))""",
+    )
 
 
 def api(page, base: str, path: str) -> dict:
@@ -51,11 +54,21 @@ def test_feed_loads_fast_and_pages_to_the_end(server, page, artifacts):
         page.wait_for_selector("#feed-list .post")
         times.append(page.evaluate("window.gfTimings.firstFeed"))
     med = statistics.median(times)
-    (artifacts / "web_timing.json").write_text(json.dumps(
-        {"first_feed_ms": times, "median_ms": med, "machine": platform.platform(),
-         "processor": platform.processor() or platform.machine()}, indent=1))
-    print(f"\nweb page: navigation start -> first feed page rendered, 5 loads: median {med:.0f} ms, "
-          f"all {[round(t) for t in times]} ms ({platform.platform()})")
+    (artifacts / "web_timing.json").write_text(
+        json.dumps(
+            {
+                "first_feed_ms": times,
+                "median_ms": med,
+                "machine": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"\nweb page: navigation start -> first feed page rendered, 5 loads: median {med:.0f} ms, "
+        f"all {[round(t) for t in times]} ms ({platform.platform()})"
+    )
     assert med < 1000, f"first feed page took {med:.0f} ms (median of 5)"
 
     first = page.locator("#feed-list .post").first
@@ -71,8 +84,10 @@ def test_feed_loads_fast_and_pages_to_the_end(server, page, artifacts):
             break
         n = page.locator("#feed-list .post").count()
         page.locator("#more").scroll_into_view_if_needed()
-        page.wait_for_function(f"document.querySelectorAll('#feed-list .post').length > {n} || "
-                               "!document.getElementById('caught-up').hidden")
+        page.wait_for_function(
+            f"document.querySelectorAll('#feed-list .post').length > {n} || "
+            "!document.getElementById('caught-up').hidden"
+        )
     assert page.locator("#caught-up").is_visible()
     assert "all caught up" in page.locator("#caught-up").inner_text()
     ids = [p["post"] for p in posts(page)]
@@ -93,8 +108,10 @@ def test_why_panel_shows_contributions(server, page, artifacts):
     heads = [rows.nth(i).get_attribute("data-head") for i in range(rows.count())]
     assert set(heads) == {"like", "repost", "reply", "click", "dwell", "see_less", "report"}
     why = api(page, base, f"feed/{post}/why")
-    shown = {rows.nth(i).get_attribute("data-head"): float(rows.nth(i).get_attribute("data-contribution"))
-             for i in range(rows.count())}
+    shown = {
+        rows.nth(i).get_attribute("data-head"): float(rows.nth(i).get_attribute("data-contribution"))
+        for i in range(rows.count())
+    }
     for c in why["contributions"]:
         assert shown[c["head"]] == pytest.approx(c["contribution"])
     # the biggest bar is drawn full width; the panel states the reason and the score identity
@@ -135,8 +152,9 @@ def test_muting_a_word_removes_its_posts(server, page, artifacts):
     texts = [p["text"].lower() for p in posts(page)]
     words = {w for t in texts for w in re.findall(r"[a-z]{5,}", t)}
     # a word that some but not all posts on the page contain
-    word = max((w for w in words if 0 < sum(w in t for t in texts) < len(texts)),
-               key=lambda w: (sum(w in t for t in texts), w))
+    word = max(
+        (w for w in words if 0 < sum(w in t for t in texts) < len(texts)), key=lambda w: (sum(w in t for t in texts), w)
+    )
     n_with = sum(word in t for t in texts)
     before = feed_loads(page)
     page.fill("#mute-word", word)

@@ -34,8 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             feed.close()  # write the impressions still queued before the store closes
         store.close()
 
-    app = FastAPI(title="glassfeed", version="0.1.0", lifespan=lifespan, docs_url="/docs",
-                  description="A transparent feed-ranking engine: ingest events, serve explained feeds.")
+    app = FastAPI(
+        title="glassfeed",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        description="A transparent feed-ranking engine: ingest events, serve explained feeds.",
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.ingestor = Ingestor(store, settings.ingest)

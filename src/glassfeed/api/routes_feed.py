@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-import orjson
 from pydantic import BaseModel, Field
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
@@ -45,17 +45,23 @@ class MutedWordsIn(BaseModel):
 
 
 @router.get("/v1/users/{user_id}/feed", tags=["feed"], response_class=FastJSON)
-def get_feed(request: Request, user_id: str, policy: str | None = None,
-             limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None,
-             _: int = Depends(require_user_or_service)) -> Response:
+def get_feed(
+    request: Request,
+    user_id: str,
+    policy: str | None = None,
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    _: int = Depends(require_user_or_service),
+) -> Response:
     """One page of the person's feed: every item says why it is there. Follow ``cursor`` for the next page;
     no cursor means the end ("you're all caught up")."""
     return FastJSON(_svc(request).feed(user_id, policy=policy, limit=limit, cursor=cursor))
 
 
 @router.get("/v1/feed", tags=["feed"], response_class=FastJSON)
-def public_feed(request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                cursor: str | None = None) -> Response:
+def public_feed(
+    request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None
+) -> Response:
     """The non-personalised feed (no account, no profiling of the reader)."""
     return FastJSON(_svc(request).feed(None, policy=policy, limit=limit, cursor=cursor))
 
@@ -93,16 +99,22 @@ def statement(request: Request, name: str) -> str:
 def get_prefs(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
     svc = _svc(request)
     pol = svc.policy_for(idx, None)
-    return {"prefs": dict(svc.state.feedback.prefs(idx)), "policy": pol.name, "weights": pol.weights,
-            "bounds": {k: list(v) for k, v in pol.bounds.items()}}
+    return {
+        "prefs": dict(svc.state.feedback.prefs(idx)),
+        "policy": pol.name,
+        "weights": pol.weights,
+        "bounds": {k: list(v) for k, v in pol.bounds.items()},
+    }
 
 
 @router.put("/v1/users/{user_id}/prefs", tags=["controls"])
-def put_prefs(request: Request, user_id: str, body: PrefsIn,
-              _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+def put_prefs(
+    request: Request, user_id: str, body: PrefsIn, _: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
     """Save the person's feed choices; weights outside the policy's bounds are refused with a 422."""
-    prefs = _svc(request).save_prefs(user_id, policy=body.policy, weights=body.weights,
-                                     topics_more=body.topics_more, topics_less=body.topics_less)
+    prefs = _svc(request).save_prefs(
+        user_id, policy=body.policy, weights=body.weights, topics_more=body.topics_more, topics_less=body.topics_less
+    )
     return {"prefs": prefs}
 
 
@@ -112,8 +124,9 @@ def get_muted(request: Request, user_id: str, idx: int = Depends(require_user_or
 
 
 @router.put("/v1/users/{user_id}/muted-words", tags=["controls"])
-def put_muted(request: Request, user_id: str, body: MutedWordsIn,
-              _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+def put_muted(
+    request: Request, user_id: str, body: MutedWordsIn, _: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
     """Replace the person's muted words (case-insensitive substrings of post text)."""
     return {"words": request.app.state.ingestor.set_muted_words(user_id, body.words)}
 
@@ -153,16 +166,27 @@ async def train(request: Request) -> dict[str, Any]:
 
 
 def _policy_json(p) -> dict[str, Any]:
-    return {"name": p.name, "title": p.title, "summary": p.summary, "profiling": p.profiling, "ranker": p.ranker,
-            "weights": p.weights, "bounds": {k: list(v) for k, v in p.bounds.items()}, "sources": p.sources,
-            "adjustments": p.adjustments.model_dump(), "filters": p.filters.model_dump(),
-            "mixing": p.mixing.model_dump(), "fatigue": p.fatigue.model_dump()}
+    return {
+        "name": p.name,
+        "title": p.title,
+        "summary": p.summary,
+        "profiling": p.profiling,
+        "ranker": p.ranker,
+        "weights": p.weights,
+        "bounds": {k: list(v) for k, v in p.bounds.items()},
+        "sources": p.sources,
+        "adjustments": p.adjustments.model_dump(),
+        "filters": p.filters.model_dump(),
+        "mixing": p.mixing.model_dump(),
+        "fatigue": p.fatigue.model_dump(),
+    }
 
 
 def _feed_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FeedError)
-    return JSONResponse({"error": str(exc), "detail": [{"index": -1, "field": exc.field, "reason": exc.reason}]},
-                        status_code=exc.status)
+    return JSONResponse(
+        {"error": str(exc), "detail": [{"index": -1, "field": exc.field, "reason": exc.reason}]}, status_code=exc.status
+    )
 
 
 def install(app: FastAPI) -> None:

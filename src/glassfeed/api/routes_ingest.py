@@ -52,9 +52,15 @@ async def read_items(request: Request, key: str) -> list[Any]:
     return data
 
 
-@router.post("/v1/users", status_code=201, response_model=s.UsersOut, tags=["ingest"],
-             dependencies=[Depends(require_service_key)], responses=s.ERROR_RESPONSES,
-             openapi_extra=s.batch_body_schema(s.UserIn, "users", _MAX))
+@router.post(
+    "/v1/users",
+    status_code=201,
+    response_model=s.UsersOut,
+    tags=["ingest"],
+    dependencies=[Depends(require_service_key)],
+    responses=s.ERROR_RESPONSES,
+    openapi_extra=s.batch_body_schema(s.UserIn, "users", _MAX),
+)
 async def create_users(request: Request) -> dict[str, Any]:
     """Create users (one, a list, or ``{"users": [...]}``); each gets a read token, shown only here."""
     items = await read_items(request, "users")
@@ -62,9 +68,15 @@ async def create_users(request: Request) -> dict[str, Any]:
     return {"users": out}
 
 
-@router.post("/v1/posts", status_code=201, response_model=s.PostsOut, tags=["ingest"],
-             dependencies=[Depends(require_service_key)], responses=s.ERROR_RESPONSES,
-             openapi_extra=s.batch_body_schema(s.PostIn, "posts", _MAX))
+@router.post(
+    "/v1/posts",
+    status_code=201,
+    response_model=s.PostsOut,
+    tags=["ingest"],
+    dependencies=[Depends(require_service_key)],
+    responses=s.ERROR_RESPONSES,
+    openapi_extra=s.batch_body_schema(s.PostIn, "posts", _MAX),
+)
 async def create_posts(request: Request) -> dict[str, Any]:
     """Create posts; hashtags in the text become topics. Authors and reply/quote targets must exist."""
     items = await read_items(request, "posts")
@@ -74,22 +86,37 @@ async def create_posts(request: Request) -> dict[str, Any]:
 
 async def _ingest(request: Request, items: list[Any]) -> dict[str, Any]:
     res = await run_in_threadpool(_ingestor(request).ingest_events, items)
-    return {"accepted": res.accepted, "duplicates": res.duplicates, "ids": res.ids,
-            "first_seq": res.first_seq, "last_seq": res.last_seq}
+    return {
+        "accepted": res.accepted,
+        "duplicates": res.duplicates,
+        "ids": res.ids,
+        "first_seq": res.first_seq,
+        "last_seq": res.last_seq,
+    }
 
 
-@router.post("/v1/events", response_model=s.EventsOut, tags=["ingest"],
-             dependencies=[Depends(require_service_key)], responses=s.ERROR_RESPONSES,
-             openapi_extra=s.batch_body_schema(s.EventIn, "events", _MAX))
+@router.post(
+    "/v1/events",
+    response_model=s.EventsOut,
+    tags=["ingest"],
+    dependencies=[Depends(require_service_key)],
+    responses=s.ERROR_RESPONSES,
+    openapi_extra=s.batch_body_schema(s.EventIn, "events", _MAX),
+)
 async def ingest_events(request: Request) -> dict[str, Any]:
     """Append up to 10,000 events, all-or-nothing: one bad item rejects the batch and nothing is written.
     The answer comes after a durable commit; events whose ``id`` was already stored count as duplicates."""
     return await _ingest(request, await read_items(request, "events"))
 
 
-@router.post("/v1/follows", response_model=s.EventsOut, tags=["ingest"],
-             dependencies=[Depends(require_service_key)], responses=s.ERROR_RESPONSES,
-             openapi_extra=s.batch_body_schema(s.FollowIn, "follows", _MAX))
+@router.post(
+    "/v1/follows",
+    response_model=s.EventsOut,
+    tags=["ingest"],
+    dependencies=[Depends(require_service_key)],
+    responses=s.ERROR_RESPONSES,
+    openapi_extra=s.batch_body_schema(s.FollowIn, "follows", _MAX),
+)
 async def follow(request: Request) -> dict[str, Any]:
     """Convenience: ``{user, target}`` pairs become ``follow`` events (same rules as /v1/events)."""
     items = await read_items(request, "follows")
@@ -108,8 +135,10 @@ async def follow(request: Request) -> dict[str, Any]:
     try:
         return await _ingest(request, events)
     except IngestError as e:  # name the follow fields, not the event fields
-        raise IngestError([ItemError(x.index, "target" if x.field == "target_user" else x.field, x.reason)
-                           for x in e.errors], e.status) from None
+        raise IngestError(
+            [ItemError(x.index, "target" if x.field == "target_user" else x.field, x.reason) for x in e.errors],
+            e.status,
+        ) from None
 
 
 @router.get("/v1/users/{user_id}", response_model=s.UserOut, tags=["read"], responses=s.ERROR_RESPONSES)
@@ -124,8 +153,14 @@ def get_user(request: Request, user_id: str, idx: int = Depends(require_user_or_
 def stats(request: Request) -> dict[str, Any]:
     """Aggregate counts (public: no per-user data)."""
     store = request.app.state.store
-    return {"users": store.count("users"), "posts": store.count("posts"), "events": store.count("events"),
-            "follows": store.count("follows"), "max_seq": store.max_seq(), "schema_version": store.schema_version}
+    return {
+        "users": store.count("users"),
+        "posts": store.count("posts"),
+        "events": store.count("events"),
+        "follows": store.count("follows"),
+        "max_seq": store.max_seq(),
+        "schema_version": store.schema_version,
+    }
 
 
 @router.get("/healthz", tags=["read"])

@@ -16,8 +16,13 @@ from glassfeed.settings import IngestLimits, packaged_settings
 
 #: The Python (so JSON schema) type of each wire type.
 _WIRE_PYTHON: dict[WireType, Any] = {
-    WireType.KIND: Literal.__getitem__(KIND_NAMES), WireType.USER: str, WireType.POST: str,
-    WireType.TIME: float | str, WireType.NUMBER: float, WireType.INTEGER: int, WireType.STRING: str,
+    WireType.KIND: Literal.__getitem__(KIND_NAMES),
+    WireType.USER: str,
+    WireType.POST: str,
+    WireType.TIME: float | str,
+    WireType.NUMBER: float,
+    WireType.INTEGER: int,
+    WireType.STRING: str,
 }
 
 
@@ -146,8 +151,14 @@ class ErrorOut(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": desc}
-    for code, desc in ((400, "malformed JSON"), (401, "missing or invalid API key"), (404, "unknown id"),
-                       (409, "duplicate entity id"), (413, "batch too large"), (422, "invalid items"))
+    for code, desc in (
+        (400, "malformed JSON"),
+        (401, "missing or invalid API key"),
+        (404, "unknown id"),
+        (409, "duplicate entity id"),
+        (413, "batch too large"),
+        (422, "invalid items"),
+    )
 }
 
 
@@ -155,5 +166,13 @@ def batch_body_schema(model: type[BaseModel], key: str, max_items: int) -> dict[
     """OpenAPI requestBody for a body that is one item, a list of items, or ``{key: [items]}``."""
     item = model.model_json_schema()
     arr = {"type": "array", "items": item, "maxItems": max_items}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [arr, {"type": "object", "properties": {key: arr}, "required": [key]}, item]}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [arr, {"type": "object", "properties": {key: arr}, "required": [key]}, item]}
+                }
+            },
+        }
+    }

@@ -18,7 +18,18 @@ from glassfeed.audit.metrics import (
 )
 
 __all__ = [
-    "amplification_ratio", "bimodality_coefficient", "divisive_share", "engagement_rate", "exposure_matrix", "gini",
-    "group_mean", "group_sum", "jaccard_homogenisation", "nearest_neighbours", "pair_jaccard", "polarisation",
-    "time_spent", "topic_entropy",
+    "amplification_ratio",
+    "bimodality_coefficient",
+    "divisive_share",
+    "engagement_rate",
+    "exposure_matrix",
+    "gini",
+    "group_mean",
+    "group_sum",
+    "jaccard_homogenisation",
+    "nearest_neighbours",
+    "pair_jaccard",
+    "polarisation",
+    "time_spent",
+    "topic_entropy",
 ]

@@ -20,11 +20,12 @@ def register(app: typer.Typer) -> None:
     """Add the ``audit`` command to the main CLI."""
 
     @app.command()
-    def audit(db: list[Path] = typer.Option(..., "--db", help="store to audit (repeat to pool several stores)"),
-              json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
-              threshold: float = typer.Option(0.5, help="divisiveness at or above which a post counts as divisive"),
-              since: float | None = typer.Option(None, help="only impressions at or after this epoch time")
-              ) -> None:
+    def audit(
+        db: list[Path] = typer.Option(..., "--db", help="store to audit (repeat to pool several stores)"),
+        json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
+        threshold: float = typer.Option(0.5, help="divisiveness at or above which a post counts as divisive"),
+        since: float | None = typer.Option(None, help="only impressions at or after this epoch time"),
+    ) -> None:
         """Served divisive share, topic entropy, creator Gini, engagement per impression, amplification."""
         err = Console(stderr=True)
         for p in db:

@@ -108,9 +108,19 @@ def merge(parts: list[LogData]) -> LogData:
         cm.append(d.user_community)
         uo += d.n_users
         po += d.n_posts
-    return LogData(np.concatenate(iu), np.concatenate(ip), np.concatenate(pol), list(names),
-                   np.sort(np.concatenate(ek)), np.concatenate(au), np.concatenate(dv), np.concatenate(tp),
-                   np.concatenate(cm), uo, po)
+    return LogData(
+        np.concatenate(iu),
+        np.concatenate(ip),
+        np.concatenate(pol),
+        list(names),
+        np.sort(np.concatenate(ek)),
+        np.concatenate(au),
+        np.concatenate(dv),
+        np.concatenate(tp),
+        np.concatenate(cm),
+        uo,
+        po,
+    )
 
 
 @dataclass
@@ -134,9 +144,12 @@ def audit(d: LogData, threshold: float = 0.5) -> AuditReport:
         engaged = np.isin(u * d.n_posts + p, d.engaged_keys)
         uu, inv = np.unique(u, return_inverse=True)
         t = d.post_topic[p]
-        row: dict[str, Any] = {"impressions": int(m.sum()), "viewers": len(uu),
-                               "engagement_rate": _f(M.engagement_rate(engaged)),
-                               "divisive_share": _f(M.divisive_share(d.post_div[p], threshold))}
+        row: dict[str, Any] = {
+            "impressions": int(m.sum()),
+            "viewers": len(uu),
+            "engagement_rate": _f(M.engagement_rate(engaged)),
+            "divisive_share": _f(M.divisive_share(d.post_div[p], threshold)),
+        }
         if n_topics and len(uu):
             counts = np.zeros((len(uu), n_topics))
             ok = t >= 0

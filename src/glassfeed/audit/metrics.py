@@ -51,8 +51,9 @@ def group_mean(values: ArrayLike, groups: ArrayLike, n_groups: int | None = None
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def engagement_rate(engaged: ArrayLike, users: ArrayLike | None = None,
-                    n_users: int | None = None) -> float | NDArray[np.float64]:
+def engagement_rate(
+    engaged: ArrayLike, users: ArrayLike | None = None, n_users: int | None = None
+) -> float | NDArray[np.float64]:
     """Share of impressions that were engaged with (each row one impression, ``engaged`` 0/1 or bool).
 
     With ``users`` (the viewer of each impression) returns one rate per user, ``nan`` for users with no
@@ -64,8 +65,9 @@ def engagement_rate(engaged: ArrayLike, users: ArrayLike | None = None,
     return group_mean(e, users, n_users)
 
 
-def time_spent(dwell: ArrayLike, users: ArrayLike, n_users: int | None = None,
-               scale: float = 1e-3) -> NDArray[np.float64]:
+def time_spent(
+    dwell: ArrayLike, users: ArrayLike, n_users: int | None = None, scale: float = 1e-3
+) -> NDArray[np.float64]:
     """Total dwell per user, multiplied by ``scale`` (default: milliseconds -> seconds); 0 for silent users.
 
     Missing dwell values (``nan``) count as zero time, so an impression without a dwell event adds nothing.
@@ -77,8 +79,9 @@ def time_spent(dwell: ArrayLike, users: ArrayLike, n_users: int | None = None,
 # --------------------------------------------------------------------------- divisiveness (Milli et al. 2025)
 
 
-def divisive_share(served_divisiveness: ArrayLike, threshold: float = 0.5,
-                   groups: ArrayLike | None = None, n_groups: int | None = None) -> float | NDArray[np.float64]:
+def divisive_share(
+    served_divisiveness: ArrayLike, threshold: float = 0.5, groups: ArrayLike | None = None, n_groups: int | None = None
+) -> float | NDArray[np.float64]:
     """Share of served items whose divisiveness score is ``>= threshold``.
 
     Milli, Carroll, Wang, Pandey, Zhao & Dragan (2025, PNAS Nexus), "Engagement, user satisfaction, and the
@@ -114,8 +117,13 @@ def exposure_matrix(imp_users: ArrayLike, imp_groups: ArrayLike, n_users: int, n
     return out
 
 
-def amplification_ratio(imp_users: ArrayLike, imp_groups: ArrayLike, treated: ArrayLike,
-                        n_groups: int | None = None, audience: ArrayLike | None = None) -> NDArray[np.float64]:
+def amplification_ratio(
+    imp_users: ArrayLike,
+    imp_groups: ArrayLike,
+    treated: ArrayLike,
+    n_groups: int | None = None,
+    audience: ArrayLike | None = None,
+) -> NDArray[np.float64]:
     """Huszar et al. (2022, PNAS) group amplification, one value per group of posts.
 
     For each group g (its posts are the set T) and audience U::
@@ -210,8 +218,9 @@ def pair_jaccard(consumed: ArrayLike, partner: ArrayLike) -> NDArray[np.float64]
     return np.divide(inter, union, out=np.zeros(inter.shape, dtype=np.float64), where=union > 0)
 
 
-def jaccard_homogenisation(consumed: ArrayLike, user_vectors: ArrayLike, ideal_consumed: ArrayLike,
-                           rng: np.random.Generator | None = None) -> float | NDArray[np.float64]:
+def jaccard_homogenisation(
+    consumed: ArrayLike, user_vectors: ArrayLike, ideal_consumed: ArrayLike, rng: np.random.Generator | None = None
+) -> float | NDArray[np.float64]:
     """Chaney, Stewart & Engelhardt (2018, RecSys) homogenisation of a recommender.
 
     Pairs each user with their nearest neighbour by cosine of ``user_vectors`` (the recommender's own user
@@ -258,15 +267,15 @@ def bimodality_coefficient(leanings: ArrayLike, axis: int = -1) -> float | NDArr
         out = np.full(tuple(shape), np.nan)
         return float(out) if out.ndim == 0 else out
     d = x - x.mean(axis=axis, keepdims=True)
-    m2 = (d ** 2).mean(axis=axis)
-    m3 = (d ** 3).mean(axis=axis)
-    m4 = (d ** 4).mean(axis=axis)
+    m2 = (d**2).mean(axis=axis)
+    m3 = (d**3).mean(axis=axis)
+    m4 = (d**4).mean(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g1 = m3 / m2 ** 1.5
+        g1 = m3 / m2**1.5
         G1 = g1 * np.sqrt(n * (n - 1)) / (n - 2)  # bias-corrected skewness
-        g2 = m4 / m2 ** 2 - 3.0
+        g2 = m4 / m2**2 - 3.0
         G2 = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3))  # bias-corrected excess kurtosis
-        bc = (G1 ** 2 + 1.0) / (G2 + 3.0 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+        bc = (G1**2 + 1.0) / (G2 + 3.0 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
     bc = np.where(m2 > 0, bc, np.nan)
     return float(bc) if np.ndim(bc) == 0 else bc
 

@@ -17,13 +17,14 @@ bluesky = typer.Typer(no_args_is_help=True, help="Run glassfeed as a Bluesky fee
 
 
 @bluesky.command("ingest")
-def ingest(ctx: typer.Context,
-           file: Path | None = typer.Argument(None, help="JSONL of Jetstream messages; omit to follow the "
-                                                              "live stream"),
-           db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
-           url: str | None = typer.Option(None, help="Jetstream websocket URL (default from settings)"),
-           batch: int = typer.Option(500, help="messages per transaction"),
-           max_messages: int | None = typer.Option(None, help="stop the live stream after this many")) -> None:
+def ingest(
+    ctx: typer.Context,
+    file: Path | None = typer.Argument(None, help="JSONL of Jetstream messages; omit to follow the live stream"),
+    db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
+    url: str | None = typer.Option(None, help="Jetstream websocket URL (default from settings)"),
+    batch: int = typer.Option(500, help="messages per transaction"),
+    max_messages: int | None = typer.Option(None, help="stop the live stream after this many"),
+) -> None:
     """Ingest Jetstream messages (posts, likes, reposts, follows, blocks, deletes); resumes from the saved cursor."""
     with handled():
         settings = cli_settings(ctx, db)
@@ -44,13 +45,28 @@ def records(ctx: typer.Context) -> None:
     cfg = load_bluesky_settings(settings.bluesky)
     pols = load_policies(settings.serving.policies_dir or None)
     names = list(cfg.feeds or pols)
-    out.print_json(json.dumps({"did.json": did_document(cfg) if cfg.service_did.startswith("did:web:") else None,
-                               "records": [{"uri": cfg.feed_uri(n), "record": {
-                                   "$type": "app.bsky.feed.generator", "did": cfg.service_did,
-                                   "displayName": (pols[n].title or n)[:24],
-                                   "description": (pols[n].summary or "")[:300],
-                                   "acceptsInteractions": True, "createdAt": "<now, ISO 8601>"}}
-                                   for n in names if n in pols]}))
+    out.print_json(
+        json.dumps(
+            {
+                "did.json": did_document(cfg) if cfg.service_did.startswith("did:web:") else None,
+                "records": [
+                    {
+                        "uri": cfg.feed_uri(n),
+                        "record": {
+                            "$type": "app.bsky.feed.generator",
+                            "did": cfg.service_did,
+                            "displayName": (pols[n].title or n)[:24],
+                            "description": (pols[n].summary or "")[:300],
+                            "acceptsInteractions": True,
+                            "createdAt": "<now, ISO 8601>",
+                        },
+                    }
+                    for n in names
+                    if n in pols
+                ],
+            }
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -31,8 +31,10 @@ CURSOR_KEY = "bluesky.jetstream.cursor"
 REMOVED = "removed"
 #: record collection -> (create kind, delete kind or None)
 EVENT_KINDS: dict[str, tuple[EventKind, EventKind | None]] = {
-    LIKE: (EventKind.LIKE, EventKind.UNLIKE), REPOST: (EventKind.REPOST, None),
-    FOLLOW: (EventKind.FOLLOW, EventKind.UNFOLLOW), BLOCK: (EventKind.BLOCK, EventKind.UNBLOCK),
+    LIKE: (EventKind.LIKE, EventKind.UNLIKE),
+    REPOST: (EventKind.REPOST, None),
+    FOLLOW: (EventKind.FOLLOW, EventKind.UNFOLLOW),
+    BLOCK: (EventKind.BLOCK, EventKind.UNBLOCK),
 }
 
 
@@ -47,7 +49,7 @@ class JetstreamStats:
     skipped: int = 0  # identity/account messages, updates, records about things glassfeed never stored
     errors: int = 0  # malformed messages or records the Ingestor refused
 
-    def add(self, other: "JetstreamStats") -> None:
+    def add(self, other: JetstreamStats) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -100,8 +102,13 @@ class JetstreamIngester:
                 continue
             newest = max(newest or 0, m["time_us"])
             c = m.get("commit")
-            if m.get("kind") != "commit" or not isinstance(c, dict) or c.get("collection") not in COLLECTIONS \
-                    or not isinstance(c.get("rkey"), str) or c.get("operation") not in ("create", "delete"):
+            if (
+                m.get("kind") != "commit"
+                or not isinstance(c, dict)
+                or c.get("collection") not in COLLECTIONS
+                or not isinstance(c.get("rkey"), str)
+                or c.get("operation") not in ("create", "delete")
+            ):
                 st.skipped += 1
                 continue
             commits.append((m["did"], m["time_us"] / 1e6, c))
@@ -121,8 +128,9 @@ class JetstreamIngester:
                 if _is_did(d) and self.store.user_idx(d) is None and d not in new:
                     new[d] = ts
         if new:
-            self.ingestor.create_users([{"id": d, "created_at": t} for d, t in new.items()], skip_existing=True,
-                                       with_tokens=False)
+            self.ingestor.create_users(
+                [{"id": d, "created_at": t} for d, t in new.items()], skip_existing=True, with_tokens=False
+            )
             st.users += len(new)
 
     def _posts(self, commits: list[tuple[str, float, dict[str, Any]]], st: JetstreamStats) -> set[str]:
@@ -146,8 +154,14 @@ class JetstreamIngester:
             for uri, r in pending.items():
                 if any(r.get(ref) in pending for ref in ("reply_to", "quote_of")):
                     continue
-                ready[uri] = {**r, **{ref: r[ref] for ref in ("reply_to", "quote_of")
-                                      if r.get(ref) and self.store.post_idx(r[ref]) is not None}}
+                ready[uri] = {
+                    **r,
+                    **{
+                        ref: r[ref]
+                        for ref in ("reply_to", "quote_of")
+                        if r.get(ref) and self.store.post_idx(r[ref]) is not None
+                    },
+                }
                 for ref in ("reply_to", "quote_of"):
                     if ready[uri].get(ref) and self.store.post_idx(ready[uri][ref]) is None:
                         ready[uri][ref] = None
@@ -160,8 +174,7 @@ class JetstreamIngester:
         st.posts += len(made)
         return made
 
-    def _events(self, commits: list[tuple[str, float, dict[str, Any]]], created: set[str],
-                st: JetstreamStats) -> None:
+    def _events(self, commits: list[tuple[str, float, dict[str, Any]]], created: set[str], st: JetstreamStats) -> None:
         events: list[dict[str, Any]] = []
         remove: list[str] = []
         batch_records: dict[str, dict[str, Any]] = {}  # record URI -> event created in this batch
@@ -180,8 +193,9 @@ class JetstreamIngester:
                     for ref, kind in (("reply_to", EventKind.REPLY), ("quote_of", EventKind.QUOTE)):
                         parent = _post_record(uri, did, ts, rec, 0).get(ref)
                         if parent and self.store.post_idx(parent) is not None:
-                            events.append({"id": f"{uri}#{kind.wire}", "kind": kind.wire, "user": did,
-                                           "post": parent, "ts": ts})
+                            events.append(
+                                {"id": f"{uri}#{kind.wire}", "kind": kind.wire, "user": did, "post": parent, "ts": ts}
+                            )
                 continue
             create_kind, delete_kind = EVENT_KINDS[col]
             if op == "create":
@@ -205,13 +219,14 @@ class JetstreamIngester:
                     ev[k] = orig[k]
             events.append(ev)
         for i in range(0, len(events), self.ingestor.limits.max_batch):
-            part = events[i:i + self.ingestor.limits.max_batch]
+            part = events[i : i + self.ingestor.limits.max_batch]
             _write_all(self.ingestor.ingest_events, part, st, events=True)
         if remove:
             st.removed += self._remove_posts(remove)
 
-    def _record_event(self, did: str, ts: float, uri: str, col: str, rec: Any,
-                      kind: EventKind) -> dict[str, Any] | None:
+    def _record_event(
+        self, did: str, ts: float, uri: str, col: str, rec: Any, kind: EventKind
+    ) -> dict[str, Any] | None:
         if not isinstance(rec, dict):
             return None
         subject = rec.get("subject")
@@ -234,8 +249,10 @@ class JetstreamIngester:
             return None
         _kind, post, target = found
         if self._inverse is None:  # idx -> external id, built once per batch and only when a delete needs it
-            self._inverse = ({v: k for k, v in self.store.user_ids().items()},
-                             {v: k for k, v in self.store.post_ids().items()})
+            self._inverse = (
+                {v: k for k, v in self.store.user_ids().items()},
+                {v: k for k, v in self.store.post_ids().items()},
+            )
         out: dict[str, Any] = {}
         if post:
             out["post"] = self._inverse[1].get(post)
@@ -254,7 +271,9 @@ class JetstreamIngester:
         cur = self.resume_cursor()
         return f"{base}?{q}" + (f"&cursor={cur}" if cur is not None else "")
 
-    def run(self, base_url: str, batch: int = 500, flush_s: float = 1.0, max_messages: int | None = None) -> JetstreamStats:
+    def run(
+        self, base_url: str, batch: int = 500, flush_s: float = 1.0, max_messages: int | None = None
+    ) -> JetstreamStats:
         """Follow the live firehose over a websocket (needs network access; reconnect by calling again)."""
         total = JetstreamStats()
         buf: list[Any] = []
@@ -298,8 +317,12 @@ def _post_record(uri: str, did: str, ts: float, rec: dict[str, Any], max_chars: 
     langs = rec.get("langs") if isinstance(rec.get("langs"), list) else []
     text = rec.get("text") if isinstance(rec.get("text"), str) else ""
     return {
-        "id": uri, "author": did, "text": text[:max_chars] if max_chars else text, "created_at": max(created, 0.0),
-        "reply_to": parent if _post_uri(parent) else None, "quote_of": quote if _post_uri(quote) else None,
+        "id": uri,
+        "author": did,
+        "text": text[:max_chars] if max_chars else text,
+        "created_at": max(created, 0.0),
+        "reply_to": parent if _post_uri(parent) else None,
+        "quote_of": quote if _post_uri(quote) else None,
         "topics": [t for t in tags if t and "," not in t and len(t) <= 64][:16],
         "labels": [lb for lb in labels if lb and "," not in lb][:16],
         "lang": str(langs[0])[:16] if langs and isinstance(langs[0], str) else "und",
@@ -311,7 +334,9 @@ def _post_uri(v: Any) -> bool:
     return p is not None and p[1] == POST
 
 
-def _write_all(write: Any, records: list[dict[str, Any]], st: JetstreamStats, events: bool = False) -> list[dict[str, Any]]:
+def _write_all(
+    write: Any, records: list[dict[str, Any]], st: JetstreamStats, events: bool = False
+) -> list[dict[str, Any]]:
     """Write a batch; if the Ingestor refuses it, write record by record and count the refused ones."""
     if not records:
         return []

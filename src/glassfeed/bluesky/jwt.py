@@ -65,8 +65,15 @@ def _json_part(part: str) -> dict[str, Any]:
     return obj
 
 
-def verify_jwt(token: str, *, audience: str, lxm: str | None, resolver: KeyResolver, now: float | None = None,
-               strict_low_s: bool = False) -> Claims:
+def verify_jwt(
+    token: str,
+    *,
+    audience: str,
+    lxm: str | None,
+    resolver: KeyResolver,
+    now: float | None = None,
+    strict_low_s: bool = False,
+) -> Claims:
     """Verify a service JWT; returns its claims or raises a 401 :class:`XrpcError` named as the reference does."""
     parts = token.split(".")
     if len(parts) != 3:
@@ -78,9 +85,13 @@ def verify_jwt(token: str, *, audience: str, lxm: str | None, resolver: KeyResol
         raise auth_required(f"Invalid jwt type {header['typ']!r}", "BadJwtType")
     payload = _json_part(parts[1])
     exp = payload.get("exp")
-    if not isinstance(payload.get("iss"), str) or not isinstance(payload.get("aud"), str) \
-            or not isinstance(exp, (int, float)) or isinstance(exp, bool) \
-            or ("lxm" in payload and not isinstance(payload["lxm"], str)):
+    if (
+        not isinstance(payload.get("iss"), str)
+        or not isinstance(payload.get("aud"), str)
+        or not isinstance(exp, (int, float))
+        or isinstance(exp, bool)
+        or ("lxm" in payload and not isinstance(payload["lxm"], str))
+    ):
         raise _bad()
     if (time.time() if now is None else now) > exp:
         raise auth_required("jwt expired", "JwtExpired")
@@ -92,10 +103,10 @@ def verify_jwt(token: str, *, audience: str, lxm: str | None, resolver: KeyResol
     try:
         key = resolver.resolve(iss)
     except Exception as e:  # network or document trouble: the token cannot be checked
-        raise auth_required(f"could not resolve the signing key of {iss}: {type(e).__name__}",
-                            "BadJwtSignature") from None
-    if key is None or not _signature_ok(key, header["alg"], f"{parts[0]}.{parts[1]}".encode(), parts[2],
-                                        strict_low_s):
+        raise auth_required(
+            f"could not resolve the signing key of {iss}: {type(e).__name__}", "BadJwtSignature"
+        ) from None
+    if key is None or not _signature_ok(key, header["alg"], f"{parts[0]}.{parts[1]}".encode(), parts[2], strict_low_s):
         raise auth_required("jwt signature does not match jwt issuer", "BadJwtSignature")
     return Claims(iss=iss, aud=payload["aud"], exp=float(exp), lxm=payload.get("lxm"), raw=payload)
 
@@ -122,16 +133,29 @@ def _signature_ok(key: ec.EllipticCurvePublicKey, alg: str, msg: bytes, sig_b64:
     return True
 
 
-def sign_jwt(private_key: ec.EllipticCurvePrivateKey, *, iss: str, aud: str, lxm: str | None = None,
-             exp: float | None = None, iat: float | None = None, header: dict[str, Any] | None = None,
-             high_s: bool = False) -> str:
+def sign_jwt(
+    private_key: ec.EllipticCurvePrivateKey,
+    *,
+    iss: str,
+    aud: str,
+    lxm: str | None = None,
+    exp: float | None = None,
+    iat: float | None = None,
+    header: dict[str, Any] | None = None,
+    high_s: bool = False,
+) -> str:
     """Create a service JWT the way a PDS does (raw r||s, low-S); for tests and local tooling.
 
     ``high_s=True`` emits the equivalent malleable high-S signature (to test the low-S rule)."""
     alg = "ES256K" if isinstance(private_key.curve, ec.SECP256K1) else "ES256"
     now = int(time.time() if iat is None else iat)
-    payload = {"iat": now, "iss": iss, "aud": aud, "exp": int(now + 60 if exp is None else exp),
-               "jti": secrets.token_hex(16)}
+    payload = {
+        "iat": now,
+        "iss": iss,
+        "aud": aud,
+        "exp": int(now + 60 if exp is None else exp),
+        "jti": secrets.token_hex(16),
+    }
     if lxm is not None:
         payload["lxm"] = lxm
     head = header if header is not None else {"typ": "JWT", "alg": alg}

@@ -106,8 +106,9 @@ class StaticKeyResolver:
 class NetworkKeyResolver:
     """Fetches DID documents (did:plc from the PLC directory, did:web from the host) with a TTL cache."""
 
-    def __init__(self, plc_url: str = "https://plc.directory", ttl_s: float = 3600.0, timeout_s: float = 3.0,
-                 client: Any = None) -> None:
+    def __init__(
+        self, plc_url: str = "https://plc.directory", ttl_s: float = 3600.0, timeout_s: float = 3.0, client: Any = None
+    ) -> None:
         self.plc_url = plc_url.rstrip("/")
         self.ttl_s = ttl_s
         self.client = client or httpx.Client(timeout=timeout_s, follow_redirects=True)

@@ -43,8 +43,16 @@ def load_bluesky_settings(section: BlueskySection | None = None) -> BlueskySetti
     b = section or packaged_settings().bluesky
     service = b.service_did or web_did(b.hostname)
     return BlueskySettings(
-        hostname=b.hostname, service_did=service, publisher_did=b.publisher_did or service, feeds=b.feeds,
-        privacy_policy=b.privacy_policy, terms_of_service=b.terms_of_service, keys_file=b.keys_file,
-        plc_url=b.plc_url, strict_low_s=b.strict_low_s, impressions=b.impressions, jetstream_url=b.jetstream_url,
+        hostname=b.hostname,
+        service_did=service,
+        publisher_did=b.publisher_did or service,
+        feeds=b.feeds,
+        privacy_policy=b.privacy_policy,
+        terms_of_service=b.terms_of_service,
+        keys_file=b.keys_file,
+        plc_url=b.plc_url,
+        strict_low_s=b.strict_low_s,
+        impressions=b.impressions,
+        jetstream_url=b.jetstream_url,
         cursor_rewind_s=b.cursor_rewind_s,
     )

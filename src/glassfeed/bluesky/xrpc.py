@@ -76,18 +76,31 @@ class FeedGenerator:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise auth_required("Authorization must be 'Bearer <jwt>'", "BadJwt")
-        return verify_jwt(token.strip(), audience=self.settings.service_did, lxm=method, resolver=self.resolver,
-                          strict_low_s=self.settings.strict_low_s)
+        return verify_jwt(
+            token.strip(),
+            audience=self.settings.service_did,
+            lxm=method,
+            resolver=self.resolver,
+            strict_low_s=self.settings.strict_low_s,
+        )
 
     # ------------------------------------------------------------------ documents
     def did_document(self) -> dict[str, Any]:
         return did_document(self.settings)
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"did": self.settings.service_did,
-                               "feeds": [{"uri": self.settings.feed_uri(f)} for f in self.feeds]}
-        links = {k: v for k, v in (("privacyPolicy", self.settings.privacy_policy),
-                                   ("termsOfService", self.settings.terms_of_service)) if v}
+        out: dict[str, Any] = {
+            "did": self.settings.service_did,
+            "feeds": [{"uri": self.settings.feed_uri(f)} for f in self.feeds],
+        }
+        links = {
+            k: v
+            for k, v in (
+                ("privacyPolicy", self.settings.privacy_policy),
+                ("termsOfService", self.settings.terms_of_service),
+            )
+            if v
+        }
         if links:
             out["links"] = links
         return out
@@ -115,8 +128,14 @@ class FeedGenerator:
         store = self.svc.store
         user = claims.iss if claims is not None and store.user_idx(claims.iss) is not None else None
         try:
-            page = self.svc.feed(user, policy=policy, limit=limit, cursor=inner, surface="bluesky",
-                                 log_impressions=self.settings.impressions == "served")
+            page = self.svc.feed(
+                user,
+                policy=policy,
+                limit=limit,
+                cursor=inner,
+                surface="bluesky",
+                log_impressions=self.settings.impressions == "served",
+            )
         except FeedError as e:
             raise invalid_request(f"{e.field}: {e.reason}") from None
         feed = []
@@ -165,8 +184,7 @@ class FeedGenerator:
             if kind in RECORD_KINDS and has_engagement(store, user, post, kind):  # type: ignore[arg-type]
                 continue  # Jetstream already delivered the record itself
             key = hashlib.sha256(f"{did}|{item}|{event}|{req}".encode()).hexdigest()[:40]
-            ev = {"id": f"bsky:ix:{key}", "kind": kind.wire, "user": did, "post": item, "ts": now,
-                  "surface": surface}
+            ev = {"id": f"bsky:ix:{key}", "kind": kind.wire, "user": did, "post": item, "ts": now, "surface": surface}
             if req:
                 ev["request_id"] = req
             events.append(ev)
@@ -180,9 +198,11 @@ class FeedGenerator:
 
 def did_document(settings: BlueskySettings) -> dict[str, Any]:
     """The did:web document that points Bluesky at this feed generator."""
-    return {"@context": ["https://www.w3.org/ns/did/v1"], "id": settings.service_did,
-            "service": [{"id": "#bsky_fg", "type": "BskyFeedGenerator",
-                         "serviceEndpoint": f"https://{settings.hostname}"}]}
+    return {
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": settings.service_did,
+        "service": [{"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": f"https://{settings.hostname}"}],
+    }
 
 
 def _limit(raw: str | None) -> int:

@@ -121,8 +121,9 @@ class EventBatch:
         cols: dict[str, Any] = {c.name: np.concatenate([getattr(p, c.name) for p in parts]) for c in EVENT_COLUMNS}
         for name in OBJECT_COLUMNS:
             if any(getattr(p, name) is not None for p in parts):
-                cols[name] = np.concatenate([getattr(p, name) if getattr(p, name) is not None
-                                             else np.full(len(p), None, object) for p in parts])
+                cols[name] = np.concatenate(
+                    [getattr(p, name) if getattr(p, name) is not None else np.full(len(p), None, object) for p in parts]
+                )
         return EventBatch(**cols)
 
     # ------------------------------------------------------------------ access
@@ -131,8 +132,7 @@ class EventBatch:
 
     def take(self, idx: np.ndarray) -> EventBatch:
         """The events at ``idx`` (integer positions or a boolean mask), in that order."""
-        return EventBatch(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx])
-                             for f in fields(self)})
+        return EventBatch(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
 
     def with_seq(self, first: int) -> EventBatch:
         """The same events numbered ``first, first + 1, ...`` (as the store assigned them)."""

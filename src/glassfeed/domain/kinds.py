@@ -34,7 +34,7 @@ class EventKind(IntEnum):
     UNBLOCK = 20
 
     @classmethod
-    def parse(cls, name: str) -> "EventKind":
+    def parse(cls, name: str) -> EventKind:
         """Map a wire name such as ``"see_less"`` to its kind; raises ``ValueError`` otherwise."""
         try:
             return cls[name.strip().upper()]
@@ -54,5 +54,6 @@ USER_TARGET_KINDS: frozenset[EventKind] = frozenset(
 )
 
 #: Kinds that may target either a post or a user (e.g. "see less of this author").
-EITHER_TARGET_KINDS: frozenset[EventKind] = frozenset({EventKind.SEE_LESS, EventKind.SEE_MORE, EventKind.REPORT,
-                                                       EventKind.NOT_INTERESTED})
+EITHER_TARGET_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.SEE_LESS, EventKind.SEE_MORE, EventKind.REPORT, EventKind.NOT_INTERESTED}
+)

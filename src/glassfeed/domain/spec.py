@@ -60,22 +60,50 @@ class WireField:
 
 #: Every field an event may carry, in the order errors about one event are reported.
 EVENT_FIELDS: tuple[WireField, ...] = (
-    WireField("id", WireType.STRING, "client idempotency key; re-sending it changes nothing",
-              limit="max_id_chars", bound=Bound.CHARS, nonempty=True, reserved_prefix=SERVER_ID_PREFIX),
+    WireField(
+        "id",
+        WireType.STRING,
+        "client idempotency key; re-sending it changes nothing",
+        limit="max_id_chars",
+        bound=Bound.CHARS,
+        nonempty=True,
+        reserved_prefix=SERVER_ID_PREFIX,
+    ),
     WireField("kind", WireType.KIND, "the event kind", required=True),
     WireField("user", WireType.USER, "external id of the acting user", required=True),
     WireField("post", WireType.POST, "target post id (post kinds)"),
     WireField("target_user", WireType.USER, "target user id (follow/mute/block...)"),
-    WireField("ts", WireType.TIME, "epoch seconds or ISO 8601 with timezone; default now",
-              limit="max_future_skew_s", bound=Bound.FUTURE_SKEW),
-    WireField("value", WireType.NUMBER, "dwell time in ms (required for dwell)",
-              limit="max_dwell_ms", bound=Bound.AT_MOST),
-    WireField("surface", WireType.STRING, "where the event happened (e.g. home, profile)",
-              limit="max_surface_chars", bound=Bound.CHARS),
-    WireField("position", WireType.INTEGER, "the post's 0-based position in the feed page it was shown on",
-              limit="max_position", bound=Bound.BELOW),
-    WireField("request_id", WireType.STRING, "the feed request that served the post (from the feed response)",
-              limit="max_request_id_chars", bound=Bound.CHARS),
+    WireField(
+        "ts",
+        WireType.TIME,
+        "epoch seconds or ISO 8601 with timezone; default now",
+        limit="max_future_skew_s",
+        bound=Bound.FUTURE_SKEW,
+    ),
+    WireField(
+        "value", WireType.NUMBER, "dwell time in ms (required for dwell)", limit="max_dwell_ms", bound=Bound.AT_MOST
+    ),
+    WireField(
+        "surface",
+        WireType.STRING,
+        "where the event happened (e.g. home, profile)",
+        limit="max_surface_chars",
+        bound=Bound.CHARS,
+    ),
+    WireField(
+        "position",
+        WireType.INTEGER,
+        "the post's 0-based position in the feed page it was shown on",
+        limit="max_position",
+        bound=Bound.BELOW,
+    ),
+    WireField(
+        "request_id",
+        WireType.STRING,
+        "the feed request that served the post (from the feed response)",
+        limit="max_request_id_chars",
+        bound=Bound.CHARS,
+    ),
 )
 FIELDS_BY_NAME: dict[str, WireField] = {f.name: f for f in EVENT_FIELDS}
 WIRE_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
@@ -99,8 +127,13 @@ class KindRule:
 
 
 def _rule(kind: EventKind) -> KindRule:
-    target = (Target.USER if kind in USER_TARGET_KINDS else
-              Target.POST_OR_USER if kind in EITHER_TARGET_KINDS else Target.POST)
+    target = (
+        Target.USER
+        if kind in USER_TARGET_KINDS
+        else Target.POST_OR_USER
+        if kind in EITHER_TARGET_KINDS
+        else Target.POST
+    )
     if kind is EventKind.DWELL:
         return KindRule(target, ("value",), "dwell needs value = dwell time in ms")
     return KindRule(target)
@@ -109,5 +142,15 @@ def _rule(kind: EventKind) -> KindRule:
 #: The rule of every kind.
 KIND_RULES: dict[EventKind, KindRule] = {k: _rule(k) for k in EventKind}
 
-__all__ = ["SERVER_ID_PREFIX", "WireType", "Bound", "WireField", "EVENT_FIELDS", "FIELDS_BY_NAME",
-           "WIRE_FIELD_NAMES", "Target", "KindRule", "KIND_RULES"]
+__all__ = [
+    "SERVER_ID_PREFIX",
+    "WireType",
+    "Bound",
+    "WireField",
+    "EVENT_FIELDS",
+    "FIELDS_BY_NAME",
+    "WIRE_FIELD_NAMES",
+    "Target",
+    "KindRule",
+    "KIND_RULES",
+]

@@ -36,11 +36,18 @@ def resolve(dataset: str | None, protocol: str | None) -> Protocol:
     return chosen
 
 
-def run_with_progress(protocol: Protocol, models: Sequence[str], console: Console,
-                      root: str | Path | None = None, repeats: int = 1) -> dict[str, Any]:
+def run_with_progress(
+    protocol: Protocol, models: Sequence[str], console: Console, root: str | Path | None = None, repeats: int = 1
+) -> dict[str, Any]:
     """``run_protocol`` with one rich progress bar per model (grid points + the test run) and a line per result."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         tasks = {name: progress.add_task(f"{protocol.name} {name}", total=n_steps(protocol, name)) for name in models}
 
         def on_trial(name: str) -> None:
@@ -99,9 +106,15 @@ def evaluate_pipeline(
     except (UnknownName, DatasetMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    run = pipeline_eval.evaluate_pipeline(protocol=protocol, policy=policy, max_users=max_users, say=typer.echo,
-                                          root=settings.data_dir, settings=settings,
-                                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
+    run = pipeline_eval.evaluate_pipeline(
+        protocol=protocol,
+        policy=policy,
+        max_users=max_users,
+        say=typer.echo,
+        root=settings.data_dir,
+        settings=settings,
+        baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+    )
     typer.echo(pipeline_eval.to_markdown(run))
 
 
@@ -109,4 +122,3 @@ def register(app: typer.Typer) -> None:
     """Add the ``evaluate`` and ``evaluate-pipeline`` commands to the glassfeed CLI."""
     app.command("evaluate")(evaluate)
     app.command("evaluate-pipeline")(evaluate_pipeline)
-

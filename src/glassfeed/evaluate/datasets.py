@@ -29,8 +29,10 @@ def dataset_path(name: str, root: str | Path | None = None) -> Path:
     path = Path(root if root is not None else packaged_settings().data_dir) / folder
     missing = [f for f in files if not (path / f).is_file()]
     if missing:
-        raise DatasetMissing(f"dataset {name!r} not found under {path} (missing {', '.join(missing)}); "
-                             "set GLASSFEED_DATA to the folder holding the datasets")
+        raise DatasetMissing(
+            f"dataset {name!r} not found under {path} (missing {', '.join(missing)}); "
+            "set GLASSFEED_DATA to the folder holding the datasets"
+        )
     return path
 
 
@@ -60,6 +62,7 @@ def load_lastfm(root: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFr
     """HetRec Last.fm 2K: (plays: user, item, plays) and (friends: user, friend; symmetric, both directions)."""
     path = dataset_path("lastfm", root)
     plays = pd.read_csv(path / "user_artists.dat", sep="\t").rename(
-        columns={"userID": "user", "artistID": "item", "weight": "plays"})
+        columns={"userID": "user", "artistID": "item", "weight": "plays"}
+    )
     friends = pd.read_csv(path / "user_friends.dat", sep="\t").rename(columns={"userID": "user", "friendID": "friend"})
     return plays, friends

@@ -71,9 +71,27 @@ def _ml100k_items(root: str | Path | None, items: pd.Index) -> tuple[dict[int, s
     path = datasets.dataset_path("ml-100k", root) / "u.item"
     if not path.is_file():
         return {}, {}
-    genres = ["unknown", "action", "adventure", "animation", "children", "comedy", "crime", "documentary", "drama",
-              "fantasy", "film-noir", "horror", "musical", "mystery", "romance", "sci-fi", "thriller", "war",
-              "western"]
+    genres = [
+        "unknown",
+        "action",
+        "adventure",
+        "animation",
+        "children",
+        "comedy",
+        "crime",
+        "documentary",
+        "drama",
+        "fantasy",
+        "film-noir",
+        "horror",
+        "musical",
+        "mystery",
+        "romance",
+        "sci-fi",
+        "thriller",
+        "war",
+        "western",
+    ]
     df = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
     flags = df.iloc[:, 5:24].to_numpy(bool)
     idx = items.get_indexer(df[0])
@@ -93,8 +111,14 @@ def event_frames(protocol: str, root: str | Path | None = None) -> EventFrames:
         users, items = pd.Index(np.sort(df["user"].unique())), pd.Index(np.sort(df["item"].unique()))
         tr = _dense(train_df, users, items)
         names, topics = _ml100k_items(root, items)
-        return EventFrames(tr[["u", "i", "rating"]].assign(ts=tr["timestamp"].to_numpy(np.float64)),
-                           tr.iloc[:0][["u", "i"]], None, names, topics, "rating >= 4")
+        return EventFrames(
+            tr[["u", "i", "rating"]].assign(ts=tr["timestamp"].to_numpy(np.float64)),
+            tr.iloc[:0][["u", "i"]],
+            None,
+            names,
+            topics,
+            "rating >= 4",
+        )
     if protocol == "recbole-ml1m":
         df = recbole_ml1m_frame(root)
         train_df, valid_df, _ = group_ratio_split(df, (0.8, 0.1, 0.1), by="user", seed=2020)
@@ -157,10 +181,21 @@ class ImportedStore:
     train_report: dict[str, Any]
 
 
-def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: str | Path, *,
-                  like_min: int = 4, dwell_min: int | None = 3, negatives: float = 0.0, span_days: float | None = None,
-                  seed: int = 0, say: Say | None = None, retrieval: dict | None = None,
-                  settings: Settings | None = None) -> ImportedStore:
+def import_events(
+    frames: EventFrames,
+    users: np.ndarray,
+    n_items: int,
+    folder: str | Path,
+    *,
+    like_min: int = 4,
+    dwell_min: int | None = 3,
+    negatives: float = 0.0,
+    span_days: float | None = None,
+    seed: int = 0,
+    say: Say | None = None,
+    retrieval: dict | None = None,
+    settings: Settings | None = None,
+) -> ImportedStore:
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService.
     ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it."""
     settings = (settings or packaged_settings()).replace(retrieval=dict(retrieval or {}))
@@ -183,37 +218,72 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     store = SQLiteStore(folder / "eval.db", synchronous="NORMAL")
     ing = Ingestor(store, clock=lambda: now)
     say(f"import: {len(users)} users, {n_items} items, {len(tr)} training rows")
-    made = ing.create_users([{"id": f"u{u}", "created_at": posted - DAY} for u in users.tolist()]
-                            + [{"id": f"a{i}", "handle": f"item{i}", "created_at": posted - DAY}
-                               for i in range(n_items)], with_tokens=False)
+    made = ing.create_users(
+        [{"id": f"u{u}", "created_at": posted - DAY} for u in users.tolist()]
+        + [{"id": f"a{i}", "handle": f"item{i}", "created_at": posted - DAY} for i in range(n_items)],
+        with_tokens=False,
+    )
     user_idx = np.zeros(int(max(users.max(initial=0), 0)) + 1, np.int64)
-    user_idx[users] = [m["idx"] for m in made[:len(users)]]
+    user_idx[users] = [m["idx"] for m in made[: len(users)]]
     item_post = np.zeros(n_items, np.int64)
     for a in range(0, n_items, 20_000):
-        out = ing.create_posts([{"id": f"i{i}", "author": f"a{i}", "text": frames.item_names.get(i, f"item {i}"),
-                                 "created_at": posted, "topics": frames.item_topics.get(i, [])}
-                                for i in range(a, min(n_items, a + 20_000))])
-        item_post[a:a + len(out)] = [o["idx"] for o in out]
+        out = ing.create_posts(
+            [
+                {
+                    "id": f"i{i}",
+                    "author": f"a{i}",
+                    "text": frames.item_names.get(i, f"item {i}"),
+                    "created_at": posted,
+                    "topics": frames.item_topics.get(i, []),
+                }
+                for i in range(a, min(n_items, a + 20_000))
+            ]
+        )
+        item_post[a : a + len(out)] = [o["idx"] for o in out]
     post_item = np.full(int(item_post.max(initial=0)) + 1, -1, np.int64)
     post_item[item_post] = np.arange(n_items)
     cols: list[dict[str, np.ndarray]] = []
     if frames.friends is not None:
         ok = np.isin(frames.friends, users).all(axis=1)
         f = frames.friends[ok]
-        cols.append({"kind": np.full(len(f), int(EventKind.FOLLOW)), "user": user_idx[f[:, 0]],
-                     "post": np.full(len(f), -1), "target_user": user_idx[f[:, 1]], "ts": np.full(len(f), posted),
-                     "value": np.full(len(f), np.nan)})
+        cols.append(
+            {
+                "kind": np.full(len(f), int(EventKind.FOLLOW)),
+                "user": user_idx[f[:, 0]],
+                "post": np.full(len(f), -1),
+                "target_user": user_idx[f[:, 1]],
+                "ts": np.full(len(f), posted),
+                "value": np.full(len(f), np.nan),
+            }
+        )
     neg = sample_negatives(tr, n_items, negatives, seed)
     u, p, r = user_idx[tr["u"].to_numpy()], item_post[tr["i"].to_numpy()], tr["rating"].to_numpy()
-    cols.append({"kind": np.full(len(neg), int(EventKind.IMPRESSION)), "user": user_idx[neg["u"].to_numpy()],
-                 "post": item_post[neg["i"].to_numpy()], "target_user": np.full(len(neg), -1),
-                 "ts": neg["ts"].to_numpy(np.float64), "value": np.full(len(neg), np.nan)})
-    for kind, m, dt, value in ((EventKind.IMPRESSION, np.ones(len(tr), bool), 0.0, np.nan),
-                               (EventKind.DWELL, r >= (dwell_min if dwell_min is not None else np.inf), 1.0, DWELL_MS),
-                               (EventKind.LIKE, r >= like_min, 2.0, np.nan)):
+    cols.append(
+        {
+            "kind": np.full(len(neg), int(EventKind.IMPRESSION)),
+            "user": user_idx[neg["u"].to_numpy()],
+            "post": item_post[neg["i"].to_numpy()],
+            "target_user": np.full(len(neg), -1),
+            "ts": neg["ts"].to_numpy(np.float64),
+            "value": np.full(len(neg), np.nan),
+        }
+    )
+    for kind, m, dt, value in (
+        (EventKind.IMPRESSION, np.ones(len(tr), bool), 0.0, np.nan),
+        (EventKind.DWELL, r >= (dwell_min if dwell_min is not None else np.inf), 1.0, DWELL_MS),
+        (EventKind.LIKE, r >= like_min, 2.0, np.nan),
+    ):
         n = int(m.sum())
-        cols.append({"kind": np.full(n, int(kind)), "user": u[m], "post": p[m], "target_user": np.full(n, -1),
-                     "ts": ts[m] + dt, "value": np.full(n, value)})
+        cols.append(
+            {
+                "kind": np.full(n, int(kind)),
+                "user": u[m],
+                "post": p[m],
+                "target_user": np.full(n, -1),
+                "ts": ts[m] + dt,
+                "value": np.full(n, value),
+            }
+        )
     ev = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]}
     order = np.argsort(ev["ts"], kind="stable")
     ev = {k: v[order] for k, v in ev.items()}
@@ -231,8 +301,10 @@ def import_events(frames: EventFrames, users: np.ndarray, n_items: int, folder: 
     serving = settings.replace(state={"recent_actions_per_user": 100_000})
     svc = FeedService(ing, serving, models_folder=folder / "models", clock="data")
     secs["load"] = time.perf_counter() - t2
-    say(f"trained in {secs['train']:.1f} s (heads on {report.n_train} impressions); state loaded in "
-        f"{secs['load']:.1f} s")
+    say(
+        f"trained in {secs['train']:.1f} s (heads on {report.n_train} impressions); state loaded in "
+        f"{secs['load']:.1f} s"
+    )
     return ImportedStore(svc, user_idx, post_item, item_post, now, len(order), secs, asdict(report))
 
 
@@ -258,8 +330,9 @@ def _answerable_k(imported: ImportedStore, users: np.ndarray, k: int, age_h: flo
     return k
 
 
-def eval_policy(base: Any, imported: ImportedStore, users: np.ndarray, collaborative: int = 1000,
-                light_keep: int | None = None) -> Any:
+def eval_policy(
+    base: Any, imported: ImportedStore, users: np.ndarray, collaborative: int = 1000, light_keep: int | None = None
+) -> Any:
     """The named preset with the few changes an offline evaluation needs (each listed in docs/evaluation.md):
 
     - ``filters.max_age_hours`` covers every post (all posts share one creation time before the first rating);
@@ -279,8 +352,9 @@ def eval_policy(base: Any, imported: ImportedStore, users: np.ndarray, collabora
     mixing = base.mixing.replace(in_network_share=1.0, out_network_share=1.0)
     if light_keep is not None:
         mixing = mixing.replace(light_ranker_keep=light_keep)
-    return replace(base, filters=base.filters.replace(max_age_hours=age_h, filter_seen=True),
-                   sources=sources, mixing=mixing)
+    return replace(
+        base, filters=base.filters.replace(max_age_hours=age_h, filter_seen=True), sources=sources, mixing=mixing
+    )
 
 
 @dataclass
@@ -293,8 +367,14 @@ class Ranked:
     fallback: str | None
 
 
-def rank_users(imported: ImportedStore, users: np.ndarray, policy: Any, k: int = 10, batch: int = 500,
-               masked: list[set[int]] | None = None) -> Ranked:
+def rank_users(
+    imported: ImportedStore,
+    users: np.ndarray,
+    policy: Any,
+    k: int = 10,
+    batch: int = 500,
+    masked: list[set[int]] | None = None,
+) -> Ranked:
     """The real ``pipeline.rank`` for each dense user in ``users`` (``batch`` per call); ``masked`` per user are
     extra dense items never to show (passed as the pipeline's ``served`` set)."""
     from glassfeed.feed.pipeline import rank
@@ -307,8 +387,8 @@ def rank_users(imported: ImportedStore, users: np.ndarray, policy: Any, k: int =
     n_cand, fallback = 0, None
     t0 = time.perf_counter()
     for a in range(0, len(users), batch):
-        dense = users[a:a + batch]
-        served = [set(imported.item_post[list(s)].tolist()) for s in masked[a:a + batch]] if masked else None
+        dense = users[a : a + batch]
+        served = [set(imported.item_post[list(s)].tolist()) for s in masked[a : a + batch]] if masked else None
         pages = rank(svc.state, svc.models, imported.user_idx[dense], policy, imported.now, limit=k, served=served)
         fallback = fallback or pages.fallback_reason
         n_cand += pages.n_candidates
@@ -319,8 +399,14 @@ def rank_users(imported: ImportedStore, users: np.ndarray, policy: Any, k: int =
         pos = np.arange(len(row)) - np.repeat(start, np.diff(np.r_[start, len(row)]))
         recs[a + row, pos] = imported.post_item[pages.post]
         np.add.at(src_count, pages.source, 1)
-    return Ranked(recs, time.perf_counter() - t0, {s: int(c) for s, c in zip(SOURCES, src_count)}, dropped,
-                  n_cand / max(len(users), 1), fallback)
+    return Ranked(
+        recs,
+        time.perf_counter() - t0,
+        {s: int(c) for s, c in zip(SOURCES, src_count)},
+        dropped,
+        n_cand / max(len(users), 1),
+        fallback,
+    )
 
 
 # --- the evaluation ------------------------------------------------------------------------------------------
@@ -328,6 +414,7 @@ def rank_users(imported: ImportedStore, users: np.ndarray, policy: Any, k: int =
 
 def subset(split: Split, rows: np.ndarray) -> Split:
     """The split restricted to the users ``rows`` (every matrix row-sliced, the friend graph on both axes)."""
+
     def r(X: sp.csr_matrix) -> sp.csr_matrix:
         return sp.csr_matrix(X[rows])
 
@@ -335,11 +422,18 @@ def subset(split: Split, rows: np.ndarray) -> Split:
         return np.flatnonzero(np.diff(X.tocsc().indptr) == 0)
 
     train, tune_train = r(split.train), r(split.tune_train)
-    return Split(train=train, test=r(split.test), exclude=r(split.exclude), tune_train=tune_train,
-                 tune_valid=r(split.tune_valid), tune_exclude=r(split.tune_exclude), filter_items=no_train(train),
-                 tune_filter_items=no_train(tune_train),
-                 social=None if split.social is None else sp.csr_matrix(split.social[rows][:, rows]),
-                 stats={**split.stats, "subset_users": len(rows)})
+    return Split(
+        train=train,
+        test=r(split.test),
+        exclude=r(split.exclude),
+        tune_train=tune_train,
+        tune_valid=r(split.tune_valid),
+        tune_exclude=r(split.tune_exclude),
+        filter_items=no_train(train),
+        tune_filter_items=no_train(tune_train),
+        social=None if split.social is None else sp.csr_matrix(split.social[rows][:, rows]),
+        stats={**split.stats, "subset_users": len(rows)},
+    )
 
 
 def _pattern(X: sp.csr_matrix) -> sp.csr_matrix:
@@ -349,13 +443,27 @@ def _pattern(X: sp.csr_matrix) -> sp.csr_matrix:
     return B
 
 
-def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", policy: str = "engagement", *,
-                      baselines: tuple[str, ...] = ("pop", "ease"), max_users: int | None = None,
-                      root: str | Path | None = None, like_min: int = 4, dwell_min: int | None = 3,
-                      negatives: float = 0.0, span_days: float | None = None,
-                      collaborative: int = 1000, light_keep: int | None = None, batch: int = 500,
-                      folder: str | Path | None = None, seed: int = 0, say: Say | None = None,
-                      retrieval: dict | None = None, settings: Settings | None = None) -> dict[str, Any]:
+def evaluate_pipeline(
+    dataset: str | None = None,
+    protocol: str = "ms-ml100k",
+    policy: str = "engagement",
+    *,
+    baselines: tuple[str, ...] = ("pop", "ease"),
+    max_users: int | None = None,
+    root: str | Path | None = None,
+    like_min: int = 4,
+    dwell_min: int | None = 3,
+    negatives: float = 0.0,
+    span_days: float | None = None,
+    collaborative: int = 1000,
+    light_keep: int | None = None,
+    batch: int = 500,
+    folder: str | Path | None = None,
+    seed: int = 0,
+    say: Say | None = None,
+    retrieval: dict | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
     every test user, and score it beside the retrieval ``baselines`` (tuned by the protocol's own runner)
     on the same split. ``max_users`` keeps only the first that many users (by dense index) for a quick run."""
@@ -371,8 +479,9 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
     split = proto.build(root)
     frames = event_frames(protocol, root)
     n_users, n_items = split.train.shape
-    check = to_csr(frames.train.rename(columns={"u": "user", "i": "item"}), pd.RangeIndex(n_users),
-                   pd.RangeIndex(n_items))
+    check = to_csr(
+        frames.train.rename(columns={"u": "user", "i": "item"}), pd.RangeIndex(n_users), pd.RangeIndex(n_items)
+    )
     if (_pattern(check) != _pattern(split.train)).nnz:
         raise AssertionError("the re-run split does not match the protocol's training matrix")
     keep = np.arange(n_users) if max_users is None else np.arange(min(max_users, n_users))
@@ -382,69 +491,123 @@ def evaluate_pipeline(dataset: str | None = None, protocol: str = "ms-ml100k", p
     say(f"{protocol}: split built in {time.perf_counter() - t0:.1f} s; {len(test_rows)} test users")
 
     with tempfile.TemporaryDirectory(prefix="glassfeed-pipeline-eval-") as tmp:
-        imported = import_events(frames, keep, n_items, folder or tmp, like_min=like_min, dwell_min=dwell_min,
-                                 negatives=negatives, span_days=span_days, seed=seed, say=say,
-                                 retrieval=retrieval, settings=settings)
+        imported = import_events(
+            frames,
+            keep,
+            n_items,
+            folder or tmp,
+            like_min=like_min,
+            dwell_min=dwell_min,
+            negatives=negatives,
+            span_days=span_days,
+            seed=seed,
+            say=say,
+            retrieval=retrieval,
+            settings=settings,
+        )
         base = imported.service.policies[policy]
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
         extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)
         extra = sp.csr_matrix(extra)
         extra.eliminate_zeros()
-        masked = [set(extra.indices[extra.indptr[r]:extra.indptr[r + 1]].tolist()) for r in test_rows] \
-            if extra.nnz else None
+        masked = (
+            [set(extra.indices[extra.indptr[r] : extra.indptr[r + 1]].tolist()) for r in test_rows]
+            if extra.nnz
+            else None
+        )
         ranked = rank_users(imported, keep[test_rows], pol, proto.k, batch, masked)
         imported.service.store.close()
     say(f"ranked {len(test_rows)} users in {ranked.seconds:.1f} s")
     metrics = evaluate_topk(ranked.recs, split.test[test_rows], proto.k)
     leaked = int(np.count_nonzero(_hits(ranked.recs, split.exclude[test_rows])))
     model = imported.service.settings.retrieval.collaborative_model
-    results = [{"model": f"pipeline ({policy}, {model})", "metrics": metrics,
-                "fit_seconds": imported.seconds["import"] + imported.seconds["train"] + imported.seconds["load"],
-                "rank_seconds": ranked.seconds, "params": {"like": frames.like_rule, "dwell": dwell_min,
-                                                           "collaborative": collaborative}}]
+    results = [
+        {
+            "model": f"pipeline ({policy}, {model})",
+            "metrics": metrics,
+            "fit_seconds": imported.seconds["import"] + imported.seconds["train"] + imported.seconds["load"],
+            "rank_seconds": ranked.seconds,
+            "params": {"like": frames.like_rule, "dwell": dwell_min, "collaborative": collaborative},
+        }
+    ]
     run = ProtocolRun(proto, split)
     for name in baselines:
         t1 = time.perf_counter()
         r = run.evaluate(name)
         say(f"{name}: ndcg@{proto.k} {r.metrics[f'ndcg@{proto.k}']:.4f} ({time.perf_counter() - t1:.1f} s)")
-        results.append({"model": name, "metrics": r.metrics, "fit_seconds": r.fit_seconds,
-                        "rank_seconds": r.rank_seconds, "params": r.params})
+        results.append(
+            {
+                "model": name,
+                "metrics": r.metrics,
+                "fit_seconds": r.fit_seconds,
+                "rank_seconds": r.rank_seconds,
+                "params": r.params,
+            }
+        )
     return {
-        "protocol": proto.name, "dataset": proto.dataset, "policy": policy, "k": proto.k,
-        "columns": list(proto.columns), "users": len(keep), "test_users": len(test_rows),
-        "items": int(n_items), "events": imported.events, "train_items_in_topk": leaked,
-        "empty_slots": int((ranked.recs < 0).sum()), "sources_in_topk": ranked.sources,
-        "dropped": ranked.dropped, "candidates_per_user": ranked.candidates_per_user,
-        "fallback": ranked.fallback, "seconds": imported.seconds,
-        "policy_changes": {"max_age_hours": pol.filters.max_age_hours, "filter_seen": True,
-                           "sources": pol.sources, "in_network_share": 1.0, "out_network_share": 1.0,
-                           "light_ranker_keep": pol.mixing.light_ranker_keep},
-        "heads": [{k: h[k] for k in ("head", "positives_train", "auc", "baseline_auc")}
-                  for h in imported.train_report["heads"]],
-        "results": results, "published": proto.published,
+        "protocol": proto.name,
+        "dataset": proto.dataset,
+        "policy": policy,
+        "k": proto.k,
+        "columns": list(proto.columns),
+        "users": len(keep),
+        "test_users": len(test_rows),
+        "items": int(n_items),
+        "events": imported.events,
+        "train_items_in_topk": leaked,
+        "empty_slots": int((ranked.recs < 0).sum()),
+        "sources_in_topk": ranked.sources,
+        "dropped": ranked.dropped,
+        "candidates_per_user": ranked.candidates_per_user,
+        "fallback": ranked.fallback,
+        "seconds": imported.seconds,
+        "policy_changes": {
+            "max_age_hours": pol.filters.max_age_hours,
+            "filter_seen": True,
+            "sources": pol.sources,
+            "in_network_share": 1.0,
+            "out_network_share": 1.0,
+            "light_ranker_keep": pol.mixing.light_ranker_keep,
+        },
+        "heads": [
+            {k: h[k] for k in ("head", "positives_train", "auc", "baseline_auc")}
+            for h in imported.train_report["heads"]
+        ],
+        "results": results,
+        "published": proto.published,
         "elapsed_seconds": time.perf_counter() - t0,
     }
 
 
 def _hits(recs: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
     from glassfeed.evaluate.metrics import hits_matrix
+
     return hits_matrix(recs, X)
 
 
 def to_markdown(run: dict[str, Any]) -> str:
     """The pipeline's row beside the retrieval baselines on the same split, plus what the pipeline did."""
     cols = run["columns"]
-    lines = [f"### {run['protocol']}: the full pipeline ({run['policy']}) vs retrieval models", "",
-             f"{run['test_users']} test users of {run['users']}, {run['items']} items, {run['events']} imported "
-             f"events; training items in the top-{run['k']}: {run['train_items_in_topk']}; empty slots: "
-             f"{run['empty_slots']}", "",
-             "| model | " + " | ".join(cols) + " | fit s | rank s |",
-             "|---" * (len(cols) + 3) + "|"]
+    lines = [
+        f"### {run['protocol']}: the full pipeline ({run['policy']}) vs retrieval models",
+        "",
+        f"{run['test_users']} test users of {run['users']}, {run['items']} items, {run['events']} imported "
+        f"events; training items in the top-{run['k']}: {run['train_items_in_topk']}; empty slots: "
+        f"{run['empty_slots']}",
+        "",
+        "| model | " + " | ".join(cols) + " | fit s | rank s |",
+        "|---" * (len(cols) + 3) + "|",
+    ]
     for r in run["results"]:
-        lines.append(f"| {r['model']} | " + " | ".join(f"{r['metrics'][c]:.4f}" for c in cols)
-                     + f" | {r['fit_seconds']:.1f} | {r['rank_seconds']:.1f} |")
+        lines.append(
+            f"| {r['model']} | "
+            + " | ".join(f"{r['metrics'][c]:.4f}" for c in cols)
+            + f" | {r['fit_seconds']:.1f} | {r['rank_seconds']:.1f} |"
+        )
     src = ", ".join(f"{k} {v}" for k, v in run["sources_in_topk"].items() if v)
-    lines += ["", f"Top-{run['k']} slots by source: {src}. Candidates per user before filters: "
-              f"{run['candidates_per_user']:.0f}.", ""]
+    lines += [
+        "",
+        f"Top-{run['k']} slots by source: {src}. Candidates per user before filters: {run['candidates_per_user']:.0f}.",
+        "",
+    ]
     return "\n".join(lines)
-

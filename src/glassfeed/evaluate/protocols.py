@@ -42,8 +42,9 @@ class Split:
 # --- splitters ---------------------------------------------------------------------------------------------
 
 
-def stratified_split(df: pd.DataFrame, ratio: float = 0.75, by: str = "item", seed: int = 42
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stratified_split(
+    df: pd.DataFrame, ratio: float = 0.75, by: str = "item", seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MS Recommenders' ``python_stratified_split`` (min_rating=1), reproduced row for row.
 
     Draw ``np.random.seed(seed); np.random.rand(len(df))`` in the frame's row order, sort by (``by``, draw),
@@ -87,8 +88,9 @@ def split_counts(n: np.ndarray, ratios: tuple[float, ...]) -> np.ndarray:
     return cnt
 
 
-def group_ratio_split(df: pd.DataFrame, ratios: tuple[float, ...], by: str = "user", seed: int = 2020
-                      ) -> list[pd.DataFrame]:
+def group_ratio_split(
+    df: pd.DataFrame, ratios: tuple[float, ...], by: str = "user", seed: int = 2020
+) -> list[pd.DataFrame]:
     """Shuffle, then cut each ``by`` group into consecutive parts of ``split_counts`` sizes (RecBole's RS + RO)."""
     perm = np.random.RandomState(seed).permutation(len(df))
     keys = df[by].to_numpy()[perm]
@@ -123,8 +125,11 @@ def _no_train_items(X: sp.csr_matrix) -> np.ndarray:
 
 
 def _stats(df: pd.DataFrame, **parts: sp.csr_matrix) -> dict[str, Any]:
-    out: dict[str, Any] = {"interactions": len(df), "users": int(df["user"].nunique()),
-                           "items": int(df["item"].nunique())}
+    out: dict[str, Any] = {
+        "interactions": len(df),
+        "users": int(df["user"].nunique()),
+        "items": int(df["item"].nunique()),
+    }
     out.update({f"{name}_interactions": int(X.nnz) for name, X in parts.items()})
     return out
 
@@ -140,9 +145,17 @@ def build_ms_ml100k(root: str | Path | None = None, seed: int = 42) -> Split:
     users, items = pd.Index(np.sort(df["user"].unique())), pd.Index(np.sort(df["item"].unique()))
     train, test = to_csr(train_df, users, items), to_csr(test_df, users, items)
     tune_train, tune_valid = to_csr(inner_train, users, items), to_csr(inner_valid, users, items)
-    return Split(train=train, test=test, exclude=train, tune_train=tune_train, tune_valid=tune_valid,
-                 tune_exclude=tune_train, filter_items=_no_train_items(train),
-                 tune_filter_items=_no_train_items(tune_train), stats=_stats(df, train=train, test=test))
+    return Split(
+        train=train,
+        test=test,
+        exclude=train,
+        tune_train=tune_train,
+        tune_valid=tune_valid,
+        tune_exclude=tune_train,
+        filter_items=_no_train_items(train),
+        tune_filter_items=_no_train_items(tune_train),
+        stats=_stats(df, train=train, test=test),
+    )
 
 
 def recbole_ml1m_frame(root: str | Path | None = None) -> pd.DataFrame:
@@ -158,9 +171,17 @@ def build_recbole_ml1m(root: str | Path | None = None, seed: int = 2020) -> Spli
     users, items = pd.Index(np.sort(df["user"].unique())), pd.Index(np.sort(df["item"].unique()))
     train, valid, test = (to_csr(part, users, items) for part in (train_df, valid_df, test_df))
     no_train = _no_train_items(train)
-    return Split(train=train, test=test, exclude=(train + valid).tocsr(), tune_train=train, tune_valid=valid,
-                 tune_exclude=train, filter_items=no_train, tune_filter_items=no_train,
-                 stats=_stats(df, train=train, valid=valid, test=test))
+    return Split(
+        train=train,
+        test=test,
+        exclude=(train + valid).tocsr(),
+        tune_train=train,
+        tune_valid=valid,
+        tune_exclude=train,
+        filter_items=no_train,
+        tune_filter_items=no_train,
+        stats=_stats(df, train=train, valid=valid, test=test),
+    )
 
 
 def build_lastfm_social(root: str | Path | None = None, seed: int = 42) -> Split:
@@ -178,10 +199,18 @@ def build_lastfm_social(root: str | Path | None = None, seed: int = 42) -> Split
     social = ((social + social.T) > 0).astype(np.float32).tocsr()  # the graph is symmetric; make sure
     stats = _stats(plays, train=train, test=test)
     stats["friend_edges"] = int(social.nnz // 2)
-    return Split(train=train, test=test, exclude=as_csr(train, binary=True), tune_train=tune_train,
-                 tune_valid=tune_valid, tune_exclude=as_csr(tune_train, binary=True),
-                 filter_items=_no_train_items(train), tune_filter_items=_no_train_items(tune_train),
-                 social=social, stats=stats)
+    return Split(
+        train=train,
+        test=test,
+        exclude=as_csr(train, binary=True),
+        tune_train=tune_train,
+        tune_valid=tune_valid,
+        tune_exclude=as_csr(tune_train, binary=True),
+        filter_items=_no_train_items(train),
+        tune_filter_items=_no_train_items(tune_train),
+        social=social,
+        stats=stats,
+    )
 
 
 @dataclass(frozen=True)
@@ -225,7 +254,7 @@ PROTOCOLS: dict[str, Protocol] = {
         },
         source="recommenders-team/recommenders examples/06_benchmarks/movielens.ipynb",
         description="ML-100k, stratified 75/25 split by item (seed 42), every test rating relevant, top-10 with "
-                    "training items removed; MAP is their map() (normalised by all test items).",
+        "training items removed; MAP is their map() (normalised by all test items).",
     ),
     "recbole-ml1m": Protocol(
         name="recbole-ml1m",
@@ -243,24 +272,47 @@ PROTOCOLS: dict[str, Protocol] = {
             "+": {"weight": [0.0, 0.1, 0.25, 0.5, 1.0]},
         },
         published={  # RecBole benchmark/hyper/general/*-ml-1m_general.md (anchors.md section 4)
-            "ADMMSLIM": {"recall@10": 0.2134, "mrr@10": 0.4900, "ndcg@10": 0.2904, "hit@10": 0.7804,
-                         "precision@10": 0.2106},
-            "EASE": {"recall@10": 0.2139, "mrr@10": 0.4808, "ndcg@10": 0.2865, "hit@10": 0.7837,
-                     "precision@10": 0.2082},
-            "RecVAE": {"recall@10": 0.2163, "mrr@10": 0.4632, "ndcg@10": 0.2795, "hit@10": 0.7877,
-                       "precision@10": 0.2033},
-            "LightGCN": {"recall@10": 0.1823, "mrr@10": 0.4312, "ndcg@10": 0.2476, "hit@10": 0.7316,
-                         "precision@10": 0.1835},
-            "BPR": {"recall@10": 0.1725, "mrr@10": 0.4221, "ndcg@10": 0.2407, "hit@10": 0.7131,
-                    "precision@10": 0.1802},
-            "ItemKNN": {"recall@10": 0.1723, "mrr@10": 0.4254, "ndcg@10": 0.2389, "hit@10": 0.7139,
-                        "precision@10": 0.1752},
-            "Pop": {"recall@10": 0.0699, "mrr@10": 0.1890, "ndcg@10": 0.1006, "hit@10": 0.4572,
-                    "precision@10": 0.0866},
+            "ADMMSLIM": {
+                "recall@10": 0.2134,
+                "mrr@10": 0.4900,
+                "ndcg@10": 0.2904,
+                "hit@10": 0.7804,
+                "precision@10": 0.2106,
+            },
+            "EASE": {
+                "recall@10": 0.2139,
+                "mrr@10": 0.4808,
+                "ndcg@10": 0.2865,
+                "hit@10": 0.7837,
+                "precision@10": 0.2082,
+            },
+            "RecVAE": {
+                "recall@10": 0.2163,
+                "mrr@10": 0.4632,
+                "ndcg@10": 0.2795,
+                "hit@10": 0.7877,
+                "precision@10": 0.2033,
+            },
+            "LightGCN": {
+                "recall@10": 0.1823,
+                "mrr@10": 0.4312,
+                "ndcg@10": 0.2476,
+                "hit@10": 0.7316,
+                "precision@10": 0.1835,
+            },
+            "BPR": {"recall@10": 0.1725, "mrr@10": 0.4221, "ndcg@10": 0.2407, "hit@10": 0.7131, "precision@10": 0.1802},
+            "ItemKNN": {
+                "recall@10": 0.1723,
+                "mrr@10": 0.4254,
+                "ndcg@10": 0.2389,
+                "hit@10": 0.7139,
+                "precision@10": 0.1752,
+            },
+            "Pop": {"recall@10": 0.0699, "mrr@10": 0.1890, "ndcg@10": 0.1006, "hit@10": 0.4572, "precision@10": 0.0866},
         },
         source="RUCAIBox/RecBole benchmark/md/ml-1m_general.md and benchmark/hyper/general/",
         description="ML-1M, ratings >= 3, iterative 10-core, per-user random 8:1:1, full ranking with training "
-                    "items removed, hyper-parameters chosen on validation NDCG@10.",
+        "items removed, hyper-parameters chosen on validation NDCG@10.",
     ),
     "lastfm-social": Protocol(
         name="lastfm-social",
@@ -280,6 +332,6 @@ PROTOCOLS: dict[str, Protocol] = {
         published={},
         source="HetRec 2011 Last.fm 2K (no published number for this split)",
         description="Last.fm 2K user-artist pairs, per-user random 80/20, confidence log(1 + plays), friend graph "
-                    "for the social model, top-10 with training artists removed.",
+        "for the social model, top-10 with training artists removed.",
     ),
 }

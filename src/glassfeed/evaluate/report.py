@@ -56,27 +56,48 @@ def to_markdown(run: dict[str, Any]) -> str:
     """One protocol run as markdown: our models, then the published rows, then the split and machine."""
     cols = run["columns"]
     head = ["model", *cols, f"valid {run['selected_on'].split()[-1]}", "fit s", "rank s", "params"]
-    timing = f"fit s / rank s: median of {run['timing_repeats']} runs" if run.get("timing_repeats", 1) > 1 \
+    timing = (
+        f"fit s / rank s: median of {run['timing_repeats']} runs"
+        if run.get("timing_repeats", 1) > 1
         else "fit s / rank s: one run"
-    lines = [f"### {run['protocol']} ({run['dataset']})", "", run["description"], "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    )
+    lines = [
+        f"### {run['protocol']} ({run['dataset']})",
+        "",
+        run["description"],
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for r in run["results"]:
-        row = [f"glassfeed {r['model']}", *(_fmt(r["metrics"][c]) for c in cols), _fmt(r["valid_score"]),
-               f"{r['fit_seconds']:.2f}", f"{r['rank_seconds']:.2f}", _params(r["params"])]
+        row = [
+            f"glassfeed {r['model']}",
+            *(_fmt(r["metrics"][c]) for c in cols),
+            _fmt(r["valid_score"]),
+            f"{r['fit_seconds']:.2f}",
+            f"{r['rank_seconds']:.2f}",
+            _params(r["params"]),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     for name, metrics in run["published"].items():
         row = [f"published {name}", *(_fmt(metrics[c]) if c in metrics else "" for c in cols), "", "", "", ""]
         lines.append("| " + " | ".join(row) + " |")
     stats = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in run["stats"].items())
-    lines += ["", f"Split: {stats}. Users counted: {run['results'][0]['metrics']['users']:,}."
-              if run["results"] else f"Split: {stats}.",
-              f"Published numbers: {run['source']}." if run["published"] else "", f"{timing}; 'valid' is the "
-              "validation score the parameters were chosen on.",
-              f"Total {run['elapsed_seconds']:.1f} s (split built in {run['build_seconds']:.2f} s)."]
+    lines += [
+        "",
+        f"Split: {stats}. Users counted: {run['results'][0]['metrics']['users']:,}."
+        if run["results"]
+        else f"Split: {stats}.",
+        f"Published numbers: {run['source']}." if run["published"] else "",
+        f"{timing}; 'valid' is the validation score the parameters were chosen on.",
+        f"Total {run['elapsed_seconds']:.1f} s (split built in {run['build_seconds']:.2f} s).",
+    ]
     if "machine" in run:
         m = run["machine"]
-        lines.append(f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, {m['platform']}, "
-                     f"Python {m['python']}.")
+        lines.append(
+            f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, {m['platform']}, "
+            f"Python {m['python']}."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -62,8 +62,9 @@ class _Tuned:
 class ProtocolRun:
     """One protocol on one split; tunes models on demand and caches them (blends reuse their members)."""
 
-    def __init__(self, protocol: Protocol, split: Split, on_trial: Callable[[str], None] | None = None,
-                 repeats: int = 1):
+    def __init__(
+        self, protocol: Protocol, split: Split, on_trial: Callable[[str], None] | None = None, repeats: int = 1
+    ):
         self.protocol, self.split, self.repeats = protocol, split, max(1, repeats)
         self.on_trial = on_trial or (lambda name: None)
         self.tuned: dict[str, _Tuned] = {}
@@ -81,9 +82,17 @@ class ProtocolRun:
         else:
             grid = self.protocol.grids.get(name, {})
             result: GridResult = grid_search(
-                MODELS[name], grid, s.tune_train, s.tune_valid, k=self.protocol.k, metric=SELECT_ON,
-                exclude=s.tune_exclude, filter_items=s.tune_filter_items, social=s.social,
-                on_trial=lambda params, scores: self.on_trial(name))
+                MODELS[name],
+                grid,
+                s.tune_train,
+                s.tune_valid,
+                k=self.protocol.k,
+                metric=SELECT_ON,
+                exclude=s.tune_exclude,
+                filter_items=s.tune_filter_items,
+                social=s.social,
+                on_trial=lambda params, scores: self.on_trial(name),
+            )
             if s.tune_train is s.train:  # RecBole-style: the tuned model already is the final model
                 final, runs = result.best_model, [result.best_fit_seconds]
             else:
@@ -124,8 +133,17 @@ class ProtocolRun:
             metrics = evaluate_model(tuned.final_model, s.train, s.test, self.protocol.k, s.exclude, s.filter_items)
             rank_runs.append(time.perf_counter() - t0)
         self.on_trial(name)
-        return ModelResult(name, tuned.params, metrics, tuned.valid_score, statistics.median(tuned.fit_runs),
-                           statistics.median(rank_runs), tuned.fit_runs, rank_runs, tuned.trials)
+        return ModelResult(
+            name,
+            tuned.params,
+            metrics,
+            tuned.valid_score,
+            statistics.median(tuned.fit_runs),
+            statistics.median(rank_runs),
+            tuned.fit_runs,
+            rank_runs,
+            tuned.trials,
+        )
 
 
 def n_steps(protocol: Protocol, name: str) -> int:
@@ -135,9 +153,14 @@ def n_steps(protocol: Protocol, name: str) -> int:
     return len(param_grid(protocol.grids.get(name, {}))) + 1
 
 
-def run_protocol(protocol: str | Protocol, models: Sequence[str] | None = None, root: str | Path | None = None,
-                 on_trial: Callable[[str], None] | None = None,
-                 on_result: Callable[[ModelResult], None] | None = None, repeats: int = 1) -> dict[str, Any]:
+def run_protocol(
+    protocol: str | Protocol,
+    models: Sequence[str] | None = None,
+    root: str | Path | None = None,
+    on_trial: Callable[[str], None] | None = None,
+    on_result: Callable[[ModelResult], None] | None = None,
+    repeats: int = 1,
+) -> dict[str, Any]:
     """Build the split, then tune, refit and test each model; returns a JSON-ready dict of everything measured.
 
     ``repeats`` > 1 refits each final model and re-ranks the test users that many times in all, and reports

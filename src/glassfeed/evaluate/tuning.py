@@ -17,8 +17,14 @@ from glassfeed.evaluate.metrics import evaluate_topk
 from glassfeed.retrieval.base import BATCH_SIZE, Recommender, mask_scores, topk
 
 
-def rank_users(model: Recommender, history: sp.csr_matrix, users: np.ndarray, k: int,
-               exclude: sp.csr_matrix | None = None, filter_items: np.ndarray | None = None) -> np.ndarray:
+def rank_users(
+    model: Recommender,
+    history: sp.csr_matrix,
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    filter_items: np.ndarray | None = None,
+) -> np.ndarray:
     """Top-``k`` item ids for ``users``: scored from ``history``, with ``exclude`` rows and ``filter_items`` masked."""
     recs = np.empty((len(users), k), dtype=np.int64)
     for start in range(0, len(users), BATCH_SIZE):
@@ -29,8 +35,14 @@ def rank_users(model: Recommender, history: sp.csr_matrix, users: np.ndarray, k:
     return recs
 
 
-def evaluate_model(model: Recommender, history: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 10,
-                   exclude: sp.csr_matrix | None = None, filter_items: np.ndarray | None = None) -> dict[str, float]:
+def evaluate_model(
+    model: Recommender,
+    history: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    k: int = 10,
+    exclude: sp.csr_matrix | None = None,
+    filter_items: np.ndarray | None = None,
+) -> dict[str, float]:
     """Metrics of ``model`` over every user with a relevant item (``exclude`` defaults to ``history``)."""
     users = np.flatnonzero(np.diff(sp.csr_matrix(relevant).indptr))
     recs = rank_users(model, history, users, k, history if exclude is None else exclude, filter_items)
@@ -68,11 +80,19 @@ class GridResult:
     trials: list[dict[str, Any]] = field(default_factory=list)  # params, validation metrics, fit seconds
 
 
-def grid_search(cls: type[Recommender], grid: Grid, train: sp.csr_matrix, valid: sp.csr_matrix,
-                k: int = 10, metric: str = "ndcg@10", exclude: sp.csr_matrix | None = None,
-                filter_items: np.ndarray | None = None, social: sp.csr_matrix | None = None,
-                fixed: dict[str, Any] | None = None,
-                on_trial: Callable[[dict[str, Any], dict[str, float]], None] | None = None) -> GridResult:
+def grid_search(
+    cls: type[Recommender],
+    grid: Grid,
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    k: int = 10,
+    metric: str = "ndcg@10",
+    exclude: sp.csr_matrix | None = None,
+    filter_items: np.ndarray | None = None,
+    social: sp.csr_matrix | None = None,
+    fixed: dict[str, Any] | None = None,
+    on_trial: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+) -> GridResult:
     """Fit ``cls(**fixed, **params)`` on ``train`` for every grid point and keep the best by ``metric`` on ``valid``.
 
     It takes no test matrix, so selection cannot peek at test data; ties keep the earlier grid point.

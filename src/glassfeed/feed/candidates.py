@@ -9,8 +9,9 @@ import numpy as np
 from glassfeed.feed.policy import SOURCES
 
 #: Source priority when the same post comes from several sources (the first named wins the explanation).
-SOURCE_PRIORITY = {name: i for i, name in enumerate(("following", "social_proof", "collaborative", "cold_start",
-                                                      "trending"))}
+SOURCE_PRIORITY = {
+    name: i for i, name in enumerate(("following", "social_proof", "collaborative", "cold_start", "trending"))
+}
 SOURCE_CODE = {name: i for i, name in enumerate(SOURCES)}
 
 
@@ -31,27 +32,39 @@ class Candidates:
         return cls(z, z, z, np.zeros(0), z)
 
     @classmethod
-    def build(cls, rows: list[int], posts: list[int], source: str, scores: list[float],
-              via: list[int] | None = None) -> Candidates:
+    def build(
+        cls, rows: list[int], posts: list[int], source: str, scores: list[float], via: list[int] | None = None
+    ) -> Candidates:
         n = len(posts)
-        return cls(np.asarray(rows, np.int64), np.asarray(posts, np.int64),
-                   np.full(n, SOURCE_CODE[source], np.int64), np.asarray(scores, np.float64),
-                   np.asarray(via if via is not None else np.zeros(n), np.int64))
+        return cls(
+            np.asarray(rows, np.int64),
+            np.asarray(posts, np.int64),
+            np.full(n, SOURCE_CODE[source], np.int64),
+            np.asarray(scores, np.float64),
+            np.asarray(via if via is not None else np.zeros(n), np.int64),
+        )
 
     def __len__(self) -> int:
         return len(self.post)
 
     def take(self, idx: np.ndarray) -> Candidates:
-        return Candidates(self.row[idx], self.post[idx], self.source[idx], self.source_score[idx], self.via[idx],
-                          {k: v[idx] for k, v in self.extra.items()})
+        return Candidates(
+            self.row[idx],
+            self.post[idx],
+            self.source[idx],
+            self.source_score[idx],
+            self.via[idx],
+            {k: v[idx] for k, v in self.extra.items()},
+        )
 
     @staticmethod
     def concat(parts: list[Candidates]) -> Candidates:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Candidates.empty()
-        row, post, source, source_score, via = (np.concatenate([getattr(p, f) for p in parts])
-                                                for f in ("row", "post", "source", "source_score", "via"))
+        row, post, source, source_score, via = (
+            np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "post", "source", "source_score", "via")
+        )
         return Candidates(row, post, source, source_score, via)
 
     def dedupe(self) -> Candidates:
@@ -88,8 +101,9 @@ def top_k_per_row(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[keep])
 
 
-def expand_pairs(row: np.ndarray, account: np.ndarray, account_of: np.ndarray, n_items: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expand_pairs(
+    row: np.ndarray, account: np.ndarray, account_of: np.ndarray, n_items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expand (batch row, followed account) pairs into one entry per item in the account's slice of a flat
     per-account table (``n_items[j]`` items for distinct account j, in order; ``account_of`` maps each pair to
     j): returns (row, index into the flat table, account) per entry, in pair order."""

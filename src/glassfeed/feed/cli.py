@@ -35,8 +35,11 @@ def _policies_dir(ctx: typer.Context, option: Path | None) -> str | Path | None:
     return option or cli_settings(ctx).serving.policies_dir or None
 
 
-def train(ctx: typer.Context, db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
-          max_rows: int = typer.Option(400_000, help="logged impressions sampled for the heads")) -> None:
+def train(
+    ctx: typer.Context,
+    db: Path | None = typer.Option(None, "--db", help="SQLite store path"),
+    max_rows: int = typer.Option(400_000, help="logged impressions sampled for the heads"),
+) -> None:
     """Train the engagement heads, light ranker, ALS factors and bridging sides; print per-head AUC/log-loss
     on a time-based holdout beside the popularity baseline."""
     svc = _service(ctx, db)
@@ -52,14 +55,17 @@ def train(ctx: typer.Context, db: Path | None = typer.Option(None, "--db", help=
             report = svc.retrain(max_rows=max_rows, progress=tick)
         except ValueError as e:
             _fail(str(e))
-    out.print(f"trained on {report.n_train:,} impressions, calibrated on {report.n_cal:,}, "
-              f"tested on the newest {report.n_test:,} ({report.seconds:.1f} s)")
+    out.print(
+        f"trained on {report.n_train:,} impressions, calibrated on {report.n_cal:,}, "
+        f"tested on the newest {report.n_test:,} ({report.seconds:.1f} s)"
+    )
     out.print(report.table())
 
 
 @policy_app.command("list")
-def policy_list(ctx: typer.Context,
-                policies_dir: Path | None = typer.Option(None, help="extra folder of policy TOML files")) -> None:
+def policy_list(
+    ctx: typer.Context, policies_dir: Path | None = typer.Option(None, help="extra folder of policy TOML files")
+) -> None:
     """The policies on offer."""
     try:
         pols = load_policies(_policies_dir(ctx, policies_dir))
@@ -72,8 +78,9 @@ def policy_list(ctx: typer.Context,
 
 
 @policy_app.command("describe")
-def policy_describe(ctx: typer.Context, name: str,
-                    policies_dir: Path | None = typer.Option(None, help="extra policy folder")) -> None:
+def policy_describe(
+    ctx: typer.Context, name: str, policies_dir: Path | None = typer.Option(None, help="extra policy folder")
+) -> None:
     """Print the plain-language main-parameters statement (EU DSA Art. 27) generated from the policy file."""
     try:
         if name.endswith(".toml"):
@@ -88,8 +95,13 @@ def policy_describe(ctx: typer.Context, name: str,
     print(describe(pol))
 
 
-def feed(ctx: typer.Context, user: str, db: Path | None = typer.Option(None, "--db"), policy: str | None = None,
-         limit: int = 10) -> None:
+def feed(
+    ctx: typer.Context,
+    user: str,
+    db: Path | None = typer.Option(None, "--db"),
+    policy: str | None = None,
+    limit: int = 10,
+) -> None:
     """Print one page of USER's feed with the reason and top contributions of every item."""
     svc = _service(ctx, db)
     try:

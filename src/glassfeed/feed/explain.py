@@ -31,8 +31,9 @@ def _names(state: ServingState, users: list[int]) -> str:
     return handles[0] if len(handles) == 1 else ", ".join(handles[:-1]) + " and " + handles[-1]
 
 
-def source_reason(state: ServingState, user: int, post: int, source: str, via: int, full: bool = True,
-                  source_score: float = 0.0) -> str:
+def source_reason(
+    state: ServingState, user: int, post: int, source: str, via: int, full: bool = True, source_score: float = 0.0
+) -> str:
     """One sentence saying where the candidate came from (``full`` looks up every followed engager)."""
     author = state.posts.author_of(post)
     if source == "following":
@@ -58,31 +59,67 @@ def top_contributions(probs: np.ndarray, weights: np.ndarray, k: int = 3) -> lis
     """The ``k`` largest |P(head) x weight| per item, vectorised over a page."""
     contrib = probs * weights
     top = np.argsort(-np.abs(contrib), axis=1)[:, :k]
-    return [[{"head": HEADS[h], "probability": float(probs[i, h]), "weight": float(weights[h]),
-              "contribution": float(contrib[i, h])} for h in row] for i, row in enumerate(top.tolist())]
+    return [
+        [
+            {
+                "head": HEADS[h],
+                "probability": float(probs[i, h]),
+                "weight": float(weights[h]),
+                "contribution": float(contrib[i, h]),
+            }
+            for h in row
+        ]
+        for i, row in enumerate(top.tolist())
+    ]
 
 
 def adjustment_list(deltas: np.ndarray) -> list[dict[str, Any]]:
-    return [{"name": ADJUSTMENTS[i], "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[ADJUSTMENTS[i]]}
-            for i in np.flatnonzero(deltas).tolist()]
+    return [
+        {"name": ADJUSTMENTS[i], "delta": float(deltas[i]), "reason": ADJUSTMENT_WORDS[ADJUSTMENTS[i]]}
+        for i in np.flatnonzero(deltas).tolist()
+    ]
 
 
-def explain_item(state: ServingState, user: int, post: int, source_code: int, via: int, policy: Policy,
-                 probs: np.ndarray | None, deltas: np.ndarray, score: float, position: int,
-                 interstitial: bool, base: tuple[str, float] | None = None) -> dict[str, Any]:
+def explain_item(
+    state: ServingState,
+    user: int,
+    post: int,
+    source_code: int,
+    via: int,
+    policy: Policy,
+    probs: np.ndarray | None,
+    deltas: np.ndarray,
+    score: float,
+    position: int,
+    interstitial: bool,
+    base: tuple[str, float] | None = None,
+) -> dict[str, Any]:
     """The full breakdown for one served item (``probs`` None for recency ranking; ``base`` then names it)."""
     source = SOURCES[source_code]
     contributions: list[dict[str, Any]] = []
     if probs is not None:
         for h, name in enumerate(HEADS):
             w = float(policy.weights.get(name, 0.0))
-            contributions.append({"head": name, "probability": float(probs[h]), "weight": w,
-                                  "contribution": float(probs[h] * w),
-                                  "meaning": f"chance that {HEAD_WORDS[name]}"})
+            contributions.append(
+                {
+                    "head": name,
+                    "probability": float(probs[h]),
+                    "weight": w,
+                    "contribution": float(probs[h] * w),
+                    "meaning": f"chance that {HEAD_WORDS[name]}",
+                }
+            )
         contributions.sort(key=lambda c: -abs(c["contribution"]))
     elif base is not None:
-        contributions.append({"head": base[0], "probability": None, "weight": 1.0, "contribution": float(base[1]),
-                              "meaning": "newer posts rank higher: 1 / (1 + age in hours)"})
+        contributions.append(
+            {
+                "head": base[0],
+                "probability": None,
+                "weight": 1.0,
+                "contribution": float(base[1]),
+                "meaning": "newer posts rank higher: 1 / (1 + age in hours)",
+            }
+        )
     adjustments = adjustment_list(deltas)
     labels = state.posts.labels_of(post)
     return {

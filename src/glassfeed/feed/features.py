@@ -22,15 +22,36 @@ from glassfeed.feed.candidates import expand_pairs
 from glassfeed.state import COUNTERS, REPOSTS, C, ServingState, member_pairs
 
 FEATURES: tuple[str, ...] = (
-    "age_h", "author_followers_log", "in_network", "author_affinity", "topic_share",
+    "age_h",
+    "author_followers_log",
+    "in_network",
+    "author_affinity",
+    "topic_share",
     *(f"{c}_log" for c in COUNTERS),
-    "like_rate", "click_rate", "negative_rate", "trending", "is_reply", "divisiveness",
-    "user_events_log", "user_following_log", "see_less_author", "text_len_log",
+    "like_rate",
+    "click_rate",
+    "negative_rate",
+    "trending",
+    "is_reply",
+    "divisiveness",
+    "user_events_log",
+    "user_following_log",
+    "see_less_author",
+    "text_len_log",
 )
 F = {name: i for i, name in enumerate(FEATURES)}
 #: Cheap subset the first-stage (light) ranker uses.
-LIGHT_FEATURES: tuple[str, ...] = ("age_h", "in_network", "author_affinity", "topic_share", "like_log",
-                                   "repost_log", "reply_log", "like_rate", "trending")
+LIGHT_FEATURES: tuple[str, ...] = (
+    "age_h",
+    "in_network",
+    "author_affinity",
+    "topic_share",
+    "like_log",
+    "repost_log",
+    "reply_log",
+    "like_rate",
+    "trending",
+)
 
 
 @dataclass(slots=True)
@@ -50,8 +71,15 @@ class PairContext:
         return len(self.posts)
 
     def take(self, idx: np.ndarray) -> PairContext:
-        return PairContext(self.users, self.row[idx], self.posts[idx], self.user[idx], self.authors[idx],
-                           self.in_network[idx], self.see_less_at[idx])
+        return PairContext(
+            self.users,
+            self.row[idx],
+            self.posts[idx],
+            self.user[idx],
+            self.authors[idx],
+            self.in_network[idx],
+            self.see_less_at[idx],
+        )
 
 
 def pair_context(state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray) -> PairContext:
@@ -61,12 +89,20 @@ def pair_context(state: ServingState, users: np.ndarray, row: np.ndarray, posts:
     posts = np.asarray(posts, np.int64)
     user = users[row]
     authors = state.posts.author(posts)
-    return PairContext(users, row, posts, user, authors, in_network(state, users, row, posts, authors),
-                       state.feedback.see_less_at(user, authors))
+    return PairContext(
+        users,
+        row,
+        posts,
+        user,
+        authors,
+        in_network(state, users, row, posts, authors),
+        state.feedback.see_less_at(user, authors),
+    )
 
 
-def in_network(state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray,
-               authors: np.ndarray) -> np.ndarray:
+def in_network(
+    state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray, authors: np.ndarray
+) -> np.ndarray:
     """True where user ``users[row[i]]`` follows ``authors[i]`` or follows an account that reposted ``posts[i]``
     (the module docstring's definition). Batch-wide: one sorted code array per question, one binary search."""
     out = np.zeros(len(posts), bool)
@@ -100,8 +136,9 @@ def topic_share(state: ServingState, ctx: PairContext) -> np.ndarray:
     return (1 - w) * share + w * prior
 
 
-def pair_features(state: ServingState, ctx: PairContext, now: float | np.ndarray,
-                  only: tuple[str, ...] | None = None) -> np.ndarray:
+def pair_features(
+    state: ServingState, ctx: PairContext, now: float | np.ndarray, only: tuple[str, ...] | None = None
+) -> np.ndarray:
     """(n, len(FEATURES)) float32 features of the context's pairs at ``now`` (a time, or one per pair).
 
     ``only`` computes just those columns (the rest stay 0): the light ranker scores ~1,000 candidates on a cheap
@@ -145,5 +182,13 @@ def pair_features(state: ServingState, ctx: PairContext, now: float | np.ndarray
     return X
 
 
-__all__ = ["FEATURES", "F", "LIGHT_FEATURES", "PairContext", "pair_context", "pair_features", "in_network",
-           "topic_share"]
+__all__ = [
+    "FEATURES",
+    "F",
+    "LIGHT_FEATURES",
+    "PairContext",
+    "pair_context",
+    "pair_features",
+    "in_network",
+    "topic_share",
+]

@@ -42,8 +42,15 @@ def fatigue_multiplier(policy: Policy, since: np.ndarray) -> tuple[np.ndarray, n
     return drop, mult
 
 
-def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, ctx: PairContext, policy: Policy,
-                  now: float, served: list[set[int]]) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
+def apply_filters(
+    state: ServingState,
+    users: np.ndarray,
+    c: Candidates,
+    ctx: PairContext,
+    policy: Policy,
+    now: float,
+    served: list[set[int]],
+) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
     """Returns (kept row indices, dropped-per-filter counts, fatigue multiplier, interstitial flag) for ``c``
     (``ctx``: the candidates' pair context, giving authors and "see less" times)."""
     post = c.post
@@ -62,13 +69,20 @@ def apply_filters(state: ServingState, users: np.ndarray, c: Candidates, ctx: Pa
     ub = users.tolist()
     rows = np.arange(len(ub))
     n_users_total = state.n_users + 2
-    drop("blocked_or_muted", np.isin(_pair_keys(c.row, author, n_users_total),
-                                     _set_pairs(rows, [state.graph.hidden(x) for x in ub], n_users_total)))
+    drop(
+        "blocked_or_muted",
+        np.isin(
+            _pair_keys(c.row, author, n_users_total),
+            _set_pairs(rows, [state.graph.hidden(x) for x in ub], n_users_total),
+        ),
+    )
     n_posts = state.posts.capacity + 1
     drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, served, n_posts)))
     if policy.filters.filter_seen:
-        drop("already_seen", np.isin(_pair_keys(c.row, post, n_posts),
-                                     _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)))
+        drop(
+            "already_seen",
+            np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)),
+        )
     words = [state.feedback.muted_words(x) for x in ub]
     if any(words):
         m = np.zeros(len(c), bool)

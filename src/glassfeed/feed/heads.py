@@ -67,11 +67,20 @@ class EngagementHeads:
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     base_rate: dict[str, float] = field(default_factory=dict)
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, X_cal: np.ndarray | None = None,
-            Y_cal: np.ndarray | None = None) -> EngagementHeads:
-        params = {"objective": "binary", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
-                  "min_child_samples": self.min_child_samples, "seed": self.seed, "deterministic": True,
-                  "num_threads": 2, "verbose": -1, "feature_pre_filter": False}
+    def fit(
+        self, X: np.ndarray, Y: np.ndarray, X_cal: np.ndarray | None = None, Y_cal: np.ndarray | None = None
+    ) -> EngagementHeads:
+        params = {
+            "objective": "binary",
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.seed,
+            "deterministic": True,
+            "num_threads": 2,
+            "verbose": -1,
+            "feature_pre_filter": False,
+        }
         for h, name in enumerate(HEADS):
             y = Y[:, h].astype(np.float32)
             self.base_rate[name] = float(y.mean()) if len(y) else 0.0
@@ -84,8 +93,13 @@ class EngagementHeads:
             ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
             if held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives:
                 valid = lgb.Dataset(X_cal, y_cal.astype(np.float32), reference=ds)
-                booster = lgb.train(params, ds, num_boost_round=self.max_estimators, valid_sets=[valid],
-                                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+                booster = lgb.train(
+                    params,
+                    ds,
+                    num_boost_round=self.max_estimators,
+                    valid_sets=[valid],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
                 booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
             else:
                 booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
@@ -124,12 +138,20 @@ class EngagementHeads:
         d.mkdir(parents=True, exist_ok=True)
         for name, b in self.boosters.items():
             b.save_model(str(d / f"{name}.txt"))
-        meta = {"features": list(FEATURES), "calibration": self.calibration, "base_rate": self.base_rate,
-                "params": {"n_estimators": self.n_estimators, "num_leaves": self.num_leaves,
-                           "learning_rate": self.learning_rate, "max_estimators": self.max_estimators,
-                           "early_stopping_rounds": self.early_stopping_rounds,
-                           "early_stopping_min_positives": self.early_stopping_min_positives},
-                "trees": self.trees}
+        meta = {
+            "features": list(FEATURES),
+            "calibration": self.calibration,
+            "base_rate": self.base_rate,
+            "params": {
+                "n_estimators": self.n_estimators,
+                "num_leaves": self.num_leaves,
+                "learning_rate": self.learning_rate,
+                "max_estimators": self.max_estimators,
+                "early_stopping_rounds": self.early_stopping_rounds,
+                "early_stopping_min_positives": self.early_stopping_min_positives,
+            },
+            "trees": self.trees,
+        }
         (d / "heads.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -183,9 +205,16 @@ class LightRanker:
     def save(self, folder: str | Path) -> None:
         if self.coef is None or self.mean is None or self.scale is None:
             return
-        (Path(folder) / "light_ranker.json").write_text(json.dumps(
-            {"features": list(LIGHT_FEATURES), "coef": self.coef.tolist(), "mean": self.mean.tolist(),
-             "scale": self.scale.tolist()}))
+        (Path(folder) / "light_ranker.json").write_text(
+            json.dumps(
+                {
+                    "features": list(LIGHT_FEATURES),
+                    "coef": self.coef.tolist(),
+                    "mean": self.mean.tolist(),
+                    "scale": self.scale.tolist(),
+                }
+            )
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> LightRanker:

@@ -10,14 +10,28 @@ import numpy as np
 
 from glassfeed.feed.policy import Policy
 
-ADJUSTMENTS: tuple[str, ...] = ("out_of_network", "reply", "divisiveness", "bridging", "topic_preference",
-                                "see_less_fatigue", "author_diversity")
+ADJUSTMENTS: tuple[str, ...] = (
+    "out_of_network",
+    "reply",
+    "divisiveness",
+    "bridging",
+    "topic_preference",
+    "see_less_fatigue",
+    "author_diversity",
+)
 A = {name: i for i, name in enumerate(ADJUSTMENTS)}
 
 
-def apply_adjustments(score: np.ndarray, policy: Policy, in_net: np.ndarray, is_reply: np.ndarray,
-                      divisiveness: np.ndarray, bridging: np.ndarray, fatigue: np.ndarray,
-                      topic_pref: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def apply_adjustments(
+    score: np.ndarray,
+    policy: Policy,
+    in_net: np.ndarray,
+    is_reply: np.ndarray,
+    divisiveness: np.ndarray,
+    bridging: np.ndarray,
+    fatigue: np.ndarray,
+    topic_pref: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Multiply the policy's named adjustments into ``score``; returns (new score, deltas (n, len(ADJUSTMENTS)))."""
     adj = policy.adjustments
     deltas = np.zeros((len(score), len(ADJUSTMENTS)))
@@ -50,8 +64,15 @@ def _rank_within(rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def assemble_pages(rows: np.ndarray, score: np.ndarray, authors: np.ndarray, in_net: np.ndarray, limit: int,
-                   policy: Policy, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def assemble_pages(
+    rows: np.ndarray,
+    score: np.ndarray,
+    authors: np.ndarray,
+    in_net: np.ndarray,
+    limit: int,
+    policy: Policy,
+    deltas: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pick each user's page: author diversity (X: (1 - floor) * decay^k + floor for the k-th repeat), then the
     in/out-of-network caps, then the top ``limit`` by final score. Returns (selected indices in page order,
     final scores). ``deltas`` gets the diversity deltas filled in."""
@@ -62,13 +83,12 @@ def assemble_pages(rows: np.ndarray, score: np.ndarray, authors: np.ndarray, in_
     k = np.empty(len(rows), np.int64)
     k[order] = _rank_within(rows[order], authors[order])
     decay, floor = adj.author_diversity_decay, adj.author_diversity_floor
-    mult = (1.0 - floor) * decay ** k + floor if decay < 1.0 else np.ones(len(rows))
+    mult = (1.0 - floor) * decay**k + floor if decay < 1.0 else np.ones(len(rows))
     final = score * mult
     deltas[:, A["author_diversity"]] = final - score
     order = np.lexsort((-final, rows))
     mix = policy.mixing
-    caps = np.where(in_net, int(np.floor(mix.in_network_share * limit)),
-                    int(np.floor(mix.out_network_share * limit)))
+    caps = np.where(in_net, int(np.floor(mix.in_network_share * limit)), int(np.floor(mix.out_network_share * limit)))
     r, inn = rows[order], in_net[order].astype(np.int64)
     pos_in_class = _rank_within(r, inn)
     ok = pos_in_class < caps[order]

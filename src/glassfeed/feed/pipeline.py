@@ -54,8 +54,15 @@ class Pages:
         return np.flatnonzero(self.row == r)
 
 
-def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy, now: float, limit: int = 50,
-         served: list[set[int]] | None = None) -> Pages:
+def rank(
+    state: ServingState,
+    models: Models,
+    users: np.ndarray,
+    policy: Policy,
+    now: float,
+    limit: int = 50,
+    served: list[set[int]] | None = None,
+) -> Pages:
     """Rank a page of up to ``limit`` posts for each user in ``users`` (distinct) under ``policy`` at ``now``."""
     users = np.asarray(users, np.int64)
     served = served if served is not None else [set() for _ in users]
@@ -63,10 +70,12 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
 
     # 1. candidate sources, deduplicated (~1,000 per user)
     recent = prepare(state, models, policy, now)
-    cands = Candidates.concat([
-        SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab, ease=models.ease)
-        for name, k in policy.sources.items()
-    ]).dedupe()
+    cands = Candidates.concat(
+        [
+            SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab, ease=models.ease)
+            for name, k in policy.sources.items()
+        ]
+    ).dedupe()
     n_candidates = len(cands)
     ctx = pair_context(state, users, cands.row, cands.post)  # authors, in-network, "see less": once per request
 
@@ -76,8 +85,11 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
 
     # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads
     probs = X = None
-    fallback = None if policy.ranker == "recency" or models.heads.trained else \
-        "the engagement models are not trained yet, so this page is newest first"
+    fallback = (
+        None
+        if policy.ranker == "recency" or models.heads.trained
+        else "the engagement models are not trained yet, so this page is newest first"
+    )
     if policy.ranker == "heads" and fallback is None:
         try:
             light = pair_features(state, ctx, now, only=LIGHT_FEATURES)
@@ -97,18 +109,38 @@ def rank(state: ServingState, models: Models, users: np.ndarray, policy: Policy,
     # 4. policy adjustments (multiplicative, recorded as additive deltas for the explanation)
     deltas = np.zeros((len(cands), len(ADJUSTMENTS)))
     if probs is not None:
-        score, deltas = apply_adjustments(score, policy, ctx.in_network, state.posts.is_reply(cands.post),
-                                          state.posts.divisiveness(cands.post), state.counters.bridging(cands.post),
-                                          fatigue, topic_preference(state, users, cands, policy))
+        score, deltas = apply_adjustments(
+            score,
+            policy,
+            ctx.in_network,
+            state.posts.is_reply(cands.post),
+            state.posts.divisiveness(cands.post),
+            state.counters.bridging(cands.post),
+            fatigue,
+            topic_preference(state, users, cands, policy),
+        )
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
     sel, final = assemble_pages(cands.row, score, ctx.authors, ctx.in_network, limit, policy, deltas)
     remaining = np.bincount(cands.row, minlength=len(users)) - np.bincount(cands.row[sel], minlength=len(users))
-    return Pages(row=cands.row[sel], post=cands.post[sel], score=final[sel], source=cands.source[sel],
-                 source_score=cands.source_score[sel], via=cands.via[sel], in_network=ctx.in_network[sel],
-                 probs=None if probs is None else probs[sel], features=None if X is None else X[sel],
-                 deltas=deltas[sel], interstitial=interstitial[sel], ranker="recency" if probs is None else "heads",
-                 dropped=dropped, n_candidates=n_candidates, remaining=remaining, fallback_reason=fallback)
+    return Pages(
+        row=cands.row[sel],
+        post=cands.post[sel],
+        score=final[sel],
+        source=cands.source[sel],
+        source_score=cands.source_score[sel],
+        via=cands.via[sel],
+        in_network=ctx.in_network[sel],
+        probs=None if probs is None else probs[sel],
+        features=None if X is None else X[sel],
+        deltas=deltas[sel],
+        interstitial=interstitial[sel],
+        ranker="recency" if probs is None else "heads",
+        dropped=dropped,
+        n_candidates=n_candidates,
+        remaining=remaining,
+        fallback_reason=fallback,
+    )
 
 
 def prepare(state: ServingState, models: Models, policy: Policy, now: float) -> np.ndarray:

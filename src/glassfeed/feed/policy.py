@@ -22,9 +22,13 @@ SOURCES: tuple[str, ...] = ("following", "collaborative", "social_proof", "trend
 RANKERS = ("heads", "recency")
 
 HEAD_WORDS = {
-    "like": "you like it", "repost": "you repost it", "reply": "you reply to it",
-    "click": "you open it", "dwell": "you spend time reading it",
-    "see_less": "you ask to see less of it", "report": "you report it",
+    "like": "you like it",
+    "repost": "you repost it",
+    "reply": "you reply to it",
+    "click": "you open it",
+    "dwell": "you spend time reading it",
+    "see_less": "you ask to see less of it",
+    "report": "you report it",
 }
 SOURCE_WORDS = {
     "following": "posts and reposts from accounts you follow",
@@ -57,8 +61,9 @@ class Adjustments(PolicySection):
 
     out_of_network_factor: float = Field(ge=0, description="x this for posts from accounts you do not follow")
     reply_factor: float = Field(ge=0, description="x this for replies")
-    author_diversity_decay: float = Field(ge=0, le=1, description="k-th repeat of an author: "
-                                          "x ((1 - floor) * decay^k + floor); 1 disables it")
+    author_diversity_decay: float = Field(
+        ge=0, le=1, description="k-th repeat of an author: x ((1 - floor) * decay^k + floor); 1 disables it"
+    )
     author_diversity_floor: float = Field(ge=0, le=1)
     divisiveness_penalty: float = Field(ge=0, le=1, description="x (1 - penalty * divisiveness)")
     topic_more_factor: float = Field(ge=0, description="x this for topics the person asked to see more of")
@@ -92,8 +97,12 @@ class Fatigue(PolicySection):
 
 #: Policy file keys: scalars, then the tables (typed sections parsed by their model).
 _SCALARS = ("name", "title", "summary", "profiling", "ranker")
-_SECTIONS: dict[str, type[PolicySection]] = {"adjustments": Adjustments, "filters": Filters, "mixing": Mixing,
-                                             "fatigue": Fatigue}
+_SECTIONS: dict[str, type[PolicySection]] = {
+    "adjustments": Adjustments,
+    "filters": Filters,
+    "mixing": Mixing,
+    "fatigue": Fatigue,
+}
 _TABLES = ("weights", "bounds", "sources", *_SECTIONS)
 
 
@@ -177,8 +186,14 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
         raise PolicyError(f"{origin}: missing section or key {missing[0]!r}")
     name = str(d["name"])
     return Policy(
-        name=name, title=str(d.get("title", name)), summary=str(d.get("summary", "")).strip(),
-        profiling=bool(d.get("profiling", True)), ranker=ranker, weights=weights, bounds=bounds, sources=sources,
+        name=name,
+        title=str(d.get("title", name)),
+        summary=str(d.get("summary", "")).strip(),
+        profiling=bool(d.get("profiling", True)),
+        ranker=ranker,
+        weights=weights,
+        bounds=bounds,
+        sources=sources,
         adjustments=_section(origin, "adjustments", Adjustments, d["adjustments"]),
         filters=_section(origin, "filters", Filters, d["filters"]),
         mixing=_section(origin, "mixing", Mixing, d["mixing"]),
@@ -225,10 +240,12 @@ def describe(policy: Policy) -> str:
     if policy.ranker == "recency":
         lines.append("- Time: the newest post comes first. No prediction about you is used.")
     else:
-        lines.append("For each post we predict how likely it is that you will engage in each way below; the "
-                     "post's score adds up those chances times a weight. A positive weight pushes a post up, a "
-                     "negative one pushes it down. Why these weights: they state what the platform wants this "
-                     "feed to serve, and they are published so that you can judge them.")
+        lines.append(
+            "For each post we predict how likely it is that you will engage in each way below; the "
+            "post's score adds up those chances times a weight. A positive weight pushes a post up, a "
+            "negative one pushes it down. Why these weights: they state what the platform wants this "
+            "feed to serve, and they are published so that you can judge them."
+        )
         for h, w in sorted(policy.weights.items(), key=lambda kv: -abs(kv[1])):
             if w == 0:
                 continue
@@ -242,19 +259,26 @@ def describe(policy: Policy) -> str:
     if adj.reply_factor != 1.0:
         lines.append(f"- Replies are multiplied by {adj.reply_factor:g}.")
     if adj.author_diversity_decay < 1.0:
-        lines.append(f"- Each further post by the same author on a page is multiplied down (by "
-                     f"{adj.author_diversity_decay:g} per repeat, never below {adj.author_diversity_floor:g}) "
-                     "so that no single account dominates.")
+        lines.append(
+            f"- Each further post by the same author on a page is multiplied down (by "
+            f"{adj.author_diversity_decay:g} per repeat, never below {adj.author_diversity_floor:g}) "
+            "so that no single account dominates."
+        )
     if adj.divisiveness_penalty > 0:
-        lines.append(f"- Posts that stoke hostility between groups lose up to "
-                     f"{100 * adj.divisiveness_penalty:.0f}% of their score.")
+        lines.append(
+            f"- Posts that stoke hostility between groups lose up to "
+            f"{100 * adj.divisiveness_penalty:.0f}% of their score."
+        )
     if adj.bridging_boost > 0:
-        lines.append(f"- Posts liked by people on different sides gain up to "
-                     f"{100 * adj.bridging_boost * 0.5:.0f}% (bridging).")
+        lines.append(
+            f"- Posts liked by people on different sides gain up to {100 * adj.bridging_boost * 0.5:.0f}% (bridging)."
+        )
     fat = policy.fatigue
     if fat.filter_days > 0:
-        lines.append(f"- After you ask to see less of an author, their posts are hidden for {fat.filter_days:g} "
-                     f"days, then shown less for {fat.discount_days:g} days.")
+        lines.append(
+            f"- After you ask to see less of an author, their posts are hidden for {fat.filter_days:g} "
+            f"days, then shown less for {fat.discount_days:g} days."
+        )
     lines.append("")
     lines.append("## Always applied")
     lines.append("- Accounts you block or mute, and posts containing your muted words, are never shown.")
@@ -264,12 +288,16 @@ def describe(policy: Policy) -> str:
         lines.append("- Posts you have already been shown are not shown again.")
     mix = policy.mixing
     if mix.out_network_share > 0 and mix.in_network_share < 1:
-        lines.append(f"- At most {100 * mix.in_network_share:.0f}% of a page comes from accounts you follow and "
-                     f"at most {100 * mix.out_network_share:.0f}% from others.")
+        lines.append(
+            f"- At most {100 * mix.in_network_share:.0f}% of a page comes from accounts you follow and "
+            f"at most {100 * mix.out_network_share:.0f}% from others."
+        )
     lines.append("")
     lines.append("## Your options")
-    lines.append("- You can switch to another feed at any time, including one that is not based on profiling "
-                 "(\"Following, newest first\").")
+    lines.append(
+        "- You can switch to another feed at any time, including one that is not based on profiling "
+        '("Following, newest first").'
+    )
     if policy.bounds:
         rng = ", ".join(f"{h} {lo:g}..{hi:g}" for h, (lo, hi) in policy.bounds.items())
         lines.append(f"- You can change these weights within the platform's limits: {rng}.")

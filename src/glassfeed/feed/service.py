@@ -46,8 +46,15 @@ class FeedError(ValueError):
 class FeedService:
     """Owns the serving state for one store; thread-safe (one lock around state reads and writes)."""
 
-    def __init__(self, ingestor: Ingestor, settings: Settings | None = None, *, clock: str | None = None,
-                 models_folder: str | Path | None = None, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        settings: Settings | None = None,
+        *,
+        clock: str | None = None,
+        models_folder: str | Path | None = None,
+        secret: bytes | None = None,
+    ) -> None:
         """``settings`` (default: the packaged ones) gives the ``serving``, ``state`` and ``retrieval`` sections;
         ``clock`` ("wall" or "data"), when given, replaces ``serving.clock``."""
         settings = settings or packaged_settings()
@@ -85,8 +92,7 @@ class FeedService:
     def _load(self) -> None:
         trained = load_models(self.models_folder, self.settings.retrieval)
         user_vec, side = load_factors(self.models_folder)
-        state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec,
-                                        side=side)
+        state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec, side=side)
         with self.lock:
             self.state = state
             self.models = trained
@@ -102,8 +108,14 @@ class FeedService:
 
     def retrain(self, max_rows: int = 400_000, progress: Progress | None = None) -> TrainReport:
         """Train all models from the store, then rebuild the state with them (the store stays the truth)."""
-        report = train_all(self.store, self.models_folder, max_rows=max_rows, progress=progress,
-                           retrieval=self.settings.retrieval, state=self.settings.state)
+        report = train_all(
+            self.store,
+            self.models_folder,
+            max_rows=max_rows,
+            progress=progress,
+            retrieval=self.settings.retrieval,
+            state=self.settings.state,
+        )
         self._load()
         return report
 
@@ -152,8 +164,15 @@ class FeedService:
         except PolicyError:
             return pol  # saved weights outside new bounds: fall back to the platform defaults
 
-    def save_prefs(self, user_id: str, *, policy: str | None = None, weights: dict[str, float] | None = None,
-                   topics_more: list[str] | None = None, topics_less: list[str] | None = None) -> dict[str, Any]:
+    def save_prefs(
+        self,
+        user_id: str,
+        *,
+        policy: str | None = None,
+        weights: dict[str, float] | None = None,
+        topics_more: list[str] | None = None,
+        topics_less: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Validate and persist a person's feed choices; weights are checked against the policy's bounds."""
         user = self.user_idx(user_id)
         prefs = dict(self.state.feedback.prefs(user))
@@ -192,8 +211,16 @@ class FeedService:
         except Exception:
             raise FeedError("cursor", "invalid or tampered cursor; start again without one") from None
 
-    def feed(self, user_id: str | None, *, policy: str | None = None, limit: int = 50, cursor: str | None = None,
-             surface: str = "home", log_impressions: bool = True) -> dict[str, Any]:
+    def feed(
+        self,
+        user_id: str | None,
+        *,
+        policy: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        surface: str = "home",
+        log_impressions: bool = True,
+    ) -> dict[str, Any]:
         """One page for ``user_id`` (None = the non-personalised feed) with explanations and a next cursor."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise FeedError("limit", f"must be an integer in [1, {MAX_LIMIT}]")
@@ -219,9 +246,16 @@ class FeedService:
         if items and pages.remaining[0] > 0:  # more eligible posts exist than this page placed
             nxt = self._encode_cursor({"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name})
         return {
-            "user": user_id, "policy": pol.name, "ranker": pages.ranker, "request_id": request_id,
-            "items": items, "cursor": nxt, "generated_at": now,
-            "candidates": pages.n_candidates, "dropped": pages.dropped, "notice": pages.fallback_reason,
+            "user": user_id,
+            "policy": pol.name,
+            "ranker": pages.ranker,
+            "request_id": request_id,
+            "items": items,
+            "cursor": nxt,
+            "generated_at": now,
+            "candidates": pages.n_candidates,
+            "dropped": pages.dropped,
+            "notice": pages.fallback_reason,
         }
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float) -> list[dict[str, Any]]:
@@ -233,23 +267,41 @@ class FeedService:
             tops = top_contributions(pages.probs, np.asarray(pol.weight_vector()))
         else:
             base = pages.score - pages.deltas.sum(axis=1)
-            tops = [[{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
-                    for b in base.tolist()]
+            tops = [
+                [{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
+                for b in base.tolist()
+            ]
         cache = self.explanations.setdefault(user, OrderedDict()) if user else None
         out = []
         for i in range(n):
             p, src, via = int(pages.post[i]), SOURCES[int(pages.source[i])], int(pages.via[i])
             if cache is not None:
-                cache[p] = (pol, pages.source[i], via, None if pages.probs is None else pages.probs[i],
-                            pages.deltas[i], float(pages.score[i]), i, bool(pages.interstitial[i]),
-                            pages.fallback_reason)
+                cache[p] = (
+                    pol,
+                    pages.source[i],
+                    via,
+                    None if pages.probs is None else pages.probs[i],
+                    pages.deltas[i],
+                    float(pages.score[i]),
+                    i,
+                    bool(pages.interstitial[i]),
+                    pages.fallback_reason,
+                )
                 cache.move_to_end(p)
-            out.append({**self.post_view(p),
-                        "reason": source_reason(st, user, p, src, via, full=False,
-                                                source_score=float(pages.source_score[i])),
-                        "source": src, "score": float(pages.score[i]), "interstitial": bool(pages.interstitial[i]),
-                        "top_contributions": tops[i], "adjustments": adjustment_list(pages.deltas[i]),
-                        "repost_by": st.users.id_of(via) if via and src == "following" else None})
+            out.append(
+                {
+                    **self.post_view(p),
+                    "reason": source_reason(
+                        st, user, p, src, via, full=False, source_score=float(pages.source_score[i])
+                    ),
+                    "source": src,
+                    "score": float(pages.score[i]),
+                    "interstitial": bool(pages.interstitial[i]),
+                    "top_contributions": tops[i],
+                    "adjustments": adjustment_list(pages.deltas[i]),
+                    "repost_by": st.users.id_of(via) if via and src == "following" else None,
+                }
+            )
         while cache is not None and len(cache) > 1000:
             cache.popitem(last=False)
         return out
@@ -258,11 +310,16 @@ class FeedService:
         posts, users = self.state.posts, self.state.users
         a = posts.author_of(p)
         tot = self.state.counters.totals(np.array([p]))[0]
-        return {"post": posts.id_of(p), "author": users.id_of(a), "author_handle": users.handle_of(a),
-                "text": posts.text_of(p), "created_at": posts.created_at(p), "topics": posts.topics_of(p),
-                "labels": posts.labels_of(p),
-                "counts": {"likes": int(tot[C["like"]]), "reposts": int(tot[C["repost"]]),
-                           "replies": int(tot[C["reply"]])}}
+        return {
+            "post": posts.id_of(p),
+            "author": users.id_of(a),
+            "author_handle": users.handle_of(a),
+            "text": posts.text_of(p),
+            "created_at": posts.created_at(p),
+            "topics": posts.topics_of(p),
+            "labels": posts.labels_of(p),
+            "counts": {"likes": int(tot[C["like"]]), "reposts": int(tot[C["repost"]]), "replies": int(tot[C["reply"]])},
+        }
 
     def _log_impressions(self, user: int, pages: Pages, now: float, request_id: str, surface: str) -> None:
         """Queue the served page's impressions; a background thread group-commits them every few ms."""
@@ -282,13 +339,17 @@ class FeedService:
             return 0
         posts = np.concatenate([b[1] for b in batch])
         n = len(posts)
-        self.ingestor.ingest_batch(EventBatch.from_columns(
-            kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
-            user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]), post=posts,
-            ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
-            position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
-            request_id=[b[3] for b in batch for _ in range(len(b[1]))],
-            surface=[b[4] for b in batch for _ in range(len(b[1]))]))
+        self.ingestor.ingest_batch(
+            EventBatch.from_columns(
+                kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
+                user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
+                post=posts,
+                ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
+                position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
+                request_id=[b[3] for b in batch for _ in range(len(b[1]))],
+                surface=[b[4] for b in batch for _ in range(len(b[1]))],
+            )
+        )
         return n
 
     def _flush_loop(self) -> None:
@@ -300,6 +361,7 @@ class FeedService:
                 self.flush_impressions()
             except Exception:  # never let the logger die; the next flush retries what is queued after
                 import logging
+
                 logging.getLogger("glassfeed.feed").exception("impression flush failed")
 
     def close(self) -> None:
@@ -322,8 +384,9 @@ class FeedService:
                 raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
             pol, source, via, probs, deltas, score, position, interstitial, notice = raw
             base = None if probs is not None else ("recency", float(score - deltas.sum()))
-            why = explain_item(self.state, user, p, int(source), via, pol, probs, deltas, score, position,
-                               interstitial, base)
+            why = explain_item(
+                self.state, user, p, int(source), via, pol, probs, deltas, score, position, interstitial, base
+            )
             if notice:
                 why["notice"] = notice
             return {**why, **self.post_view(p)}
@@ -337,12 +400,15 @@ class FeedService:
             ids, fb, one = st.users.id_of, st.feedback, np.array([u])
             top_aff = fb.top_affinities(u, self.now(), 20)
             ut = st.counters.topic_profile(u)
-            topics = sorted(((st.topics.name(t), float(v)) for t, v in enumerate(ut[: len(st.topics)]) if v > 0),
-                            key=lambda kv: -kv[1])[:20]
+            topics = sorted(
+                ((st.topics.name(t), float(v)) for t, v in enumerate(ut[: len(st.topics)]) if v > 0),
+                key=lambda kv: -kv[1],
+            )[:20]
             tot = sum(v for _, v in topics) or 1.0
             events = self.store.user_events(u, events_limit)
             return {
-                "user": user_id, "handle": st.users.handle_of(u),
+                "user": user_id,
+                "handle": st.users.handle_of(u),
                 "onboarding_interests": [st.topics.name(t) for t in st.users.interests_of(u)],
                 "inferred_interests": [{"topic": t, "share": v / tot} for t, v in topics],
                 "author_affinity": [{"author": ids(a), "affinity": v} for a, v in top_aff],
@@ -355,10 +421,21 @@ class FeedService:
                 "bridging_side": float(st.counters.side(one)[0]),
                 "has_collaborative_profile": bool(len(st.counters.user_vectors(one)[0])),
                 "counts": {"events": int(st.counters.events(one)[0]), "seen_posts": len(fb.seen(u))},
-                "events": [{"seq": e[0], "id": e[1] or f"gf:{e[0]}", "kind": EventKind(e[2]).wire,
-                            "post": st.posts.id_of(e[3]) if e[3] else None,
-                            "target_user": ids(e[4]) if e[4] else None, "ts": e[5], "value": e[6],
-                            "surface": e[7], "position": e[8], "request_id": e[9]} for e in events],
+                "events": [
+                    {
+                        "seq": e[0],
+                        "id": e[1] or f"gf:{e[0]}",
+                        "kind": EventKind(e[2]).wire,
+                        "post": st.posts.id_of(e[3]) if e[3] else None,
+                        "target_user": ids(e[4]) if e[4] else None,
+                        "ts": e[5],
+                        "value": e[6],
+                        "surface": e[7],
+                        "position": e[8],
+                        "request_id": e[9],
+                    }
+                    for e in events
+                ],
             }
 
     def delete_user_data(self, user_id: str) -> dict[str, int]:

@@ -41,8 +41,14 @@ HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
 }
 DWELL_THRESHOLD_MS = 10_000.0
 #: ALS confidence added per engagement kind.
-ALS_WEIGHTS = {EventKind.LIKE: 1.0, EventKind.REPOST: 2.0, EventKind.REPLY: 2.0, EventKind.QUOTE: 2.0,
-               EventKind.BOOKMARK: 1.0, EventKind.SHARE: 2.0}
+ALS_WEIGHTS = {
+    EventKind.LIKE: 1.0,
+    EventKind.REPOST: 2.0,
+    EventKind.REPLY: 2.0,
+    EventKind.QUOTE: 2.0,
+    EventKind.BOOKMARK: 1.0,
+    EventKind.SHARE: 2.0,
+}
 
 Progress = Callable[[str, float], None]
 
@@ -70,11 +76,15 @@ class TrainReport:
     bridging_users: int = 0
 
     def table(self) -> str:
-        lines = ["| head | positives (train/test) | trees | AUC | log-loss | popularity AUC | popularity log-loss |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| head | positives (train/test) | trees | AUC | log-loss | popularity AUC | popularity log-loss |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for h in self.heads:
-            lines.append(f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.trees} | {h.auc:.4f} | "
-                         f"{h.logloss:.4f} | {h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |")
+            lines.append(
+                f"| {h.head} | {h.positives_train}/{h.positives_test} | {h.trees} | {h.auc:.4f} | "
+                f"{h.logloss:.4f} | {h.baseline_auc:.4f} | {h.baseline_logloss:.4f} |"
+            )
         return "\n".join(lines)
 
 
@@ -127,8 +137,14 @@ class Examples:
         return len(self.ts)
 
 
-def build_examples(store: Store, cfg: StateSettings | None = None, chunk_s: float = 86400.0,
-                   max_rows: int = 400_000, seed: int = 0, progress: Progress | None = None) -> Examples:
+def build_examples(
+    store: Store,
+    cfg: StateSettings | None = None,
+    chunk_s: float = 86400.0,
+    max_rows: int = 400_000,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Examples:
     """Point-in-time examples for logged impressions, by replaying the log in ``chunk_s`` windows: a window's
     impressions get their features (``pair_context`` + ``pair_features``, as serving computes them) from the
     state holding every event before the window, at their own impression time."""
@@ -155,9 +171,15 @@ def build_examples(store: Store, cfg: StateSettings | None = None, chunk_s: floa
             u, p, t = chunk.user[imp], chunk.post[imp], chunk.ts[imp]
             users, row = np.unique(u, return_inverse=True)
             key = u * n_posts + p
-            parts.append(Examples(pair_features(state, pair_context(state, users, row, p), t),
-                                  np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32),
-                                  t, u, p))
+            parts.append(
+                Examples(
+                    pair_features(state, pair_context(state, users, row, p), t),
+                    np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32),
+                    t,
+                    u,
+                    p,
+                )
+            )
         state.apply_events(chunk)
         say("replay", (i + 1) / (len(bounds) - 1))
     if not parts:
@@ -165,8 +187,9 @@ def build_examples(store: Store, cfg: StateSettings | None = None, chunk_s: floa
     return Examples(*(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post")))
 
 
-def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementHeads | None = None
-                ) -> tuple[EngagementHeads, LightRanker, TrainReport]:
+def train_heads(
+    X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementHeads | None = None
+) -> tuple[EngagementHeads, LightRanker, TrainReport]:
     """Time-split, fit, calibrate and evaluate against the popularity baseline (post like-rate)."""
     t0 = time.perf_counter()
     order = np.argsort(ts, kind="stable")
@@ -184,11 +207,18 @@ def train_heads(X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementH
         base = Y[:a, h].mean() if a else 0.0
         # popularity baseline probability: the post's like-rate rescaled to the head's base rate
         scale = base / max(float(X[:a, F["like_rate"]].mean()), 1e-9)
-        report.heads.append(HeadReport(
-            head=name, positives_train=int(Y[:a, h].sum()), positives_test=int(y.sum()),
-            auc=auc(y, P[:, h]), logloss=logloss(y, P[:, h]),
-            baseline_auc=auc(y, pop), baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6)),
-            trees=model.trees.get(name, 0)))
+        report.heads.append(
+            HeadReport(
+                head=name,
+                positives_train=int(Y[:a, h].sum()),
+                positives_test=int(y.sum()),
+                auc=auc(y, P[:, h]),
+                logloss=logloss(y, P[:, h]),
+                baseline_auc=auc(y, pop),
+                baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6)),
+                trees=model.trees.get(name, 0),
+            )
+        )
     report.seconds = time.perf_counter() - t0
     return model, light, report
 
@@ -225,8 +255,9 @@ def fit_ease(X: sp.csr_matrix, lam: float, gamma: float, max_items: int) -> tupl
     return np.asarray(model.items_, np.int64), model.B_
 
 
-def fit_bridging_sides(store: Store, n_users: int, n_posts: int, iterations: int = 25,
-                       lam_i: float = 0.15, lam_f: float = 0.03) -> np.ndarray:
+def fit_bridging_sides(
+    store: Store, n_users: int, n_posts: int, iterations: int = 25, lam_i: float = 0.15, lam_f: float = 0.03
+) -> np.ndarray:
     """Community Notes' 1-D model r = mu + i_u + i_n + f_u * f_n on (impression -> liked?) ratings.
 
     Returns user factors f_u rescaled to unit standard deviation times 0.5 (row 0 unused); 0 for users with
@@ -276,9 +307,15 @@ def models_dir(db_path: str | Path | None) -> Path:
     return p.with_name(p.name + ".models")
 
 
-def train_all(store: Store, folder: str | Path | None = None, max_rows: int = 400_000,
-              progress: Progress | None = None, seed: int = 0,
-              retrieval: RetrievalSettings | None = None, state: StateSettings | None = None) -> TrainReport:
+def train_all(
+    store: Store,
+    folder: str | Path | None = None,
+    max_rows: int = 400_000,
+    progress: Progress | None = None,
+    seed: int = 0,
+    retrieval: RetrievalSettings | None = None,
+    state: StateSettings | None = None,
+) -> TrainReport:
     """Train every model the pipeline uses and save them to ``folder`` (default: beside the database).
 
     ``retrieval`` picks and sizes the collaborative model; ``state`` is the serving state's section, so that the
@@ -333,9 +370,12 @@ def load_models(folder: str | Path, retrieval: RetrievalSettings | None = None) 
     r = retrieval or packaged_settings().retrieval
     heads = EngagementHeads.load(d / "heads") if (d / "heads" / "heads.json").exists() else EngagementHeads()
     ease = load_ease(d)
-    return Models(heads=heads, light=LightRanker.load(d / "heads"),
-                  collab=CollaborativeIndex(rebuild_every_s=r.ann_rebuild_every_s, exact_below=r.ann_exact_below),
-                  ease=EaseRetriever(*ease) if ease else None)
+    return Models(
+        heads=heads,
+        light=LightRanker.load(d / "heads"),
+        collab=CollaborativeIndex(rebuild_every_s=r.ann_rebuild_every_s, exact_below=r.ann_exact_below),
+        ease=EaseRetriever(*ease) if ease else None,
+    )
 
 
 def load_factors(folder: str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:

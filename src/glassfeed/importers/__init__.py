@@ -31,8 +31,13 @@ def dataset_path(name: str, data_dir: Path | None = None) -> Path:
     return folder
 
 
-def import_dataset(name: str, ingestor: Ingestor, data_dir: Path | None = None,
-                   progress: Callable[[str, int, int], None] | None = None, **kw: object) -> dict[str, int]:
+def import_dataset(
+    name: str,
+    ingestor: Ingestor,
+    data_dir: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    **kw: object,
+) -> dict[str, int]:
     """Import dataset ``name`` into the ingestor's store; returns counts written."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")

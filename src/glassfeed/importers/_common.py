@@ -28,8 +28,8 @@ def create_users(ingestor: Ingestor, records: Sequence[dict[str, Any]], say: Pro
     """Create users in chunks (no read tokens: imported accounts are not people who log in here)."""
     out = np.empty(len(records), np.int64)
     for a in range(0, len(records), 50_000):
-        made = ingestor.create_users(records[a:a + 50_000], with_tokens=False)
-        out[a:a + len(made)] = [m["idx"] for m in made]
+        made = ingestor.create_users(records[a : a + 50_000], with_tokens=False)
+        out[a : a + len(made)] = [m["idx"] for m in made]
         say("users", a + len(made), len(records))
     return out
 
@@ -37,8 +37,8 @@ def create_users(ingestor: Ingestor, records: Sequence[dict[str, Any]], say: Pro
 def create_posts(ingestor: Ingestor, records: Sequence[dict[str, Any]], say: Progress) -> np.ndarray:
     out = np.empty(len(records), np.int64)
     for a in range(0, len(records), 20_000):
-        made = ingestor.create_posts(records[a:a + 20_000])
-        out[a:a + len(made)] = [m["idx"] for m in made]
+        made = ingestor.create_posts(records[a : a + 20_000])
+        out[a : a + len(made)] = [m["idx"] for m in made]
         say("posts", a + len(made), len(records))
     return out
 

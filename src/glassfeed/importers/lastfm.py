@@ -29,22 +29,48 @@ def import_lastfm(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     tagged = pd.read_csv(folder / "user_taggedartists.dat", sep="\t", usecols=["artistID", "tagID"])
     people = np.unique(np.concatenate([friends["userID"], friends["friendID"], plays["userID"]]))
     ensure_new(ingestor, f"lfm:u{people[0]}", "lastfm")
-    u_idx = create_users(ingestor, [{"id": f"lfm:u{u}", "handle": f"lastfm-user-{u}", "created_at": RELEASE_TS - 2}
-                                    for u in people.tolist()], say)
-    create_users(ingestor, [{"id": f"lfm:a{a}", "handle": str(n)[:200] or f"artist-{a}",
-                                     "created_at": RELEASE_TS - 2}
-                                    for a, n in zip(artists["id"].tolist(), artists["name"].fillna(""))], say)
+    u_idx = create_users(
+        ingestor,
+        [{"id": f"lfm:u{u}", "handle": f"lastfm-user-{u}", "created_at": RELEASE_TS - 2} for u in people.tolist()],
+        say,
+    )
+    create_users(
+        ingestor,
+        [
+            {"id": f"lfm:a{a}", "handle": str(n)[:200] or f"artist-{a}", "created_at": RELEASE_TS - 2}
+            for a, n in zip(artists["id"].tolist(), artists["name"].fillna(""))
+        ],
+        say,
+    )
     tag_name = dict(zip(tags["tagID"], tags["tagValue"].astype(str)))
-    top = (tagged.groupby(["artistID", "tagID"]).size().rename("n").reset_index()
-           .sort_values(["artistID", "n"], ascending=[True, False]).groupby("artistID").head(3))
+    top = (
+        tagged.groupby(["artistID", "tagID"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["artistID", "n"], ascending=[True, False])
+        .groupby("artistID")
+        .head(3)
+    )
     art_tags: dict[int, list[str]] = {}
     for a, t in zip(top["artistID"].tolist(), top["tagID"].tolist()):
         name = tag_name.get(t, "").replace(",", " ").strip()
         if name:
             art_tags.setdefault(a, []).append(name)
-    p_idx = create_posts(ingestor, [{"id": f"lfm:p{a}", "author": f"lfm:a{a}", "text": str(n)[:3000],
-                                     "topics": art_tags.get(a, []), "created_at": RELEASE_TS - 1}
-                                    for a, n in zip(artists["id"].tolist(), artists["name"].fillna(""))], say)
+    p_idx = create_posts(
+        ingestor,
+        [
+            {
+                "id": f"lfm:p{a}",
+                "author": f"lfm:a{a}",
+                "text": str(n)[:3000],
+                "topics": art_tags.get(a, []),
+                "created_at": RELEASE_TS - 1,
+            }
+            for a, n in zip(artists["id"].tolist(), artists["name"].fillna(""))
+        ],
+        say,
+    )
     # mutual follows: each friendship in both directions, once
     src = np.concatenate([friends["userID"], friends["friendID"]])
     dst = np.concatenate([friends["friendID"], friends["userID"]])
@@ -62,8 +88,17 @@ def import_lastfm(folder: Path, ingestor: Ingestor, progress: Progress | None = 
         target_user=np.concatenate([f_dst, np.full(n_l, -1)]),
         post=np.concatenate([np.full(n_f, -1), p_idx[art_pos]]),
         ts=np.concatenate([np.full(n_f, RELEASE_TS - 1), np.full(n_l, RELEASE_TS)]),
-        value=np.concatenate([np.full(n_f, np.nan),
-                              np.minimum(pl["weight"].to_numpy(np.float64), ingestor.limits.max_dwell_ms)]))
+        value=np.concatenate(
+            [np.full(n_f, np.nan), np.minimum(pl["weight"].to_numpy(np.float64), ingestor.limits.max_dwell_ms)]
+        ),
+    )
     n = write_events(ingestor, ev, say)
-    return {"users": len(people), "artists": len(artists), "posts": len(artists), "follows": n_f,
-            "likes": n_l, "events": n, "plays_of_unknown_artists_skipped": int((~known).sum())}
+    return {
+        "users": len(people),
+        "artists": len(artists),
+        "posts": len(artists),
+        "follows": n_f,
+        "likes": n_l,
+        "events": n,
+        "plays_of_unknown_artists_skipped": int((~known).sum()),
+    }

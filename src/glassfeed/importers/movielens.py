@@ -49,21 +49,34 @@ def import_ml100k(folder: Path, ingestor: Ingestor, progress: Progress | None = 
     t0 = float(r["ts"].min())
     first_seen = r.groupby("user")["ts"].min()
     author = _catalogue(ingestor, "ml:movielens", "MovieLens", t0 - 1)
-    u_idx = create_users(ingestor, [{"id": f"ml:u{u}", "handle": f"ml-user-{u}",
-                                     "created_at": float(first_seen.get(u, t0))} for u in users["id"]], say)
+    u_idx = create_users(
+        ingestor,
+        [{"id": f"ml:u{u}", "handle": f"ml-user-{u}", "created_at": float(first_seen.get(u, t0))} for u in users["id"]],
+        say,
+    )
     first_rating = r.groupby("item")["ts"].min()
-    flags = items.iloc[:, 5:5 + len(genres)].to_numpy()
+    flags = items.iloc[:, 5 : 5 + len(genres)].to_numpy()
     posts = []
     for k, row in enumerate(items.itertuples(index=False)):
         mid = int(row[0])
-        posts.append({"id": f"ml:m{mid}", "author": author, "text": str(row[1]),
-                      "topics": [g.lower() for g, f in zip(genres, flags[k]) if f == 1 and g != "unknown"],
-                      "created_at": float(first_rating.get(mid, t0)) - 1})
+        posts.append(
+            {
+                "id": f"ml:m{mid}",
+                "author": author,
+                "text": str(row[1]),
+                "topics": [g.lower() for g, f in zip(genres, flags[k]) if f == 1 and g != "unknown"],
+                "created_at": float(first_rating.get(mid, t0)) - 1,
+            }
+        )
     p_idx = create_posts(ingestor, posts, say)
     u_map = dict(zip(users["id"], u_idx))
     p_map = dict(zip(items[0], p_idx))
-    ev = _ratings_events(r["user"].map(u_map).to_numpy(np.int64), r["item"].map(p_map).to_numpy(np.int64),
-                         r["rating"].to_numpy(), r["ts"].to_numpy(np.float64))
+    ev = _ratings_events(
+        r["user"].map(u_map).to_numpy(np.int64),
+        r["item"].map(p_map).to_numpy(np.int64),
+        r["rating"].to_numpy(),
+        r["ts"].to_numpy(np.float64),
+    )
     n = write_events(ingestor, ev, say)
     return {"users": len(users) + 1, "posts": len(posts), "events": n}
 
@@ -76,10 +89,19 @@ def import_ml1m(folder: Path, ingestor: Ingestor, progress: Progress | None = No
     users = np.unique(r["user"].to_numpy())
     items = np.unique(r["item"].to_numpy())
     author = _catalogue(ingestor, "ml1m:movielens", "MovieLens-1M", ML1M_TS - 86400)
-    u_idx = create_users(ingestor, [{"id": f"ml1m:u{u}", "handle": f"ml1m-user-{u}", "created_at": ML1M_TS - 1}
-                                    for u in users.tolist()], say)
-    p_idx = create_posts(ingestor, [{"id": f"ml1m:i{i}", "author": author, "text": f"MovieLens-1M item {i}",
-                                     "created_at": ML1M_TS - 1} for i in items.tolist()], say)
+    u_idx = create_users(
+        ingestor,
+        [{"id": f"ml1m:u{u}", "handle": f"ml1m-user-{u}", "created_at": ML1M_TS - 1} for u in users.tolist()],
+        say,
+    )
+    p_idx = create_posts(
+        ingestor,
+        [
+            {"id": f"ml1m:i{i}", "author": author, "text": f"MovieLens-1M item {i}", "created_at": ML1M_TS - 1}
+            for i in items.tolist()
+        ],
+        say,
+    )
     u_pos = np.searchsorted(users, r["user"].to_numpy())
     i_pos = np.searchsorted(items, r["item"].to_numpy())
     ev = _ratings_events(u_idx[u_pos], p_idx[i_pos], r["rating"].to_numpy(), np.full(len(r), ML1M_TS))

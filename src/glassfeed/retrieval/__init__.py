@@ -25,5 +25,17 @@ MODELS: dict[str, type[Recommender]] = {
     "blend": Blend,
 }
 
-__all__ = ["MODELS", "ANNIndex", "Recommender", "topk", "Popularity", "ItemKNN", "ALS", "BPR", "EASE", "RP3beta",
-           "SocialRecommender", "Blend"]
+__all__ = [
+    "MODELS",
+    "ANNIndex",
+    "Recommender",
+    "topk",
+    "Popularity",
+    "ItemKNN",
+    "ALS",
+    "BPR",
+    "EASE",
+    "RP3beta",
+    "SocialRecommender",
+    "Blend",
+]

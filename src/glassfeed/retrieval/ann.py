@@ -24,8 +24,16 @@ class ANNIndex:
     ``index_`` (the hnswlib graph, ``None`` when exact).
     """
 
-    def __init__(self, dim: int, M: int = 16, ef: int = 100, ef_construction: int = 200, num_threads: int = 1,
-                 seed: int = 42, exact_below: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        M: int = 16,
+        ef: int = 100,
+        ef_construction: int = 200,
+        num_threads: int = 1,
+        seed: int = 42,
+        exact_below: int = 0,
+    ):
         self.dim, self.M, self.ef, self.ef_construction = dim, M, ef, ef_construction
         self.num_threads, self.seed, self.exact_below = num_threads, seed, exact_below
         self.exact_ = False
@@ -47,8 +55,9 @@ class ANNIndex:
             self.index_ = None
             return self
         index = hnswlib.Index(space="ip", dim=self.dim)
-        index.init_index(max_elements=max(len(vectors), 1), M=self.M, ef_construction=self.ef_construction,
-                         random_seed=self.seed)
+        index.init_index(
+            max_elements=max(len(vectors), 1), M=self.M, ef_construction=self.ef_construction, random_seed=self.seed
+        )
         if len(vectors):
             index.add_items(vectors, ids, num_threads=self.num_threads)
         index.set_ef(self.ef)

@@ -31,8 +31,11 @@ class Blend(Recommender):
     member does.
     """
 
-    def __init__(self, members: Sequence[tuple[str, dict[str, Any]]] = (("ease", {}), ("rp3beta", {})),
-                 weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        members: Sequence[tuple[str, dict[str, Any]]] = (("ease", {}), ("rp3beta", {})),
+        weights: Sequence[float] | None = None,
+    ):
         self.members = tuple((name, dict(params)) for name, params in members)
         self.weights = tuple(weights) if weights is not None else tuple(1.0 for _ in self.members)
         if len(self.weights) != len(self.members):

@@ -38,15 +38,29 @@ class _FactorModel(Recommender):
 class ALS(_FactorModel):
     """Implicit-feedback ALS (Hu, Koren, Volinsky 2008): confidence 1 + alpha * x_ui, conjugate-gradient solver."""
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
-                 binary: bool = False, random_state: int = 42, num_threads: int = 1):
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        binary: bool = False,
+        random_state: int = 42,
+        num_threads: int = 1,
+    ):
         self.factors, self.regularization, self.alpha, self.iterations = factors, regularization, alpha, iterations
         self.binary, self.random_state, self.num_threads = binary, random_state, num_threads
 
     def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=self.binary)
-        self._fit_implicit(AlternatingLeastSquares, X, factors=self.factors, regularization=self.regularization,
-                           alpha=self.alpha, iterations=self.iterations)
+        self._fit_implicit(
+            AlternatingLeastSquares,
+            X,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+        )
         return self
 
 
@@ -58,16 +72,30 @@ class BPR(_FactorModel):
     column (the "logQ" correction for a sampled softmax). It stays an inner product, so ANN search still works.
     """
 
-    def __init__(self, factors: int = 64, learning_rate: float = 0.01, regularization: float = 0.01,
-                 iterations: int = 100, pop_correction: float = 1.0, random_state: int = 42, num_threads: int = 1):
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        pop_correction: float = 1.0,
+        random_state: int = 42,
+        num_threads: int = 1,
+    ):
         self.factors, self.learning_rate, self.regularization = factors, learning_rate, regularization
         self.iterations, self.pop_correction = iterations, pop_correction
         self.random_state, self.num_threads = random_state, num_threads
 
     def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=True)  # BPR only sees which items were interacted with
-        self._fit_implicit(BayesianPersonalizedRanking, X, factors=self.factors, learning_rate=self.learning_rate,
-                           regularization=self.regularization, iterations=self.iterations)
+        self._fit_implicit(
+            BayesianPersonalizedRanking,
+            X,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+        )
         if self.pop_correction:
             counts = np.maximum(np.diff(X.tocsc().indptr), 1).astype(np.float32)
             self.item_factors_[:, -1] += self.pop_correction * np.log(counts)

@@ -141,34 +141,68 @@ def engagement_probs(
     a, al, fat = _f(affinity), _f(alignment), _f(fatigue)
     ingroup, outgroup = np.maximum(al, 0.0), np.maximum(-al, 0.0)
     tired = p.fatigue_penalty * fat
-    click = expit(p.click_bias + p.click_match * m + p.click_affinity * a + p.click_quality * q
-                  + p.click_divisive * d - tired)
-    like = expit(p.like_bias + p.like_match * m + p.like_affinity * a + p.like_quality * q
-                 + d * (p.like_divisive_ingroup * ingroup + p.like_divisive_outgroup * outgroup) - tired)
-    repost = expit(p.repost_bias + p.repost_match * m + p.repost_affinity * a + p.repost_quality * q
-                   + p.repost_divisive_ingroup * d * ingroup - tired)
+    click = expit(
+        p.click_bias + p.click_match * m + p.click_affinity * a + p.click_quality * q + p.click_divisive * d - tired
+    )
+    like = expit(
+        p.like_bias
+        + p.like_match * m
+        + p.like_affinity * a
+        + p.like_quality * q
+        + d * (p.like_divisive_ingroup * ingroup + p.like_divisive_outgroup * outgroup)
+        - tired
+    )
+    repost = expit(
+        p.repost_bias
+        + p.repost_match * m
+        + p.repost_affinity * a
+        + p.repost_quality * q
+        + p.repost_divisive_ingroup * d * ingroup
+        - tired
+    )
     reply = expit(p.reply_bias + p.reply_match * m + p.reply_affinity * a + p.reply_divisive * d - tired)
-    see_less = expit(p.see_less_bias + p.see_less_match * m + p.see_less_quality * q
-                     + p.see_less_divisive_outgroup * d * outgroup + p.fatigue_see_less * fat)
+    see_less = expit(
+        p.see_less_bias
+        + p.see_less_match * m
+        + p.see_less_quality * q
+        + p.see_less_divisive_outgroup * d * outgroup
+        + p.fatigue_see_less * fat
+    )
     report = expit(p.report_bias + p.report_quality * q + p.report_divisive_outgroup * d * outgroup)
     mu = p.dwell_log_mean + p.dwell_quality * (q - 0.5) + p.dwell_match * (m - 0.5) + p.dwell_divisive * d
     long_dwell = click * (1.0 - ndtr((np.log(p.dwell_threshold_s) - mu) / p.dwell_sigma))
     if position is not None:
         ex = examine_prob(position, p)
         click, like, repost, reply, long_dwell, see_less, report = (
-            x * ex for x in (click, like, repost, reply, long_dwell, see_less, report))
-    return EngagementProbs(click=click, like=like, repost=repost, reply=reply, dwell=long_dwell,
-                           see_less=see_less, report=report, dwell_log_mu=mu, dwell_sigma=p.dwell_sigma)
+            x * ex for x in (click, like, repost, reply, long_dwell, see_less, report)
+        )
+    return EngagementProbs(
+        click=click,
+        like=like,
+        repost=repost,
+        reply=reply,
+        dwell=long_dwell,
+        see_less=see_less,
+        report=report,
+        dwell_log_mu=mu,
+        dwell_sigma=p.dwell_sigma,
+    )
 
 
-def stated_satisfaction(match: ArrayLike, quality: ArrayLike, divisiveness: ArrayLike, fatigue: ArrayLike = 0.0,
-                        params: BehaviourParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+def stated_satisfaction(
+    match: ArrayLike,
+    quality: ArrayLike,
+    divisiveness: ArrayLike,
+    fatigue: ArrayLike = 0.0,
+    params: BehaviourParams | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """What a user *says* about a consumed item: (P(worth my time), P(regret seeing it))."""
     p = params or BehaviourParams()
     m, q, d, fat = _f(match), _f(quality), _f(divisiveness), _f(fatigue)
     sat = expit(p.sat_bias + p.sat_quality * q + p.sat_match * m + p.sat_divisive * d + p.sat_fatigue * fat)
-    regret = expit(p.regret_bias + p.regret_quality * q + p.regret_match * m + p.regret_divisive * d
-                   + p.regret_fatigue * fat)
+    regret = expit(
+        p.regret_bias + p.regret_quality * q + p.regret_match * m + p.regret_divisive * d + p.regret_fatigue * fat
+    )
     return sat, regret
 
 
@@ -185,8 +219,9 @@ def posting_multiplier(reward: ArrayLike, params: BehaviourParams | None = None)
     return np.minimum(mult, p.reward_max_multiplier)
 
 
-def fatigue_after(fatigue: ArrayLike, n_seen: ArrayLike, divisive_seen: ArrayLike,
-                  params: BehaviourParams | None = None) -> np.ndarray:
+def fatigue_after(
+    fatigue: ArrayLike, n_seen: ArrayLike, divisive_seen: ArrayLike, params: BehaviourParams | None = None
+) -> np.ndarray:
     """Fatigue after scanning ``n_seen`` items carrying ``divisive_seen`` total divisiveness."""
     p = params or BehaviourParams()
     load = _f(n_seen) / p.fatigue_items + p.fatigue_divisive * _f(divisive_seen)

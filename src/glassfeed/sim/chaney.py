@@ -28,8 +28,12 @@ __all__ = ["ChaneyConfig", "ChaneyResult", "MODELS", "LABELS", "PUBLISHED", "run
 
 MODELS: tuple[str, ...] = ("ideal", "popularity", "content", "social", "mf", "random")
 LABELS: dict[str, str] = {
-    "ideal": "ideal", "popularity": "popularity", "content": "content filtering",
-    "social": "social filtering", "mf": "matrix factorisation", "random": "random",
+    "ideal": "ideal",
+    "popularity": "popularity",
+    "content": "content filtering",
+    "social": "social filtering",
+    "mf": "matrix factorisation",
+    "random": "random",
 }
 #: Homogenisation at t = 100 read off the T-RECS replication figures (/work/shared/reference/chaney_*.png).
 PUBLISHED: dict[str, dict[str, float]] = {
@@ -143,8 +147,9 @@ def _sim_seeds(seed: int, n_sims: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence([seed, 0]).spawn(n_sims)
 
 
-def sample_worlds(config: ChaneyConfig, n_sims: int, seed: int = 0,
-                  seeds: list[np.random.SeedSequence] | None = None) -> _Worlds:
+def sample_worlds(
+    config: ChaneyConfig, n_sims: int, seed: int = 0, seeds: list[np.random.SeedSequence] | None = None
+) -> _Worlds:
     """Draw users, items, utilities and social graphs; sim i uses its own child seed, so batching is irrelevant."""
     cfg = config
     a_n, b_n = _beta_params(cfg.mu_known, cfg.sigma)
@@ -341,8 +346,14 @@ class _MF(_Model):
             def user_obs(v, Fo=Fo):
                 return ((Fo @ v[..., None]).swapaxes(-1, -2) @ Fo)[..., 0, :]
 
-            X = _cg(np.swapaxes(Fm, 1, 2) @ Fm + eye, user_obs, (1 + cfg.mf_weight) * Fo.sum(axis=2), X,
-                    cfg.mf_weight, cfg.mf_cg_steps)
+            X = _cg(
+                np.swapaxes(Fm, 1, 2) @ Fm + eye,
+                user_obs,
+                (1 + cfg.mf_weight) * Fo.sum(axis=2),
+                X,
+                cfg.mf_weight,
+                cfg.mf_cg_steps,
+            )
             # items: F = user factors; an item's observers are a sparse (item x user) matrix, block-diagonal in sims
             Xf = X.reshape(S * U, k)
             Xo = Xf[user_sorted]
@@ -352,8 +363,14 @@ class _MF(_Model):
                 return (sp.csr_matrix((dots, user_sorted, indptr), shape=(S * n, S * U)) @ Xf).reshape(S, n, k)
 
             ones = sp.csr_matrix((np.ones(len(user_sorted)), user_sorted, indptr), shape=(S * n, S * U))
-            Ynew = _cg(np.swapaxes(X, 1, 2) @ X + eye, item_obs, (1 + cfg.mf_weight) * (ones @ Xf).reshape(S, n, k),
-                       Y, cfg.mf_weight, cfg.mf_cg_steps)
+            Ynew = _cg(
+                np.swapaxes(X, 1, 2) @ X + eye,
+                item_obs,
+                (1 + cfg.mf_weight) * (ones @ Xf).reshape(S, n, k),
+                Y,
+                cfg.mf_weight,
+                cfg.mf_cg_steps,
+            )
             Y = np.where(m[..., None], Ynew, Y)
         self.X, self.Y[:, :n], self.in_model[:, :n] = X, Y, m
         self.fitted = True
@@ -407,8 +424,14 @@ class _Random(_Model):
         self.scores = self.tie(self.R @ self.rng.random((s, a, n)))
 
 
-_CLASSES = {"ideal": _Ideal, "popularity": _Popularity, "content": _Content, "social": _Social, "mf": _MF,
-            "random": _Random}
+_CLASSES = {
+    "ideal": _Ideal,
+    "popularity": _Popularity,
+    "content": _Content,
+    "social": _Social,
+    "mf": _MF,
+    "random": _Random,
+}
 
 
 # --------------------------------------------------------------------------- user choice
@@ -453,8 +476,7 @@ def _choose(scores, known, consumed, new_lo, new_hi, n_rec, att, rng, margin):
         sub = sc if idx is None else sc[idx]
         r_idx = np.arange(rows)[:, None] if idx is None else idx[:, None]
         n = sub.shape[1]
-        top = np.argpartition(sub, n - kk, axis=1)[:, n - kk:] if kk < n else np.broadcast_to(
-            np.arange(n), sub.shape)
+        top = np.argpartition(sub, n - kk, axis=1)[:, n - kk :] if kk < n else np.broadcast_to(np.arange(n), sub.shape)
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sub, top, axis=1), axis=1), axis=1)
         top = top[:, :kk]
         sh = np.minimum(shift if idx is None else shift[idx], kk)  # new slots after rank kk do not matter
@@ -481,8 +503,9 @@ def _choose(scores, known, consumed, new_lo, new_hi, n_rec, att, rng, margin):
 # --------------------------------------------------------------------------- the loop
 
 
-def _simulate(w: _Worlds, cfg: ChaneyConfig, repeated: bool, models: tuple[str, ...],
-              rng: np.random.Generator) -> dict[str, NDArray[np.float64]]:
+def _simulate(
+    w: _Worlds, cfg: ChaneyConfig, repeated: bool, models: tuple[str, ...], rng: np.random.Generator
+) -> dict[str, NDArray[np.float64]]:
     s, u, n_max = w.known.shape
     step_items = cfg.items_per_step
     names = ("ideal", *(m for m in models if m != "ideal"))
@@ -514,19 +537,33 @@ def _simulate(w: _Worlds, cfg: ChaneyConfig, repeated: bool, models: tuple[str, 
                 rec.train(cons, hist[m][..., : t + 1], hi)
             if m != "ideal":
                 nn = nearest_neighbours(vecs, rng)
-                out[m][:, t] = (pair_jaccard(cons[..., :hi], nn)
-                                - pair_jaccard(consumed["ideal"][..., :hi], nn)).mean(axis=1)
+                out[m][:, t] = (pair_jaccard(cons[..., :hi], nn) - pair_jaccard(consumed["ideal"][..., :hi], nn)).mean(
+                    axis=1
+                )
     return out
 
 
-def _run_batch(cfg: ChaneyConfig, seeds: list[np.random.SeedSequence], loop_seed: list[int], repeated: bool,
-               models: tuple[str, ...]) -> dict[str, NDArray[np.float64]]:
+def _run_batch(
+    cfg: ChaneyConfig,
+    seeds: list[np.random.SeedSequence],
+    loop_seed: list[int],
+    repeated: bool,
+    models: tuple[str, ...],
+) -> dict[str, NDArray[np.float64]]:
     worlds = sample_worlds(cfg, len(seeds), seeds=seeds)
     return _simulate(worlds, cfg, repeated, models, np.random.default_rng(loop_seed))
 
 
-def run_chaney(n_sims: int = 50, seed: int = 0, training: str = "repeated", *, config: ChaneyConfig | None = None,
-               models: tuple[str, ...] = MODELS, batch_size: int = 25, n_jobs: int = 1) -> ChaneyResult:
+def run_chaney(
+    n_sims: int = 50,
+    seed: int = 0,
+    training: str = "repeated",
+    *,
+    config: ChaneyConfig | None = None,
+    models: tuple[str, ...] = MODELS,
+    batch_size: int = 25,
+    n_jobs: int = 1,
+) -> ChaneyResult:
     """Run ``n_sims`` simulations of every model and return homogenisation over time with standard errors.
 
     ``training`` is ``"repeated"`` (10 startup steps of random new items, then 90 steps retraining every step)
@@ -541,8 +578,10 @@ def run_chaney(n_sims: int = 50, seed: int = 0, training: str = "repeated", *, c
     cfg = config or (ChaneyConfig() if training == "repeated" else ChaneyConfig.single())
     t0 = time.perf_counter()
     seeds = _sim_seeds(seed, n_sims)
-    jobs = [(cfg, seeds[a:a + batch_size], [seed, 1, b], training == "repeated", models)
-            for b, a in enumerate(range(0, n_sims, batch_size))]
+    jobs = [
+        (cfg, seeds[a : a + batch_size], [seed, 1, b], training == "repeated", models)
+        for b, a in enumerate(range(0, n_sims, batch_size))
+    ]
     if n_jobs > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
             parts = list(pool.map(_run_batch, *zip(*jobs)))

@@ -22,13 +22,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         ctx: typer.Context,
-        policies: str = typer.Option("engagement,chronological,stated_preference,bridging",
-                                     help="comma-separated policy names (include chronological as the control)"),
+        policies: str = typer.Option(
+            "engagement,chronological,stated_preference,bridging",
+            help="comma-separated policy names (include chronological as the control)",
+        ),
         users: int = typer.Option(2000, help="synthetic users"),
         steps: int = typer.Option(50, help="simulation steps"),
         seed: int = typer.Option(1, help="random seed (same seed, same results)"),
-        out: Path | None = typer.Option(None, help="folder for report.html + results.json (default: "
-                                                      "sim-out/<timestamp>)"),
+        out: Path | None = typer.Option(
+            None, help="folder for report.html + results.json (default: sim-out/<timestamp>)"
+        ),
         active_prob: float = typer.Option(0.2, help="probability that a user requests a feed in a step"),
         step_hours: float = typer.Option(6.0, help="simulated hours per step"),
         history_days: int = typer.Option(7, help="days of generated history the models are first trained on"),
@@ -41,24 +44,41 @@ def register(app: typer.Typer) -> None:
         settings = cli_settings(ctx)
         names = tuple(p.strip() for p in policies.split(",") if p.strip())
         if not names or users < 10 or steps < 1 or not 0 < active_prob <= 1 or retrain not in ("partial", "full"):
-            console.print("[bold red]error:[/] need >= 1 policy, --users >= 10, --steps >= 1, "
-                          "0 < --active-prob <= 1, --retrain partial|full")
+            console.print(
+                "[bold red]error:[/] need >= 1 policy, --users >= 10, --steps >= 1, "
+                "0 < --active-prob <= 1, --retrain partial|full"
+            )
             raise typer.Exit(2)
         known = load_policies(settings.serving.policies_dir or None)
         bad = [p for p in names if p not in known]
         if bad:
             console.print(f"[bold red]error:[/] unknown policy {bad[0]!r}; expected one of {', '.join(known)}")
             raise typer.Exit(2)
-        cfg = SimConfig(users=users, steps=steps, seed=seed, policies=names, active_prob=active_prob,
-                        step_hours=step_hours, history_days=history_days, retrain_every=retrain_every,
-                        retrain=retrain, workers=max(1, workers))
+        cfg = SimConfig(
+            users=users,
+            steps=steps,
+            seed=seed,
+            policies=names,
+            active_prob=active_prob,
+            step_hours=step_hours,
+            history_days=history_days,
+            retrain_every=retrain_every,
+            retrain=retrain,
+            workers=max(1, workers),
+        )
         folder = out or Path("sim-out") / time.strftime("%Y%m%d-%H%M%S")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
         work = folder / "stores" if keep_stores else Path(tmp.name)  # type: ignore[union-attr]
         tasks: dict[str, TaskID] = {}
-        with Progress(TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as bar:
+        with Progress(
+            TextColumn("{task.description:>22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+
             def tick(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
                     tasks[stage] = bar.add_task(stage, total=max(total, 1))
@@ -69,8 +89,11 @@ def register(app: typer.Typer) -> None:
             finally:
                 if tmp is not None:
                     tmp.cleanup()
-        result.machine = {"platform": platform.platform(), "python": platform.python_version(),
-                          "processor": platform.processor() or platform.machine()}
+        result.machine = {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        }
         html_path, json_path = write_report(result, folder)
         typer.echo(markdown_table(result))
         typer.echo(f"wrote {html_path} and {json_path} in {result.seconds['total']:.0f} s")

@@ -55,8 +55,14 @@ class GeneratorParams:
     follow_history_days: float = 365.0  # initial follows were created up to this long before start
     follow_prob: float = 0.08  # P(follow author | like or repost of an unfollowed author)
     reply_noise: float = 0.1
-    engagement_weights: dict[int, float] = field(default_factory=lambda: {
-        int(EventKind.CLICK): 0.2, int(EventKind.LIKE): 1.0, int(EventKind.REPOST): 2.0, int(EventKind.REPLY): 3.0})
+    engagement_weights: dict[int, float] = field(
+        default_factory=lambda: {
+            int(EventKind.CLICK): 0.2,
+            int(EventKind.LIKE): 1.0,
+            int(EventKind.REPOST): 2.0,
+            int(EventKind.REPLY): 3.0,
+        }
+    )
 
 
 @dataclass
@@ -121,8 +127,16 @@ class _Graph:
         return (self.keys[pos] == key) if len(self.keys) else np.zeros(key.shape, bool)
 
 
-def _build_pages(rng: np.random.Generator, users: np.ndarray, pool: np.ndarray, posts: PostTable,
-                 post_eng: np.ndarray, graph: _Graph, t: float, gp: GeneratorParams) -> np.ndarray:
+def _build_pages(
+    rng: np.random.Generator,
+    users: np.ndarray,
+    pool: np.ndarray,
+    posts: PostTable,
+    post_eng: np.ndarray,
+    graph: _Graph,
+    t: float,
+    gp: GeneratorParams,
+) -> np.ndarray:
     """A page per user: followed authors' recent posts + popular + fresh, de-duplicated, own posts removed."""
     s, n = len(users), graph.n
     if len(pool) == 0:
@@ -151,16 +165,20 @@ def _build_pages(rng: np.random.Generator, users: np.ndarray, pool: np.ndarray, 
     cand[(posts.author[cp] == users[:, None])] = -1
     follows = graph.contains(np.broadcast_to(users[:, None], cand.shape), posts.author[cp])
     age_days = (t - posts.created[cp]) / DAY
-    rank = (1.0 * follows + 0.4 * np.log1p(post_eng[cp]) - age_days
-            + rng.gumbel(size=cand.shape))
+    rank = 1.0 * follows + 0.4 * np.log1p(post_eng[cp]) - age_days + rng.gumbel(size=cand.shape)
     rank[cand < 0] = -np.inf
     order = np.argsort(-rank, 1, kind="stable")[:, : gp.page_len]
     pages = np.take_along_axis(cand, order, 1)
     return pages
 
 
-def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams | None = None,
-                     progress: Callable[[str, float], None] | None = None) -> SyntheticNetwork:
+def generate_network(
+    n_users: int,
+    days: int,
+    seed: int,
+    params: GeneratorParams | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> SyntheticNetwork:
     """Generate ``n_users`` users browsing for ``days`` days; deterministic for a given ``seed``."""
     gp = params or GeneratorParams()
     bp = gp.behaviour
@@ -202,8 +220,9 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
                 pages = _build_pages(rng, active, pool, posts, post_eng, graph, t0, gp)
                 pp = np.maximum(pages, 0)
                 following = graph.contains(np.broadcast_to(active[:, None], pages.shape), posts.author[pp])
-                res = respond(pages, active, t_sess, rng, pop, posts, bp, following=following,
-                              follow_prob=gp.follow_prob)
+                res = respond(
+                    pages, active, t_sess, rng, pop, posts, bp, following=following, follow_prob=gp.follow_prob
+                )
                 ev = res.events
                 ev_parts.append(ev)
                 # engagement credit: popularity and the author reward hook
@@ -218,8 +237,9 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
                 # replies become posts
                 rep = ev.kind == EventKind.REPLY
                 if rep.any():
-                    posts.add(*sample_reply_posts(pop, posts, ev.user[rep], ev.post[rep], ev.ts[rep],
-                                                  rng, gp.reply_noise))
+                    posts.add(
+                        *sample_reply_posts(pop, posts, ev.user[rep], ev.post[rep], ev.ts[rep], rng, gp.reply_noise)
+                    )
             if (k + 1) % gp.slots_per_day == 0 and pending_src:
                 graph.add(np.concatenate(pending_src), np.concatenate(pending_dst))
                 pending_src, pending_dst = [], []
@@ -260,10 +280,24 @@ def generate_network(n_users: int, days: int, seed: int, params: GeneratorParams
     text = render_posts(pop.topics, p_topic, p_quality, p_div, pop.leaning[p_author], rng, parent_author)
     say("finishing", 1.0)
     return SyntheticNetwork(
-        start_ts=start, days=days, seed=seed, topics=list(pop.topics),
-        user_interests=pop.interests, user_community=pop.community, user_leaning=pop.leaning,
-        user_activity=pop.activity, user_created=pop.created,
-        post_author=p_author, post_created=p_created, post_topic=p_topic, post_quality=p_quality,
-        post_divisiveness=p_div, post_reply_to=p_reply, post_text=text,
-        follow_src=src, follow_dst=dst, follow_created=f_created, events=events,
+        start_ts=start,
+        days=days,
+        seed=seed,
+        topics=list(pop.topics),
+        user_interests=pop.interests,
+        user_community=pop.community,
+        user_leaning=pop.leaning,
+        user_activity=pop.activity,
+        user_created=pop.created,
+        post_author=p_author,
+        post_created=p_created,
+        post_topic=p_topic,
+        post_quality=p_quality,
+        post_divisiveness=p_div,
+        post_reply_to=p_reply,
+        post_text=text,
+        follow_src=src,
+        follow_dst=dst,
+        follow_created=f_created,
+        events=events,
     )

@@ -105,8 +105,9 @@ class Base:
     seconds: dict[str, float]
 
 
-def prepare_base(cfg: SimConfig, folder: Path, progress: Progress | None = None,
-                 settings: Settings | None = None) -> Base:
+def prepare_base(
+    cfg: SimConfig, folder: Path, progress: Progress | None = None, settings: Settings | None = None
+) -> Base:
     """Generate ``cfg.users`` x ``cfg.history_days`` of history, write it through the Ingestor and train once
     (with the ``retrieval`` and ``state`` sections of ``settings``, default: the packaged ones)."""
     say = progress or (lambda s, d, t: None)
@@ -118,8 +119,9 @@ def prepare_base(cfg: SimConfig, folder: Path, progress: Progress | None = None,
     shutil.rmtree(models_dir(db), ignore_errors=True)
     secs: dict[str, float] = {}
     t = time.perf_counter()
-    net = generate_network(cfg.users, cfg.history_days, cfg.seed,
-                           progress=lambda s, f: say(f"history: {s}", int(f * 100), 100))
+    net = generate_network(
+        cfg.users, cfg.history_days, cfg.seed, progress=lambda s, f: say(f"history: {s}", int(f * 100), 100)
+    )
     secs["generate"] = time.perf_counter() - t
     end = float(net.start_ts + cfg.history_days * DAY)
     store = open_store(db, synchronous="OFF")
@@ -163,8 +165,14 @@ def page_matrix(row: np.ndarray, post: np.ndarray, n: int, page_len: int) -> np.
     return out
 
 
-def opinion_step(lean_user: np.ndarray, lean_author: np.ndarray, liked: np.ndarray, examined: np.ndarray,
-                 divisiveness: np.ndarray, p: OpinionParams) -> np.ndarray:
+def opinion_step(
+    lean_user: np.ndarray,
+    lean_author: np.ndarray,
+    liked: np.ndarray,
+    examined: np.ndarray,
+    divisiveness: np.ndarray,
+    p: OpinionParams,
+) -> np.ndarray:
     """New leanings of users after a session (rows = users, columns = page slots); see ``OpinionParams``.
 
     l' = clip(l + assimilation * mean_liked(l_author - l) + backfire * sign(l) * sum_outgroup(div) / n_scanned)
@@ -234,8 +242,9 @@ class Collector:
         self.add("time_spent_s", float(res.time_spent.mean()) if len(d.active) else np.nan)
         self.add("satisfaction", float(np.nanmean(res.item_satisfaction)) if n_imp else np.nan)
         self.add("regret", float(np.nanmean(res.item_regret)) if n_imp else np.nan)
-        self.add("regretted_time_s", float(np.mean(res.time_spent * np.nan_to_num(res.regret)))
-                 if len(d.active) else np.nan)
+        self.add(
+            "regretted_time_s", float(np.mean(res.time_spent * np.nan_to_num(res.regret))) if len(d.active) else np.nan
+        )
         top = valid[:, : cfg.divisive_top_k]
         div = p.divisiveness[pp[:, : cfg.divisive_top_k]][top]
         self.add("divisive_share_top10", M.divisive_share(div, cfg.divisive_threshold))
@@ -301,8 +310,14 @@ class World:
         # exactly the generator's latent population (see sim/generate.py), then warm its author rewards
         self.pop = Population.sample(net.n_users, np.random.default_rng(cfg.seed), gp.population, gp.start_ts)
         self._warm_rewards(net, base.end_ts)
-        self.posts = PostTable.from_arrays(net.post_author, net.post_created, net.post_topic, net.post_quality,
-                                           net.post_divisiveness, net.post_reply_to)
+        self.posts = PostTable.from_arrays(
+            net.post_author,
+            net.post_created,
+            net.post_topic,
+            net.post_quality,
+            net.post_divisiveness,
+            net.post_reply_to,
+        )
         self.t = base.end_ts  # start of the current step (simulated seconds)
         self.clock_t = base.end_ts  # the Ingestor's clock: latest simulated activity
         self.store = open_store(db, synchronous="OFF")
@@ -352,14 +367,29 @@ class World:
         idx = self.posts.add(author, created, topic, quality, div, reply_to)
         topics = self.pop.topics
         parent_author = np.where(reply_to >= 0, self.posts.author[np.maximum(reply_to, 0)], -1)
-        text = render_posts(topics, cols[2], cols[3], cols[4], self.pop.leaning[cols[0]], self.text_rng,
-                            parent_author)
-        recs = [{"id": f"p{i}", "author": f"u{a}", "text": tx, "created_at": float(c), "topics": [topics[tp]],
-                 "quality": float(min(max(q, 0.0), 1.0)), "divisiveness": float(min(max(dv, 0.0), 1.0)),
-                 "reply_to": f"p{r}" if r >= 0 else None}
-                for i, a, tx, c, tp, q, dv, r in zip(idx.tolist(), cols[0].tolist(), text, cols[1].tolist(),
-                                                      cols[2].tolist(), cols[3].tolist(), cols[4].tolist(),
-                                                      reply_to.tolist())]
+        text = render_posts(topics, cols[2], cols[3], cols[4], self.pop.leaning[cols[0]], self.text_rng, parent_author)
+        recs = [
+            {
+                "id": f"p{i}",
+                "author": f"u{a}",
+                "text": tx,
+                "created_at": float(c),
+                "topics": [topics[tp]],
+                "quality": float(min(max(q, 0.0), 1.0)),
+                "divisiveness": float(min(max(dv, 0.0), 1.0)),
+                "reply_to": f"p{r}" if r >= 0 else None,
+            }
+            for i, a, tx, c, tp, q, dv, r in zip(
+                idx.tolist(),
+                cols[0].tolist(),
+                text,
+                cols[1].tolist(),
+                cols[2].tolist(),
+                cols[3].tolist(),
+                cols[4].tolist(),
+                reply_to.tolist(),
+            )
+        ]
         out = self.ing.create_posts(recs)
         sidx = np.array([o["idx"] for o in out], np.int64)
         self.p2s = np.concatenate([self.p2s, sidx])
@@ -386,11 +416,19 @@ class World:
             self.liked = np.union1d(self.liked, key[fresh])
         ev = ev.take(keep)
         tgt = ev.target_user
-        self.ing.ingest_batch(EventBatch.from_columns(
-            kind=ev.kind, user=self.u2s[ev.user], post=np.where(ev.post >= 0, self.p2s[np.maximum(ev.post, 0)], -1),
-            target_user=np.where(tgt >= 0, self.u2s[np.maximum(tgt, 0)], -1), ts=ev.ts, value=ev.value,
-            position=ev.position, surface=np.full(len(ev), "sim", object),
-            request_id=[f"{self.policy_name}:{step}-{u}.0" for u in ev.user.tolist()]))
+        self.ing.ingest_batch(
+            EventBatch.from_columns(
+                kind=ev.kind,
+                user=self.u2s[ev.user],
+                post=np.where(ev.post >= 0, self.p2s[np.maximum(ev.post, 0)], -1),
+                target_user=np.where(tgt >= 0, self.u2s[np.maximum(tgt, 0)], -1),
+                ts=ev.ts,
+                value=ev.value,
+                position=ev.position,
+                surface=np.full(len(ev), "sim", object),
+                request_id=[f"{self.policy_name}:{step}-{u}.0" for u in ev.user.tolist()],
+            )
+        )
 
     # ------------------------------------------------------------------ ranking
     def _pages(self, active: np.ndarray, now: float) -> np.ndarray:
@@ -402,18 +440,19 @@ class World:
             prepare(self.svc.state, self.svc.models, self.policy, now)  # shared indexes built once, before forking
             global _FORKED
             _FORKED = (self, active, now)
-            with ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("fork"),
-                                     initializer=_single_threaded) as pool:
+            with ProcessPoolExecutor(
+                self.cfg.workers, mp_context=mp.get_context("fork"), initializer=_single_threaded
+            ) as pool:
                 parts = list(pool.map(_rank_batch, starts))
             _FORKED = None
         else:
             parts = [self._rank_batch(active, now, a) for a in starts]
         for a, part in zip(starts, parts):
-            out[a:a + len(part)] = part
+            out[a : a + len(part)] = part
         return out
 
     def _rank_batch(self, active: np.ndarray, now: float, a: int) -> np.ndarray:
-        users = active[a:a + self.cfg.batch]
+        users = active[a : a + self.cfg.batch]
         L = self.cfg.page_len
         pg = rank(self.svc.state, self.svc.models, self.u2s[users], self.policy, now, L)
         if not len(pg.row):
@@ -442,8 +481,9 @@ class World:
         """Panel users' consumption under an ideal recommender (true stated value, recent posts): Chaney's baseline."""
         panel_act = active[self.metrics.panel_pos[active] >= 0]
         p = self.posts
-        pool = np.flatnonzero((p.created < now) & (p.created >= now - self.cfg.ideal_pool_hours * 3600.0)
-                              & (p.reply_to < 0))
+        pool = np.flatnonzero(
+            (p.created < now) & (p.created >= now - self.cfg.ideal_pool_hours * 3600.0) & (p.reply_to < 0)
+        )
         if not len(panel_act) or not len(pool):
             return
         L = min(self.cfg.page_len, len(pool))
@@ -462,8 +502,13 @@ class World:
     def _retrain(self) -> None:
         folder = models_dir(self.store.path)
         if self.cfg.retrain == "full":
-            train_all(self.store, folder, max_rows=self.cfg.train_rows, retrieval=self.settings.retrieval,
-                      state=self.settings.state)
+            train_all(
+                self.store,
+                folder,
+                max_rows=self.cfg.train_rows,
+                retrieval=self.settings.retrieval,
+                state=self.settings.state,
+            )
         else:
             n_u, n_p = self.store.count("users"), self.store.count("posts")
             X = engagement_matrix(self.store, n_u, n_p)
@@ -492,8 +537,9 @@ class World:
         self.clock_t = max(now, float(ev.ts.max()) if len(ev) else now)
         self._ingest(res, k)
         rep = ev.kind == int(EventKind.REPLY)
-        n_new += self._create_posts(sample_reply_posts(self.pop, self.posts, ev.user[rep], ev.post[rep],
-                                                       ev.ts[rep], self.rng))
+        n_new += self._create_posts(
+            sample_reply_posts(self.pop, self.posts, ev.user[rep], ev.post[rep], ev.ts[rep], self.rng)
+        )
         w = np.zeros(32)
         for kk, v in REWARD_WEIGHTS.items():
             w[int(kk)] = v
@@ -517,8 +563,14 @@ class World:
             self._retrain()
         t6 = time.perf_counter()
         self.n_requests += len(active)
-        for name, dt in (("posts", t1 - t0), ("rank", t2 - t1), ("respond", t3 - t2), ("ingest", t4 - t3),
-                         ("metrics", t5 - t4), ("retrain", t6 - t5)):
+        for name, dt in (
+            ("posts", t1 - t0),
+            ("rank", t2 - t1),
+            ("respond", t3 - t2),
+            ("ingest", t4 - t3),
+            ("metrics", t5 - t4),
+            ("retrain", t6 - t5),
+        ):
             self.seconds[name] += dt
 
     def close(self) -> None:
@@ -563,8 +615,11 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
     final: dict[str, dict[str, Any]] = {}
     for p, w in worlds.items():
         m = w.metrics
-        f = {name: _nan(float(np.nanmean(v))) for name, v in m.series.items()
-             if name not in ("polarisation", "mean_abs_leaning", "feed_requests", "rank_seconds")}
+        f = {
+            name: _nan(float(np.nanmean(v)))
+            for name, v in m.series.items()
+            if name not in ("polarisation", "mean_abs_leaning", "feed_requests", "rank_seconds")
+        }
         f["polarisation_start"] = _nan(M.polarisation(m.leaning_start))
         f["polarisation_end"] = _nan(m.series["polarisation"][-1]) if m.series.get("polarisation") else None
         f["bimodality_end"] = _nan(M.bimodality_coefficient(w.pop.leaning.astype(np.float64)))
@@ -585,17 +640,31 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
             if p == "chronological":
                 continue
             wm = w.metrics
-            amp[p] = {"leaning": dict(zip(LEANING_GROUPS, map(_nan, _amp(wm.exposure_l, cm.exposure_l)))),
-                      "community": dict(zip(comm, map(_nan, _amp(wm.exposure_c, cm.exposure_c))))}
+            amp[p] = {
+                "leaning": dict(zip(LEANING_GROUPS, map(_nan, _amp(wm.exposure_l, cm.exposure_l)))),
+                "community": dict(zip(comm, map(_nan, _amp(wm.exposure_c, cm.exposure_c)))),
+            }
             per = [_amp(a[0], b[0]) for a, b in zip(wm.step_exposure, cm.step_exposure)]
             amp_series[p] = {g: [_nan(x[i]) for x in per] for i, g in enumerate(LEANING_GROUPS)}
     homog = {p: [(int(k), _nan(v)) for k, v in w.metrics.homog] for p, w in worlds.items()}
-    return SimResult(config=cfg.to_dict(), series=series, final=final, amplification=amp,
-                     amplification_series=amp_series, homogenisation=homog, seconds=seconds)
+    return SimResult(
+        config=cfg.to_dict(),
+        series=series,
+        final=final,
+        amplification=amp,
+        amplification_series=amp_series,
+        homogenisation=homog,
+        seconds=seconds,
+    )
 
 
-def run_simulation(cfg: SimConfig, folder: Path, progress: Progress | None = None,
-                   base: Base | None = None, settings: Settings | None = None) -> SimResult:
+def run_simulation(
+    cfg: SimConfig,
+    folder: Path,
+    progress: Progress | None = None,
+    base: Base | None = None,
+    settings: Settings | None = None,
+) -> SimResult:
     """Run every policy of ``cfg`` on the same seeded society; stores go to ``folder/<policy>.db``. ``settings``
     (default: the packaged ones) gives the feed's ``serving``, ``state`` and ``retrieval`` sections."""
     say = progress or (lambda s, d, t: None)

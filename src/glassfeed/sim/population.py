@@ -13,13 +13,53 @@ from glassfeed.sim import behaviour as bm
 from glassfeed.sim.behaviour import BehaviourParams
 
 TOPICS: list[str] = [
-    "politics", "news", "sports", "music", "science", "gaming", "food", "movies", "tech", "art",
-    "books", "travel", "fashion", "fitness", "finance", "climate", "health", "pets", "comedy", "education",
+    "politics",
+    "news",
+    "sports",
+    "music",
+    "science",
+    "gaming",
+    "food",
+    "movies",
+    "tech",
+    "art",
+    "books",
+    "travel",
+    "fashion",
+    "fitness",
+    "finance",
+    "climate",
+    "health",
+    "pets",
+    "comedy",
+    "education",
 ]
 #: How divisive a post on each topic tends to be (scaled up by the author's extremity).
 TOPIC_DIVISIVENESS: np.ndarray = np.array(
-    [0.60, 0.42, 0.12, 0.05, 0.12, 0.08, 0.04, 0.06, 0.12, 0.05,
-     0.05, 0.03, 0.06, 0.05, 0.18, 0.38, 0.22, 0.02, 0.10, 0.14], dtype=np.float64)
+    [
+        0.60,
+        0.42,
+        0.12,
+        0.05,
+        0.12,
+        0.08,
+        0.04,
+        0.06,
+        0.12,
+        0.05,
+        0.05,
+        0.03,
+        0.06,
+        0.05,
+        0.18,
+        0.38,
+        0.22,
+        0.02,
+        0.10,
+        0.14,
+    ],
+    dtype=np.float64,
+)
 POLITICAL_TOPICS: tuple[int, ...] = (0, 1, 15)
 
 
@@ -71,8 +111,14 @@ class Population:
         return len(self.community)
 
     @classmethod
-    def sample(cls, n_users: int, rng: np.random.Generator, params: PopulationParams | None = None,
-               start_ts: float = 0.0, n_topics: int = len(TOPICS)) -> Population:
+    def sample(
+        cls,
+        n_users: int,
+        rng: np.random.Generator,
+        params: PopulationParams | None = None,
+        start_ts: float = 0.0,
+        n_topics: int = len(TOPICS),
+    ) -> Population:
         """Draw ``n_users`` users: community -> leaning and topic profile -> individual interests."""
         p = params or PopulationParams()
         c = p.n_communities
@@ -91,17 +137,28 @@ class Population:
         activity = np.minimum(_lognormal_with_mean(rng, p.activity_mean, p.activity_sigma, n_users), p.activity_max)
         # prolific posters are also somewhat more active readers
         z = 0.5 * np.log(activity / p.activity_mean) / p.activity_sigma + np.sqrt(0.75) * rng.standard_normal(n_users)
-        post_rate = np.minimum(p.post_rate_mean * np.exp(p.post_rate_sigma * z - 0.5 * p.post_rate_sigma**2),
-                               p.post_rate_max)
+        post_rate = np.minimum(
+            p.post_rate_mean * np.exp(p.post_rate_sigma * z - 0.5 * p.post_rate_sigma**2), p.post_rate_max
+        )
         skill = rng.beta(2.5, 2.5, n_users)
         budget = _lognormal_with_mean(rng, p.time_budget_s, p.time_budget_sigma, n_users)
         lo, hi = p.account_age_days
         created = start_ts - rng.uniform(lo, hi, n_users) * 86400.0
-        return cls(interests=interests, community=community, leaning=leaning.astype(np.float32),
-                   activity=activity.astype(np.float32), post_rate=post_rate.astype(np.float32),
-                   skill=skill.astype(np.float32), time_budget=budget.astype(np.float32), created=created,
-                   fatigue=np.zeros(n_users, np.float32), last_active=np.full(n_users, start_ts),
-                   reward=np.zeros(n_users), reward_ts=start_ts, topics=list(TOPICS[:n_topics]))
+        return cls(
+            interests=interests,
+            community=community,
+            leaning=leaning.astype(np.float32),
+            activity=activity.astype(np.float32),
+            post_rate=post_rate.astype(np.float32),
+            skill=skill.astype(np.float32),
+            time_budget=budget.astype(np.float32),
+            created=created,
+            fatigue=np.zeros(n_users, np.float32),
+            last_active=np.full(n_users, start_ts),
+            reward=np.zeros(n_users),
+            reward_ts=start_ts,
+            topics=list(TOPICS[:n_topics]),
+        )
 
     def match(self, users: np.ndarray, topics: np.ndarray) -> np.ndarray:
         """Interest of ``users`` in ``topics`` relative to each user's favourite topic, in [0, 1]."""
@@ -120,8 +177,9 @@ class Population:
             self.reward *= 0.5 ** ((t - self.reward_ts) / p.reward_half_life_s)
             self.reward_ts = t
 
-    def reward_authors(self, authors: np.ndarray, amounts: float | np.ndarray, t: float,
-                       params: BehaviourParams | None = None) -> None:
+    def reward_authors(
+        self, authors: np.ndarray, amounts: float | np.ndarray, t: float, params: BehaviourParams | None = None
+    ) -> None:
         """Hook: credit authors with engagement received at time ``t`` (raises their posting rate)."""
         self._decay_reward(t, params)
         w = np.broadcast_to(np.asarray(amounts, dtype=np.float64), np.shape(authors))
@@ -136,8 +194,14 @@ class Population:
 class PostTable:
     """Growable columnar post features (author, created, topic, quality, divisiveness, reply_to)."""
 
-    _cols = (("author", np.int32), ("created", np.float64), ("topic", np.int16),
-             ("quality", np.float32), ("divisiveness", np.float32), ("reply_to", np.int32))
+    _cols = (
+        ("author", np.int32),
+        ("created", np.float64),
+        ("topic", np.int16),
+        ("quality", np.float32),
+        ("divisiveness", np.float32),
+        ("reply_to", np.int32),
+    )
 
     def __init__(self, capacity: int = 1024):
         self.n = 0
@@ -147,15 +211,29 @@ class PostTable:
         return self.n
 
     @classmethod
-    def from_arrays(cls, author: np.ndarray, created: np.ndarray, topic: np.ndarray, quality: np.ndarray,
-                    divisiveness: np.ndarray, reply_to: np.ndarray | None = None) -> PostTable:
+    def from_arrays(
+        cls,
+        author: np.ndarray,
+        created: np.ndarray,
+        topic: np.ndarray,
+        quality: np.ndarray,
+        divisiveness: np.ndarray,
+        reply_to: np.ndarray | None = None,
+    ) -> PostTable:
         """Wrap existing post columns (e.g. a ``SyntheticNetwork``'s) for ``respond`` or further growth."""
         table = cls(capacity=max(1024, len(author)))
         table.add(author, created, topic, quality, divisiveness, reply_to)
         return table
 
-    def add(self, author: np.ndarray, created: np.ndarray, topic: np.ndarray, quality: np.ndarray,
-            divisiveness: np.ndarray, reply_to: np.ndarray | None = None) -> np.ndarray:
+    def add(
+        self,
+        author: np.ndarray,
+        created: np.ndarray,
+        topic: np.ndarray,
+        quality: np.ndarray,
+        divisiveness: np.ndarray,
+        reply_to: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Append posts; returns their indices."""
         k = len(author)
         if reply_to is None:
@@ -168,7 +246,7 @@ class PostTable:
                 grown[: self.n] = arr[: self.n]
                 self._data[name] = grown
         for (name, _), vals in zip(self._cols, (author, created, topic, quality, divisiveness, reply_to)):
-            self._data[name][self.n:need] = vals
+            self._data[name][self.n : need] = vals
         idx = np.arange(self.n, need, dtype=np.int64)
         self.n = need
         return idx
@@ -180,8 +258,9 @@ class PostTable:
         raise AttributeError(name)
 
 
-def sample_post_features(pop: Population, authors: np.ndarray, rng: np.random.Generator,
-                         topic_sharpness: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_post_features(
+    pop: Population, authors: np.ndarray, rng: np.random.Generator, topic_sharpness: float = 1.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Topic (from the author's interests), quality (author skill) and divisiveness for new posts.
 
     Divisiveness is high for political topics and for authors with extreme leanings.
@@ -200,8 +279,9 @@ def sample_post_features(pop: Population, authors: np.ndarray, rng: np.random.Ge
     return topic.astype(np.int16), quality.astype(np.float32), div.astype(np.float32)
 
 
-def sample_new_posts(pop: Population, t0: float, duration_s: float, rng: np.random.Generator,
-                     params: BehaviourParams | None = None) -> tuple[np.ndarray, ...]:
+def sample_new_posts(
+    pop: Population, t0: float, duration_s: float, rng: np.random.Generator, params: BehaviourParams | None = None
+) -> tuple[np.ndarray, ...]:
     """Original posts made in [t0, t0 + duration_s): Poisson counts at each user's (reward-boosted)
     posting rate. Returns (author, created, topic, quality, divisiveness) ready for ``PostTable.add``."""
     rates = pop.posting_rates(t0, params) * (duration_s / 86400.0)
@@ -210,16 +290,29 @@ def sample_new_posts(pop: Population, t0: float, duration_s: float, rng: np.rand
     return (authors, created, *sample_post_features(pop, authors, rng))
 
 
-def sample_reply_posts(pop: Population, posts: PostTable, repliers: np.ndarray, parents: np.ndarray,
-                       ts: np.ndarray, rng: np.random.Generator, noise: float = 0.1) -> tuple[np.ndarray, ...]:
+def sample_reply_posts(
+    pop: Population,
+    posts: PostTable,
+    repliers: np.ndarray,
+    parents: np.ndarray,
+    ts: np.ndarray,
+    rng: np.random.Generator,
+    noise: float = 0.1,
+) -> tuple[np.ndarray, ...]:
     """Reply posts for REPLY events: same topic as the parent, divisiveness inherited (and raised by
     extreme repliers). Returns (author, created, topic, quality, divisiveness, reply_to)."""
     k = len(parents)
     ext = np.abs(pop.leaning[repliers]).astype(np.float64)
     div = np.clip(0.8 * posts.divisiveness[parents] + 0.15 * ext + noise * rng.standard_normal(k), 0, 1)
     quality = np.clip(pop.skill[repliers] + 0.15 * rng.standard_normal(k) - 0.15 * div, 0, 1)
-    return (np.asarray(repliers, np.int32), ts, posts.topic[parents].copy(), quality.astype(np.float32),
-            div.astype(np.float32), np.asarray(parents, np.int32))
+    return (
+        np.asarray(repliers, np.int32),
+        ts,
+        posts.topic[parents].copy(),
+        quality.astype(np.float32),
+        div.astype(np.float32),
+        np.asarray(parents, np.int32),
+    )
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -230,9 +323,15 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return a[np.concatenate([[True], a[1:] != a[:-1]])]
 
 
-def sample_follow_graph(pop: Population, rng: np.random.Generator, mean_following: float = 40.0,
-                        homophily: float = 0.8, rounds: int = 6, candidates: int = 2,
-                        fitness_alpha: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+def sample_follow_graph(
+    pop: Population,
+    rng: np.random.Generator,
+    mean_following: float = 40.0,
+    homophily: float = 0.8,
+    rounds: int = 6,
+    candidates: int = 2,
+    fitness_alpha: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Follow edges (src follows dst) with community homophily and preferential attachment.
 
     Edges arrive in ``rounds``; each picks targets with probability proportional to
@@ -303,9 +402,19 @@ class Response:
     item_regret: np.ndarray
 
 
-def respond(pages: np.ndarray, users: np.ndarray, t: float | np.ndarray, rng: np.random.Generator, pop: Population,
-            posts: PostTable, params: BehaviourParams | None = None, following: np.ndarray | None = None,
-            affinity: np.ndarray | None = None, follow_prob: float = 0.08, update: bool = True) -> Response:
+def respond(
+    pages: np.ndarray,
+    users: np.ndarray,
+    t: float | np.ndarray,
+    rng: np.random.Generator,
+    pop: Population,
+    posts: PostTable,
+    params: BehaviourParams | None = None,
+    following: np.ndarray | None = None,
+    affinity: np.ndarray | None = None,
+    follow_prob: float = 0.08,
+    update: bool = True,
+) -> Response:
     """Sample each user's actions on their page with a cascade model.
 
     Users scan down from slot 0; each scanned item costs scan time plus dwell if clicked, and the
@@ -373,11 +482,17 @@ def respond(pages: np.ndarray, users: np.ndarray, t: float | np.ndarray, rng: np
     for mask, kind, ts, value, user_target in cols:
         i, j = np.nonzero(mask)
         k = len(i)
-        parts.append(EventBatch.from_columns(
-            kind=np.full(k, int(kind), np.int8), user=users[i],
-            post=None if user_target else pp[i, j], target_user=authors[i, j] if user_target else None,
-            ts=ts[i, j], value=None if value is None else value[i, j].astype(np.float32),  # ms, float32 precision
-            position=None if user_target else j))
+        parts.append(
+            EventBatch.from_columns(
+                kind=np.full(k, int(kind), np.int8),
+                user=users[i],
+                post=None if user_target else pp[i, j],
+                target_user=authors[i, j] if user_target else None,
+                ts=ts[i, j],
+                value=None if value is None else value[i, j].astype(np.float32),  # ms, float32 precision
+                position=None if user_target else j,
+            )
+        )
     ev = EventBatch.concat(parts)
     ev = ev.take(np.argsort(ev.ts, kind="stable"))
     n_seen = ex.sum(1)
@@ -391,5 +506,14 @@ def respond(pages: np.ndarray, users: np.ndarray, t: float | np.ndarray, rng: np
     if update:
         pop.fatigue[users] = bm.fatigue_after(f0, n_seen, (div * ex).sum(1), p)
         pop.last_active[users] = t0 + time_spent
-    return Response(ev, time_spent=time_spent, n_seen=n_seen, satisfaction=mean_sat, regret=mean_reg,
-                    examined=ex, clicked=click, item_satisfaction=item_sat, item_regret=item_reg)
+    return Response(
+        ev,
+        time_spent=time_spent,
+        n_seen=n_seen,
+        satisfaction=mean_sat,
+        regret=mean_reg,
+        examined=ex,
+        clicked=click,
+        item_satisfaction=item_sat,
+        item_regret=item_reg,
+    )

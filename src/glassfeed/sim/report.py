@@ -24,11 +24,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "engagement_rate": ("Engagement per impression", "share of scanned items liked, reposted or replied to"),
     "click_rate": ("Clicks per impression", "share of scanned items opened"),
     "time_spent_s": ("Time spent per session (s)", "seconds per feed session (scan + dwell)"),
-    "satisfaction": ("Stated satisfaction", "mean P(\"worth my time\") over scanned items"),
-    "regret": ("Regret", "mean P(\"I regret seeing this\") over scanned items"),
+    "satisfaction": ("Stated satisfaction", 'mean P("worth my time") over scanned items'),
+    "regret": ("Regret", 'mean P("I regret seeing this") over scanned items'),
     "regretted_time_s": ("Regretted time per session (s)", "session time x mean regret"),
-    "divisive_share_top10": ("Divisive share, top 10 served", "share of the top 10 served with divisiveness >= 0.5 "
-                             "(Milli et al. 2025)"),
+    "divisive_share_top10": (
+        "Divisive share, top 10 served",
+        "share of the top 10 served with divisiveness >= 0.5 (Milli et al. 2025)",
+    ),
     "divisive_share_consumed": ("Divisive share, scanned", "share of scanned items with divisiveness >= 0.5"),
     "topic_entropy": ("Topic entropy of pages", "normalised Shannon entropy of each served page's topics"),
     "creator_gini": ("Creator Gini (per step)", "Gini of impressions across all users as creators"),
@@ -37,18 +39,26 @@ METRICS: dict[str, tuple[str, str]] = {
     "posts_created": ("Posts created", "original posts + replies made in the step"),
 }
 FINAL_ROWS: list[tuple[str, str]] = [
-    ("engagement_rate", "engagement / impression"), ("click_rate", "clicks / impression"),
-    ("time_spent_s", "time per session (s)"), ("satisfaction", "stated satisfaction"), ("regret", "regret"),
+    ("engagement_rate", "engagement / impression"),
+    ("click_rate", "clicks / impression"),
+    ("time_spent_s", "time per session (s)"),
+    ("satisfaction", "stated satisfaction"),
+    ("regret", "regret"),
     ("regretted_time_s", "regretted time per session (s)"),
-    ("divisive_share_top10", "divisive share, top 10 served"), ("divisive_share_consumed", "divisive share, scanned"),
-    ("topic_entropy", "topic entropy of pages"), ("topic_entropy_cumulative", "topic entropy, all scanned (per user)"),
-    ("homogenisation_end", "homogenisation (Chaney), end"), ("polarisation_start", "polarisation, start"),
-    ("polarisation_end", "polarisation, end"), ("bimodality_end", "bimodality coefficient, end"),
-    ("creator_gini", "creator Gini, per step"), ("creator_gini_cumulative", "creator Gini, whole run"),
-    ("posts_created", "posts created"), ("feed_requests", "feed requests"),
+    ("divisive_share_top10", "divisive share, top 10 served"),
+    ("divisive_share_consumed", "divisive share, scanned"),
+    ("topic_entropy", "topic entropy of pages"),
+    ("topic_entropy_cumulative", "topic entropy, all scanned (per user)"),
+    ("homogenisation_end", "homogenisation (Chaney), end"),
+    ("polarisation_start", "polarisation, start"),
+    ("polarisation_end", "polarisation, end"),
+    ("bimodality_end", "bimodality coefficient, end"),
+    ("creator_gini", "creator Gini, per step"),
+    ("creator_gini_cumulative", "creator Gini, whole run"),
+    ("posts_created", "posts created"),
+    ("feed_requests", "feed requests"),
 ]
-COLOURS = {"engagement": "#d62728", "chronological": "#7f7f7f", "stated_preference": "#2ca02c",
-           "bridging": "#1f77b4"}
+COLOURS = {"engagement": "#d62728", "chronological": "#7f7f7f", "stated_preference": "#2ca02c", "bridging": "#1f77b4"}
 
 
 def write_json(result: SimResult, path: Path) -> None:
@@ -77,8 +87,9 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _plot(title: str, lines: Mapping[str, Sequence[tuple[float, float | None]]], ylabel: str = "",
-          hline: float | None = None) -> str:
+def _plot(
+    title: str, lines: Mapping[str, Sequence[tuple[float, float | None]]], ylabel: str = "", hline: float | None = None
+) -> str:
     fig = Figure(figsize=(5.2, 2.9))  # no pyplot: no global figure registry, no backend to choose
     ax = fig.subplots()
     for name, pts in lines.items():
@@ -109,8 +120,10 @@ def _fmt(v: Any) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c) if i else html.escape(str(c))}</td>" for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(c) if i else html.escape(str(c))}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -137,32 +150,41 @@ def write_html(result: SimResult, path: Path) -> None:
     for key, (title, desc) in METRICS.items():
         lines = {p: list(enumerate(result.series[p].get(key, []))) for p in pols}
         if any(lines.values()):
-            figs.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{_plot(title, lines)}">'
-                        f"<figcaption>{html.escape(desc)}</figcaption></figure>")
+            figs.append(
+                f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{_plot(title, lines)}">'
+                f"<figcaption>{html.escape(desc)}</figcaption></figure>"
+            )
     for g in ("left", "right", "centre"):
         lines = {p: list(enumerate(s.get(g, []))) for p, s in result.amplification_series.items()}
         if any(lines.values()):
             t = f"Amplification of {g}-leaning authors vs chronological"
-            figs.append(f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, lines, hline=0.0)}">'
-                        "<figcaption>Huszar et al. 2022: reach among the step's active users under the policy / "
-                        "under the chronological feed - 1</figcaption></figure>")
+            figs.append(
+                f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, lines, hline=0.0)}">'
+                "<figcaption>Huszar et al. 2022: reach among the step's active users under the policy / "
+                "under the chronological feed - 1</figcaption></figure>"
+            )
     hl = {p: [(k, v) for k, v in pts] for p, pts in result.homogenisation.items()}
     if any(hl.values()):
         t = "Homogenisation (Chaney et al. 2018)"
-        figs.append(f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, hl, hline=0.0)}">'
-                    "<figcaption>Jaccard of nearest-neighbour users' cumulative consumption minus the same under an "
-                    "ideal recommender (panel of users)</figcaption></figure>")
+        figs.append(
+            f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, hl, hline=0.0)}">'
+            "<figcaption>Jaccard of nearest-neighbour users' cumulative consumption minus the same under an "
+            "ideal recommender (panel of users)</figcaption></figure>"
+        )
     header, rows = final_table_rows(result)
     amp_html = []
     for grouping in ("leaning", "community"):
-        groups = sorted({g for a in result.amplification.values() for g in a.get(grouping, {})},
-                        key=lambda s: (len(s), s))
+        groups = sorted(
+            {g for a in result.amplification.values() for g in a.get(grouping, {})}, key=lambda s: (len(s), s)
+        )
         if groups:
             amp_rows = [[p, *[result.amplification[p][grouping].get(g) for g in groups]] for p in result.amplification]
             amp_html.append(f"<h3>By author {grouping}</h3>" + _table(["policy", *groups], amp_rows))
     secs = result.seconds.get("worlds", {})
-    time_rows = [[p, s.get("requests"), s.get("loop"), s.get("rank"), s.get("respond"), s.get("ingest"),
-                  s.get("retrain")] for p, s in secs.items()]
+    time_rows = [
+        [p, s.get("requests"), s.get("loop"), s.get("rank"), s.get("respond"), s.get("ingest"), s.get("retrain")]
+        for p, s in secs.items()
+    ]
     cfg_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in cfg.items()]
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>glassfeed simulation report</title>
@@ -174,10 +196,10 @@ figure{{display:inline-block;margin:6px;vertical-align:top;width:530px}} figcapt
 img{{max-width:100%}} code{{background:#f4f4f4;padding:1px 3px}}
 </style></head><body>
 <h1>glassfeed simulation</h1>
-<p>{cfg['users']:,} users, {cfg['steps']} steps of {cfg['step_hours']:g} h, each user active with probability
-{cfg['active_prob']:g} per step, seed {cfg['seed']}, policies {', '.join(html.escape(p) for p in pols)}.
+<p>{cfg["users"]:,} users, {cfg["steps"]} steps of {cfg["step_hours"]:g} h, each user active with probability
+{cfg["active_prob"]:g} per step, seed {cfg["seed"]}, policies {", ".join(html.escape(p) for p in pols)}.
 Every feed was ranked by <code>glassfeed.feed.pipeline.rank</code> on the policy's own store; every reaction
-went back through the Ingestor. Models: {html.escape(str(cfg['retrain']))} retrain every {cfg['retrain_every']}
+went back through the Ingestor. Models: {html.escape(str(cfg["retrain"]))} retrain every {cfg["retrain_every"]}
 steps. See <code>docs/simulation.md</code> for the model and each metric's definition.</p>
 <h2>Final comparison</h2>
 <p>Per-step metrics are averaged over all steps; "end" values are measured after the last step.</p>
@@ -185,13 +207,13 @@ steps. See <code>docs/simulation.md</code> for the model and each metric's defin
 <h2>Amplification vs the chronological control (whole run)</h2>
 <p>Huszar et al. 2022: (share of users who saw any post of the group under the policy) / (same share under
 the chronological feed) - 1. 0 = no amplification, 1 = twice the reach.</p>
-{''.join(amp_html) or '<p>(no chronological run, so no control)</p>'}
+{"".join(amp_html) or "<p>(no chronological run, so no control)</p>"}
 <h2>Over time</h2>
-{''.join(figs)}
+{"".join(figs)}
 <h2>Run time (s)</h2>
-{_table(['policy', 'feed requests', 'loop', 'rank', 'respond', 'ingest', 'retrain'], time_rows)}
+{_table(["policy", "feed requests", "loop", "rank", "respond", "ingest", "retrain"], time_rows)}
 <h2>Configuration</h2>
-{_table(['parameter', 'value'], cfg_rows)}
+{_table(["parameter", "value"], cfg_rows)}
 </body></html>
 """
     path.write_text(doc)

@@ -6,44 +6,152 @@ from __future__ import annotations
 import numpy as np
 
 SUBJECTS: dict[str, list[str]] = {
-    "politics": ["the new budget bill", "the election debate", "the senate vote", "tax reform", "the immigration plan",
-                 "the city council race"],
-    "news": ["this morning's headlines", "the bridge closure", "the strike downtown", "the court ruling",
-             "the storm warning", "the press conference"],
-    "sports": ["last night's match", "the transfer window", "the playoff race", "the marathon", "our striker",
-               "the final quarter"],
+    "politics": [
+        "the new budget bill",
+        "the election debate",
+        "the senate vote",
+        "tax reform",
+        "the immigration plan",
+        "the city council race",
+    ],
+    "news": [
+        "this morning's headlines",
+        "the bridge closure",
+        "the strike downtown",
+        "the court ruling",
+        "the storm warning",
+        "the press conference",
+    ],
+    "sports": [
+        "last night's match",
+        "the transfer window",
+        "the playoff race",
+        "the marathon",
+        "our striker",
+        "the final quarter",
+    ],
     "music": ["the new album", "this live set", "the festival lineup", "a vinyl find", "that bassline", "the tour"],
-    "science": ["the new telescope images", "a CRISPR result", "the preprint on sleep", "this fossil find",
-                "the physics lecture", "a replication study"],
-    "gaming": ["the speedrun record", "the patch notes", "this indie game", "the raid last night", "the new console",
-               "a retro cartridge"],
-    "food": ["this sourdough", "a ramen recipe", "the farmers market", "my grandmother's stew", "street tacos",
-             "a vegan curry"],
-    "movies": ["the festival winner", "this director's cut", "the trailer", "a noir classic", "the sequel",
-               "the soundtrack"],
-    "tech": ["the new framework release", "an outage postmortem", "open-source funding", "the chip launch",
-             "a database benchmark", "the AI model release"],
-    "art": ["the gallery opening", "this watercolor", "a street mural", "the sketchbook", "the sculpture park",
-            "a printmaking class"],
-    "books": ["the novel I finished", "this poetry collection", "the book club pick", "a used bookstore",
-              "the memoir", "a translation"],
-    "travel": ["the night train", "a mountain hut", "the old town", "a ferry crossing", "the packing list",
-               "a road trip"],
-    "fashion": ["the thrifted jacket", "runway week", "a tailoring tip", "the sneaker drop", "capsule wardrobes",
-                "the vintage market"],
-    "fitness": ["my first 10k", "the deadlift PR", "a mobility routine", "the rest day", "cycling intervals",
-                "the climbing gym"],
-    "finance": ["the rate decision", "index funds", "the housing market", "a budgeting spreadsheet",
-                "the earnings call", "inflation numbers"],
-    "climate": ["the heatwave", "the emissions report", "heat pumps", "the flood defences", "the carbon tax",
-                "the solar farm"],
-    "health": ["the vaccine update", "sleep hygiene", "the clinic waitlist", "a nutrition study", "burnout",
-               "the flu season"],
+    "science": [
+        "the new telescope images",
+        "a CRISPR result",
+        "the preprint on sleep",
+        "this fossil find",
+        "the physics lecture",
+        "a replication study",
+    ],
+    "gaming": [
+        "the speedrun record",
+        "the patch notes",
+        "this indie game",
+        "the raid last night",
+        "the new console",
+        "a retro cartridge",
+    ],
+    "food": [
+        "this sourdough",
+        "a ramen recipe",
+        "the farmers market",
+        "my grandmother's stew",
+        "street tacos",
+        "a vegan curry",
+    ],
+    "movies": [
+        "the festival winner",
+        "this director's cut",
+        "the trailer",
+        "a noir classic",
+        "the sequel",
+        "the soundtrack",
+    ],
+    "tech": [
+        "the new framework release",
+        "an outage postmortem",
+        "open-source funding",
+        "the chip launch",
+        "a database benchmark",
+        "the AI model release",
+    ],
+    "art": [
+        "the gallery opening",
+        "this watercolor",
+        "a street mural",
+        "the sketchbook",
+        "the sculpture park",
+        "a printmaking class",
+    ],
+    "books": [
+        "the novel I finished",
+        "this poetry collection",
+        "the book club pick",
+        "a used bookstore",
+        "the memoir",
+        "a translation",
+    ],
+    "travel": [
+        "the night train",
+        "a mountain hut",
+        "the old town",
+        "a ferry crossing",
+        "the packing list",
+        "a road trip",
+    ],
+    "fashion": [
+        "the thrifted jacket",
+        "runway week",
+        "a tailoring tip",
+        "the sneaker drop",
+        "capsule wardrobes",
+        "the vintage market",
+    ],
+    "fitness": [
+        "my first 10k",
+        "the deadlift PR",
+        "a mobility routine",
+        "the rest day",
+        "cycling intervals",
+        "the climbing gym",
+    ],
+    "finance": [
+        "the rate decision",
+        "index funds",
+        "the housing market",
+        "a budgeting spreadsheet",
+        "the earnings call",
+        "inflation numbers",
+    ],
+    "climate": [
+        "the heatwave",
+        "the emissions report",
+        "heat pumps",
+        "the flood defences",
+        "the carbon tax",
+        "the solar farm",
+    ],
+    "health": [
+        "the vaccine update",
+        "sleep hygiene",
+        "the clinic waitlist",
+        "a nutrition study",
+        "burnout",
+        "the flu season",
+    ],
     "pets": ["my cat", "the rescue dog", "the parrot", "a hamster maze", "the vet visit", "the kitten"],
-    "comedy": ["the open mic", "a sitcom rerun", "this pun", "the sketch show", "a stand-up special",
-               "my terrible joke"],
-    "education": ["the new curriculum", "homework policy", "a great teacher", "student loans", "the exam season",
-                  "online courses"],
+    "comedy": [
+        "the open mic",
+        "a sitcom rerun",
+        "this pun",
+        "the sketch show",
+        "a stand-up special",
+        "my terrible joke",
+    ],
+    "education": [
+        "the new curriculum",
+        "homework policy",
+        "a great teacher",
+        "student loans",
+        "the exam season",
+        "online courses",
+    ],
 }
 
 THOUGHTFUL = [
@@ -78,9 +186,15 @@ REPLIES = [
 OUT_GROUP = {-1: "the right", 1: "the left", 0: "those people"}
 
 
-def render_posts(topics: list[str], topic: np.ndarray, quality: np.ndarray, divisiveness: np.ndarray,
-                 author_leaning: np.ndarray, rng: np.random.Generator,
-                 reply_parent_author: np.ndarray | None = None) -> list[str]:
+def render_posts(
+    topics: list[str],
+    topic: np.ndarray,
+    quality: np.ndarray,
+    divisiveness: np.ndarray,
+    author_leaning: np.ndarray,
+    rng: np.random.Generator,
+    reply_parent_author: np.ndarray | None = None,
+) -> list[str]:
     """One text per post; ``reply_parent_author`` >= 0 marks replies (rendered as @user{parent})."""
     k = len(topic)
     pick = rng.integers(0, 1 << 30, (k, 3))
@@ -89,9 +203,15 @@ def render_posts(topics: list[str], topic: np.ndarray, quality: np.ndarray, divi
     tags = ["#" + name for name in topics]
     second = rng.integers(0, len(topics), k)
     out: list[str] = []
-    for i, (t, q, d, lean, par) in enumerate(zip(topic.tolist(), quality.tolist(), divisiveness.tolist(),
-                                                  np.sign(author_leaning).astype(int).tolist(),
-                                                  reply_parent_author.tolist())):
+    for i, (t, q, d, lean, par) in enumerate(
+        zip(
+            topic.tolist(),
+            quality.tolist(),
+            divisiveness.tolist(),
+            np.sign(author_leaning).astype(int).tolist(),
+            reply_parent_author.tolist(),
+        )
+    ):
         a, b, c = pick[i]
         s_list = subj[t]
         s = s_list[a % len(s_list)]

@@ -60,9 +60,14 @@ class ServingState:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_store(cls, store: Store, config: StateSettings | None = None,
-                   clock: Callable[[], float] = time.time, user_vec: np.ndarray | None = None,
-                   side: np.ndarray | None = None) -> ServingState:
+    def from_store(
+        cls,
+        store: Store,
+        config: StateSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        user_vec: np.ndarray | None = None,
+        side: np.ndarray | None = None,
+    ) -> ServingState:
         """Rebuild the whole serving state from the durable store (with trained user factors/sides, if any)."""
         st = cls.for_replay(store, config, clock, user_vec=user_vec, side=side)
         st.graph.load(store, follows=False, blocks_mutes=True)
@@ -72,9 +77,14 @@ class ServingState:
         return st
 
     @classmethod
-    def for_replay(cls, store: Store, config: StateSettings | None = None,
-                   clock: Callable[[], float] = time.time, user_vec: np.ndarray | None = None,
-                   side: np.ndarray | None = None) -> ServingState:
+    def for_replay(
+        cls,
+        store: Store,
+        config: StateSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        user_vec: np.ndarray | None = None,
+        side: np.ndarray | None = None,
+    ) -> ServingState:
         """Users, posts and the follow graph from the store, and no events yet: the state training replays the
         event log through (``from_store`` adds blocks, mutes, muted words, preferences and every event)."""
         st = cls(config, clock)
@@ -185,6 +195,22 @@ class ServingState:
         return self.posts.n
 
 
-__all__ = ["ServingState", "Topics", "UserTable", "PostTable", "SocialGraph", "Counters", "Feedback", "COUNTERS",
-           "C", "LIKES", "REPOSTS", "DROP_LABELS", "BRIDGE_SIDE_T", "BRIDGE_PRIOR", "lookup_pairs",
-           "member_pairs", "group_by_user"]
+__all__ = [
+    "ServingState",
+    "Topics",
+    "UserTable",
+    "PostTable",
+    "SocialGraph",
+    "Counters",
+    "Feedback",
+    "COUNTERS",
+    "C",
+    "LIKES",
+    "REPOSTS",
+    "DROP_LABELS",
+    "BRIDGE_SIDE_T",
+    "BRIDGE_PRIOR",
+    "lookup_pairs",
+    "member_pairs",
+    "group_by_user",
+]

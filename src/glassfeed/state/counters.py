@@ -21,9 +21,15 @@ from glassfeed.state._columns import Grow, decay_factors, groups
 COUNTERS = ("impression", "click", "dwell", "like", "repost", "reply", "negative", "report")
 C = {name: i for i, name in enumerate(COUNTERS)}
 _KIND_TO_COUNTER = {
-    EventKind.IMPRESSION: C["impression"], EventKind.CLICK: C["click"], EventKind.DWELL: C["dwell"],
-    EventKind.LIKE: C["like"], EventKind.REPOST: C["repost"], EventKind.REPLY: C["reply"],
-    EventKind.QUOTE: C["reply"], EventKind.SEE_LESS: C["negative"], EventKind.NOT_INTERESTED: C["negative"],
+    EventKind.IMPRESSION: C["impression"],
+    EventKind.CLICK: C["click"],
+    EventKind.DWELL: C["dwell"],
+    EventKind.LIKE: C["like"],
+    EventKind.REPOST: C["repost"],
+    EventKind.REPLY: C["reply"],
+    EventKind.QUOTE: C["reply"],
+    EventKind.SEE_LESS: C["negative"],
+    EventKind.NOT_INTERESTED: C["negative"],
     EventKind.REPORT: C["report"],
 }
 _COUNTER_OF_KIND = np.full(max(int(k) for k in EventKind) + 1, -1, np.int64)
@@ -83,8 +89,7 @@ class Counters:
             self._user_side.ensure(len(side))
             self._user_side.a[: len(side)] = side
         self._user_vec = user_vec
-        self._post_vec = None if user_vec is None else \
-            np.zeros((len(self._counters.a), user_vec.shape[1]), np.float32)
+        self._post_vec = None if user_vec is None else np.zeros((len(self._counters.a), user_vec.shape[1]), np.float32)
 
     # ------------------------------------------------------------------ writes
     def rebase(self, t: float) -> None:
@@ -95,8 +100,9 @@ class Counters:
         self._user_topic.a *= math.exp(-self.lam_counter * shift)
         self.t0 = t
 
-    def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray,
-              post_topic: np.ndarray) -> None:
+    def apply(
+        self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray, post_topic: np.ndarray
+    ) -> None:
         """Fold a batch of events in (``post`` <= 0 where an event has no post; ``post_topic`` per event)."""
         np.add.at(self._user_events.a, user, 1)
         has_post = post > 0
@@ -111,8 +117,7 @@ class Counters:
             pos = np.isin(c, _POSITIVE)
             tp = post_topic[m][pos]
             ok = tp >= 0
-            np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]),
-                      np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
+            np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]), np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
         like = has_post & (kind == _LIKE)
         if like.any():
             side = self._user_side.a[user[like]]
@@ -183,8 +188,7 @@ class Counters:
         """Events each user has made."""
         return self._user_events.a[users]
 
-    def topic_engagement(self, users: np.ndarray, row: np.ndarray, topics: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def topic_engagement(self, users: np.ndarray, row: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For pairs (``users[row[i]]``, topic ``topics[i]``): (the user's decayed positive engagement with the topic,
         0 for topic -1; the user's total over all topics), both in the units of the decay origin."""
         tot = self._user_topic.a[users].sum(axis=1)[row]  # row sums per batch user, not per pair

@@ -54,8 +54,7 @@ class Feedback:
                 row[a] *= f
         self.t0 = t
 
-    def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray,
-              authors: np.ndarray) -> None:
+    def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray, authors: np.ndarray) -> None:
         """Fold a batch of events in; ``authors`` is the post's author, or the target user for user-targeted
         events (<= 0 when neither)."""
         aff_w = self._aff_w[kind]

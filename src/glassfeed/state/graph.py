@@ -111,5 +111,7 @@ class SocialGraph:
         """(batch row, followed account) for every account each user in ``users`` follows, row by row."""
         follows = [self._following[u] for u in users.tolist()]
         sizes = np.fromiter(map(len, follows), np.int64, len(follows))
-        return (np.repeat(np.arange(len(users), dtype=np.int64), sizes),
-                np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum())))
+        return (
+            np.repeat(np.arange(len(users), dtype=np.int64), sizes),
+            np.fromiter(chain.from_iterable(follows), np.int64, int(sizes.sum())),
+        )

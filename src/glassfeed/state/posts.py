@@ -46,8 +46,15 @@ class PostTable:
         if not len(idx):
             return
         n = int(idx.max()) + 1
-        for g in (self._author, self._created, self._topic, self._is_reply, self._moderation, self._divisiveness,
-                  self._text_len):
+        for g in (
+            self._author,
+            self._created,
+            self._topic,
+            self._is_reply,
+            self._moderation,
+            self._divisiveness,
+            self._text_len,
+        ):
             g.ensure(n)
         while len(self._ids) < n:
             self._ids.append(None)
@@ -61,8 +68,9 @@ class PostTable:
         div = posts["divisiveness"]
         self._divisiveness.a[idx] = np.where(np.isnan(div), 0.0, div)
         self._text_len.a[idx] = [len(t) for t in posts["text"]]
-        for i, pid, text, topics, labels, a in zip(idx.tolist(), posts["id"], posts["text"], posts["topics"],
-                                                   posts["labels"], posts["author"].tolist()):
+        for i, pid, text, topics, labels, a in zip(
+            idx.tolist(), posts["id"], posts["text"], posts["topics"], posts["labels"], posts["author"].tolist()
+        ):
             self._ids[i] = pid
             self._text[i] = text
             self._text_lower[i] = text.lower()
@@ -116,7 +124,7 @@ class PostTable:
 
     def created_between(self, since: float, until: float) -> np.ndarray:
         """Indices of posts created in ``[since, until]``, ascending."""
-        created = self._created.a[1: self.n + 1]
+        created = self._created.a[1 : self.n + 1]
         return np.flatnonzero((created >= since) & (created <= until)) + 1
 
     def by_authors(self, authors: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +132,9 @@ class PostTable:
         count per author)."""
         created = self._created.a
         key = created.__getitem__
-        own = [lst[bisect_left(lst, since, key=key):] if (lst := self._by_author.get(a)) else []
-               for a in authors.tolist()]
+        own = [
+            lst[bisect_left(lst, since, key=key) :] if (lst := self._by_author.get(a)) else [] for a in authors.tolist()
+        ]
         n_own = np.fromiter(map(len, own), np.int64, len(own))
         posts = np.fromiter(chain.from_iterable(own), np.int64, int(n_own.sum()))
         fresh = created[posts] <= until  # the data clock can sit before posts already stored
@@ -141,8 +150,7 @@ class PostTable:
     def contains_any(self, posts: np.ndarray, words: list[list[str]]) -> np.ndarray:
         """True where post ``posts[i]``'s lower-cased text contains any of ``words[i]`` (lower case)."""
         text = self._text_lower
-        return np.fromiter((any(w in text[p] for w in ws) for p, ws in zip(posts.tolist(), words)), bool,
-                           len(posts))
+        return np.fromiter((any(w in text[p] for w in ws) for p, ws in zip(posts.tolist(), words)), bool, len(posts))
 
     # ------------------------------------------------------------------ one post
     def id_of(self, p: int) -> str | None:

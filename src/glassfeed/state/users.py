@@ -22,8 +22,7 @@ class UserTable:
 
     def add(self, users: dict[str, Any]) -> None:
         """Install rows as from ``Store.load_users`` (idx, id, handle, interests, community)."""
-        for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"],
-                                               users["interests"]):
+        for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"], users["interests"]):
             while len(self._ids) <= idx:
                 self._ids.append(None)
                 self._handles.append("")

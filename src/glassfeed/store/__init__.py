@@ -27,11 +27,24 @@ def open_store(url_or_path: str | Path, synchronous: str = "FULL") -> Store:
     ``SQLiteStore`` with that ``synchronous`` pragma (see ``SQLiteStore``); ``postgresql://`` is not built yet."""
     s = str(url_or_path)
     if s.startswith(SQLITE_SCHEME):
-        s = s[len(SQLITE_SCHEME):]
+        s = s[len(SQLITE_SCHEME) :]
     elif s.startswith(("postgresql://", "postgres://")):
         raise NotImplementedError("the PostgreSQL backend is not built yet; use a SQLite path")
     return SQLiteStore(s, synchronous=synchronous)
 
 
-__all__ = ["EDGES", "ENTITIES", "RESERVED_META_KEYS", "Edge", "Entity", "PostRow", "SQLiteStore", "Store",
-           "StoredEvent", "Transaction", "UserRow", "UserSummary", "open_store"]
+__all__ = [
+    "EDGES",
+    "ENTITIES",
+    "RESERVED_META_KEYS",
+    "Edge",
+    "Entity",
+    "PostRow",
+    "SQLiteStore",
+    "Store",
+    "StoredEvent",
+    "Transaction",
+    "UserRow",
+    "UserSummary",
+    "open_store",
+]

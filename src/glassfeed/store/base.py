@@ -239,14 +239,21 @@ class Store(Protocol):
         """How many events are stored, of one kind or in all."""
         ...
 
-    def iter_events(self, since_seq: int = 0, until_seq: int | None = None, *,
-                    chunk: int = 500_000) -> Iterator[EventBatch]:
+    def iter_events(
+        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000
+    ) -> Iterator[EventBatch]:
         """Stream the events with ``since_seq < seq <= until_seq`` in ``seq`` order, at most ``chunk`` a batch
         (numeric columns only: the object columns are ``None``). Empty batches are never yielded."""
         ...
 
-    def events_in_window(self, t_from: float | None = None, t_to: float | None = None, *,
-                         kinds: Collection[EventKind] | None = None, object_columns: bool = False) -> EventBatch:
+    def events_in_window(
+        self,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        *,
+        kinds: Collection[EventKind] | None = None,
+        object_columns: bool = False,
+    ) -> EventBatch:
         """The events with ``t_from <= ts < t_to`` (an open end when ``None``), optionally only of ``kinds``,
         ordered by ``ts`` then ``seq`` (training's point-in-time replay). With ``object_columns`` the ``surface``,
         ``request_id`` and ``id`` columns are read too (audits group impressions by request id)."""
@@ -261,5 +268,16 @@ class Store(Protocol):
         ...
 
 
-__all__ = ["EDGES", "ENTITIES", "Edge", "Entity", "PostRow", "RESERVED_META_KEYS", "Store", "StoredEvent",
-           "Transaction", "UserRow", "UserSummary"]
+__all__ = [
+    "EDGES",
+    "ENTITIES",
+    "Edge",
+    "Entity",
+    "PostRow",
+    "RESERVED_META_KEYS",
+    "Store",
+    "StoredEvent",
+    "Transaction",
+    "UserRow",
+    "UserSummary",
+]

@@ -98,12 +98,20 @@ _EDGE_ADD: dict[str, int] = {t: int(k) for k, (t, add) in EDGE_EVENTS.items() if
 _EDGE_REMOVE: dict[str, int] = {t: int(k) for k, (t, add) in EDGE_EVENTS.items() if not add}
 
 #: SQL table behind each ``Store.count`` entity.
-ENTITY_TABLES: dict[str, str] = {"users": "users", "posts": "posts", "events": "events", "follows": "follows",
-                                 "blocks": "blocks", "mutes": "mutes", "muted_words": "muted_words",
-                                 "prefs": "user_prefs"}
+ENTITY_TABLES: dict[str, str] = {
+    "users": "users",
+    "posts": "posts",
+    "events": "events",
+    "follows": "follows",
+    "blocks": "blocks",
+    "mutes": "mutes",
+    "muted_words": "muted_words",
+    "prefs": "user_prefs",
+}
 #: The numeric event columns as read back: NULL ints -> -1, NULL value -> NaN (``EventBatch``'s nulls).
-_NUMERIC_SELECT = ("seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts, COALESCE(value, 'nan'),"
-                   " COALESCE(position, -1)")
+_NUMERIC_SELECT = (
+    "seq, kind, user, COALESCE(post, -1), COALESCE(target_user, -1), ts, COALESCE(value, 'nan'), COALESCE(position, -1)"
+)
 #: Most parameters one SQL statement binds (SQLite's default limit is 999).
 _MAX_PARAMS = 900
 
@@ -262,14 +270,19 @@ class SQLiteStore:
                 names.append(name)
                 values.append(col.tolist())
         verb = "INSERT" if batch.id is None else "INSERT OR IGNORE"
-        cur.executemany(f"{verb} INTO events({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
-                        zip(*values))
+        cur.executemany(f"{verb} INTO events({', '.join(names)}) VALUES ({','.join('?' * len(names))})", zip(*values))
         kept = n
         if batch.id is not None and cur.rowcount < n:  # some ids were stored already: close the gaps
-            stored = [r[0] for r in cur.execute("SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                                                (first, first + n - 1))]
-            cur.executemany("UPDATE events SET seq = ? WHERE seq = ?",
-                            [(first + j, s) for j, s in enumerate(stored) if s != first + j])
+            stored = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, first + n - 1)
+                )
+            ]
+            cur.executemany(
+                "UPDATE events SET seq = ? WHERE seq = ?",
+                [(first + j, s) for j, s in enumerate(stored) if s != first + j],
+            )
             kept = len(stored)
             batch = batch.take(np.isin(np.arange(first, first + n), stored))
         last = first + kept - 1
@@ -293,11 +306,15 @@ class SQLiteStore:
             last = rev[last_in_rev]
             adds, removes = last[kind[last] == add], last[kind[last] == remove]
             if len(adds):
-                cur.executemany(f"INSERT OR REPLACE INTO {table}(src, dst, created_at) VALUES (?, ?, ?)",
-                                zip(user[adds].tolist(), target[adds].tolist(), batch.ts[adds].tolist()))
+                cur.executemany(
+                    f"INSERT OR REPLACE INTO {table}(src, dst, created_at) VALUES (?, ?, ?)",
+                    zip(user[adds].tolist(), target[adds].tolist(), batch.ts[adds].tolist()),
+                )
             if len(removes):
-                cur.executemany(f"DELETE FROM {table} WHERE src = ? AND dst = ?",
-                                zip(user[removes].tolist(), target[removes].tolist()))
+                cur.executemany(
+                    f"DELETE FROM {table} WHERE src = ? AND dst = ?",
+                    zip(user[removes].tolist(), target[removes].tolist()),
+                )
 
     def set_muted_words(self, tx: Transaction, user: int, words: Iterable[str]) -> None:
         cur = self._tx(tx).cur
@@ -309,7 +326,8 @@ class SQLiteStore:
         self._tx(tx).cur.executemany(
             "UPDATE posts SET labels = CASE WHEN labels = '' THEN ? WHEN ',' || labels || ',' LIKE ?"
             " THEN labels ELSE labels || ',' || ? END WHERE idx = ?",
-            [(label, f"%,{label},%", label, i) for i in posts])
+            [(label, f"%,{label},%", label, i) for i in posts],
+        )
 
     def set_prefs(self, tx: Transaction, user: int, prefs: dict[str, Any]) -> None:
         cur = self._tx(tx).cur
@@ -362,7 +380,7 @@ class SQLiteStore:
         """Rows of ``sql`` (with one ``{marks}`` placeholder list) for ``values`` in parameter-limit chunks."""
         values = list(values)
         for i in range(0, len(values), _MAX_PARAMS):
-            part = values[i:i + _MAX_PARAMS]
+            part = values[i : i + _MAX_PARAMS]
             yield from self._rows(sql.format(marks=",".join("?" * len(part))), part)
 
     def count(self, entity: Entity) -> int:
@@ -381,8 +399,10 @@ class SQLiteStore:
         return int(self._rows("SELECT COUNT(*) FROM events WHERE kind = ?", (int(kind),))[0][0])
 
     def load_users(self, since_idx: int = 0) -> dict[str, Any]:
-        rows = self._rows("SELECT idx, id, handle, created_at, community, interests FROM users WHERE idx > ?"
-                          " ORDER BY idx", (since_idx,))
+        rows = self._rows(
+            "SELECT idx, id, handle, created_at, community, interests FROM users WHERE idx > ? ORDER BY idx",
+            (since_idx,),
+        )
         return {
             "idx": np.array([r[0] for r in rows], dtype=np.int64),
             "id": [r[1] for r in rows],
@@ -395,7 +415,9 @@ class SQLiteStore:
     def load_posts(self, since_idx: int = 0) -> dict[str, Any]:
         rows = self._rows(
             "SELECT idx, id, author, text, created_at, reply_to, repost_of, quote_of, topics, lang, labels, quality,"
-            " divisiveness FROM posts WHERE idx > ? ORDER BY idx", (since_idx,))
+            " divisiveness FROM posts WHERE idx > ? ORDER BY idx",
+            (since_idx,),
+        )
         f = np.float64
         return {
             "idx": np.array([r[0] for r in rows], dtype=np.int64),
@@ -432,8 +454,10 @@ class SQLiteStore:
         return {u: json.loads(p) for u, p in self._rows("SELECT user, prefs FROM user_prefs")}
 
     def post_labels(self, posts: Sequence[int]) -> dict[int, list[str]]:
-        return {idx: labels.split(",") if labels else []
-                for idx, labels in self._in_chunks("SELECT idx, labels FROM posts WHERE idx IN ({marks})", posts)}
+        return {
+            idx: labels.split(",") if labels else []
+            for idx, labels in self._in_chunks("SELECT idx, labels FROM posts WHERE idx IN ({marks})", posts)
+        }
 
     def token_hash(self, user: int) -> str | None:
         rows = self._rows("SELECT token_hash FROM users WHERE idx = ?", (user,))
@@ -444,20 +468,32 @@ class SQLiteStore:
             "SELECT id, handle, created_at, community, interests,"
             " (SELECT COUNT(*) FROM events WHERE user = u.idx), (SELECT COUNT(*) FROM follows WHERE src = u.idx),"
             " (SELECT COUNT(*) FROM follows WHERE dst = u.idx), (SELECT COUNT(*) FROM posts WHERE author = u.idx)"
-            " FROM users u WHERE idx = ?", (user,))
+            " FROM users u WHERE idx = ?",
+            (user,),
+        )
         if not rows:
             return None
         uid, handle, created_at, community, interests, events, following, followers, posts = rows[0]
-        return UserSummary(id=uid, idx=user, handle=handle, created_at=float(created_at), community=community,
-                           interests=interests.split(",") if interests else [], events=int(events),
-                           following=int(following), followers=int(followers), posts=int(posts))
+        return UserSummary(
+            id=uid,
+            idx=user,
+            handle=handle,
+            created_at=float(created_at),
+            community=community,
+            interests=interests.split(",") if interests else [],
+            events=int(events),
+            following=int(following),
+            followers=int(followers),
+            posts=int(posts),
+        )
 
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def iter_events(self, since_seq: int = 0, until_seq: int | None = None, *,
-                    chunk: int = 500_000) -> Iterator[EventBatch]:
+    def iter_events(
+        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000
+    ) -> Iterator[EventBatch]:
         """Stream events after ``since_seq`` (up to ``until_seq``) as ``EventBatch`` chunks in ``seq`` order."""
         last = since_seq
         sql = f"SELECT {_NUMERIC_SELECT} FROM events WHERE seq > ?"
@@ -475,8 +511,14 @@ class SQLiteStore:
             if len(rows) < chunk:
                 return
 
-    def events_in_window(self, t_from: float | None = None, t_to: float | None = None, *,
-                         kinds: Collection[EventKind] | None = None, object_columns: bool = False) -> EventBatch:
+    def events_in_window(
+        self,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        *,
+        kinds: Collection[EventKind] | None = None,
+        object_columns: bool = False,
+    ) -> EventBatch:
         """Events with ``t_from <= ts < t_to`` (optionally of ``kinds``), ordered by ts then seq."""
         where: list[str] = []
         params: list[Any] = []
@@ -493,14 +535,23 @@ class SQLiteStore:
             where.append(f"kind IN ({','.join('?' * len(codes))})")
             params.extend(codes)
         extra = "".join(f", {name}" for name in OBJECT_COLUMNS) if object_columns else ""
-        rows = self._rows(f"SELECT {_NUMERIC_SELECT}{extra} FROM events"
-                          + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY ts, seq", params)
+        rows = self._rows(
+            f"SELECT {_NUMERIC_SELECT}{extra} FROM events"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY ts, seq",
+            params,
+        )
         return _event_batch(rows, object_columns)
 
     def user_events(self, user: int, limit: int = 1000) -> list[StoredEvent]:
-        return [StoredEvent(*r) for r in self._rows(
-            "SELECT seq, id, kind, post, target_user, ts, value, surface, position, request_id FROM events"
-            " WHERE user = ? ORDER BY seq DESC LIMIT ?", (user, limit))]
+        return [
+            StoredEvent(*r)
+            for r in self._rows(
+                "SELECT seq, id, kind, post, target_user, ts, value, surface, position, request_id FROM events"
+                " WHERE user = ? ORDER BY seq DESC LIMIT ?",
+                (user, limit),
+            )
+        ]
 
     def event_ids_exist(self, ids: Collection[str]) -> set[str]:
         return {r[0] for r in self._in_chunks("SELECT id FROM events WHERE id IN ({marks})", list(ids))}

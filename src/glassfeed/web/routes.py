@@ -34,8 +34,13 @@ PICKER_SIZE = 40
 #: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
 ME_PATHS = re.compile(r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data)$")
 #: Where a simulation report may be, besides settings/env (relative to the working directory).
-REPORT_GLOBS = ("docs/simulation/report.html", "docs/simulation/*/report.html", "var/simulation/report.html",
-                "var/simulation/*/report.html", "var/*/report.html")
+REPORT_GLOBS = (
+    "docs/simulation/report.html",
+    "docs/simulation/*/report.html",
+    "var/simulation/report.html",
+    "var/simulation/*/report.html",
+    "var/*/report.html",
+)
 
 
 @dataclass(slots=True)
@@ -83,8 +88,9 @@ def _error(status: int, msg: str, field: str = "web") -> JSONResponse:
     return JSONResponse({"error": msg, "detail": [{"index": -1, "field": field, "reason": msg}]}, status_code=status)
 
 
-async def _call(app: FastAPI, method: str, path: str, auth: str | None, body: bytes = b"",
-                content_type: str | None = None) -> httpx.Response:
+async def _call(
+    app: FastAPI, method: str, path: str, auth: str | None, body: bytes = b"", content_type: str | None = None
+) -> httpx.Response:
     """Call one of the app's own routes in-process (same auth, validation and errors as over the network)."""
     headers = {"authorization": auth} if auth else {}
     if content_type:
@@ -179,10 +185,18 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
                 fresh = demo_session(want)
                 sess = fresh or sess
         svc = getattr(app.state, "feed", None)
-        ctx = {"request": request, "user": sess.user if sess else None, "mode": sess.mode if sess else None,
-               "demo": is_demo(), "picker": _picker(app, sess.user if sess else None), "topics": _topics(app),
-               "policies": [{"name": p.name, "title": p.title, "profiling": p.profiling}
-                            for p in (svc.policies.values() if svc else [])]}
+        ctx = {
+            "request": request,
+            "user": sess.user if sess else None,
+            "mode": sess.mode if sess else None,
+            "demo": is_demo(),
+            "picker": _picker(app, sess.user if sess else None),
+            "topics": _topics(app),
+            "policies": [
+                {"name": p.name, "title": p.title, "profiling": p.profiling}
+                for p in (svc.policies.values() if svc else [])
+            ],
+        }
         resp = TEMPLATES.TemplateResponse(request, "index.html", ctx)
         resp.headers["cache-control"] = "no-store"
         if fresh is not None:
@@ -208,8 +222,11 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         else:
             s = demo_session(user)
             if s is None:
-                why = ("unknown user" if is_demo() and app.state.store.user_idx(user) is None
-                       else "demo sign-in is off on this server: sign in with your user token")
+                why = (
+                    "unknown user"
+                    if is_demo() and app.state.store.user_idx(user) is None
+                    else "demo sign-in is off on this server: sign in with your user token"
+                )
                 return _error(403 if "demo" in why else 404, why, "user")
         resp = JSONResponse({"user": s.user, "mode": s.mode})
         app.state.web_sessions.drop(request.cookies.get(COOKIE))
@@ -239,8 +256,7 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         path = f"/v1/users/{quote(sess.user, safe='')}/" + "/".join(quote(s, safe="") for s in segs)
         if request.url.query:
             path += "?" + request.url.query
-        r = await _call(app, request.method, path, sess.auth, await request.body(),
-                        request.headers.get("content-type"))
+        r = await _call(app, request.method, path, sess.auth, await request.body(), request.headers.get("content-type"))
         keep = {k: v for k, v in r.headers.items() if k in ("content-type", "content-disposition")}
         keep["cache-control"] = "no-store"
         return Response(r.content, status_code=r.status_code, headers=keep)

@@ -18,5 +18,14 @@ SOURCE_FUNCS: dict[str, Callable[..., Candidates]] = {
     "cold_start": cold_start,
 }
 
-__all__ = ["SOURCE_FUNCS", "CollaborativeIndex", "EaseRetriever", "recent_posts", "following", "collaborative",
-           "social_proof", "trending", "cold_start"]
+__all__ = [
+    "SOURCE_FUNCS",
+    "CollaborativeIndex",
+    "EaseRetriever",
+    "recent_posts",
+    "following",
+    "collaborative",
+    "social_proof",
+    "trending",
+    "cold_start",
+]

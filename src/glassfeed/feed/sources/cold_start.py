@@ -11,8 +11,15 @@ from glassfeed.state import C, ServingState
 COLD_EVENTS = 20  # users with fewer events than this are "cold"
 
 
-def cold_start(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-               recent: np.ndarray | None = None, **_: object) -> Candidates:
+def cold_start(
+    state: ServingState,
+    users: np.ndarray,
+    now: float,
+    k: int,
+    cutoff: float,
+    recent: np.ndarray | None = None,
+    **_: object,
+) -> Candidates:
     """Score = decayed likes + reposts of the post; restricted to the user's onboarding topics when given."""
     cold = np.flatnonzero(state.counters.events(users) < COLD_EVENTS)
     if not len(cold):
@@ -37,5 +44,10 @@ def cold_start(state: ServingState, users: np.ndarray, now: float, k: int, cutof
         posts.append(ranked[cand])
     post = np.concatenate(posts)
     n = len(post)
-    return Candidates(np.concatenate(rows), post, np.full(n, SOURCE_CODE["cold_start"], np.int64),
-                      pop[order][pos[post]], np.zeros(n, np.int64))
+    return Candidates(
+        np.concatenate(rows),
+        post,
+        np.full(n, SOURCE_CODE["cold_start"], np.int64),
+        pop[order][pos[post]],
+        np.zeros(n, np.int64),
+    )

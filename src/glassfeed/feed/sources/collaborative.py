@@ -30,8 +30,12 @@ class CollaborativeIndex:
         if not state.counters.has_factors:
             self.index = None
             return
-        if not force and self.index is not None and now - self.built_at < self.rebuild_every_s \
-                and state.n_posts == self.built_n_posts:
+        if (
+            not force
+            and self.index is not None
+            and now - self.built_at < self.rebuild_every_s
+            and state.n_posts == self.built_n_posts
+        ):
             return
         likes = state.counters.totals(recent)[:, C["like"]]
         pool = recent[likes > 0]
@@ -72,14 +76,25 @@ class EaseRetriever:
         sc = np.take_along_axis(S, top, axis=1)
         ok = np.isfinite(sc) & (X.getnnz(axis=1) > 0)[:, None]
         n = int(ok.sum())
-        return Candidates(np.repeat(np.arange(len(users)), kk)[ok.ravel()], self.items[top[ok]],
-                          np.full(n, SOURCE_CODE["collaborative"], np.int64), sc[ok].astype(np.float64),
-                          np.zeros(n, np.int64))
+        return Candidates(
+            np.repeat(np.arange(len(users)), kk)[ok.ravel()],
+            self.items[top[ok]],
+            np.full(n, SOURCE_CODE["collaborative"], np.int64),
+            sc[ok].astype(np.float64),
+            np.zeros(n, np.int64),
+        )
 
 
-def collaborative(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-                  index: CollaborativeIndex | None = None, ease: EaseRetriever | None = None,
-                  **_: object) -> Candidates:
+def collaborative(
+    state: ServingState,
+    users: np.ndarray,
+    now: float,
+    k: int,
+    cutoff: float,
+    index: CollaborativeIndex | None = None,
+    ease: EaseRetriever | None = None,
+    **_: object,
+) -> Candidates:
     """Top-``k`` posts for each user from EASE when trained with it, else by inner product between the user's
     ALS factor and post vectors in the HNSW index (users with factors only)."""
     if ease is not None:
@@ -93,5 +108,10 @@ def collaborative(state: ServingState, users: np.ndarray, now: float, k: int, cu
     keep = ids >= 0
     rows = np.repeat(ok, ids.shape[1])[keep.ravel()]
     n = int(keep.sum())
-    return Candidates(rows, ids[keep], np.full(n, SOURCE_CODE["collaborative"], np.int64),
-                      scores[keep].astype(np.float64), np.zeros(n, np.int64))
+    return Candidates(
+        rows,
+        ids[keep],
+        np.full(n, SOURCE_CODE["collaborative"], np.int64),
+        scores[keep].astype(np.float64),
+        np.zeros(n, np.int64),
+    )

@@ -8,8 +8,7 @@ from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top
 from glassfeed.state import REPOSTS, ServingState
 
 
-def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-              **_: object) -> Candidates:
+def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float, **_: object) -> Candidates:
     """Up to ``k`` newest posts per user by followed authors (score = recency), plus the ``k // 5`` newest
     reposts by followed accounts (``via`` = the reposter). Batch-wide: each followed account's window is
     looked up once, then expanded to every (user, account) pair with numpy."""
@@ -26,13 +25,21 @@ def following(state: ServingState, users: np.ndarray, now: float, k: int, cutoff
         p = flat[at]
         top = top_k_per_row(r, state.posts.created(p) if t_flat is None else t_flat[at], cap)
         r, p, via = r[top], p[top], via[top] if t_flat is not None else np.zeros(len(top), np.int64)
-        parts.append(Candidates(r, p, np.full(len(p), SOURCE_CODE["following"], np.int64),
-                                1.0 / (1.0 + (now - state.posts.created(p)) / 3600.0), via))
+        parts.append(
+            Candidates(
+                r,
+                p,
+                np.full(len(p), SOURCE_CODE["following"], np.int64),
+                1.0 / (1.0 + (now - state.posts.created(p)) / 3600.0),
+                via,
+            )
+        )
     return Candidates.concat(parts)
 
 
-def _windows(state: ServingState, actors: np.ndarray, now: float, cutoff: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _windows(
+    state: ServingState, actors: np.ndarray, now: float, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each account's own posts created in [cutoff, now] and its reposts (with repost time) since ``cutoff``."""
     posts, n_own = state.posts.by_authors(actors, cutoff, now)
     reps = [state.counters.recent_actions(REPOSTS, a) for a in actors.tolist()]

@@ -8,8 +8,7 @@ from glassfeed.feed.candidates import SOURCE_CODE, Candidates, expand_pairs, top
 from glassfeed.state import LIKES, REPOSTS, ServingState
 
 
-def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-                 **_: object) -> Candidates:
+def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float, **_: object) -> Candidates:
     """Score = number of followed accounts who engaged (reposts count double); ``via`` = one of them.
 
     Batch-wide: the (user, followed account) pairs are expanded into the accounts' recent actions in one flat
@@ -27,12 +26,18 @@ def social_proof(state: ServingState, users: np.ndarray, now: float, k: int, cut
     score = np.bincount(inv, weights=weight[at])
     via = who[where]  # the first followed account (in follow-set order) that engaged
     top = top_k_per_row(uniq >> 32, score, k)
-    return Candidates(uniq[top] >> 32, uniq[top] & 0xFFFFFFFF,
-                      np.full(len(top), SOURCE_CODE["social_proof"], np.int64), score[top], via[top])
+    return Candidates(
+        uniq[top] >> 32,
+        uniq[top] & 0xFFFFFFFF,
+        np.full(len(top), SOURCE_CODE["social_proof"], np.int64),
+        score[top],
+        via[top],
+    )
 
 
-def _recent_engagement(state: ServingState, actors: np.ndarray, cutoff: float
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _recent_engagement(
+    state: ServingState, actors: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat (post, weight) of each actor's likes (1) then reposts (2) since ``cutoff``, and a count per actor."""
     # actor-major, likes first
     banks = [state.counters.recent_actions(bank, f) for f in actors.tolist() for bank in (LIKES, REPOSTS)]

@@ -13,8 +13,15 @@ def recent_posts(state: ServingState, now: float, cutoff: float) -> np.ndarray:
     return state.posts.created_between(cutoff, now)
 
 
-def trending(state: ServingState, users: np.ndarray, now: float, k: int, cutoff: float,
-             recent: np.ndarray | None = None, **_: object) -> Candidates:
+def trending(
+    state: ServingState,
+    users: np.ndarray,
+    now: float,
+    k: int,
+    cutoff: float,
+    recent: np.ndarray | None = None,
+    **_: object,
+) -> Candidates:
     """The same global top-``k`` for every user in the batch (score = decayed velocity)."""
     pool = recent if recent is not None else recent_posts(state, now, cutoff)
     if not len(pool) or not len(users):
@@ -24,6 +31,10 @@ def trending(state: ServingState, users: np.ndarray, now: float, k: int, cutoff:
     top = np.argpartition(-s, kk - 1)[:kk]
     top = top[s[top] > 0]
     n = len(users)
-    return Candidates(np.repeat(np.arange(n), len(top)), np.tile(pool[top], n),
-                      np.full(n * len(top), SOURCE_CODE["trending"], np.int64), np.tile(s[top], n),
-                      np.zeros(n * len(top), np.int64))
+    return Candidates(
+        np.repeat(np.arange(n), len(top)),
+        np.tile(pool[top], n),
+        np.full(n * len(top), SOURCE_CODE["trending"], np.int64),
+        np.tile(s[top], n),
+        np.zeros(n * len(top), np.int64),
+    )
