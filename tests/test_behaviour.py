@@ -107,7 +107,7 @@ def test_fatigue_shortens_sessions():
 
 
 def test_respond_is_deterministic_for_a_seeded_rng():
-    pop, posts, rng = _world(seed=5)
+    pop, posts, _rng = _world(seed=5)
     pages = np.random.default_rng(9).integers(0, posts.n, (100, 10))
     a = respond(pages, np.arange(100), 0.0, np.random.default_rng(2), pop, posts, update=False)
     b = respond(pages, np.arange(100), 0.0, np.random.default_rng(2), pop, posts, update=False)

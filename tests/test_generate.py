@@ -114,7 +114,7 @@ def test_follow_graph_homophily(net):
 def test_follower_counts_are_heavy_tailed():
     rng = np.random.default_rng(0)
     pop = Population.sample(3000, rng)
-    src, dst = sample_follow_graph(pop, rng, mean_following=30)
+    _src, dst = sample_follow_graph(pop, rng, mean_following=30)
     followers = np.bincount(dst, minlength=3000)
     assert followers.max() > 10 * np.median(followers)
     top1 = np.sort(followers)[-30:].sum() / followers.sum()

@@ -84,7 +84,7 @@ def test_topk_pads_excluded_and_missing_slots():
 
 def naive(recs, relevant, k):
     """Per-user loops with Python sets: an independent reference for evaluate_topk."""
-    sums = dict(precision=0.0, recall=0.0, ndcg=0.0, map=0.0, mapk=0.0, mrr=0.0, hit=0.0)
+    sums = {"precision": 0.0, "recall": 0.0, "ndcg": 0.0, "map": 0.0, "mapk": 0.0, "mrr": 0.0, "hit": 0.0}
     users = 0
     for u in range(len(recs)):
         truth = set(relevant[u].indices.tolist())

@@ -10,6 +10,7 @@ import json
 import platform
 import re
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -183,7 +184,7 @@ def test_like_appears_in_your_data_then_delete_removes_it(server, page, artifact
     with page.expect_download() as dl:
         page.click("#data-download")
     assert dl.value.suggested_filename == "glassfeed-u5.json"
-    before = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    before = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
     assert before["user"] == "u5" and before["counts"]["events"] > 0
     assert any(e["kind"] == "like" and e["post"] == post for e in before["events"])
     page.click("#data-delete")
@@ -235,8 +236,10 @@ def test_statement_and_labels(server, page, artifacts):
     page.wait_for_function("document.querySelector('#statement h3').textContent.includes('newest')")
     page.screenshot(path=str(artifacts / "web_statement.png"))
     # every form control has a label a screen reader can read
-    unlabeled = page.evaluate("""[...document.querySelectorAll('input, select, button')].filter(e =>
-        !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML)""")
+    unlabeled = page.evaluate(
+        """[...document.querySelectorAll('input, select, button')].filter(e => !(e.labels && e.labels.length)
+           && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML)"""
+    )
     assert unlabeled == []
 
 

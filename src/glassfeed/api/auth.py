@@ -56,4 +56,4 @@ def require_user_or_service(user_id: str, request: Request) -> int:
     ok = secrets.compare_digest(hash_token(key).encode(), (stored or "0" * 64).encode())
     if not ok or stored is None:
         raise HTTPException(401, "invalid token for this user")
-    return idx  # type: ignore[return-value]
+    return idx

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
-from glassfeed.feed.policy import HEADS, describe
+from glassfeed.feed.policy import HEADS, Policy, describe
 from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
 from glassfeed.ingest import IngestError, ItemError
 
@@ -165,7 +165,7 @@ async def train(request: Request) -> dict[str, Any]:
     return {"table": report.table(), "seconds": report.seconds}
 
 
-def _policy_json(p) -> dict[str, Any]:
+def _policy_json(p: Policy) -> dict[str, Any]:
     return {
         "name": p.name,
         "title": p.title,

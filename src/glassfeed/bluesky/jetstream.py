@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from websockets.sync.client import connect
 
@@ -238,8 +239,11 @@ class JetstreamIngester:
         else:
             target = subject.get("uri") if isinstance(subject, dict) else None
             parsed = parse_at_uri(target)
-            if parsed is None or parsed[1] != POST or self.store.post_idx(target) is None:
-                return None  # likes of feeds/lists, or of posts from before glassfeed started listening
+            # likes of feeds/lists, or of posts from before glassfeed started listening, are not events here
+            if not isinstance(target, str) or parsed is None or parsed[1] != POST:
+                return None
+            if self.store.post_idx(target) is None:
+                return None
             ev["post"] = target
         return ev
 
@@ -293,29 +297,31 @@ class JetstreamIngester:
         return total
 
 
-def _is_did(v: Any) -> bool:
+def _table(v: Any) -> dict[str, Any]:
+    """``v`` when it is a JSON object, else an empty one (records come from the network: any shape)."""
+    return v if isinstance(v, dict) else {}
+
+
+def _is_did(v: Any) -> TypeGuard[str]:
     return isinstance(v, str) and v.startswith("did:") and 8 < len(v) <= 256 and v.strip() == v
 
 
 def _post_record(uri: str, did: str, ts: float, rec: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """A glassfeed post from an app.bsky.feed.post record (text, time, reply/quote refs, tags, langs, labels)."""
     created = ts
-    try:
+    with suppress(ValueError, TypeError):
         created = min(parse_ts(rec["createdAt"]), ts) if rec.get("createdAt") else ts
-    except (ValueError, TypeError):
-        pass
-    reply = rec.get("reply") if isinstance(rec.get("reply"), dict) else {}
-    parent = (reply.get("parent") or {}).get("uri") if isinstance(reply.get("parent"), dict) else None
-    embed = rec.get("embed") if isinstance(rec.get("embed"), dict) else {}
-    quoted = embed.get("record") if isinstance(embed.get("record"), dict) else {}
+    reply = _table(rec.get("reply"))
+    parent = _table(reply.get("parent")).get("uri")
+    quoted = _table(_table(rec.get("embed")).get("record"))
     if isinstance(quoted.get("record"), dict):  # app.bsky.embed.recordWithMedia
         quoted = quoted["record"]
     quote = quoted.get("uri")
     tags = [t.strip().lower().lstrip("#") for t in rec.get("tags") or [] if isinstance(t, str)]
-    self_labels = (rec.get("labels") or {}).get("values") if isinstance(rec.get("labels"), dict) else None
+    self_labels = _table(rec.get("labels")).get("values")
     labels = [lb["val"] for lb in self_labels or [] if isinstance(lb, dict) and isinstance(lb.get("val"), str)]
     langs = rec.get("langs") if isinstance(rec.get("langs"), list) else []
-    text = rec.get("text") if isinstance(rec.get("text"), str) else ""
+    text = rec["text"] if isinstance(rec.get("text"), str) else ""
     return {
         "id": uri,
         "author": did,

@@ -66,12 +66,10 @@ class FeedGenerator:
         return list(self.settings.feeds or self.svc.policies)
 
     # ------------------------------------------------------------------ auth
-    def requester(self, request: Request, method: str, required: bool) -> Claims | None:
-        """Verified claims of the Bearer JWT; None when absent and optional; a 401 XrpcError when invalid."""
+    def requester(self, request: Request, method: str) -> Claims | None:
+        """Verified claims of the Bearer JWT; None when there is none; a 401 XrpcError when invalid."""
         auth = request.headers.get("authorization")
         if not auth:
-            if required:
-                raise auth_required()
             return None
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -277,12 +275,14 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
         gen = _gen(request)
         params = dict(request.query_params)
         gen.policy_of(params.get("feed"))  # unknown feeds fail before any auth work
-        return gen.skeleton(params, gen.requester(request, GET_SKELETON, required=False))
+        return gen.skeleton(params, gen.requester(request, GET_SKELETON))
 
     @app.post(f"/xrpc/{SEND_INTERACTIONS}", tags=["bluesky"])
     async def send_interactions(request: Request) -> dict[str, Any]:
         gen = _gen(request)
-        claims = await run_in_threadpool(gen.requester, request, SEND_INTERACTIONS, True)
+        claims = await run_in_threadpool(gen.requester, request, SEND_INTERACTIONS)
+        if claims is None:
+            raise auth_required()
         try:
             body = json.loads(await request.body() or b"null")
         except ValueError:

@@ -132,7 +132,8 @@ class EventBatch:
 
     def take(self, idx: np.ndarray) -> EventBatch:
         """The events at ``idx`` (integer positions or a boolean mask), in that order."""
-        return EventBatch(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
+        opt = [None if (v := getattr(self, name)) is None else v[idx] for name in OBJECT_COLUMNS]
+        return EventBatch(*(getattr(self, c.name)[idx] for c in EVENT_COLUMNS), *opt)
 
     def with_seq(self, first: int) -> EventBatch:
         """The same events numbered ``first, first + 1, ...`` (as the store assigned them)."""

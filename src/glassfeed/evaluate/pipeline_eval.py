@@ -151,7 +151,7 @@ def sample_negatives(train: pd.DataFrame, n_items: int, ratio: float, seed: int 
         return pd.DataFrame({"u": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "ts": np.zeros(0)})
     rng = np.random.default_rng(seed)
     u = train["u"].to_numpy(np.int64)
-    rows = rng.choice(len(train), size=int(round(ratio * len(train))), replace=True)
+    rows = rng.choice(len(train), size=round(ratio * len(train)), replace=True)
     rows = rows[np.argsort(u[rows], kind="stable")]
     cand_u, cand_i = u[rows], rng.integers(0, n_items, len(rows))
     rated = np.unique(u * n_items + train["i"].to_numpy(np.int64))

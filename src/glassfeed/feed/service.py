@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,7 @@ class FeedService:
             prefs.setdefault("weights", {})[pol.name] = {k: float(v) for k, v in weights.items()}
         for key, val in (("topics_more", topics_more), ("topics_less", topics_less)):
             if val is not None:
-                if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in val):
-                    raise FeedError(key, "must be a list of topic names (1-64 characters)", 422)
-                prefs[key] = sorted({t.strip().lower().lstrip("#") for t in val})
+                prefs[key] = _topic_names(key, val)
         self.ingestor.set_prefs(user_id, prefs)
         return prefs
 
@@ -222,8 +221,7 @@ class FeedService:
         log_impressions: bool = True,
     ) -> dict[str, Any]:
         """One page for ``user_id`` (None = the non-personalised feed) with explanations and a next cursor."""
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise FeedError("limit", f"must be an integer in [1, {MAX_LIMIT}]")
+        limit = _page_limit(limit)
         with self.lock:
             user = self.user_idx(user_id) if user_id is not None else 0
             if cursor:
@@ -446,6 +444,21 @@ class FeedService:
         with self._flush_lock:
             self._flush()
             return self.ingestor.delete_user_data(user_id)
+
+
+def _page_limit(limit: object) -> int:
+    """``limit`` checked at run time too: Python callers (the Bluesky routes, scripts) may pass anything."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise FeedError("limit", f"must be an integer in [1, {MAX_LIMIT}]")
+    return limit
+
+
+def _topic_names(key: str, values: Iterable[object]) -> list[str]:
+    """Saved topic choices: distinct lower-case names without a leading '#', each 1-64 characters."""
+    names = list(values)
+    if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in names):
+        raise FeedError(key, "must be a list of topic names (1-64 characters)", 422)
+    return sorted({str(t).strip().lower().lstrip("#") for t in names})
 
 
 __all__ = ["FeedService", "FeedError"]

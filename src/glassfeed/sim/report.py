@@ -155,11 +155,11 @@ def write_html(result: SimResult, path: Path) -> None:
                 f"<figcaption>{html.escape(desc)}</figcaption></figure>"
             )
     for g in ("left", "right", "centre"):
-        lines = {p: list(enumerate(s.get(g, []))) for p, s in result.amplification_series.items()}
-        if any(lines.values()):
+        amp = {p: list(enumerate(s.get(g, []))) for p, s in result.amplification_series.items()}
+        if any(amp.values()):
             t = f"Amplification of {g}-leaning authors vs chronological"
             figs.append(
-                f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, lines, hline=0.0)}">'
+                f'<figure><img alt="{t}" src="data:image/png;base64,{_plot(t, amp, hline=0.0)}">'
                 "<figcaption>Huszar et al. 2022: reach among the step's active users under the policy / "
                 "under the chronological feed - 1</figcaption></figure>"
             )

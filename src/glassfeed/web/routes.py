@@ -95,7 +95,7 @@ async def _call(
     headers = {"authorization": auth} if auth else {}
     if content_type:
         headers["content-type"] = content_type
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://glassfeed.internal") as client:
         return await client.request(method, path, content=body, headers=headers)
 
@@ -220,14 +220,15 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
                 return _error(401, "that token does not belong to this user", "token")
             s = WebSession(user, f"Bearer {token}", "token", time.time())
         else:
-            s = demo_session(user)
-            if s is None:
+            demo = demo_session(user)
+            if demo is None:
                 why = (
                     "unknown user"
                     if is_demo() and app.state.store.user_idx(user) is None
                     else "demo sign-in is off on this server: sign in with your user token"
                 )
                 return _error(403 if "demo" in why else 404, why, "user")
+            s = demo
         resp = JSONResponse({"user": s.user, "mode": s.mode})
         app.state.web_sessions.drop(request.cookies.get(COOKIE))
         new_session(resp, s)
