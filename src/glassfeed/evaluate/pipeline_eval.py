@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from glassfeed.domain import EventBatch, EventKind
 from glassfeed.evaluate import datasets
-from glassfeed.evaluate.metrics import evaluate_topk
+from glassfeed.evaluate.metrics import evaluate_topk, hits_matrix
 from glassfeed.evaluate.protocols import (
     PROTOCOLS,
     Protocol,
@@ -32,7 +32,15 @@ from glassfeed.evaluate.protocols import (
     stratified_split,
     to_csr,
 )
+from glassfeed.evaluate.runner import ProtocolRun
+from glassfeed.feed.pipeline import rank
+from glassfeed.feed.policy import SOURCES
+from glassfeed.feed.service import FeedService
+from glassfeed.feed.sources import recent_posts
+from glassfeed.feed.train import train_all
+from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
+from glassfeed.store import SQLiteStore
 
 DAY = 86400.0
 #: Synthetic clock for datasets without timestamps: training rows spread over this many days, shuffled.
@@ -171,7 +179,7 @@ def sample_negatives(train: pd.DataFrame, n_items: int, ratio: float, seed: int 
 class ImportedStore:
     """A trained FeedService over the imported training events, and the id maps back to the Split's indices."""
 
-    service: Any  # glassfeed.feed.service.FeedService
+    service: FeedService
     user_idx: np.ndarray  # dense user -> store user idx (0 = not imported)
     post_item: np.ndarray  # store post idx -> dense item (-1 for none)
     item_post: np.ndarray  # dense item -> store post idx
@@ -199,10 +207,6 @@ def import_events(
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService.
     ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it."""
     settings = (settings or packaged_settings()).replace(retrieval=dict(retrieval or {}))
-    from glassfeed.feed.service import FeedService
-    from glassfeed.feed.train import train_all
-    from glassfeed.ingest import Ingestor
-    from glassfeed.store import SQLiteStore
 
     say = say or (lambda s: None)
     folder = Path(folder)
@@ -313,7 +317,6 @@ def import_events(
 
 def _answerable_k(imported: ImportedStore, users: np.ndarray, k: int, age_h: float) -> int:
     """The largest k (from ``k``, x 0.75 a step) the collaborative index answers for all ``users`` (dense ids)."""
-    from glassfeed.feed.sources import recent_posts
 
     svc = imported.service
     st, collab = svc.state, svc.models.collab
@@ -377,8 +380,6 @@ def rank_users(
 ) -> Ranked:
     """The real ``pipeline.rank`` for each dense user in ``users`` (``batch`` per call); ``masked`` per user are
     extra dense items never to show (passed as the pipeline's ``served`` set)."""
-    from glassfeed.feed.pipeline import rank
-    from glassfeed.feed.policy import SOURCES
 
     svc = imported.service
     recs = np.full((len(users), k), -1, np.int64)
@@ -467,7 +468,6 @@ def evaluate_pipeline(
     """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
     every test user, and score it beside the retrieval ``baselines`` (tuned by the protocol's own runner)
     on the same split. ``max_users`` keeps only the first that many users (by dense index) for a quick run."""
-    from glassfeed.evaluate.runner import ProtocolRun
 
     say = say or (lambda s: None)
     if protocol not in PROTOCOLS:
@@ -580,7 +580,6 @@ def evaluate_pipeline(
 
 
 def _hits(recs: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
-    from glassfeed.evaluate.metrics import hits_matrix
 
     return hits_matrix(recs, X)
 

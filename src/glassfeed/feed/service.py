@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 import time
@@ -32,6 +33,7 @@ from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
 from glassfeed.state import C, ServingState
 
+log = logging.getLogger("glassfeed.feed")
 DEFAULT_POLICY = "engagement"
 MAX_LIMIT = 100
 
@@ -358,9 +360,7 @@ class FeedService:
             try:
                 self.flush_impressions()
             except Exception:  # never let the logger die; the next flush retries what is queued after
-                import logging
-
-                logging.getLogger("glassfeed.feed").exception("impression flush failed")
+                log.exception("impression flush failed")
 
     def close(self) -> None:
         """Flush queued impressions and stop the background writer."""

@@ -25,6 +25,8 @@ from glassfeed.feed.heads import EngagementHeads, LightRanker
 from glassfeed.feed.pipeline import Models
 from glassfeed.feed.policy import HEADS
 from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
+from glassfeed.retrieval.ease import EASE
+from glassfeed.retrieval.factor import ALS
 from glassfeed.settings import RetrievalSettings, StateSettings, packaged_settings
 from glassfeed.state import ServingState
 from glassfeed.store import Store
@@ -241,16 +243,12 @@ def engagement_matrix(store: Store, n_users: int, n_posts: int) -> sp.csr_matrix
 
 def fit_als(X: sp.csr_matrix, factors: int = 32, iterations: int = 10, seed: int = 0) -> np.ndarray:
     """ALS user factors from the engagement matrix (rows indexed by user idx; row 0 unused)."""
-    from glassfeed.retrieval.factor import ALS
-
     model = ALS(factors=factors, iterations=iterations, random_state=seed).fit(X)
     return np.asarray(model.user_factors_, np.float32)
 
 
 def fit_ease(X: sp.csr_matrix, lam: float, gamma: float, max_items: int) -> tuple[np.ndarray, np.ndarray]:
     """EASE item-item weights over the ``max_items`` most engaged posts: (post idx per column, B)."""
-    from glassfeed.retrieval.ease import EASE
-
     model = EASE(lam=lam, gamma=gamma, max_items=max_items).fit(X)
     return np.asarray(model.items_, np.int64), model.B_
 

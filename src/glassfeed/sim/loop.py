@@ -25,6 +25,7 @@ import numpy as np
 
 from glassfeed.audit import metrics as M
 from glassfeed.domain import EventBatch, EventKind
+from glassfeed.feed import heads as feed_heads
 from glassfeed.feed.pipeline import prepare, rank
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
@@ -696,9 +697,7 @@ _FORKED: tuple[Any, np.ndarray, float] | None = None
 
 def _single_threaded() -> None:
     """Ranking workers split the cores between them, so each predicts on one thread."""
-    import glassfeed.feed.heads as heads
-
-    heads.BIG_BATCH = 1 << 62
+    feed_heads.BIG_BATCH = 1 << 62
 
 
 def _rank_batch(a: int) -> np.ndarray:
