@@ -70,7 +70,7 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
     load_s = time.perf_counter() - t
     rng = np.random.default_rng(seed)
     st = svc.state
-    active = [u for u in range(1, len(st.user_ids)) if st.following[u]]
+    active = [u for u in range(1, st.n_users + 1) if st.graph.following(u)]
     runs = []
     cands = []
     for r in range(repeats + 1):
@@ -78,7 +78,7 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
         lat = []
         for u in users.tolist():
             t = time.perf_counter()
-            page = svc.feed(st.user_ids[u], limit=50, log_impressions=False)
+            page = svc.feed(st.users.id_of(u), limit=50, log_impressions=False)
             lat.append(time.perf_counter() - t)
             cands.append(page["candidates"])
         if r:  # the first run warms caches and the ANN index
@@ -86,7 +86,7 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
     # the durable impression write that the server adds to each request
     log = []
     for u in rng.choice(active, 100).tolist():
-        page = svc.feed(st.user_ids[u], limit=50, log_impressions=False)
+        page = svc.feed(st.users.id_of(u), limit=50, log_impressions=False)
         pages = rank(st, svc.models, np.array([u]), svc.policy_for(u, None), svc.now(), 50)
         t = time.perf_counter()
         svc._log_impressions(u, pages, svc.now(), "bench.0", "home")
