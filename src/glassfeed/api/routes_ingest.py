@@ -6,7 +6,6 @@ Bodies are parsed with orjson straight from the request bytes and validated by t
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.domain import EventKind
 from glassfeed.ingest import IngestError, Ingestor, ItemError
 from glassfeed.settings import packaged_settings
+from glassfeed.store import UserSummary
 
 router = APIRouter()
 _MAX = packaged_settings().ingest.max_batch  # the documented default; the live limit is settings.ingest
@@ -141,12 +141,12 @@ async def follow(request: Request) -> dict[str, Any]:
         ) from None
 
 
-@router.get("/v1/users/{user_id}", response_model=s.UserOut, tags=["read"], responses=s.ERROR_RESPONSES)
-def get_user(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
+@router.get("/v1/users/{user_id}", response_model=UserSummary, tags=["read"], responses=s.ERROR_RESPONSES)
+def get_user(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> UserSummary:
     """A user's profile and counts (needs that user's token or the service key)."""
     summary = request.app.state.store.user_summary(idx)
     assert summary is not None  # require_user_or_service resolved the id, and user rows are never deleted
-    return asdict(summary)
+    return summary
 
 
 @router.get("/v1/stats", response_model=s.StatsOut, tags=["read"])

@@ -116,19 +116,6 @@ class EventsOut(BaseModel):
     last_seq: int
 
 
-class UserOut(BaseModel):
-    id: str
-    idx: int
-    handle: str
-    created_at: float
-    community: int | None
-    interests: list[str]
-    events: int
-    following: int
-    followers: int
-    posts: int
-
-
 class StatsOut(BaseModel):
     users: int
     posts: int
