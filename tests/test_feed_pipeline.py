@@ -251,7 +251,7 @@ def test_collaborative_source_can_use_ease(fresh_feed):
 
     ease = packaged_settings().replace(retrieval={"collaborative_model": "ease", "ease_max_items": 500})
     train_all(svc.store, svc.models_folder, max_rows=50_000, retrieval=ease.retrieval)
-    svc._load()
+    svc.reload()
     assert svc.models.ease is not None
     uid = _active_user(svc)
     u = svc.user_idx(uid)

@@ -40,7 +40,7 @@ from glassfeed.feed.sources import recent_posts
 from glassfeed.feed.train import train_all
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
-from glassfeed.store import SQLiteStore
+from glassfeed.store import open_store
 
 DAY = 86400.0
 #: Synthetic clock for datasets without timestamps: training rows spread over this many days, shuffled.
@@ -219,8 +219,8 @@ def import_events(
     ts = tr["ts"].to_numpy(np.float64)
     posted = float(ts.min()) - DAY  # every post exists a day before the first rating, so none is "in the future"
     now = float(ts.max()) + 3600.0
-    store = SQLiteStore(folder / "eval.db", synchronous="NORMAL")
-    ing = Ingestor(store, clock=lambda: now)
+    store = open_store(folder / "eval.db", synchronous="NORMAL")
+    ing = Ingestor(store, settings.ingest, clock=lambda: now)
     say(f"import: {len(users)} users, {n_items} items, {len(tr)} training rows")
     made = ing.create_users(
         [{"id": f"u{u}", "created_at": posted - DAY} for u in users.tolist()]

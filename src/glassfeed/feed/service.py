@@ -72,7 +72,7 @@ class FeedService:
         self.explanations: dict[int, OrderedDict[int, tuple[Any, ...]]] = {}
         self.models = Models()
         self.sessions = Sessions(self.settings.serving.session_ttl_s)
-        self._load()
+        self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
         self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
@@ -92,7 +92,9 @@ class FeedService:
             self.ingestor.set_meta("cursor_secret", s)
         return bytes.fromhex(s)
 
-    def _load(self) -> None:
+    def reload(self) -> None:
+        """Load the trained models from ``models_folder`` and rebuild the serving state from the store with them
+        (after training elsewhere, e.g. the simulator's scheduled retraining)."""
         trained = load_models(self.models_folder, self.settings.retrieval)
         user_vec, side = load_factors(self.models_folder)
         state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec, side=side)
@@ -119,7 +121,7 @@ class FeedService:
             retrieval=self.settings.retrieval,
             state=self.settings.state,
         )
-        self._load()
+        self.reload()
         return report
 
     # ------------------------------------------------------------------ listeners (write path)

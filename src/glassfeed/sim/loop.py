@@ -126,7 +126,7 @@ def prepare_base(
     secs["generate"] = time.perf_counter() - t
     end = float(net.start_ts + cfg.history_days * DAY)
     store = open_store(db, synchronous="OFF")
-    ing = Ingestor(store, clock=lambda: end)
+    ing = Ingestor(store, settings.ingest, clock=lambda: end)
     t = time.perf_counter()
     write_network(net, ing, with_tokens=False, progress=lambda s, d, n: say(f"write: {s}", d, n))
     secs["write"] = time.perf_counter() - t
@@ -322,7 +322,7 @@ class World:
         self.t = base.end_ts  # start of the current step (simulated seconds)
         self.clock_t = base.end_ts  # the Ingestor's clock: latest simulated activity
         self.store = open_store(db, synchronous="OFF")
-        self.ing = Ingestor(self.store, clock=lambda: self.clock_t + 60.0)
+        self.ing = Ingestor(self.store, self.settings.ingest, clock=lambda: self.clock_t + 60.0)
         self.svc = FeedService(self.ing, self.settings, clock="data")
         if policy not in self.svc.policies:
             raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(self.svc.policies)}")
@@ -515,7 +515,7 @@ class World:
             X = engagement_matrix(self.store, n_u, n_p)
             np.save(folder / "als_user_factors.npy", fit_als(X, seed=self.cfg.seed))
             np.save(folder / "bridging_sides.npy", fit_bridging_sides(self.store, n_u, n_p))
-        self.svc._load()
+        self.svc.reload()
 
     def step(self, k: int) -> None:
         """Advance one step: new posts, feeds for the active users, their reactions, learning."""
