@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 # One BLAS / OpenMP thread unless the caller says otherwise, set before numpy is imported: on the shared 2-core
@@ -28,12 +29,13 @@ from glassfeed.evaluate.protocols import PROTOCOLS, build_recbole_ml1m  # noqa: 
 from glassfeed.evaluate.report import machine_info, to_markdown, write_report  # noqa: E402
 from glassfeed.evaluate.tuning import evaluate_model  # noqa: E402
 from glassfeed.retrieval import ALS, EASE, ANNIndex  # noqa: E402
+from glassfeed.settings import load_settings  # noqa: E402
 
 
-def recbole_checks() -> dict[str, Any]:
+def recbole_checks(root: Path) -> dict[str, Any]:
     """Two side checks on the recbole-ml1m split: RecBole's own EASE setting (lambda 1000, no tuning), and the
     recall of the HNSW index against exact inner-product top-10 over every user's ALS factors."""
-    split = build_recbole_ml1m()
+    split = build_recbole_ml1m(root)
     ease = EASE(lam=1000.0).fit(split.train)
     out: dict[str, Any] = {
         "ease_lam1000": evaluate_model(ease, split.train, split.test, 10, split.exclude, split.filter_items)
@@ -73,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         markup=False,
         highlight=False,
     )
+    root = load_settings().data_dir  # the edge: GLASSFEED_DATA or a glassfeed.toml may move the datasets
     runs, t0 = [], time.perf_counter()
     for name in [p.strip() for p in args.protocols.split(",") if p.strip()]:
         protocol = PROTOCOLS[name]
-        if not available(protocol.dataset):
+        if not available(protocol.dataset, root):
             console.print(f"skipped {name}: dataset {protocol.dataset!r} not found under the data directory")
             continue
-        runs.append(run_with_progress(protocol, list(protocol.models), console, repeats=args.repeats))
-    checks = recbole_checks() if any(r["protocol"] == "recbole-ml1m" for r in runs) else {}
+        runs.append(run_with_progress(protocol, list(protocol.models), console, root=root, repeats=args.repeats))
+    checks = recbole_checks(root) if any(r["protocol"] == "recbole-ml1m" for r in runs) else {}
     total = time.perf_counter() - t0
     for run in runs:
         print(to_markdown(run))

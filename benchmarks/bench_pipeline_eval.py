@@ -25,6 +25,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from benchmarks.common import machine  # noqa: E402
 from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, to_markdown  # noqa: E402
+from glassfeed.settings import load_settings  # noqa: E402
 
 VARIANTS = {
     "faithful": {"like_min": 4, "dwell_min": 3, "negatives": 0.0, "span_days": None},
@@ -39,7 +40,12 @@ def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dic
     for i, (name, kw) in enumerate(VARIANTS.items()):
         t0 = time.perf_counter()
         res = evaluate_pipeline(
-            protocol=protocol, policy=policy, max_users=max_users, baselines=BASELINES[protocol] if i == 0 else (), **kw
+            protocol=protocol,
+            policy=policy,
+            max_users=max_users,
+            baselines=BASELINES[protocol] if i == 0 else (),
+            settings=load_settings(),  # the edge: GLASSFEED_DATA, a glassfeed.toml, ...
+            **kw,
         )
         res["wall_seconds"] = time.perf_counter() - t0
         res["results"][0]["model"] = f"pipeline ({policy}, {name})"

@@ -476,6 +476,8 @@ def evaluate_pipeline(
     if dataset is not None and dataset != proto.dataset:
         raise ValueError(f"protocol {protocol!r} runs on dataset {proto.dataset!r}, not {dataset!r}")
     t0 = time.perf_counter()
+    if root is None and settings is not None:
+        root = settings.data_dir
     split = proto.build(root)
     frames = event_frames(protocol, root)
     n_users, n_items = split.train.shape

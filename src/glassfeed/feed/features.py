@@ -121,7 +121,8 @@ def in_network(
 
 def topic_share(state: ServingState, ctx: PairContext) -> np.ndarray:
     """Share of the user's (decayed) positive engagement that went to the post's topic, blended with the
-    onboarding prior (1 if the user picked the topic) until the user has engaged."""
+    onboarding prior (1 if the user picked the topic) with weight 1 / (1 + the user's positive engagements with
+    topics): a count, so the value does not depend on the state's decay origin."""
     topics = state.posts.topic(ctx.posts)
     val, tot = state.counters.topic_engagement(ctx.users, ctx.row, topics)
     share = np.where(topics >= 0, val / np.maximum(tot, 1e-9), 0.0)
@@ -132,7 +133,7 @@ def topic_share(state: ServingState, ctx: PairContext) -> np.ndarray:
     chose = np.zeros((len(picked), max(int(flat.max(initial=0)), int(safe.max(initial=0))) + 1), bool)
     chose[np.repeat(np.arange(len(picked)), sizes), flat] = True
     prior = (chose[ctx.row, safe] & (topics >= 0)).astype(np.float64)
-    w = 1.0 / (1.0 + tot)  # onboarding interests matter until the user has engaged
+    w = 1.0 / (1.0 + state.counters.topic_engagements(ctx.users)[ctx.row])  # the prior fades as the user engages
     return (1 - w) * share + w * prior
 
 

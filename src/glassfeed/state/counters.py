@@ -64,12 +64,13 @@ class Counters:
         self._user_side = Grow(np.float32, 0.0)  # bridging factor f_u (learned), 0 = unknown
         self._user_topic = Grow(np.float64, 0.0, width=8)
         self._user_events = Grow(np.int64, 0)
+        self._user_engaged = Grow(np.int64, 0)  # positive engagements with a post that has a topic (not decayed)
         self._recent: tuple[dict[int, deque[tuple[int, float]]], ...] = ({}, {})
         self._recent_np: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (bank, user) -> posts, ts
 
     # ------------------------------------------------------------------ sizes and learned inputs
     def ensure_users(self, n: int) -> None:
-        for g in (self._user_side, self._user_events, self._user_topic):
+        for g in (self._user_side, self._user_events, self._user_engaged, self._user_topic):
             g.ensure(n)
 
     def ensure_posts(self, n: int) -> None:
@@ -118,6 +119,7 @@ class Counters:
             tp = post_topic[m][pos]
             ok = tp >= 0
             np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]), np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
+            np.add.at(self._user_engaged.a, user[m][pos][ok], 1)
         like = has_post & (kind == _LIKE)
         if like.any():
             side = self._user_side.a[user[like]]
@@ -141,6 +143,7 @@ class Counters:
             self._recent_np.pop((b, u), None)
         self._user_topic.a[u] = 0.0
         self._user_events.a[u] = 0
+        self._user_engaged.a[u] = 0
 
     # ------------------------------------------------------------------ per-post reads
     def decayed(self, posts: np.ndarray, now: float | np.ndarray) -> np.ndarray:
@@ -190,10 +193,14 @@ class Counters:
 
     def topic_engagement(self, users: np.ndarray, row: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For pairs (``users[row[i]]``, topic ``topics[i]``): (the user's decayed positive engagement with the topic,
-        0 for topic -1; the user's total over all topics), both in the units of the decay origin."""
+        0 for topic -1; the user's total over all topics), both in the units of the decay origin: use their ratio."""
         tot = self._user_topic.a[users].sum(axis=1)[row]  # row sums per batch user, not per pair
         val = self._user_topic.a[users[row], np.where(topics >= 0, topics, 0)]
         return np.where(topics >= 0, val, 0.0), tot
+
+    def topic_engagements(self, users: np.ndarray) -> np.ndarray:
+        """How many positive engagements with a topic-bearing post each user has made (all time, not decayed)."""
+        return self._user_engaged.a[users]
 
     def topic_profile(self, u: int) -> np.ndarray:
         """The user's decayed positive engagement per topic id (origin units)."""
