@@ -274,6 +274,7 @@ class FeedService:
                 for b in base.tolist()
             ]
         cache = self.explanations.setdefault(user, OrderedDict()) if user else None
+        views = self.post_views(pages.post)
         out = []
         for i in range(n):
             p, src, via = int(pages.post[i]), SOURCES[int(pages.source[i])], int(pages.via[i])
@@ -292,7 +293,7 @@ class FeedService:
                 cache.move_to_end(p)
             out.append(
                 {
-                    **self.post_view(p),
+                    **views[i],
                     "reason": source_reason(
                         st, user, p, src, via, full=False, source_score=float(pages.source_score[i])
                     ),
@@ -308,20 +309,27 @@ class FeedService:
             cache.popitem(last=False)
         return out
 
-    def post_view(self, p: int) -> dict[str, Any]:
+    def post_views(self, page: np.ndarray) -> list[dict[str, Any]]:
+        """What a client shows of each post (ids, author, text, time, topics, labels, all-time counts); the
+        numeric columns are read once for the whole page."""
         posts, users = self.state.posts, self.state.users
-        a = posts.author_of(p)
-        tot = self.state.counters.totals(np.array([p]))[0]
-        return {
-            "post": posts.id_of(p),
-            "author": users.id_of(a),
-            "author_handle": users.handle_of(a),
-            "text": posts.text_of(p),
-            "created_at": posts.created_at(p),
-            "topics": posts.topics_of(p),
-            "labels": posts.labels_of(p),
-            "counts": {"likes": int(tot[C["like"]]), "reposts": int(tot[C["repost"]]), "replies": int(tot[C["reply"]])},
-        }
+        page = np.asarray(page, np.int64)
+        tot = self.state.counters.totals(page)[:, [C["like"], C["repost"], C["reply"]]].tolist()
+        return [
+            {
+                "post": posts.id_of(p),
+                "author": users.id_of(a),
+                "author_handle": users.handle_of(a),
+                "text": posts.text_of(p),
+                "created_at": t,
+                "topics": posts.topics_of(p),
+                "labels": posts.labels_of(p),
+                "counts": {"likes": likes, "reposts": reposts, "replies": replies},
+            }
+            for p, a, t, (likes, reposts, replies) in zip(
+                page.tolist(), posts.author(page).tolist(), posts.created(page).tolist(), tot
+            )
+        ]
 
     def _log_impressions(self, user: int, pages: Pages, now: float, request_id: str, surface: str) -> None:
         """Queue the served page's impressions; a background thread group-commits them every few ms."""
@@ -389,7 +397,7 @@ class FeedService:
             )
             if notice:
                 why["notice"] = notice
-            return {**why, **self.post_view(p)}
+            return {**why, **self.post_views(np.array([p]))[0]}
 
     # ------------------------------------------------------------------ data rights
     def user_data(self, user_id: str, events_limit: int = 1000) -> dict[str, Any]:

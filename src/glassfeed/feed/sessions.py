@@ -71,8 +71,13 @@ class Sessions:
                 self.add(parse_request_id(str(rid)).session, (int(batch.post[i]),), float(batch.ts[i]))
 
     def expire(self, now: float) -> None:
-        """Forget sessions that started more than ``ttl_s`` before ``now``."""
-        for sid in [s for s, (t, _) in self._open.items() if now - t > self.ttl_s]:
+        """Forget sessions that started more than ``ttl_s`` before ``now``, oldest first: sessions are kept in
+        the order they opened, so this stops at the first one still open (a per-request cost that does not grow
+        with the number of open sessions)."""
+        while self._open:
+            sid, (t, _) = next(iter(self._open.items()))
+            if now - t <= self.ttl_s:
+                return
             del self._open[sid]
 
     def __len__(self) -> int:
