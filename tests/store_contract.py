@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
-from glassfeed.store import ENTITIES, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
+from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -470,11 +470,69 @@ class StoreContract:
             store.set_prefs(tx, c, {"k": 2})
         with store.transaction() as tx:
             removed = store.delete_user_data(tx, b)
-        assert removed == {"events": 4, "follows": 1, "blocks": 1, "mutes": 1, "muted_words": 2, "prefs": 1}
+        assert removed == {
+            "events": 4,
+            "follows": 1,
+            "blocks": 1,
+            "mutes": 1,
+            "muted_words": 2,
+            "prefs": 1,
+            "profile": 1,
+        }
         assert store.user_events(b) == [] and len(store.user_events(c)) == 1
         assert edges(store, "follows") == {(a, b)}  # others' edges to the user stay
+        assert edges(store, "blocks") == set() and edges(store, "mutes") == set()
         assert store.load_prefs() == {c: {"k": 2}} and store.load_muted_words() == {}
         assert store.user_idx("b") == b and store.count("users") == 5  # the account row stays
+        assert store.count_events() == 2 and store.max_seq() == 6  # the high-water mark stays
+
+    def test_delete_user_data_anonymises_the_user_row(self, make_store: MakeStore) -> None:
+        store = make_store()
+        with store.transaction() as tx:
+            a, b = store.insert_users(
+                tx, [("a", "Alice A.", T0, 3, "politics,golf", "hash-a"), ("b", "Bob", T0 + 1, 4, "art", "hash-b")]
+            )
+        assert store.token_hash(b) == "hash-b"
+        with store.transaction() as tx:
+            store.delete_user_data(tx, a)
+        users = store.load_users()
+        assert users["handle"] == ["a", "Bob"] and users["interests"] == [[], ["art"]]
+        assert users["community"].tolist() == [-1, 4] and users["created_at"].tolist() == [T0, T0 + 1]
+        assert store.token_hash(a) == "hash-a"  # the account stays usable
+        summary = store.user_summary(a)
+        assert summary is not None and (summary.handle, summary.community, summary.interests) == ("a", None, [])
+        store.close()
+        reopened = make_store()  # durable, and the id map still knows the account
+        assert reopened.user_idx("a") == a and reopened.load_users()["handle"] == ["a", "Bob"]
+
+    def test_erase_posts_tombstones_only_that_authors_posts(self, world: Any) -> None:
+        store, u, p = world
+        a, b = u["a"], u["b"]
+        with store.transaction() as tx:
+            (reply,) = store.insert_posts(
+                tx, [("r1", b, "a reply by b", T0 + 9, p["p1"], None, None, "golf", "en", "", 0.5, 0.1)]
+            )
+            (own,) = store.insert_posts(
+                tx, [("a-reply", a, "a's reply", T0 + 10, reply, None, p["p2"], "art,golf", "fr", "nsfw", 0.9, 0.7)]
+            )
+        append(store, batch([(K.LIKE, b, p["p1"], None, T0, None, None)]))
+        with store.transaction() as tx:
+            erased = store.erase_posts(tx, a)
+        assert erased == [p["p1"], p["p2"], p["p3"], own]
+        posts = store.load_posts()
+        by_id = {pid: i for i, pid in enumerate(posts["id"])}
+        for pid in ("p1", "p2", "p3", "a-reply"):
+            i = by_id[pid]
+            assert posts["text"][i] == "" and posts["topics"][i] == [] and posts["labels"][i] == [ERASED_LABEL]
+            assert posts["reply_to"][i] == -1 and posts["quote_of"][i] == -1 and posts["author"][i] == a
+            assert math.isnan(posts["quality"][i]) and math.isnan(posts["divisiveness"][i])
+        i = by_id["r1"]  # other people's posts stay, even a reply to an erased post
+        assert posts["text"][i] == "a reply by b" and posts["reply_to"][i] == p["p1"] and posts["labels"][i] == []
+        assert store.post_idx("p1") == p["p1"] and store.count("posts") == 5  # ids still resolve
+        assert store.post_labels([p["p1"]]) == {p["p1"]: [ERASED_LABEL]}
+        assert len(store.user_events(b)) == 1  # other people's events on the erased posts stay
+        with store.transaction() as tx:
+            assert store.erase_posts(tx, u["c"]) == []
 
     # ------------------------------------------------------------------ summaries
     def test_user_summary(self, world: Any) -> None:

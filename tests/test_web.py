@@ -12,6 +12,7 @@ from glassfeed.web.routes import COOKIE, WEB_DIR, install
 
 KEY = "web-unit-test-service-key"
 WEB = {"X-Glassfeed-Web": "1"}
+LOCAL = "http://localhost:8000"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def make_client(built, demo: bool) -> TestClient:
     app = create_app(load_settings(folder / "gf.toml", store={"path": folder / "w.db"}, api={"key": KEY}))
     install(app, demo=demo)
     install(app, demo=demo)  # idempotent: a second call (e.g. from create_app later) changes nothing
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL, client=("127.0.0.1", 50000))  # demo sign-in needs a loopback client
 
 
 @pytest.fixture()
@@ -81,10 +82,10 @@ def test_proxy_guards(demo):
     assert demo.get("/web/api/me/prefs").status_code == 403  # no custom header: what a cross-site form can send
     bad_origin = {**WEB, "Origin": "http://evil.example"}
     assert demo.delete("/web/api/me/data", headers=bad_origin).status_code == 403
-    assert demo.get("/web/api/me/prefs", headers={**WEB, "Origin": "http://testserver"}).status_code == 200
+    assert demo.get("/web/api/me/prefs", headers={**WEB, "Origin": LOCAL}).status_code == 200
     for path in ("../u5/data", "feed/../../u5/why", "admin", "feed/p1/why/x", "", "data/extra"):
         assert demo.get(f"/web/api/me/{path}", headers=WEB).status_code == 404, path
-    fresh = TestClient(demo.app)
+    fresh = TestClient(demo.app, base_url=LOCAL, client=("127.0.0.1", 50001))
     assert fresh.get("/web/api/me/prefs", headers=WEB).status_code == 401  # no session
 
 

@@ -1,5 +1,6 @@
-"""``glassfeed`` command line (typer + rich): generate, import, import-dataset, serve, demo, stats, plus the
-command groups of the feed (train, feed, policy), the simulator, the evaluators, the audit and Bluesky.
+"""``glassfeed`` command line (typer + rich): generate, import, import-dataset, serve, demo, token, key, stats,
+plus the command groups of the feed (train, feed, policy), the simulator, the evaluators, the audit and Bluesky.
+Only generate, import, import-dataset, demo and ``bluesky ingest`` create a store; the others refuse a missing one.
 
 ``--config PATH`` (or ``$GLASSFEED_CONFIG``) names a glassfeed.toml; the root command builds one ``Settings``
 from it, the environment and the packaged defaults, and every command takes it from there (``--db`` overrides
@@ -22,7 +23,17 @@ from glassfeed.api.app import create_app
 from glassfeed.audit import cli as audit_cli
 from glassfeed.bluesky import cli as bluesky_cli
 from glassfeed.bulk import BulkError, import_path
-from glassfeed.cli_support import build_settings, cli_settings, console, fail, handled, open_ingestor, out, progress_bar
+from glassfeed.cli_support import (
+    build_settings,
+    cli_settings,
+    console,
+    fail,
+    handled,
+    open_ingestor,
+    out,
+    progress_bar,
+    require_store,
+)
 from glassfeed.evaluate import cli as evaluate_cli
 from glassfeed.feed import cli as feed_cli
 from glassfeed.feed.train import train_all
@@ -33,6 +44,7 @@ from glassfeed.ingest import Ingestor, parse_ts
 from glassfeed.settings import Settings
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
+from glassfeed.web.routes import loopback_name
 
 app = typer.Typer(
     add_completion=False,
@@ -58,24 +70,21 @@ def main(
     ctx.obj = build_settings(config)
 
 
-def _generate(
-    settings: Settings, users: int, days: int, seed: int, start_ts: float | None = None
-) -> tuple[Ingestor, Any, float]:
-    ing = open_ingestor(settings)
+def _generate(settings: Settings, users: int, days: int, seed: int, start_ts: float) -> tuple[Ingestor, Any, float]:
+    ing = open_ingestor(settings, create=True)
     if ing.store.count("users"):
         fail(f"{ing.store.location} already has users; generate into a new --db")
     t0 = time.perf_counter()
     with progress_bar() as tick:
-        params = GeneratorParams(start_ts=start_ts) if start_ts is not None else None
+        params = GeneratorParams(start_ts=start_ts)
         net = generate_network(users, days, seed, params, progress=lambda stage, f: tick(stage, int(f * 1000), 1000))
         res = write_network(net, ing, progress=tick)
     return ing, res, time.perf_counter() - t0
 
 
-def _start_ts(start: str | None, days: int) -> float | None:
-    """``None`` keeps the generator's fixed default; ``now`` ends the history at the current hour."""
-    if start is None:
-        return None
+def _start_ts(start: str, days: int) -> float:
+    """``now``: the history ends at the current hour (what a server ranking at wall-clock time needs); else an
+    ISO date or time the history starts at (a fixed, reproducible history)."""
     if start == "now":
         return float(int(time.time() // 3600) * 3600 - days * 86400)
     return parse_ts(start if "T" in start else start + "T00:00:00Z")
@@ -87,8 +96,10 @@ def generate(
     users: int = typer.Option(10_000, help="number of synthetic users"),
     days: int = typer.Option(30, help="days of browsing history"),
     seed: int = typer.Option(1, help="random seed (same seed, same network)"),
-    start: str | None = typer.Option(
-        None, help="ISO date the history starts (default 2026-01-01; 'now' = end the history at the current time)"
+    start: str = typer.Option(
+        "now",
+        help="ISO date the history starts (e.g. 2026-01-01, reproducible), or 'now': the history ends at the "
+        "current hour, so `serve` (which ranks at wall-clock time) finds fresh posts",
     ),
     db: Path | None = DbOpt,
 ) -> None:
@@ -112,7 +123,7 @@ def import_file(
     with handled():
         if kind not in ("users", "posts", "events"):
             fail(f"--kind must be users, posts or events, not {kind!r}")
-        ing = open_ingestor(cli_settings(ctx, db))
+        ing = open_ingestor(cli_settings(ctx, db), create=True)
         t0 = time.perf_counter()
         try:
             with progress_bar() as tick:
@@ -140,7 +151,7 @@ def import_dataset(
         if name not in DATASETS:
             fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
         settings = cli_settings(ctx, db)
-        ing = open_ingestor(settings)
+        ing = open_ingestor(settings, create=True)
         t0 = time.perf_counter()
         with progress_bar() as tick:
             res = run_import_dataset(name, ing, data_dir=data or settings.data_dir, progress=tick)
@@ -150,7 +161,7 @@ def import_dataset(
 def _serve(settings: Settings, host: str, port: int) -> None:
     """Serve ``create_app(settings)``; with no service key configured, make one for this run and print it."""
     if settings.api_key is None:
-        key = secrets.token_urlsafe(24)
+        key = new_service_key()
         settings = settings.replace(api={"key": key})
         console.print(f"no GLASSFEED_API_KEY set; this run's service key: [bold]{key}[/]")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -165,7 +176,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     with handled():
-        _serve(cli_settings(ctx, db), host, port)
+        settings = cli_settings(ctx, db)
+        require_store(settings.store.path)
+        _serve(settings, host, port)
 
 
 @app.command()
@@ -185,9 +198,12 @@ def demo(
 ) -> None:
     """Build a demo network on the embedded store (if empty), train the models, print keys, then serve."""
     with handled():
-        settings = cli_settings(ctx, db, web={"demo": demo_login})
+        local = loopback_name(host)  # demo sign-in acts for anyone: never on a host others can reach
+        if demo_login and not local:
+            out.print(f"[yellow]demo sign-in stays off: --host {host} is not a loopback address[/]")
+        settings = cli_settings(ctx, db, web={"demo": demo_login and local})
         token_file = Path(str(db) + ".demo-token")
-        ing = open_ingestor(settings)
+        ing = open_ingestor(settings, create=True)
         built = False
         if ing.store.count("users") == 0:
             ing.store.close()
@@ -197,8 +213,7 @@ def demo(
                 f"built demo network: {res.users:,} users, {res.posts:,} posts, {res.events:,} events in {dt:.1f} s"
             )
             if res.first_token:
-                token_file.write_text(res.first_token)
-                os.chmod(token_file, 0o600)
+                _write_secret(token_file, res.first_token)
         if built or retrain:
             t0 = time.perf_counter()
             with progress_bar() as tick:
@@ -211,7 +226,7 @@ def demo(
                 )
             out.print(f"trained models in {time.perf_counter() - t0:.1f} s")
         ing.store.close()
-        settings = settings.replace(api={"key": settings.api_key or secrets.token_urlsafe(24)})
+        settings = settings.replace(api={"key": settings.api_key or _demo_key(Path(str(db) + ".demo-key"))})
         url = f"http://{host}:{port}"
         out.print(f"service API key : [bold]{settings.api.key}[/]")
         if token_file.exists():
@@ -219,6 +234,60 @@ def demo(
         out.print(f"open            : [bold]{url}[/]  (API docs: {url}/docs)")
         if not no_serve:
             _serve(settings, host, port)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600 from the start, not chmod-ed afterwards)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through os.open
+
+
+def _demo_key(path: Path) -> str:
+    """The demo's service key, saved beside its store so that clients keep working across restarts."""
+    if path.is_file():
+        key = path.read_text().strip()
+        if key:
+            return key
+    key = new_service_key()
+    _write_secret(path, key)
+    return key
+
+
+def new_service_key() -> str:
+    """A fresh random service key (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
+@app.command()
+def token(
+    ctx: typer.Context, user: str = typer.Argument(..., help="an existing user id"), db: Path | None = DbOpt
+) -> None:
+    """Issue a fresh API token for USER (it replaces the old one); printed once, only its hash is stored."""
+    with handled():
+        ing = open_ingestor(cli_settings(ctx, db))
+        try:
+            fresh = ing.issue_token(user)
+        finally:
+            ing.store.close()
+        console.print(f"token for {user!r} (shown once; the previous token no longer works):", highlight=False)
+        print(fresh)
+
+
+@app.command()
+def key() -> None:
+    """Print a fresh service key and how to set it (GLASSFEED_API_KEY or [api] key in glassfeed.toml)."""
+    fresh = new_service_key()
+    print(fresh)
+    console.print(
+        "set it for the server with one of:\n"
+        f"  export GLASSFEED_API_KEY={fresh}\n"
+        f'  glassfeed.toml:  [api]\n                   key = "{fresh}"\n'
+        "(`serve` without one makes a new key every run; `demo` keeps one in <db>.demo-key)",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()

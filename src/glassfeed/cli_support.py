@@ -9,10 +9,12 @@ command modules can use it without importing the root command that imports them.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -21,10 +23,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from glassfeed.ingest import IngestError, Ingestor
 from glassfeed.settings import Settings, SettingsError, load_settings
-from glassfeed.store import open_store
+from glassfeed.store import SQLITE_SCHEME, open_store
 
-console = Console(stderr=True)
-out = Console()
+#: Width of output that goes to a pipe or a file (rich would wrap it at 80 columns); $COLUMNS still wins.
+PIPE_WIDTH = 200
+
+
+def _width(stream: TextIO) -> int | None:
+    return None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+
+
+console = Console(stderr=True, width=_width(sys.stderr))
+out = Console(width=_width(sys.stdout))
 #: Exit code of a command whose settings (file, environment or flags) are invalid.
 SETTINGS_EXIT = 2
 
@@ -76,8 +86,26 @@ def cli_settings(ctx: typer.Context | None, db: Path | None = None, **overrides:
         fail(str(e), SETTINGS_EXIT)
 
 
-def open_ingestor(settings: Settings) -> Ingestor:
-    """An Ingestor over the store ``settings.store`` names, with ``settings.ingest`` limits."""
+def require_store(path: str | Path) -> Path:
+    """``path`` if a store exists there; else exit with one line (a mistyped ``--db`` must not create a store:
+    only ``generate``, ``import``, ``import-dataset``, ``bluesky ingest`` and ``demo`` create one)."""
+    s = str(path)
+    if "://" in s and not s.startswith(SQLITE_SCHEME):
+        return Path(s)  # a server backend: open_store answers for it
+    p = Path(s.removeprefix(SQLITE_SCHEME))
+    if not p.is_file():
+        fail(
+            f"no store at {p}; check --db (or store.path / $GLASSFEED_DB), or create one with "
+            "`glassfeed generate` or `glassfeed import`"
+        )
+    return p
+
+
+def open_ingestor(settings: Settings, create: bool = False) -> Ingestor:
+    """An Ingestor over the store ``settings.store`` names, with ``settings.ingest`` limits. ``create``: make
+    the store (and its folder) when there is none; otherwise a missing store exits with one line."""
+    if not create:
+        require_store(settings.store.path)
     return Ingestor(open_store(settings.store.path, settings.store.synchronous), settings.ingest)
 
 

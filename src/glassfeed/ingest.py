@@ -27,7 +27,17 @@ from typing import Any
 import numpy as np
 
 from glassfeed.domain import EVENT_COLUMNS, KIND_NAMES, KIND_RULES, SERVER_ID_PREFIX, EventBatch, EventKind
-from glassfeed.domain.spec import EVENT_FIELDS, WIRE_FIELD_NAMES, Bound, Target, WireField, WireType
+from glassfeed.domain.spec import (
+    EVENT_FIELDS,
+    UNSAFE_CHARS_REASON,
+    WIRE_FIELD_NAMES,
+    Bound,
+    Target,
+    WireField,
+    WireType,
+    has_unsafe_chars,
+    unsafe_mask,
+)
 from glassfeed.settings import IngestLimits, packaged_settings
 from glassfeed.store import Store
 
@@ -139,18 +149,22 @@ class Ingestor:
                 continue
             seen.add(uid)
             handle = r.get("handle") or uid
-            if not isinstance(handle, str) or len(handle) > self.limits.max_id_chars:
+            if not isinstance(handle, str) or len(handle) > self.limits.max_id_chars or has_unsafe_chars(handle):
                 errors.append(
-                    ItemError(i, "handle", f"must be a string of at most {self.limits.max_id_chars} characters")
+                    ItemError(
+                        i,
+                        "handle",
+                        f"must be a string of at most {self.limits.max_id_chars} characters; {UNSAFE_CHARS_REASON}",
+                    )
                 )
                 continue
-            interests = r.get("interests") or []
-            if not isinstance(interests, list) or not all(isinstance(t, str) and t and "," not in t for t in interests):
-                errors.append(ItemError(i, "interests", "must be a list of topic names without commas"))
+            interests = self._check_names(r.get("interests"), i, "interests", errors)
+            if interests is None:
                 continue
             community = r.get("community")
-            if community is not None and (not isinstance(community, int) or isinstance(community, bool)):
-                errors.append(ItemError(i, "community", "must be an integer"))
+            top = self.limits.max_community
+            if community is not None and (type(community) is not int or not 0 <= community < top):
+                errors.append(ItemError(i, "community", f"must be an integer in [0, {top})"))
                 continue
             try:
                 created = parse_ts(r["created_at"]) if r.get("created_at") is not None else now
@@ -217,13 +231,14 @@ class Ingestor:
                 if idx is None:
                     errors.append(ItemError(i, ref, f"unknown post {v!r} (it must exist before this batch)"))
                 refs.append(idx)
-            topics = r.get("topics") or []
-            if not isinstance(topics, list) or not all(isinstance(t, str) and t and "," not in t for t in topics):
-                errors.append(ItemError(i, "topics", "must be a list of topic names without commas"))
-                continue
-            labels = r.get("labels") or []
-            if not isinstance(labels, list) or not all(isinstance(t, str) and "," not in t for t in labels):
-                errors.append(ItemError(i, "labels", "must be a list of label names without commas"))
+            topics = self._check_names(r.get("topics"), i, "topics", errors)
+            labels = self._check_names(r.get("labels"), i, "labels", errors)
+            lang = r.get("lang") or "en"
+            if not isinstance(lang, str) or len(lang) > lim.max_lang_chars or has_unsafe_chars(lang):
+                errors.append(
+                    ItemError(i, "lang", f"must be a language tag of at most {lim.max_lang_chars} characters")
+                )
+            if topics is None or labels is None or len(errors) > n_err:
                 continue
             try:
                 created = parse_ts(r["created_at"]) if r.get("created_at") is not None else now
@@ -232,20 +247,20 @@ class Ingestor:
             except ValueError as e:
                 errors.append(ItemError(i, "created_at", str(e)))
                 continue
-            scores = []
+            scores: list[float | None] = []
             for name in ("quality", "divisiveness"):
                 v = r.get(name)
-                if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1):
+                if v is None:
+                    scores.append(None)
+                elif type(v) in (int, float) and 0 <= v <= 1:  # NaN and booleans fail this too
+                    scores.append(float(v))
+                else:
                     errors.append(ItemError(i, name, "must be a number in [0, 1]"))
-                scores.append(None if v is None else float(v))
             if len(errors) > n_err:
                 continue
             tags = {t.lower() for t in topics} | {m.lower() for m in HASHTAG.findall(text)}
-            lang = r.get("lang") or "en"
             batch_ids[pid] = i
-            rows.append(
-                (pid, author, text, created, *refs, ",".join(sorted(tags)), str(lang)[:16], ",".join(labels), *scores)
-            )
+            rows.append((pid, author, text, created, *refs, ",".join(sorted(tags)), lang, ",".join(labels), *scores))
             out.append({"id": pid})
         if errors:
             raise IngestError(errors)
@@ -325,9 +340,21 @@ class Ingestor:
     # ------------------------------------------------------------------ user settings and rights
     def set_muted_words(self, user_id: str, words: Iterable[Any]) -> list[str]:
         user = self._require_user(user_id)
+        lim = self.limits
         clean = sorted({w.strip().lower() for w in words if isinstance(w, str) and w.strip()})
-        if any(len(w) > 100 for w in clean):
-            raise IngestError([ItemError(0, "words", "each muted word must be at most 100 characters")])
+        if len(clean) > lim.max_muted_words:
+            raise IngestError([ItemError(-1, "words", f"at most {lim.max_muted_words} muted words")])
+        if any(len(w) > lim.max_muted_word_chars or has_unsafe_chars(w) for w in clean):
+            raise IngestError(
+                [
+                    ItemError(
+                        -1,
+                        "words",
+                        f"each muted word must be at most {lim.max_muted_word_chars} characters, without "
+                        "control or invisible characters",
+                    )
+                ]
+            )
         with self.store.transaction() as tx:
             self.store.set_muted_words(tx, user, clean)
         for cb in self.entity_listeners:
@@ -360,12 +387,27 @@ class Ingestor:
         with self.store.transaction() as tx:
             self.store.set_meta(tx, key, value)
 
-    def delete_user_data(self, user_id: str) -> dict[str, int]:
-        """Data-rights erasure of a user's events and derived state (the account row stays, emptied)."""
+    def issue_token(self, user_id: str) -> str:
+        """A fresh API token for an existing user, replacing the old one; returned once, only its hash is stored."""
+        user = self._require_user(user_id)
+        token = secrets.token_urlsafe(24)
+        with self.store.transaction() as tx:
+            self.store.set_token_hash(tx, user, hash_token(token))
+        return token
+
+    def delete_user_data(self, user_id: str, *, posts: bool = False) -> dict[str, int]:
+        """Data-rights erasure in one transaction: the person's events, edges, muted words and preferences are
+        deleted and their user row anonymised (``Store.delete_user_data``); with ``posts`` their posts are
+        tombstoned too (``Store.erase_posts``). Entity listeners then hear ``("posts_erased", post idx)`` and
+        ``("deleted", [user])``. Returns rows changed by kind (``posts``: posts tombstoned, 0 unless asked)."""
         user = self._require_user(user_id)
         with self.store.transaction() as tx:
             counts = self.store.delete_user_data(tx, user)
+            erased = self.store.erase_posts(tx, user) if posts else []
+        counts["posts"] = len(erased)
         for cb in self.entity_listeners:
+            if erased:
+                cb("posts_erased", erased)
             cb("deleted", [user])
         return counts
 
@@ -387,7 +429,8 @@ class Ingestor:
         return idx
 
     def _check_id(self, v: Any, i: int, name: str, errors: list[ItemError]) -> str | None:
-        """``v`` when it is a valid external id; else ``None``, with the error recorded."""
+        """``v`` when it is a valid external id (or handle); else ``None``, with the error recorded. Event ids
+        follow the same character rule (``WireField.plain``), both from ``domain.spec.has_unsafe_chars``."""
         if not isinstance(v, str) or not v or len(v) > self.limits.max_id_chars or v.strip() != v:
             errors.append(
                 ItemError(
@@ -398,7 +441,31 @@ class Ingestor:
                 )
             )
             return None
+        if has_unsafe_chars(v):
+            errors.append(ItemError(i, name, UNSAFE_CHARS_REASON))
+            return None
         return v
+
+    def _check_names(self, v: Any, i: int, name: str, errors: list[ItemError]) -> list[str] | None:
+        """A list of topic or label names (absent = empty): at most ``max_list_items`` names of 1 to
+        ``max_topic_chars`` characters without commas or unsafe characters; else ``None``, with the error."""
+        lim = self.limits
+        names = v or []
+        if not isinstance(names, list) or len(names) > lim.max_list_items:
+            errors.append(ItemError(i, name, f"must be a list of at most {lim.max_list_items} names"))
+            return None
+        for t in names:
+            if not isinstance(t, str) or not 0 < len(t) <= lim.max_topic_chars or "," in t or has_unsafe_chars(t):
+                errors.append(
+                    ItemError(
+                        i,
+                        name,
+                        f"each name must be a string of 1 to {lim.max_topic_chars} characters without commas"
+                        " or invisible characters",
+                    )
+                )
+                return None
+        return names
 
 
 # ---------------------------------------------------------------------------------------------- the event rules
@@ -484,6 +551,8 @@ def _field_checks(
         return [(f.name, (col != _NULL[f.name]) & ((col < 0) | (col >= lim)), reason)]
     vals = col.tolist()  # an object column of strings (None = absent)
     out = [(f.name, _bad_strings(vals, lim, f.nonempty), reason)]
+    if f.plain:
+        out.append((f.name, unsafe_mask(vals), _always(UNSAFE_CHARS_REASON)))
     prefix = f.reserved_prefix
     if prefix:
         taken = np.zeros(len(vals), bool)

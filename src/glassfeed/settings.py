@@ -83,6 +83,12 @@ class IngestLimits(_Section):
     max_position: int = Field(gt=0)
     max_surface_chars: int = Field(gt=0)
     max_request_id_chars: int = Field(gt=0)
+    max_list_items: int = Field(gt=0)
+    max_topic_chars: int = Field(gt=0)
+    max_lang_chars: int = Field(gt=0)
+    max_muted_words: int = Field(gt=0)
+    max_muted_word_chars: int = Field(gt=0)
+    max_community: int = Field(gt=0, le=2**31 - 1)
     batch_atomic: bool
     bulk_chunk: int = Field(gt=0)
 
@@ -93,6 +99,12 @@ class DataSettings(_Section):
 
 class ApiSettings(_Section):
     key: str = Field(description="service API key for writes; empty = none set")
+    max_body_bytes: int = Field(gt=0, description="request bodies over this are refused (413) before being read")
+    anonymous_feed_rate_per_s: float = Field(gt=0, description="anonymous feed requests a second per address")
+    anonymous_feed_burst: float = Field(ge=1, description="anonymous feed requests an address may make at once")
+    anonymous_feed_clients: int = Field(gt=0, description="client addresses the rate limiter remembers")
+    content_security_policy: str = Field(description="the CSP header of every response (no inline script)")
+    docs_content_security_policy: str = Field(description="the CSP of /docs and /redoc (Swagger UI, ReDoc)")
 
 
 class StateSettings(_Section):
@@ -123,6 +135,7 @@ class ServingSettings(_Section):
     clock: Literal["wall", "data"]
     impression_flush_ms: float = Field(ge=0)
     session_ttl_s: float = Field(gt=0)
+    cursor_ttl_s: float = Field(gt=0)
     policies_dir: str = Field(description="a folder of extra policy TOML files; empty = the built-in presets only")
 
 
@@ -139,8 +152,20 @@ class BlueskySection(_Section):
     impressions: Literal["served", "seen"]
     jetstream_url: str
     cursor_rewind_s: float = Field(ge=0)
+    allowed_did_methods: tuple[Literal["plc", "web", "key"], ...]
+    create_users_from_interactions: bool
+    max_token_lifetime_s: float = Field(gt=0)
+    clock_skew_s: float = Field(ge=0)
+    resolver_timeout_s: float = Field(gt=0)
+    resolver_concurrency: int = Field(ge=1)
+    resolver_wait_s: float = Field(ge=0)
+    did_document_max_bytes: int = Field(ge=1024)
+    key_cache_size: int = Field(ge=1)
+    key_cache_ttl_s: float = Field(ge=0)
+    key_failure_ttl_s: float = Field(ge=0)
+    key_refresh_min_s: float = Field(ge=0)
 
-    @field_validator("feeds", mode="before")
+    @field_validator("feeds", "allowed_did_methods", mode="before")
     @classmethod
     def _split(cls, v: Any) -> Any:
         return [f.strip() for f in v.split(",") if f.strip()] if isinstance(v, str) else v
@@ -149,6 +174,7 @@ class BlueskySection(_Section):
 class WebSettings(_Section):
     demo: bool
     audit_report: str
+    report_content_security_policy: str = Field(description="the CSP of /audit/ reports (inline styles)")
 
 
 class Settings(_Section):

@@ -112,8 +112,11 @@ def page(browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     pg = ctx.new_page()
     pg.set_default_timeout(10_000)
+    blocked: list[str] = []  # the page must work under the server's Content-Security-Policy (no inline script)
+    pg.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     yield pg
     ctx.close()
+    assert not blocked, blocked
 
 
 @pytest.fixture(scope="session")

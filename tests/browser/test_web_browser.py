@@ -29,7 +29,7 @@ def feed_loads(page) -> int:
 
 
 def wait_reload(page, before: int) -> None:
-    page.wait_for_function(f"Number(document.body.dataset.feedLoads || 0) > {before}")
+    page.wait_for_function(f"() => Number(document.body.dataset.feedLoads || 0) > {before}")
 
 
 def posts(page) -> list[dict]:
@@ -86,7 +86,7 @@ def test_feed_loads_fast_and_pages_to_the_end(server, page, artifacts):
         n = page.locator("#feed-list .post").count()
         page.locator("#more").scroll_into_view_if_needed()
         page.wait_for_function(
-            f"document.querySelectorAll('#feed-list .post').length > {n} || "
+            f"() => document.querySelectorAll('#feed-list .post').length > {n} || "
             "!document.getElementById('caught-up').hidden"
         )
     assert page.locator("#caught-up").is_visible()
@@ -189,7 +189,7 @@ def test_like_appears_in_your_data_then_delete_removes_it(server, page, artifact
     assert any(e["kind"] == "like" and e["post"] == post for e in before["events"])
     page.click("#data-delete")
     page.click("#data-delete-yes")
-    page.wait_for_function("document.getElementById('data-status').textContent.startsWith('Deleted')")
+    page.wait_for_function("() => document.getElementById('data-status').textContent.startsWith('Deleted')")
     assert page.locator("#events-table tbody tr").count() == 0
     after = api(page, base, "data")
     assert after["counts"]["events"] == 0 and after["events"] == [] and after["author_affinity"] == []
@@ -233,7 +233,7 @@ def test_statement_and_labels(server, page, artifacts):
     text = page.locator("#statement").inner_text()
     assert "main parameters" in text.lower() and "##" not in text
     page.select_option("#how-policy", "chronological")
-    page.wait_for_function("document.querySelector('#statement h3').textContent.includes('newest')")
+    page.wait_for_function("() => document.querySelector('#statement h3').textContent.includes('newest')")
     page.screenshot(path=str(artifacts / "web_statement.png"))
     # every form control has a label a screen reader can read
     unlabeled = page.evaluate(

@@ -1,6 +1,8 @@
 """The FastAPI application: settings, store + Ingestor on ``app.state``; ingest, feed, Bluesky and web routes.
 
 Every error body is ``{"error": "...", "detail": [{"index", "field", "reason"}]}`` (``glassfeed.api.errors``).
+Every request passes the guards of ``glassfeed.api.middleware`` (security headers, 500s that keep the
+connection, the anonymous feed rate limit, the body size limit), set from ``[api]``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from glassfeed.api.errors import install_error_handlers
+from glassfeed.api.errors import install_error_handlers, server_error
+from glassfeed.api.middleware import (
+    AnonymousFeedLimit,
+    BodyLimit,
+    BodyTooLarge,
+    CatchErrors,
+    SecurityHeaders,
+    TokenBuckets,
+    body_too_large,
+)
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
+from glassfeed.bluesky.xrpc import GET_SKELETON
 from glassfeed.bluesky.xrpc import install as install_bluesky
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, load_settings
@@ -45,6 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.ingestor = Ingestor(store, settings.ingest)
     install_error_handlers(app)
+    app.add_exception_handler(BodyTooLarge, body_too_large)
+    api = settings.api
+    # add_middleware: the last added runs first (outermost)
+    app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
+    buckets = TokenBuckets(api.anonymous_feed_rate_per_s, api.anonymous_feed_burst, api.anonymous_feed_clients)
+    app.add_middleware(AnonymousFeedLimit, buckets=buckets, paths=("/v1/feed",), xrpc_paths=(f"/xrpc/{GET_SKELETON}",))
+    app.add_middleware(CatchErrors, on_error=server_error)
+    docs = [u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u]
+    csp_docs = dict.fromkeys(docs, api.docs_content_security_policy)
+    app.add_middleware(SecurityHeaders, csp=api.content_security_policy, csp_by_path=csp_docs)
 
     app.include_router(ingest_router)
     install_feed(app)

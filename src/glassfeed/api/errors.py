@@ -1,7 +1,9 @@
 """Uniform JSON errors for the HTTP API: every error body is ``{"error": "...", "detail": [...]}``.
 
 ``detail`` items are ``{"index", "field", "reason"}`` (``index`` -1 when the error is not about one item of a
-batch). Bad input is always a 4xx; an unhandled exception is logged and answered 500 with its type only.
+batch). Bad input is always a 4xx; an unhandled exception is logged and answered 500 with its type only, by
+``api.middleware.CatchErrors`` (Starlette's catch-all re-raises after answering, which made the server drop the
+keep-alive connection).
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def server_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error on ``app`` with ``error_body`` (routes may add more specific handlers after this)."""
+    """Answer the known errors on ``app`` with ``error_body`` (routes may add more specific handlers after this).
+    No handler for ``Exception`` here: ``api.middleware.CatchErrors`` answers those with ``server_error``."""
     app.add_exception_handler(IngestError, ingest_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, server_error)

@@ -3,7 +3,9 @@ a person's own events, and data rights (export / delete). ``install(app)`` build
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -16,8 +18,10 @@ from glassfeed.api.routes_ingest import read_items
 from glassfeed.feed.policy import HEADS, Policy, describe
 from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
 from glassfeed.ingest import IngestError, ItemError
+from glassfeed.settings import packaged_settings
 
 router = APIRouter()
+_LIMITS = packaged_settings().ingest  # the documented defaults; the live limits are checked by the service
 
 
 class FastJSON(Response):
@@ -36,12 +40,12 @@ def _svc(request: Request) -> FeedService:
 class PrefsIn(BaseModel):
     policy: str | None = Field(None, description="the feed to use by default")
     weights: dict[str, float] | None = Field(None, description=f"head -> weight, within bounds; heads: {HEADS}")
-    topics_more: list[str] | None = None
-    topics_less: list[str] | None = None
+    topics_more: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
+    topics_less: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
 
 
 class MutedWordsIn(BaseModel):
-    words: list[str] = Field(..., max_length=1000)
+    words: list[str] = Field(..., json_schema_extra={"maxItems": _LIMITS.max_muted_words})
 
 
 @router.get("/v1/users/{user_id}/feed", tags=["feed"], response_class=FastJSON)
@@ -149,13 +153,32 @@ async def own_events(request: Request, user_id: str, _: int = Depends(require_us
 def export_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> JSONResponse:
     """Everything the engine holds and infers about the person, as a JSON download."""
     data = _svc(request).user_data(user_id)
-    return JSONResponse(data, headers={"Content-Disposition": f'attachment; filename="glassfeed-{user_id}.json"'})
+    return JSONResponse(data, headers={"Content-Disposition": attachment(f"glassfeed-{user_id}.json")})
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._@+:-]")
+
+
+def attachment(filename: str) -> str:
+    """An RFC 6266 ``Content-Disposition`` for a download named ``filename``, whatever its characters: the exact
+    name as ``filename*=UTF-8''...`` (RFC 5987 percent-encoding, so no quote, ``;`` or control character reaches
+    the header) and an ASCII ``filename`` fallback with every other character replaced by ``_``."""
+    fallback = _UNSAFE_FILENAME.sub("_", filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.delete("/v1/users/{user_id}/data", tags=["data rights"])
-def delete_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
-    """Erase the person's events and everything derived from them (affinities, interests, prefs, mutes)."""
-    return {"deleted": _svc(request).delete_user_data(user_id)}
+def delete_data(
+    request: Request,
+    user_id: str,
+    posts: bool = Query(False, description="also erase the person's posts (kept as tombstones, dropped from feeds)"),
+    _: int = Depends(require_user_or_service),
+) -> dict[str, Any]:
+    """Erase everything the person gave and everything derived from them: events, follows/blocks/mutes, muted
+    words, preferences, the profile's handle, interests and community, inferred interests, affinities, the learned
+    bridging side and collaborative factor (in memory and in the model files); with ``posts=true`` their posts
+    too. ``deleted`` counts what changed; ``kept`` says what stays, and why."""
+    return _svc(request).delete_user_data(user_id, posts=posts)
 
 
 @router.post("/v1/admin/train", tags=["admin"], dependencies=[Depends(require_service_key)])

@@ -56,30 +56,38 @@ def _event_doc() -> str:
     return "One engagement or graph event on the wire. Required beyond kind and user: " + "; ".join(parts) + "."
 
 
-EventIn = event_model(packaged_settings().ingest)
+_LIMITS = packaged_settings().ingest  # the documented defaults; the Ingestor checks the live ones
+EventIn = event_model(_LIMITS)
+_ID_DOC = "no surrounding spaces; no control, zero-width or bidi-override characters"
+_NAMES: dict[str, Any] = {
+    "max_length": _LIMITS.max_list_items,
+    "json_schema_extra": {"items": {"type": "string", "minLength": 1, "maxLength": _LIMITS.max_topic_chars}},
+}
 
 
 class UserIn(BaseModel):
-    id: str
-    handle: str | None = None
+    id: str = Field(min_length=1, max_length=_LIMITS.max_id_chars, description=_ID_DOC)
+    handle: str | None = Field(None, max_length=_LIMITS.max_id_chars, description="display handle; default the id")
     created_at: float | str | None = None
-    interests: list[str] = Field(default_factory=list, description="onboarding topics (cold start)")
-    community: int | None = None
+    interests: list[str] = Field(default_factory=list, description="onboarding topics (cold start)", **_NAMES)
+    community: int | None = Field(None, ge=0, lt=_LIMITS.max_community)
 
 
 class PostIn(BaseModel):
-    id: str | None = Field(None, description="external id; generated when absent")
+    id: str | None = Field(
+        None, max_length=_LIMITS.max_id_chars, description=f"external id; generated when absent; {_ID_DOC}"
+    )
     author: str
-    text: str = ""
+    text: str = Field("", max_length=_LIMITS.max_text_chars)
     created_at: float | str | None = None
     reply_to: str | None = None
     repost_of: str | None = None
     quote_of: str | None = None
-    topics: list[str] = Field(default_factory=list)
-    lang: str = "en"
-    labels: list[str] = Field(default_factory=list)
-    quality: float | None = None
-    divisiveness: float | None = None
+    topics: list[str] = Field(default_factory=list, description="topic names without commas", **_NAMES)
+    lang: str = Field("en", max_length=_LIMITS.max_lang_chars)
+    labels: list[str] = Field(default_factory=list, description="label names without commas", **_NAMES)
+    quality: float | None = Field(None, ge=0, le=1)
+    divisiveness: float | None = Field(None, ge=0, le=1)
 
 
 class FollowIn(BaseModel):

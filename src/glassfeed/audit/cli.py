@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from glassfeed.audit.logs import audit_stores
+from glassfeed.cli_support import out, require_store
 
 COLUMNS = ("impressions", "viewers", "engagement_rate", "divisive_share", "topic_entropy", "creator_gini")
 HEAD = ("impr.", "viewers", "eng/impr", "divisive", "entropy", "gini")
@@ -27,13 +27,9 @@ def register(app: typer.Typer) -> None:
         since: float | None = typer.Option(None, help="only impressions at or after this epoch time"),
     ) -> None:
         """Served divisive share, topic entropy, creator Gini, engagement per impression, amplification."""
-        err = Console(stderr=True)
         for p in db:
-            if not p.exists():
-                err.print(f"[bold red]error:[/] store not found: {p}")
-                raise typer.Exit(1)
+            require_store(p)  # a mistyped --db exits with one line; it never creates a store
         rep = audit_stores([str(p) for p in db], threshold=threshold, since_ts=since)
-        out = Console()
         t = Table(title="audit by policy (from request ids)")
         t.add_column("policy")
         for c in HEAD:

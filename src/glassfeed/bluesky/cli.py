@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -12,6 +13,10 @@ from glassfeed.bluesky.settings import load_bluesky_settings
 from glassfeed.bluesky.xrpc import did_document
 from glassfeed.cli_support import cli_settings, handled, open_ingestor, out
 from glassfeed.feed.policy import load_policies
+
+#: Limits of the app.bsky.feed.generator record (lexicon: maxGraphemes).
+DISPLAY_NAME_MAX = 24
+DESCRIPTION_MAX = 300
 
 bluesky = typer.Typer(no_args_is_help=True, help="Run glassfeed as a Bluesky feed generator (docs/bluesky.md).")
 
@@ -29,7 +34,7 @@ def ingest(
     with handled():
         settings = cli_settings(ctx, db)
         cfg = load_bluesky_settings(settings.bluesky)
-        js = JetstreamIngester(open_ingestor(settings), rewind_s=cfg.cursor_rewind_s)
+        js = JetstreamIngester(open_ingestor(settings, create=True), rewind_s=cfg.cursor_rewind_s)
         if file is not None:
             stats = js.ingest_file(file, batch=batch)
         else:
@@ -45,6 +50,7 @@ def records(ctx: typer.Context) -> None:
     cfg = load_bluesky_settings(settings.bluesky)
     pols = load_policies(settings.serving.policies_dir or None)
     names = list(cfg.feeds or pols)
+    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # atproto datetime, UTC
     out.print_json(
         json.dumps(
             {
@@ -55,10 +61,10 @@ def records(ctx: typer.Context) -> None:
                         "record": {
                             "$type": "app.bsky.feed.generator",
                             "did": cfg.service_did,
-                            "displayName": (pols[n].title or n)[:24],
-                            "description": (pols[n].summary or "")[:300],
+                            "displayName": clip_words(pols[n].title or n, DISPLAY_NAME_MAX),
+                            "description": clip_words(pols[n].summary or "", DESCRIPTION_MAX),
                             "acceptsInteractions": True,
-                            "createdAt": "<now, ISO 8601>",
+                            "createdAt": created_at,
                         },
                     }
                     for n in names
@@ -67,6 +73,16 @@ def records(ctx: typer.Context) -> None:
             }
         )
     )
+
+
+def clip_words(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut at a word boundary and ending in an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def register(app: typer.Typer) -> None:

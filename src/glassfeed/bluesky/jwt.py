@@ -2,16 +2,23 @@
 
 Mirrors ``verifyJwt`` in @atproto/xrpc-server: 3 parts, header ``alg`` ES256K (secp256k1) or ES256 (P-256);
 payload ``iss``/``aud`` strings and numeric ``exp``; refuses access/refresh/DPoP token types; checks expiry,
-audience = our service DID, and ``lxm`` (when present) = the called method; the signature is raw ``r||s``
-(64 bytes) over ``header.payload``. Error names match the reference: BadJwt, BadJwtType, JwtExpired,
-BadJwtAudience, BadJwtLexiconMethod, BadJwtSignature (all 401). Like the reference, high-S signatures are
-accepted unless ``strict_low_s`` (the atproto crypto spec requires low-S from signers; JWT checks are lenient).
+audience = our service DID (bare, or with the ``#bsky_fg`` service fragment), and ``lxm`` (required) = the
+called method; the signature is raw ``r||s`` (64 bytes) over ``header.payload``, and a signature that fails is
+checked once more against a freshly resolved key (the issuer may have rotated it). Error names match the
+reference: BadJwt, BadJwtType, JwtExpired, BadJwtAudience, BadJwtLexiconMethod, BadJwtSignature (all 401).
+Like the reference, high-S signatures are accepted unless ``strict_low_s`` (the atproto crypto spec requires
+low-S from signers; JWT checks are lenient).
+
+Beyond the reference, a deployment's :class:`JwtRules` bound what it accepts: the issuer's DID method (did:plc
+and did:web by default, so self-issued did:key tokens are refused), the token's lifetime (``exp`` at most
+``max_lifetime_s`` ahead) and clock skew (``iat`` at most ``clock_skew_s`` ahead).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from glassfeed.bluesky.errors import XrpcError, auth_required
-from glassfeed.bluesky.keys import KeyResolver
+from glassfeed.bluesky.keys import KeyResolver, PublicKey, ResolveError
+from glassfeed.bluesky.settings import BlueskySettings, load_bluesky_settings
 
 #: group orders, for the low-S rule (s <= n/2)
 ORDER = {
@@ -32,6 +40,23 @@ ORDER = {
 }
 ALG_CURVE = {"ES256K": "secp256k1", "ES256": "secp256r1"}
 BAD_TYPES = frozenset({"at+jwt", "refresh+jwt", "dpop+jwt"})
+#: the service fragment the AppView puts in ``aud`` for feed generators (``did:web:host#bsky_fg``)
+FEED_SERVICE_FRAGMENT = "#bsky_fg"
+
+
+@dataclass(frozen=True, slots=True)
+class JwtRules:
+    """What a deployment accepts beyond a valid signature (from the ``[bluesky]`` settings)."""
+
+    allowed_did_methods: frozenset[str]
+    max_lifetime_s: float
+    clock_skew_s: float
+    strict_low_s: bool
+
+    @classmethod
+    def from_settings(cls, settings: BlueskySettings | None = None) -> JwtRules:
+        s = settings or load_bluesky_settings()
+        return cls(s.allowed_did_methods, s.max_token_lifetime_s, s.clock_skew_s, s.strict_low_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +90,28 @@ def _json_part(part: str) -> dict[str, Any]:
     return obj
 
 
+def _number(payload: dict[str, Any], name: str, required: bool) -> float | None:
+    v = payload.get(name)
+    if v is None and not required:
+        return None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        raise _bad(f"jwt {name} must be a finite number")
+    return float(v)
+
+
 def verify_jwt(
     token: str,
     *,
     audience: str,
     lxm: str | None,
     resolver: KeyResolver,
+    rules: JwtRules | None = None,
     now: float | None = None,
-    strict_low_s: bool = False,
 ) -> Claims:
-    """Verify a service JWT; returns its claims or raises a 401 :class:`XrpcError` named as the reference does."""
+    """Verify a service JWT; returns its claims or raises a 401 :class:`XrpcError` named as the reference does.
+
+    ``lxm`` is the called method (None: the token may name any); ``rules`` default: the packaged settings."""
+    rules = rules or JwtRules.from_settings()
     parts = token.split(".")
     if len(parts) != 3:
         raise _bad()
@@ -84,31 +121,51 @@ def verify_jwt(
     if header.get("typ") in BAD_TYPES:
         raise auth_required(f"Invalid jwt type {header['typ']!r}", "BadJwtType")
     payload = _json_part(parts[1])
-    exp = payload.get("exp")
     if (
         not isinstance(payload.get("iss"), str)
         or not isinstance(payload.get("aud"), str)
-        or not isinstance(exp, (int, float))
-        or isinstance(exp, bool)
         or ("lxm" in payload and not isinstance(payload["lxm"], str))
     ):
         raise _bad()
-    if (time.time() if now is None else now) > exp:
+    exp = _number(payload, "exp", required=True)
+    iat = _number(payload, "iat", required=False)
+    assert exp is not None
+    t = time.time() if now is None else now
+    if t > exp:
         raise auth_required("jwt expired", "JwtExpired")
-    if payload["aud"] != audience:
+    if exp - t > rules.max_lifetime_s:
+        raise _bad(f"jwt exp is more than {rules.max_lifetime_s:g} s in the future")
+    if iat is not None and iat - t > rules.clock_skew_s:
+        raise _bad(f"jwt iat is more than {rules.clock_skew_s:g} s in the future")
+    if payload["aud"] not in (audience, audience + FEED_SERVICE_FRAGMENT):
         raise auth_required("jwt audience does not match service did", "BadJwtAudience")
-    if lxm is not None and "lxm" in payload and payload["lxm"] != lxm:
+    if lxm is not None and "lxm" not in payload:
+        raise auth_required(f'missing jwt lexicon method ("lxm"). must match: {lxm}', "BadJwtLexiconMethod")
+    if lxm is not None and payload["lxm"] != lxm:
         raise auth_required(f'bad jwt lexicon method ("lxm"). must match: {lxm}', "BadJwtLexiconMethod")
     iss = payload["iss"].split("#", 1)[0]
-    try:
-        key = resolver.resolve(iss)
-    except Exception as e:  # network or document trouble: the token cannot be checked
-        raise auth_required(
-            f"could not resolve the signing key of {iss}: {type(e).__name__}", "BadJwtSignature"
-        ) from None
-    if key is None or not _signature_ok(key, header["alg"], f"{parts[0]}.{parts[1]}".encode(), parts[2], strict_low_s):
+    method = iss.split(":", 2)[1] if iss.startswith("did:") and iss.count(":") >= 2 else ""
+    if method not in rules.allowed_did_methods:
+        allowed = ", ".join(f"did:{m}" for m in sorted(rules.allowed_did_methods))
+        raise _bad(f"jwt iss must be a DID of an accepted method ({allowed})")
+    signing_input = f"{parts[0]}.{parts[1]}".encode()
+    key = _resolve(resolver, iss, fresh=False)
+    ok = key is not None and _signature_ok(key, header["alg"], signing_input, parts[2], rules.strict_low_s)
+    if not ok and key is not None:  # the issuer may have rotated its key: retry once with a fresh one
+        fresh = _resolve(resolver, iss, fresh=True)
+        if fresh is not None and fresh != key:
+            ok = _signature_ok(fresh, header["alg"], signing_input, parts[2], rules.strict_low_s)
+    if not ok:
         raise auth_required("jwt signature does not match jwt issuer", "BadJwtSignature")
-    return Claims(iss=iss, aud=payload["aud"], exp=float(exp), lxm=payload.get("lxm"), raw=payload)
+    return Claims(iss=iss, aud=payload["aud"], exp=exp, lxm=payload.get("lxm"), raw=payload)
+
+
+def _resolve(resolver: KeyResolver, iss: str, fresh: bool) -> PublicKey | None:
+    try:
+        return resolver.resolve(iss, fresh=fresh)
+    except Exception as e:  # network or document trouble (pluggable resolvers): the token cannot be checked
+        why = str(e) if isinstance(e, ResolveError) else type(e).__name__
+        raise auth_required(f"could not resolve the signing key of {iss}: {why}", "BadJwtSignature") from None
 
 
 def _signature_ok(key: ec.EllipticCurvePublicKey, alg: str, msg: bytes, sig_b64: str, strict_low_s: bool) -> bool:

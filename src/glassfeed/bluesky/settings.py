@@ -28,6 +28,18 @@ class BlueskySettings:
     #                                         interactionSeen only
     jetstream_url: str
     cursor_rewind_s: float  # resume Jetstream this many seconds before the saved cursor (replays are no-ops)
+    allowed_did_methods: frozenset[str]  # JWT issuer DID methods accepted ("plc", "web", "key")
+    create_users_from_interactions: bool  # sendInteractions from an unknown DID creates the user (else skipped)
+    max_token_lifetime_s: float  # exp at most this far ahead of now
+    clock_skew_s: float  # iat at most this far ahead of now
+    resolver_timeout_s: float  # total time for one DID-document fetch
+    resolver_concurrency: int  # DID-document fetches at once
+    resolver_wait_s: float  # how long a request waits for a free fetch slot before it is refused
+    did_document_max_bytes: int
+    key_cache_size: int  # LRU bound of the DID -> key cache (failures included)
+    key_cache_ttl_s: float
+    key_failure_ttl_s: float  # negative cache: a failed or keyless DID is not fetched again for this long
+    key_refresh_min_s: float  # a bad signature refetches a DID's key at most this often
 
     def feed_uri(self, policy: str) -> str:
         return f"at://{self.publisher_did}/app.bsky.feed.generator/{policy}"
@@ -55,4 +67,16 @@ def load_bluesky_settings(section: BlueskySection | None = None) -> BlueskySetti
         impressions=b.impressions,
         jetstream_url=b.jetstream_url,
         cursor_rewind_s=b.cursor_rewind_s,
+        allowed_did_methods=frozenset(b.allowed_did_methods),
+        create_users_from_interactions=b.create_users_from_interactions,
+        max_token_lifetime_s=b.max_token_lifetime_s,
+        clock_skew_s=b.clock_skew_s,
+        resolver_timeout_s=b.resolver_timeout_s,
+        resolver_concurrency=b.resolver_concurrency,
+        resolver_wait_s=b.resolver_wait_s,
+        did_document_max_bytes=b.did_document_max_bytes,
+        key_cache_size=b.key_cache_size,
+        key_cache_ttl_s=b.key_cache_ttl_s,
+        key_failure_ttl_s=b.key_failure_ttl_s,
+        key_refresh_min_s=b.key_refresh_min_s,
     )

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from glassfeed.bluesky.errors import XrpcError, auth_required, invalid_request
-from glassfeed.bluesky.jwt import Claims, verify_jwt
+from glassfeed.bluesky.jwt import Claims, JwtRules, verify_jwt
 from glassfeed.bluesky.keys import KeyResolver, NetworkKeyResolver, StaticKeyResolver
 from glassfeed.bluesky.records import has_engagement, parse_at_uri, repost_record_uri
 from glassfeed.bluesky.settings import BlueskySettings, load_bluesky_settings
@@ -48,6 +48,56 @@ INTERACTIONS: dict[str, EventKind] = {
     "app.bsky.feed.defs#clickthroughReposter": EventKind.CLICK,
     "app.bsky.feed.defs#clickthroughEmbed": EventKind.CLICK,
 }
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
+_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+#: what the XRPC routes read by hand (to answer XRPC errors, not FastAPI's 422), documented for OpenAPI clients
+SKELETON_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": "feed", "in": "query", "required": True, "schema": {"type": "string", "format": "at-uri"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ],
+    "responses": {
+        "400": {"description": "InvalidRequest or UnknownFeed", **_ERROR},
+        "401": {"description": "a Bearer token was sent and is invalid (BadJwt...)", **_ERROR},
+    },
+}
+INTERACTIONS_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["interactions"],
+                    "properties": {
+                        "feed": {"type": "string", "format": "at-uri"},
+                        "interactions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "item": {"type": "string", "format": "at-uri"},
+                                    "event": {"type": "string"},
+                                    "feedContext": {"type": "string", "maxLength": MAX_CONTEXT},
+                                    "reqId": {"type": "string", "maxLength": MAX_REQ_ID},
+                                },
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "400": {"description": "InvalidRequest", **_ERROR},
+        "401": {"description": "no valid service JWT (AuthenticationRequired, BadJwt...)", **_ERROR},
+    },
+}
 #: public records that Jetstream also delivers: an interaction only adds one when none is stored yet
 RECORD_KINDS = frozenset({EventKind.LIKE, EventKind.REPOST, EventKind.REPLY, EventKind.QUOTE})
 
@@ -57,6 +107,7 @@ class FeedGenerator:
 
     def __init__(self, svc: FeedService, settings: BlueskySettings, resolver: KeyResolver) -> None:
         self.svc, self.settings, self.resolver = svc, settings, resolver
+        self.rules = JwtRules.from_settings(settings)
         unknown = [f for f in settings.feeds if f not in svc.policies]
         if unknown:
             raise ValueError(f"bluesky.feeds names unknown policies {unknown}; known: {', '.join(svc.policies)}")
@@ -67,7 +118,9 @@ class FeedGenerator:
 
     # ------------------------------------------------------------------ auth
     def requester(self, request: Request, method: str) -> Claims | None:
-        """Verified claims of the Bearer JWT; None when there is none; a 401 XrpcError when invalid."""
+        """Verified claims of the Bearer JWT; None when there is none; a 401 XrpcError when invalid.
+
+        Blocking (the key may be fetched over the network): the routes call it from a worker thread."""
         auth = request.headers.get("authorization")
         if not auth:
             return None
@@ -79,7 +132,7 @@ class FeedGenerator:
             audience=self.settings.service_did,
             lxm=method,
             resolver=self.resolver,
-            strict_low_s=self.settings.strict_low_s,
+            rules=self.rules,
         )
 
     # ------------------------------------------------------------------ documents
@@ -153,7 +206,10 @@ class FeedGenerator:
 
     # ------------------------------------------------------------------ sendInteractions
     def interactions(self, body: Any, claims: Claims) -> dict[str, Any]:
-        """Record the requester's interactions as glassfeed events (idempotent: ids derive from the content)."""
+        """Record the requester's interactions as glassfeed events (idempotent: ids derive from the content).
+
+        A requester glassfeed has never seen (no Jetstream record yet) is created only when
+        ``create_users_from_interactions`` is set; otherwise the interactions are validated and skipped."""
         if not isinstance(body, dict) or not isinstance(body.get("interactions"), list):
             raise invalid_request('Input must have the property "interactions"')
         feed = body.get("feed")
@@ -168,6 +224,8 @@ class FeedGenerator:
         store = self.svc.store
         did = claims.iss
         if store.user_idx(did) is None:
+            if not self.settings.create_users_from_interactions:
+                return {}
             ing.create_users([{"id": did}], skip_existing=True, with_tokens=False)
         user = store.user_idx(did)
         now = ing.clock()
@@ -237,14 +295,14 @@ def _gen(request: Request) -> FeedGenerator:
 
 async def _xrpc_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, XrpcError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 def make_resolver(settings: BlueskySettings) -> KeyResolver:
-    """Offline table from ``keys_file`` when set, else DID documents over the network."""
+    """Offline table from ``keys_file`` when set, else DID documents over the network (hardened resolver)."""
     if settings.keys_file:
         return StaticKeyResolver.from_file(settings.keys_file)
-    return NetworkKeyResolver(settings.plc_url)
+    return NetworkKeyResolver(settings)
 
 
 def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
@@ -269,28 +327,36 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
     def describe(request: Request) -> dict[str, Any]:
         return _gen(request).describe()
 
-    @app.get(f"/xrpc/{GET_SKELETON}", tags=["bluesky"])
+    @app.get(f"/xrpc/{GET_SKELETON}", tags=["bluesky"], openapi_extra=SKELETON_OPENAPI)
     def get_feed_skeleton(request: Request) -> dict[str, Any]:
         """A page of post URIs for ``feed`` (policy), personalised when a valid service JWT names a known user."""
+        # a plain ``def`` route: FastAPI runs it in its worker threads, so key resolution never blocks the loop
         gen = _gen(request)
         params = dict(request.query_params)
         gen.policy_of(params.get("feed"))  # unknown feeds fail before any auth work
         return gen.skeleton(params, gen.requester(request, GET_SKELETON))
 
-    @app.post(f"/xrpc/{SEND_INTERACTIONS}", tags=["bluesky"])
+    @app.post(f"/xrpc/{SEND_INTERACTIONS}", tags=["bluesky"], openapi_extra=INTERACTIONS_OPENAPI)
     async def send_interactions(request: Request) -> dict[str, Any]:
         gen = _gen(request)
         claims = await run_in_threadpool(gen.requester, request, SEND_INTERACTIONS)
         if claims is None:
             raise auth_required()
         try:
-            body = json.loads(await request.body() or b"null")
+            body = await run_in_threadpool(json.loads, await request.body() or b"null")  # off the event loop
         except ValueError:
             raise invalid_request("request body is not valid JSON") from None
         return await run_in_threadpool(gen.interactions, body, claims)
 
-    @app.api_route("/xrpc/{nsid}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+    @app.api_route("/xrpc/{nsid}", methods=["GET", "POST"], include_in_schema=False)
     def xrpc_fallback(nsid: str, request: Request) -> None:
         if nsid in METHODS:
             raise invalid_request(f"Incorrect HTTP method ({request.method}) expected {METHODS[nsid]}")
         raise XrpcError(501, "MethodNotImplemented", "Method Not Implemented")
+
+    @app.api_route("/xrpc/{nsid}", methods=["PUT", "DELETE", "PATCH"], include_in_schema=False)
+    def xrpc_wrong_verb(nsid: str, request: Request) -> None:
+        allow = METHODS.get(nsid, "GET, POST")
+        raise XrpcError(
+            405, "MethodNotAllowed", f"XRPC uses GET and POST only, not {request.method}", headers={"Allow": allow}
+        )

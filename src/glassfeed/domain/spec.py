@@ -14,13 +14,40 @@ of ``[ingest]`` in the settings (``settings.IngestLimits``) that does. Fields no
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+
+import numpy as np
 
 from glassfeed.domain.kinds import EITHER_TARGET_KINDS, USER_TARGET_KINDS, EventKind
 
 #: Prefix of the ids the server gives events sent without one (``gf:<seq>``); clients may not use it.
 SERVER_ID_PREFIX = "gf:"
+
+#: Unicode categories an id or handle may not contain: control (Cc), format (Cf: zero-width characters, bidi
+#: overrides and isolates, the byte-order mark), surrogates (Cs) and line/paragraph separators (Zl, Zp). They are
+#: invisible or reorder text, so ``u1`` and ``u1\u200b`` would look the same.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+UNSAFE_CHARS_REASON = "may not contain control, zero-width, bidi-override or other invisible characters"
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_unsafe_chars(s: str) -> bool:
+    """Whether ``s`` holds a character of ``UNSAFE_CATEGORIES`` (the one rule for ids and handles)."""
+    if s.isascii():
+        return _ASCII_CONTROL.search(s) is not None
+    return any(unicodedata.category(c) in UNSAFE_CATEGORIES for c in s)
+
+
+def unsafe_mask(values: Sequence[object]) -> np.ndarray:
+    """``has_unsafe_chars`` of each value (``False`` for a non-string): one pass in C when all are plain ASCII."""
+    joined = "".join([v for v in values if isinstance(v, str)])
+    if joined.isascii() and _ASCII_CONTROL.search(joined) is None:
+        return np.zeros(len(values), bool)
+    return np.fromiter((isinstance(v, str) and has_unsafe_chars(v) for v in values), bool, len(values))
 
 
 class WireType(Enum):
@@ -56,6 +83,7 @@ class WireField:
     bound: Bound | None = None  # what ``limit`` bounds
     nonempty: bool = False  # an empty string is refused
     reserved_prefix: str | None = None  # values starting with it are refused
+    plain: bool = False  # values with unsafe characters (``has_unsafe_chars``) are refused
 
 
 #: Every field an event may carry, in the order errors about one event are reported.
@@ -68,6 +96,7 @@ EVENT_FIELDS: tuple[WireField, ...] = (
         bound=Bound.CHARS,
         nonempty=True,
         reserved_prefix=SERVER_ID_PREFIX,
+        plain=True,
     ),
     WireField("kind", WireType.KIND, "the event kind", required=True),
     WireField("user", WireType.USER, "external id of the acting user", required=True),
@@ -144,6 +173,10 @@ KIND_RULES: dict[EventKind, KindRule] = {k: _rule(k) for k in EventKind}
 
 __all__ = [
     "SERVER_ID_PREFIX",
+    "UNSAFE_CATEGORIES",
+    "UNSAFE_CHARS_REASON",
+    "has_unsafe_chars",
+    "unsafe_mask",
     "WireType",
     "Bound",
     "WireField",

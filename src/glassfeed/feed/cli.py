@@ -25,9 +25,7 @@ def _fail(msg: str) -> NoReturn:
 def _service(ctx: typer.Context, db: Path | None) -> FeedService:
     """A FeedService over the run's settings with ``--db`` applied, ranking at the store's data time."""
     settings = cli_settings(ctx, db, serving={"clock": "data"})
-    if not Path(settings.store.path).exists():
-        _fail(f"no store at {settings.store.path}; create one with `glassfeed generate` or `glassfeed import`")
-    return FeedService(open_ingestor(settings), settings)
+    return FeedService(open_ingestor(settings), settings)  # a missing store exits with one line
 
 
 def _policies_dir(ctx: typer.Context, option: Path | None) -> str | Path | None:
@@ -59,7 +57,7 @@ def train(
         f"trained on {report.n_train:,} impressions, calibrated on {report.n_cal:,}, "
         f"tested on the newest {report.n_test:,} ({report.seconds:.1f} s)"
     )
-    out.print(report.table())
+    print(report.table())  # a Markdown table: plain text, so a pipe or a file gets it unwrapped
 
 
 @policy_app.command("list")
@@ -101,20 +99,43 @@ def feed(
     db: Path | None = typer.Option(None, "--db"),
     policy: str | None = None,
     limit: int = 10,
+    cursor: str | None = typer.Option(None, help="continue from a page's cursor (printed after each page)"),
+    pages: int = typer.Option(1, min=1, help="print this many pages, following the cursor"),
 ) -> None:
-    """Print one page of USER's feed with the reason and top contributions of every item."""
+    """Print pages of USER's feed: each post's text, author, score, reason and top contributions.
+
+    The command logs no impressions (it is a preview): pages of one run never repeat a post, but a cursor from
+    an earlier run only skips the posts the server logged as seen."""
     svc = _service(ctx, db)
-    try:
-        page = svc.feed(user, policy=policy, limit=limit, log_impressions=False)
-    except FeedError as e:
-        _fail(str(e))
-    if page["notice"]:
-        out.print(f"[yellow]{page['notice']}[/]")
-    t = Table("#", "post", "author", "score", "why", "top contributions")
-    for i, it in enumerate(page["items"]):
-        contrib = ", ".join(f"{c['head']} {c['contribution']:+.3f}" for c in it["top_contributions"])
-        t.add_row(str(i + 1), it["post"], "@" + it["author_handle"], f"{it['score']:.3f}", it["reason"], contrib)
-    out.print(t)
+    n = 0
+    for page_no in range(pages):
+        try:
+            page = svc.feed(user, policy=policy, limit=limit, cursor=cursor, log_impressions=False)
+        except FeedError as e:
+            _fail(str(e))
+        if page["notice"]:
+            out.print(f"[yellow]{escape(page['notice'])}[/]")
+        if pages > 1:
+            out.print(f"[bold]page {page_no + 1}[/]")
+        t = Table("#", "post", "author", "text", "score", "why", "top contributions")
+        for it in page["items"]:
+            n += 1
+            contrib = ", ".join(f"{c['head']} {c['contribution']:+.3f}" for c in it["top_contributions"])
+            t.add_row(
+                str(n),
+                escape(it["post"]),
+                escape("@" + it["author_handle"]),
+                escape(it["text"] or ""),
+                f"{it['score']:.3f}",
+                escape(it["reason"]),
+                contrib,
+            )
+        out.print(t)
+        cursor = page["cursor"]
+        if cursor is None:
+            out.print("end of feed: no more eligible posts")
+            return
+    out.print(f"next page: --cursor {cursor}", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -49,9 +49,12 @@ def source_reason(
     if source == "trending":
         t = state.posts.topic_id_of(post)
         return f"popular in #{state.topics.name(t)} right now" if t >= 0 else "popular right now"
-    if source == "cold_start":
+    if source == "cold_start":  # the topics a person picked; everyone's popular posts for the anonymous feed
         t = state.posts.topic_id_of(post)
-        return f"popular in #{state.topics.name(t)}, a topic you picked" if t >= 0 else "popular with new members"
+        if t < 0:
+            return "popular with new members"
+        picked = user > 0 and t in state.users.interests_of(user)
+        return f"popular in #{state.topics.name(t)}" + (", a topic you picked" if picked else " right now")
     return "people with similar likes engaged with it"
 
 

@@ -1,4 +1,5 @@
-"""Filters: visibility (moderation), blocks/mutes/muted words, own posts, seen/served, age, feedback fatigue.
+"""Filters: visibility (moderation), blocks/mutes/muted words, own posts, posts you reported, seen/served, age,
+feedback fatigue.
 
 Each filter is a boolean mask over the flat candidate table; ``apply_filters`` returns the rows kept, the
 number each filter dropped (published with the page), and the fatigue multiplier for the kept rows.
@@ -77,6 +78,13 @@ def apply_filters(
         ),
     )
     n_posts = state.posts.capacity + 1
+    reported = [state.feedback.reported(x) for x in ub] if state.feedback.any_reported else []
+    drop(
+        "reported_by_you",
+        np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, reported, n_posts))
+        if any(reported)
+        else np.zeros(len(c), bool),
+    )
     drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, served, n_posts)))
     if policy.filters.filter_seen:
         drop(

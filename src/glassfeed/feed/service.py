@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,16 @@ from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
-from glassfeed.feed.sessions import Sessions, format_request_id
-from glassfeed.feed.train import Progress, TrainReport, load_factors, load_models, models_dir, train_all
+from glassfeed.feed.sessions import Sessions, format_request_id, parse_request_id
+from glassfeed.feed.train import (
+    Progress,
+    TrainReport,
+    erase_user_rows,
+    load_factors,
+    load_models,
+    models_dir,
+    train_all,
+)
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
 from glassfeed.state import C, ServingState
@@ -146,6 +155,8 @@ class FeedService:
                     self.state.feedback.set_prefs(u, prefs.get(u, {}))
             elif kind == "labels":
                 self.state.set_labels(self.store.post_labels(idxs))
+            elif kind == "posts_erased":
+                self.state.forget_posts(idxs)
             elif kind == "deleted":
                 for u in idxs:
                     self.state.forget_user(u)
@@ -194,7 +205,8 @@ class FeedService:
             prefs.setdefault("weights", {})[pol.name] = {k: float(v) for k, v in weights.items()}
         for key, val in (("topics_more", topics_more), ("topics_less", topics_less)):
             if val is not None:
-                prefs[key] = _topic_names(key, val)
+                lim = self.ingestor.limits
+                prefs[key] = _topic_names(key, val, lim.max_list_items, lim.max_topic_chars)
         self.ingestor.set_prefs(user_id, prefs)
         return prefs
 
@@ -204,15 +216,34 @@ class FeedService:
         sig = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
         return (body + b"." + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
 
-    def _decode_cursor(self, cursor: str) -> dict[str, Any]:
+    def _decode_cursor(self, cursor: str, user: int) -> tuple[str, int, float, str]:
+        """(session, page number, session time, policy) of a cursor this service signed for ``user``; a 400
+        ``FeedError`` for one that is tampered or malformed, names an unknown or another user, or was issued
+        more than ``[serving] cursor_ttl_s`` ago (wall clock)."""
         try:
             body, sig = cursor.encode().split(b".")
             want = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
             if not hmac.compare_digest(base64.urlsafe_b64encode(want).rstrip(b"="), sig):
                 raise ValueError
-            return json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+            cur = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+            owner, sid, page_no, t, pol, issued = cur["u"], cur["s"], cur["p"], cur["t"], cur["pol"], cur["w"]
+            if not (
+                isinstance(sid, str)
+                and isinstance(pol, str)
+                and type(page_no) is int
+                and page_no > 0
+                and all(type(x) in (int, float) and np.isfinite(x) for x in (t, issued))
+            ):
+                raise ValueError
         except Exception:
             raise FeedError("cursor", "invalid or tampered cursor; start again without one") from None
+        if type(owner) is not int or not 0 <= owner <= self.state.users.n:
+            raise FeedError("cursor", "names an unknown user; start again without one")
+        if owner != user:
+            raise FeedError("cursor", "this cursor belongs to another user's feed")
+        if time.time() - issued > self.settings.serving.cursor_ttl_s:
+            raise FeedError("cursor", "cursor expired; start again without one")
+        return sid, page_no, float(t), pol
 
     def feed(
         self,
@@ -228,11 +259,9 @@ class FeedService:
         limit = _page_limit(limit)
         with self.lock:
             user = self.user_idx(user_id) if user_id is not None else 0
+            pol_name: str | None
             if cursor:
-                cur = self._decode_cursor(cursor)
-                if cur.get("u") != user:
-                    raise FeedError("cursor", "this cursor belongs to another user's feed")
-                sid, page_no, now, pol_name = cur["s"], int(cur["p"]), float(cur["t"]), cur["pol"]
+                sid, page_no, now, pol_name = self._decode_cursor(cursor, user)
             else:
                 sid, page_no, now = uuid.uuid4().hex[:16], 0, self.now()
                 pol_name = policy
@@ -246,7 +275,9 @@ class FeedService:
             self._log_impressions(user, pages, now, request_id, surface)
         nxt = None
         if items and pages.remaining[0] > 0:  # more eligible posts exist than this page placed
-            nxt = self._encode_cursor({"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name})
+            nxt = self._encode_cursor(
+                {"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name, "w": time.time()}
+            )
         return {
             "user": user_id,
             "policy": pol.name,
@@ -257,7 +288,7 @@ class FeedService:
             "generated_at": now,
             "candidates": pages.n_candidates,
             "dropped": pages.dropped,
-            "notice": pages.fallback_reason,
+            "notice": pages.fallback_reason if items else _empty_notice(self.state, pages, pol, now, self.clock_mode),
         }
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float) -> list[dict[str, Any]]:
@@ -446,14 +477,80 @@ class FeedService:
                 ],
             }
 
-    def delete_user_data(self, user_id: str) -> dict[str, int]:
-        """Erase a person's events and derived state (store first, then memory via the listener).
+    def delete_user_data(self, user_id: str, *, posts: bool = False) -> dict[str, Any]:
+        """Erase a person's data and everything derived from them: the store (``Ingestor.delete_user_data``:
+        events, edges, muted words, preferences, the user row anonymised, with ``posts`` their posts tombstoned),
+        then memory through the listener (serving state, explanations), this service's paging sessions and the
+        person's rows in the model files (``train.erase_user_rows``). Returns ``deleted`` (rows changed by kind,
+        ``model_rows``: model files changed) and ``kept`` (what stays, and why: ``erasure_kept``).
 
         Queued impressions are written first, under the flush lock, so none of them lands after the erasure."""
-        self.user_idx(user_id)
+        u = self.user_idx(user_id)
         with self._flush_lock:
             self._flush()
-            return self.ingestor.delete_user_data(user_id)
+            with self.lock:
+                n_events = int(self.state.counters.events(np.array([u]))[0])
+            sids = {parse_request_id(e.request_id).session for e in self.store.user_events(u, n_events) if e.request_id}
+            deleted = self.ingestor.delete_user_data(user_id, posts=posts)
+        with self.lock:
+            self.sessions.forget(sids)
+        deleted["model_rows"] = len(erase_user_rows(self.models_folder, u))
+        return {"deleted": deleted, "kept": erasure_kept(posts)}
+
+
+#: What a data-rights erasure keeps, and why (``FeedService.delete_user_data``'s ``kept``; docs/feed.md repeats it).
+ERASURE_KEPT = (
+    "Your account id, creation time and sign-in token, so that you can go on using glassfeed: the handle is reset"
+    " to the id and your picked interests and community are cleared.",
+    "What other people did: their follows of you, their likes, replies, reposts and 'see less' on you or your"
+    " posts, and their own posts that reply to, quote or repost yours. It is their data.",
+    "Anonymous totals on other people's posts (like counts, trending, likes by bridging side) that your past"
+    " events added to, until the serving state is next rebuilt (a restart or retraining): the events behind them"
+    " are already gone from the store.",
+    "Models trained on everyone's data (engagement heads, EASE item weights, other people's ALS factors) until the"
+    " next training run, which no longer sees your events; your own ALS factor and bridging side are zeroed now.",
+    "The event sequence number high-water mark: numbers are never reused, so no worker skips a later event.",
+)
+_POSTS_KEPT = (
+    "Your posts: ask with posts=true ('Also delete my posts') to erase them too.",
+    "Your posts' ids, authorship and creation times, as tombstones (text, topics, language and links emptied,"
+    " labelled 'erased', dropped from every feed), because other people's replies, reposts and events point at"
+    " them.",
+)
+
+
+def erasure_kept(posts: bool) -> list[str]:
+    """``ERASURE_KEPT`` plus what stays of the person's posts (all of them, or tombstones with ``posts``)."""
+    return [*ERASURE_KEPT, _POSTS_KEPT[1] if posts else _POSTS_KEPT[0]]
+
+
+def _empty_notice(state: ServingState, pages: Pages, pol: Policy, now: float, clock_mode: str) -> str:
+    """Why a page has no item, in words (an empty feed always says why), after the ranker's own notice."""
+    hours = pol.filters.max_age_hours
+    newest = state.posts.newest_created
+    clock = "wall-clock time" if clock_mode == "wall" else "the time of the newest event"
+    if not state.posts.n:
+        why = "the store has no posts yet"
+    elif newest < now - hours * 3600.0:
+        why = (
+            f"no post in the last {hours:g} h: the newest post is from {_when(newest)}; this server ranks at {clock} "
+            f"({_when(now)})"
+        )
+        if clock_mode == "wall":
+            why += ' (a history from `glassfeed generate` ends now by default; or set [serving] clock = "data")'
+    elif pages.n_candidates == 0:
+        why = f"no candidate: the {pol.name} policy's sources ({', '.join(pol.sources)}) found no post for this feed"
+    elif any(pages.dropped.values()):
+        counts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in pages.dropped.items() if n)
+        every = sum(pages.dropped.values()) >= pages.n_candidates
+        why = f"every candidate was filtered: {counts}" if every else f"no candidate could be placed ({counts})"
+    else:
+        why = "no candidate could be placed on this page"
+    return why if not pages.fallback_reason else f"{pages.fallback_reason}; {why}"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _page_limit(limit: object) -> int:
@@ -463,12 +560,15 @@ def _page_limit(limit: object) -> int:
     return limit
 
 
-def _topic_names(key: str, values: Iterable[object]) -> list[str]:
-    """Saved topic choices: distinct lower-case names without a leading '#', each 1-64 characters."""
+def _topic_names(key: str, values: Iterable[object], max_items: int, max_chars: int) -> list[str]:
+    """Saved topic choices: distinct lower-case names without a leading '#': at most ``max_items`` names of 1 to
+    ``max_chars`` characters (``[ingest] max_list_items``, ``max_topic_chars``)."""
     names = list(values)
-    if not all(isinstance(t, str) and 0 < len(t) <= 64 for t in names):
-        raise FeedError(key, "must be a list of topic names (1-64 characters)", 422)
+    if len(names) > max_items:
+        raise FeedError(key, f"at most {max_items} topics", 422)
+    if not all(isinstance(t, str) and 0 < len(t) <= max_chars for t in names):
+        raise FeedError(key, f"must be a list of topic names (1-{max_chars} characters)", 422)
     return sorted({str(t).strip().lower().lstrip("#") for t in names})
 
 
-__all__ = ["FeedService", "FeedError"]
+__all__ = ["FeedService", "FeedError", "ERASURE_KEPT", "erasure_kept"]

@@ -70,6 +70,11 @@ class Sessions:
             if rid:
                 self.add(parse_request_id(str(rid)).session, (int(batch.post[i]),), float(batch.ts[i]))
 
+    def forget(self, sessions: Iterable[str]) -> None:
+        """Drop these sessions' served sets (a data-rights erasure of the person who paged through them)."""
+        for sid in sessions:
+            self._open.pop(sid, None)
+
     def expire(self, now: float) -> None:
         """Forget sessions that started more than ``ttl_s`` before ``now``, oldest first: sessions are kept in
         the order they opened, so this stops at the first one still open (a per-request cost that does not grow

@@ -9,6 +9,7 @@ by time: the oldest 70% of impressions train, the next 10% calibrate, the newest
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -374,6 +375,34 @@ def load_models(folder: str | Path, retrieval: RetrievalSettings | None = None) 
         collab=CollaborativeIndex(rebuild_every_s=r.ann_rebuild_every_s, exact_below=r.ann_exact_below),
         ease=EaseRetriever(*ease) if ease else None,
     )
+
+
+#: Model files with one row per user idx (``load_factors``): a data-rights erasure zeroes the person's row.
+PER_USER_MODEL_FILES = ("als_user_factors.npy", "bridging_sides.npy")
+
+
+def erase_user_rows(folder: str | Path, user: int) -> list[str]:
+    """Zero ``user``'s row in every per-user model file in ``folder`` (ALS factor, bridging side), each file
+    rewritten atomically (a temporary file beside it, fsynced, then renamed over it); returns the files changed.
+    A zero row is what an untrained user has, so serving treats the person as unknown to the models."""
+    d = Path(folder)
+    changed = []
+    for name in PER_USER_MODEL_FILES:
+        f = d / name
+        if not f.exists():
+            continue
+        a = np.load(f)
+        if user >= len(a) or not a[user].any():
+            continue
+        a[user] = 0
+        tmp = f.with_name(f.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, a)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, f)
+        changed.append(name)
+    return changed
 
 
 def load_factors(folder: str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:

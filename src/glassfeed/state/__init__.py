@@ -180,10 +180,18 @@ class ServingState:
                     self.graph.apply(k, int(user[i]), int(batch.target_user[i]))
 
     def forget_user(self, u: int) -> None:
-        """Drop a user's derived state after a data-rights deletion."""
+        """Drop a user's own and derived state after a data-rights erasure (``Store.delete_user_data``): the user
+        row anonymised, their affinities, "see less", seen posts, muted words, preferences, topic profile, event
+        counts, recent actions, learned side and collaborative factor, and the edges they made."""
+        self.users.forget_user(u)
         self.feedback.forget_user(u)
         self.counters.forget_user(u)
         self.graph.forget_user(u)
+
+    def forget_posts(self, posts: list[int]) -> None:
+        """Tombstone posts their author erased (``Store.erase_posts``): dropped from every feed."""
+        if posts:
+            self.posts.forget_posts(posts)
 
     # ------------------------------------------------------------------ sizes
     @property

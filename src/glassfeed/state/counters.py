@@ -138,6 +138,12 @@ class Counters:
                     self._recent_np.pop((b, u), None)
 
     def forget_user(self, u: int) -> None:
+        """Drop what is derived from ``u`` alone: topic profile, event counts, recent likes/reposts, the learned
+        bridging side and collaborative factor. Aggregates over many people (per-post counters, trending, likes
+        by side, fold-in vectors) keep ``u``'s past share until the state is rebuilt from the store."""
+        self._user_side.a[u] = 0.0
+        if self._user_vec is not None and u < len(self._user_vec):
+            self._user_vec[u] = 0.0
         for b in (LIKES, REPOSTS):
             self._recent[b].pop(u, None)
             self._recent_np.pop((b, u), None)

@@ -15,6 +15,7 @@ from glassfeed.state._columns import decay_factors, groups, lookup_pairs
 from glassfeed.store import Store
 
 _IMPRESSION = int(EventKind.IMPRESSION)
+_REPORT = int(EventKind.REPORT)
 #: Kinds that record "see less of this author".
 SEE_LESS_KINDS = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
 _EMPTY: frozenset[int] = frozenset()
@@ -32,6 +33,7 @@ class Feedback:
         self._affinity: dict[int, dict[int, float]] = {}
         self._see_less: dict[int, dict[int, float]] = {}  # user -> author -> last see_less time
         self._seen: dict[int, set[int]] = {}
+        self._reported: dict[int, set[int]] = {}  # user -> posts they reported (hidden from their feeds)
         self._muted_words: dict[int, list[str]] = {}
         self._prefs: dict[int, dict[str, Any]] = {}
 
@@ -72,13 +74,17 @@ class Feedback:
         if imp.any():
             for u, ps in groups(user[imp], post[imp]):
                 self._seen.setdefault(u, set()).update(ps)
+        reports = (kind == _REPORT) & (post > 0)
+        if reports.any():
+            for u, ps in groups(user[reports], post[reports]):
+                self._reported.setdefault(u, set()).update(ps)
         for i in np.flatnonzero(np.isin(kind, list(SEE_LESS_KINDS))).tolist():
             a = int(authors[i])
             if a > 0:
                 self._see_less.setdefault(int(user[i]), {})[a] = float(ts[i])
 
     def forget_user(self, u: int) -> None:
-        for d in (self._affinity, self._see_less, self._seen, self._muted_words, self._prefs):
+        for d in (self._affinity, self._see_less, self._seen, self._reported, self._muted_words, self._prefs):
             d.pop(u, None)
 
     # ------------------------------------------------------------------ reads
@@ -106,6 +112,14 @@ class Feedback:
     def seen(self, u: int) -> Set[int]:
         """Posts ever shown to ``u`` (logged impressions)."""
         return self._seen.get(u, _EMPTY)
+
+    def reported(self, u: int) -> Set[int]:
+        """Posts ``u`` reported: hidden from ``u``'s feeds whatever the policy."""
+        return self._reported.get(u, _EMPTY)
+
+    @property
+    def any_reported(self) -> bool:
+        return bool(self._reported)
 
     def muted_words(self, u: int) -> list[str]:
         return self._muted_words.get(u, [])

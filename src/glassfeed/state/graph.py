@@ -77,8 +77,9 @@ class SocialGraph:
             self._muted.get(u, set()).discard(v)
 
     def forget_user(self, u: int) -> None:
-        """Drop the edges ``u`` made (data-rights deletion)."""
-        self._blocked.pop(u, None)
+        """Drop the edges ``u`` made (data-rights deletion); edges others made to ``u`` are theirs and stay."""
+        for v in self._blocked.pop(u, set()):
+            self._blocked_by.get(v, set()).discard(u)
         self._muted.pop(u, None)
         for v in self._following[u]:
             self._followers.a[v] -= 1

@@ -11,9 +11,11 @@ import numpy as np
 
 from glassfeed.state._columns import Grow
 from glassfeed.state.topics import Topics
+from glassfeed.store import ERASED_LABEL
 
-#: Labels that remove a post from every feed; any other label shows it behind an interstitial.
-DROP_LABELS = frozenset({"drop", "illegal", "csam", "spam-removed", "removed"})
+#: Labels that remove a post from every feed (``ERASED_LABEL``: its author erased it); any other label shows it
+#: behind an interstitial.
+DROP_LABELS = frozenset({"drop", "illegal", "csam", "spam-removed", "removed", ERASED_LABEL})
 _VISIBLE, _LABELLED, _REMOVED = 0, 1, 2
 
 
@@ -88,6 +90,20 @@ class PostTable:
         for i, lbs in labels.items():
             self._labels[i] = lbs
             self._moderation.a[i] = _level(lbs) if lbs else _VISIBLE
+
+    def forget_posts(self, posts: list[int]) -> None:
+        """Tombstone posts their author erased, as ``Store.erase_posts`` does: text, topics and links emptied,
+        labelled ``ERASED_LABEL`` (dropped from every feed); idx, id, author and creation time stay."""
+        for i in posts:
+            self._text[i] = self._text_lower[i] = ""
+            self._topic_names[i] = []
+            self._labels[i] = [ERASED_LABEL]
+        idx = np.asarray(posts, np.int64)
+        self._text_len.a[idx] = 0
+        self._topic.a[idx] = -1
+        self._is_reply.a[idx] = False
+        self._divisiveness.a[idx] = 0.0
+        self._moderation.a[idx] = _REMOVED
 
     # ------------------------------------------------------------------ reads (vectorised over post idx)
     @property

@@ -9,6 +9,17 @@ import numpy as np
 from glassfeed.state._columns import Grow
 from glassfeed.state.topics import Topics
 
+_INT32 = np.iinfo(np.int32)
+
+
+def community_column(values: Any) -> np.ndarray:
+    """Communities as int32, -1 (unknown) for anything else a store row may hold: ``None``, a value outside
+    int32, a non-integer. Ingest refuses such values, but a state must load from any row the store holds."""
+    arr = values if isinstance(values, np.ndarray) else np.array(list(values), dtype=object)
+    if arr.dtype.kind in "iu":
+        return np.where((arr >= _INT32.min) & (arr <= _INT32.max), arr, -1).astype(np.int32)
+    return np.array([v if type(v) is int and _INT32.min <= v <= _INT32.max else -1 for v in arr.tolist()], np.int32)
+
 
 class UserTable:
     """Users by store idx (slot 0 unused)."""
@@ -32,7 +43,14 @@ class UserTable:
             self._interests[idx] = [self._topics.id(t) for t in interests]
         self._community.ensure(len(self._ids))
         if len(users["idx"]):
-            self._community.a[users["idx"]] = users["community"]
+            self._community.a[users["idx"]] = community_column(users["community"])
+
+    def forget_user(self, u: int) -> None:
+        """Anonymise the row after a data-rights erasure, as ``Store.delete_user_data`` does: the handle becomes
+        the id; interests and community are cleared."""
+        self._handles[u] = self._ids[u] or ""
+        self._interests[u] = []
+        self._community.a[u] = -1
 
     @property
     def n(self) -> int:

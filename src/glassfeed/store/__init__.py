@@ -7,6 +7,7 @@ from pathlib import Path
 from glassfeed.store.base import (
     EDGES,
     ENTITIES,
+    ERASED_LABEL,
     RESERVED_META_KEYS,
     Edge,
     Entity,
@@ -36,6 +37,7 @@ def open_store(url_or_path: str | Path, synchronous: str = "FULL") -> Store:
 __all__ = [
     "EDGES",
     "ENTITIES",
+    "ERASED_LABEL",
     "RESERVED_META_KEYS",
     "Edge",
     "Entity",

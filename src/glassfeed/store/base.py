@@ -37,6 +37,8 @@ ENTITIES: tuple[str, ...] = ("users", "posts", "events", "follows", "blocks", "m
 EDGES: tuple[str, ...] = ("follows", "blocks", "mutes")
 #: Meta keys the store keeps for itself; ``set_meta`` refuses them.
 RESERVED_META_KEYS: frozenset[str] = frozenset({"event_seq"})
+#: The only label of a post its author erased (``erase_posts``); the serving state drops it from every feed.
+ERASED_LABEL = "erased"
 
 #: Row layout of ``insert_users``: (id, handle, created_at, community | None, interests_csv, token_hash | None).
 UserRow = tuple[str, str, float, int | None, str, str | None]
@@ -156,15 +158,29 @@ class Store(Protocol):
         """Replace a user's preferences (a JSON-serialisable mapping)."""
         ...
 
+    def set_token_hash(self, tx: Transaction, user: int, token_hash: str) -> None:
+        """Replace a user's API token hash (``glassfeed token``; the old token stops working)."""
+        ...
+
     def set_meta(self, tx: Transaction, key: str, value: str) -> None:
         """Set one key of the meta table; ``RESERVED_META_KEYS`` raise ``ValueError``. Outside the store, write
         meta through ``Ingestor.set_meta``."""
         ...
 
     def delete_user_data(self, tx: Transaction, user: int) -> dict[str, int]:
-        """Erase a user's events, outgoing edges, muted words and preferences (data-rights deletion; the user row
-        and their posts stay). Returns rows removed by kind: ``events``, ``follows``, ``blocks``, ``mutes``,
-        ``muted_words``, ``prefs``. The ``seq`` high-water mark is kept."""
+        """Data-rights erasure of what a user gave: their events, outgoing edges, muted words and preferences are
+        deleted, and the user row is anonymised (handle reset to the id, community and interests cleared; the id,
+        creation time and token hash stay, so the account remains usable). Returns rows changed by kind:
+        ``events``, ``follows``, ``blocks``, ``mutes``, ``muted_words``, ``prefs``, ``profile`` (1 for the row).
+        Other people's rows about the user (their follows, events on the user's posts) and the ``seq``
+        high-water mark are kept. A backend should not leave the deleted values readable in its files."""
+        ...
+
+    def erase_posts(self, tx: Transaction, author: int) -> list[int]:
+        """Tombstone every post by ``author`` ("delete my posts too") and return their idx, ascending: each keeps
+        its idx, id, author and creation time (other people's replies, reposts and events point at it) while its
+        text, topics, language, reply/repost/quote links, quality and divisiveness are emptied and its labels
+        become ``ERASED_LABEL`` alone, which drops it from every feed."""
         ...
 
     # ------------------------------------------------------------------ id maps
@@ -271,6 +287,7 @@ class Store(Protocol):
 __all__ = [
     "EDGES",
     "ENTITIES",
+    "ERASED_LABEL",
     "Edge",
     "Entity",
     "PostRow",

@@ -19,6 +19,7 @@ import numpy as np
 from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
 from glassfeed.store.base import (
     EDGES,
+    ERASED_LABEL,
     RESERVED_META_KEYS,
     Edge,
     Entity,
@@ -333,6 +334,9 @@ class SQLiteStore:
         cur = self._tx(tx).cur
         cur.execute("INSERT OR REPLACE INTO user_prefs(user, prefs) VALUES (?, ?)", (user, json.dumps(prefs)))
 
+    def set_token_hash(self, tx: Transaction, user: int, token_hash: str) -> None:
+        self._tx(tx).cur.execute("UPDATE users SET token_hash = ? WHERE idx = ?", (token_hash, user))
+
     def set_meta(self, tx: Transaction, key: str, value: str) -> None:
         if key in RESERVED_META_KEYS:
             raise ValueError(f"meta key {key!r} is kept by the store itself")
@@ -340,15 +344,33 @@ class SQLiteStore:
         cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def delete_user_data(self, tx: Transaction, user: int) -> dict[str, int]:
-        """Erase a user's events, edges, muted words and preferences (data-rights deletion)."""
+        """Erase a user's events, outgoing edges, muted words and preferences, and anonymise the user row
+        (``Store.delete_user_data``). SQLite's ``secure_delete`` is on for these statements, so the freed rows are
+        overwritten in the database file rather than left in free pages."""
         cur = self._tx(tx).cur
         counts = {}
-        counts["events"] = cur.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
-        for table in EDGES:
-            counts[table] = cur.execute(f"DELETE FROM {table} WHERE src = ?", (user,)).rowcount
-        counts["muted_words"] = cur.execute("DELETE FROM muted_words WHERE user = ?", (user,)).rowcount
-        counts["prefs"] = cur.execute("DELETE FROM user_prefs WHERE user = ?", (user,)).rowcount
+        with _secure_delete(cur):
+            counts["events"] = cur.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
+            for table in EDGES:
+                counts[table] = cur.execute(f"DELETE FROM {table} WHERE src = ?", (user,)).rowcount
+            counts["muted_words"] = cur.execute("DELETE FROM muted_words WHERE user = ?", (user,)).rowcount
+            counts["prefs"] = cur.execute("DELETE FROM user_prefs WHERE user = ?", (user,)).rowcount
+            counts["profile"] = cur.execute(
+                "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = ?", (user,)
+            ).rowcount
         return counts
+
+    def erase_posts(self, tx: Transaction, author: int) -> list[int]:
+        """Tombstone every post by ``author`` (``Store.erase_posts``) and return their idx, ascending."""
+        cur = self._tx(tx).cur
+        idxs = [r[0] for r in cur.execute("SELECT idx FROM posts WHERE author = ? ORDER BY idx", (author,))]
+        with _secure_delete(cur):
+            cur.execute(
+                "UPDATE posts SET text = '', topics = '', lang = '', labels = ?, reply_to = NULL, repost_of = NULL,"
+                " quote_of = NULL, quality = NULL, divisiveness = NULL WHERE author = ?",
+                (ERASED_LABEL, author),
+            )
+        return idxs
 
     @staticmethod
     def _event_seq(cur: sqlite3.Cursor) -> int:
@@ -408,7 +430,10 @@ class SQLiteStore:
             "id": [r[1] for r in rows],
             "handle": [r[2] for r in rows],
             "created_at": np.array([r[3] for r in rows], dtype=np.float64),
-            "community": np.array([-1 if r[4] is None else r[4] for r in rows], dtype=np.int32),
+            # -1 for none and for any value that is not an int32 (ingest refuses them; a row may still hold one)
+            "community": np.array(
+                [r[4] if type(r[4]) is int and -(2**31) <= r[4] < 2**31 else -1 for r in rows], dtype=np.int32
+            ),
             "interests": [r[5].split(",") if r[5] else [] for r in rows],
         }
 
@@ -580,6 +605,18 @@ class _Tx:
                 self.cur.execute("ROLLBACK")
         finally:
             self.store._lock.release()
+
+
+@contextmanager
+def _secure_delete(cur: sqlite3.Cursor) -> Iterator[None]:
+    """SQLite's ``secure_delete`` on for the statements inside (content they delete or replace is overwritten with
+    zeros in the file instead of lingering in free space), then back to what it was."""
+    was = int(cur.execute("PRAGMA secure_delete").fetchone()[0])
+    cur.execute("PRAGMA secure_delete=ON")
+    try:
+        yield
+    finally:
+        cur.execute(f"PRAGMA secure_delete={was}")
 
 
 def _event_batch(rows: list[tuple[Any, ...]], object_columns: bool = False) -> EventBatch:

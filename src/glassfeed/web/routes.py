@@ -1,14 +1,17 @@
 """Web routes: the app page, static files, browser sessions, a same-origin proxy onto ``/v1``, and ``/audit``.
 
 Auth model: the browser never sees the service key. ``POST /web/session`` binds an HttpOnly, SameSite=Strict
-cookie to one person: with that person's own token (always allowed), or, in demo mode only, by name (the
-server then acts for that person with the service key). ``/web/api/me/<rest>`` forwards to the real
-``/v1/users/<person>/<rest>`` routes in-process with the session's credential; it requires the custom header
-``X-Glassfeed-Web`` (which a cross-origin page cannot send without a CORS preflight this server never approves).
+cookie to one person (``Secure`` when the request came over HTTPS): with that person's own token (always
+allowed), or, in demo mode only, by name (the server then acts for that person with the service key), and only
+for a loopback client that names a loopback host (``localhost:8000``: a DNS-rebound foreign name is refused).
+``/web/api/me/<rest>`` forwards to the real ``/v1/users/<person>/<rest>`` routes in-process with the session's
+credential; it requires the custom header ``X-Glassfeed-Web`` (which a cross-origin page cannot send without a
+CORS preflight this server never approves) and refuses an ``Origin`` other than this one (``Origin: null`` too).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import time
@@ -19,10 +22,12 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -123,14 +128,36 @@ def _topics(app: FastAPI) -> list[str]:
 
 
 def _csrf_ok(request: Request) -> bool:
-    """The custom header is present and, when the browser says where the call comes from, it is this origin."""
+    """The custom header is present and, when the browser says where the call comes from, it is this origin
+    (``Origin: null``, sent by sandboxed frames and ``file:`` pages, is refused)."""
     if request.headers.get(CSRF_HEADER) != "1":
         return False
     origin = request.headers.get("origin")
-    if origin and origin != "null":
+    if origin is not None:
         host = request.headers.get("host", "")
-        return origin.split("://", 1)[-1] == host
+        return origin != "null" and origin.split("://", 1)[-1] == host
     return True
+
+
+def loopback_name(name: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``, IPv4-mapped ``::ffff:127.x``)."""
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def is_loopback(request: Request) -> bool:
+    """The client is on this machine and asked for a loopback host name (so not a DNS-rebound foreign name)."""
+    client = request.client.host if request.client else ""
+    host = request.headers.get("host", "")
+    host = host[: host.rindex("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    return loopback_name(client) and loopback_name(host)
 
 
 def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
@@ -159,16 +186,21 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
     app.state.web_demo = demo
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
-    def is_demo() -> bool:
-        return demo_mode(app) if app.state.web_demo is None else bool(app.state.web_demo)
+    def is_demo(request: Request) -> bool:
+        """Demo sign-in is on for this request: demo mode, and a loopback client naming a loopback host."""
+        on = demo_mode(app) if app.state.web_demo is None else bool(app.state.web_demo)
+        return on and is_loopback(request)
 
-    def new_session(response: Response, s: WebSession) -> None:
+    def new_session(request: Request, response: Response, s: WebSession) -> None:
         sid = app.state.web_sessions.new(s)
-        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=int(SESSION_TTL_S), path="/")
+        secure = request.url.scheme == "https"  # uvicorn sets it from X-Forwarded-Proto of a trusted proxy
+        response.set_cookie(
+            COOKIE, sid, httponly=True, samesite="strict", secure=secure, max_age=int(SESSION_TTL_S), path="/"
+        )
 
-    def demo_session(user: str) -> WebSession | None:
+    def demo_session(request: Request, user: str) -> WebSession | None:
         key = app.state.settings.api_key
-        if not (is_demo() and key and app.state.store.user_idx(user) is not None):
+        if not (is_demo(request) and key and app.state.store.user_idx(user) is not None):
             return None
         return WebSession(user, f"Bearer {key}", "demo", time.time())
 
@@ -178,18 +210,19 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         sessions: Sessions = app.state.web_sessions
         sess = sessions.get(request.cookies.get(COOKIE))
         fresh = None
-        if is_demo() and (user or sess is None):
+        demo = is_demo(request)
+        if demo and (user or sess is None):
             picker = _picker(app, None)
             want = user or (picker[0]["id"] if picker else None)
             if want and (sess is None or sess.user != want):
-                fresh = demo_session(want)
+                fresh = demo_session(request, want)
                 sess = fresh or sess
         svc = getattr(app.state, "feed", None)
         ctx = {
             "request": request,
             "user": sess.user if sess else None,
             "mode": sess.mode if sess else None,
-            "demo": is_demo(),
+            "demo": demo,
             "picker": _picker(app, sess.user if sess else None),
             "topics": _topics(app),
             "policies": [
@@ -201,7 +234,7 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         resp.headers["cache-control"] = "no-store"
         if fresh is not None:
             sessions.drop(request.cookies.get(COOKIE))
-            new_session(resp, fresh)
+            new_session(request, resp, fresh)
         return resp
 
     @app.post("/web/session", include_in_schema=False)
@@ -209,10 +242,11 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         """Start a browser session for ``{"user": id, "token": t}`` (or, in demo mode, ``{"user": id}``)."""
         if not _csrf_ok(request):
             return _error(403, "cross-site request refused", "origin")
+        raw = await request.body()  # over [api] max_body_bytes: 413 from the middleware, before reading it all
         try:
-            body = await request.json()
+            body = await run_in_threadpool(orjson.loads, raw)
             user, token = str(body["user"]), body.get("token")
-        except Exception:
+        except (orjson.JSONDecodeError, TypeError, KeyError):
             return _error(400, 'expected JSON {"user": "...", "token": "..."}', "body")
         if token:
             r = await _call(app, "GET", f"/v1/users/{quote(user, safe='')}/prefs", f"Bearer {token}")
@@ -220,18 +254,18 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
                 return _error(401, "that token does not belong to this user", "token")
             s = WebSession(user, f"Bearer {token}", "token", time.time())
         else:
-            demo = demo_session(user)
+            demo = demo_session(request, user)
             if demo is None:
                 why = (
                     "unknown user"
-                    if is_demo() and app.state.store.user_idx(user) is None
-                    else "demo sign-in is off on this server: sign in with your user token"
+                    if is_demo(request) and app.state.store.user_idx(user) is None
+                    else "demo sign-in is off on this server (or this client is not local): sign in with your token"
                 )
                 return _error(403 if "demo" in why else 404, why, "user")
             s = demo
         resp = JSONResponse({"user": s.user, "mode": s.mode})
         app.state.web_sessions.drop(request.cookies.get(COOKIE))
-        new_session(resp, s)
+        new_session(request, resp, s)
         return resp
 
     @app.delete("/web/session", include_in_schema=False)
@@ -251,6 +285,8 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         sess = app.state.web_sessions.get(request.cookies.get(COOKIE))
         if sess is None:
             return _error(401, "no session: choose a person first", "session")
+        if sess.mode == "demo" and not is_demo(request):
+            return _error(403, "a demo session works only from this machine, with demo mode on", "session")
         segs = rest.split("/")
         if not ME_PATHS.match(rest) or any(s in (".", "..") for s in segs):
             return _error(404, f"not available to the web page: {rest!r}", "path")
@@ -272,7 +308,9 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         rep = find_report(app)
         if rep is None:
             return TEMPLATES.TemplateResponse(request, "audit_missing.html", {"request": request}, status_code=404)
-        return FileResponse(rep, media_type="text/html", headers={"cache-control": "no-store"})
+        csp = app.state.settings.web.report_content_security_policy  # the report's inline <style>
+        headers = {"cache-control": "no-store", "content-security-policy": csp}
+        return FileResponse(rep, media_type="text/html", headers=headers)
 
     @app.get("/audit/{name:path}", include_in_schema=False)
     def audit_file(name: str) -> Response:
@@ -287,4 +325,4 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         return FileResponse(f)
 
 
-__all__ = ["install", "find_report", "demo_mode", "ME_PATHS"]
+__all__ = ["install", "find_report", "demo_mode", "is_loopback", "loopback_name", "ME_PATHS"]

@@ -15,6 +15,7 @@ function h(tag, attrs, ...kids) {
     if (v === null || v === undefined || v === false) continue;
     if (k === "class") el.className = v;
     else if (k === "text") el.textContent = v;
+    else if (k === "style") Object.assign(el.style, v); // CSSOM: allowed by the CSP (no inline style attributes)
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
@@ -184,8 +185,8 @@ function renderWhy(w) {
         : `P ${prob(c.probability)} × weight ${fmt(c.weight, 1)} = ${signed(c.contribution, 3)}`;
       return h("div", { class: "bar-row", role: "listitem", "data-head": c.head, "data-contribution": String(c.contribution) },
         h("span", { class: "bar-label", title: c.meaning, text: c.head.replaceAll("_", " ") }),
-        h("span", { class: "bar-track neg" }, neg ? h("span", { class: "bar neg", style: `width:${pct}%` }) : null),
-        h("span", { class: "bar-track pos" }, neg ? null : h("span", { class: "bar pos", style: `width:${pct}%` })),
+        h("span", { class: "bar-track neg" }, neg ? h("span", { class: "bar neg", style: { width: `${pct}%` } }) : null),
+        h("span", { class: "bar-track pos" }, neg ? null : h("span", { class: "bar pos", style: { width: `${pct}%` } })),
         h("span", { class: "bar-value", text: detail }));
     });
     out.push(h("h4", { text: cs[0].probability === null ? "How it scored" : "Predicted engagement × weight" }),
@@ -300,7 +301,7 @@ async function loadData() {
 function renderData(d) {
   const interests = h("ul", { class: "shares" }, d.inferred_interests.map((t) => h("li", {},
     h("span", { class: "share-label", text: "#" + t.topic }),
-    h("span", { class: "share-track" }, h("span", { class: "bar pos", style: `width:${(100 * t.share).toFixed(1)}%` })),
+    h("span", { class: "share-track" }, h("span", { class: "bar pos", style: { width: `${(100 * t.share).toFixed(1)}%` } })),
     h("span", { text: `${(100 * t.share).toFixed(0)}%` }))));
   const aff = h("table", { class: "tbl" }, h("caption", { text: "Accounts you interact with most (affinity decays over time)" }),
     h("thead", {}, h("tr", {}, h("th", { text: "account" }), h("th", { text: "affinity" }))),
@@ -340,10 +341,13 @@ async function download() {
 async function deleteData() {
   $("#delete-confirm").hidden = true;
   try {
-    const r = await api(ME + "data", { method: "DELETE" });
+    const posts = $("#data-delete-posts").checked;
+    const r = await api(ME + "data" + (posts ? "?posts=true" : ""), { method: "DELETE" });
     const n = Object.entries(r.deleted).map(([k, v]) => `${v} ${k}`).join(", ");
     await loadData();
     say("#data-status", `Deleted: ${n}.`);
+    $("#data-view").prepend(h("div", { id: "data-kept" }, h("h3", { text: "What was kept, and why" }),
+      h("ul", {}, ...r.kept.map((k) => h("li", { text: k })))));
     await Promise.all([loadPrefs(), loadMuted()]);
     // Don't reload the feed now: serving it would log new impressions at once. It reloads when looked at.
     state.session += 1; state.cursor = null; state.done = false; state.loading = false;
