@@ -136,6 +136,8 @@ class ServingSettings(_Section):
     impression_flush_ms: float = Field(ge=0)
     session_ttl_s: float = Field(gt=0)
     cursor_ttl_s: float = Field(gt=0)
+    explained_pages_per_user: int = Field(gt=0)
+    explained_users: int = Field(gt=0)
     policies_dir: str = Field(description="a folder of extra policy TOML files; empty = the built-in presets only")
 
 

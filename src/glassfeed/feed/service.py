@@ -16,8 +16,9 @@ import secrets
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,21 @@ class FeedError(ValueError):
         self.field, self.reason, self.status = field, reason, status
 
 
+@dataclass(frozen=True, slots=True)
+class ServedPage:
+    """One served page's breakdown, kept for ``why`` (the arrays are the page's own, ``Pages`` columns)."""
+
+    policy: Policy
+    post: np.ndarray
+    source: np.ndarray
+    via: np.ndarray
+    probs: np.ndarray | None
+    deltas: np.ndarray
+    score: np.ndarray
+    interstitial: np.ndarray
+    notice: str | None
+
+
 class FeedService:
     """Owns the serving state for one store; thread-safe (one lock around state reads and writes)."""
 
@@ -78,7 +94,8 @@ class FeedService:
         self.clock_mode = self.settings.serving.clock
         self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)
         self.secret = secret or self._secret()
-        self.explanations: dict[int, OrderedDict[int, tuple[Any, ...]]] = {}
+        # the last pages served to each recently served user, for ``why`` (least recently served user dropped first)
+        self.explanations: OrderedDict[int, deque[ServedPage]] = OrderedDict()
         self.models = Models()
         self.sessions = Sessions(self.settings.serving.session_ttl_s)
         self.reload()
@@ -304,24 +321,12 @@ class FeedService:
                 [{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
                 for b in base.tolist()
             ]
-        cache = self.explanations.setdefault(user, OrderedDict()) if user else None
+        if user:
+            self._remember(user, pages, pol)
         views = self.post_views(pages.post)
         out = []
         for i in range(n):
             p, src, via = int(pages.post[i]), SOURCES[int(pages.source[i])], int(pages.via[i])
-            if cache is not None:
-                cache[p] = (
-                    pol,
-                    pages.source[i],
-                    via,
-                    None if pages.probs is None else pages.probs[i],
-                    pages.deltas[i],
-                    float(pages.score[i]),
-                    i,
-                    bool(pages.interstitial[i]),
-                    pages.fallback_reason,
-                )
-                cache.move_to_end(p)
             out.append(
                 {
                     **views[i],
@@ -336,9 +341,29 @@ class FeedService:
                     "repost_by": st.users.id_of(via) if via and src == "following" else None,
                 }
             )
-        while cache is not None and len(cache) > 1000:
-            cache.popitem(last=False)
         return out
+
+    def _remember(self, user: int, pages: Pages, pol: Policy) -> None:
+        """Keep the page's breakdown for ``why``: the last ``explained_pages_per_user`` pages of at most
+        ``explained_users`` users, so the cache's memory is bounded whatever the traffic."""
+        serving = self.settings.serving
+        kept = self.explanations.pop(user, None) or deque(maxlen=serving.explained_pages_per_user)
+        kept.append(
+            ServedPage(
+                pol,
+                pages.post,
+                pages.source,
+                pages.via,
+                pages.probs,
+                pages.deltas,
+                pages.score,
+                pages.interstitial,
+                pages.fallback_reason,
+            )
+        )
+        self.explanations[user] = kept  # now the most recently served user
+        while len(self.explanations) > serving.explained_users:
+            self.explanations.popitem(last=False)
 
     def post_views(self, page: np.ndarray) -> list[dict[str, Any]]:
         """What a client shows of each post (ids, author, text, time, topics, labels, all-time counts); the
@@ -417,17 +442,36 @@ class FeedService:
             p = self.store.post_idx(post_id)
             if p is None:
                 raise FeedError("post", f"unknown post {post_id!r}", 404)
-            cache = self.explanations.get(user)
-            raw = cache.get(p) if cache is not None else None
-            if raw is None:
-                raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
-            pol, source, via, probs, deltas, score, position, interstitial, notice = raw
-            base = None if probs is not None else ("recency", float(score - deltas.sum()))
-            why = explain_item(
-                self.state, user, p, int(source), via, pol, probs, deltas, score, position, interstitial, base
+            found = next(
+                (
+                    (pg, int(at[0]))
+                    for pg in reversed(self.explanations.get(user, ()))
+                    if len(at := np.flatnonzero(pg.post == p))
+                ),
+                None,
             )
-            if notice:
-                why["notice"] = notice
+            if found is None:
+                raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
+            pg, i = found
+            probs = None if pg.probs is None else pg.probs[i]
+            score = float(pg.score[i])
+            base = None if probs is not None else ("recency", float(score - pg.deltas[i].sum()))
+            why = explain_item(
+                self.state,
+                user,
+                p,
+                int(pg.source[i]),
+                int(pg.via[i]),
+                pg.policy,
+                probs,
+                pg.deltas[i],
+                score,
+                i,
+                bool(pg.interstitial[i]),
+                base,
+            )
+            if pg.notice:
+                why["notice"] = pg.notice
             return {**why, **self.post_views(np.array([p]))[0]}
 
     # ------------------------------------------------------------------ data rights
