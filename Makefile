@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 DEMO_DB ?= var/demo.db
 
-.PHONY: install demo test check format bench serve clean
+.PHONY: install demo test check format bench serve clean fuzz soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,19 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+# The server fuzzed against its own OpenAPI (schemathesis) with the service key and with a user token, bounded in
+# time (FUZZ_SECONDS per auth mode): fails on any 5xx, dropped connection or schema mismatch, printing each one.
+FUZZ_SECONDS ?= 75
+fuzz: $(STAMP)
+	GLASSFEED_FUZZ=1 GLASSFEED_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -s -m fuzz \
+		tests/test_fuzz_openapi.py $(PYTEST_ARGS)
+
+# Mixed reads and writes at a steady rate against a live server (SOAK_SECONDS, default 10 minutes): errors,
+# latency percentiles and the RSS slope after warm-up.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf var artifacts bench-results

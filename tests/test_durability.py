@@ -3,71 +3,17 @@ acknowledged event is there and the interrupted batch is either whole or absent.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from glassfeed.store import open_store
+from live_server import LiveServer
 
 KEY = "durability-key"
 H = {"X-API-Key": KEY}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``uvicorn --factory glassfeed.api.app:create_app`` on a free loopback port."""
-
-    def __init__(self, db: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": KEY}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "glassfeed.api.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server died: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError("server did not start")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
 
 
 def _batch(tag: str, n: int) -> list[dict]:
@@ -86,7 +32,7 @@ def _batch(tag: str, n: int) -> list[dict]:
 @pytest.mark.slow
 def test_sigkill_mid_batch_keeps_acknowledged_and_drops_partial(tmp_path):
     db = tmp_path / "dur.db"
-    srv = Server(db)
+    srv = LiveServer(db, KEY)
     acked: list[str] = []
     try:
         c = httpx.Client(base_url=srv.url, headers=H, timeout=60)
@@ -127,7 +73,7 @@ def test_sigkill_mid_batch_keeps_acknowledged_and_drops_partial(tmp_path):
     finally:
         srv.kill()
 
-    srv2 = Server(db)  # restart on the same file (WAL recovery)
+    srv2 = LiveServer(db, KEY)  # restart on the same file (WAL recovery)
     try:
         st = open_store(db)
         assert st.event_ids_exist(acked) == set(acked), "an acknowledged event was lost"
