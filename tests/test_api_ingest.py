@@ -178,3 +178,9 @@ def test_unconfigured_key_refuses_writes(tmp_path, monkeypatch):
         assert c.app.state.settings.api_key is None
         detail = _error(c.post("/v1/users", json={"id": "x"}, headers=H), 401)
         assert detail == []
+
+
+def test_training_with_too_little_history_is_409_not_500(client):
+    r = client.post("/v1/admin/train", headers=H)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"][0]["field"] == "store" and "too few" in r.json()["detail"][0]["reason"]

@@ -450,7 +450,7 @@ class Ingestor:
         """A list of topic or label names (absent = empty): at most ``max_list_items`` names of 1 to
         ``max_topic_chars`` characters without commas or unsafe characters; else ``None``, with the error."""
         lim = self.limits
-        names = v or []
+        names = [] if v is None else v  # `{}`, `""` or `0` are not "absent": refused below
         if not isinstance(names, list) or len(names) > lim.max_list_items:
             errors.append(ItemError(i, name, f"must be a list of at most {lim.max_list_items} names"))
             return None

@@ -24,6 +24,7 @@ from glassfeed.api.middleware import (
 )
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
+from glassfeed.api.schemas import APP_RESPONSES
 from glassfeed.bluesky.xrpc import GET_SKELETON
 from glassfeed.bluesky.xrpc import install as install_bluesky
 from glassfeed.ingest import Ingestor
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         description="A transparent feed-ranking engine: ingest events, serve explained feeds.",
+        responses=APP_RESPONSES,  # every 422 (and 413) body is ErrorOut, not FastAPI's HTTPValidationError
     )
     app.state.settings = settings
     app.state.store = store

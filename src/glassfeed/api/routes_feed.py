@@ -4,6 +4,7 @@ a person's own events, and data rights (export / delete). ``install(app)`` build
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
@@ -11,16 +12,40 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
+from glassfeed.api.schemas import OwnEventIn, batch_body_schema, error_responses, json_error_responses
 from glassfeed.feed.policy import HEADS, Policy, describe
 from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
+from glassfeed.feed.train import NotEnoughData
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.settings import packaged_settings
 
-router = APIRouter()
+
+class JsonBodyRoute(APIRoute):
+    """A route whose body is JSON whatever content type the client named, as ``/v1/events`` and the other ingest
+    routes read theirs: ``curl -d`` sends ``application/x-www-form-urlencoded``, and FastAPI would otherwise
+    refuse such a body with a 422 that does not say why. A body that is not JSON still gets a 400."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            is_json = ctype == "application/json" or ctype.endswith("+json")
+            if request.method in ("POST", "PUT", "PATCH") and not is_json:
+                headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+                scope = {**request.scope, "headers": [*headers, (b"content-type", b"application/json")]}
+                request = Request(scope, request.receive)
+            return await handler(request)
+
+        return route
+
+
+router = APIRouter(route_class=JsonBodyRoute)
 _LIMITS = packaged_settings().ingest  # the documented defaults; the live limits are checked by the service
 
 
@@ -38,17 +63,48 @@ def _svc(request: Request) -> FeedService:
 
 
 class PrefsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is a 422 naming it, not silently ignored
+
     policy: str | None = Field(None, description="the feed to use by default")
-    weights: dict[str, float] | None = Field(None, description=f"head -> weight, within bounds; heads: {HEADS}")
+    weights: dict[str, float] | None = Field(
+        None,
+        description=f"head -> weight, within the policy's bounds; heads: {HEADS}",
+        json_schema_extra={"propertyNames": {"enum": list(HEADS)}},
+    )
     topics_more: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
     topics_less: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
 
 
 class MutedWordsIn(BaseModel):
-    words: list[str] = Field(..., json_schema_extra={"maxItems": _LIMITS.max_muted_words})
+    model_config = ConfigDict(extra="forbid")
+
+    words: list[str] = Field(
+        ...,
+        json_schema_extra={
+            "maxItems": _LIMITS.max_muted_words,
+            "items": {"type": "string", "maxLength": _LIMITS.max_muted_word_chars},
+        },
+    )
 
 
-@router.get("/v1/users/{user_id}/feed", tags=["feed"], response_class=FastJSON)
+def _object(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a route returning ``FastJSON``: a JSON object (FastAPI would document a string)."""
+    schema = {"type": "object", "description": description}
+    return {200: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+
+
+_USER = error_responses(401, 404)  # routes behind require_user_or_service
+
+
+_PAGE = "a feed page: items (each with its explanation), cursor (absent at the end), policy, request id"
+
+
+@router.get(
+    "/v1/users/{user_id}/feed",
+    tags=["feed"],
+    response_class=FastJSON,
+    responses={**_object(_PAGE), **_USER, **error_responses(400)},
+)
 def get_feed(
     request: Request,
     user_id: str,
@@ -62,7 +118,9 @@ def get_feed(
     return FastJSON(_svc(request).feed(user_id, policy=policy, limit=limit, cursor=cursor))
 
 
-@router.get("/v1/feed", tags=["feed"], response_class=FastJSON)
+@router.get(
+    "/v1/feed", tags=["feed"], response_class=FastJSON, responses={**_object(_PAGE), **error_responses(400, 429)}
+)
 def public_feed(
     request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None
 ) -> Response:
@@ -70,7 +128,12 @@ def public_feed(
     return FastJSON(_svc(request).feed(None, policy=policy, limit=limit, cursor=cursor))
 
 
-@router.get("/v1/users/{user_id}/feed/{post_id}/why", tags=["feed"], response_class=FastJSON)
+@router.get(
+    "/v1/users/{user_id}/feed/{post_id}/why",
+    tags=["feed"],
+    response_class=FastJSON,
+    responses={**_object("the breakdown of one served post"), **_USER},
+)
 def why(request: Request, user_id: str, post_id: str, _: int = Depends(require_user_or_service)) -> Response:
     """The full breakdown for a served post: source, head x weight contributions, adjustments."""
     return FastJSON(_svc(request).why(user_id, post_id))
@@ -82,7 +145,7 @@ def policies(request: Request) -> dict[str, Any]:
     return {"policies": [_policy_json(p) for p in _svc(request).policies.values()]}
 
 
-@router.get("/v1/policies/{name}", tags=["policies"])
+@router.get("/v1/policies/{name}", tags=["policies"], responses=error_responses(404))
 def policy(request: Request, name: str) -> dict[str, Any]:
     pol = _svc(request).policies.get(name)
     if pol is None:
@@ -90,7 +153,12 @@ def policy(request: Request, name: str) -> dict[str, Any]:
     return {**_policy_json(pol), "statement": describe(pol)}
 
 
-@router.get("/v1/policies/{name}/statement", response_class=PlainTextResponse, tags=["policies"])
+@router.get(
+    "/v1/policies/{name}/statement",
+    response_class=PlainTextResponse,
+    tags=["policies"],
+    responses=json_error_responses(404, 413, 422),
+)
 def statement(request: Request, name: str) -> str:
     """The plain-language main-parameters statement (EU DSA Art. 27), generated from the policy file."""
     pol = _svc(request).policies.get(name)
@@ -99,7 +167,7 @@ def statement(request: Request, name: str) -> str:
     return describe(pol)
 
 
-@router.get("/v1/users/{user_id}/prefs", tags=["controls"])
+@router.get("/v1/users/{user_id}/prefs", tags=["controls"], responses=_USER)
 def get_prefs(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
     svc = _svc(request)
     pol = svc.policy_for(idx, None)
@@ -111,7 +179,7 @@ def get_prefs(request: Request, user_id: str, idx: int = Depends(require_user_or
     }
 
 
-@router.put("/v1/users/{user_id}/prefs", tags=["controls"])
+@router.put("/v1/users/{user_id}/prefs", tags=["controls"], responses={**_USER, **error_responses(400)})
 def put_prefs(
     request: Request, user_id: str, body: PrefsIn, _: int = Depends(require_user_or_service)
 ) -> dict[str, Any]:
@@ -122,12 +190,12 @@ def put_prefs(
     return {"prefs": prefs}
 
 
-@router.get("/v1/users/{user_id}/muted-words", tags=["controls"])
+@router.get("/v1/users/{user_id}/muted-words", tags=["controls"], responses=_USER)
 def get_muted(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
     return {"words": _svc(request).state.feedback.muted_words(idx)}
 
 
-@router.put("/v1/users/{user_id}/muted-words", tags=["controls"])
+@router.put("/v1/users/{user_id}/muted-words", tags=["controls"], responses={**_USER, **error_responses(400)})
 def put_muted(
     request: Request, user_id: str, body: MutedWordsIn, _: int = Depends(require_user_or_service)
 ) -> dict[str, Any]:
@@ -135,7 +203,12 @@ def put_muted(
     return {"words": request.app.state.ingestor.set_muted_words(user_id, body.words)}
 
 
-@router.post("/v1/users/{user_id}/events", tags=["feed"])
+@router.post(
+    "/v1/users/{user_id}/events",
+    tags=["feed"],
+    responses={**_USER, **error_responses(400, 403)},
+    openapi_extra=batch_body_schema(OwnEventIn, "events", _LIMITS.max_batch),
+)
 async def own_events(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
     """Events a person sends about themself (like, repost, see_less, ...) with their own token."""
     items = await read_items(request, "events")
@@ -149,7 +222,11 @@ async def own_events(request: Request, user_id: str, _: int = Depends(require_us
     return {"accepted": res.accepted, "duplicates": res.duplicates, "ids": res.ids}
 
 
-@router.get("/v1/users/{user_id}/data", tags=["data rights"])
+@router.get(
+    "/v1/users/{user_id}/data",
+    tags=["data rights"],
+    responses={**_object("everything held and inferred about the person"), **_USER},
+)
 def export_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> JSONResponse:
     """Everything the engine holds and infers about the person, as a JSON download."""
     data = _svc(request).user_data(user_id)
@@ -167,7 +244,7 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@router.delete("/v1/users/{user_id}/data", tags=["data rights"])
+@router.delete("/v1/users/{user_id}/data", tags=["data rights"], responses=_USER)
 def delete_data(
     request: Request,
     user_id: str,
@@ -181,10 +258,15 @@ def delete_data(
     return _svc(request).delete_user_data(user_id, posts=posts)
 
 
-@router.post("/v1/admin/train", tags=["admin"], dependencies=[Depends(require_service_key)])
+@router.post(
+    "/v1/admin/train", tags=["admin"], dependencies=[Depends(require_service_key)], responses=error_responses(401, 409)
+)
 async def train(request: Request) -> dict[str, Any]:
     """Retrain every model from the store and swap it in."""
-    report = await run_in_threadpool(_svc(request).retrain)
+    try:
+        report = await run_in_threadpool(_svc(request).retrain)
+    except NotEnoughData as e:
+        raise FeedError("store", str(e), 409) from None
     return {"table": report.table(), "seconds": report.seconds}
 
 
@@ -212,8 +294,32 @@ def _feed_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _document_policies(app: FastAPI, names: list[str]) -> None:
+    """Make ``app.openapi()`` list the served policy ``names`` as the enum of every ``policy`` query parameter
+    and of ``PrefsIn.policy`` (any other name is refused with a 400)."""
+    base = app.openapi
+    enum = {"type": "string", "enum": names}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = base()  # generates and caches app.openapi_schema
+        for ops in spec.get("paths", {}).values():
+            for op in ops.values():
+                for param in op.get("parameters", []):
+                    if param["name"] == "policy" and param["in"] == "query":
+                        param["schema"] = {**enum, "title": "Policy"}
+        prefs = spec.get("components", {}).get("schemas", {}).get("PrefsIn")
+        if prefs is not None:
+            prefs["properties"]["policy"]["anyOf"] = [enum, {"type": "null"}]
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     """Build the FeedService over the app's store and settings, and add the feed routes."""
     app.state.feed = FeedService(app.state.ingestor, app.state.settings)
     app.add_exception_handler(FeedError, _feed_error)
     app.include_router(router)
+    _document_policies(app, sorted(app.state.feed.policies))

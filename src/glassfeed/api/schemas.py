@@ -58,6 +58,12 @@ def _event_doc() -> str:
 
 _LIMITS = packaged_settings().ingest  # the documented defaults; the Ingestor checks the live ones
 EventIn = event_model(_LIMITS)
+#: An event a person sends about themself (``POST /v1/users/{user_id}/events``): ``user`` may be omitted.
+OwnEventIn = create_model(
+    "OwnEventIn",
+    __base__=EventIn,
+    user=(str | None, Field(None, description="the path's user (or omitted); another user is refused (403)")),
+)
 _ID_DOC = "no surrounding spaces; no control, zero-width or bidi-override characters"
 _NAMES: dict[str, Any] = {
     "max_length": _LIMITS.max_list_items,
@@ -77,7 +83,7 @@ class PostIn(BaseModel):
     id: str | None = Field(
         None, max_length=_LIMITS.max_id_chars, description=f"external id; generated when absent; {_ID_DOC}"
     )
-    author: str
+    author: str = Field(min_length=1, description="an existing user id")
     text: str = Field("", max_length=_LIMITS.max_text_chars)
     created_at: float | str | None = None
     reply_to: str | None = None
@@ -91,8 +97,8 @@ class PostIn(BaseModel):
 
 
 class FollowIn(BaseModel):
-    user: str
-    target: str
+    user: str = Field(min_length=1)
+    target: str = Field(min_length=1)
     ts: float | str | None = None
     id: str | None = None
 
@@ -144,23 +150,42 @@ class ErrorOut(BaseModel):
     detail: list[ErrorItem]
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": desc}
-    for code, desc in (
-        (400, "malformed JSON"),
-        (401, "missing or invalid API key"),
-        (404, "unknown id"),
-        (409, "duplicate entity id"),
-        (413, "batch too large"),
-        (422, "invalid items"),
-    )
+#: Every error status the API answers, documented with the project's error body.
+_ERROR_DOCS: dict[int, str] = {
+    400: "malformed request (bad JSON, empty body, bad cursor or unknown policy)",
+    401: "missing or invalid API key or user token",
+    403: "the token's user may not act for another user",
+    404: "unknown id",
+    409: "duplicate entity id, or a state of the data that forbids it (e.g. too little history to train)",
+    413: "body or batch too large",
+    422: "invalid request (one detail per problem)",
+    429: "too many anonymous requests (see Retry-After)",
 }
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``codes``, each with the ``ErrorOut`` body."""
+    return {code: {"model": ErrorOut, "description": _ERROR_DOCS[code]} for code in codes}
+
+
+def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Like ``error_responses``, for a route whose own answer is not JSON (FastAPI would document the error
+    bodies under the route's media type): the ``ErrorOut`` body under ``application/json``."""
+    schema = {"$ref": "#/components/schemas/ErrorOut"}  # registered by the routes that use error_responses
+    return {c: {"description": _ERROR_DOCS[c], "content": {"application/json": {"schema": schema}}} for c in codes}
+
+
+#: The errors of the write endpoints (ingest).
+ERROR_RESPONSES = error_responses(400, 401, 404, 409, 413, 422)
+#: Documented on every operation (set on the app): FastAPI would otherwise document its ``HTTPValidationError``
+#: for 422, while ``api.errors.validation_error`` answers ``ErrorOut``; any body may pass ``[api] max_body_bytes``.
+APP_RESPONSES = error_responses(413, 422)
 
 
 def batch_body_schema(model: type[BaseModel], key: str, max_items: int) -> dict[str, Any]:
     """OpenAPI requestBody for a body that is one item, a list of items, or ``{key: [items]}``."""
     item = model.model_json_schema()
-    arr = {"type": "array", "items": item, "maxItems": max_items}
+    arr = {"type": "array", "items": item, "minItems": 1, "maxItems": max_items}  # [] is refused (422)
     return {
         "requestBody": {
             "required": True,

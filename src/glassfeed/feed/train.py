@@ -91,6 +91,10 @@ class TrainReport:
         return "\n".join(lines)
 
 
+class NotEnoughData(ValueError):
+    """The store holds too little history to train a model (a state of the data, not a server fault)."""
+
+
 def auc(y: np.ndarray, s: np.ndarray) -> float:
     """Area under the ROC curve via the rank-sum formula (ties get average ranks); NaN without both classes."""
     y = y.astype(bool)
@@ -326,7 +330,7 @@ def train_all(
     n_users, n_posts = store.count("users"), store.count("posts")
     ex = build_examples(store, state, max_rows=max_rows, seed=seed, progress=progress)
     if len(ex) < 100:
-        raise ValueError(f"only {len(ex)} logged impressions: too few to train the engagement heads")
+        raise NotEnoughData(f"only {len(ex)} logged impressions: too few to train the engagement heads (100 needed)")
     say("heads", 0.0)
     heads, light, report = train_heads(ex.X, ex.Y, ex.ts)
     heads.save(out / "heads")

@@ -15,6 +15,10 @@ from glassfeed.feed.policy import load_policies
 from glassfeed.sim.loop import SimConfig, run_simulation
 from glassfeed.sim.report import markdown_table, write_report
 
+#: Where reports go without ``--out`` (relative to the working directory): ``DEFAULT_OUT/<time>/report.html``.
+#: The web page's "Audit report" (``/audit/``) serves the newest report there (``glassfeed.web.routes``).
+DEFAULT_OUT = "sim-out"
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` command to the main CLI."""
@@ -66,7 +70,7 @@ def register(app: typer.Typer) -> None:
             retrain=retrain,
             workers=max(1, workers),
         )
-        folder = out or Path("sim-out") / time.strftime("%Y%m%d-%H%M%S")
+        folder = out or Path(DEFAULT_OUT) / time.strftime("%Y%m%d-%H%M%S")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
         work = folder / "stores" if keep_stores else Path(tmp.name)  # type: ignore[union-attr]
@@ -97,3 +101,7 @@ def register(app: typer.Typer) -> None:
         html_path, json_path = write_report(result, folder)
         typer.echo(markdown_table(result))
         typer.echo(f"wrote {html_path} and {json_path} in {result.seconds['total']:.0f} s")
+        if out is None:
+            typer.echo("the web page's Audit report (/audit/) shows it when the server runs from this folder")
+        else:
+            typer.echo(f"to show it on the web page's Audit report: GLASSFEED_AUDIT_REPORT={html_path} glassfeed serve")

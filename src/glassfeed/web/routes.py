@@ -11,6 +11,7 @@ CORS preflight this server never approves) and refuses an ``Origin`` other than 
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import re
 import secrets
@@ -38,14 +39,18 @@ MAX_SESSIONS = 10_000
 PICKER_SIZE = 40
 #: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
 ME_PATHS = re.compile(r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data)$")
-#: Where a simulation report may be, besides settings/env (relative to the working directory).
+#: Where a simulation report may be, besides settings/env (relative to the working directory): first the local
+#: runs (``sim-out/<time>/`` is where ``glassfeed simulate`` writes by default), then the shipped example.
 REPORT_GLOBS = (
-    "docs/simulation/report.html",
-    "docs/simulation/*/report.html",
+    "sim-out/*/report.html",
+    "sim-out/report.html",
     "var/simulation/report.html",
     "var/simulation/*/report.html",
     "var/*/report.html",
 )
+#: The example report shipped with the repository: served only when there is no local one, and said so.
+EXAMPLE_REPORT_GLOBS = ("docs/simulation/report.html", "docs/simulation/*/report.html")
+_BODY_TAG = re.compile(rb"<body[^>]*>", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -160,19 +165,55 @@ def is_loopback(request: Request) -> bool:
     return loopback_name(client) and loopback_name(host)
 
 
-def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
-    """The newest simulation report: settings ``[web] audit_report`` (``$GLASSFEED_AUDIT_REPORT``), or the
-    usual places under the working directory (``docs/simulation/report.html`` and friends)."""
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The simulation report ``/audit/`` serves: where it is, when it was written, and whether it is the example
+    shipped in ``docs/simulation`` rather than a local run."""
+
+    path: Path
+    mtime: float
+    example: bool
+
+    def banner(self) -> bytes:
+        """A line for the top of the served page saying which report this is (escaped; inline styles only)."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.mtime))
+        what = f"Report <code>{html.escape(str(self.path))}</code>, written {html.escape(when)}."
+        if self.example:
+            what += (
+                " <strong>This is the example shipped with glassfeed, not a run of yours</strong>: run"
+                " <code>glassfeed simulate</code> in the server's working directory (it writes"
+                " <code>sim-out/&lt;time&gt;/report.html</code>), or set <code>GLASSFEED_AUDIT_REPORT</code>."
+            )
+        style = "margin:0;padding:.5em 1em;background:#fff8d6;border-bottom:1px solid #d9c96a;font:14px sans-serif"
+        return f'<p id="glassfeed-report-source" style="{style}">{what}</p>'.encode()
+
+
+def choose_report(app: FastAPI, root: Path | None = None) -> Report | None:
+    """The newest local simulation report, from settings ``[web] audit_report`` (``$GLASSFEED_AUDIT_REPORT``)
+    or the usual places under the working directory (``sim-out/*/report.html`` and friends); the example in
+    ``docs/simulation`` only when there is no local one."""
     root = root or Path.cwd()
-    cands: list[Path] = []
+    local: list[Path] = []
     named = app.state.settings.web.audit_report
     if named:
         p = Path(named)
-        cands.append(p / "report.html" if p.is_dir() else p)
+        local.append(p / "report.html" if p.is_dir() else p)
     for g in REPORT_GLOBS:
-        cands.extend(root.glob(g))
-    found = [p for p in cands if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+        local.extend(root.glob(g))
+    examples = [p for g in EXAMPLE_REPORT_GLOBS for p in root.glob(g)]
+    shipped = {p.resolve() for p in examples}
+    for cands in (local, examples):
+        found = [(p.stat().st_mtime, p) for p in cands if p.is_file()]
+        if found:
+            mtime, path = max(found, key=lambda t: t[0])
+            return Report(path, mtime, example=path.resolve() in shipped)
+    return None
+
+
+def find_report(app: FastAPI, root: Path | None = None) -> Path | None:
+    """The path of :func:`choose_report`'s report, or ``None``."""
+    rep = choose_report(app, root)
+    return rep.path if rep else None
 
 
 def install(app: FastAPI, *, demo: bool | None = None) -> None:
@@ -305,12 +346,15 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
     @app.get("/audit/", response_class=HTMLResponse, include_in_schema=False)
     def audit(request: Request) -> Response:
         """The newest simulation report, or a page saying how to make one."""
-        rep = find_report(app)
+        rep = choose_report(app)
         if rep is None:
             return TEMPLATES.TemplateResponse(request, "audit_missing.html", {"request": request}, status_code=404)
         csp = app.state.settings.web.report_content_security_policy  # the report's inline <style>
         headers = {"cache-control": "no-store", "content-security-policy": csp}
-        return FileResponse(rep, media_type="text/html", headers=headers)
+        doc = rep.path.read_bytes()
+        m = _BODY_TAG.search(doc)
+        at = m.end() if m else 0  # a fragment without <body>: the banner goes first
+        return Response(doc[:at] + rep.banner() + doc[at:], media_type="text/html", headers=headers)
 
     @app.get("/audit/{name:path}", include_in_schema=False)
     def audit_file(name: str) -> Response:
@@ -325,4 +369,4 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
         return FileResponse(f)
 
 
-__all__ = ["install", "find_report", "demo_mode", "is_loopback", "loopback_name", "ME_PATHS"]
+__all__ = ["install", "Report", "choose_report", "find_report", "demo_mode", "is_loopback", "loopback_name", "ME_PATHS"]
