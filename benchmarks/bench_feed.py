@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.common import machine
+from benchmarks.common import api_server, machine
 from glassfeed.feed.pipeline import rank
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import Ingestor
@@ -133,43 +132,16 @@ async def _open_loop(url: str, key: str, users: list[str], rate: float, seconds:
 
 
 def http(db: Path, rates: list[float], seconds: float) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cfg = db.with_suffix(".toml")
     cfg.write_text('[serving]\nclock = "data"\n')
     env = {
-        **os.environ,
         "GLASSFEED_DB": str(db),
         "GLASSFEED_API_KEY": "bench",
         "GLASSFEED_CONFIG": str(cfg),
         "OPENBLAS_NUM_THREADS": "1",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "glassfeed.api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
     out: dict = {"rates": {}}
-    try:
-        for _ in range(1200):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with api_server(env, attempts=1200) as (_proc, url):
         users = [f"u{i}" for i in np.random.default_rng(1).choice(10_000, 2000).tolist()]
         asyncio.run(_open_loop(url, "bench", users, 50, 2))  # warm-up
         best = None
@@ -190,9 +162,6 @@ def http(db: Path, rates: list[float], seconds: float) -> dict:
                 break
         out["max_rate_p99_le_100ms"] = best
         print(f"highest rate with p99 <= 100 ms: {best} req/s", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(10)
     return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import httpx
 import numpy as np
 import orjson
 
-from benchmarks.common import machine
+from benchmarks.common import api_server, machine
 from glassfeed.bulk import import_path
 from glassfeed.ingest import Ingestor
 from glassfeed.store import open_store
@@ -89,34 +88,8 @@ def bench_bulk(db: Path, tmp: Path, n: int, repeats: int, chunk: int | None, wit
 
 
 def bench_http(db: Path, batches: int, batch: int) -> list[float]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": "bench"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "glassfeed.api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    env = {"GLASSFEED_DB": str(db), "GLASSFEED_API_KEY": "bench"}
+    with api_server(env, attempts=300) as (proc, url):
         bodies = [orjson.dumps(events(batch, 1000 + b)) for b in range(batches)]
         rates = []
         cpu0 = _proc_cpu(proc.pid)
@@ -134,9 +107,6 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
         print("  http per-batch events/s: " + ", ".join(f"{x:,.0f}" for x in rates), flush=True)
         print(f"  http server CPU: {batch * len(rates) / cpu:,.0f} events/CPU-s (load {os.getloadavg()[0]:.1f})")
         return rates
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from glassfeed.bluesky.jetstream import JetstreamIngester
+from glassfeed.cli import app
 from glassfeed.domain import EventKind
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import Ingestor
@@ -114,10 +116,6 @@ def test_deleted_post_leaves_the_feed(ing):
 
 
 def test_cli_ingests_a_file_and_prints_records(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from glassfeed.cli import app
-
     monkeypatch.setenv("GLASSFEED_BSKY_HOSTNAME", "feeds.example.com")
     r = CliRunner().invoke(app, ["bluesky", "ingest", str(FIXTURE), "--db", str(tmp_path / "c.db")])
     assert r.exit_code == 0, r.output

@@ -7,11 +7,7 @@ ids are at:// URIs and users are DIDs exactly as in production.
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -26,6 +22,7 @@ from glassfeed.bluesky.keys import did_key
 from glassfeed.domain import EventKind
 from glassfeed.ingest import Ingestor
 from glassfeed.store import open_store
+from live_server import LiveServer
 
 HOST = "feeds.example.test"
 SERVICE = f"did:web:{HOST}"
@@ -94,12 +91,6 @@ def network_messages(seed: int = 7, n_users: int = 30, n_posts: int = 240) -> li
     return msgs
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bsky")
@@ -123,41 +114,9 @@ def server(tmp_path_factory):
         f'[serving]\nclock = "data"\n[bluesky]\nhostname = "{HOST}"\npublisher_did = "{PUBLISHER}"\n'
         f'keys_file = "{tmp / "keys.json"}"\nprivacy_policy = "https://{HOST}/privacy"\n'
     )
-    port = free_port()
-    env = {**os.environ, "GLASSFEED_DB": str(db), "GLASSFEED_CONFIG": str(tmp / "glassfeed.toml")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "glassfeed.api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/xrpc/app.bsky.feed.describeFeedGenerator", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("server did not start:\n" + proc.stdout.read().decode()[-3000:])
-        time.sleep(0.2)
-    yield {"base": base, "db": db, "keys": keys, "n_posts": n_posts}
-    proc.terminate()
-    proc.wait(10)
+    # the feed routes do not use the service key; LiveServer only requires one
+    with LiveServer(db, "unused", env={"GLASSFEED_CONFIG": str(tmp / "glassfeed.toml")}) as srv:
+        yield {"base": srv.url, "db": db, "keys": keys, "n_posts": n_posts}
 
 
 @pytest.fixture()

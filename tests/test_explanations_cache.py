@@ -28,6 +28,7 @@ def test_why_answers_for_the_kept_pages_only(small_cache: FeedService) -> None:
     first = svc.feed("u1", limit=5)
     second = svc.feed("u1", limit=5, cursor=first["cursor"])
     third = svc.feed("u1", limit=5, cursor=second["cursor"])
+    assert all(len(page["items"]) == 5 for page in (first, second, third))  # otherwise the loops prove nothing
     for page in (second, third):  # the last two pages are kept, every item on them explained
         for item in page["items"]:
             assert svc.why("u1", item["post"])["post"] == item["post"]
@@ -40,6 +41,7 @@ def test_why_answers_for_the_kept_pages_only(small_cache: FeedService) -> None:
 def test_least_recently_served_people_are_dropped(small_cache: FeedService) -> None:
     svc = small_cache
     pages = {u: svc.feed(u, limit=3) for u in ("u1", "u2", "u3", "u4")}
+    assert all(page["items"] for page in pages.values())
     assert len(svc.explanations) == 3
     with pytest.raises(FeedError, match="not served"):
         svc.why("u1", pages["u1"]["items"][0]["post"])

@@ -7,7 +7,8 @@ import pytest
 
 from glassfeed.evaluate import datasets
 from glassfeed.evaluate.metrics import evaluate_topk
-from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, sample_negatives
+from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, sample_negatives, subset
+from glassfeed.evaluate.protocols import build_ms_ml100k
 
 needs_ml100k = pytest.mark.skipif(not datasets.available("ml-100k"), reason="MovieLens-100k not under data_dir()")
 
@@ -40,9 +41,6 @@ def test_pipeline_top10_excludes_training_items_and_fills_every_page(run):
 def test_pipeline_ranking_beats_random_order_on_the_same_split(run):
     """Measured: pipeline nDCG@10 ~0.07 on these 200 users; a random top-10 of unseen items 0.014. (It loses to
     popularity, ~0.25: the heads predict a like given a rating, not which movie gets rated; see docs.)"""
-    from glassfeed.evaluate.pipeline_eval import subset
-    from glassfeed.evaluate.protocols import build_ms_ml100k
-
     split = subset(build_ms_ml100k(), np.arange(200))
     rng = np.random.default_rng(0)
     n_items = split.train.shape[1]

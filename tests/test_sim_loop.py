@@ -12,13 +12,16 @@ from glassfeed.sim.loop import (
     Collector,
     OpinionParams,
     SimConfig,
+    World,
     _amp,
+    copy_base,
     opinion_step,
     page_matrix,
     prepare_base,
     run_simulation,
 )
 from glassfeed.sim.population import Population, PostTable
+from glassfeed.store import open_store
 
 
 def test_page_matrix_keeps_order_within_rows_and_pads():
@@ -111,8 +114,6 @@ def test_loop_is_deterministic_and_feeds_back(tiny_base, tmp_path):
 
     assert strip(a) == strip(b)
     # the loop really ran through the store: every active user got a page and events were ingested
-    from glassfeed.store import open_store
-
     st = open_store(tmp_path / "a" / "engagement.db")
     try:
         logged = st.events_in_window(object_columns=True).request_id
@@ -129,10 +130,6 @@ def test_loop_is_deterministic_and_feeds_back(tiny_base, tmp_path):
 
 def test_parallel_ranking_workers_give_the_same_pages(tmp_path):
     """Forked ranking workers read the same state as the parent: pages are identical to the serial ones."""
-    import numpy as np
-
-    from glassfeed.sim.loop import SimConfig, World, copy_base, prepare_base
-
     cfg = SimConfig(users=300, steps=1, seed=4, policies=("engagement",), history_days=3, batch=100)
     base = prepare_base(cfg, tmp_path / "base")
     world = World(cfg, "engagement", copy_base(base, tmp_path / "w.db"), base)

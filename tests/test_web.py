@@ -8,6 +8,12 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from glassfeed.api.app import create_app
+from glassfeed.importers.synthetic import write_network
+from glassfeed.ingest import Ingestor
+from glassfeed.settings import load_settings
+from glassfeed.sim.generate import generate_network
+from glassfeed.store import open_store
 from glassfeed.web.routes import COOKIE, WEB_DIR, install
 
 KEY = "web-unit-test-service-key"
@@ -18,11 +24,6 @@ LOCAL = "http://localhost:8000"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A small generated network (untrained: the feed falls back to recency) and u0's token."""
-    from glassfeed.importers.synthetic import write_network
-    from glassfeed.ingest import Ingestor
-    from glassfeed.sim.generate import generate_network
-    from glassfeed.store import open_store
-
     folder = tmp_path_factory.mktemp("webunit")
     net = generate_network(120, 3, 11)
     end = max(float(net.events.ts.max()), float(net.post_created.max())) + 60.0
@@ -34,9 +35,6 @@ def built(tmp_path_factory):
 
 
 def make_client(built, demo: bool) -> TestClient:
-    from glassfeed.api.app import create_app
-    from glassfeed.settings import load_settings
-
     folder, _ = built
     app = create_app(load_settings(folder / "gf.toml", store={"path": folder / "w.db"}, api={"key": KEY}))
     install(app, demo=demo)

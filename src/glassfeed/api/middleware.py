@@ -61,6 +61,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+async def answer_unless_started(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    catch: type[Exception],
+    on_error: Callable[[Request, Exception], Response],
+    app_receive: Receive | None = None,
+) -> None:
+    """Run ``app`` (reading from ``app_receive``, default ``receive``); an exception of type ``catch`` raised before
+    its response started is answered with ``on_error(request, exc)``, one raised after it propagates (nothing can
+    be sent any more, the connection must close)."""
+    started = False
+
+    async def send_tracking(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, app_receive or receive, send_tracking)
+    except catch as exc:
+        if started:
+            raise
+        await on_error(Request(scope), exc)(scope, receive, send)
+
+
 class CatchErrors:
     """Answer an exception no handler took with ``on_error(request, exc)`` (a 500) instead of re-raising it.
 
@@ -75,19 +103,7 @@ class CatchErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception as exc:
-            if started:
-                raise
-            await self.on_error(Request(scope), exc)(scope, receive, send)
+        await answer_unless_started(self.app, scope, receive, send, catch=Exception, on_error=self.on_error)
 
 
 class BodyTooLarge(HTTPException):
@@ -126,7 +142,6 @@ class BodyLimit:
             await body_too_large(Request(scope), BodyTooLarge(self.max_bytes))(scope, receive, send)
             return
         seen = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -137,17 +152,9 @@ class BodyLimit:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, send_tracking)
-        except BodyTooLarge as exc:
-            if started:
-                raise
-            await body_too_large(Request(scope), exc)(scope, receive, send)
+        await answer_unless_started(
+            self.app, scope, receive, send, catch=BodyTooLarge, on_error=body_too_large, app_receive=counting_receive
+        )
 
 
 class TokenBuckets:

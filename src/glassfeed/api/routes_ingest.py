@@ -6,6 +6,7 @@ Bodies are parsed with orjson straight from the request bytes and validated by t
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -85,14 +86,7 @@ async def create_posts(request: Request) -> dict[str, Any]:
 
 
 async def _ingest(request: Request, items: list[Any]) -> dict[str, Any]:
-    res = await run_in_threadpool(_ingestor(request).ingest_events, items)
-    return {
-        "accepted": res.accepted,
-        "duplicates": res.duplicates,
-        "ids": res.ids,
-        "first_seq": res.first_seq,
-        "last_seq": res.last_seq,
-    }
+    return asdict(await run_in_threadpool(_ingestor(request).ingest_events, items))
 
 
 @router.post(

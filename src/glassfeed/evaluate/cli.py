@@ -100,9 +100,7 @@ def evaluate_pipeline(
     """Import a protocol's training split as events, rank with the full feed pipeline, score it."""
     settings = cli_settings(ctx)
     try:
-        if protocol not in PROTOCOLS:
-            raise UnknownName(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-        dataset_path(PROTOCOLS[protocol].dataset, settings.data_dir)
+        dataset_path(resolve(None, protocol).dataset, settings.data_dir)
     except (UnknownName, DatasetMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None

@@ -78,18 +78,17 @@ def apply_filters(
         ),
     )
     n_posts = state.posts.capacity + 1
+    post_keys = _pair_keys(c.row, post, n_posts)  # (row, post) codes the reported/served/seen filters share
     reported = [state.feedback.reported(x) for x in ub] if state.feedback.any_reported else []
     drop(
         "reported_by_you",
-        np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, reported, n_posts))
-        if any(reported)
-        else np.zeros(len(c), bool),
+        np.isin(post_keys, _set_pairs(rows, reported, n_posts)) if any(reported) else np.zeros(len(c), bool),
     )
-    drop("served_this_session", np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, served, n_posts)))
+    drop("served_this_session", np.isin(post_keys, _set_pairs(rows, served, n_posts)))
     if policy.filters.filter_seen:
         drop(
             "already_seen",
-            np.isin(_pair_keys(c.row, post, n_posts), _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)),
+            np.isin(post_keys, _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)),
         )
     words = [state.feedback.muted_words(x) for x in ub]
     if any(words):

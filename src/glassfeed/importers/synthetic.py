@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from glassfeed.domain import EventBatch, EventKind
+from glassfeed.importers._common import Progress, noop
 from glassfeed.ingest import Ingestor
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -59,7 +58,7 @@ def write_network(
 ) -> WriteResult:
     """Write users (interests = top topics, community), posts, initial follows and all events of ``net`` (a
     ``sim.generate.SyntheticNetwork``; not imported here, since the simulator builds on the importers)."""
-    say = progress or (lambda stage, done, total: None)
+    say = progress or noop
     n_u, n_p = net.n_users, net.n_posts
     top = np.argsort(-net.user_interests, axis=1)[:, :top_interests]
     users = [

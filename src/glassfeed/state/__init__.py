@@ -28,7 +28,7 @@ from glassfeed.domain import EventBatch
 from glassfeed.settings import StateSettings, packaged_settings
 from glassfeed.state._columns import group_by_user, lookup_pairs, member_pairs
 from glassfeed.state.counters import BRIDGE_PRIOR, BRIDGE_SIDE_T, COUNTERS, LIKES, REPOSTS, C, Counters
-from glassfeed.state.feedback import SEE_LESS_KINDS, Feedback
+from glassfeed.state.feedback import Feedback
 from glassfeed.state.graph import GRAPH_KINDS, SocialGraph
 from glassfeed.state.posts import DROP_LABELS, PostTable
 from glassfeed.state.topics import Topics
@@ -37,7 +37,7 @@ from glassfeed.store import Store
 
 #: Decay origins move forward on a fixed grid of this many "exponent units" (see ``ServingState._advance``).
 _REBASE_EXP = 100.0
-_RARE_KINDS = np.array(sorted(SEE_LESS_KINDS | GRAPH_KINDS))
+_GRAPH_KINDS = np.array(sorted(GRAPH_KINDS))
 
 
 class ServingState:
@@ -99,7 +99,7 @@ class ServingState:
     def catch_up(self, store: Store) -> int:
         """Apply events committed by other workers since ``last_seq`` (multi-worker deployments poll this)."""
         n = 0
-        self.add_posts(store.load_posts(since_idx=self.posts.n))
+        self.add_posts_from_store(store)
         for chunk in store.iter_events(since_seq=self.last_seq):
             self.apply_events(chunk)
             n += len(chunk)
@@ -174,10 +174,8 @@ class ServingState:
         authors = np.where(has_post, self.posts.author(safe), batch.target_user)
         self.feedback.apply(kind, user, post, ts, authors)
         if graph:
-            for i in np.flatnonzero(np.isin(kind, _RARE_KINDS)).tolist():
-                k = int(kind[i])
-                if k in GRAPH_KINDS:
-                    self.graph.apply(k, int(user[i]), int(batch.target_user[i]))
+            for i in np.flatnonzero(np.isin(kind, _GRAPH_KINDS)).tolist():
+                self.graph.apply(int(kind[i]), int(user[i]), int(batch.target_user[i]))
 
     def forget_user(self, u: int) -> None:
         """Drop a user's own and derived state after a data-rights erasure (``Store.delete_user_data``): the user

@@ -111,14 +111,15 @@ class Counters:
         m = has_post & (kc >= 0)
         if m.any():
             p, c, t = post[m], kc[m], ts[m]
-            np.add.at(self._counters.a, (p, c), np.exp(self.lam_counter * (t - self.t0)))
+            w = np.exp(self.lam_counter * (t - self.t0))
+            np.add.at(self._counters.a, (p, c), w)
             np.add.at(self._totals.a, (p, c), 1)
             np.add.at(self._trend.a, p, TREND_WEIGHTS[c] * np.exp(self.lam_trend * (t - self.t0)))
             # topic affinity of the engaging user (positive engagement only)
             pos = np.isin(c, _POSITIVE)
             tp = post_topic[m][pos]
             ok = tp >= 0
-            np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]), np.exp(self.lam_counter * (t[pos][ok] - self.t0)))
+            np.add.at(self._user_topic.a, (user[m][pos][ok], tp[ok]), w[pos][ok])
             np.add.at(self._user_engaged.a, user[m][pos][ok], 1)
         like = has_post & (kind == _LIKE)
         if like.any():

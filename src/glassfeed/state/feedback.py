@@ -18,6 +18,7 @@ _IMPRESSION = int(EventKind.IMPRESSION)
 _REPORT = int(EventKind.REPORT)
 #: Kinds that record "see less of this author".
 SEE_LESS_KINDS = frozenset({int(EventKind.SEE_LESS), int(EventKind.NOT_INTERESTED)})
+_SEE_LESS = np.array(sorted(SEE_LESS_KINDS))
 _EMPTY: frozenset[int] = frozenset()
 
 
@@ -78,7 +79,7 @@ class Feedback:
         if reports.any():
             for u, ps in groups(user[reports], post[reports]):
                 self._reported.setdefault(u, set()).update(ps)
-        for i in np.flatnonzero(np.isin(kind, list(SEE_LESS_KINDS))).tolist():
+        for i in np.flatnonzero(np.isin(kind, _SEE_LESS)).tolist():
             a = int(authors[i])
             if a > 0:
                 self._see_less.setdefault(int(user[i]), {})[a] = float(ts[i])
