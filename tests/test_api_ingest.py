@@ -163,10 +163,13 @@ def test_follows_convenience(client):
 def test_openapi_documents_event_schema(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    item = body["oneOf"][0]["items"]
-    assert list(item["properties"]) == [f.name for f in EVENT_FIELDS]  # generated from the event specification
-    assert item["required"] == ["kind", "user"] and item["additionalProperties"] is False
-    assert item["properties"]["kind"]["enum"] == list(KIND_NAMES)
+    variants = body["oneOf"][0]["items"]["oneOf"]  # one per kind, generated from the event specification
+    assert [v["properties"]["kind"]["const"] for v in variants] == list(KIND_NAMES)
+    for item in variants:
+        assert list(item["properties"]) == [f.name for f in EVENT_FIELDS]
+        assert {"kind", "user"} <= set(item["required"]) and item["additionalProperties"] is False
+    dwell = variants[KIND_NAMES.index("dwell")]
+    assert dwell["required"] == ["kind", "post", "user", "value"] and "anyOf" not in dwell["properties"]["value"]
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").json()["ok"] is True
 

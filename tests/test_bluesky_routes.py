@@ -15,7 +15,7 @@ from glassfeed.api.app import create_app
 from glassfeed.bluesky.jetstream import JetstreamIngester
 from glassfeed.bluesky.jwt import sign_jwt
 from glassfeed.bluesky.keys import NetworkKeyResolver, StaticKeyResolver, did_key
-from glassfeed.bluesky.xrpc import GET_SKELETON, SEND_INTERACTIONS
+from glassfeed.bluesky.xrpc import DESCRIBE, GET_SKELETON, SEND_INTERACTIONS
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import load_settings
 from glassfeed.store import open_store
@@ -158,12 +158,15 @@ def test_xrpc_verbs_and_required_feed(make_client):
             assert r.status_code == 405, (verb, nsid, r.text)
             assert r.json()["error"] == "MethodNotAllowed" and r.headers["allow"]
     assert c.put(f"/xrpc/{GET_SKELETON}").headers["allow"] == "GET"
-    assert c.get(f"/xrpc/{SEND_INTERACTIONS}").status_code == 400  # the reference's answer to a wrong GET/POST
+    r = c.get(f"/xrpc/{SEND_INTERACTIONS}")  # the reference answers 400; HTTP's 405 names the method to use
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "InvalidRequest"
+    assert c.post(f"/xrpc/{GET_SKELETON}").headers["allow"] == "GET"
     r = c.get(f"/xrpc/{GET_SKELETON}")
     assert r.status_code == 400 and r.json()["error"] == "InvalidRequest" and "feed" in r.json()["message"]
     op = c.get("/openapi.json").json()["paths"][f"/xrpc/{GET_SKELETON}"]["get"]
     params = {p["name"]: p for p in op["parameters"]}
     assert params["feed"]["required"] is True and params["limit"]["schema"]["maximum"] == 100
+    assert params["feed"]["schema"]["enum"] == [f["uri"] for f in c.get(f"/xrpc/{DESCRIBE}").json()["feeds"]]
     assert {"400", "401"} <= set(op["responses"])
     send = c.get("/openapi.json").json()["paths"][f"/xrpc/{SEND_INTERACTIONS}"]["post"]
     assert send["requestBody"]["content"]["application/json"]["schema"]["required"] == ["interactions"]

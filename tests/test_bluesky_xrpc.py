@@ -240,6 +240,8 @@ def test_request_errors_are_xrpc_json(client, server):
     for params, needle in (
         ({"feed": feed_uri("engagement"), "limit": "0"}, "limit"),
         ({"feed": feed_uri("engagement"), "limit": "abc"}, "limit"),
+        ({"feed": feed_uri("engagement"), "limit": ""}, "limit"),  # the schema's integer: not "" nor "5_0"
+        ({"feed": feed_uri("engagement"), "limit": "5_0"}, "limit"),
         ({}, "feed"),
         ({"feed": "not-an-uri"}, "at-uri"),
         ({"feed": feed_uri("engagement"), "cursor": "chronological~x.y"}, "cursor"),
@@ -251,7 +253,7 @@ def test_request_errors_are_xrpc_json(client, server):
     r = httpx.get(f"{server['base']}/xrpc/app.bsky.feed.noSuchMethod")
     assert r.status_code == 501 and r.json()["error"] == "MethodNotImplemented"
     r = httpx.post(url)
-    assert r.status_code == 400 and r.json()["error"] == "InvalidRequest"
+    assert r.status_code == 405 and r.json()["error"] == "InvalidRequest" and r.headers["allow"] == "GET"
 
 
 def test_send_interactions_become_events_joined_to_the_page(client, server):

@@ -207,10 +207,12 @@ def test_user_weights_must_stay_in_bounds(fresh_feed):
     svc, _ = fresh_feed
     uid = _active_user(svc, 5)
     with pytest.raises(FeedError, match="outside the allowed range"):
-        svc.save_prefs(uid, weights={"reply": 1000.0})
+        svc.save_prefs(uid, policy="engagement", weights={"reply": 1000.0})
     with pytest.raises(FeedError, match="unknown head"):
-        svc.save_prefs(uid, weights={"outrage": 1.0})
-    svc.save_prefs(uid, weights={"reply": 0.0})
+        svc.save_prefs(uid, policy="engagement", weights={"outrage": 1.0})
+    with pytest.raises(FeedError, match="required with weights"):  # bounds are a policy's: name it
+        svc.save_prefs(uid, weights={"reply": 0.0})
+    svc.save_prefs(uid, policy="engagement", weights={"reply": 0.0})
     page = svc.feed(uid, limit=5, log_impressions=False)
     why = svc.why(uid, page["items"][0]["post"])
     assert next(c for c in why["contributions"] if c["head"] == "reply")["contribution"] == 0.0

@@ -27,6 +27,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +112,49 @@ def _seed(url: str) -> tuple[list[str], list[str], dict[str, str]]:
     return users, posts, tokens
 
 
-def _toml_list(values: list[str]) -> str:
+def _toml_list(values: list[Any]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+#: Body fields that name an entity which must already exist, per operation: the fuzzer draws them from the seeded
+#: ids, as a real client would; OpenAPI cannot say which ids exist (an unknown one is a 422 naming the field, which
+#: the suite tests directly). schemathesis' coverage phase walks boundary values without these dictionaries, so
+#: in that phase only, and only on these operations, a 422 to schema-valid input is an accepted answer.
+_REFERENCES: dict[str, dict[str, str]] = {
+    "/v1/events": {"user": "users", "post": "posts", "target_user": "users", "ts": "times"},
+    "/v1/users/{user_id}/events": {"post": "posts", "target_user": "users", "ts": "times"},
+    "/v1/follows": {"user": "users", "target": "users", "ts": "times"},
+    "/v1/posts": {
+        "author": "users", "reply_to": "posts", "repost_of": "posts", "quote_of": "posts", "created_at": "times"},
+    "/v1/users": {"created_at": "times"},
+}  # fmt: skip
+#: Times are drawn from recent ones too: the server refuses a time more than ``max_future_skew_s`` ahead of its
+#: clock, which a schema cannot say (a date-time's upper bound moves).
+#: Operations that take a feed ``cursor``: a cursor is opaque and signed by the server, so a schema-valid string
+#: the server did not sign is refused with 400 ("bad cursor"); that one refusal is an accepted answer there.
+_CURSOR_OPERATIONS = ("/v1/feed", "/v1/users/{user_id}/feed", "/xrpc/app.bsky.feed.getFeedSkeleton")
+_POSITIVE = '["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]'  # schemathesis' defaults
+
+
+def _recent_times() -> list[Any]:
+    """Times of the last day, as epoch seconds and as RFC 3339 strings (with ``Z`` and with an offset)."""
+    now = time.time()
+    out: list[Any] = []
+    for ago in (5, 600, 3600, 86_400):
+        t = now - ago
+        out += [round(t, 3), datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                datetime.fromtimestamp(t, timezone(timedelta(hours=2))).isoformat()]  # fmt: skip
+    return out
 
 
 def _config(mode: str, users: list[str], posts: list[str]) -> str:
     """schemathesis.toml: path ids drawn from the seeded ones half the time (random otherwise) with the service
-    key; pinned to the token's own user with a user token (other ids only test the 401, covered above)."""
+    key; pinned to the token's own user with a user token (other ids only test the 401, covered above); body
+    references to other entities always drawn from the seeded ids (``_REFERENCES``)."""
     lines = [
         f"[dictionaries.users]\nvalues = {_toml_list(users)}",
         f"[dictionaries.posts]\nvalues = {_toml_list(posts)}",
+        f"[dictionaries.times]\nvalues = {_toml_list(_recent_times())}",
         "[parameters]",
     ]
     if mode == "service":
@@ -131,6 +165,20 @@ def _config(mode: str, users: list[str], posts: list[str]) -> str:
     # 413 (a batch or body over its limit) is a rejection too; the rest are schemathesis' defaults
     lines.append('[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "403", "404", "405", "406", '
                  '"409", "413", "415", "422", "428", "429", "5xx"]')  # fmt: skip
+    for path, refs in _REFERENCES.items():
+        lines += ["[[operations]]", f"include-path = {json.dumps(path)}", "[operations.parameters]"]
+        for name, dictionary in refs.items():
+            for where in (f"body.{name}", f"body.[*].{name}", f"body.{path.rsplit('/', 1)[-1]}[*].{name}"):
+                lines.append(f'{json.dumps(where)} = {{ dictionary = "{dictionary}", probability = 1.0 }}')
+        lines += ["[operations.phases.coverage.checks.positive_data_acceptance]",
+                  f'expected-statuses = {_POSITIVE[:-1]}, "422"]']  # fmt: skip
+    for path in _CURSOR_OPERATIONS:
+        lines += [
+            "[[operations]]",
+            f"include-path = {json.dumps(path)}",
+            "[operations.checks.positive_data_acceptance]",
+            f'expected-statuses = {_POSITIVE[:-1]}, "400"]',
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -236,7 +284,7 @@ def run_schemathesis(mode: str, url: str, headers: dict[str, str], config: str, 
     exe = Path(sys.executable).with_name("schemathesis")
     cmd = [str(exe), "--config-file", str(workdir / "schemathesis.toml"), "run", f"{url}/openapi.json",
            "--max-time", str(SECONDS), "--max-examples", "25", "--seed", SEED, "--workers", "1",
-           "--request-timeout", "10", "--request-retries", "0", "--no-color",
+           "--request-timeout", "30", "--request-retries", "0", "--no-color",
            "--report", "ndjson,junit", "--report-dir", str(workdir), "--report-ndjson-path", str(ndjson)]  # fmt: skip
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]

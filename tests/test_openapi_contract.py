@@ -13,6 +13,7 @@ from glassfeed.feed.policy import HEADS
 from glassfeed.settings import load_settings, packaged_settings
 
 KEY = "contract-key"
+KEYH = {"X-API-Key": KEY}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,10 @@ def test_own_events_body_documented(spec: dict[str, Any], client: TestClient) ->
     assert body["required"] is True
     arr, _wrapped, item = body["content"]["application/json"]["schema"]["oneOf"]
     assert arr["minItems"] == 1
-    assert item["required"] == ["kind"] and "user" in item["properties"]
+    for variant in item["oneOf"]:  # one per kind: kind and that kind's target required, user optional
+        assert "kind" in variant["required"] and "user" not in variant["required"] and "user" in variant["properties"]
+    like = next(v for v in item["oneOf"] if v["properties"]["kind"].get("const") == "like")
+    assert like["required"] == ["kind", "post"]
     client.post("/v1/users", json={"id": "u3"}, headers={"X-API-Key": KEY})
     r = client.post("/v1/users/u3/events", json={"kind": "like", "user": "u4", "post": "p"}, headers={"X-API-Key": KEY})
     assert r.status_code == 403
@@ -146,5 +150,11 @@ def test_refused_ids_and_heads_documented(spec: dict[str, Any], client: TestClie
     assert schemas["PrefsIn"]["properties"]["weights"]["propertyNames"]["enum"] == list(HEADS)
     assert client.post("/v1/posts", json=[{"author": ""}], headers={"X-API-Key": KEY}).status_code == 422
     client.post("/v1/users", json={"id": "u5"}, headers={"X-API-Key": KEY})
-    r = client.put("/v1/users/u5/prefs", json={"weights": {"nope": 1.0}}, headers={"X-API-Key": KEY})
+    r = client.put("/v1/users/u5/prefs", json={"policy": "engagement", "weights": {"nope": 1.0}}, headers=KEYH)
     assert r.status_code == 422
+    alts = {a["properties"]["policy"]["const"]: a for a in schemas["PrefsIn"]["anyOf"][1:]}  # weights per policy
+    assert alts["engagement"]["properties"]["weights"]["properties"]["reply"] == {
+        "type": "number", "minimum": 0.0, "maximum": 20.0}  # fmt: skip
+    assert alts["chronological"]["properties"]["weights"]["properties"] == {}  # no weight may be changed
+    r = client.put("/v1/users/u5/prefs", json={"weights": {"reply": 1.0}}, headers=KEYH)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "policy"  # schema: weights need policy

@@ -113,7 +113,7 @@ def test_events_controls_and_delete_through_the_proxy(demo):
     ev_other = {"events": [{"kind": "like", "post": item["post"], "user": "u9"}]}
     assert demo.post("/web/api/me/events", json=ev_other, headers=WEB).status_code == 403  # only as oneself
     assert demo.put("/web/api/me/muted-words", json={"words": ["zebra"]}, headers=WEB).json()["words"] == ["zebra"]
-    bad = demo.put("/web/api/me/prefs", json={"weights": {"reply": 999}}, headers=WEB)
+    bad = demo.put("/web/api/me/prefs", json={"policy": "engagement", "weights": {"reply": 999}}, headers=WEB)
     assert bad.status_code == 422 and "outside the allowed range" in bad.json()["error"]
 
     store, idx = app.state.store, app.state.store.user_idx("u6")

@@ -96,7 +96,7 @@ def parse_ts(v: Any) -> float:
             f = float(v)
         except ValueError:
             try:
-                d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+                d = datetime.fromisoformat(v[:-1] + "+00:00" if v[-1:] in ("Z", "z") else v)  # RFC 3339 allows z
             except ValueError:
                 raise ValueError(f"not an ISO 8601 time: {v[:40]!r}") from None
             if d.tzinfo is None:
@@ -163,7 +163,7 @@ class Ingestor:
                 continue
             community = r.get("community")
             top = self.limits.max_community
-            if community is not None and (type(community) is not int or not 0 <= community < top):
+            if community is not None and ((community := json_integer(community)) is None or not 0 <= community < top):
                 errors.append(ItemError(i, "community", f"must be an integer in [0, {top})"))
                 continue
             try:
@@ -341,10 +341,11 @@ class Ingestor:
     def set_muted_words(self, user_id: str, words: Iterable[Any]) -> list[str]:
         user = self._require_user(user_id)
         lim = self.limits
-        clean = sorted({w.strip().lower() for w in words if isinstance(w, str) and w.strip()})
-        if len(clean) > lim.max_muted_words:
+        words = list(words)
+        if len(words) > lim.max_muted_words:
             raise IngestError([ItemError(-1, "words", f"at most {lim.max_muted_words} muted words")])
-        if any(len(w) > lim.max_muted_word_chars or has_unsafe_chars(w) for w in clean):
+        # checked as sent (the schema's rule), then normalised: stripped, lower-cased, blanks dropped
+        if any(not isinstance(w, str) or len(w) > lim.max_muted_word_chars or has_unsafe_chars(w) for w in words):
             raise IngestError(
                 [
                     ItemError(
@@ -355,6 +356,7 @@ class Ingestor:
                     )
                 ]
             )
+        clean = sorted({w.strip().lower()[: lim.max_muted_word_chars] for w in words if w.strip()})
         with self.store.transaction() as tx:
             self.store.set_muted_words(tx, user, clean)
         for cb in self.entity_listeners:
@@ -447,25 +449,29 @@ class Ingestor:
         return v
 
     def _check_names(self, v: Any, i: int, name: str, errors: list[ItemError]) -> list[str] | None:
-        """A list of topic or label names (absent = empty): at most ``max_list_items`` names of 1 to
-        ``max_topic_chars`` characters without commas or unsafe characters; else ``None``, with the error."""
-        lim = self.limits
-        names = [] if v is None else v  # `{}`, `""` or `0` are not "absent": refused below
-        if not isinstance(names, list) or len(names) > lim.max_list_items:
-            errors.append(ItemError(i, name, f"must be a list of at most {lim.max_list_items} names"))
+        """A list of topic or label names (absent = empty), checked by ``names_problem``; else ``None``, with
+        the error."""
+        problem = names_problem(v, self.limits)
+        if problem:
+            errors.append(ItemError(i, name, problem))
             return None
-        for t in names:
-            if not isinstance(t, str) or not 0 < len(t) <= lim.max_topic_chars or "," in t or has_unsafe_chars(t):
-                errors.append(
-                    ItemError(
-                        i,
-                        name,
-                        f"each name must be a string of 1 to {lim.max_topic_chars} characters without commas"
-                        " or invisible characters",
-                    )
-                )
-                return None
-        return names
+        return [] if v is None else list(v)
+
+
+def names_problem(v: Any, limits: IngestLimits) -> str | None:
+    """What is wrong with ``v`` as a list of topic or label names (``None`` = absent = empty), or ``None``: at most
+    ``max_list_items`` names of 1 to ``max_topic_chars`` characters without commas or unsafe characters. The one
+    rule for topics, labels, interests and a person's topic preferences."""
+    names = [] if v is None else v  # `{}`, `""` or `0` are not "absent": refused below
+    if not isinstance(names, list) or len(names) > limits.max_list_items:
+        return f"must be a list of at most {limits.max_list_items} names"
+    for t in names:
+        if not isinstance(t, str) or not 0 < len(t) <= limits.max_topic_chars or "," in t or has_unsafe_chars(t):
+            return (
+                f"each name must be a string of 1 to {limits.max_topic_chars} characters without commas"
+                " or invisible characters"
+            )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- the event rules
@@ -753,8 +759,22 @@ def _parse_integers(raw: list[Any]) -> np.ndarray:
                 return np.minimum(out, _INT32_MAX).astype(np.int32)
         except OverflowError:
             pass
+    ints = (json_integer(v) for v in raw)
     return np.fromiter(
-        (-1 if v is None else min(v, _INT32_MAX) if type(v) is int and v >= 0 else _BAD_INDEX for v in raw),
+        (
+            -1 if v is None else min(i, _INT32_MAX) if i is not None and i >= 0 else _BAD_INDEX
+            for v, i in zip(raw, ints)
+        ),
         np.int32,
         len(raw),
     )
+
+
+def json_integer(v: Any) -> int | None:
+    """``v`` as an integer when JSON Schema calls it one (an int, or a float with no fraction such as ``260.0``;
+    never a boolean); else ``None``."""
+    if type(v) is int:
+        return v
+    if type(v) is float and v.is_integer():
+        return int(v)
+    return None

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from glassfeed.ingest import IngestError
 
@@ -54,10 +55,26 @@ def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid request", items), status_code=status)
 
 
+#: The methods an ``Allow`` header may name.
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of ``request``'s path: every method some route answers there (Starlette's own 405
+    names only the first matching route's, so ``GET /x`` beside ``DELETE /x`` answered ``Allow: GET``)."""
+    routes = request.app.router.routes
+    ok = [m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)]
+    return ", ".join(ok)
+
+
 def http_error(request: Request, exc: Exception) -> JSONResponse:
-    """An ``HTTPException`` raised by a route (or Starlette's 404/405), with its status and headers."""
+    """An ``HTTPException`` raised by a route (or Starlette's 404/405), with its status and headers; a 405
+    names every method of the path in ``Allow``."""
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and "Allow" in headers:
+        headers["Allow"] = allowed_methods(request) or headers["Allow"]
+    return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
 
 
 def server_error(request: Request, exc: Exception) -> JSONResponse:

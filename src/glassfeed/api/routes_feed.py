@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
-from glassfeed.api.schemas import OwnEventIn, batch_body_schema, error_responses, json_error_responses
+from glassfeed.api.schemas import (
+    OwnEventIn,
+    batch_body_schema,
+    error_responses,
+    event_item_schema,
+    json_error_responses,
+    string_patterns,
+)
 from glassfeed.feed.policy import HEADS, Policy, describe
 from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
 from glassfeed.feed.train import NotEnoughData
@@ -62,17 +69,24 @@ def _svc(request: Request) -> FeedService:
     return request.app.state.feed
 
 
+#: A person's topic choices: the rule of every topic name (``ingest.names_problem``).
+_TOPICS: dict[str, Any] = {
+    "maxItems": _LIMITS.max_list_items,
+    "items": {"type": "string", "maxLength": _LIMITS.max_topic_chars, "pattern": string_patterns()["name"]},
+}
+
+
 class PrefsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is a 422 naming it, not silently ignored
 
     policy: str | None = Field(None, description="the feed to use by default")
     weights: dict[str, float] | None = Field(
         None,
-        description=f"head -> weight, within the policy's bounds; heads: {HEADS}",
+        description=f"head -> weight for ``policy`` (required with weights), within its bounds; heads: {HEADS}",
         json_schema_extra={"propertyNames": {"enum": list(HEADS)}},
     )
-    topics_more: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
-    topics_less: list[str] | None = Field(None, json_schema_extra={"maxItems": _LIMITS.max_list_items})
+    topics_more: list[str] | None = Field(None, json_schema_extra=_TOPICS)
+    topics_less: list[str] | None = Field(None, json_schema_extra=_TOPICS)
 
 
 class MutedWordsIn(BaseModel):
@@ -82,7 +96,11 @@ class MutedWordsIn(BaseModel):
         ...,
         json_schema_extra={
             "maxItems": _LIMITS.max_muted_words,
-            "items": {"type": "string", "maxLength": _LIMITS.max_muted_word_chars},
+            "items": {
+                "type": "string",
+                "maxLength": _LIMITS.max_muted_word_chars,
+                "pattern": string_patterns()["plain"],
+            },
         },
     )
 
@@ -150,7 +168,7 @@ def policy(request: Request, name: str) -> dict[str, Any]:
     pol = _svc(request).policies.get(name)
     if pol is None:
         raise FeedError("policy", f"unknown policy {name!r}", 404)
-    return {**_policy_json(pol), "statement": describe(pol)}
+    return {**_policy_json(pol), "statement": describe(pol, _svc(request).typical_contributions(pol.name))}
 
 
 @router.get(
@@ -160,11 +178,13 @@ def policy(request: Request, name: str) -> dict[str, Any]:
     responses=json_error_responses(404, 413, 422),
 )
 def statement(request: Request, name: str) -> str:
-    """The plain-language main-parameters statement (EU DSA Art. 27), generated from the policy file."""
-    pol = _svc(request).policies.get(name)
+    """The plain-language main-parameters statement (EU DSA Art. 27), generated from the policy file, its
+    parameters ordered by their typical contribution to recently served scores (by weight size until measured)."""
+    svc = _svc(request)
+    pol = svc.policies.get(name)
     if pol is None:
         raise FeedError("policy", f"unknown policy {name!r}", 404)
-    return describe(pol)
+    return describe(pol, svc.typical_contributions(pol.name))
 
 
 @router.get("/v1/users/{user_id}/prefs", tags=["controls"], responses=_USER)
@@ -207,7 +227,7 @@ def put_muted(
     "/v1/users/{user_id}/events",
     tags=["feed"],
     responses={**_USER, **error_responses(400, 403)},
-    openapi_extra=batch_body_schema(OwnEventIn, "events", _LIMITS.max_batch),
+    openapi_extra=batch_body_schema(OwnEventIn, "events", _LIMITS.max_batch, event_item_schema(OwnEventIn)),
 )
 async def own_events(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
     """Events a person sends about themself (like, repost, see_less, ...) with their own token."""
@@ -294,10 +314,22 @@ def _feed_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _document_policies(app: FastAPI, names: list[str]) -> None:
-    """Make ``app.openapi()`` list the served policy ``names`` as the enum of every ``policy`` query parameter
-    and of ``PrefsIn.policy`` (any other name is refused with a 400)."""
+def _weights_schema(policies: dict[str, Policy]) -> list[dict[str, Any]]:
+    """``PrefsIn`` alternatives: no weights, or weights for a named policy, each head within that policy's
+    bounds (a policy without bounds takes none)."""
+    out: list[dict[str, Any]] = [{"properties": {"weights": {"type": "null"}}}]
+    for name, pol in sorted(policies.items()):
+        heads = {h: {"type": "number", "minimum": lo, "maximum": hi} for h, (lo, hi) in pol.bounds.items()}
+        weights = {"type": "object", "properties": heads, "additionalProperties": False}
+        out.append({"required": ["policy", "weights"], "properties": {"policy": {"const": name}, "weights": weights}})
+    return out
+
+
+def _document_policies(app: FastAPI, policies: dict[str, Policy]) -> None:
+    """Make ``app.openapi()`` list the served policies' names as the enum of every ``policy`` query parameter
+    and of ``PrefsIn.policy`` (any other name is refused with a 400), and each policy's weight bounds."""
     base = app.openapi
+    names = sorted(policies)
     enum = {"type": "string", "enum": names}
 
     def openapi() -> dict[str, Any]:
@@ -312,6 +344,7 @@ def _document_policies(app: FastAPI, names: list[str]) -> None:
         prefs = spec.get("components", {}).get("schemas", {}).get("PrefsIn")
         if prefs is not None:
             prefs["properties"]["policy"]["anyOf"] = [enum, {"type": "null"}]
+            prefs["anyOf"] = _weights_schema(policies)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -322,4 +355,4 @@ def install(app: FastAPI) -> None:
     app.state.feed = FeedService(app.state.ingestor, app.state.settings)
     app.add_exception_handler(FeedError, _feed_error)
     app.include_router(router)
-    _document_policies(app, sorted(app.state.feed.policies))
+    _document_policies(app, app.state.feed.policies)

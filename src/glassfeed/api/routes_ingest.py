@@ -95,7 +95,7 @@ async def _ingest(request: Request, items: list[Any]) -> dict[str, Any]:
     tags=["ingest"],
     dependencies=[Depends(require_service_key)],
     responses=s.ERROR_RESPONSES,
-    openapi_extra=s.batch_body_schema(s.EventIn, "events", _MAX),
+    openapi_extra=s.batch_body_schema(s.EventIn, "events", _MAX, s.event_item_schema(s.EventIn)),
 )
 async def ingest_events(request: Request) -> dict[str, Any]:
     """Append up to 10,000 events, all-or-nothing: one bad item rejects the batch and nothing is written.

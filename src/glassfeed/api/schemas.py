@@ -6,20 +6,82 @@ specification (``glassfeed.domain.spec``) and the packaged ``[ingest]`` limits, 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import copy
+import re
+import sys
+import unicodedata
+from functools import cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from glassfeed.domain import EVENT_FIELDS, KIND_NAMES, KIND_RULES, Target, WireType
-from glassfeed.domain.spec import Bound
+from glassfeed.domain.spec import UNSAFE_CATEGORIES, Bound
 from glassfeed.settings import IngestLimits, packaged_settings
+
+#: Planes holding every character of ``UNSAFE_CATEGORIES`` and every whitespace character (0: BMP, 1: SMP, 14:
+#: tags and variation selectors); the others hold only letters, private use or nothing. Scanning these keeps the
+#: import fast (~40 ms instead of ~270 ms for all of Unicode).
+_PLANES = (range(0x20000), range(0xE0000, min(0xF0000, sys.maxunicode + 1)))
+
+
+def _class_body(codepoints: list[int]) -> str:
+    """The inside of a regex character class holding exactly ``codepoints``, as ranges: BMP characters as
+    ``\\uXXXX`` escapes (understood by ECMA-262, which JSON Schema names, Python's ``re`` and Rust's ``regex``),
+    others as the literal character."""
+    out: list[str] = []
+    cps = sorted(codepoints)
+    i = 0
+    while i < len(cps):
+        j = i
+        while j + 1 < len(cps) and cps[j + 1] == cps[j] + 1:
+            j += 1
+        lo, hi = (chr(c) if c > 0xFFFF else f"\\u{c:04x}" for c in (cps[i], cps[j]))
+        out.append(lo if i == j else f"{lo}-{hi}")
+        i = j + 1
+    return "".join(out)
+
+
+@cache
+def string_patterns() -> dict[str, str]:
+    """JSON-schema ``pattern`` of the server's string rules (``domain.spec.has_unsafe_chars`` and the id rule):
+
+    - ``plain``: no character of ``UNSAFE_CATEGORIES`` (control, format/zero-width/bidi, separators);
+    - ``id``: plain, non-empty, no whitespace at either end (ids and references to them); ``id_or_empty``
+      also allows ``""`` (a post id the server generates);
+    - ``name``: plain, non-empty, no comma (topic and label names).
+    """
+    # Surrogates (Cs) are left out: a JSON body cannot carry a lone one (the parser refuses it, 400), and Rust's
+    # regex engine, which validators such as jsonschema-rs use, cannot express them.
+    unsafe = [c for plane in _PLANES for c in plane if unicodedata.category(chr(c)) in UNSAFE_CATEGORIES - {"Cs"}]
+    space = [c for plane in _PLANES for c in plane if chr(c).isspace()]
+    bad, edge = _class_body(unsafe), _class_body(sorted(set(unsafe) | set(space)))
+    ident = f"[^{edge}](?:[^{bad}]*[^{edge}])?"
+    return {
+        "plain": f"^[^{bad}]*$",
+        "id": f"^{ident}$",
+        "id_or_empty": f"^(?:{ident})?$",
+        "name": f"^[^,{bad}]+$",
+    }
+
+
+def _str(kind: str, **schema: Any) -> dict[str, Any]:
+    """A string schema following the ``kind`` rule of ``string_patterns``."""
+    return {"type": "string", "pattern": string_patterns()[kind], **schema}
+
+
+#: A time on the wire: epoch seconds or an ISO 8601 / RFC 3339 date-time with a timezone (not before 1970).
+TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}, {"type": "null"}]
+}
+_Time = Annotated[float | str | None, WithJsonSchema(TIME_SCHEMA)]
 
 #: The Python (so JSON schema) type of each wire type.
 _WIRE_PYTHON: dict[WireType, Any] = {
     WireType.KIND: Literal.__getitem__(KIND_NAMES),
     WireType.USER: str,
     WireType.POST: str,
-    WireType.TIME: float | str,
+    WireType.TIME: Annotated[float | str, WithJsonSchema(TIME_SCHEMA)],
     WireType.NUMBER: float,
     WireType.INTEGER: int,
     WireType.STRING: str,
@@ -43,9 +105,44 @@ def event_model(limits: IngestLimits) -> type[BaseModel]:
             kw["description"] += f" (at most {lim:.0f} s ahead of the server's clock)"
         if f.reserved_prefix:
             kw["description"] += f"; may not start with {f.reserved_prefix!r}"
+        if f.type in (WireType.USER, WireType.POST):
+            kw["json_schema_extra"] = {"pattern": string_patterns()["id"]}
+        elif f.plain:
+            body = string_patterns()["plain"][1:]  # without its leading ^
+            ahead = f"(?!{re.escape(f.reserved_prefix)})" if f.reserved_prefix else ""
+            kw["json_schema_extra"] = {"pattern": f"^{ahead}{body}"}
         typ = _WIRE_PYTHON[f.type]
         fields[f.name] = (typ, Field(**kw)) if f.required else (typ | None, Field(None, **kw))
     return create_model("EventIn", __config__=ConfigDict(extra="forbid"), __doc__=_event_doc(), **fields)
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema without its ``null`` alternative (and default): for a field a kind requires."""
+    alts = [a for a in prop.get("anyOf", [prop]) if a.get("type") != "null"]
+    outer = {k: x for k, x in prop.items() if k not in ("anyOf", "default")}
+    return outer | (alts[0] if len(alts) == 1 else {"anyOf": alts}) if "anyOf" in prop else outer
+
+
+def event_item_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of one event as the server checks it: one alternative per kind (``KIND_RULES``), each
+    naming the target and the fields that kind requires, so that a schema-valid event is never refused for a
+    missing field (a generated client can tell a ``like`` needs a ``post``)."""
+    base = model.model_json_schema()
+    variants: list[dict[str, Any]] = []
+    for kind, rule in KIND_RULES.items():
+        v = copy.deepcopy(base)
+        v["title"] = f"{base.get('title', 'Event')} ({kind.wire})"
+        v["properties"]["kind"] = {"const": kind.wire, "description": "the event kind"}
+        needs = {Target.POST: ["post"], Target.USER: ["target_user"], Target.POST_OR_USER: []}[rule.target]
+        v["required"] = sorted({*base.get("required", []), "kind", *needs, *rule.requires})
+        for name in (*needs, *rule.requires):  # required means present and not null
+            v["properties"][name] = _not_null(v["properties"][name])
+        if rule.target is Target.POST_OR_USER:
+            v["anyOf"] = [
+                {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in ("post", "target_user")
+            ]
+        variants.append(v)
+    return {"oneOf": variants, "description": base.get("description", "")}
 
 
 def _event_doc() -> str:
@@ -67,40 +164,68 @@ OwnEventIn = create_model(
 _ID_DOC = "no surrounding spaces; no control, zero-width or bidi-override characters"
 _NAMES: dict[str, Any] = {
     "max_length": _LIMITS.max_list_items,
-    "json_schema_extra": {"items": {"type": "string", "minLength": 1, "maxLength": _LIMITS.max_topic_chars}},
+    "json_schema_extra": {"items": _str("name", maxLength=_LIMITS.max_topic_chars)},
 }
+_ID: dict[str, Any] = {"json_schema_extra": {"pattern": string_patterns()["id"]}}
+_REF: dict[str, Any] = {"description": "an existing post id", **_ID}
+_TIME_DOC = "epoch seconds or ISO 8601 with timezone; default now; at most [ingest] max_future_skew_s ahead"
 
 
 class UserIn(BaseModel):
-    id: str = Field(min_length=1, max_length=_LIMITS.max_id_chars, description=_ID_DOC)
-    handle: str | None = Field(None, max_length=_LIMITS.max_id_chars, description="display handle; default the id")
-    created_at: float | str | None = None
-    interests: list[str] = Field(default_factory=list, description="onboarding topics (cold start)", **_NAMES)
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=_LIMITS.max_id_chars, description=_ID_DOC, **_ID)
+    handle: str | None = Field(
+        None,
+        max_length=_LIMITS.max_id_chars,
+        description="display handle; default the id (also when empty)",
+        json_schema_extra={"pattern": string_patterns()["plain"]},
+    )
+    created_at: _Time = Field(None, description=_TIME_DOC)
+    interests: list[str] | None = Field(None, description="onboarding topics (cold start)", **_NAMES)
     community: int | None = Field(None, ge=0, lt=_LIMITS.max_community)
 
 
 class PostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str | None = Field(
-        None, max_length=_LIMITS.max_id_chars, description=f"external id; generated when absent; {_ID_DOC}"
+        None,
+        max_length=_LIMITS.max_id_chars,
+        description=f"external id; generated when absent or empty; {_ID_DOC}",
+        json_schema_extra={"pattern": string_patterns()["id_or_empty"]},
     )
-    author: str = Field(min_length=1, description="an existing user id")
+    author: str = Field(min_length=1, description="an existing user id", **_ID)
     text: str = Field("", max_length=_LIMITS.max_text_chars)
-    created_at: float | str | None = None
-    reply_to: str | None = None
-    repost_of: str | None = None
-    quote_of: str | None = None
-    topics: list[str] = Field(default_factory=list, description="topic names without commas", **_NAMES)
-    lang: str = Field("en", max_length=_LIMITS.max_lang_chars)
-    labels: list[str] = Field(default_factory=list, description="label names without commas", **_NAMES)
+    created_at: _Time = Field(None, description=_TIME_DOC)
+    reply_to: str | None = Field(None, **_REF)
+    repost_of: str | None = Field(None, **_REF)
+    quote_of: str | None = Field(None, **_REF)
+    topics: list[str] | None = Field(None, description="topic names without commas", **_NAMES)
+    lang: str | None = Field(
+        None,
+        max_length=_LIMITS.max_lang_chars,
+        description="language tag; default en (also when empty)",
+        json_schema_extra={"pattern": string_patterns()["plain"]},
+    )
+    labels: list[str] | None = Field(None, description="label names without commas", **_NAMES)
     quality: float | None = Field(None, ge=0, le=1)
     divisiveness: float | None = Field(None, ge=0, le=1)
 
 
 class FollowIn(BaseModel):
-    user: str = Field(min_length=1)
-    target: str = Field(min_length=1)
-    ts: float | str | None = None
-    id: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, description="an existing user id", **_ID)
+    target: str = Field(min_length=1, description="an existing user id, not ``user``", **_ID)
+    ts: _Time = Field(None, description=_TIME_DOC)
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=_LIMITS.max_id_chars,
+        description="client idempotency key",
+        json_schema_extra={"pattern": string_patterns()["plain"]},
+    )
 
 
 class CreatedUser(BaseModel):
@@ -182,16 +307,30 @@ ERROR_RESPONSES = error_responses(400, 401, 404, 409, 413, 422)
 APP_RESPONSES = error_responses(413, 422)
 
 
-def batch_body_schema(model: type[BaseModel], key: str, max_items: int) -> dict[str, Any]:
-    """OpenAPI requestBody for a body that is one item, a list of items, or ``{key: [items]}``."""
-    item = model.model_json_schema()
+def batch_body_schema(
+    model: type[BaseModel], key: str, max_items: int, item: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """OpenAPI requestBody for a body that is one item, a list of items, or ``{key: [items]}`` (no other key);
+    ``item`` is the item's schema when not ``model``'s own (events: ``event_item_schema``)."""
+    item = item or model.model_json_schema()
     arr = {"type": "array", "items": item, "minItems": 1, "maxItems": max_items}  # [] is refused (422)
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {"oneOf": [arr, {"type": "object", "properties": {key: arr}, "required": [key]}, item]}
+                    "schema": {
+                        "oneOf": [
+                            arr,
+                            {
+                                "type": "object",
+                                "properties": {key: arr},
+                                "required": [key],
+                                "additionalProperties": False,
+                            },
+                            item,
+                        ]
+                    }
                 }
             },
         }

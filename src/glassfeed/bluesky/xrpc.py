@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ DESCRIBE = "app.bsky.feed.describeFeedGenerator"
 SEND_INTERACTIONS = "app.bsky.feed.sendInteractions"
 METHODS = {GET_SKELETON: "GET", DESCRIBE: "GET", SEND_INTERACTIONS: "POST"}
 CURSOR_SEP = "~"
+_DIGITS = re.compile(r"-?[0-9]{1,9}")
 MAX_CONTEXT = 2000
 MAX_REQ_ID = 100
 
@@ -54,7 +56,16 @@ _ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
 }
 _ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
 #: what the XRPC routes read by hand (to answer XRPC errors, not FastAPI's 422), documented for OpenAPI clients
+def skeleton_openapi(feed_uris: list[str]) -> dict[str, Any]:
+    """The getFeedSkeleton operation's parameters and errors; ``feed`` is one of this generator's feeds."""
+    feed = {"type": "string", "format": "at-uri", "enum": feed_uris} if feed_uris else {"type": "string"}
+    return {**SKELETON_OPENAPI, "parameters": [{**SKELETON_OPENAPI["parameters"][0], "schema": feed},
+                                               *SKELETON_OPENAPI["parameters"][1:]]}  # fmt: skip
+
+
 SKELETON_OPENAPI: dict[str, Any] = {
     "parameters": [
         {"name": "feed", "in": "query", "required": True, "schema": {"type": "string", "format": "at-uri"}},
@@ -64,6 +75,7 @@ SKELETON_OPENAPI: dict[str, Any] = {
     "responses": {
         "400": {"description": "InvalidRequest or UnknownFeed", **_ERROR},
         "401": {"description": "a Bearer token was sent and is invalid (BadJwt...)", **_ERROR},
+        "429": {"description": "too many anonymous requests (see Retry-After)", **_ERROR},
     },
 }
 INTERACTIONS_OPENAPI: dict[str, Any] = {
@@ -262,12 +274,12 @@ def did_document(settings: BlueskySettings) -> dict[str, Any]:
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
+    """The ``limit`` parameter: absent is 50; else decimal digits (not ``""``, ``+5`` or ``5_0``) in [1, 100]."""
+    if raw is None:
         return 50
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise invalid_request("limit must be an integer") from None
+    if not _DIGITS.fullmatch(raw):
+        raise invalid_request("limit must be an integer")
+    limit = int(raw)
     if not 1 <= limit <= 100:
         raise invalid_request("limit must be between 1 and 100")
     return limit
@@ -327,7 +339,9 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
     def describe(request: Request) -> dict[str, Any]:
         return _gen(request).describe()
 
-    @app.get(f"/xrpc/{GET_SKELETON}", tags=["bluesky"], openapi_extra=SKELETON_OPENAPI)
+    feed_uris = [app.state.bluesky.settings.feed_uri(name) for name in app.state.bluesky.feeds]
+
+    @app.get(f"/xrpc/{GET_SKELETON}", tags=["bluesky"], openapi_extra=skeleton_openapi(feed_uris))
     def get_feed_skeleton(request: Request) -> dict[str, Any]:
         """A page of post URIs for ``feed`` (policy), personalised when a valid service JWT names a known user."""
         # a plain ``def`` route: FastAPI runs it in its worker threads, so key resolution never blocks the loop
@@ -350,11 +364,16 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
 
     @app.api_route("/xrpc/{nsid}", methods=["GET", "POST"], include_in_schema=False)
     def xrpc_fallback(nsid: str, request: Request) -> None:
-        if nsid in METHODS:
-            raise invalid_request(f"Incorrect HTTP method ({request.method}) expected {METHODS[nsid]}")
+        if nsid in METHODS:  # the reference answers 400 InvalidRequest; HTTP's 405 with Allow tells a client more
+            raise XrpcError(
+                405,
+                "InvalidRequest",
+                f"Incorrect HTTP method ({request.method}) expected {METHODS[nsid]}",
+                headers={"Allow": METHODS[nsid]},
+            )
         raise XrpcError(501, "MethodNotImplemented", "Method Not Implemented")
 
-    @app.api_route("/xrpc/{nsid}", methods=["PUT", "DELETE", "PATCH"], include_in_schema=False)
+    @app.api_route("/xrpc/{nsid}", methods=["PUT", "DELETE", "PATCH", "OPTIONS"], include_in_schema=False)
     def xrpc_wrong_verb(nsid: str, request: Request) -> None:
         allow = METHODS.get(nsid, "GET, POST")
         raise XrpcError(

@@ -64,6 +64,13 @@ def _rank_within(rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def side_caps(in_net: np.ndarray, limit: int, policy: Policy) -> np.ndarray:
+    """Per item: how many places a page of ``limit`` gives its side (in-network or not) before filling,
+    ``floor(share * limit)`` with the policy's ``[mixing]`` shares."""
+    mix = policy.mixing
+    return np.where(in_net, int(np.floor(mix.in_network_share * limit)), int(np.floor(mix.out_network_share * limit)))
+
+
 def assemble_pages(
     rows: np.ndarray,
     score: np.ndarray,
@@ -74,8 +81,11 @@ def assemble_pages(
     deltas: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pick each user's page: author diversity (X: (1 - floor) * decay^k + floor for the k-th repeat), then the
-    in/out-of-network caps, then the top ``limit`` by final score. Returns (selected indices in page order,
-    final scores). ``deltas`` gets the diversity deltas filled in."""
+    in/out-of-network caps, then the top ``limit`` by final score. A page the caps left short is filled with the
+    best-scoring candidates the caps held back (a side whose share is 0 is never used), so a page is shorter
+    than ``limit`` only when fewer eligible candidates exist. Returns (selected indices in page order: by user,
+    then final score, ties by index; final scores). ``deltas`` gets the diversity deltas filled in; filling
+    changes no score (``filled_items`` tells which items it placed)."""
     if not len(rows):
         return np.zeros(0, np.int64), score
     adj = policy.adjustments
@@ -87,12 +97,35 @@ def assemble_pages(
     final = score * mult
     deltas[:, A["author_diversity"]] = final - score
     order = np.lexsort((-final, rows))
-    mix = policy.mixing
-    caps = np.where(in_net, int(np.floor(mix.in_network_share * limit)), int(np.floor(mix.out_network_share * limit)))
-    r, inn = rows[order], in_net[order].astype(np.int64)
-    pos_in_class = _rank_within(r, inn)
-    ok = pos_in_class < caps[order]
+    r, inn = rows[order], in_net[order]
+    ok = _rank_within(r, inn.astype(np.int64)) < side_caps(inn, limit, policy)
     sel = order[ok]
-    rank = _rank_within(rows[sel], np.zeros(len(sel), np.int64))
-    sel = sel[rank < limit]
+    sel = sel[_rank_within(rows[sel], np.zeros(len(sel), np.int64)) < limit]
+    # fill: the caps are a balance, not a reason to serve fewer posts than exist
+    mix = policy.mixing
+    short = limit - np.bincount(rows[sel], minlength=int(rows.max()) + 1)
+    usable = np.where(inn, mix.in_network_share > 0, mix.out_network_share > 0)
+    spare = order[~ok & usable]  # held back by a cap, still in (user, final score) order
+    spare = spare[_rank_within(rows[spare], np.zeros(len(spare), np.int64)) < short[rows[spare]]]
+    if len(spare):
+        sel = np.concatenate([sel, spare])
+        sel = sel[np.lexsort((sel, -final[sel], rows[sel]))]
     return sel, final
+
+
+def filled_items(rows: np.ndarray, in_net: np.ndarray, limit: int, policy: Policy) -> np.ndarray:
+    """Which items of pages from ``assemble_pages`` (given in page order) were placed to fill a page beyond their
+    side's cap: a side's items on a page are its best-scoring candidates, so those past the cap are the filled ones."""
+    return _rank_within(rows, np.asarray(in_net).astype(np.int64)) >= side_caps(in_net, limit, policy)
+
+
+def fill_note(in_network: bool, limit: int, policy: Policy) -> str:
+    """The explanation of an item ``filled_items`` marks, in words."""
+    share = policy.mixing.in_network_share if in_network else policy.mixing.out_network_share
+    cap = int(side_caps(np.array([in_network]), limit, policy)[0])
+    side = "from accounts you follow" if in_network else "from accounts you don't follow"
+    return (
+        f"added to fill the page: posts {side} usually take at most {cap} of {limit} places "
+        f"({100 * share:.0f}%), but the posts within both shares could not fill the page, so the best-scoring "
+        "posts left filled it"
+    )

@@ -7,6 +7,7 @@ a policy file into the plain-language "main parameters" statement of EU DSA Art.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -142,6 +143,16 @@ class Policy:
         return replace(self, weights=w, adjusted_by_user={k: float(v) for k, v in user_weights.items()})
 
 
+@dataclass(frozen=True, slots=True)
+class TypicalContributions:
+    """What ``describe`` orders a policy's heads by: each head's typical |weight x P(head)| in served scores
+    (``per_head``), and one sentence saying how and on what it was measured (``how``); made by
+    ``feed/contributions.py``."""
+
+    per_head: dict[str, float]
+    how: str
+
+
 def _section(origin: str, name: str, model: type[S], body: Any) -> S:
     if not isinstance(body, dict):
         raise PolicyError(f"{origin}: [{name}]: must be a table of keys")
@@ -229,14 +240,23 @@ def load_policies(extra_dir: str | Path | None = None) -> dict[str, Policy]:
     return pols
 
 
-def describe(policy: Policy) -> str:
-    """The plain-language main-parameters statement (EU DSA Art. 27) generated from the policy data."""
+def describe(policy: Policy, typical: TypicalContributions | None = None) -> str:
+    """The plain-language main-parameters statement (EU DSA Art. 27) generated from the policy data. The heads are
+    listed by their ``typical`` contribution to served scores when it was measured, else by weight size, and the
+    statement says which (a large weight on an unlikely event can matter less than a small one on a likely one)."""
     lines = [f"# {policy.title}", "", policy.summary, ""]
     lines.append("## Where the posts come from")
     for s, n in sorted(policy.sources.items(), key=lambda kv: -kv[1]):
         lines.append(f"- {SOURCE_WORDS[s].capitalize()} (up to {n} considered per request).")
     lines.append("")
-    lines.append("## The main parameters, most significant first")
+    order = (
+        ""
+        if policy.ranker == "recency"
+        else ", largest weight first"
+        if typical is None
+        else ", most significant first"
+    )
+    lines.append(f"## The main parameters{order}")
     if policy.ranker == "recency":
         lines.append("- Time: the newest post comes first. No prediction about you is used.")
     else:
@@ -246,39 +266,27 @@ def describe(policy: Policy) -> str:
             "negative one pushes it down. Why these weights: they state what the platform wants this "
             "feed to serve, and they are published so that you can judge them."
         )
-        for h, w in sorted(policy.weights.items(), key=lambda kv: -abs(kv[1])):
-            if w == 0:
-                continue
+        lines.append("")
+        heads = [(h, w) for h, w in policy.weights.items() if w != 0]
+        if typical is not None:
+            lines.append(f"Order: by typical contribution to a post's score, {typical.how}")
+            heads.sort(key=lambda hw: (-typical.per_head.get(hw[0], 0.0), -abs(hw[1]), HEADS.index(hw[0])))
+        else:
+            lines.append(
+                "Order: by the size of the weight, because no measurement of how much each one typically "
+                "contributes to the scores of served posts was available when this statement was made. A weight's "
+                "size is not its influence: a large weight on an unlikely event can move scores less than a small "
+                "weight on a likely one."
+            )
+            heads.sort(key=lambda hw: (-abs(hw[1]), HEADS.index(hw[0])))
+        for h, w in heads:
             direction = "raises" if w > 0 else "lowers"
-            lines.append(f"- The chance that {HEAD_WORDS[h]} {direction} the score (weight {w:+g}).")
-    adj = policy.adjustments
+            seen = "" if typical is None else f"; typically {math.copysign(typical.per_head.get(h, 0.0), w):+.2g}"
+            lines.append(f"- The chance that {HEAD_WORDS[h]} {direction} the score (weight {w:+g}{seen}).")
     lines.append("")
     lines.append("## Adjustments after scoring")
-    if adj.out_of_network_factor != 1.0:
-        lines.append(f"- Posts from accounts you do not follow are multiplied by {adj.out_of_network_factor:g}.")
-    if adj.reply_factor != 1.0:
-        lines.append(f"- Replies are multiplied by {adj.reply_factor:g}.")
-    if adj.author_diversity_decay < 1.0:
-        lines.append(
-            f"- Each further post by the same author on a page is multiplied down (by "
-            f"{adj.author_diversity_decay:g} per repeat, never below {adj.author_diversity_floor:g}) "
-            "so that no single account dominates."
-        )
-    if adj.divisiveness_penalty > 0:
-        lines.append(
-            f"- Posts that stoke hostility between groups lose up to "
-            f"{100 * adj.divisiveness_penalty:.0f}% of their score."
-        )
-    if adj.bridging_boost > 0:
-        lines.append(
-            f"- Posts liked by people on different sides gain up to {100 * adj.bridging_boost * 0.5:.0f}% (bridging)."
-        )
-    fat = policy.fatigue
-    if fat.filter_days > 0:
-        lines.append(
-            f"- After you ask to see less of an author, their posts are hidden for {fat.filter_days:g} "
-            f"days, then shown less for {fat.discount_days:g} days."
-        )
+    adjusted = _adjustment_lines(policy)
+    lines.extend(adjusted or ["- None: nothing moves a post up or down after it is ordered."])
     lines.append("")
     lines.append("## Always applied")
     lines.append("- Accounts you block or mute, and posts containing your muted words, are never shown.")
@@ -290,7 +298,8 @@ def describe(policy: Policy) -> str:
     if mix.out_network_share > 0 and mix.in_network_share < 1:
         lines.append(
             f"- At most {100 * mix.in_network_share:.0f}% of a page comes from accounts you follow and "
-            f"at most {100 * mix.out_network_share:.0f}% from others."
+            f"at most {100 * mix.out_network_share:.0f}% from others; when the posts within these shares cannot "
+            "fill a page (too few from one side), the best-scoring remaining posts fill it."
         )
     lines.append("")
     lines.append("## Your options")
@@ -305,3 +314,36 @@ def describe(policy: Policy) -> str:
     lines.append("")
     lines.append(f"Uses your activity to personalise: {'yes' if policy.profiling else 'no'}.")
     return "\n".join(lines)
+
+
+def _adjustment_lines(policy: Policy) -> list[str]:
+    """The statement's adjustments, one line each; the multipliers apply only to predicted scores
+    (``ranker = "heads"``), author diversity and the see-less fatigue to every policy."""
+    adj, lines = policy.adjustments, []
+    if policy.ranker == "heads":
+        if adj.out_of_network_factor != 1.0:
+            lines.append(f"- Posts from accounts you do not follow are multiplied by {adj.out_of_network_factor:g}.")
+        if adj.reply_factor != 1.0:
+            lines.append(f"- Replies are multiplied by {adj.reply_factor:g}.")
+    if adj.author_diversity_decay < 1.0:
+        lines.append(
+            f"- Each further post by the same author on a page is multiplied down (by "
+            f"{adj.author_diversity_decay:g} per repeat, never below {adj.author_diversity_floor:g}) "
+            "so that no single account dominates."
+        )
+    if policy.ranker == "heads" and adj.divisiveness_penalty > 0:
+        lines.append(
+            f"- Posts that stoke hostility between groups lose up to {100 * adj.divisiveness_penalty:.0f}% of their "
+            "score."
+        )
+    if policy.ranker == "heads" and adj.bridging_boost > 0:
+        lines.append(
+            f"- Posts liked by people on different sides gain up to {100 * adj.bridging_boost * 0.5:.0f}% (bridging)."
+        )
+    fat = policy.fatigue
+    if fat.filter_days > 0:
+        lines.append(
+            f"- After you ask to see less of an author, their posts are hidden for {fat.filter_days:g} "
+            f"days, then shown less for {fat.discount_days:g} days."
+        )
+    return lines

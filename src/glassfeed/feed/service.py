@@ -17,18 +17,19 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from glassfeed.domain import EventBatch, EventKind
+from glassfeed.feed.contributions import PageTotals, measure, page_totals
+from glassfeed.feed.contributions import utc_minute as _when
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
+from glassfeed.feed.mixing import fill_note, filled_items
 from glassfeed.feed.pipeline import Models, Pages, rank
-from glassfeed.feed.policy import SOURCES, Policy, PolicyError, load_policies
+from glassfeed.feed.policy import SOURCES, Policy, PolicyError, TypicalContributions, load_policies
 from glassfeed.feed.sessions import Sessions, format_request_id, parse_request_id
 from glassfeed.feed.train import (
     Progress,
@@ -39,8 +40,8 @@ from glassfeed.feed.train import (
     models_dir,
     train_all,
 )
-from glassfeed.ingest import Ingestor
-from glassfeed.settings import Settings, packaged_settings
+from glassfeed.ingest import Ingestor, names_problem
+from glassfeed.settings import IngestLimits, Settings, packaged_settings
 from glassfeed.state import C, ServingState
 
 log = logging.getLogger("glassfeed.feed")
@@ -69,6 +70,8 @@ class ServedPage:
     score: np.ndarray
     interstitial: np.ndarray
     notice: str | None
+    fill: dict[int, str] = field(default_factory=dict)  # page position -> why it was placed beyond its side's cap
+    totals: PageTotals | None = None  # for the statement's measured contributions (None: no predictions)
 
 
 class FeedService:
@@ -188,7 +191,8 @@ class FeedService:
 
     def policy_for(self, user: int, name: str | None) -> Policy:
         prefs = self.state.feedback.prefs(user) if user else {}
-        name = name or prefs.get("policy") or DEFAULT_POLICY
+        if name is None:  # absent: the person's saved choice, else the default (an empty name is refused below)
+            name = prefs.get("policy") or DEFAULT_POLICY
         pol = self.policies.get(name)
         if pol is None:
             raise FeedError("policy", f"unknown policy {name!r}; expected one of {', '.join(self.policies)}")
@@ -214,7 +218,9 @@ class FeedService:
                 raise FeedError("policy", f"unknown policy {policy!r}; expected one of {', '.join(self.policies)}")
             prefs["policy"] = policy
         if weights is not None:
-            pol = self.policies[prefs.get("policy", DEFAULT_POLICY)]
+            if policy is None:  # weights belong to one policy: say which, so the bounds are known beforehand
+                raise FeedError("policy", "required with weights: name the policy these weights are for", 422)
+            pol = self.policies[policy]
             try:
                 pol.with_user_weights(weights)
             except PolicyError as e:
@@ -222,8 +228,7 @@ class FeedService:
             prefs.setdefault("weights", {})[pol.name] = {k: float(v) for k, v in weights.items()}
         for key, val in (("topics_more", topics_more), ("topics_less", topics_less)):
             if val is not None:
-                lim = self.ingestor.limits
-                prefs[key] = _topic_names(key, val, lim.max_list_items, lim.max_topic_chars)
+                prefs[key] = _topic_names(key, val, self.ingestor.limits)
         self.ingestor.set_prefs(user_id, prefs)
         return prefs
 
@@ -286,7 +291,7 @@ class FeedService:
             self.sessions.expire(time.time() if self.clock_mode == "wall" else now)
             pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [self.sessions.served(sid)])
             request_id = format_request_id(pol.name, sid, page_no)  # policy tag lets audits split logs by policy
-            items = self._items(user, pages, pol, now)
+            items = self._items(user, pages, pol, now, limit)
             self.sessions.add(sid, pages.post.tolist(), now)
         if log_impressions and user and len(pages.post):
             self._log_impressions(user, pages, now, request_id, surface)
@@ -308,9 +313,10 @@ class FeedService:
             "notice": pages.fallback_reason if items else _empty_notice(self.state, pages, pol, now, self.clock_mode),
         }
 
-    def _items(self, user: int, pages: Pages, pol: Policy, now: float) -> list[dict[str, Any]]:
-        """Page items with their reason, top contributions and adjustments; the full breakdown is kept
-        (as raw numbers) for ``why``."""
+    def _items(self, user: int, pages: Pages, pol: Policy, now: float, limit: int) -> list[dict[str, Any]]:
+        """Page items with their reason, top contributions, adjustments and ``placement`` (why an item was placed
+        beyond its side's in/out-of-network share, to fill the page; else None); the full breakdown is kept (as
+        raw numbers) for ``why``."""
         st = self.state
         n = len(pages.post)
         if pages.probs is not None:
@@ -321,8 +327,10 @@ class FeedService:
                 [{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
                 for b in base.tolist()
             ]
+        filled = np.flatnonzero(filled_items(pages.row, pages.in_network, limit, pol)).tolist()
+        fill = {i: fill_note(bool(pages.in_network[i]), limit, pol) for i in filled}
         if user:
-            self._remember(user, pages, pol)
+            self._remember(user, pages, pol, fill)
         views = self.post_views(pages.post)
         out = []
         for i in range(n):
@@ -339,11 +347,12 @@ class FeedService:
                     "top_contributions": tops[i],
                     "adjustments": adjustment_list(pages.deltas[i]),
                     "repost_by": st.users.id_of(via) if via and src == "following" else None,
+                    "placement": fill.get(i),
                 }
             )
         return out
 
-    def _remember(self, user: int, pages: Pages, pol: Policy) -> None:
+    def _remember(self, user: int, pages: Pages, pol: Policy, fill: dict[int, str]) -> None:
         """Keep the page's breakdown for ``why``: the last ``explained_pages_per_user`` pages of at most
         ``explained_users`` users, so the cache's memory is bounded whatever the traffic."""
         serving = self.settings.serving
@@ -359,11 +368,31 @@ class FeedService:
                 pages.score,
                 pages.interstitial,
                 pages.fallback_reason,
+                fill,
+                None if pages.probs is None else page_totals(pages.probs, np.asarray(pol.weight_vector()), time.time()),
             )
         )
         self.explanations[user] = kept  # now the most recently served user
         while len(self.explanations) > serving.explained_users:
             self.explanations.popitem(last=False)
+
+    def typical_contributions(self, policy: str) -> TypicalContributions | None:
+        """Each head's typical contribution to the scores of the posts recently served with ``policy``: the mean
+        |weight x P(head)| over the pages kept for ``why`` (``contributions.measure``); None when no such page was
+        ranked with predictions (no traffic yet, or untrained models). ``policy.describe`` orders the heads by it."""
+        with self.lock:
+            totals = [
+                pg.totals
+                for kept in self.explanations.values()
+                for pg in kept
+                if pg.totals is not None and pg.policy.name == policy
+            ]
+        serving = self.settings.serving
+        scope = (
+            f"the pages kept to explain them: each signed-in person's last {serving.explained_pages_per_user} pages, "
+            f"for the {serving.explained_users:,} people served most recently"
+        )
+        return measure(totals, scope)
 
     def post_views(self, page: np.ndarray) -> list[dict[str, Any]]:
         """What a client shows of each post (ids, author, text, time, topics, labels, all-time counts); the
@@ -472,6 +501,7 @@ class FeedService:
             )
             if pg.notice:
                 why["notice"] = pg.notice
+            why["placement"] = pg.fill.get(i)
             return {**why, **self.post_views(np.array([p]))[0]}
 
     # ------------------------------------------------------------------ data rights
@@ -593,10 +623,6 @@ def _empty_notice(state: ServingState, pages: Pages, pol: Policy, now: float, cl
     return why if not pages.fallback_reason else f"{pages.fallback_reason}; {why}"
 
 
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _page_limit(limit: object) -> int:
     """``limit`` checked at run time too: Python callers (the Bluesky routes, scripts) may pass anything."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
@@ -604,15 +630,13 @@ def _page_limit(limit: object) -> int:
     return limit
 
 
-def _topic_names(key: str, values: Iterable[object], max_items: int, max_chars: int) -> list[str]:
-    """Saved topic choices: distinct lower-case names without a leading '#': at most ``max_items`` names of 1 to
-    ``max_chars`` characters (``[ingest] max_list_items``, ``max_topic_chars``)."""
-    names = list(values)
-    if len(names) > max_items:
-        raise FeedError(key, f"at most {max_items} topics", 422)
-    if not all(isinstance(t, str) and 0 < len(t) <= max_chars for t in names):
-        raise FeedError(key, f"must be a list of topic names (1-{max_chars} characters)", 422)
-    return sorted({str(t).strip().lower().lstrip("#") for t in names})
+def _topic_names(key: str, values: list[str], limits: IngestLimits) -> list[str]:
+    """Saved topic choices, checked by the one rule for topic names (``ingest.names_problem``): distinct
+    lower-case names without a leading '#' (a name that is only '#'s is dropped)."""
+    problem = names_problem(values, limits)
+    if problem:
+        raise FeedError(key, problem, 422)
+    return sorted({n for n in (str(t).strip().lower().lstrip("#") for t in values) if n})
 
 
 __all__ = ["FeedService", "FeedError", "ERASURE_KEPT", "erasure_kept"]

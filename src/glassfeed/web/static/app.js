@@ -197,6 +197,7 @@ function renderWhy(w) {
            adj.length ? h("ul", { class: "adjustments" }, adj.map((a) => h("li", { "data-adjustment": a.name },
                           h("strong", { text: signed(a.delta, 3) }), ` ${a.name.replaceAll("_", " ")}: ${a.reason}`)))
                       : h("p", { class: "meta", text: "None: nothing moved this post up or down after scoring." }));
+  if (w.placement) out.push(h("p", { class: "meta", "data-placement": "fill", text: `Placement: ${w.placement}.` }));
   out.push(h("p", { class: "sum", text: `Score ${fmt(w.score, 3)} = ${fmt(sumC, 3)} from predictions ${signed(sumA, 3)} from adjustments.` }));
   const mine = Object.entries(w.user_adjusted_weights || {});
   if (mine.length) out.push(h("p", { class: "meta", text: "Weights you changed: " + mine.map(([k, v]) => `${k} ${v}`).join(", ") }));
@@ -259,11 +260,11 @@ async function saveWeights() {
     const head = input.dataset.head;
     if (state.dirty.has(head) || head in saved) weights[head] = Number(input.value);
   }
-  if (await controlChange("weights", { weights })) { await loadPrefs(); loadFeed(true); }
+  if (await controlChange("weights", { policy: state.prefs.policy, weights })) { await loadPrefs(); loadFeed(true); }
 }
 
 async function resetWeights() {
-  if (await controlChange("weights", { weights: {} })) { await loadPrefs(); loadFeed(true); }
+  if (await controlChange("weights", { policy: state.prefs.policy, weights: {} })) { await loadPrefs(); loadFeed(true); }
 }
 
 async function onTopic() {
