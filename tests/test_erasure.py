@@ -100,7 +100,7 @@ def test_erasure_is_complete_in_store_state_caches_and_model_files(fresh_feed):
     assert st.counters.topic_engagements(one)[0] == 0
     assert all(len(st.counters.recent_actions(b, u)[0]) == 0 for b in (LIKES, REPOSTS))
     fb = st.feedback
-    assert fb.top_affinities(u, svc.now()) == [] and fb.see_less_authors(u) == [] and not fb.seen(u)
+    assert fb.top_affinities(u, svc.now()) == [] and fb.see_less_authors(u) == [] and len(fb.seen(u)) == 0
     assert fb.muted_words(u) == [] and dict(fb.prefs(u)) == {}
     assert not st.graph.following(u) and not st.graph.blocked(u) and not st.graph.muted(u)
     assert u not in st.graph.hidden(blocked)  # the block is gone from the blocked person's side too

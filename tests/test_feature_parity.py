@@ -44,7 +44,7 @@ def world(trained_feed, tmp_path):
     u = max(users, key=lambda x: len(st.graph.following(x)))
     follows = sorted(st.graph.following(u))
     recent = st.posts.created_between(now - 3 * 86400.0, now)
-    seen = st.feedback.seen(u)
+    seen = set(st.feedback.seen(u).tolist())
     fresh = [int(p) for p in recent[::-1] if int(p) not in seen]
     authors = st.posts.author(np.array(fresh)).tolist()
     # a post by a followed author, liked by another followed account (so social proof finds it)

@@ -220,11 +220,24 @@ def _schema_violation(message: str) -> str:
 _GLASSFEED_FRAME = re.compile(r'File ".*?/(glassfeed/[^"]+)", line (\d+), in (\S+)')
 
 
+def _text_lines(line: str) -> list[str]:
+    """A JSON log line (``[api] log_format = "json"``) as the text lines it stands for: the message, then the
+    traceback it carries; any other line as it is."""
+    if line.startswith("{"):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return [line]
+        if isinstance(rec, dict) and "msg" in rec:
+            return [str(rec["msg"]), *str(rec.get("exc", "")).splitlines()]
+    return [line]
+
+
 def parse_tracebacks(log: str) -> list[tuple[str, str]]:
     """(key, sample) per traceback in a server log: the request line before it (``unhandled error on GET /x``),
     the deepest glassfeed frame and the exception line, so repeated causes group under one key."""
     out: list[tuple[str, str]] = []
-    lines = log.splitlines()
+    lines = [x for line in log.splitlines() for x in _text_lines(line)]
     for i, line in enumerate(lines):
         if not line.startswith("Traceback (most recent call last):"):
             continue

@@ -105,6 +105,10 @@ class ApiSettings(_Section):
     anonymous_feed_clients: int = Field(gt=0, description="client addresses the rate limiter remembers")
     content_security_policy: str = Field(description="the CSP header of every response (no inline script)")
     docs_content_security_policy: str = Field(description="the CSP of /docs and /redoc (Swagger UI, ReDoc)")
+    log_format: Literal["json", "text"] = Field(description="server log lines: one JSON object each, or plain text")
+    ready_max_lag_events: int = Field(ge=0, description="/readyz: events the serving state may be behind the log")
+    latency_buckets_s: list[float] = Field(min_length=1, description="/metrics request-latency histogram buckets")
+    candidate_buckets: list[float] = Field(min_length=1, description="/metrics candidates-per-page buckets")
 
 
 class StateSettings(_Section):
@@ -112,6 +116,8 @@ class StateSettings(_Section):
     trending_half_life_h: float = Field(gt=0)
     affinity_half_life_h: float = Field(gt=0)
     recent_actions_per_user: int = Field(gt=0)
+    seen_retention_h: float = Field(gt=0)
+    seen_merge_at: int = Field(gt=0)
     affinity_weights: dict[str, float]
 
     @field_validator("affinity_weights")

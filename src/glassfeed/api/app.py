@@ -2,7 +2,8 @@
 
 Every error body is ``{"error": "...", "detail": [{"index", "field", "reason"}]}`` (``glassfeed.api.errors``).
 Every request passes the guards of ``glassfeed.api.middleware`` (security headers, 500s that keep the
-connection, the anonymous feed rate limit, the body size limit), set from ``[api]``.
+connection, the anonymous feed rate limit, the body size limit), set from ``[api]``, and is counted, timed and
+given a request id by ``glassfeed.api.observability`` (``/metrics``, ``/readyz``, JSON log lines).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from glassfeed.api.middleware import (
     TokenBuckets,
     body_too_large,
 )
+from glassfeed.api.observability import Metrics, RequestContext, configure_logging
+from glassfeed.api.observability import router as ops_router
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.schemas import APP_RESPONSES
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app on the store ``settings.store`` names. ``settings`` default: ``load_settings()`` (defaults,
     glassfeed.toml, environment): this factory is an edge (``uvicorn --factory``)."""
     settings = settings or load_settings()
+    configure_logging(settings.api.log_format)
     store = open_store(settings.store.path, settings.store.synchronous)
 
     @asynccontextmanager
@@ -69,9 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = [u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u]
     csp_docs = dict.fromkeys(docs, api.docs_content_security_policy)
     app.add_middleware(SecurityHeaders, csp=api.content_security_policy, csp_by_path=csp_docs)
+    app.state.metrics = metrics = Metrics(api)
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: every answer is counted and carries its id
 
     app.include_router(ingest_router)
+    app.include_router(ops_router)
     install_feed(app)
+    app.state.feed.page_listeners.append(metrics.observe_page)
     install_bluesky(app)
     install_web(app)
     return app

@@ -29,6 +29,12 @@ def _set_pairs(users: np.ndarray, sets: Sequence[AbstractSet[int] | None], n: in
     return np.asarray(keys, np.int64)
 
 
+def _array_pairs(users: np.ndarray, arrays: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Like ``_set_pairs`` for per-user integer arrays, in one concatenation."""
+    parts = [u * n + a.astype(np.int64) for u, a in zip(users.tolist(), arrays) if len(a)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def fatigue_multiplier(policy: Policy, since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(drop, multiplier) for candidates whose author got a 'see less' ``since`` seconds ago (inf = never)."""
     fat = policy.fatigue
@@ -88,7 +94,7 @@ def apply_filters(
     if policy.filters.filter_seen:
         drop(
             "already_seen",
-            np.isin(post_keys, _set_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)),
+            np.isin(post_keys, _array_pairs(rows, [state.feedback.seen(x) for x in ub], n_posts)),
         )
     words = [state.feedback.muted_words(x) for x in ub]
     if any(words):

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,13 @@ class FeedService:
         self.ingestor = ingestor
         self.store = ingestor.store
         self.policies = load_policies(self.settings.serving.policies_dir or None)
+        retention = self.settings.state.seen_retention_h
+        for pol in self.policies.values():  # seen posts older than the retention are forgotten (state.seen)
+            if pol.filters.filter_seen and pol.filters.max_age_hours > retention:
+                raise ValueError(
+                    f"policy {pol.name!r}: max_age_hours {pol.filters.max_age_hours} exceeds [state] seen_retention_h"
+                    f" {retention}: posts it could serve would reappear once forgotten; raise the retention"
+                )
         self.lock = threading.RLock()
         self.clock_mode = self.settings.serving.clock
         self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)
@@ -100,6 +108,9 @@ class FeedService:
         # the last pages served to each recently served user, for ``why`` (least recently served user dropped first)
         self.explanations: OrderedDict[int, deque[ServedPage]] = OrderedDict()
         self.models = Models()
+        self.model_version, self.model_trained_at = "untrained", 0.0
+        #: called with every page served (after it is built, outside the lock): metrics, audits
+        self.page_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.sessions = Sessions(self.settings.serving.session_ttl_s)
         self.reload()
         ingestor.listeners.append(self._on_events)
@@ -125,11 +136,13 @@ class FeedService:
         """Load the trained models from ``models_folder`` and rebuild the serving state from the store with them
         (after training elsewhere, e.g. the simulator's scheduled retraining)."""
         trained = load_models(self.models_folder, self.settings.retrieval)
+        version, trained_at = model_version(self.models_folder)
         user_vec, side = load_factors(self.models_folder)
         state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec, side=side)
         with self.lock:
             self.state = state
             self.models = trained
+            self.model_version, self.model_trained_at = version, trained_at
 
     def _now(self) -> float:
         if self.clock_mode == "data":
@@ -300,18 +313,32 @@ class FeedService:
             nxt = self._encode_cursor(
                 {"u": user, "s": sid, "p": page_no + 1, "t": now, "pol": pol.name, "w": time.time()}
             )
-        return {
+        page = {
             "user": user_id,
             "policy": pol.name,
             "ranker": pages.ranker,
+            "model_version": self.model_version,
             "request_id": request_id,
             "items": items,
             "cursor": nxt,
             "generated_at": now,
             "candidates": pages.n_candidates,
             "dropped": pages.dropped,
+            "fallback": pages.fallback_reason or None,
             "notice": pages.fallback_reason if items else _empty_notice(self.state, pages, pol, now, self.clock_mode),
         }
+        for listener in self.page_listeners:
+            listener(page)
+        return page
+
+    def ingest_lag(self) -> int:
+        """Events committed to the store that the serving state has not folded in yet."""
+        return max(0, self.store.max_seq() - self.state.last_seq)
+
+    def impression_queue_depth(self) -> int:
+        """Impressions served but not yet written to the store."""
+        with self._pending_lock:
+            return sum(len(p[1]) for p in self._pending)
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float, limit: int) -> list[dict[str, Any]]:
         """Page items with their reason, top contributions, adjustments and ``placement`` (why an item was placed
@@ -628,6 +655,15 @@ def _page_limit(limit: object) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise FeedError("limit", f"must be an integer in [1, {MAX_LIMIT}]")
     return limit
+
+
+def model_version(folder: Path) -> tuple[str, float]:
+    """(version, trained at) of the models in ``folder``: the first 12 hex digits of the SHA-256 of the heads'
+    metadata and its modification time; ``("untrained", 0.0)`` when there are none."""
+    meta = folder / "heads" / "heads.json"
+    if not meta.exists():
+        return "untrained", 0.0
+    return hashlib.sha256(meta.read_bytes()).hexdigest()[:12], meta.stat().st_mtime
 
 
 def _topic_names(key: str, values: list[str], limits: IngestLimits) -> list[str]:

@@ -51,7 +51,7 @@ class ServingState:
         self.posts = PostTable(self.topics)
         self.graph = SocialGraph()
         self.counters = Counters(self.config)
-        self.feedback = Feedback(self.config)
+        self.feedback = Feedback(self.config, self.posts.created)
         self.topics.on_new.append(self.counters.ensure_topics)
         self.last_seq = 0
         self.newest_ts = 0.0

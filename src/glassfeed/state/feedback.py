@@ -4,7 +4,7 @@ graph"), "see less" on authors, posts already shown, muted words and saved feed 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from glassfeed.domain import EventKind
 from glassfeed.settings import StateSettings
 from glassfeed.state._columns import decay_factors, groups, lookup_pairs
+from glassfeed.state.seen import SeenPosts
 from glassfeed.store import Store
 
 _IMPRESSION = int(EventKind.IMPRESSION)
@@ -25,7 +26,7 @@ _EMPTY: frozenset[int] = frozenset()
 class Feedback:
     """Per-user feedback tables; ``affinity`` decays with ``affinity_half_life_h`` from the origin ``t0``."""
 
-    def __init__(self, config: StateSettings) -> None:
+    def __init__(self, config: StateSettings, post_created: Callable[[np.ndarray], np.ndarray]) -> None:
         self.lam_aff = math.log(2) / (config.affinity_half_life_h * 3600.0)
         self.t0 = 0.0
         self._aff_w = np.zeros(max(int(k) for k in EventKind) + 1)
@@ -33,7 +34,7 @@ class Feedback:
             self._aff_w[int(EventKind.parse(name))] = w
         self._affinity: dict[int, dict[int, float]] = {}
         self._see_less: dict[int, dict[int, float]] = {}  # user -> author -> last see_less time
-        self._seen: dict[int, set[int]] = {}
+        self._seen = SeenPosts(config.seen_merge_at, config.seen_retention_h * 3600.0, post_created)
         self._reported: dict[int, set[int]] = {}  # user -> posts they reported (hidden from their feeds)
         self._muted_words: dict[int, list[str]] = {}
         self._prefs: dict[int, dict[str, Any]] = {}
@@ -73,8 +74,9 @@ class Feedback:
                 row[a] = row.get(a, 0.0) + v
         imp = (kind == _IMPRESSION) & (post > 0)
         if imp.any():
+            now = float(ts[imp].max())
             for u, ps in groups(user[imp], post[imp]):
-                self._seen.setdefault(u, set()).update(ps)
+                self._seen.add(u, ps, now)
         reports = (kind == _REPORT) & (post > 0)
         if reports.any():
             for u, ps in groups(user[reports], post[reports]):
@@ -85,8 +87,9 @@ class Feedback:
                 self._see_less.setdefault(int(user[i]), {})[a] = float(ts[i])
 
     def forget_user(self, u: int) -> None:
-        for d in (self._affinity, self._see_less, self._seen, self._reported, self._muted_words, self._prefs):
+        for d in (self._affinity, self._see_less, self._reported, self._muted_words, self._prefs):
             d.pop(u, None)
+        self._seen.forget(u)
 
     # ------------------------------------------------------------------ reads
     def affinity(self, users: np.ndarray, authors: np.ndarray, now: float | np.ndarray) -> np.ndarray:
@@ -110,9 +113,9 @@ class Feedback:
     def see_less_authors(self, u: int) -> list[int]:
         return list(self._see_less.get(u, {}))
 
-    def seen(self, u: int) -> Set[int]:
-        """Posts ever shown to ``u`` (logged impressions)."""
-        return self._seen.get(u, _EMPTY)
+    def seen(self, u: int) -> np.ndarray:
+        """Posts shown to ``u`` (logged impressions) that are young enough to be served, sorted (``SeenPosts``)."""
+        return self._seen.get(u)
 
     def reported(self, u: int) -> Set[int]:
         """Posts ``u`` reported: hidden from ``u``'s feeds whatever the policy."""
