@@ -37,6 +37,8 @@ FAST = {
     "als": {"factors": 4, "iterations": 10},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
     "ease": {"lam": 10.0},
+    "dlae": {"lam": 10.0, "p": 0.2},
+    "ials": {"factors": 4, "reg": 0.01, "iterations": 8},
     "rp3beta": {"K": 10},
     "blend": {},
 }
@@ -57,7 +59,7 @@ def test_every_model_follows_the_recommend_contract(name):
     assert dense.shape == (2, X.shape[1]) and dense.dtype == np.float32
 
 
-@pytest.mark.parametrize("name", ["itemknn", "ease", "rp3beta", "als", "bpr"])
+@pytest.mark.parametrize("name", ["itemknn", "ease", "dlae", "rp3beta", "als", "ials", "bpr"])
 def test_collaborative_models_recommend_from_the_users_own_block(name):
     X = two_blocks()
     model = MODELS[name](**FAST[name]).fit(X)
@@ -81,7 +83,7 @@ def test_models_do_not_modify_the_callers_matrix():
     X = two_blocks()
     X.data[:] = np.arange(1, X.nnz + 1, dtype=np.float32)
     before = X.copy()
-    for name in ("itemknn", "ease", "rp3beta", "als", "bpr"):
+    for name in ("itemknn", "ease", "dlae", "rp3beta", "als", "ials", "bpr"):
         MODELS[name](**FAST[name]).fit(X).recommend(np.arange(3), X, N=2)
     assert (before != X).nnz == 0
 

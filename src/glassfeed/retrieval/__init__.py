@@ -7,8 +7,10 @@ users x items confidence matrix, then ``recommend(userids, X, N)`` or ``score(us
 from glassfeed.retrieval.ann import ANNIndex
 from glassfeed.retrieval.base import Recommender, topk
 from glassfeed.retrieval.blend import Blend
+from glassfeed.retrieval.dlae import DLAE
 from glassfeed.retrieval.ease import EASE
 from glassfeed.retrieval.factor import ALS, BPR
+from glassfeed.retrieval.ials import IALS
 from glassfeed.retrieval.itemknn import ItemKNN
 from glassfeed.retrieval.popularity import Popularity
 from glassfeed.retrieval.rp3beta import RP3beta
@@ -19,7 +21,9 @@ MODELS: dict[str, type[Recommender]] = {
     "itemknn": ItemKNN,
     "als": ALS,
     "bpr": BPR,
+    "ials": IALS,
     "ease": EASE,
+    "dlae": DLAE,
     "rp3beta": RP3beta,
     "social": SocialRecommender,
     "blend": Blend,
@@ -34,7 +38,9 @@ __all__ = [
     "ItemKNN",
     "ALS",
     "BPR",
+    "IALS",
     "EASE",
+    "DLAE",
     "RP3beta",
     "SocialRecommender",
     "Blend",
