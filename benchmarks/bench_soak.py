@@ -58,6 +58,10 @@ MIX: dict[str, int] = {
     "posts_new": 5,
     "stats": 4,
 }
+#: Idle connections are dropped by the client before the server's keep-alive timeout (uvicorn: 5 s) can close
+#: them: otherwise a request sent on a connection the server is closing at that moment is reset (the race every
+#: HTTP/1.1 client must avoid or retry; a POST cannot be retried blindly).
+LIMITS = httpx.Limits(keepalive_expiry=2.0)
 EVENTS_PER_BATCH = 20  # clicks on served posts, plus a like for every fifth
 
 
@@ -213,8 +217,8 @@ class Load:
     def worker(self, seed: int) -> None:
         rng = random.Random(seed)
         with (
-            httpx.Client(base_url=self.url, headers=H, timeout=30) as c,
-            httpx.Client(base_url=self.url, timeout=30) as anon,
+            httpx.Client(base_url=self.url, headers=H, timeout=30, limits=LIMITS) as c,
+            httpx.Client(base_url=self.url, timeout=30, limits=LIMITS) as anon,
         ):
             while True:
                 i = next(self.counter)

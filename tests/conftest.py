@@ -10,6 +10,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def store_backend():
+    """Stores opened by path are SQLite files, or PostgreSQL schemas with ``GLASSFEED_TEST_STORE=postgresql``
+    (``pg_support.stores_on_postgres_if_asked``; unreachable: skip, or fail under ``CI=true``)."""
+    from pg_support import stores_on_postgres_if_asked
+
+    with stores_on_postgres_if_asked():
+        yield
+
+
 @pytest.fixture(scope="session")
 def trained_feed(tmp_path_factory):
     """(FeedService, SyntheticNetwork): 300 users x 6 days, models trained. Tests must not mutate it."""

@@ -18,6 +18,7 @@ import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
+from glassfeed.store.base import CHANGE_KINDS
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -533,6 +534,52 @@ class StoreContract:
         assert len(store.user_events(b)) == 1  # other people's events on the erased posts stay
         with store.transaction() as tx:
             assert store.erase_posts(tx, u["c"]) == []
+
+    # ------------------------------------------------------------------ what other workers tail
+    def test_change_log_names_what_changed_in_commit_order(self, world: Any) -> None:
+        store, u, p = world
+        start = store.last_change()
+        assert store.changes_since(start) == []
+        with store.transaction() as tx:
+            store.set_prefs(tx, u["a"], {"policy": "bridging"})
+            store.set_muted_words(tx, u["b"], ["golf"])
+            store.add_post_label(tx, [p["p1"], p["p2"]], "spam")
+        with pytest.raises(RuntimeError), store.transaction() as tx:  # rolled back: no change is noted
+            store.set_prefs(tx, u["c"], {})
+            raise RuntimeError
+        with store.transaction() as tx:
+            store.delete_user_data(tx, u["d"])
+            store.erase_posts(tx, u["a"])
+        changes = store.changes_since(start)
+        assert [(c.kind, c.idx) for c in changes] == [
+            ("prefs", u["a"]),
+            ("muted_words", u["b"]),
+            ("labels", p["p1"]),
+            ("labels", p["p2"]),
+            ("deleted", u["d"]),
+            ("posts_erased", p["p1"]),
+            ("posts_erased", p["p2"]),
+            ("posts_erased", p["p3"]),
+        ]
+        seqs = [c.seq for c in changes]
+        assert seqs == sorted(set(seqs)) and seqs[0] > start and store.last_change() == seqs[-1]
+        assert {c.kind for c in changes} <= set(CHANGE_KINDS)
+        assert store.changes_since(seqs[2]) == changes[3:] and store.changes_since(start, limit=2) == changes[:2]
+
+    def test_refresh_ids_learns_what_another_handle_committed(self, make_store: MakeStore) -> None:
+        writer = make_store()
+        add_users(writer, ["a"])
+        reader = make_store()  # a second handle on the same store (another worker)
+        assert reader.user_idx("a") == 1 and reader.refresh_ids() == (0, 0)
+        add_users(writer, ["b", "c"])
+        add_posts(writer, 1, ["p"])
+        assert reader.user_idx("b") is None and reader.post_idx("p") is None  # not learned yet
+        last = reader.last_change()
+        with writer.transaction() as tx:
+            writer.set_prefs(tx, 2, {"k": 1})
+        assert reader.refresh_ids() == (2, 1) and reader.refresh_ids() == (0, 0)
+        assert reader.user_idx("c") == 3 and reader.post_idx("p") == 1 and len(reader.user_ids()) == 3
+        assert [(c.kind, c.idx) for c in reader.changes_since(last)] == [("prefs", 2)]
 
     # ------------------------------------------------------------------ summaries
     def test_user_summary(self, world: Any) -> None:

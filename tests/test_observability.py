@@ -30,7 +30,10 @@ def _sample(text: str, name: str, **labels: str) -> float:
 @pytest.fixture()
 def app_and_db(tmp_path):
     db = tmp_path / "ops.db"
-    app = create_app(load_settings(store={"path": db}, api={"key": "ops-key", "ready_max_lag_events": 0}))
+    settings = load_settings(
+        store={"path": db}, api={"key": "ops-key", "ready_max_lag_events": 0}, serving={"tail_interval_ms": 0}
+    )  # no tail thread: the test decides when the state catches up
+    app = create_app(settings)
     with TestClient(app) as c:
         now = time.time()
         c.post("/v1/users", json=[{"id": f"u{i}"} for i in range(3)], headers=KEY)
@@ -78,6 +81,8 @@ def test_readyz_reports_each_check_and_fails_while_the_state_lags(app_and_db) ->
     r = c.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["state"] == {"ok": False, "lag_events": 1, "max_lag_events": 0}
     assert _sample(c.get("/metrics").text, "glassfeed_ingest_lag_events") == 1
+    assert c.app.state.feed.catch_up() == 1  # what the tail thread does every [serving] tail_interval_ms
+    assert c.get("/readyz").status_code == 200
 
 
 def test_request_ids_are_echoed_when_well_formed_and_made_otherwise(app_and_db) -> None:

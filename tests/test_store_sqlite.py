@@ -37,8 +37,8 @@ def test_open_store_accepts_paths_and_sqlite_urls(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'u.db'}")
     assert isinstance(s, SQLiteStore) and s.path == tmp_path / "u.db" and s.location == str(tmp_path / "u.db")
     s.close()
-    with pytest.raises(NotImplementedError):
-        open_store("postgresql://localhost/glassfeed")
+    with pytest.raises(ConnectionError):  # a PostgreSQL URL opens the PostgreSQL backend: here, no server there
+        open_store("postgresql://postgres@127.0.0.1:1/glassfeed?connect_timeout=2")
     with pytest.raises(ValueError, match="synchronous"):
         open_store(tmp_path / "x.db", synchronous="FULL; DROP TABLE users")
 

@@ -9,9 +9,11 @@ the store path). Errors print one clear line on stderr and exit non-zero.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from glassfeed.cli_support import (
 )
 from glassfeed.evaluate import cli as evaluate_cli
 from glassfeed.feed import cli as feed_cli
+from glassfeed.feed.service import cursor_secret
 from glassfeed.feed.train import train_all
 from glassfeed.importers import DATASETS
 from glassfeed.importers import import_dataset as run_import_dataset
@@ -158,13 +161,55 @@ def import_dataset(
         out.print(f"{name}: {res} into {ing.store.location} in {time.perf_counter() - t0:.1f} s")
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
-    """Serve ``create_app(settings)``; with no service key configured, make one for this run and print it."""
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve ``create_app(settings)``; with no service key configured, make one for this run and print it.
+
+    ``workers > 1``: uvicorn's own supervisor runs that many processes on one port (and starts a new one when one
+    dies). Each worker builds its app with ``create_app()`` from ``$GLASSFEED_CONFIG``, pointed at a private copy
+    of these settings (removed when the server stops); the cursor secret is made here, once, before they start."""
     if settings.api_key is None:
         key = new_service_key()
         settings = settings.replace(api={"key": key})
         console.print(f"no GLASSFEED_API_KEY set; this run's service key: [bold]{key}[/]")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers <= 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    if not settings.serving.redis_url:
+        console.print(
+            f"[yellow]--workers {workers} without serving.redis_url: paging sessions, rate limits, browser sessions"
+            " and 'why' stay in each worker (a later page may repeat a post; set GLASSFEED_SERVING__REDIS_URL)[/]"
+        )
+    ing = open_ingestor(settings)
+    try:
+        cursor_secret(ing)
+    finally:
+        ing.store.close()
+    with tempfile.TemporaryDirectory(prefix="glassfeed-serve-") as tmp:
+        config = Path(tmp) / "glassfeed.toml"
+        _write_secret(config, settings_toml(settings))  # it holds the service key: readable by this user only
+        os.environ["GLASSFEED_CONFIG"] = str(config)  # the workers inherit the environment
+        uvicorn.run(
+            "glassfeed.api.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info"
+        )
+
+
+def settings_toml(settings: Settings) -> str:
+    """``settings`` as a glassfeed.toml that ``load_settings`` reads back to equal settings (every key written)."""
+    lines: list[str] = []
+    for section, body in settings.model_dump().items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in body.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal for a settings value (text, number, bool, list, or a table of them); JSON's escapes and
+    numbers are TOML's too."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 @app.command()
@@ -173,12 +218,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="bind address"),
     port: int = typer.Option(8000),
     db: Path | None = DbOpt,
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="worker processes on this port (more than 1: set serving.redis_url too)"
+    ),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     with handled():
         settings = cli_settings(ctx, db)
         require_store(settings.store.path)
-        _serve(settings, host, port)
+        _serve(settings, host, port, workers)
 
 
 @app.command()

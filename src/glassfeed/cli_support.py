@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from glassfeed.ingest import IngestError, Ingestor
 from glassfeed.settings import Settings, SettingsError, load_settings
-from glassfeed.store import SQLITE_SCHEME, open_store
+from glassfeed.store import SQLITE_SCHEME, is_postgres_url, open_store, store_exists
+from glassfeed.store.postgres import normalise_url, public_location
 
 #: Width of output that goes to a pipe or a file (rich would wrap it at 80 columns); $COLUMNS still wins.
 PIPE_WIDTH = 200
@@ -56,6 +57,8 @@ def handled() -> Iterator[None]:
         fail(str(e))
     except FileNotFoundError as e:
         fail(f"file not found: {e.filename or e}")
+    except ConnectionError as e:  # a store server that cannot be reached (PostgreSQL)
+        fail(str(e))
     except (ValueError, NotImplementedError) as e:
         fail(str(e))
 
@@ -77,7 +80,7 @@ def cli_settings(ctx: typer.Context | None, db: Path | None = None, **overrides:
     settings = root if isinstance(root, Settings) else build_settings(None)
     changes = dict(overrides)
     if db is not None:
-        changes["store"] = {**changes.get("store", {}), "path": str(db)}
+        changes["store"] = {**changes.get("store", {}), "path": db_text(db)}
     if not changes:
         return settings
     try:
@@ -86,12 +89,32 @@ def cli_settings(ctx: typer.Context | None, db: Path | None = None, **overrides:
         fail(str(e), SETTINGS_EXIT)
 
 
+def db_text(db: str | Path) -> str:
+    """A ``--db`` value as text: a path, or a store URL with the ``//`` that a path-typed option collapsed
+    (``Path("postgresql://h/db")`` is ``postgresql:/h/db``) put back."""
+    return normalise_url(db) if is_postgres_url(db) else str(db)
+
+
 def require_store(path: str | Path) -> Path:
     """``path`` if a store exists there; else exit with one line (a mistyped ``--db`` must not create a store:
-    only ``generate``, ``import``, ``import-dataset``, ``bluesky ingest`` and ``demo`` create one)."""
+    only ``generate``, ``import``, ``import-dataset``, ``bluesky ingest`` and ``demo`` create one). For a
+    PostgreSQL URL the store exists when its schema holds glassfeed's tables (``schema_version``); a server that
+    cannot be reached exits with one line too."""
     s = str(path)
+    if is_postgres_url(s):
+        url = normalise_url(s)
+        try:
+            exists = store_exists(url)
+        except ConnectionError as e:
+            fail(str(e))
+        if not exists:
+            fail(
+                f"no store at {public_location(url)} (no glassfeed tables in that schema); check --db (or "
+                "store.path / $GLASSFEED_DB), or create one with `glassfeed generate` or `glassfeed import`"
+            )
+        return Path(url)
     if "://" in s and not s.startswith(SQLITE_SCHEME):
-        return Path(s)  # a server backend: open_store answers for it
+        fail(f"unknown store URL {s!r}: expected a file path, sqlite:///path or postgresql://host/db")
     p = Path(s.removeprefix(SQLITE_SCHEME))
     if not p.is_file():
         fail(

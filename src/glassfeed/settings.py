@@ -103,6 +103,11 @@ class ApiSettings(_Section):
     anonymous_feed_rate_per_s: float = Field(gt=0, description="anonymous feed requests a second per address")
     anonymous_feed_burst: float = Field(ge=1, description="anonymous feed requests an address may make at once")
     anonymous_feed_clients: int = Field(gt=0, description="client addresses the rate limiter remembers")
+    key_rate_per_s: float = Field(gt=0, description="requests a second per credential (not the service key)")
+    key_burst: float = Field(ge=1, description="requests a credential may make at once")
+    user_rate_per_s: float = Field(gt=0, description="requests a second about one person (not the service key)")
+    user_burst: float = Field(ge=1, description="requests about one person at once")
+    rate_limit_keys: int = Field(gt=0, description="credentials and people an in-process limiter remembers")
     content_security_policy: str = Field(description="the CSP header of every response (no inline script)")
     docs_content_security_policy: str = Field(description="the CSP of /docs and /redoc (Swagger UI, ReDoc)")
     log_format: Literal["json", "text"] = Field(description="server log lines: one JSON object each, or plain text")
@@ -145,6 +150,10 @@ class ServingSettings(_Section):
     explained_pages_per_user: int = Field(gt=0)
     explained_users: int = Field(gt=0)
     policies_dir: str = Field(description="a folder of extra policy TOML files; empty = the built-in presets only")
+    tail_interval_ms: float = Field(ge=0, description="how often a worker folds in other writers' commits; 0 = never")
+    redis_url: str = Field(description="Redis for state shared by workers; empty = in this process")
+    redis_prefix: str = Field(description="prefix of every Redis key glassfeed writes")
+    redis_timeout_s: float = Field(gt=0, description="longest wait to connect to Redis or for its answer")
 
 
 class BlueskySection(_Section):
@@ -185,6 +194,15 @@ class WebSettings(_Section):
     report_content_security_policy: str = Field(description="the CSP of /audit/ reports (inline styles)")
 
 
+class TrainSettings(_Section):
+    keep_versions: int = Field(
+        ge=2, description="versioned model folders kept (>= 2: a worker may still read the one just replaced)"
+    )
+    dask_workers: int = Field(ge=1, description="`glassfeed train --dask local`: workers of the LocalCluster")
+    dask_threads_per_worker: int = Field(ge=1, description="... threads each of them trains with")
+    dask_processes: bool = Field(description="... workers as processes (true) or as threads of this process")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -195,6 +213,7 @@ class Settings(_Section):
     serving: ServingSettings
     bluesky: BlueskySection
     web: WebSettings
+    train: TrainSettings
 
     @property
     def api_key(self) -> str | None:
@@ -322,6 +341,7 @@ __all__ = [
     "ServingSettings",
     "BlueskySection",
     "WebSettings",
+    "TrainSettings",
     "load_settings",
     "packaged_settings",
     "load_toml_resource",

@@ -6,8 +6,10 @@ Outermost first:
   its own), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY``.
 - ``CatchErrors``: an unhandled exception becomes a normal 500 response (``errors.server_error``) and is not
   re-raised, so the server keeps the keep-alive connection open for the next request.
-- ``AnonymousFeedLimit``: a token bucket per client address on the feeds anyone may read without a credential;
-  429 with ``Retry-After`` when a client's bucket is empty.
+- ``AnonymousFeedLimit``: the rate limits (``RateLimits``): a token bucket per client address on the feeds anyone
+  may read without a credential, one per credential and one per person on ``/v1/`` requests made with a credential
+  other than the service key; 429 with ``Retry-After`` when a bucket is empty. In process (``TokenBuckets``), or in
+  Redis when ``[serving] redis_url`` is set (``RedisTokenBuckets``), so that every worker counts the same requests.
 - ``BodyLimit``: refuses a request body over ``[api] max_body_bytes`` before it is read: at once from its
   ``Content-Length``, else by counting the streamed bytes (413, nothing of the rest is read).
 
@@ -16,11 +18,19 @@ They are plain ASGI (not ``BaseHTTPMiddleware``): no task per request, streamed 
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import unquote
 
+import redis.asyncio as aioredis
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
@@ -28,6 +38,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glassfeed.api.errors import error_body
+from glassfeed.settings import Settings
+
+log = logging.getLogger("glassfeed.api")
 
 #: Headers every response gets unless the route set them itself (the CSP comes from settings).
 FIXED_HEADERS: tuple[tuple[str, str], ...] = (
@@ -180,42 +193,198 @@ class TokenBuckets:
             self._b.popitem(last=False)
         return wait
 
+    async def take_async(self, key: str) -> float:
+        """``take``, for callers that may instead hold ``RedisTokenBuckets`` (one interface, ``Buckets``)."""
+        return self.take(key)
+
+
+#: One token bucket in Redis: refill by the time passed (Redis's clock, the same for every worker), take one token
+#: or say how long until one is there; the bucket expires once it would be full again. Returns the wait as text
+#: (a Lua number would come back truncated to an integer).
+_BUCKET_LUA = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(v[1]) or burst
+local at = tonumber(v[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class Buckets(Protocol):
+    async def take_async(self, key: str) -> float: ...
+
+
+class RedisTokenBuckets:
+    """``TokenBuckets`` kept in Redis, shared by every worker: ``<prefix>rl:<name>:<key>`` holds one bucket, updated
+    atomically by a Lua script (one round trip a request)."""
+
+    def __init__(self, client: aioredis.Redis, name: str, rate: float, burst: float, prefix: str) -> None:
+        self.client, self.rate, self.burst = client, rate, burst
+        self.prefix = f"{prefix}rl:{name}:"
+        self._script = client.register_script(_BUCKET_LUA)
+
+    async def take_async(self, key: str) -> float:
+        """Take one token for ``key``: 0.0 when granted, else the seconds until one is available. Redis unreachable:
+        0.0 (the request is let through and a warning logged: an outage of the limiter must not stop the API)."""
+        try:
+            return float(await self._script(keys=[self.prefix + key], args=[self.rate, self.burst]))
+        except aioredis.RedisError:
+            log.warning("rate limit not applied: Redis unreachable", exc_info=True)
+            return 0.0
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The buckets ``AnonymousFeedLimit`` charges: ``anonymous`` per client address (feeds read without a
+    credential), ``per_key`` per credential and ``per_user`` per person named in ``/v1/users/{id}/...`` (both for
+    requests made with a credential other than ``service_key``: the operator's backend is not limited)."""
+
+    anonymous: Buckets
+    per_key: Buckets
+    per_user: Buckets
+    service_key: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, anonymous: TokenBuckets | None = None) -> RateLimits:
+        """Redis buckets when ``[serving] redis_url`` is set, else in-process ones (``anonymous``, when given, is
+        the in-process anonymous bucket set to use); limits from ``[api]``."""
+        api, serving = settings.api, settings.serving
+        if serving.redis_url:
+            t = serving.redis_timeout_s
+            client = aioredis.Redis.from_url(serving.redis_url, socket_timeout=t, socket_connect_timeout=t)
+            p = serving.redis_prefix
+            return cls(
+                RedisTokenBuckets(client, "anon", api.anonymous_feed_rate_per_s, api.anonymous_feed_burst, p),
+                RedisTokenBuckets(client, "key", api.key_rate_per_s, api.key_burst, p),
+                RedisTokenBuckets(client, "user", api.user_rate_per_s, api.user_burst, p),
+                settings.api_key,
+            )
+        return cls(
+            anonymous
+            or TokenBuckets(api.anonymous_feed_rate_per_s, api.anonymous_feed_burst, api.anonymous_feed_clients),
+            TokenBuckets(api.key_rate_per_s, api.key_burst, api.rate_limit_keys),
+            TokenBuckets(api.user_rate_per_s, api.user_burst, api.rate_limit_keys),
+            settings.api_key,
+        )
+
+
+_USER_PATH = re.compile(r"^/v1/users/([^/]+)(?:/|$)")
+
+
+def _credential(headers: Headers) -> str | None:
+    """The key or token a request presents (``Authorization: Bearer`` or ``X-API-Key``, as ``api.auth`` reads)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key else None
+
 
 class AnonymousFeedLimit:
-    """Rate-limit anonymous feed requests per client address: every request to ``paths`` (feeds that take no
-    credential, so a header cannot exempt them), and requests to ``xrpc_paths`` without an ``Authorization``
-    header (with one, the route verifies it and refuses a bad one with 401). Answered 429 with ``Retry-After``
-    (on ``xrpc_paths`` in the XRPC error body ``{"error", "message"}``)."""
+    """The rate limits (``RateLimits``), 429 with ``Retry-After`` when a bucket is empty:
+
+    - per client address, on anonymous feed requests: every request to ``paths`` (feeds that take no credential,
+      so a header cannot exempt them), and requests to ``xrpc_paths`` without an ``Authorization`` header (with
+      one, the route verifies it and refuses a bad one with 401); on ``xrpc_paths`` in the XRPC error body
+      ``{"error", "message"}``;
+    - per credential, then per person named in the path (``/v1/users/{id}/...``), on other ``/v1/`` requests
+      made with a key or token other than the service key.
+
+    ``limits`` default: built on the first request from the app's settings (``app.state.settings``:
+    ``RateLimits.from_settings``, with ``buckets`` as the in-process anonymous buckets), so that a Redis client is
+    made inside the server's event loop."""
 
     def __init__(
-        self, app: ASGIApp, buckets: TokenBuckets, paths: Collection[str], xrpc_paths: Collection[str] = ()
+        self,
+        app: ASGIApp,
+        buckets: TokenBuckets,
+        paths: Collection[str],
+        xrpc_paths: Collection[str] = (),
+        limits: RateLimits | None = None,
     ) -> None:
-        self.app, self.buckets = app, buckets
+        self.app, self.buckets, self.limits = app, buckets, limits
         self.paths, self.xrpc_paths = frozenset(paths), frozenset(xrpc_paths)
+
+    def _limits(self, scope: Scope) -> RateLimits:
+        if self.limits is None:
+            settings: Any = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+            if isinstance(settings, Settings):
+                self.limits = RateLimits.from_settings(settings, self.buckets)
+            else:  # an app without settings: the anonymous limit only (nothing is exempt)
+                return RateLimits(self.buckets, _Unlimited(), _Unlimited(), None)
+        return self.limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        anonymous = path in self.paths or (path in self.xrpc_paths and "authorization" not in Headers(scope=scope))
-        if not anonymous:
+        if not path.startswith(("/v1/", "/xrpc/")):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        wait = self.buckets.take(client[0] if client else "")
-        if wait <= 0.0:
-            await self.app(scope, receive, send)
-            return
-        retry = str(max(1, math.ceil(wait)))
-        msg = f"too many anonymous feed requests from this address; retry after {retry} s (or sign in)"
-        body = (
-            {"error": "RateLimitExceeded", "message": msg}
-            if path in self.xrpc_paths
-            else error_body("rate limited", [{"index": -1, "field": "client", "reason": msg}])
-        )
-        await JSONResponse(body, status_code=429, headers={"retry-after": retry})(scope, receive, send)
+        headers = Headers(scope=scope)
+        anonymous = path in self.paths or (path in self.xrpc_paths and "authorization" not in headers)
+        limits = self._limits(scope)
+        if anonymous:
+            client = scope.get("client")
+            wait = await limits.anonymous.take_async(client[0] if client else "")
+            if wait > 0.0:
+                retry = _retry_after(wait)
+                msg = f"too many anonymous feed requests from this address; retry after {retry} s (or sign in)"
+                await _too_many(path in self.xrpc_paths, "client", msg, retry)(scope, receive, send)
+                return
+        elif (
+            path.startswith("/v1/")
+            and (key := _credential(headers)) is not None
+            and not _is_key(key, limits.service_key)
+        ):
+            digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # the credential itself is never kept
+            wait = await limits.per_key.take_async(digest)
+            field, msg = "credential", "too many requests with this key or token"
+            m = _USER_PATH.match(path)
+            if wait <= 0.0 and m:
+                wait = await limits.per_user.take_async(unquote(m.group(1)))
+                field, msg = "user", "too many requests about this person"
+            if wait > 0.0:
+                retry = _retry_after(wait)
+                await _too_many(False, field, f"{msg}; retry after {retry} s", retry)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _Unlimited:
+    async def take_async(self, key: str) -> float:
+        return 0.0
+
+
+def _is_key(presented: str, service_key: str | None) -> bool:
+    return bool(service_key) and secrets.compare_digest(presented.encode(), str(service_key).encode())
+
+
+def _retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))
+
+
+def _too_many(xrpc: bool, field: str, msg: str, retry: str) -> JSONResponse:
+    body = (
+        {"error": "RateLimitExceeded", "message": msg}
+        if xrpc
+        else error_body("rate limited", [{"index": -1, "field": field, "reason": msg}])
+    )
+    return JSONResponse(body, status_code=429, headers={"retry-after": retry})
 
 
 __all__ = [
     "AnonymousFeedLimit",
+    "Buckets",
+    "RateLimits",
+    "RedisTokenBuckets",
     "BodyLimit",
     "BodyTooLarge",
     "CatchErrors",

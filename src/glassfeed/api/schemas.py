@@ -284,7 +284,7 @@ _ERROR_DOCS: dict[int, str] = {
     409: "duplicate entity id, or a state of the data that forbids it (e.g. too little history to train)",
     413: "body or batch too large",
     422: "invalid request (one detail per problem)",
-    429: "too many anonymous requests (see Retry-After)",
+    429: "too many requests from this address, credential or person (see Retry-After)",
 }
 
 
@@ -303,8 +303,9 @@ def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 #: The errors of the write endpoints (ingest).
 ERROR_RESPONSES = error_responses(400, 401, 404, 409, 413, 422)
 #: Documented on every operation (set on the app): FastAPI would otherwise document its ``HTTPValidationError``
-#: for 422, while ``api.errors.validation_error`` answers ``ErrorOut``; any body may pass ``[api] max_body_bytes``.
-APP_RESPONSES = error_responses(413, 422)
+#: for 422, while ``api.errors.validation_error`` answers ``ErrorOut``; any body may pass ``[api] max_body_bytes``;
+#: any request may meet a rate limit (``api.middleware``: per address, credential or person).
+APP_RESPONSES = error_responses(413, 422, 429)
 
 
 def batch_body_schema(

@@ -301,8 +301,9 @@ def import_events(
     report = train_all(store, folder / "models", seed=seed, retrieval=settings.retrieval, state=settings.state)
     secs["train"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    # keep every training like in the state: the EASE collaborative source reads a user's history from it
-    serving = settings.replace(state={"recent_actions_per_user": 100_000})
+    # keep every training like in the state: the EASE collaborative source reads a user's history from it; and
+    # every impression however old (the protocol's filter_seen removes all training items, from any year)
+    serving = settings.replace(state={"recent_actions_per_user": 100_000, "seen_retention_h": NO_FORGETTING_H})
     svc = FeedService(ing, serving, models_folder=folder / "models", clock="data")
     secs["load"] = time.perf_counter() - t2
     say(
@@ -313,6 +314,10 @@ def import_events(
 
 
 # --- rank and score ------------------------------------------------------------------------------------------
+
+
+#: ``[state] seen_retention_h`` for an evaluation: longer than any dataset's history (a million years).
+NO_FORGETTING_H = 24 * 365 * 1e6
 
 
 def _answerable_k(imported: ImportedStore, users: np.ndarray, k: int, age_h: float) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -45,6 +46,44 @@ def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 
+class BoosterFit(Protocol):
+    """Fits one head's booster: ``rounds`` boosting rounds of ``params`` on (X, y); with ``valid`` (X, y) and
+    ``stopping_rounds`` > 0, keeps only the trees up to the round of lowest held-out log-loss, stopping once it
+    has not improved for ``stopping_rounds`` rounds (LightGBM's ``early_stopping`` rule)."""
+
+    def __call__(
+        self,
+        params: dict[str, Any],
+        X: np.ndarray,
+        y: np.ndarray,
+        rounds: int,
+        valid: tuple[np.ndarray, np.ndarray] | None,
+        stopping_rounds: int,
+    ) -> lgb.Booster: ...
+
+
+def fit_booster_local(
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    rounds: int,
+    valid: tuple[np.ndarray, np.ndarray] | None,
+    stopping_rounds: int,
+) -> lgb.Booster:
+    """``BoosterFit`` in this process (``lgb.train``, early stopping by its callback)."""
+    ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
+    if valid is None or not stopping_rounds:
+        return lgb.train(params, ds, num_boost_round=rounds)
+    booster = lgb.train(
+        params,
+        ds,
+        num_boost_round=rounds,
+        valid_sets=[lgb.Dataset(valid[0], valid[1], reference=ds)],
+        callbacks=[lgb.early_stopping(stopping_rounds, verbose=False)],
+    )
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+
+
 @dataclass
 class EngagementHeads:
     """One gradient-boosted classifier per head (shared features), calibrated on held-out impressions.
@@ -68,9 +107,18 @@ class EngagementHeads:
     base_rate: dict[str, float] = field(default_factory=dict)
 
     def fit(
-        self, X: np.ndarray, Y: np.ndarray, X_cal: np.ndarray | None = None, Y_cal: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        X_cal: np.ndarray | None = None,
+        Y_cal: np.ndarray | None = None,
+        fit_booster: BoosterFit | None = None,
     ) -> EngagementHeads:
-        params = {
+        """Fit every head on (X, Y), early-stop and Platt-calibrate on (X_cal, Y_cal). ``fit_booster`` fits one
+        head's booster (default ``fit_booster_local``, in this process; ``train.DaskBoosterFit`` on a Dask
+        cluster): the examples, parameters, early-stopping rule and calibration are the same either way."""
+        fit_booster = fit_booster or fit_booster_local
+        params: dict[str, Any] = {
             "objective": "binary",
             "num_leaves": self.num_leaves,
             "learning_rate": self.learning_rate,
@@ -90,19 +138,15 @@ class EngagementHeads:
             y_cal = Y_cal[:, h] if Y_cal is not None else np.zeros(0)
             if held_out and y_cal.sum() < 5:
                 continue  # too few held-out positives to check a model against: base rate, not noise
-            ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
-            if held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives:
-                valid = lgb.Dataset(X_cal, y_cal.astype(np.float32), reference=ds)
-                booster = lgb.train(
-                    params,
-                    ds,
-                    num_boost_round=self.max_estimators,
-                    valid_sets=[valid],
-                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-                )
-                booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-            else:
-                booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
+            early = bool(held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives)
+            booster = fit_booster(
+                params,
+                X,
+                y,
+                self.max_estimators if early else self.n_estimators,
+                (X_cal, y_cal.astype(np.float32)) if early and X_cal is not None else None,
+                self.early_stopping_rounds if early else 0,
+            )
             self.boosters[name] = booster
             if held_out:
                 raw = np.asarray(booster.predict(X_cal))

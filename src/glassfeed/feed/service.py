@@ -8,21 +8,25 @@ session share the session's start time and never repeat a post.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import io
 import json
 import logging
 import secrets
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
+import redis
 
 from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.contributions import PageTotals, measure, page_totals
@@ -31,10 +35,11 @@ from glassfeed.feed.explain import adjustment_list, explain_item, source_reason,
 from glassfeed.feed.mixing import fill_note, filled_items
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, TypicalContributions, load_policies
-from glassfeed.feed.sessions import Sessions, format_request_id, parse_request_id
+from glassfeed.feed.sessions import format_request_id, make_sessions, make_shared_pages, parse_request_id
 from glassfeed.feed.train import (
     Progress,
     TrainReport,
+    current_models,
     erase_user_rows,
     load_factors,
     load_models,
@@ -44,10 +49,13 @@ from glassfeed.feed.train import (
 from glassfeed.ingest import Ingestor, names_problem
 from glassfeed.settings import IngestLimits, Settings, packaged_settings
 from glassfeed.state import C, ServingState
+from glassfeed.store import Change
 
 log = logging.getLogger("glassfeed.feed")
 DEFAULT_POLICY = "engagement"
 MAX_LIMIT = 100
+#: The longest wait between two attempts to tail a store that keeps failing (``_tail_loop``).
+TAIL_BACKOFF_MAX_S = 10.0
 
 
 class FeedError(ValueError):
@@ -73,6 +81,24 @@ class ServedPage:
     notice: str | None
     fill: dict[int, str] = field(default_factory=dict)  # page position -> why it was placed beyond its side's cap
     totals: PageTotals | None = None  # for the statement's measured contributions (None: no predictions)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _shared_state(method: _F) -> _F:
+    """``[serving] redis_url`` unreachable during ``method``: a 503 ``FeedError`` saying so, not a 500."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as e:
+            raise FeedError(
+                "service", f"the state shared by the workers (Redis) is unreachable: {type(e).__name__}; retry", 503
+            ) from None
+
+    return cast(_F, wrapper)
 
 
 class FeedService:
@@ -111,7 +137,11 @@ class FeedService:
         self.model_version, self.model_trained_at = "untrained", 0.0
         #: called with every page served (after it is built, outside the lock): metrics, audits
         self.page_listeners: list[Callable[[dict[str, Any]], None]] = []
-        self.sessions = Sessions(self.settings.serving.session_ttl_s)
+        self.sessions = make_sessions(self.settings.serving)
+        #: the pages kept for ``why`` where every worker finds them (Redis), or None: this worker's own cache only
+        self.shared_pages = make_shared_pages(self.settings.serving)
+        self._change_seq = 0  # the newest store change (``Store.changes_since``) this state has seen
+        self._erased_here: dict[int, bool] = {}  # people this worker erased whose change row it has not read back
         self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
@@ -123,26 +153,46 @@ class FeedService:
         self._closed = False
         self._flusher = threading.Thread(target=self._flush_loop, name="gf-impressions", daemon=True)
         self._flusher.start()
+        self._tail_s = self.settings.serving.tail_interval_ms / 1000.0
+        self._stop_tail = threading.Event()
+        self._tailer: threading.Thread | None = None
+        if self._tail_s > 0:
+            self._tailer = threading.Thread(
+                target=_tail_loop, args=(weakref.ref(self), self._stop_tail, self._tail_s), name="gf-tail", daemon=True
+            )
+            self._tailer.start()
 
     # ------------------------------------------------------------------ setup
     def _secret(self) -> bytes:
-        s = self.store.get_meta("cursor_secret")
-        if s is None:
-            s = secrets.token_hex(32)
-            self.ingestor.set_meta("cursor_secret", s)
-        return bytes.fromhex(s)
+        return cursor_secret(self.ingestor)
 
     def reload(self) -> None:
         """Load the trained models from ``models_folder`` and rebuild the serving state from the store with them
         (after training elsewhere, e.g. the simulator's scheduled retraining)."""
-        trained = load_models(self.models_folder, self.settings.retrieval)
-        version, trained_at = model_version(self.models_folder)
-        user_vec, side = load_factors(self.models_folder)
+        path, version = current_models(self.models_folder)  # one version's heads and factors, whatever happens
+        trained = load_models(path, self.settings.retrieval)
+        user_vec, side = load_factors(path)
+        meta = path / "heads" / "heads.json"
+        trained_at = meta.stat().st_mtime if meta.is_file() else 0.0
+        changes = self.store.last_change()  # before reading: a change made meanwhile is applied again (idempotent)
         state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec, side=side)
         with self.lock:
             self.state = state
+            self._change_seq = changes
             self.models = trained
             self.model_version, self.model_trained_at = version, trained_at
+
+    def reload_if_new(self) -> bool:
+        """Reload when the models folder's ``CURRENT`` names another version than the one served (a trainer
+        process wrote one); polled by the tail loop. Returns whether it reloaded."""
+        try:
+            _, version = current_models(self.models_folder)
+        except (OSError, ValueError):
+            return False
+        if version == self.model_version:
+            return False
+        self.reload()
+        return True
 
     def _now(self) -> float:
         if self.clock_mode == "data":
@@ -162,6 +212,7 @@ class FeedService:
             progress=progress,
             retrieval=self.settings.retrieval,
             state=self.settings.state,
+            train=self.settings.train,
         )
         self.reload()
         return report
@@ -169,10 +220,47 @@ class FeedService:
     # ------------------------------------------------------------------ listeners (write path)
     def _on_events(self, batch: EventBatch) -> None:
         with self.lock:
-            self.state.apply_events(batch)
-            self.sessions.record(batch)
+            self.state.apply_committed(batch, self.store)  # in seq order with other workers' events, never twice
+            try:
+                self.sessions.record(batch)
+            except redis.RedisError:  # the events are committed: a served set missing them must not fail the write
+                log.warning("could not record impressions in the shared sessions (Redis)", exc_info=True)
+
+    # ------------------------------------------------------------------ tailing the store (other workers' writes)
+    def catch_up(self) -> int:
+        """Fold in what other writers committed to the store (other workers, a separate ``glassfeed bluesky
+        ingest``): their users and posts (``Store.refresh_ids`` and the state's tables), then the changes the event
+        log does not number (``Store.changes_since``: muted words, preferences, labels, erasures), each handled as
+        this worker's own write is, then their events by sequence number (``ServingState.catch_up``). Returns the
+        events applied.
+
+        Changes come before events: a person's events read after their erasure are the ones they made since (the
+        earlier ones are gone from the store), so they must not be forgotten again. The changes this worker made
+        itself come back too: re-reading a stored value changes nothing, and an erasure already applied here is
+        not applied again."""
+        with self.lock:
+            self.store.refresh_ids()
+            self.state.add_users(self.store.load_users(since_idx=self.state.users.n))
+            self.state.add_posts_from_store(self.store)
+            changes = self.store.changes_since(self._change_seq)
+            for kind, idxs in _runs(changes):
+                if kind == "deleted":
+                    idxs = [u for u in idxs if not self._erased_here.pop(u, False)]
+                if idxs:
+                    self._apply_entities(kind, idxs)
+            if changes:
+                self._change_seq = changes[-1].seq
+            return self.state.catch_up(self.store)
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
+        """The Ingestor's entity listener: this worker's own writes (``_apply_entities``)."""
+        with self.lock:
+            if kind == "deleted":
+                self._erased_here.update(dict.fromkeys(idxs, True))  # its change-log row: not applied twice
+            self._apply_entities(kind, idxs)
+
+    def _apply_entities(self, kind: str, idxs: list[int]) -> None:
+        """Install what changed in the store for these users or posts (the values re-read from the store)."""
         with self.lock:
             if kind == "users":
                 self.state.add_users_from_store(self.store, idxs)
@@ -194,6 +282,8 @@ class FeedService:
                 for u in idxs:
                     self.state.forget_user(u)
                     self.explanations.pop(u, None)
+                    if self.shared_pages is not None:
+                        self.shared_pages.forget(u)
 
     # ------------------------------------------------------------------ policies and preferences
     def user_idx(self, user_id: str) -> int:
@@ -280,6 +370,7 @@ class FeedService:
             raise FeedError("cursor", "cursor expired; start again without one")
         return sid, page_no, float(t), pol
 
+    @_shared_state
     def feed(
         self,
         user_id: str | None,
@@ -381,27 +472,48 @@ class FeedService:
 
     def _remember(self, user: int, pages: Pages, pol: Policy, fill: dict[int, str]) -> None:
         """Keep the page's breakdown for ``why``: the last ``explained_pages_per_user`` pages of at most
-        ``explained_users`` users, so the cache's memory is bounded whatever the traffic."""
+        ``explained_users`` users, so the cache's memory is bounded whatever the traffic; with ``[serving]
+        redis_url`` also in Redis (``RedisPages``), where another worker answering the person's ``why`` finds it."""
         serving = self.settings.serving
         kept = self.explanations.pop(user, None) or deque(maxlen=serving.explained_pages_per_user)
-        kept.append(
-            ServedPage(
-                pol,
-                pages.post,
-                pages.source,
-                pages.via,
-                pages.probs,
-                pages.deltas,
-                pages.score,
-                pages.interstitial,
-                pages.fallback_reason,
-                fill,
-                None if pages.probs is None else page_totals(pages.probs, np.asarray(pol.weight_vector()), time.time()),
-            )
+        page = ServedPage(
+            pol,
+            pages.post,
+            pages.source,
+            pages.via,
+            pages.probs,
+            pages.deltas,
+            pages.score,
+            pages.interstitial,
+            pages.fallback_reason,
+            fill,
+            None if pages.probs is None else page_totals(pages.probs, np.asarray(pol.weight_vector()), time.time()),
         )
+        kept.append(page)
+        if self.shared_pages is not None:  # where another worker answering this person's "why" finds it
+            self.shared_pages.push(user, _page_bytes(page))
         self.explanations[user] = kept  # now the most recently served user
         while len(self.explanations) > serving.explained_users:
             self.explanations.popitem(last=False)
+
+    def _page_from(self, data: bytes) -> ServedPage:
+        """A page ``_page_bytes`` wrote (by any worker), with its policy rebuilt from the name and the person's
+        weights it was ranked with."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            pol = self.policies[meta["policy"]].with_user_weights(meta["weights"] or None)
+            return ServedPage(
+                pol,
+                z["post"],
+                z["source"],
+                z["via"],
+                z["probs"] if "probs" in z.files else None,
+                z["deltas"],
+                z["score"],
+                z["interstitial"],
+                meta["notice"],
+                {int(k): v for k, v in meta["fill"].items()},
+            )
 
     def typical_contributions(self, policy: str) -> TypicalContributions | None:
         """Each head's typical contribution to the scores of the posts recently served with ``policy``: the mean
@@ -485,12 +597,16 @@ class FeedService:
                 log.exception("impression flush failed")
 
     def close(self) -> None:
-        """Flush queued impressions and stop the background writer."""
+        """Stop tailing the store, flush queued impressions and stop the background writer."""
+        self._stop_tail.set()
+        if self._tailer is not None:
+            self._tailer.join(timeout=5)
         self._closed = True
         self._wake.set()
         self._flusher.join(timeout=5)
         self.flush_impressions()
 
+    @_shared_state
     def why(self, user_id: str, post_id: str) -> dict[str, Any]:
         """The full breakdown for a post recently served to ``user_id``."""
         with self.lock:
@@ -498,14 +614,9 @@ class FeedService:
             p = self.store.post_idx(post_id)
             if p is None:
                 raise FeedError("post", f"unknown post {post_id!r}", 404)
-            found = next(
-                (
-                    (pg, int(at[0]))
-                    for pg in reversed(self.explanations.get(user, ()))
-                    if len(at := np.flatnonzero(pg.post == p))
-                ),
-                None,
-            )
+            found = _find(reversed(self.explanations.get(user, ())), p)
+            if found is None and self.shared_pages is not None:  # served by another worker
+                found = _find((self._page_from(b) for b in self.shared_pages.pages(user)), p)
             if found is None:
                 raise FeedError("post", f"post {post_id!r} was not served to {user_id!r} recently", 404)
             pg, i = found
@@ -599,6 +710,86 @@ class FeedService:
         return {"deleted": deleted, "kept": erasure_kept(posts)}
 
 
+def cursor_secret(ingestor: Ingestor) -> bytes:
+    """The secret feed cursors are signed with, kept in the store's meta table so that every worker on the store
+    verifies every other's cursors; made (and stored) on first use. ``glassfeed serve --workers N`` calls this
+    once before starting its workers, so that they do not race to make different ones."""
+    s = ingestor.store.get_meta("cursor_secret")
+    if s is None:
+        s = secrets.token_hex(32)
+        ingestor.set_meta("cursor_secret", s)
+    return bytes.fromhex(s)
+
+
+def _page_bytes(page: ServedPage) -> bytes:
+    """A served page for ``why`` as bytes any worker reads back (``FeedService._page_from``): the numpy columns
+    and a JSON header (policy name, the person's weights, notice, placements), no pickle."""
+    meta = {
+        "policy": page.policy.name,
+        "weights": page.policy.adjusted_by_user,
+        "notice": page.notice,
+        "fill": {str(k): v for k, v in page.fill.items()},
+    }
+    arrays = {
+        "post": page.post,
+        "source": page.source,
+        "via": page.via,
+        "deltas": page.deltas,
+        "score": page.score,
+        "interstitial": page.interstitial,
+        "meta": np.array(json.dumps(meta)),
+    }
+    if page.probs is not None:
+        arrays["probs"] = page.probs
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
+
+
+def _find(pages: Iterable[ServedPage], post: int) -> tuple[ServedPage, int] | None:
+    """The first of ``pages`` that holds ``post``, and its position there."""
+    for pg in pages:
+        at = np.flatnonzero(pg.post == post)
+        if len(at):
+            return pg, int(at[0])
+    return None
+
+
+def _tail_loop(ref: weakref.ref[FeedService], stop: threading.Event, every_s: float) -> None:
+    """``FeedService.catch_up`` every ``every_s`` until ``stop`` is set or the service is gone (the thread holds
+    only a weak reference, so a service dropped without ``close`` does not keep polling its store). While it
+    fails (the store unreachable, or closed under a service nobody closed) it retries less often, up to every
+    ``TAIL_BACKOFF_MAX_S``, and logs the first failure and the recovery, not every attempt."""
+    wait, failing = every_s, False
+    while not stop.wait(wait):
+        svc = ref()
+        if svc is None:
+            return
+        try:
+            svc.catch_up()
+            svc.reload_if_new()  # a trainer process switched the models folder's CURRENT version
+        except Exception:  # never let the tail die; the next round reads from where this one stopped
+            if not failing:
+                log.exception("tailing the store failed; retrying less often until it works again")
+            failing, wait = True, min(max(wait, every_s) * 2, TAIL_BACKOFF_MAX_S)
+        else:
+            if failing:
+                log.info("tailing the store works again")
+            failing, wait = False, every_s
+        del svc
+
+
+def _runs(changes: list[Change]) -> list[tuple[str, list[int]]]:
+    """Consecutive changes of one kind as ``(kind, idxs)``, in order (one entity-listener call per run)."""
+    out: list[tuple[str, list[int]]] = []
+    for c in changes:
+        if out and out[-1][0] == c.kind:
+            out[-1][1].append(c.idx)
+        else:
+            out.append((c.kind, [c.idx]))
+    return out
+
+
 #: What a data-rights erasure keeps, and why (``FeedService.delete_user_data``'s ``kept``; docs/feed.md repeats it).
 ERASURE_KEPT = (
     "Your account id, creation time and sign-in token, so that you can go on using glassfeed: the handle is reset"
@@ -657,15 +848,6 @@ def _page_limit(limit: object) -> int:
     return limit
 
 
-def model_version(folder: Path) -> tuple[str, float]:
-    """(version, trained at) of the models in ``folder``: the first 12 hex digits of the SHA-256 of the heads'
-    metadata and its modification time; ``("untrained", 0.0)`` when there are none."""
-    meta = folder / "heads" / "heads.json"
-    if not meta.exists():
-        return "untrained", 0.0
-    return hashlib.sha256(meta.read_bytes()).hexdigest()[:12], meta.stat().st_mtime
-
-
 def _topic_names(key: str, values: list[str], limits: IngestLimits) -> list[str]:
     """Saved topic choices, checked by the one rule for topic names (``ingest.names_problem``): distinct
     lower-case names without a leading '#' (a name that is only '#'s is dropped)."""
@@ -675,4 +857,4 @@ def _topic_names(key: str, values: list[str], limits: IngestLimits) -> list[str]
     return sorted({n for n in (str(t).strip().lower().lstrip("#") for t in values) if n})
 
 
-__all__ = ["FeedService", "FeedError", "ERASURE_KEPT", "erasure_kept"]
+__all__ = ["FeedService", "FeedError", "ERASURE_KEPT", "erasure_kept", "cursor_secret"]

@@ -4,33 +4,54 @@ Training examples are logged impressions labelled by the engagements that follow
 computed point-in-time by replaying the event log day by day through a fresh ``ServingState`` (features for a
 day's impressions come from the state before that day), so no label leaks into its own features. The split is
 by time: the oldest 70% of impressions train, the next 10% calibrate, the newest 20% are the holdout.
+
+The engagement heads fit in this process or on a Dask cluster (``DaskBoosterFit``, ``dask_client``): the examples,
+parameters, early-stopping rule, calibration and saved files are the same; only where the trees grow differs.
+
+A models folder is flat (today's layout: the files in the folder itself) or versioned: each training writes
+``<folder>/<version>/`` (UTC time + a hash of the files) and then switches the pointer file ``CURRENT`` to it
+atomically; ``current_models`` resolves either, and every reader here (``load_models``, ``load_factors``,
+``load_ease``) goes through it. The last ``[train] keep_versions`` versions are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import secrets
+import shutil
+import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from glassfeed.domain import EventKind
-from glassfeed.feed.features import F, pair_context, pair_features
-from glassfeed.feed.heads import EngagementHeads, LightRanker
+from glassfeed.feed.features import FEATURES, F, pair_context, pair_features
+from glassfeed.feed.heads import BoosterFit, EngagementHeads, LightRanker
 from glassfeed.feed.pipeline import Models
 from glassfeed.feed.policy import HEADS
 from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
 from glassfeed.retrieval.ease import EASE
 from glassfeed.retrieval.factor import ALS
-from glassfeed.settings import RetrievalSettings, StateSettings, packaged_settings
+from glassfeed.settings import RetrievalSettings, Settings, StateSettings, TrainSettings, packaged_settings
 from glassfeed.state import ServingState
 from glassfeed.store import Store
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    from distributed import Client
 
 #: Which logged event kinds make each head's label positive.
 HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
@@ -77,6 +98,7 @@ class TrainReport:
     heads: list[HeadReport] = field(default_factory=list)
     als_users: int = 0
     bridging_users: int = 0
+    version: str = ""  # the models' version (``current_models``): a version folder's name, or the flat heads' hash
 
     def table(self) -> str:
         lines = [
@@ -195,16 +217,21 @@ def build_examples(
 
 
 def train_heads(
-    X: np.ndarray, Y: np.ndarray, ts: np.ndarray, heads: EngagementHeads | None = None
+    X: np.ndarray,
+    Y: np.ndarray,
+    ts: np.ndarray,
+    heads: EngagementHeads | None = None,
+    fit_booster: BoosterFit | None = None,
 ) -> tuple[EngagementHeads, LightRanker, TrainReport]:
-    """Time-split, fit, calibrate and evaluate against the popularity baseline (post like-rate)."""
+    """Time-split, fit, calibrate and evaluate against the popularity baseline (post like-rate); ``fit_booster``
+    (default: in this process) fits each head's trees, e.g. ``DaskBoosterFit`` on a Dask cluster."""
     t0 = time.perf_counter()
     order = np.argsort(ts, kind="stable")
     X, Y = X[order], Y[order]
     n = len(X)
     a, b = int(0.7 * n), int(0.8 * n)
     model = heads or EngagementHeads()
-    model.fit(X[:a], Y[:a], X[a:b], Y[a:b])
+    model.fit(X[:a], Y[:a], X[a:b], Y[a:b], fit_booster=fit_booster)
     light = LightRanker().fit(X[:a], Y[:a, [HEADS.index(h) for h in ("like", "repost", "reply", "dwell")]].max(1))
     P = model.predict(X[b:])
     report = TrainReport(n_train=a, n_cal=b - a, n_test=n - b, seconds=0.0)
@@ -228,6 +255,104 @@ def train_heads(
         )
     report.seconds = time.perf_counter() - t0
     return model, light, report
+
+
+def best_iteration(losses: np.ndarray, stopping_rounds: int) -> int:
+    """Trees to keep by LightGBM's ``early_stopping`` rule on a held-out loss curve (``losses[i]``: the loss with
+    i + 1 trees): the round of lowest loss, stopping once it has not improved for ``stopping_rounds`` rounds."""
+    best, best_i = float("inf"), 0
+    for i, loss in enumerate(losses.tolist()):
+        if loss < best:
+            best, best_i = loss, i
+        elif i - best_i >= stopping_rounds:
+            break
+    return best_i + 1
+
+
+def held_out_losses(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Binary log-loss of ``booster`` on (X, y) after each boosting round (one prediction per tree)."""
+    n = booster.num_trees()
+    raw = np.zeros(len(X))
+    losses = np.empty(n)
+    for i in range(n):
+        raw += np.asarray(booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1))
+        losses[i] = logloss(y, 1.0 / (1.0 + np.exp(-raw)))
+    return losses
+
+
+@dataclass
+class DaskBoosterFit:
+    """``heads.BoosterFit`` on a Dask cluster (``lightgbm.dask.DaskLGBMClassifier``, data-parallel over the
+    workers): the same parameters and rounds as in one process. ``lightgbm.dask`` has no early stopping, so a
+    head that early-stops grows all its rounds and keeps the trees up to the round LightGBM's callback would have
+    chosen on the same held-out slice (``best_iteration`` on ``held_out_losses``, computed here)."""
+
+    client: Client
+    _parts: tuple[np.ndarray, Any] | None = field(default=None, repr=False)
+
+    def _dask_X(self, X: np.ndarray) -> Any:
+        """``X`` scattered to the workers in one row block per worker, once for all the heads."""
+        import dask.array as da
+
+        if self._parts is not None and self._parts[0] is X:
+            return self._parts[1]
+        n = max(1, len(self.client.scheduler_info()["workers"]))
+        blocks = np.array_split(X, n) if len(X) >= n else [X]
+        futures = self.client.scatter(blocks)
+        dX = da.concatenate([da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futures, blocks)])
+        self._parts = (X, dX)
+        return dX
+
+    def __call__(
+        self,
+        params: dict[str, Any],
+        X: np.ndarray,
+        y: np.ndarray,
+        rounds: int,
+        valid: tuple[np.ndarray, np.ndarray] | None,
+        stopping_rounds: int,
+    ) -> lgb.Booster:
+        import dask.array as da
+        import lightgbm as lgb
+        from lightgbm.dask import DaskLGBMClassifier
+
+        dX = self._dask_X(X)
+        dy = da.from_array(y, chunks=(tuple(int(c) for c in dX.chunks[0]),))
+        # threads come from the Dask workers (lightgbm.dask overrides num_threads)
+        kw = {k: v for k, v in params.items() if k not in ("num_threads", "objective")}
+        model = DaskLGBMClassifier(client=self.client, objective=params["objective"], n_estimators=rounds, **kw)
+        # LightGBM's network messages (printed whatever its verbosity) go to stderr, not into a command's output
+        with warnings.catch_warnings(), redirect_stdout(sys.stderr):
+            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+            model.fit(dX, dy, feature_name=list(FEATURES))
+        booster: lgb.Booster = model.booster_
+        if valid is None or not stopping_rounds:
+            return booster
+        keep = best_iteration(held_out_losses(booster, *valid), stopping_rounds)
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=keep))
+
+
+@contextmanager
+def dask_client(address: str, cfg: TrainSettings | None = None) -> Iterator[Client]:
+    """A Dask client: ``address`` ``"local"`` starts a ``LocalCluster`` of ``[train] dask_workers`` workers (closed
+    on exit), any other address (``tcp://host:8786``) connects to that scheduler."""
+    from distributed import Client, LocalCluster
+
+    cfg = cfg or packaged_settings().train
+    if address == "local":
+        with (
+            LocalCluster(
+                n_workers=cfg.dask_workers,
+                threads_per_worker=cfg.dask_threads_per_worker,
+                processes=cfg.dask_processes,
+                dashboard_address=":0",  # its HTTP endpoints on a free port (8787 may be taken)
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+    else:
+        with Client(address) as client:
+            yield client
 
 
 def engagement_matrix(store: Store, n_users: int, n_posts: int) -> sp.csr_matrix:
@@ -310,6 +435,138 @@ def models_dir(db_path: str | Path | None) -> Path:
     return p.with_name(p.name + ".models")
 
 
+#: The pointer file of a versioned models folder: the name of the current version, one line.
+POINTER = "CURRENT"
+#: A version folder's name: UTC time of the training, then the first 8 hex digits of the hash of its files.
+VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+#: What one training writes (flat in the folder, or in a version folder).
+MODEL_FILES = ("heads", "als_user_factors.npy", "ease.npz", "bridging_sides.npy", "train_report.json")
+
+
+def current_models(root: str | Path) -> tuple[Path, str]:
+    """(folder holding the current models, version) of the models folder ``root``: the version ``CURRENT``
+    names; without a pointer, ``root`` itself (the flat layout, or a version folder given directly), whose
+    version is its folder name when that is a version's, else the first 12 hex digits of the SHA-256 of the
+    heads' metadata, or ``"untrained"`` without heads. A pointer naming a missing version is an error."""
+    d = Path(root)
+    ptr = d / POINTER
+    if ptr.is_file():
+        version = ptr.read_text().strip()
+        if not VERSION_RE.match(version) or not (d / version).is_dir():
+            raise ValueError(f"{ptr}: names {version!r}, which is not a model version in {d}")
+        return d / version, version
+    if VERSION_RE.match(d.name):
+        return d, d.name
+    meta = d / "heads" / "heads.json"
+    return d, hashlib.sha256(meta.read_bytes()).hexdigest()[:12] if meta.is_file() else "untrained"
+
+
+def model_versions(root: str | Path) -> list[str]:
+    """The version folders in ``root``, oldest first (names start with their UTC time)."""
+    d = Path(root)
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and VERSION_RE.match(p.name)) if d.is_dir() else []
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _files_hash(d: Path) -> str:
+    """SHA-256 over the relative paths and bytes of the model files in ``d``: the same models give the same hash.
+    Each file and folder is fsynced on the way."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in d.rglob("*") if p.is_file()):
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+            h.update(f.relative_to(d).as_posix().encode() + b"\0" + fh.read())
+    for sub in (p for p in d.rglob("*") if p.is_dir()):
+        _fsync_dir(sub)
+    return h.hexdigest()
+
+
+def switch_models(root: str | Path, version: str) -> None:
+    """Point ``root``'s ``CURRENT`` at ``version`` atomically: a temporary file beside it, fsynced, renamed over it,
+    then the folder fsynced (a reader sees the old version or the new one, never a torn pointer)."""
+    d = Path(root)
+    if not VERSION_RE.match(version) or not (d / version).is_dir():
+        raise ValueError(f"{version!r} is not a model version in {d}")
+    tmp = d / f".{POINTER}.{os.getpid()}.{secrets.token_hex(4)}"
+    with open(tmp, "w") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, d / POINTER)
+    _fsync_dir(d)
+
+
+def prune_versions(root: str | Path, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` version folders of ``root`` (never the current one) and the flat
+    model files left from before the first version; returns the versions deleted."""
+    d = Path(root)
+    if not (d / POINTER).is_file():
+        return []
+    _, current = current_models(d)
+    versions = model_versions(d)
+    old = [v for v in versions[: max(0, len(versions) - keep)] if v != current]
+    for v in old:
+        shutil.rmtree(d / v, ignore_errors=True)
+    for name in MODEL_FILES:
+        f = d / name
+        if f.is_dir():
+            shutil.rmtree(f, ignore_errors=True)
+        elif f.exists():
+            f.unlink()
+    return old
+
+
+def _write_models(
+    out: Path,
+    store: Store,
+    ex: Examples,
+    seed: int,
+    retrieval: RetrievalSettings,
+    progress: Progress,
+    fit_booster: BoosterFit | None,
+    t0: float,
+) -> TrainReport:
+    """Train the heads, ALS, EASE (when chosen) and bridging sides on ``ex`` / ``store`` and write them to ``out``
+    (the report is the caller's to write, once it knows the version)."""
+    n_users, n_posts = store.count("users"), store.count("posts")
+    progress("heads", 0.0)
+    heads, light, report = train_heads(ex.X, ex.Y, ex.ts, fit_booster=fit_booster)
+    heads.save(out / "heads")
+    light.save(out / "heads")
+    progress("als", 0.0)
+    X = engagement_matrix(store, n_users, n_posts)
+    user_vec = fit_als(X, seed=seed)
+    np.save(out / "als_user_factors.npy", user_vec)
+    ease_file = out / "ease.npz"
+    if retrieval.collaborative_model == "ease":
+        progress("ease", 0.0)
+        items, B = fit_ease(X, retrieval.ease_lam, retrieval.ease_gamma, retrieval.ease_max_items)
+        np.savez(ease_file, items=items, B=B)
+    elif ease_file.exists():
+        ease_file.unlink()
+    report.als_users = int((np.abs(user_vec).sum(axis=1) > 0).sum())
+    progress("bridging", 0.0)
+    side = fit_bridging_sides(store, n_users, n_posts)
+    np.save(out / "bridging_sides.npy", side)
+    report.bridging_users = int((side != 0).sum())
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _write_report(out: Path, report: TrainReport) -> None:
+    with open(out / "train_report.json", "w") as fh:
+        fh.write(json.dumps(asdict(report), indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def train_all(
     store: Store,
     folder: str | Path | None = None,
@@ -318,48 +575,86 @@ def train_all(
     seed: int = 0,
     retrieval: RetrievalSettings | None = None,
     state: StateSettings | None = None,
+    *,
+    versioned: bool = False,
+    train: TrainSettings | None = None,
+    fit_booster: BoosterFit | None = None,
 ) -> TrainReport:
     """Train every model the pipeline uses and save them to ``folder`` (default: beside the database).
 
     ``retrieval`` picks and sizes the collaborative model; ``state`` is the serving state's section, so that the
-    training replay computes the features as serving will (both default to the packaged settings)."""
+    training replay computes the features as serving will (both default to the packaged settings).
+    ``fit_booster`` fits the heads' trees (default: in this process; ``DaskBoosterFit`` on a Dask cluster).
+
+    With ``versioned``, or when ``folder`` is already versioned (has a ``CURRENT`` pointer), the models go to a
+    new ``folder/<version>/`` (written under a temporary name, fsynced, renamed), ``CURRENT`` is switched to it
+    (``switch_models``) and all but the newest ``train.keep_versions`` versions are pruned; ``report.version``
+    names it. Otherwise they are written flat into ``folder``, as before versions existed."""
     retrieval = retrieval or packaged_settings().retrieval
+    train = train or packaged_settings().train
     say = progress or (lambda s, f: None)
     t0 = time.perf_counter()
     out = Path(folder) if folder else models_dir(store.path)
-    n_users, n_posts = store.count("users"), store.count("posts")
     ex = build_examples(store, state, max_rows=max_rows, seed=seed, progress=progress)
     if len(ex) < 100:
         raise NotEnoughData(f"only {len(ex)} logged impressions: too few to train the engagement heads (100 needed)")
-    say("heads", 0.0)
-    heads, light, report = train_heads(ex.X, ex.Y, ex.ts)
-    heads.save(out / "heads")
-    light.save(out / "heads")
-    say("als", 0.0)
-    X = engagement_matrix(store, n_users, n_posts)
-    user_vec = fit_als(X, seed=seed)
-    np.save(out / "als_user_factors.npy", user_vec)
-    ease_file = out / "ease.npz"
-    if retrieval.collaborative_model == "ease":
-        say("ease", 0.0)
-        items, B = fit_ease(X, retrieval.ease_lam, retrieval.ease_gamma, retrieval.ease_max_items)
-        np.savez(ease_file, items=items, B=B)
-    elif ease_file.exists():
-        ease_file.unlink()
-    report.als_users = int((np.abs(user_vec).sum(axis=1) > 0).sum())
-    say("bridging", 0.0)
-    side = fit_bridging_sides(store, n_users, n_posts)
-    np.save(out / "bridging_sides.npy", side)
-    report.bridging_users = int((side != 0).sum())
-    report.seconds = time.perf_counter() - t0
-    (out / "train_report.json").write_text(json.dumps(asdict(report), indent=1))
+    if not (versioned or (out / POINTER).is_file()):
+        report = _write_models(out, store, ex, seed, retrieval, say, fit_booster, t0)
+        report.version = current_models(out)[1]
+        _write_report(out, report)
+        say("done", 1.0)
+        return report
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        report = _write_models(tmp, store, ex, seed, retrieval, say, fit_booster, t0)
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{_files_hash(tmp)[:8]}"
+        report.version = version
+        _write_report(tmp, report)
+        if (out / version).exists():  # the same models trained within the same second: keep the one there
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, out / version)
+            _fsync_dir(out)
+        switch_models(out, version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    prune_versions(out, train.keep_versions)
     say("done", 1.0)
     return report
 
 
+def train_version(
+    store: Store,
+    settings: Settings,
+    *,
+    dask: str | None = None,
+    max_rows: int = 400_000,
+    folder: str | Path | None = None,
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Train every model into a new version of ``folder`` (default: the store's models folder) with the run's
+    ``settings``: what ``glassfeed train`` and ``glassfeed trainer`` do. ``dask``: fit the heads on that Dask
+    scheduler (``tcp://host:8786``) or on a ``LocalCluster`` (``"local"``, ``[train]`` sizes it)."""
+    with dask_client(dask, settings.train) if dask else nullcontext(None) as client:
+        return train_all(
+            store,
+            folder,
+            max_rows=max_rows,
+            progress=progress,
+            retrieval=settings.retrieval,
+            state=settings.state,
+            versioned=True,
+            train=settings.train,
+            fit_booster=DaskBoosterFit(client) if client is not None else None,
+        )
+
+
 def load_ease(folder: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(post idx per column, EASE weights) when the collaborative source was trained with EASE."""
-    f = Path(folder) / "ease.npz"
+    """(post idx per column, EASE weights) when the collaborative source was trained with EASE (``folder``: a
+    models folder, its current version read)."""
+    f = current_models(folder)[0] / "ease.npz"
     if not f.exists():
         return None
     z = np.load(f)
@@ -367,9 +662,10 @@ def load_ease(folder: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def load_models(folder: str | Path, retrieval: RetrievalSettings | None = None) -> Models:
-    """The pipeline's trained parts from ``folder`` (untrained parts where a file is missing); ``retrieval``
-    (default: the packaged section) sizes the collaborative index."""
-    d = Path(folder)
+    """The pipeline's trained parts from the models folder ``folder`` (its current version; untrained parts where a
+    file is missing); ``retrieval`` (default: the packaged section) sizes the collaborative index. To read heads
+    and factors of one version, resolve it once (``current_models``) and pass its folder to both loaders."""
+    d = current_models(folder)[0]
     r = retrieval or packaged_settings().retrieval
     heads = EngagementHeads.load(d / "heads") if (d / "heads" / "heads.json").exists() else EngagementHeads()
     ease = load_ease(d)
@@ -386,13 +682,15 @@ PER_USER_MODEL_FILES = ("als_user_factors.npy", "bridging_sides.npy")
 
 
 def erase_user_rows(folder: str | Path, user: int) -> list[str]:
-    """Zero ``user``'s row in every per-user model file in ``folder`` (ALS factor, bridging side), each file
-    rewritten atomically (a temporary file beside it, fsynced, then renamed over it); returns the files changed.
-    A zero row is what an untrained user has, so serving treats the person as unknown to the models."""
+    """Zero ``user``'s row in every per-user model file in the models folder ``folder`` (ALS factor, bridging
+    side): the flat files and those of every version kept, not only the current one; each file rewritten
+    atomically (a temporary file beside it, fsynced, then renamed over it); returns the files changed (relative
+    to ``folder``). A zero row is what an untrained user has, so serving treats the person as unknown to the
+    models."""
     d = Path(folder)
     changed = []
-    for name in PER_USER_MODEL_FILES:
-        f = d / name
+    files = [sub / name for sub in (d, *(d / v for v in model_versions(d))) for name in PER_USER_MODEL_FILES]
+    for f in files:
         if not f.exists():
             continue
         a = np.load(f)
@@ -405,14 +703,14 @@ def erase_user_rows(folder: str | Path, user: int) -> list[str]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, f)
-        changed.append(name)
+        changed.append(f.relative_to(d).as_posix())
     return changed
 
 
 def load_factors(folder: str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(ALS user factors, bridging sides) from ``folder``, each None when not trained: the serving state's
-    learned inputs (``ServingState.from_store``)."""
-    d = Path(folder)
+    """(ALS user factors, bridging sides) from the models folder ``folder`` (its current version), each None when
+    not trained: the serving state's learned inputs (``ServingState.from_store``)."""
+    d = current_models(folder)[0]
     uv = np.load(d / "als_user_factors.npy") if (d / "als_user_factors.npy").exists() else None
     side = np.load(d / "bridging_sides.npy") if (d / "bridging_sides.npy").exists() else None
     return uv, side

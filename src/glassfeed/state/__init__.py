@@ -97,13 +97,41 @@ class ServingState:
         return st
 
     def catch_up(self, store: Store) -> int:
-        """Apply events committed by other workers since ``last_seq`` (multi-worker deployments poll this)."""
-        n = 0
+        """Fold in what other writers (workers, a separate ingester) committed since ``last_seq``: their new users
+        and posts, then their events up to the log's head as it was before those were read (so every event
+        applied names a user and post already loaded), in ``seq`` order. Returns the events applied; events this
+        state already holds are never applied twice (``apply_committed`` keeps ``last_seq`` gap-free)."""
+        head = store.max_seq()
+        self.add_users(store.load_users(since_idx=self.users.n))
         self.add_posts_from_store(store)
-        for chunk in store.iter_events(since_seq=self.last_seq):
-            self.apply_events(chunk)
-            n += len(chunk)
+        n = 0
+        if head > self.last_seq:
+            for chunk in store.iter_events(since_seq=self.last_seq, until_seq=head):
+                self.apply_events(chunk)
+                n += len(chunk)
+            self.last_seq = max(self.last_seq, head)  # the newest events may have been erased since
         return n
+
+    def apply_committed(self, batch: EventBatch, store: Store) -> int:
+        """Fold in a batch this process just committed (an ``Ingestor`` listener), keeping the log's order when
+        other writers share the store: events committed elsewhere between ``last_seq`` and the batch are read and
+        applied first (``catch_up``), and the batch's events at or below ``last_seq`` (already applied by a
+        ``catch_up`` that ran between the commit and this call) are skipped. Returns the events applied."""
+        if not len(batch):
+            return 0
+        first = int(batch.seq.min())
+        n = 0
+        if first > self.last_seq + 1:  # every seq below ``first`` is committed: numbers are assigned in commit order
+            self.add_users(store.load_users(since_idx=self.users.n))
+            self.add_posts_from_store(store)
+            for chunk in store.iter_events(since_seq=self.last_seq, until_seq=first - 1):
+                self.apply_events(chunk)
+                n += len(chunk)
+            self.last_seq = max(self.last_seq, first - 1)
+        if first <= self.last_seq:
+            batch = batch.take(batch.seq > self.last_seq)
+        self.apply_events(batch)
+        return n + len(batch)
 
     # ------------------------------------------------------------------ entities
     def add_users(self, users: dict[str, Any]) -> None:

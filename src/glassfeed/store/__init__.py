@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from glassfeed.store.base import (
+    CHANGE_KINDS,
     EDGES,
     ENTITIES,
     ERASED_LABEL,
     RESERVED_META_KEYS,
+    Change,
     Edge,
     Entity,
     PostRow,
@@ -18,6 +20,8 @@ from glassfeed.store.base import (
     UserRow,
     UserSummary,
 )
+from glassfeed.store.postgres import PostgresStore, is_postgres_url, normalise_url
+from glassfeed.store.postgres import store_exists as postgres_store_exists
 from glassfeed.store.sqlite import SQLiteStore
 
 SQLITE_SCHEME = "sqlite:///"
@@ -25,28 +29,45 @@ SQLITE_SCHEME = "sqlite:///"
 
 def open_store(url_or_path: str | Path, synchronous: str = "FULL") -> Store:
     """Open (creating and migrating) the store at ``url_or_path``: a file path or ``sqlite:///path`` opens a
-    ``SQLiteStore`` with that ``synchronous`` pragma (see ``SQLiteStore``); ``postgresql://`` is not built yet."""
+    ``SQLiteStore`` with that ``synchronous`` pragma (see ``SQLiteStore``); ``postgresql://`` (or ``postgres://``)
+    ``user@host:port/db[?schema=name]`` opens a ``PostgresStore`` (``synchronous`` ``OFF`` turns PostgreSQL's
+    ``synchronous_commit`` off; see ``PostgresStore``). An unreachable server raises ``ConnectionError``."""
     s = str(url_or_path)
     if s.startswith(SQLITE_SCHEME):
         s = s[len(SQLITE_SCHEME) :]
-    elif s.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError("the PostgreSQL backend is not built yet; use a SQLite path")
+    elif is_postgres_url(s):
+        return PostgresStore(normalise_url(s), synchronous=synchronous)
     return SQLiteStore(s, synchronous=synchronous)
 
 
+def store_exists(url_or_path: str | Path) -> bool:
+    """Whether a store exists at ``url_or_path`` (creating nothing): a SQLite file, or a PostgreSQL schema with
+    glassfeed's ``schema_version`` table (an unreachable server raises ``ConnectionError``)."""
+    s = str(url_or_path)
+    if is_postgres_url(s):
+        return postgres_store_exists(s)
+    return Path(s.removeprefix(SQLITE_SCHEME)).is_file()
+
+
 __all__ = [
+    "CHANGE_KINDS",
     "EDGES",
     "ENTITIES",
     "ERASED_LABEL",
     "RESERVED_META_KEYS",
+    "Change",
     "Edge",
     "Entity",
     "PostRow",
+    "PostgresStore",
+    "SQLITE_SCHEME",
     "SQLiteStore",
     "Store",
     "StoredEvent",
     "Transaction",
     "UserRow",
     "UserSummary",
+    "is_postgres_url",
     "open_store",
+    "store_exists",
 ]

@@ -37,6 +37,9 @@ ENTITIES: tuple[str, ...] = ("users", "posts", "events", "follows", "blocks", "m
 EDGES: tuple[str, ...] = ("follows", "blocks", "mutes")
 #: Meta keys the store keeps for itself; ``set_meta`` refuses them.
 RESERVED_META_KEYS: frozenset[str] = frozenset({"event_seq"})
+#: What ``changes_since`` reports: changes the event log does not number, written in the same transaction as the
+#: change itself (``idx`` is a user for muted_words, prefs and deleted; a post for labels and posts_erased).
+CHANGE_KINDS: tuple[str, ...] = ("muted_words", "prefs", "labels", "posts_erased", "deleted")
 #: The only label of a post its author erased (``erase_posts``); the serving state drops it from every feed.
 ERASED_LABEL = "erased"
 
@@ -61,6 +64,14 @@ class StoredEvent(NamedTuple):
     surface: str | None
     position: int | None
     request_id: str | None
+
+
+class Change(NamedTuple):
+    """One change ``changes_since`` reports: its number, its kind (``CHANGE_KINDS``) and the user or post."""
+
+    seq: int
+    kind: str
+    idx: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +211,12 @@ class Store(Protocol):
         """Every committed post: external id -> idx (a live read-only view; do not mutate)."""
         ...
 
+    def refresh_ids(self) -> tuple[int, int]:
+        """Learn the users and posts committed through other handles on this store (another process, another
+        worker) since this handle last looked, so ``user_idx``/``post_idx`` find them; returns how many users and
+        posts were new to this handle. A handle learns its own commits without it."""
+        ...
+
     # ------------------------------------------------------------------ reads: entities
     def load_users(self, since_idx: int = 0) -> dict[str, Any]:
         """Users with idx > ``since_idx`` as columns, ordered by idx: ``idx`` (int64), ``id``, ``handle``,
@@ -283,8 +300,23 @@ class Store(Protocol):
         """Which of the client event ids are already stored."""
         ...
 
+    # ------------------------------------------------------------------ reads: the change log
+    def last_change(self) -> int:
+        """The number of the newest change ``changes_since`` can report (0 when none); never decreases."""
+        ...
+
+    def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
+        """The changes numbered above ``since``, oldest first, at most ``limit``: one row per user or post a
+        committed ``set_muted_words`` (``muted_words``), ``set_prefs`` (``prefs``), ``add_post_label``
+        (``labels``), ``erase_posts`` (``posts_erased``) or ``delete_user_data`` (``deleted``) touched, written
+        in the same transaction. Workers tail it (with ``iter_events``) to learn what others changed; a row names
+        what changed, never the values (read them with ``load_prefs`` etc.)."""
+        ...
+
 
 __all__ = [
+    "CHANGE_KINDS",
+    "Change",
     "EDGES",
     "ENTITIES",
     "ERASED_LABEL",

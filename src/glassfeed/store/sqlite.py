@@ -21,6 +21,7 @@ from glassfeed.store.base import (
     EDGES,
     ERASED_LABEL,
     RESERVED_META_KEYS,
+    Change,
     Edge,
     Entity,
     PostRow,
@@ -82,6 +83,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_user ON events(user, seq);
     CREATE TABLE user_prefs(user INTEGER PRIMARY KEY, prefs TEXT NOT NULL);
     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: the change log (``Store.changes_since``): what the event log does not number, for workers to tail
+    """
+    CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, idx INTEGER NOT NULL);
     """,
 ]
 
@@ -218,6 +223,15 @@ class SQLiteStore:
     def post_ids(self) -> Mapping[str, int]:
         return self._post_idx
 
+    def refresh_ids(self) -> tuple[int, int]:
+        """Read the users and posts above this handle's highest idx (idx are dense, so the map's size is its
+        highest idx) and add them to the id maps (``Store.refresh_ids``)."""
+        with self._lock:
+            users = self._con.execute("SELECT id, idx FROM users WHERE idx > ?", (len(self._user_idx),)).fetchall()
+            posts = self._con.execute("SELECT id, idx FROM posts WHERE idx > ?", (len(self._post_idx),)).fetchall()
+            self._register(users, posts)
+        return len(users), len(posts)
+
     # ---------------------------------------------------------------- writes (call inside transaction)
     def insert_users(self, tx: Transaction, rows: Sequence[UserRow]) -> list[int]:
         """rows: (id, handle, created_at, community, interests_csv, token_hash). Returns new idx values."""
@@ -321,6 +335,7 @@ class SQLiteStore:
         cur = self._tx(tx).cur
         cur.execute("DELETE FROM muted_words WHERE user = ?", (user,))
         cur.executemany("INSERT OR IGNORE INTO muted_words(user, word) VALUES (?, ?)", [(user, w) for w in words])
+        _record_changes(cur, "muted_words", [user])
 
     def add_post_label(self, tx: Transaction, posts: Sequence[int], label: str) -> None:
         """Add a moderation label to posts (idempotent)."""
@@ -329,10 +344,12 @@ class SQLiteStore:
             " THEN labels ELSE labels || ',' || ? END WHERE idx = ?",
             [(label, f"%,{label},%", label, i) for i in posts],
         )
+        _record_changes(self._tx(tx).cur, "labels", posts)
 
     def set_prefs(self, tx: Transaction, user: int, prefs: dict[str, Any]) -> None:
         cur = self._tx(tx).cur
         cur.execute("INSERT OR REPLACE INTO user_prefs(user, prefs) VALUES (?, ?)", (user, json.dumps(prefs)))
+        _record_changes(cur, "prefs", [user])
 
     def set_token_hash(self, tx: Transaction, user: int, token_hash: str) -> None:
         self._tx(tx).cur.execute("UPDATE users SET token_hash = ? WHERE idx = ?", (token_hash, user))
@@ -358,6 +375,7 @@ class SQLiteStore:
             counts["profile"] = cur.execute(
                 "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = ?", (user,)
             ).rowcount
+        _record_changes(cur, "deleted", [user])
         return counts
 
     def erase_posts(self, tx: Transaction, author: int) -> list[int]:
@@ -370,6 +388,7 @@ class SQLiteStore:
                 " quote_of = NULL, quality = NULL, divisiveness = NULL WHERE author = ?",
                 (ERASED_LABEL, author),
             )
+        _record_changes(cur, "posts_erased", idxs)
         return idxs
 
     @staticmethod
@@ -581,6 +600,13 @@ class SQLiteStore:
     def event_ids_exist(self, ids: Collection[str]) -> set[str]:
         return {r[0] for r in self._in_chunks("SELECT id FROM events WHERE id IN ({marks})", list(ids))}
 
+    def last_change(self) -> int:
+        return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])
+
+    def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
+        rows = self._rows("SELECT seq, kind, idx FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
+        return [Change(*r) for r in rows]
+
 
 class _Tx:
     """Context manager: BEGIN IMMEDIATE under the store lock; COMMIT (durable) or ROLLBACK."""
@@ -633,6 +659,11 @@ def _event_batch(rows: list[tuple[Any, ...]], object_columns: bool = False) -> E
         objects = {}
     cols = {c.name: a[:, j] for j, c in enumerate(EVENT_COLUMNS)}
     return EventBatch.from_columns(**cols, **objects)
+
+
+def _record_changes(cur: sqlite3.Cursor, kind: str, idxs: Iterable[int]) -> None:
+    """Note in the change log, inside the writing transaction, that ``kind`` changed for these users or posts."""
+    cur.executemany("INSERT INTO changes(kind, idx) VALUES (?, ?)", [(kind, int(i)) for i in idxs])
 
 
 def _split_sql(script: str) -> list[str]:

@@ -17,18 +17,22 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 import httpx
 import numpy as np
 import orjson
+import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+
+from glassfeed.feed.sessions import redis_client
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -87,6 +91,40 @@ class Sessions:
     def drop(self, sid: str | None) -> None:
         if sid:
             self._d.pop(sid, None)
+
+
+class RedisSessions:
+    """Browser sessions in Redis (``[serving] redis_url``), so that whichever worker answers knows the cookie:
+    ``<prefix>web:<sid>`` holds the session as JSON (its credential included, as the in-memory store holds it),
+    expiring ``SESSION_TTL_S`` after sign-in."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client, self.prefix = client, f"{prefix}web:"
+
+    def new(self, s: WebSession) -> str:
+        sid = secrets.token_urlsafe(24)
+        ttl = max(1, int(SESSION_TTL_S - (time.time() - s.created)))
+        self.client.set(self.prefix + sid, orjson.dumps(asdict(s)), ex=ttl)
+        return sid
+
+    def get(self, sid: str | None) -> WebSession | None:
+        raw = cast(bytes | None, self.client.get(self.prefix + sid)) if sid else None
+        if raw is None:
+            return None
+        s = WebSession(**orjson.loads(raw))
+        return s if time.time() - s.created <= SESSION_TTL_S else None
+
+    def drop(self, sid: str | None) -> None:
+        if sid:
+            self.client.delete(self.prefix + sid)
+
+
+def make_sessions(app: FastAPI) -> Sessions | RedisSessions:
+    """``RedisSessions`` when ``[serving] redis_url`` is set, else in-memory ``Sessions`` (one worker)."""
+    serving = app.state.settings.serving
+    if serving.redis_url:
+        return RedisSessions(redis_client(serving), serving.redis_prefix)
+    return Sessions()
 
 
 def demo_mode(app: FastAPI) -> bool:
@@ -223,7 +261,7 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
             app.state.web_demo = demo
         return
     app.state.web_installed = True
-    app.state.web_sessions = Sessions()
+    app.state.web_sessions = make_sessions(app)
     app.state.web_demo = demo
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
@@ -248,7 +286,7 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, user: str | None = None) -> Response:
         """The app page. In demo mode ``?user=ID`` (or, with no session yet, the most active person) signs in."""
-        sessions: Sessions = app.state.web_sessions
+        sessions: Sessions | RedisSessions = app.state.web_sessions
         sess = sessions.get(request.cookies.get(COOKIE))
         fresh = None
         demo = is_demo(request)
