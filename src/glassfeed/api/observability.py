@@ -142,7 +142,11 @@ def configure_logging(fmt: str) -> None:
 router = APIRouter()
 
 
-@router.get("/metrics", tags=["operations"], response_class=Response)
+_TEXT = {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
+_READY = {"content": {"application/json": {"schema": {"type": "object", "required": ["ready", "checks"]}}}}
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response, responses={200: _TEXT})
 def metrics(request: Request) -> Response:
     """Prometheus metrics: per-route request counts and latency, feed pages by policy and fallback, candidates per
     page, the serving models' version and age, ingest lag (events behind the log) and the impression queue."""
@@ -156,7 +160,11 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/readyz", tags=["operations"], responses={503: {"description": "not ready: see the failing checks"}})
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    responses={200: {"description": "ready", **_READY}, 503: {"description": "not ready: see the checks", **_READY}},
+)
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the store answers and the serving state is within ``[api] ready_max_lag_events`` of the event
     log; the serving models' version is reported (models that fail to load stop the server at start). 200 or
