@@ -310,6 +310,31 @@ async def _xrpc_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
+#: Statuses the XRPC routes answer with an XRPC error body (``{error, message}``), not the API's ``ErrorOut``.
+XRPC_ERROR_STATUSES = ("400", "401", "429")
+
+
+def _document_xrpc_errors(app: FastAPI) -> None:
+    """Make ``app.openapi()`` give the XRPC operations' error answers the XRPC body: the app-wide responses
+    (``api.schemas.APP_RESPONSES``, e.g. 429) would otherwise be merged into them as ``ErrorOut``."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = base()
+        for path, ops in spec.get("paths", {}).items():
+            if not path.startswith("/xrpc/"):
+                continue
+            for op in ops.values():
+                for code in XRPC_ERROR_STATUSES:
+                    if code in op.get("responses", {}):
+                        op["responses"][code] = {"description": op["responses"][code].get("description", ""), **_ERROR}
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def make_resolver(settings: BlueskySettings) -> KeyResolver:
     """Offline table from ``keys_file`` when set, else DID documents over the network (hardened resolver)."""
     if settings.keys_file:
@@ -340,6 +365,7 @@ def install(app: FastAPI, resolver: KeyResolver | None = None) -> None:
         return _gen(request).describe()
 
     feed_uris = [app.state.bluesky.settings.feed_uri(name) for name in app.state.bluesky.feeds]
+    _document_xrpc_errors(app)
 
     @app.get(f"/xrpc/{GET_SKELETON}", tags=["bluesky"], openapi_extra=skeleton_openapi(feed_uris))
     def get_feed_skeleton(request: Request) -> dict[str, Any]:
