@@ -158,3 +158,5 @@ def test_refused_ids_and_heads_documented(spec: dict[str, Any], client: TestClie
     assert alts["chronological"]["properties"]["weights"]["properties"] == {}  # no weight may be changed
     r = client.put("/v1/users/u5/prefs", json={"weights": {"reply": 1.0}}, headers=KEYH)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "policy"  # schema: weights need policy
+    r = client.put("/v1/users/u5/prefs", json={"policy": "engagement", "weights": {"dwell": False}}, headers=KEYH)
+    assert r.status_code == 422  # a boolean is not a number (the schema's "number"; fuzz: ST201)

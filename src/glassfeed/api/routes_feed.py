@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
@@ -80,7 +80,7 @@ class PrefsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is a 422 naming it, not silently ignored
 
     policy: str | None = Field(None, description="the feed to use by default")
-    weights: dict[str, float] | None = Field(
+    weights: dict[str, StrictFloat] | None = Field(
         None,
         description=f"head -> weight for ``policy`` (required with weights), within its bounds; heads: {HEADS}",
         json_schema_extra={"propertyNames": {"enum": list(HEADS)}},
