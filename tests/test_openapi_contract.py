@@ -160,3 +160,11 @@ def test_refused_ids_and_heads_documented(spec: dict[str, Any], client: TestClie
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "policy"  # schema: weights need policy
     r = client.put("/v1/users/u5/prefs", json={"policy": "engagement", "weights": {"dwell": False}}, headers=KEYH)
     assert r.status_code == 422  # a boolean is not a number (the schema's "number"; fuzz: ST201)
+
+
+def test_every_operation_documents_a_json_429(spec: dict[str, Any]) -> None:
+    """Any request may meet a rate limit, answered as JSON whatever the route's own media type (fuzz: ST105 on the
+    markdown statement route)."""
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert "application/json" in op["responses"]["429"]["content"], (method, path)

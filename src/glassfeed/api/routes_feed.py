@@ -175,7 +175,7 @@ def policy(request: Request, name: str) -> dict[str, Any]:
     "/v1/policies/{name}/statement",
     response_class=PlainTextResponse,
     tags=["policies"],
-    responses=json_error_responses(404, 413, 422),
+    responses=json_error_responses(404, 413, 422, 429),
 )
 def statement(request: Request, name: str) -> str:
     """The plain-language main-parameters statement (EU DSA Art. 27), generated from the policy file, its
