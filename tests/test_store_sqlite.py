@@ -91,3 +91,19 @@ def test_stores_written_before_the_high_water_mark_resume_after_max_seq(tmp_path
     assert store.max_seq() == 3
     assert append(store, EventBatch.concat([batch([(K.UNFOLLOW, u[0], None, u[0], T0, None, None)])])) == (4, 4)
     store.close()
+
+
+def test_the_page_cache_follows_the_store_setting(tmp_path) -> None:
+    """``[store] sqlite_cache_mib`` reaches SQLite's ``PRAGMA cache_size`` (negative: KiB); the default is the
+    packaged setting (docs/benchmarks.md: the soak's memory slope with a smaller cache)."""
+    from glassfeed.settings import packaged_settings
+
+    small = open_store(tmp_path / "small.db", sqlite_cache_mib=8)
+    default = open_store(tmp_path / "default.db")
+    try:
+        assert small._con.execute("PRAGMA cache_size").fetchone()[0] == -8 * 1024  # type: ignore[attr-defined]
+        want = -packaged_settings().store.sqlite_cache_mib * 1024
+        assert default._con.execute("PRAGMA cache_size").fetchone()[0] == want  # type: ignore[attr-defined]
+    finally:
+        small.close()
+        default.close()

@@ -129,7 +129,9 @@ def open_ingestor(settings: Settings, create: bool = False) -> Ingestor:
     the store (and its folder) when there is none; otherwise a missing store exits with one line."""
     if not create:
         require_store(settings.store.path)
-    return Ingestor(open_store(settings.store.path, settings.store.synchronous), settings.ingest)
+    return Ingestor(
+        open_store(settings.store.path, settings.store.synchronous, settings.store.sqlite_cache_mib), settings.ingest
+    )
 
 
 @contextmanager

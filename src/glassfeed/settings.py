@@ -67,6 +67,7 @@ class _Section(BaseModel):
 class StoreSettings(_Section):
     path: str = Field(description="the store: a SQLite file path (or sqlite:///path)")
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+    sqlite_cache_mib: int = Field(gt=0, description="SQLite's page cache per connection, in MiB")
 
     @field_validator("synchronous", mode="before")
     @classmethod

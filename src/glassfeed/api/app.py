@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     glassfeed.toml, environment): this factory is an edge (``uvicorn --factory``)."""
     settings = settings or load_settings()
     configure_logging(settings.api.log_format)
-    store = open_store(settings.store.path, settings.store.synchronous)
+    store = open_store(settings.store.path, settings.store.synchronous, settings.store.sqlite_cache_mib)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

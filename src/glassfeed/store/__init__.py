@@ -27,17 +27,18 @@ from glassfeed.store.sqlite import SQLiteStore
 SQLITE_SCHEME = "sqlite:///"
 
 
-def open_store(url_or_path: str | Path, synchronous: str = "FULL") -> Store:
+def open_store(url_or_path: str | Path, synchronous: str = "FULL", sqlite_cache_mib: int | None = None) -> Store:
     """Open (creating and migrating) the store at ``url_or_path``: a file path or ``sqlite:///path`` opens a
-    ``SQLiteStore`` with that ``synchronous`` pragma (see ``SQLiteStore``); ``postgresql://`` (or ``postgres://``)
-    ``user@host:port/db[?schema=name]`` opens a ``PostgresStore`` (``synchronous`` ``OFF`` turns PostgreSQL's
+    ``SQLiteStore`` with that ``synchronous`` pragma and a page cache of ``sqlite_cache_mib`` MiB (default:
+    ``[store]``'s; see ``SQLiteStore``); ``postgresql://`` (or ``postgres://``) ``user@host:port/db[?schema=name]``
+    opens a ``PostgresStore`` (``synchronous`` ``OFF`` turns PostgreSQL's
     ``synchronous_commit`` off; see ``PostgresStore``). An unreachable server raises ``ConnectionError``."""
     s = str(url_or_path)
     if s.startswith(SQLITE_SCHEME):
         s = s[len(SQLITE_SCHEME) :]
     elif is_postgres_url(s):
         return PostgresStore(normalise_url(s), synchronous=synchronous)
-    return SQLiteStore(s, synchronous=synchronous)
+    return SQLiteStore(s, synchronous=synchronous, cache_mib=sqlite_cache_mib)
 
 
 def store_exists(url_or_path: str | Path) -> bool:

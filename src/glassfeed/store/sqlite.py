@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
+from glassfeed.settings import packaged_settings
 from glassfeed.store.base import (
     EDGES,
     ERASED_LABEL,
@@ -126,9 +127,10 @@ class SQLiteStore:
     """Durable store on one SQLite file (``Store`` protocol). One connection serialised by a lock, WAL mode.
 
     ``path`` may be ``":memory:"`` for a throwaway store (tests); ``synchronous`` is SQLite's pragma (``FULL``
-    is the durability rule above; ``NORMAL``/``OFF`` trade it for speed in scratch stores)."""
+    is the durability rule above; ``NORMAL``/``OFF`` trade it for speed in scratch stores); ``cache_mib`` is the
+    connection's page cache in MiB (default the packaged ``[store] sqlite_cache_mib``)."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", cache_mib: int | None = None) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path: Path = Path(path)
@@ -140,7 +142,8 @@ class SQLiteStore:
         self._con.execute(f"PRAGMA synchronous={synchronous}")
         self._con.execute("PRAGMA foreign_keys=OFF")
         self._con.execute("PRAGMA busy_timeout=10000")
-        self._con.execute("PRAGMA cache_size=-65536")
+        mib = packaged_settings().store.sqlite_cache_mib if cache_mib is None else int(cache_mib)
+        self._con.execute(f"PRAGMA cache_size=-{mib * 1024}")  # negative: KiB
         self._migrate()
         self._user_idx: dict[str, int] = dict(self._con.execute("SELECT id, idx FROM users"))
         self._post_idx: dict[str, int] = dict(self._con.execute("SELECT id, idx FROM posts"))
