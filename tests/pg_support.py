@@ -115,9 +115,9 @@ def stores_on_postgres_if_asked() -> Iterator[None]:
 
     opened: list[PostgresStore] = []
 
-    def open_as_postgres(path: str | Path, synchronous: str = "FULL") -> object:
+    def open_as_postgres(path: str | Path, synchronous: str = "FULL", cache_mib: int | None = None) -> object:
         if str(path) == ":memory:":
-            return SQLiteStore(path, synchronous=synchronous)
+            return SQLiteStore(path, synchronous=synchronous, cache_mib=cache_mib)
         store = PostgresStore(url_for_path(path), synchronous, path=path)
         opened.append(store)
         return store
