@@ -39,14 +39,20 @@ def _unreachable() -> str | None:
     return None
 
 
+def require_service(name: str, url: str, reason: str | None) -> None:
+    """Skip the calling test when the service ``name`` at ``url`` is unreachable (``reason``), or fail it under
+    ``CI=true``, where tests needing a service must run, not skip. The one rule for PostgreSQL and Redis."""
+    if reason is None:
+        return
+    msg = f"{name} not reachable at {url}: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + f" (CI=true: tests needing {name} must run, not skip)")
+    pytest.skip(msg)
+
+
 def pg_url() -> str:
     """The server's URL; skips the test when it is unreachable, or fails it under ``CI=true``."""
-    reason = _unreachable()
-    if reason is not None:
-        msg = f"PostgreSQL not reachable at {base_url()}: {reason}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " (CI=true: tests needing PostgreSQL must run, not skip)")
-        pytest.skip(msg)
+    require_service("PostgreSQL", base_url(), _unreachable())
     return base_url()
 
 

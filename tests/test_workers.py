@@ -41,6 +41,7 @@ from glassfeed.settings import load_settings, packaged_settings
 from glassfeed.state import C
 from glassfeed.store import open_store
 from live_server import LiveServer, ServeWorkers, free_port
+from pg_support import require_service
 
 KEY = "workers-key"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -64,12 +65,7 @@ def _redis_unreachable() -> str | None:
 @pytest.fixture
 def redis_env() -> Iterator[dict[str, str]]:
     """Settings for servers sharing state through Redis under a prefix of their own (its keys deleted after)."""
-    reason = _redis_unreachable()
-    if reason is not None:
-        msg = f"Redis not reachable at {redis_base()}: {reason}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " (CI=true: tests needing Redis must run, not skip)")
-        pytest.skip(msg)
+    require_service("Redis", redis_base(), _redis_unreachable())
     prefix = f"gft:{uuid.uuid4().hex[:12]}:"
     yield {"GLASSFEED_SERVING__REDIS_URL": redis_base(), "GLASSFEED_SERVING__REDIS_PREFIX": prefix}
     client = redis.Redis.from_url(redis_base())

@@ -229,6 +229,22 @@ class Protocol:
     description: str
 
 
+#: The models every protocol runs by default (``glassfeed evaluate --models`` picks others).
+DEFAULT_MODELS = (
+    "pop",
+    "itemknn",
+    "als",
+    "ials",
+    "bpr",
+    "ease",
+    "dlae",
+    "rp3beta",
+    "ease+als",
+    "ease+rp3beta",
+    "dlae+als",
+)
+
+
 PROTOCOLS: dict[str, Protocol] = {
     "ms-ml100k": Protocol(
         name="ms-ml100k",
@@ -236,19 +252,7 @@ PROTOCOLS: dict[str, Protocol] = {
         build=build_ms_ml100k,
         k=10,
         columns=("map", "ndcg@10", "precision@10", "recall@10"),
-        models=(
-            "pop",
-            "itemknn",
-            "als",
-            "ials",
-            "bpr",
-            "ease",
-            "dlae",
-            "rp3beta",
-            "ease+als",
-            "ease+rp3beta",
-            "dlae+als",
-        ),
+        models=DEFAULT_MODELS,
         grids={
             "itemknn": {"K": [50, 100, 200], "shrink": [0.0, 10.0, 50.0]},
             "als": [
@@ -282,19 +286,7 @@ PROTOCOLS: dict[str, Protocol] = {
         build=build_recbole_ml1m,
         k=10,
         columns=("recall@10", "mrr@10", "ndcg@10", "hit@10", "precision@10"),
-        models=(
-            "pop",
-            "itemknn",
-            "als",
-            "ials",
-            "bpr",
-            "ease",
-            "dlae",
-            "rp3beta",
-            "ease+als",
-            "ease+rp3beta",
-            "dlae+als",
-        ),
+        models=DEFAULT_MODELS,
         grids={
             "itemknn": {"K": [100, 200], "shrink": [10.0, 50.0]},
             "als": [

@@ -37,6 +37,7 @@ from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, TypicalContributions, load_policies
 from glassfeed.feed.sessions import format_request_id, make_sessions, make_shared_pages, parse_request_id
 from glassfeed.feed.train import (
+    POINTER,
     Progress,
     TrainReport,
     current_models,
@@ -185,6 +186,8 @@ class FeedService:
     def reload_if_new(self) -> bool:
         """Reload when the models folder's ``CURRENT`` names another version than the one served (a trainer
         process wrote one); polled by the tail loop. Returns whether it reloaded."""
+        if not (self.models_folder / POINTER).is_file():  # a flat folder changes only by this service's retrain
+            return False
         try:
             _, version = current_models(self.models_folder)
         except (OSError, ValueError):

@@ -25,6 +25,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from glassfeed.retrieval.base import Recommender, as_csr
+from glassfeed.retrieval.ease import item_item_scores
 
 
 def item_gram(X: sp.csr_matrix, items: np.ndarray, gamma: float = 0.0) -> np.ndarray:
@@ -84,7 +85,4 @@ class DLAE(Recommender):
         return self
 
     def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
-        rows = as_csr(X[np.atleast_1d(userids)], binary=self.binary)[:, self.items_]
-        out = np.full((rows.shape[0], self.n_items_), -np.inf, dtype=np.float32)
-        out[:, self.items_] = rows @ self.B_
-        return out
+        return item_item_scores(self, userids, X)

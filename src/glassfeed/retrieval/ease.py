@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import scipy.linalg
@@ -46,7 +46,13 @@ class EASE(Recommender):
         return self
 
     def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
-        rows = as_csr(X[np.atleast_1d(userids)], binary=self.binary)[:, self.items_]
-        out = np.full((rows.shape[0], self.n_items_), -np.inf, dtype=np.float32)
-        out[:, self.items_] = rows @ self.B_
-        return out
+        return item_item_scores(self, userids, X)
+
+
+def item_item_scores(model: Any, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
+    """Scores of an item-item model (``B_`` over its kept ``items_``, ``n_items_``, ``binary``): each user's
+    history times ``B_``; items the model dropped score ``-inf``. Shared by EASE and DLAE."""
+    rows = as_csr(X[np.atleast_1d(userids)], binary=model.binary)[:, model.items_]
+    out = np.full((rows.shape[0], model.n_items_), -np.inf, dtype=np.float32)
+    out[:, model.items_] = rows @ model.B_
+    return out
