@@ -6,7 +6,7 @@ day's impressions come from the state before that day), so no label leaks into i
 by time: the oldest 70% of impressions train, the next 10% calibrate, the newest 20% are the holdout.
 
 The engagement heads fit in this process or on a Dask cluster (``DaskBoosterFit``, ``dask_client``): the examples,
-parameters, early-stopping rule, calibration and saved files are the same; only where the trees grow differs.
+parameters, bins, early-stopping rule, calibration and saved files are the same; only where the trees grow differs.
 
 A models folder is flat (today's layout: the files in the folder itself) or versioned: each training writes
 ``<folder>/<version>/`` (UTC time + a hash of the files) and then switches the pointer file ``CURRENT`` to it
@@ -22,9 +22,10 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
+import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import numpy as np
 import scipy.sparse as sp
@@ -280,28 +282,122 @@ def held_out_losses(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.nd
     return losses
 
 
+def reference_bins(params: dict[str, Any], X: np.ndarray) -> bytes:
+    """LightGBM's bin mappers for ``X`` under ``params``, found as ``fit_booster_local`` finds them (a Dataset of
+    the same rows and parameters, so the same sample), as the bytes of a one-row binary Dataset that carries them."""
+    import lightgbm as lgb
+
+    ref = lgb.Dataset(X, params=params, feature_name=list(FEATURES), free_raw_data=True).construct()
+    with tempfile.TemporaryDirectory(prefix="glassfeed-bins-") as d:
+        path = Path(d) / "bins.bin"
+        ref.subset([0]).save_binary(path)
+        return path.read_bytes()
+
+
+def _reference_dataset(bins: bytes, params: dict[str, Any]) -> lgb.Dataset:
+    """The Dataset ``reference_bins`` wrote, loaded through a temporary file (LightGBM reads binary Datasets from
+    files only)."""
+    import lightgbm as lgb
+
+    fd, name = tempfile.mkstemp(prefix="glassfeed-bins-", suffix=".bin")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(bins)
+        return lgb.Dataset(name, params=params).construct()
+    finally:
+        os.unlink(name)
+
+
+def _acquire_port() -> tuple[socket.socket, int]:
+    """A free TCP port on this Dask worker, held open until its LightGBM machine starts (as ``lightgbm.dask`` does)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", 0))
+    return s, int(s.getsockname()[1])
+
+
+def _port(held: tuple[socket.socket, int]) -> int:
+    return held[1]
+
+
+def _fit_machine(
+    params: dict[str, Any],
+    bins: bytes,
+    X: np.ndarray,
+    y: np.ndarray,
+    rounds: int,
+    network: dict[str, Any],
+    held: tuple[socket.socket, int],
+    keep: bool,
+) -> str | None:
+    """One LightGBM machine of a data-parallel fit, on a Dask worker: its block of rows, binned with the bin mappers
+    ``bins`` (a Dataset built against a reference takes its bins, finding none of its own), ``rounds`` boosting
+    rounds in step with the other machines over ``network``; the model's text when ``keep`` (every machine ends
+    with the same trees)."""
+    import lightgbm as lgb
+
+    ref = _reference_dataset(bins, params)
+    ds = lgb.Dataset(X, y, reference=ref, params=params, feature_name=list(FEATURES), free_raw_data=True)
+    sock, port = held
+    sock.close()
+    booster = lgb.Booster({**params, **network, "local_listen_port": port}, ds)
+    try:
+        for _ in range(rounds):
+            booster.update()
+        return booster.model_to_string() if keep else None
+    finally:
+        booster.free_network()
+
+
+@dataclass
+class _Blocks:
+    """The training rows on the Dask workers (one contiguous block per worker, in time order) and their bins."""
+
+    X: np.ndarray
+    workers: list[str]
+    sizes: list[int]
+    futures: list[Any]
+    bins: bytes
+
+
 @dataclass
 class DaskBoosterFit:
-    """``heads.BoosterFit`` on a Dask cluster (``lightgbm.dask.DaskLGBMClassifier``, data-parallel over the
-    workers): the same parameters and rounds as in one process. ``lightgbm.dask`` has no early stopping, so a
-    head that early-stops grows all its rounds and keeps the trees up to the round LightGBM's callback would have
-    chosen on the same held-out slice (``best_iteration`` on ``held_out_losses``, computed here)."""
+    """``heads.BoosterFit`` on a Dask cluster: LightGBM's data-parallel learner (``tree_learner = "data"``), one
+    LightGBM machine per Dask worker, each holding one contiguous block of the training rows; every round the
+    machines sum their histograms, so the trees are those of one process up to the order of float sums, provided
+    every machine bins the features as one process does. So they all bin with the bin mappers this process finds
+    from all the rows (``reference_bins``). LightGBM's own distributed Dataset construction has each machine find
+    the bins of a share of the features from its own rows only; ``lightgbm.dask`` builds each machine's Dataset
+    with no way to pass bins, and ``forcedbins_filename`` is read with the wrong feature index on every machine
+    but the first (LightGBM 4.7, lightgbm-org/LightGBM#7436), hence this driver instead of ``lightgbm.dask``.
+
+    One worker gives the one-process trees exactly. With more, the first tree of each head is the one-process tree
+    and later ones may differ: the data-parallel learner knows a leaf's row count only as estimated from its
+    hessians (one process counts it), and the ``min_child_samples`` rule reads it (docs/feed.md, "Dask").
+
+    The machines train without early stopping: a head that early-stops grows all its rounds and keeps the trees up
+    to the round LightGBM's callback would have chosen on the same held-out slice (``best_iteration`` on
+    ``held_out_losses``, computed in this process)."""
 
     client: Client
-    _parts: tuple[np.ndarray, Any] | None = field(default=None, repr=False)
+    _blocks: _Blocks | None = field(default=None, repr=False)
 
-    def _dask_X(self, X: np.ndarray) -> Any:
-        """``X`` scattered to the workers in one row block per worker, once for all the heads."""
-        import dask.array as da
+    def _scatter(self, params: dict[str, Any], X: np.ndarray) -> _Blocks:
+        """``X`` in one row block per worker, and its bin mappers: once for all the heads."""
+        if self._blocks is not None and self._blocks.X is X:
+            return self._blocks
+        workers = sorted(self.client.ncores())
+        pairs = [(b, w) for b, w in zip(np.array_split(X, len(workers)), workers, strict=True) if len(b)]
+        futures = [self.client.scatter(b, workers=[w], hash=False) for b, w in pairs]
+        self._blocks = _Blocks(X, [w for _, w in pairs], [len(b) for b, _ in pairs], futures, reference_bins(params, X))
+        return self._blocks
 
-        if self._parts is not None and self._parts[0] is X:
-            return self._parts[1]
-        n = max(1, len(self.client.scheduler_info()["workers"]))
-        blocks = np.array_split(X, n) if len(X) >= n else [X]
-        futures = self.client.scatter(blocks)
-        dX = da.concatenate([da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futures, blocks)])
-        self._parts = (X, dX)
-        return dX
+    def _network(self, workers: list[str]) -> tuple[list[Any], str]:
+        """A port held open on each worker (futures) and LightGBM's ``machines`` list: ``host:port``, worker order."""
+        c = self.client
+        held = [c.submit(_acquire_port, workers=[w], allow_other_workers=False, pure=False) for w in workers]
+        ports = c.gather([c.submit(_port, h, workers=[w], pure=False) for h, w in zip(held, workers, strict=True)])
+        return held, ",".join(f"{urlparse(w).hostname}:{p}" for w, p in zip(workers, ports, strict=True))
 
     def __call__(
         self,
@@ -312,20 +408,29 @@ class DaskBoosterFit:
         valid: tuple[np.ndarray, np.ndarray] | None,
         stopping_rounds: int,
     ) -> lgb.Booster:
-        import dask.array as da
         import lightgbm as lgb
-        from lightgbm.dask import DaskLGBMClassifier
 
-        dX = self._dask_X(X)
-        dy = da.from_array(y, chunks=(tuple(int(c) for c in dX.chunks[0]),))
-        # threads come from the Dask workers (lightgbm.dask overrides num_threads)
-        kw = {k: v for k, v in params.items() if k not in ("num_threads", "objective")}
-        model = DaskLGBMClassifier(client=self.client, objective=params["objective"], n_estimators=rounds, **kw)
+        c = self.client
+        blocks = self._scatter(params, X)
+        labels = np.split(y, np.cumsum(blocks.sizes)[:-1])
+        ys = [c.scatter(v, workers=[w], hash=False) for v, w in zip(labels, blocks.workers, strict=True)]
+        threads = c.ncores()  # LightGBM threads per machine: the worker's
         # LightGBM's network messages (printed whatever its verbosity) go to stderr, not into a command's output
-        with warnings.catch_warnings(), redirect_stdout(sys.stderr):
-            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-            model.fit(dX, dy, feature_name=list(FEATURES))
-        booster: lgb.Booster = model.booster_
+        with redirect_stdout(sys.stderr):
+            held, machines = self._network(blocks.workers)
+            network = {"tree_learner": "data", "machines": machines, "num_machines": len(blocks.workers)}
+            fits = [
+                c.submit(
+                    _fit_machine,
+                    *(params, blocks.bins, xf, yf, rounds, {**network, "num_threads": threads[w]}, h, i == 0),
+                    workers=[w],
+                    allow_other_workers=False,
+                    pure=False,
+                )
+                for i, (w, xf, yf, h) in enumerate(zip(blocks.workers, blocks.futures, ys, held, strict=True))
+            ]
+            text = c.gather(fits)[0]
+        booster = lgb.Booster(model_str=text)
         if valid is None or not stopping_rounds:
             return booster
         keep = best_iteration(held_out_losses(booster, *valid), stopping_rounds)
