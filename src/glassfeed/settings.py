@@ -68,6 +68,7 @@ class StoreSettings(_Section):
     path: str = Field(description="the store: a SQLite file path (or sqlite:///path)")
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"]
     sqlite_cache_mib: int = Field(gt=0, description="SQLite's page cache per connection, in MiB")
+    retention_days: float = Field(ge=0, description="`glassfeed prune` drops posts older than this; 0 = keep all")
 
     @field_validator("synchronous", mode="before")
     @classmethod
@@ -124,6 +125,7 @@ class StateSettings(_Section):
     recent_actions_per_user: int = Field(gt=0)
     seen_retention_h: float = Field(gt=0)
     seen_merge_at: int = Field(gt=0)
+    post_retention_days: float = Field(ge=0, description="posts older than this are not held; 0 = every post")
     affinity_weights: dict[str, float]
 
     @field_validator("affinity_weights")
@@ -170,6 +172,15 @@ class BlueskySection(_Section):
     impressions: Literal["served", "seen"]
     jetstream_url: str
     cursor_rewind_s: float = Field(ge=0)
+    ingest_batch: int = Field(ge=1)
+    flush_interval_s: float = Field(gt=0)
+    reconnect_min_s: float = Field(gt=0)
+    reconnect_max_s: float = Field(gt=0)
+    reconnect_healthy_s: float = Field(ge=0)
+    open_timeout_s: float = Field(gt=0)
+    max_message_bytes: int = Field(ge=1024)
+    stats_interval_s: float = Field(gt=0)
+    prune_interval_s: float = Field(gt=0)
     allowed_did_methods: tuple[Literal["plc", "web", "key"], ...]
     create_users_from_interactions: bool
     max_token_lifetime_s: float = Field(gt=0)
@@ -202,6 +213,9 @@ class TrainSettings(_Section):
     dask_workers: int = Field(ge=1, description="`glassfeed train --dask local`: workers of the LocalCluster")
     dask_threads_per_worker: int = Field(ge=1, description="... threads each of them trains with")
     dask_processes: bool = Field(description="... workers as processes (true) or as threads of this process")
+    dask_network_timeout_min: int = Field(
+        ge=1, description="LightGBM's time_out: machines wait this long for each other"
+    )
 
 
 class Settings(_Section):

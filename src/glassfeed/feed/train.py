@@ -380,6 +380,7 @@ class DaskBoosterFit:
     ``held_out_losses``, computed in this process)."""
 
     client: Client
+    network_timeout_min: int = 10  # LightGBM's ``time_out``: how long machines wait for each other ([train])
     _blocks: _Blocks | None = field(default=None, repr=False)
 
     def _scatter(self, params: dict[str, Any], X: np.ndarray) -> _Blocks:
@@ -418,7 +419,12 @@ class DaskBoosterFit:
         # LightGBM's network messages (printed whatever its verbosity) go to stderr, not into a command's output
         with redirect_stdout(sys.stderr):
             held, machines = self._network(blocks.workers)
-            network = {"tree_learner": "data", "machines": machines, "num_machines": len(blocks.workers)}
+            network = {
+                "tree_learner": "data",
+                "machines": machines,
+                "num_machines": len(blocks.workers),
+                "time_out": self.network_timeout_min,
+            }
             fits = [
                 c.submit(
                     _fit_machine,
@@ -752,7 +758,9 @@ def train_version(
             state=settings.state,
             versioned=True,
             train=settings.train,
-            fit_booster=DaskBoosterFit(client) if client is not None else None,
+            fit_booster=(
+                DaskBoosterFit(client, settings.train.dask_network_timeout_min) if client is not None else None
+            ),
         )
 
 
