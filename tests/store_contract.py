@@ -535,6 +535,58 @@ class StoreContract:
         with store.transaction() as tx:
             assert store.erase_posts(tx, u["c"]) == []
 
+    def test_prune_posts_tombstones_old_posts_and_deletes_their_events(self, world: Any) -> None:
+        store, u, p = world  # p1, p2, p3 by a, created at T0, T0 + 1, T0 + 2
+        a, b, c = u["a"], u["b"], u["c"]
+        with store.transaction() as tx:
+            (new,) = store.insert_posts(
+                tx, [("new", b, "a reply", T0 + 100, p["p1"], None, p["p2"], "golf", "en", "nsfw", 0.5, 0.1)]
+            )
+        append(
+            store,
+            batch(
+                [
+                    (K.LIKE, b, p["p1"], None, T0 + 50, None, None),
+                    (K.IMPRESSION, c, p["p2"], None, T0 + 51, None, 3),
+                    (K.IMPRESSION, b, p["p2"], None, T0 + 52, None, 1),
+                    (K.LIKE, c, new, None, T0 + 101, None, None),
+                    (K.FOLLOW, b, None, a, T0 + 0.5, None, None),
+                ]
+            ),
+        )
+        seq, start = store.max_seq(), store.last_change()
+        with store.transaction() as tx:
+            res = store.prune_posts(tx, T0 + 1.5)  # p1 and p2 are older than the cutoff
+        assert res.posts == [p["p1"], p["p2"]] and res.events == {int(K.LIKE): 1, int(K.IMPRESSION): 2}
+        posts = store.load_posts()
+        by_id = {pid: i for i, pid in enumerate(posts["id"])}
+        for pid in ("p1", "p2"):  # tombstoned as an erasure does: idx, id, author and time stay
+            i = by_id[pid]
+            assert posts["text"][i] == "" and posts["topics"][i] == [] and posts["labels"][i] == [ERASED_LABEL]
+            assert posts["author"][i] == a and posts["created_at"][i] == T0 + (0 if pid == "p1" else 1)
+        assert posts["text"][by_id["p3"]] == "text p3" and posts["labels"][by_id["p3"]] == []
+        i = by_id["new"]  # a newer post keeps its links to the tombstones
+        assert (posts["reply_to"][i], posts["quote_of"][i], posts["labels"][i]) == (p["p1"], p["p2"], ["nsfw"])
+        assert store.post_idx("p1") == p["p1"] and store.count("posts") == 4  # replays of the old id resolve
+        left = all_events(store)
+        assert sorted(left.kind.tolist()) == sorted([int(K.LIKE), int(K.FOLLOW)]) and new in left.post.tolist()
+        assert edges(store, "follows") == {(b, a)} and store.max_seq() == seq  # graph kept; seq never reused
+        assert [(ch.kind, ch.idx) for ch in store.changes_since(start)] == [
+            ("posts_erased", p["p1"]),
+            ("posts_erased", p["p2"]),
+        ]
+        # again: the tombstones are not noted twice, but an event that arrived on one since is deleted
+        append(store, batch([(K.LIKE, u["d"], p["p1"], None, T0 + 200, None, None)]))
+        mark = store.last_change()
+        with store.transaction() as tx:
+            again = store.prune_posts(tx, T0 + 1.5)
+        assert again.posts == [] and again.events == {int(K.LIKE): 1} and store.last_change() == mark
+        with pytest.raises(_Boom), store.transaction() as tx:  # all or nothing
+            store.prune_posts(tx, T0 + 1000)
+            raise _Boom
+        assert store.count_events() == 2 and store.load_posts(since_idx=p["p2"])["text"] == ["text p3", "a reply"]
+        assert store.last_change() == mark
+
     # ------------------------------------------------------------------ what other workers tail
     def test_change_log_names_what_changed_in_commit_order(self, world: Any) -> None:
         store, u, p = world

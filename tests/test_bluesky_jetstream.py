@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from glassfeed.bluesky.jetstream import JetstreamIngester
+import jetstream_support as js_support
+from glassfeed.bluesky.jetstream import JetstreamFollower, JetstreamIngester
+from glassfeed.bluesky.settings import load_bluesky_settings
 from glassfeed.cli import app
 from glassfeed.domain import EventKind
 from glassfeed.feed.service import FeedService
@@ -122,3 +125,133 @@ def test_cli_ingests_a_file_and_prints_records(tmp_path, monkeypatch):
     assert '"posts": 6' in r.output and '"cursor": 1735732842000002' in r.output
     r = CliRunner().invoke(app, ["bluesky", "records"])
     assert r.exit_code == 0 and "at://did:web:feeds.example.com/app.bsky.feed.generator/engagement" in r.output
+
+
+# ---------------------------------------------------------------------- the long-running consumer, without sleeping
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+class FakeConnection:
+    """``recv`` plays a script: a str is a message; a float idles that long (TimeoutError); an exception is
+    raised (the connection drops); a callable is called (then idles). An empty script idles for the timeout. Each
+    ``recv`` waits at most its timeout, as a real one does."""
+
+    def __init__(self, clock: FakeClock, script: list) -> None:
+        self.clock, self.script = clock, list(script)
+
+    def recv(self, timeout: float | None = None) -> str:
+        if not self.script:
+            self.clock.t += timeout or 0.0
+            raise TimeoutError
+        step = self.script.pop(0)
+        if isinstance(step, str):
+            return step
+        if isinstance(step, BaseException):
+            raise step
+        if callable(step):
+            step()
+            raise TimeoutError
+        waited = min(step, step if timeout is None else timeout)
+        self.clock.t += waited
+        if step > waited:  # the rest of the quiet spell is still ahead
+            self.script.insert(0, step - waited)
+        raise TimeoutError
+
+    def __enter__(self) -> FakeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def follower(ing, clock, scripts, rewind_s=2.0, max_messages=None, **cfg):
+    """A JetstreamFollower whose connections play ``scripts`` in turn (an exception: connecting fails)."""
+    urls: list[str] = []
+
+    def connect(url: str):
+        urls.append(url)
+        s = scripts.pop(0)
+        if isinstance(s, BaseException):
+            raise s
+        return FakeConnection(clock, s)
+
+    base = {"reconnect_min_s": 1.0, "reconnect_max_s": 4.0, "reconnect_healthy_s": 30.0, "flush_interval_s": 1.0}
+    settings = replace(load_bluesky_settings(), **{**base, **cfg})
+    js = JetstreamIngester(ing, rewind_s=rewind_s)
+    f = JetstreamFollower(
+        js,
+        "wss://js.example/subscribe",
+        settings,
+        max_messages=max_messages,
+        connect=connect,
+        clock=clock,
+        sleep=clock.sleep,
+        jitter=lambda: 1.0,
+    )
+    return f, js, urls
+
+
+def msgs(n: int, start: int = 0) -> list[str]:
+    return [json.dumps(js_support.post(ALICE, f"3lz{i:010d}", T0_US + i * 1_000_000)) for i in range(start, n)]
+
+
+T0_US = 1_735_732_800_000_000
+
+
+def test_follower_reconnects_with_backoff_from_the_saved_cursor(ing):
+    clock = FakeClock()
+    m = msgs(8)
+    scripts = [
+        [*m[:4], ConnectionResetError("peer reset")],  # up 0 s: not healthy
+        OSError("connection refused"),
+        OSError("connection refused"),
+        [*m[2:6], 40.0, ConnectionResetError("dropped")],  # up 40 s: healthy, the backoff starts again
+        [*m[5:]],
+    ]
+    f, js, urls = follower(ing, clock, scripts, max_messages=4 + 4 + 3)
+    stats = f.run()
+    assert clock.slept == [1.0, 2.0, 4.0, 1.0]  # doubling, capped at reconnect_max_s, reset after a healthy one
+    assert "cursor=" not in urls[0]
+    t = [json.loads(x)["time_us"] for x in m]
+    assert [js_support.cursor_of(u) for u in urls[1:]] == [t[3] - 2_000_000] * 3 + [t[5] - 2_000_000]
+    assert stats.messages == 11 and stats.posts == 8 and stats.duplicates == 3 and f.connections == 3
+    assert ing.store.count("posts") == 8 and js.cursor == t[7]
+
+
+def test_backoff_is_jittered_within_half_to_full_delay(ing):
+    f, _, _ = follower(ing, FakeClock(), [])
+    f.jitter = lambda: 0.0
+    assert [f.backoff(n) for n in (1, 2, 3, 9)] == [0.5, 1.0, 2.0, 2.0]
+
+
+def test_follower_commits_by_age_and_stop_commits_the_rest(ing):
+    clock = FakeClock()
+    m = msgs(3)
+    commits: list[tuple[float, int]] = []
+    f, js, _ = follower(ing, clock, [[m[0], 0.5, m[1], 5.0, m[2], lambda: f.on_signal(15, None)]], ingest_batch=100)
+    real = js.handle_batch
+    js.handle_batch = lambda batch: (commits.append((clock.t, len(batch))), real(batch))[1]
+    stats = f.run()
+    # m0 waited since t=0: committed with m1 at t=1.0 (flush_interval_s), long before a batch of 100 filled up;
+    # the signal (as SIGTERM's handler) ended the wait at once, and m2 was committed on the way out
+    assert commits == [(1.0, 2), (5.5, 1)] and stats.posts == 3
+    assert js.cursor == json.loads(m[2])["time_us"]
+
+
+def test_follower_prunes_at_start_and_every_interval(ing):
+    clock = FakeClock()
+    calls: list[float] = []
+    f, _, _ = follower(ing, clock, [[10.0, 10.0, 10.0, 10.0, lambda: f.stop()]], prune_interval_s=15.0)
+    f.prune = lambda: calls.append(clock.t)
+    f.run()
+    assert calls == [0.0, 15.0, 30.0]  # 40 s of quiet, waited in flush_interval_s steps

@@ -120,3 +120,11 @@ def test_state_section_of_the_config_reaches_the_cli_feed(trained_feed, tmp_path
         return [line for line in r.output.splitlines() if not line.startswith("next page:")]
 
     assert page(default) == page(again) and page(changed) != page(default)
+
+
+def test_bluesky_ingest_refuses_a_stream_url_that_is_not_a_websocket(tmp_path):
+    db = tmp_path / "s.db"
+    r = runner.invoke(app, ["bluesky", "ingest", "--db", str(db), "--url", "https://example.org/subscribe"])
+    assert r.exit_code == 1
+    assert "must be ws:// or wss://" in r.output and "https://example.org/subscribe" in r.output
+    assert not db.exists()  # refused before a store is made

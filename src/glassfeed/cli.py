@@ -9,12 +9,15 @@ the store path). Errors print one clear line on stderr and exit non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from glassfeed.ingest import Ingestor, parse_ts
 from glassfeed.settings import Settings
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
+from glassfeed.store.retention import prune as prune_store
 from glassfeed.web.routes import loopback_name
 
 app = typer.Typer(
@@ -166,31 +170,61 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
 
     ``workers > 1``: uvicorn's own supervisor runs that many processes on one port (and starts a new one when one
     dies). Each worker builds its app with ``create_app()`` from ``$GLASSFEED_CONFIG``, pointed at a private copy
-    of these settings (removed when the server stops); the cursor secret is made here, once, before they start."""
+    of these settings (removed when the server stops); the cursor secret is made here, once, before they start.
+
+    SIGTERM or SIGINT stops it gracefully with exit code 0 (``_stop_on_sigterm``): uvicorn stops accepting, answers
+    the requests in flight, then runs each app's shutdown (the tail thread stops, queued impressions are written,
+    Redis clients and the store close); the supervisor waits for its workers. Access lines come from the app's own
+    log (``glassfeed.access``, with the request id), so uvicorn's duplicate access log is off."""
     if settings.api_key is None:
         key = new_service_key()
         settings = settings.replace(api={"key": key})
         console.print(f"no GLASSFEED_API_KEY set; this run's service key: [bold]{key}[/]")
-    if workers <= 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-        return
-    if not settings.serving.redis_url:
-        console.print(
-            f"[yellow]--workers {workers} without serving.redis_url: paging sessions, rate limits, browser sessions"
-            " and 'why' stay in each worker (a later page may repeat a post; set GLASSFEED_SERVING__REDIS_URL)[/]"
-        )
-    ing = open_ingestor(settings)
+    with _stop_on_sigterm():
+        if workers <= 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+            return
+        if not settings.serving.redis_url:
+            console.print(
+                f"[yellow]--workers {workers} without serving.redis_url: paging sessions, rate limits, browser"
+                " sessions and 'why' stay in each worker (a later page may repeat a post; set"
+                " GLASSFEED_SERVING__REDIS_URL)[/]"
+            )
+        ing = open_ingestor(settings)
+        try:
+            cursor_secret(ing)
+        finally:
+            ing.store.close()
+        with tempfile.TemporaryDirectory(prefix="glassfeed-serve-") as tmp:
+            config = Path(tmp) / "glassfeed.toml"
+            _write_secret(config, settings_toml(settings))  # it holds the service key: readable by this user only
+            os.environ["GLASSFEED_CONFIG"] = str(config)  # the workers inherit the environment
+            uvicorn.run(
+                "glassfeed.api.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+            )
+
+
+def _sigterm_exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """While serving, SIGTERM ends the process with exit code 0 instead of the default -15. uvicorn takes SIGTERM
+    over while it serves and, after its graceful shutdown, raises it again to the handler it found: this one,
+    which exits 0 (the private settings folder of ``--workers`` is removed on the way out). A SIGTERM before
+    uvicorn serves (the app still loading) exits at once, also through this handler."""
+    previous = signal.signal(signal.SIGTERM, _sigterm_exit)
     try:
-        cursor_secret(ing)
+        yield
     finally:
-        ing.store.close()
-    with tempfile.TemporaryDirectory(prefix="glassfeed-serve-") as tmp:
-        config = Path(tmp) / "glassfeed.toml"
-        _write_secret(config, settings_toml(settings))  # it holds the service key: readable by this user only
-        os.environ["GLASSFEED_CONFIG"] = str(config)  # the workers inherit the environment
-        uvicorn.run(
-            "glassfeed.api.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info"
-        )
+        signal.signal(signal.SIGTERM, previous)
 
 
 def settings_toml(settings: Settings) -> str:
@@ -347,6 +381,28 @@ def stats(ctx: typer.Context, db: Path | None = DbOpt) -> None:
         for table in ("users", "posts", "follows", "blocks", "mutes", "events"):
             out.print(f"{table:>8}: {st.count(table):,}")
         out.print(f"{'max_seq':>8}: {st.max_seq():,}   (store {st.location}, schema v{st.schema_version})")
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    days: float | None = typer.Option(
+        None, "--days", help="drop posts older than this (default [store] retention_days)"
+    ),
+    db: Path | None = DbOpt,
+) -> None:
+    """Drop posts older than N days with the events on them, in one transaction (docs/operations.md, "Retention")."""
+    with handled():
+        settings = cli_settings(ctx, db)
+        n = settings.store.retention_days if days is None else days
+        if not n > 0:
+            fail("nothing to prune: [store] retention_days is 0 (keep everything); pass --days N (above 0)")
+        ing = open_ingestor(settings)
+        try:
+            report = prune_store(ing.store, n)
+        finally:
+            ing.store.close()
+        out.print(json.dumps(report.as_dict()))
 
 
 for _module in (evaluate_cli, feed_cli, sim_cli, audit_cli, bluesky_cli):

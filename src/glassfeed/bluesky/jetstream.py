@@ -7,21 +7,30 @@ batch; resume with ``?cursor=`` a few seconds earlier (``resume_cursor``). Decis
 deleting a post labels it ``removed`` (dropped from every feed, kept for the audit log); deleting a like, follow
 or block records unlike / unfollow / unblock; deleting a repost and record updates are ignored; replies and quotes
 also record a reply / quote event on the parent; identity and account messages are skipped.
+
+``JetstreamFollower`` is the long-running consumer (``glassfeed bluesky ingest`` without a file): it reconnects
+with backoff, resumes from the saved cursor each time, commits by size or age, and stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import random
+import signal
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
+from websockets.exceptions import InvalidURI, WebSocketException
 from websockets.sync.client import connect
 
 from glassfeed.bluesky.records import find_record_event, parse_at_uri, record_uri
+from glassfeed.bluesky.settings import BlueskySettings
 from glassfeed.domain import EventKind
 from glassfeed.ingest import IngestError, Ingestor, parse_ts
 
@@ -30,6 +39,7 @@ FOLLOW, BLOCK = "app.bsky.graph.follow", "app.bsky.graph.block"
 COLLECTIONS = (POST, LIKE, REPOST, FOLLOW, BLOCK)
 CURSOR_KEY = "bluesky.jetstream.cursor"
 REMOVED = "removed"
+log = logging.getLogger(__name__)
 #: record collection -> (create kind, delete kind or None)
 EVENT_KINDS: dict[str, tuple[EventKind, EventKind | None]] = {
     LIKE: (EventKind.LIKE, EventKind.UNLIKE),
@@ -269,32 +279,228 @@ class JetstreamIngester:
         known = [u for u in uris if self.store.post_idx(u) is not None]
         return self.ingestor.label_posts(known, REMOVED) if known else 0
 
-    # ------------------------------------------------------------------ live stream (optional)
+    # ------------------------------------------------------------------ live stream
     def stream_url(self, base: str) -> str:
         q = "&".join(f"wantedCollections={c}" for c in COLLECTIONS)
         cur = self.resume_cursor()
         return f"{base}?{q}" + (f"&cursor={cur}" if cur is not None else "")
 
-    def run(
-        self, base_url: str, batch: int = 500, flush_s: float = 1.0, max_messages: int | None = None
-    ) -> JetstreamStats:
-        """Follow the live firehose over a websocket (needs network access; reconnect by calling again)."""
-        total = JetstreamStats()
-        buf: list[Any] = []
-        last = time.monotonic()
-        with connect(self.stream_url(base_url), max_size=2**22) as ws:
-            while max_messages is None or total.messages + len(buf) < max_messages:
-                try:
-                    raw = ws.recv(timeout=flush_s)
-                    buf.append(json.loads(raw))
-                except TimeoutError:
-                    pass
-                if buf and (len(buf) >= batch or time.monotonic() - last >= flush_s):
-                    total.add(self.handle_batch(buf))
-                    buf, last = [], time.monotonic()
-        if buf:
-            total.add(self.handle_batch(buf))
-        return total
+
+class Connection(Protocol):
+    """What the follower needs of a websocket: ``recv`` raising ``TimeoutError`` when nothing came in time, and
+    anything else when the connection is gone (``websockets.sync.client.ClientConnection`` is one)."""
+
+    def recv(self, timeout: float | None = None) -> str | bytes: ...
+
+
+#: Opens a connection to a URL, as a context manager that closes it (``websocket_connect`` for the real one).
+Connect = Callable[[str], AbstractContextManager[Connection]]
+
+
+def websocket_connect(cfg: BlueskySettings) -> Connect:
+    """A ``Connect`` over real websockets, with ``cfg``'s message size limit and opening timeout."""
+
+    def open_(url: str) -> AbstractContextManager[Connection]:
+        return connect(url, max_size=cfg.max_message_bytes, open_timeout=cfg.open_timeout_s)
+
+    return open_
+
+
+class _Stopped(BaseException):
+    """Raised by ``JetstreamFollower.on_signal`` inside a blocking wait, so a stop needs no timeout to pass.
+    A ``BaseException``, so no ``except Exception`` in the websocket library swallows it."""
+
+
+class _Disconnected(Exception):
+    """The connection is gone; the message says why."""
+
+
+class JetstreamFollower:
+    """Follow Jetstream for as long as it runs: reconnect on any connection error or close after an exponential
+    backoff with jitter (``backoff``), each time from the saved cursor (``JetstreamIngester.stream_url``); commit
+    every ``cfg.ingest_batch`` messages or once the oldest waiting message is ``cfg.flush_interval_s`` old; log
+    connects, disconnects (reason and next delay) and totals every ``cfg.stats_interval_s``; call ``prune`` (if
+    given) at the start and every ``cfg.prune_interval_s``.
+
+    ``stop()`` (or ``on_signal``, installed for SIGTERM and SIGINT by ``signals()``) ends ``run`` after it commits
+    what it holds, so the cursor is saved; ``max_messages`` ends it after that many messages. ``connect``,
+    ``clock`` (monotonic seconds), ``sleep`` and ``jitter`` (uniform in [0, 1)) are injectable for tests; the
+    defaults are real websockets, ``time.monotonic``, a sleep that a stop interrupts, and ``random.random``.
+
+    A store error is not a connection error: it propagates out of ``run`` (what was not committed is replayed
+    from the cursor by the next start)."""
+
+    def __init__(
+        self,
+        ingester: JetstreamIngester,
+        base_url: str,
+        cfg: BlueskySettings,
+        *,
+        max_messages: int | None = None,
+        connect: Connect | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        jitter: Callable[[], float] = random.random,
+        prune: Callable[[], object] | None = None,
+    ) -> None:
+        self.ingester, self.base_url, self.cfg = ingester, base_url, cfg
+        self.max_messages = max_messages
+        self.connect = connect or websocket_connect(cfg)
+        self.clock, self.jitter, self.prune = clock, jitter, prune
+        self._sleep = sleep or self._stop_wait
+        self.total = JetstreamStats()
+        self.connections = 0  # connections opened
+        self._stop = threading.Event()
+        self._signalled = False  # a signal handler must not take locks (Event.set does): it sets this instead
+        self._interruptible = False
+        self._buf: list[Any] = []
+        self._buf_since = 0.0
+        self._next_stats = self._next_prune = 0.0
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """End ``run`` soon: it commits what it holds (cursor saved) and returns."""
+        self._stop.set()
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """A signal handler: stop, and end a blocking wait (receive, backoff) at once."""
+        self._signalled = True
+        if self._interruptible:
+            raise _Stopped
+
+    @contextmanager
+    def signals(self) -> Iterator[None]:
+        """``on_signal`` as the SIGTERM and SIGINT handler inside the block (main thread only), then the old ones."""
+        old = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def backoff(self, failures: int) -> float:
+        """The delay before reconnecting after ``failures`` (>= 1) connections in a row that were not healthy:
+        ``reconnect_min_s`` doubled per failure up to ``reconnect_max_s``, times a jitter in [0.5, 1)."""
+        lo, hi = self.cfg.reconnect_min_s, max(self.cfg.reconnect_max_s, self.cfg.reconnect_min_s)
+        return min(hi, lo * 2.0 ** min(failures - 1, 64)) * (0.5 + 0.5 * self.jitter())
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> JetstreamStats:
+        """Follow the stream until ``stop()`` or ``max_messages``; returns the totals."""
+        failures = 0
+        now = self.clock()
+        self._next_stats, self._next_prune = now + self.cfg.stats_interval_s, now
+        while not self._done():
+            url = self.ingester.stream_url(self.base_url)
+            log.info("connecting to Jetstream: %s", url)
+            opened, reason, connected = self.clock(), "closed", False
+            try:
+                with self.connect(url) as ws:
+                    self.connections += 1
+                    opened, connected = self.clock(), True
+                    log.info("connected to Jetstream (resuming at cursor %s)", self.ingester.resume_cursor())
+                    with suppress(_Stopped):  # stopped inside the block: the connection closes normally (1000)
+                        self._follow(ws)
+            except _Disconnected as e:
+                reason = str(e)
+            except (OSError, WebSocketException) as e:  # could not connect (refused, timeout, handshake)
+                if isinstance(e, InvalidURI):
+                    raise
+                reason = _why(e)
+            self._flush()
+            if self._done():
+                break
+            healthy = connected and self.clock() - opened >= self.cfg.reconnect_healthy_s
+            failures = 1 if healthy else failures + 1
+            delay = self.backoff(failures)
+            log.warning("disconnected from Jetstream (%s); reconnecting in %.2f s", reason, delay)
+            self._interruptible = True
+            try:
+                if not self._stopping():
+                    self._sleep(delay)
+            except _Stopped:
+                pass
+            finally:
+                self._interruptible = False
+        self._flush()
+        log.info("stopped following Jetstream: %s", self._stats_line())
+        return self.total
+
+    def _follow(self, ws: Connection) -> None:
+        flush_s = self.cfg.flush_interval_s
+        while not self._done():
+            now = self.clock()
+            if self._buf and now - self._buf_since >= flush_s:
+                self._flush()
+            self._periodic(now)
+            wait = min(flush_s - (now - self._buf_since) if self._buf else flush_s, self._next_stats - now)
+            if self.prune is not None:
+                wait = min(wait, self._next_prune - now)
+            raw = self._recv(ws, max(wait, 0.0))
+            if raw is None:
+                continue
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                msg = None  # counted as a malformed message by handle_batch
+            if not self._buf:
+                self._buf_since = self.clock()
+            self._buf.append(msg)
+            if len(self._buf) >= self.cfg.ingest_batch:
+                self._flush()
+
+    def _recv(self, ws: Connection, timeout: float) -> str | bytes | None:
+        self._interruptible = True
+        try:
+            if self._stopping():
+                raise _Stopped
+            return ws.recv(timeout=timeout)
+        except _Stopped:
+            raise
+        except TimeoutError:
+            return None
+        except Exception as e:
+            raise _Disconnected(_why(e)) from e
+        finally:
+            self._interruptible = False
+
+    def _flush(self) -> None:
+        if self._buf:
+            buf, self._buf = self._buf, []
+            self.total.add(self.ingester.handle_batch(buf))
+
+    def _periodic(self, now: float) -> None:
+        if now >= self._next_stats:
+            self._next_stats = now + self.cfg.stats_interval_s
+            log.info("following Jetstream: %s", self._stats_line())
+        if self.prune is not None and now >= self._next_prune:
+            self._next_prune = now + self.cfg.prune_interval_s
+            try:
+                self.prune()
+            except Exception:  # retention must not stop ingestion; the next round tries again
+                log.exception("pruning the store failed")
+
+    def _done(self) -> bool:
+        m = self.max_messages
+        return self._stopping() or (m is not None and self.total.messages + len(self._buf) >= m)
+
+    def _stopping(self) -> bool:
+        return self._signalled or self._stop.is_set()
+
+    def _stop_wait(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _stats_line(self) -> str:
+        cur = self.ingester.cursor
+        behind = f", {max(0.0, time.time() - cur / 1e6):.1f} s behind" if cur is not None else ""
+        counts = ", ".join(f"{k} {v}" for k, v in self.total.as_dict().items())
+        return f"{counts}; {len(self._buf)} waiting; {self.connections} connections; cursor {cur}{behind}"
+
+
+def _why(e: BaseException) -> str:
+    """A short reason for a dropped or refused connection (the exception's type and message)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _table(v: Any) -> dict[str, Any]:

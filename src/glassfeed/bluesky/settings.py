@@ -28,6 +28,15 @@ class BlueskySettings:
     #                                         interactionSeen only
     jetstream_url: str
     cursor_rewind_s: float  # resume Jetstream this many seconds before the saved cursor (replays are no-ops)
+    ingest_batch: int  # Jetstream messages per transaction ...
+    flush_interval_s: float  # ... or fewer, once the oldest waiting message is this old
+    reconnect_min_s: float  # first delay after a dropped connection; doubles per failure (with jitter) ...
+    reconnect_max_s: float  # ... up to this
+    reconnect_healthy_s: float  # a connection that lasted this long resets the backoff
+    open_timeout_s: float  # connecting may take this long
+    max_message_bytes: int  # websocket max_size
+    stats_interval_s: float  # the consumer logs its totals this often
+    prune_interval_s: float  # with [store] retention_days > 0, the consumer prunes this often
     allowed_did_methods: frozenset[str]  # JWT issuer DID methods accepted ("plc", "web", "key")
     create_users_from_interactions: bool  # sendInteractions from an unknown DID creates the user (else skipped)
     max_token_lifetime_s: float  # exp at most this far ahead of now
@@ -67,6 +76,15 @@ def load_bluesky_settings(section: BlueskySection | None = None) -> BlueskySetti
         impressions=b.impressions,
         jetstream_url=b.jetstream_url,
         cursor_rewind_s=b.cursor_rewind_s,
+        ingest_batch=b.ingest_batch,
+        flush_interval_s=b.flush_interval_s,
+        reconnect_min_s=b.reconnect_min_s,
+        reconnect_max_s=b.reconnect_max_s,
+        reconnect_healthy_s=b.reconnect_healthy_s,
+        open_timeout_s=b.open_timeout_s,
+        max_message_bytes=b.max_message_bytes,
+        stats_interval_s=b.stats_interval_s,
+        prune_interval_s=b.prune_interval_s,
         allowed_did_methods=frozenset(b.allowed_did_methods),
         create_users_from_interactions=b.create_users_from_interactions,
         max_token_lifetime_s=b.max_token_lifetime_s,

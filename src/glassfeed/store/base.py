@@ -38,7 +38,8 @@ EDGES: tuple[str, ...] = ("follows", "blocks", "mutes")
 #: Meta keys the store keeps for itself; ``set_meta`` refuses them.
 RESERVED_META_KEYS: frozenset[str] = frozenset({"event_seq"})
 #: What ``changes_since`` reports: changes the event log does not number, written in the same transaction as the
-#: change itself (``idx`` is a user for muted_words, prefs and deleted; a post for labels and posts_erased).
+#: change itself (``idx`` is a user for muted_words, prefs and deleted; a post for labels and posts_erased, which
+#: ``erase_posts`` and ``prune_posts`` both write).
 CHANGE_KINDS: tuple[str, ...] = ("muted_words", "prefs", "labels", "posts_erased", "deleted")
 #: The only label of a post its author erased (``erase_posts``); the serving state drops it from every feed.
 ERASED_LABEL = "erased"
@@ -64,6 +65,13 @@ class StoredEvent(NamedTuple):
     surface: str | None
     position: int | None
     request_id: str | None
+
+
+class Pruned(NamedTuple):
+    """What ``prune_posts`` did: the posts it tombstoned (idx, ascending) and the events it deleted by kind code."""
+
+    posts: list[int]
+    events: dict[int, int]
 
 
 class Change(NamedTuple):
@@ -194,6 +202,15 @@ class Store(Protocol):
         become ``ERASED_LABEL`` alone, which drops it from every feed."""
         ...
 
+    def prune_posts(self, tx: Transaction, before: float) -> Pruned:
+        """Retention (``glassfeed prune``): tombstone every post created before ``before`` (epoch seconds) that is
+        not tombstoned yet, exactly as ``erase_posts`` does (one ``posts_erased`` change each, so tailing workers
+        drop it), and delete every event on a post created before ``before`` (likes, impressions, replies and
+        quotes recorded on it: also those that arrived after an earlier prune). The rows stay, so idx stay dense
+        and newer posts' reply/quote links and replays of the old post's id still resolve; other events (follows,
+        blocks, mutes) and edges are kept. Returns the posts tombstoned now and the events deleted by kind."""
+        ...
+
     # ------------------------------------------------------------------ id maps
     def user_idx(self, user_id: str) -> int | None:
         """The idx of a committed user, or ``None``."""
@@ -308,9 +325,9 @@ class Store(Protocol):
     def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
         """The changes numbered above ``since``, oldest first, at most ``limit``: one row per user or post a
         committed ``set_muted_words`` (``muted_words``), ``set_prefs`` (``prefs``), ``add_post_label``
-        (``labels``), ``erase_posts`` (``posts_erased``) or ``delete_user_data`` (``deleted``) touched, written
-        in the same transaction. Workers tail it (with ``iter_events``) to learn what others changed; a row names
-        what changed, never the values (read them with ``load_prefs`` etc.)."""
+        (``labels``), ``erase_posts`` or ``prune_posts`` (``posts_erased``) or ``delete_user_data`` (``deleted``)
+        touched, written in the same transaction. Workers tail it (with ``iter_events``) to learn what others
+        changed; a row names what changed, never the values (read them with ``load_prefs`` etc.)."""
         ...
 
 
@@ -323,6 +340,7 @@ __all__ = [
     "Edge",
     "Entity",
     "PostRow",
+    "Pruned",
     "RESERVED_META_KEYS",
     "Store",
     "StoredEvent",

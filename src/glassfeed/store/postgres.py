@@ -56,6 +56,7 @@ from glassfeed.store.base import (
     Edge,
     Entity,
     PostRow,
+    Pruned,
     StoredEvent,
     Transaction,
     UserRow,
@@ -645,6 +646,26 @@ class PostgresStore:
         idxs = sorted(int(r[0]) for r in rows)
         _record_changes(cur, "posts_erased", idxs)
         return idxs
+
+    def prune_posts(self, tx: Transaction, before: float) -> Pruned:
+        """Tombstone the posts created before ``before`` and delete the events on them (``Store.prune_posts``).
+        Both statements scan their table (no index on ``posts.created_at`` or ``events.post``): meant for a
+        periodic job. The freed row versions stay in the files until vacuum reuses the space (docs/postgres.md)."""
+        cur = self._tx(tx).cur
+        rows = cur.execute(
+            "UPDATE posts SET text = ''::bytea, topics = '', lang = '', labels = %s, reply_to = NULL,"
+            " repost_of = NULL, quote_of = NULL, quality = NULL, divisiveness = NULL"
+            " WHERE created_at < %s AND labels <> %s RETURNING idx",
+            (ERASED_LABEL, before, ERASED_LABEL),
+        ).fetchall()
+        idxs = sorted(int(r[0]) for r in rows)
+        events = cur.execute(
+            "WITH gone AS (DELETE FROM events WHERE post IN (SELECT idx FROM posts WHERE created_at < %s)"
+            " RETURNING kind) SELECT kind, COUNT(*) FROM gone GROUP BY kind",
+            (before,),
+        ).fetchall()
+        _record_changes(cur, "posts_erased", idxs)
+        return Pruned(idxs, {int(k): int(n) for k, n in events})
 
     @staticmethod
     def _event_seq(cur: psycopg.Cursor[Any]) -> int:

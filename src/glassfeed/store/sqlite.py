@@ -26,6 +26,7 @@ from glassfeed.store.base import (
     Edge,
     Entity,
     PostRow,
+    Pruned,
     StoredEvent,
     Transaction,
     UserRow,
@@ -393,6 +394,28 @@ class SQLiteStore:
             )
         _record_changes(cur, "posts_erased", idxs)
         return idxs
+
+    def prune_posts(self, tx: Transaction, before: float) -> Pruned:
+        """Tombstone the posts created before ``before`` and delete the events on them (``Store.prune_posts``), with
+        ``secure_delete`` on as for an erasure. Both statements scan their table (no index on ``posts.created_at``
+        or ``events.post``): meant for a periodic job, not for every request."""
+        cur = self._tx(tx).cur
+        old = "SELECT idx FROM posts WHERE created_at < ?"
+        idxs = [r[0] for r in cur.execute(old + " AND labels != ? ORDER BY idx", (before, ERASED_LABEL))]
+        rows = cur.execute(f"SELECT kind, COUNT(*) FROM events WHERE post IN ({old}) GROUP BY kind", (before,))
+        events = {int(k): int(n) for k, n in rows}
+        with _secure_delete(cur):
+            if events:
+                cur.execute(f"DELETE FROM events WHERE post IN ({old})", (before,))
+            if idxs:
+                cur.execute(
+                    "UPDATE posts SET text = '', topics = '', lang = '', labels = ?, reply_to = NULL,"
+                    " repost_of = NULL, quote_of = NULL, quality = NULL, divisiveness = NULL"
+                    " WHERE created_at < ? AND labels != ?",
+                    (ERASED_LABEL, before, ERASED_LABEL),
+                )
+        _record_changes(cur, "posts_erased", idxs)
+        return Pruned(idxs, events)
 
     @staticmethod
     def _event_seq(cur: sqlite3.Cursor) -> int:
