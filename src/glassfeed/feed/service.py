@@ -128,6 +128,14 @@ class FeedService:
                     f"policy {pol.name!r}: max_age_hours {pol.filters.max_age_hours} exceeds [state] seen_retention_h"
                     f" {retention}: posts it could serve would reappear once forgotten; raise the retention"
                 )
+        keep_h = self.settings.state.post_retention_days * 24.0
+        for pol in self.policies.values():  # the state holds no post older than its window (state.posts)
+            if keep_h and pol.filters.max_age_hours > keep_h:
+                raise ValueError(
+                    f"policy {pol.name!r}: max_age_hours {pol.filters.max_age_hours} exceeds [state]"
+                    f" post_retention_days {keep_h / 24.0:g} (days): the serving state does not hold posts that old;"
+                    " raise the retention"
+                )
         self.lock = threading.RLock()
         self.clock_mode = self.settings.serving.clock
         self.models_folder = Path(models_folder) if models_folder else models_dir(self.store.path)

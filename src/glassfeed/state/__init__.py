@@ -37,6 +37,9 @@ from glassfeed.store import Store
 
 #: Decay origins move forward on a fixed grid of this many "exponent units" (see ``ServingState._advance``).
 _REBASE_EXP = 100.0
+#: With a post retention window, posts that aged out are dropped once the cutoff has moved this share of the window
+#: since the last drop: the state holds at most this share of a window beyond it, and drops are rare.
+_PRUNE_STEP = 0.01
 _GRAPH_KINDS = np.array(sorted(GRAPH_KINDS))
 
 
@@ -55,6 +58,10 @@ class ServingState:
         self.topics.on_new.append(self.counters.ensure_topics)
         self.last_seq = 0
         self.newest_ts = 0.0
+        #: posts created this long before ``newest_ts`` (and events on them) are not held; 0 = every post. Set by
+        #: ``from_store`` from ``[state] post_retention_days``: a replay for training (``for_replay``) keeps all.
+        self.post_retention_s = 0.0
+        self._pruned_to = 0.0  # the cutoff of the last drop
         self._origin = 0.0  # the first decay origin: later origins are origin + k * step
         self._step = _REBASE_EXP / max(self.counters.lam_trend, self.counters.lam_counter, self.feedback.lam_aff)
 
@@ -68,12 +75,17 @@ class ServingState:
         user_vec: np.ndarray | None = None,
         side: np.ndarray | None = None,
     ) -> ServingState:
-        """Rebuild the whole serving state from the durable store (with trained user factors/sides, if any)."""
+        """Rebuild the whole serving state from the durable store (with trained user factors/sides, if any). With
+        ``[state] post_retention_days`` the posts created that long before the newest post are dropped once loaded
+        and the events on them are not applied (``post_cutoff``)."""
         st = cls.for_replay(store, config, clock, user_vec=user_vec, side=side)
+        st.post_retention_s = st.config.post_retention_days * 86400.0
+        st.prune_posts()
         st.graph.load(store, follows=False, blocks_mutes=True)
         st.feedback.load(store)
         for chunk in store.iter_events():
             st.apply_events(chunk, graph=False)
+        st.feedback.compact()
         return st
 
     @classmethod
@@ -153,9 +165,32 @@ class ServingState:
         self.posts.add(posts)
         self.counters.ensure_posts(self.posts.capacity)
         self.newest_ts = max(self.newest_ts, self.posts.newest_created)
+        self._prune_if_due()
 
     def add_posts_from_store(self, store: Store) -> None:
         self.add_posts(store.load_posts(since_idx=self.posts.n))
+
+    # ------------------------------------------------------------------ retention
+    def post_cutoff(self) -> float:
+        """Posts created before this time are not held (``post_retention_s`` before ``newest_ts``); 0 = none."""
+        return self.newest_ts - self.post_retention_s if self.post_retention_s > 0 else 0.0
+
+    def prune_posts(self) -> int:
+        """Drop what the state holds of posts created before ``post_cutoff``: their text, topics, labels and place
+        in their author's list, then every row of the posts below the oldest idx still inside the window
+        (``PostTable.shift_to``, ``Counters.shift_posts``): reads of those idx answer as for a post never loaded.
+        Returns how many posts were dropped."""
+        cutoff = self.post_cutoff()
+        if cutoff <= self._pruned_to:
+            return 0
+        self._pruned_to = cutoff
+        n = self.posts.forget_before(cutoff)
+        self.counters.shift_posts(self.posts.shift_to(cutoff))
+        return n
+
+    def _prune_if_due(self) -> None:
+        if self.post_retention_s > 0 and self.post_cutoff() - self._pruned_to >= _PRUNE_STEP * self.post_retention_s:
+            self.prune_posts()
 
     def set_labels(self, labels: dict[int, list[str]]) -> None:
         """Install moderation labels for posts (drop labels remove them from every feed)."""
@@ -194,6 +229,14 @@ class ServingState:
         self.newest_ts = max(self.newest_ts, tmax)
         if len(batch.seq):
             self.last_seq = max(self.last_seq, int(batch.seq.max()))
+        if self.post_retention_s > 0:  # events on posts older than the window are not held, as the posts are not
+            self._prune_if_due()
+            keep = (batch.post <= 0) | (self.posts.created(np.maximum(batch.post, 0)) >= self.post_cutoff())
+            if not keep.all():
+                batch = batch.take(keep)
+                if not len(batch):
+                    return
+            ts = batch.ts
         kind = batch.kind.astype(np.int64)
         user, post = batch.user, batch.post
         has_post = post > 0

@@ -23,18 +23,43 @@ class Grow:
     """A growable numpy column indexed by entity idx (slot 0 unused, as store idx starts at 1).
 
     Each part of the serving state keeps its columns private and answers reads through methods; ``a`` is the
-    backing array for the owning part only."""
+    backing array for the owning part only. Its row ``i`` holds idx ``base + i``: ``shift`` drops the rows below a
+    new base (the serving state's post retention window), and ``take``/``at`` read those dropped idx as ``fill``.
+    Writes index ``a`` at ``idx - base``."""
 
-    __slots__ = ("a", "fill", "width")
+    __slots__ = ("a", "base", "fill", "width")
 
     def __init__(self, dtype: Any, fill: Any, width: int | None = None) -> None:
         self.fill = fill
         self.width = width
+        self.base = 0
         shape = (16,) if width is None else (16, width)
         self.a: np.ndarray = np.full(shape, fill, dtype=dtype)
 
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """The values of an array of idx (``fill`` below ``base``)."""
+        if not self.base:
+            return self.a[idx]
+        rel = np.asarray(idx) - self.base
+        out = self.a[np.maximum(rel, 0)]
+        old = rel < 0
+        if old.any():
+            out[old] = self.fill
+        return out
+
+    def at(self, i: int) -> Any:
+        """The value of one idx (``fill`` below ``base``)."""
+        return self.fill if i < self.base else self.a[i - self.base]
+
+    def shift(self, base: int) -> None:
+        """Drop the rows of idx below ``base`` (the array is copied, so their memory is returned)."""
+        if base > self.base:
+            self.a = self.a[min(base - self.base, len(self.a)) :].copy()
+            self.base = base
+
     def ensure(self, n: int) -> None:
         """Room for indexes ``< n`` (capacity at least doubles, so appends are amortised O(1))."""
+        n -= self.base
         if n > len(self.a):
             cap = max(n, 2 * len(self.a))
             shape = (cap,) if self.width is None else (cap, self.a.shape[1])
@@ -48,6 +73,88 @@ class Grow:
             b = np.full((len(self.a), max(width, 2 * self.a.shape[1])), self.fill, dtype=self.a.dtype)
             b[:, : self.a.shape[1]] = self.a
             self.a = b
+
+
+class Strings:
+    """A growable column of strings by idx (absent: ``None``), packed as UTF-8 in one buffer with a start and a
+    length per row: about 12 bytes a row plus the text, where a list of ``str`` costs 57 bytes a row plus the
+    text, in small objects that stay scattered over the heap. A row written again points at its new bytes (the
+    old ones stay in the buffer until more of it is dropped than kept). ``shift`` forgets the rows below a base,
+    as ``Grow.shift`` does; rows below it read as absent and are not written."""
+
+    __slots__ = ("_buf", "_dead", "_len", "_start")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._start = Grow(np.int64, 0)
+        self._len = Grow(np.int32, -1)  # -1: absent
+        self._dead = 0  # bytes of the buffer no row points at
+
+    def set(self, idx: Sequence[int], values: Sequence[str | None]) -> None:
+        """Row ``idx[i]`` becomes ``values[i]`` (rows below the base are skipped)."""
+        if not len(idx):
+            return
+        at = np.asarray(idx, np.int64) - self._len.base
+        keep = at >= 0
+        if not keep.all():
+            values = [v for v, k in zip(values, keep.tolist()) if k]
+            at = at[keep]
+            if not len(at):
+                return
+        raw = [b"" if v is None else v.encode() for v in values]
+        n = np.fromiter(map(len, raw), np.int64, len(raw))
+        top = int(at.max()) + 1 + self._len.base
+        self._start.ensure(top)
+        self._len.ensure(top)
+        self._dead += int(np.maximum(self._len.a[at], 0).sum())
+        self._start.a[at] = len(self._buf) + np.cumsum(n) - n
+        self._len.a[at] = np.where(np.fromiter((v is None for v in values), bool, len(raw)), -1, n)
+        self._buf += b"".join(raw)
+
+    def get(self, i: int) -> str | None:
+        lens, r = self._len.a, i - self._len.base
+        n = lens.item(r) if 0 <= r < len(lens) else -1
+        if n < 0:
+            return None
+        s = self._start.a.item(r)
+        return self._buf[s : s + n].decode()
+
+    def text(self, i: int) -> str:
+        """The row's string, ``""`` when absent."""
+        lens, r = self._len.a, i - self._len.base
+        n = lens.item(r) if 0 <= r < len(lens) else -1
+        if n <= 0:
+            return ""
+        s = self._start.a.item(r)
+        return self._buf[s : s + n].decode()
+
+    def drop(self, idx: np.ndarray) -> None:
+        """Rows ``idx`` become absent; the buffer is rewritten once more of it is dropped than kept."""
+        rel = np.asarray(idx, np.int64) - self._len.base
+        rel = rel[(rel >= 0) & (rel < len(self._len.a))]
+        self._dead += int(np.maximum(self._len.a[rel], 0).sum())
+        self._len.a[rel] = -1
+        if self._dead > len(self._buf) - self._dead:
+            self._compact()
+
+    def shift(self, base: int) -> None:
+        """Forget the rows below ``base`` and their bytes (``Grow.shift``)."""
+        old = self._len.base
+        if base > old:
+            self.drop(np.arange(old, min(base, old + len(self._len.a)), dtype=np.int64))
+            self._start.shift(base)
+            self._len.shift(base)
+
+    def nbytes(self) -> int:
+        return len(self._buf) + self._start.a.nbytes + self._len.a.nbytes
+
+    def _compact(self) -> None:
+        rows = np.flatnonzero(self._len.a > 0)
+        start, n = self._start.a[rows], self._len.a[rows].astype(np.int64)
+        buf = self._buf
+        self._buf = bytearray(b"".join(buf[s : s + k] for s, k in zip(start.tolist(), n.tolist())))
+        self._start.a[rows] = np.cumsum(n) - n
+        self._dead = 0
 
 
 def lookup_pairs(table: Mapping[int, Mapping[int, float]], users: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -9,13 +9,12 @@ with ``rebase`` before the exponents get large.
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
 from glassfeed.domain import EventKind
 from glassfeed.settings import StateSettings
-from glassfeed.state._columns import Grow, decay_factors, groups
+from glassfeed.state._columns import Grow, decay_factors, group_by_user
 
 #: Columns of the decayed per-post counter banks.
 COUNTERS = ("impression", "click", "dwell", "like", "repost", "reply", "negative", "report")
@@ -44,6 +43,9 @@ BRIDGE_PRIOR = 5.0
 LIKES, REPOSTS = 0, 1  # banks of recent actions
 _LIKE = int(EventKind.LIKE)
 _REPOST = int(EventKind.REPOST)
+_NO_ACTIONS = (np.zeros(0, np.int64), np.zeros(0))
+for _a in _NO_ACTIONS:
+    _a.setflags(write=False)
 
 
 class Counters:
@@ -56,7 +58,7 @@ class Counters:
         self.recent_per_user = config.recent_actions_per_user
         self.t0 = 0.0
         self._counters = Grow(np.float64, 0.0, width=len(COUNTERS))
-        self._totals = Grow(np.int64, 0, width=len(COUNTERS))
+        self._totals = Grow(np.int32, 0, width=len(COUNTERS))  # all-time counts (read as int64)
         self._trend = Grow(np.float64, 0.0)
         self._side_likes = Grow(np.float64, 0.0, width=2)  # likers with side < -t / > +t
         self._post_vec: np.ndarray | None = None  # collaborative embedding per post (fold-in of likers)
@@ -65,21 +67,34 @@ class Counters:
         self._user_topic = Grow(np.float64, 0.0, width=8)
         self._user_events = Grow(np.int64, 0)
         self._user_engaged = Grow(np.int64, 0)  # positive engagements with a post that has a topic (not decayed)
-        self._recent: tuple[dict[int, deque[tuple[int, float]]], ...] = ({}, {})
-        self._recent_np: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (bank, user) -> posts, ts
+        # per bank (LIKES, REPOSTS), per user: (posts, times) of the last ``recent_per_user`` actions, oldest first
+        self._recent: tuple[dict[int, tuple[np.ndarray, np.ndarray]], ...] = ({}, {})
 
     # ------------------------------------------------------------------ sizes and learned inputs
     def ensure_users(self, n: int) -> None:
         for g in (self._user_side, self._user_events, self._user_engaged, self._user_topic):
             g.ensure(n)
 
+    def _per_post(self) -> tuple[Grow, ...]:
+        return (self._counters, self._totals, self._trend, self._side_likes)
+
     def ensure_posts(self, n: int) -> None:
-        for g in (self._counters, self._totals, self._trend, self._side_likes):
+        for g in self._per_post():
             g.ensure(n)
-        if self._post_vec is not None and len(self._post_vec) < n:
+        if self._post_vec is not None and len(self._post_vec) < len(self._counters.a):
             pv = np.zeros((len(self._counters.a), self._post_vec.shape[1]), np.float32)
             pv[: len(self._post_vec)] = self._post_vec
             self._post_vec = pv
+
+    def shift_posts(self, base: int) -> None:
+        """Stop holding the rows of posts below idx ``base`` (``PostTable.shift_to``): they read as zero."""
+        old = self._counters.base
+        if base <= old:
+            return
+        for g in self._per_post():
+            g.shift(base)
+        if self._post_vec is not None:
+            self._post_vec = self._post_vec[min(base - old, len(self._post_vec)) :].copy()
 
     def ensure_topics(self, n: int) -> None:
         self._user_topic.widen(n)
@@ -109,8 +124,9 @@ class Counters:
         has_post = post > 0
         kc = _COUNTER_OF_KIND[kind]
         m = has_post & (kc >= 0)
+        b = self._counters.base  # events on posts below it are not applied (``ServingState.apply_events``)
         if m.any():
-            p, c, t = post[m], kc[m], ts[m]
+            p, c, t = post[m] - b, kc[m], ts[m]
             w = np.exp(self.lam_counter * (t - self.t0))
             np.add.at(self._counters.a, (p, c), w)
             np.add.at(self._totals.a, (p, c), 1)
@@ -124,19 +140,25 @@ class Counters:
         like = has_post & (kind == _LIKE)
         if like.any():
             side = self._user_side.a[user[like]]
-            np.add.at(self._side_likes.a, (post[like][side < -BRIDGE_SIDE_T], 0), 1.0)
-            np.add.at(self._side_likes.a, (post[like][side > BRIDGE_SIDE_T], 1), 1.0)
+            np.add.at(self._side_likes.a, (post[like][side < -BRIDGE_SIDE_T] - b, 0), 1.0)
+            np.add.at(self._side_likes.a, (post[like][side > BRIDGE_SIDE_T] - b, 1), 1.0)
             if self._post_vec is not None and self._user_vec is not None:
                 uu = user[like]
                 ok = uu < len(self._user_vec)
-                np.add.at(self._post_vec, post[like][ok], self._user_vec[uu[ok]])
+                np.add.at(self._post_vec, post[like][ok] - b, self._user_vec[uu[ok]])
         for b, k_ in ((LIKES, _LIKE), (REPOSTS, _REPOST)):
             m = (kind == k_) & has_post
             if m.any():
-                bank = self._recent[b]
-                for u, pairs in groups(user[m], list(zip(post[m].tolist(), ts[m].tolist()))):
-                    bank.setdefault(u, deque(maxlen=self.recent_per_user)).extend(pairs)
-                    self._recent_np.pop((b, u), None)
+                bank, keep = self._recent[b], self.recent_per_user
+                bp, bt = post[m].astype(np.int64), ts[m].astype(np.float64)
+                for u, at in group_by_user(user[m]):
+                    old = bank.get(u)
+                    ps, ts_ = (bp[at], bt[at]) if old is None else (np.r_[old[0], bp[at]], np.r_[old[1], bt[at]])
+                    if len(ps) > keep:
+                        ps, ts_ = ps[-keep:].copy(), ts_[-keep:].copy()
+                    ps.setflags(write=False)
+                    ts_.setflags(write=False)
+                    bank[u] = (ps, ts_)
 
     def forget_user(self, u: int) -> None:
         """Drop what is derived from ``u`` alone: topic profile, event counts, recent likes/reposts, the learned
@@ -147,7 +169,6 @@ class Counters:
             self._user_vec[u] = 0.0
         for b in (LIKES, REPOSTS):
             self._recent[b].pop(u, None)
-            self._recent_np.pop((b, u), None)
         self._user_topic.a[u] = 0.0
         self._user_events.a[u] = 0
         self._user_engaged.a[u] = 0
@@ -155,19 +176,19 @@ class Counters:
     # ------------------------------------------------------------------ per-post reads
     def decayed(self, posts: np.ndarray, now: float | np.ndarray) -> np.ndarray:
         """(n, len(COUNTERS)) decayed engagement counts of ``posts`` at ``now`` (a time, or one per post)."""
-        return self._counters.a[posts] * decay_factors(self.lam_counter, now, self.t0, len(posts))[:, None]
+        return self._counters.take(posts) * decay_factors(self.lam_counter, now, self.t0, len(posts))[:, None]
 
     def trending(self, posts: np.ndarray, now: float | np.ndarray) -> np.ndarray:
         """Decayed engagement velocity of ``posts`` at ``now`` (a time, or one per post)."""
-        return self._trend.a[posts] * decay_factors(self.lam_trend, now, self.t0, len(posts))
+        return self._trend.take(posts) * decay_factors(self.lam_trend, now, self.t0, len(posts))
 
     def totals(self, posts: np.ndarray) -> np.ndarray:
-        """(n, len(COUNTERS)) all-time event counts of ``posts``."""
-        return self._totals.a[posts]
+        """(n, len(COUNTERS)) all-time event counts of ``posts`` (int64)."""
+        return self._totals.take(posts).astype(np.int64)
 
     def bridging(self, posts: np.ndarray) -> np.ndarray:
         """Community-Notes-style bridging: smoothed share of likes from the weaker side, in [0, 0.5]."""
-        s = self._side_likes.a[posts]
+        s = self._side_likes.take(posts)
         return s.min(axis=1) / (s.sum(axis=1) + BRIDGE_PRIOR)
 
     @property
@@ -178,7 +199,12 @@ class Counters:
     def post_vectors(self, posts: np.ndarray) -> np.ndarray:
         """Fold-in vectors (sum of likers' factors) of ``posts``; needs ``has_factors``."""
         assert self._post_vec is not None
-        return self._post_vec[posts]
+        b = self._counters.base
+        if not b:
+            return self._post_vec[posts]
+        out = self._post_vec[np.maximum(posts - b, 0)]
+        out[posts < b] = 0.0
+        return out
 
     # ------------------------------------------------------------------ per-user reads
     def user_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +240,6 @@ class Counters:
         return self._user_topic.a[u].copy()
 
     def recent_actions(self, bank: int, user: int) -> tuple[np.ndarray, np.ndarray]:
-        """(posts, times) of a user's recent likes (bank ``LIKES``) or reposts (``REPOSTS``), oldest first."""
-        key = (bank, user)
-        got = self._recent_np.get(key)
-        if got is None:
-            dq = self._recent[bank].get(user)
-            if dq:
-                a = np.array(dq, dtype=np.float64)
-                got = (a[:, 0].astype(np.int64), a[:, 1])
-            else:
-                got = (np.zeros(0, np.int64), np.zeros(0))
-            self._recent_np[key] = got
-        return got
+        """(posts, times) of a user's recent likes (bank ``LIKES``) or reposts (``REPOSTS``), oldest first
+        (read-only arrays)."""
+        return self._recent[bank].get(user, _NO_ACTIONS)

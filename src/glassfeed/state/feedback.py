@@ -12,6 +12,7 @@ import numpy as np
 from glassfeed.domain import EventKind
 from glassfeed.settings import StateSettings
 from glassfeed.state._columns import decay_factors, groups, lookup_pairs
+from glassfeed.state.pairs import PairTable, pair_codes
 from glassfeed.state.seen import SeenPosts
 from glassfeed.store import Store
 
@@ -32,7 +33,7 @@ class Feedback:
         self._aff_w = np.zeros(max(int(k) for k in EventKind) + 1)
         for name, w in config.affinity_weights.items():
             self._aff_w[int(EventKind.parse(name))] = w
-        self._affinity: dict[int, dict[int, float]] = {}
+        self._affinity = PairTable()  # (user, author) -> decayed affinity in origin units
         self._see_less: dict[int, dict[int, float]] = {}  # user -> author -> last see_less time
         self._seen = SeenPosts(config.seen_merge_at, config.seen_retention_h * 3600.0, post_created)
         self._reported: dict[int, set[int]] = {}  # user -> posts they reported (hidden from their feeds)
@@ -52,10 +53,7 @@ class Feedback:
         self._prefs[u] = prefs
 
     def rebase(self, t: float) -> None:
-        f = math.exp(-self.lam_aff * (t - self.t0))
-        for row in self._affinity.values():
-            for a in row:
-                row[a] *= f
+        self._affinity.scale(math.exp(-self.lam_aff * (t - self.t0)))
         self.t0 = t
 
     def apply(self, kind: np.ndarray, user: np.ndarray, post: np.ndarray, ts: np.ndarray, authors: np.ndarray) -> None:
@@ -64,14 +62,9 @@ class Feedback:
         aff_w = self._aff_w[kind]
         aff_m = (aff_w != 0) & (authors > 0)
         if aff_m.any():
-            n_u = int(max(int(user.max()), int(authors.max())) + 2)
-            key = user[aff_m].astype(np.int64) * n_u + authors[aff_m]
-            uniq, inv = np.unique(key, return_inverse=True)
+            uniq, inv = np.unique(pair_codes(user[aff_m], authors[aff_m]), return_inverse=True)
             add = np.bincount(inv, weights=aff_w[aff_m] * np.exp(self.lam_aff * (ts[aff_m] - self.t0)))
-            for k_, v in zip(uniq.tolist(), add.tolist()):
-                row = self._affinity.setdefault(k_ // n_u, {})
-                a = k_ % n_u
-                row[a] = row.get(a, 0.0) + v
+            self._affinity.add(uniq, add)
         imp = (kind == _IMPRESSION) & (post > 0)
         if imp.any():
             now = float(ts[imp].max())
@@ -86,21 +79,29 @@ class Feedback:
             if a > 0:
                 self._see_less.setdefault(int(user[i]), {})[a] = float(ts[i])
 
+    def compact(self) -> None:
+        """Merge what waits in small per-person buffers (seen posts, new affinity pairs) into the compact arrays:
+        after a rebuild, where those buffers would otherwise hold a little for every person."""
+        self._seen.compact()
+        self._affinity.compact()
+
     def forget_user(self, u: int) -> None:
-        for d in (self._affinity, self._see_less, self._reported, self._muted_words, self._prefs):
+        for d in (self._see_less, self._reported, self._muted_words, self._prefs):
             d.pop(u, None)
+        self._affinity.forget_user(u)
         self._seen.forget(u)
 
     # ------------------------------------------------------------------ reads
     def affinity(self, users: np.ndarray, authors: np.ndarray, now: float | np.ndarray) -> np.ndarray:
         """Decayed user->author affinity per pair at ``now`` (a time, or one per pair)."""
-        return lookup_pairs(self._affinity, users, authors) * decay_factors(self.lam_aff, now, self.t0, len(users))
+        return self._affinity.lookup(users, authors) * decay_factors(self.lam_aff, now, self.t0, len(users))
 
     def top_affinities(self, u: int, now: float, k: int = 20) -> list[tuple[int, float]]:
-        """The user's ``k`` strongest (author, affinity at ``now``) pairs."""
+        """The user's ``k`` strongest (author, affinity at ``now``) pairs (ties: the lower author idx first)."""
         f = math.exp(-self.lam_aff * (now - self.t0))
-        row = self._affinity.get(u, {})
-        return [(a, v * f) for a, v in sorted(row.items(), key=lambda kv: -kv[1])[:k]]
+        authors, vals = self._affinity.row(u)
+        top = np.argsort(-vals, kind="stable")[:k]
+        return [(a, v * f) for a, v in zip(authors[top].tolist(), vals[top].tolist())]
 
     def see_less_at(self, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
         """Time of each user's last "see less" on the author (0 = never)."""

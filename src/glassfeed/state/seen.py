@@ -49,6 +49,12 @@ class SeenPosts:
         self._arrays.pop(user, None)
         self._pending.pop(user, None)
 
+    def compact(self) -> None:
+        """Merge every person's newest posts into their array (after a rebuild from the store, where each person
+        would otherwise keep up to ``merge_at - 1`` posts in a set until their next read)."""
+        for user in list(self._pending):
+            self._merge(user)
+
     def nbytes(self) -> int:
         """Bytes held by the arrays (the pending sets excluded): for memory measurements."""
         return sum(a.nbytes for a in self._arrays.values())

@@ -1,4 +1,7 @@
-"""The user table: external id, handle, onboarding interests (topic ids) and community, by user idx."""
+"""The user table: external id, handle, onboarding interests (topic ids) and community, by user idx.
+
+Ids and handles are packed UTF-8 (``Strings``) and each person's interests are one tuple shared by everyone who
+picked the same topics: a person costs a few dozen bytes here, not a few hundred."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from glassfeed.state._columns import Grow
+from glassfeed.state._columns import Grow, Strings
 from glassfeed.state.topics import Topics
 
 _INT32 = np.iinfo(np.int32)
@@ -26,46 +29,50 @@ class UserTable:
 
     def __init__(self, topics: Topics) -> None:
         self._topics = topics
-        self._ids: list[str | None] = [None]
-        self._handles: list[str] = [""]
-        self._interests: list[list[int]] = [[]]
+        self._n = 0  # the highest idx loaded
+        self._ids = Strings()
+        self._handles = Strings()
+        self._interests: list[tuple[int, ...]] = [()]
+        self._shared: dict[tuple[int, ...], tuple[int, ...]] = {(): ()}  # one tuple per distinct interest list
         self._community = Grow(np.int32, -1)
 
     def add(self, users: dict[str, Any]) -> None:
         """Install rows as from ``Store.load_users`` (idx, id, handle, interests, community)."""
-        for idx, uid, handle, interests in zip(users["idx"].tolist(), users["id"], users["handle"], users["interests"]):
-            while len(self._ids) <= idx:
-                self._ids.append(None)
-                self._handles.append("")
-                self._interests.append([])
-            self._ids[idx] = uid
-            self._handles[idx] = handle
-            self._interests[idx] = [self._topics.id(t) for t in interests]
-        self._community.ensure(len(self._ids))
-        if len(users["idx"]):
-            self._community.a[users["idx"]] = community_column(users["community"])
+        idxs = users["idx"].tolist()
+        if not idxs:
+            return
+        self._n = max(self._n, max(idxs))
+        if len(self._interests) <= self._n:
+            self._interests.extend([()] * (self._n + 1 - len(self._interests)))
+        self._ids.set(idxs, users["id"])
+        self._handles.set(idxs, users["handle"])
+        for idx, interests in zip(idxs, users["interests"]):
+            key = tuple(self._topics.id(t) for t in interests)
+            self._interests[idx] = self._shared.setdefault(key, key)
+        self._community.ensure(self._n + 1)
+        self._community.a[users["idx"]] = community_column(users["community"])
 
     def forget_user(self, u: int) -> None:
         """Anonymise the row after a data-rights erasure, as ``Store.delete_user_data`` does: the handle becomes
         the id; interests and community are cleared."""
-        self._handles[u] = self._ids[u] or ""
-        self._interests[u] = []
+        self._handles.set([u], [self._ids.text(u)])
+        self._interests[u] = ()
         self._community.a[u] = -1
 
     @property
     def n(self) -> int:
         """Number of user slots in use (the highest idx)."""
-        return len(self._ids) - 1
+        return self._n
 
     def id_of(self, u: int) -> str | None:
-        return self._ids[u]
+        return self._ids.get(u)
 
     def handle_of(self, u: int) -> str:
-        return self._handles[u]
+        return self._handles.text(u)
 
     def interests_of(self, u: int) -> list[int]:
-        """Topic ids the user picked at onboarding."""
-        return self._interests[u]
+        """Topic ids the user picked at onboarding; a new list."""
+        return list(self._interests[u])
 
     def community(self, users: np.ndarray) -> np.ndarray:
         return self._community.a[users]
