@@ -4,6 +4,9 @@ Every error body is ``{"error": "...", "detail": [{"index", "field", "reason"}]}
 Every request passes the guards of ``glassfeed.api.middleware`` (security headers, 500s that keep the
 connection, the anonymous feed rate limit, the body size limit), set from ``[api]``, and is counted, timed and
 given a request id by ``glassfeed.api.observability`` (``/metrics``, ``/readyz``, JSON log lines).
+
+Shutdown (the lifespan's end, after the server has answered its requests in flight): the feed service stops
+tailing the store and writes its queued impressions, the Redis clients close, then the store.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI
 
 from glassfeed.api.errors import install_error_handlers, server_error
@@ -19,6 +23,7 @@ from glassfeed.api.middleware import (
     BodyLimit,
     BodyTooLarge,
     CatchErrors,
+    RateLimits,
     SecurityHeaders,
     TokenBuckets,
     body_too_large,
@@ -36,6 +41,15 @@ from glassfeed.store import open_store
 from glassfeed.web.routes import install as install_web
 
 
+def close_redis_clients(*holders: object) -> None:
+    """Close the (synchronous) Redis client of each holder that has one (``holder.client``, as the shared paging
+    sessions, the pages kept for ``why`` and the browser sessions do); other holders and None are skipped."""
+    for holder in holders:
+        client = getattr(holder, "client", None)
+        if isinstance(client, redis.Redis):
+            client.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app on the store ``settings.store`` names. ``settings`` default: ``load_settings()`` (defaults,
     glassfeed.toml, environment): this factory is an edge (``uvicorn --factory``)."""
@@ -46,9 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        # the server has stopped accepting and its requests in flight have been answered (uvicorn's graceful stop)
         feed = getattr(app.state, "feed", None)
         if feed is not None:
-            feed.close()  # write the impressions still queued before the store closes
+            feed.close()  # stop tailing the store, write the impressions still queued before the store closes
+        limits = getattr(app.state, "rate_limits", None)  # made on the first request (AnonymousFeedLimit)
+        if isinstance(limits, RateLimits):
+            await limits.aclose()
+        close_redis_clients(getattr(feed, "sessions", None), getattr(feed, "shared_pages", None))
+        close_redis_clients(getattr(app.state, "web_sessions", None))
         store.close()
 
     app = FastAPI(

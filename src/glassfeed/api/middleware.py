@@ -274,6 +274,13 @@ class RateLimits:
             settings.api_key,
         )
 
+    async def aclose(self) -> None:
+        """Close the Redis client the buckets share (in-process buckets hold none)."""
+        buckets = (self.anonymous, self.per_key, self.per_user)
+        clients = {id(b.client): b.client for b in buckets if isinstance(b, RedisTokenBuckets)}
+        for client in clients.values():
+            await client.aclose()
+
 
 _USER_PATH = re.compile(r"^/v1/users/([^/]+)(?:/|$)")
 
@@ -301,7 +308,7 @@ class AnonymousFeedLimit:
 
     ``limits`` default: built on the first request from the app's settings (``app.state.settings``:
     ``RateLimits.from_settings``, with ``buckets`` as the in-process anonymous buckets), so that a Redis client is
-    made inside the server's event loop."""
+    made inside the server's event loop; kept as ``app.state.rate_limits`` too, for the app to close."""
 
     def __init__(
         self,
@@ -319,6 +326,7 @@ class AnonymousFeedLimit:
             settings: Any = getattr(getattr(scope.get("app"), "state", None), "settings", None)
             if isinstance(settings, Settings):
                 self.limits = RateLimits.from_settings(settings, self.buckets)
+                scope["app"].state.rate_limits = self.limits  # closed with the app (its lifespan's end)
             else:  # an app without settings: the anonymous limit only (nothing is exempt)
                 return RateLimits(self.buckets, _Unlimited(), _Unlimited(), None)
         return self.limits
