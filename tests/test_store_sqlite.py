@@ -107,3 +107,43 @@ def test_the_page_cache_follows_the_store_setting(tmp_path) -> None:
     finally:
         small.close()
         default.close()
+
+
+def test_a_writer_waiting_for_another_handles_write_lock_does_not_block_this_handles_reads(tmp_path):
+    """Two handles on one file (as two worker processes are): while one holds a write transaction, a writer of the
+    other waits for it without holding its handle's connection, so that handle's reads (a worker's tail, its pages)
+    go on; the waiting writer then commits once the first is done."""
+    import threading
+    import time
+
+    first, second = open_store(tmp_path / "w.db"), open_store(tmp_path / "w.db")
+    add_users(first, ["a", "b"])
+    holding, release, second_done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_first() -> None:
+        with first.transaction() as tx:
+            first.append_events(tx, batch([(K.FOLLOW, 1, None, 2, T0, None, None)]))
+            holding.set()
+            release.wait(10)
+
+    def write_second() -> None:
+        append(second, batch([(K.FOLLOW, 2, None, 1, T0 + 1, None, None)]))
+        second_done.set()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    assert holding.wait(10)
+    writer = threading.Thread(target=write_second)
+    writer.start()
+    time.sleep(0.3)  # the second writer is now waiting for the first's lock
+    assert not second_done.is_set()
+    t = time.perf_counter()
+    assert second.max_seq() == 0 and len(second.load_users()["id"]) == 2  # reads answer while it waits
+    assert time.perf_counter() - t < 0.2
+    release.set()
+    holder.join(10)
+    assert second_done.wait(10)
+    writer.join(10)
+    assert second.max_seq() == 2 == first.max_seq()
+    first.close()
+    second.close()

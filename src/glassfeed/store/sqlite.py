@@ -6,11 +6,12 @@ Durability rule: a write is acknowledged only after its transaction commits with
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,13 @@ class SQLiteStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # Writers queue here before they take the connection (``_Tx``): this process's threads on ``_writer``,
+        # other processes on an exclusive ``flock`` of ``<db>-writer`` (glassfeed's own file beside SQLite's).
+        # A blocked writer then holds nothing this handle's readers need, and is woken the moment the lock is
+        # free; SQLite's busy handler alone would hold ``_lock`` while it sleeps (up to 100 ms a try) waiting for
+        # another process's write lock, stalling every read of this handle (a worker's tail, its pages).
+        self._writer = threading.Lock()
+        self._writer_file = None if str(path) == ":memory:" else open(f"{path}-writer", "ab")  # noqa: SIM115
         self._con = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute(f"PRAGMA synchronous={synchronous}")
@@ -202,6 +210,8 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+            if self._writer_file is not None:
+                self._writer_file.close()
 
     # ---------------------------------------------------------------- transactions
     def transaction(self) -> _Tx:
@@ -635,7 +645,9 @@ class SQLiteStore:
 
 
 class _Tx:
-    """Context manager: BEGIN IMMEDIATE under the store lock; COMMIT (durable) or ROLLBACK."""
+    """Context manager: the writer locks (this process's, then the file lock other processes share; see
+    ``SQLiteStore.__init__``), then BEGIN IMMEDIATE under the store lock; COMMIT (durable) or ROLLBACK. Every lock
+    is released however the transaction ends, a failed BEGIN included."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
@@ -643,20 +655,44 @@ class _Tx:
         self.new_posts: list[tuple[str, int]] = []
 
     def __enter__(self) -> _Tx:
-        self.store._lock.acquire()
-        self.cur = self.store._con.cursor()
-        self.cur.execute("BEGIN IMMEDIATE")
+        s = self.store
+        s._writer.acquire()
+        held = 0  # 1: the file lock, 2: and the store lock
+        try:
+            if s._writer_file is not None:
+                fcntl.flock(s._writer_file.fileno(), fcntl.LOCK_EX)
+            held = 1
+            s._lock.acquire()
+            held = 2
+            self.cur = s._con.cursor()
+            self.cur.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(held)
+            raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if exc_type is None:
-                self.cur.execute("COMMIT")
+                try:
+                    self.cur.execute("COMMIT")
+                except BaseException:  # not committed (e.g. disk full): leave no transaction open behind
+                    with suppress(sqlite3.Error):
+                        self.cur.execute("ROLLBACK")
+                    raise
                 self.store._register(self.new_users, self.new_posts)
             else:
                 self.cur.execute("ROLLBACK")
         finally:
-            self.store._lock.release()
+            self._release(2)
+
+    def _release(self, held: int) -> None:
+        s = self.store
+        if held >= 2:
+            s._lock.release()
+        if held >= 1 and s._writer_file is not None:
+            fcntl.flock(s._writer_file.fileno(), fcntl.LOCK_UN)
+        s._writer.release()
 
 
 @contextmanager
