@@ -11,6 +11,7 @@ tailing the store and writes its queued impressions, the Redis clients close, th
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -59,7 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The serving state, models and id maps are built and live as long as the server: move them out of the
+        # collector's generations (gc.freeze), so that a full collection, which the steady flow of impressions
+        # triggers every few seconds under load, scans only what was made since (on the 10k x 30 store ~155k
+        # tracked objects, about 90 ms a full collection: a stall of every request in flight on this worker).
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()  # what the app held becomes collectable again once it is dropped (tests build many apps)
         # the server has stopped accepting and its requests in flight have been answered (uvicorn's graceful stop)
         feed = getattr(app.state, "feed", None)
         if feed is not None:
