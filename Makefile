@@ -25,7 +25,8 @@ serve: $(STAMP)
 # The whole suite on SQLite, then the store-facing files again with every store on PostgreSQL
 # (GLASSFEED_TEST_STORE=postgresql, tests/pg_support.py: skipped when the server is unreachable, failing under CI=true).
 PG_TESTS ?= tests/test_api_ingest.py tests/test_ingest_batch.py tests/test_bulk.py tests/test_erasure.py \
-	tests/test_feed_sessions.py tests/test_explanations_cache.py tests/test_durability.py tests/test_openapi_contract.py
+	tests/test_feed_sessions.py tests/test_explanations_cache.py tests/test_durability.py tests/test_openapi_contract.py \
+	tests/test_retention.py
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 	GLASSFEED_TEST_STORE=postgresql $(BIN)/python -m pytest -q -ra $(PG_TESTS) $(PYTEST_ARGS)

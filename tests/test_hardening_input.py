@@ -58,6 +58,26 @@ def test_community_out_of_range_is_422_and_writes_nothing(client, community):
 
 
 @pytest.mark.parametrize(
+    "path,item",
+    [
+        ("/v1/users", {"id": "carol", "x-unknown-property": 42}),
+        ("/v1/posts", {"id": "p2", "author": "bob", "x-unknown-property": 42}),
+    ],
+)
+def test_an_unknown_field_in_a_user_or_post_is_422_and_writes_nothing(client, path, item):
+    """The schemas say ``additionalProperties: false``; the server refuses what they refuse (found by the fuzz)."""
+    _refused(client.post(path, json=[item], headers=H), "x-unknown-property")
+    assert client.app.state.store.user_idx("carol") is None and client.app.state.store.post_idx("p2") is None
+
+
+def test_the_record_fields_the_ingestor_takes_are_the_schemas_fields():
+    from glassfeed.api.schemas import PostIn, UserIn
+    from glassfeed.ingest import POST_FIELDS, USER_FIELDS
+
+    assert set(UserIn.model_fields) == USER_FIELDS and set(PostIn.model_fields) == POST_FIELDS
+
+
+@pytest.mark.parametrize(
     "field,value", [("quality", "AAA"), ("divisiveness", {}), ("quality", True), ("quality", 2), ("divisiveness", -0.1)]
 )
 def test_post_scores_of_the_wrong_type_or_range_are_422(client, field, value):

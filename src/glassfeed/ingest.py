@@ -113,6 +113,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: The fields a user record may carry (``Ingestor.create_users``); any other is refused as an unknown field, as the
+#: API's ``UserIn`` schema says (tests/test_hardening_input.py checks that the two agree).
+USER_FIELDS = frozenset({"id", "handle", "created_at", "interests", "community"})
+#: The fields a post record may carry (``Ingestor.create_posts``; the API's ``PostIn``).
+POST_FIELDS = frozenset(
+    {"id", "author", "text", "created_at", "reply_to", "repost_of", "quote_of", "topics", "labels", "lang", "quality"}
+    | {"divisiveness"}
+)
+
+
 class Ingestor:
     """Validates records and appends them to the store in one durable transaction per batch."""
 
@@ -138,6 +148,9 @@ class Ingestor:
         for i, r in enumerate(records):
             if not isinstance(r, dict):
                 errors.append(ItemError(i, "", "must be an object"))
+                continue
+            if unknown := r.keys() - USER_FIELDS:
+                errors.append(ItemError(i, sorted(unknown)[0], "unknown field"))
                 continue
             uid = self._check_id(r.get("id"), i, "id", errors)
             if uid is None:
@@ -205,6 +218,9 @@ class Ingestor:
         for i, r in enumerate(records):
             if not isinstance(r, dict):
                 errors.append(ItemError(i, "", "must be an object"))
+                continue
+            if unknown := r.keys() - POST_FIELDS:
+                errors.append(ItemError(i, sorted(unknown)[0], "unknown field"))
                 continue
             n_err = len(errors)
             pid = self._check_id(r.get("id") or f"post-{uuid.uuid4().hex}", i, "id", errors)
