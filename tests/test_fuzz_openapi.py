@@ -172,6 +172,14 @@ def _config(mode: str, users: list[str], posts: list[str]) -> str:
                 lines.append(f'{json.dumps(where)} = {{ dictionary = "{dictionary}", probability = 1.0 }}')
         lines += ["[operations.phases.coverage.checks.positive_data_acceptance]",
                   f'expected-statuses = {_POSITIVE[:-1]}, "422"]']  # fmt: skip
+    # DELETE .../data erases what the person gave and what was inferred, not the account (docs: data rights): the
+    # export afterwards answers 200 with what is kept and what they did since, which is not a "use after free"
+    lines += [
+        "[[operations]]",
+        'include-path = "/v1/users/{user_id}/data"',
+        "[operations.checks.use_after_free]",
+        "enabled = false",
+    ]
     for path in _CURSOR_OPERATIONS:
         lines += [
             "[[operations]]",

@@ -70,6 +70,12 @@ def test_an_unknown_field_in_a_user_or_post_is_422_and_writes_nothing(client, pa
     assert client.app.state.store.user_idx("carol") is None and client.app.state.store.post_idx("p2") is None
 
 
+@pytest.mark.parametrize("handle", [{}, [], 0, False])
+def test_a_handle_that_is_not_a_string_is_422_even_when_falsy(client, handle):
+    _refused(client.post("/v1/users", json={"id": "carol", "handle": handle}, headers=H), "handle")
+    assert client.app.state.store.user_idx("carol") is None
+
+
 def test_the_record_fields_the_ingestor_takes_are_the_schemas_fields():
     from glassfeed.api.schemas import PostIn, UserIn
     from glassfeed.ingest import POST_FIELDS, USER_FIELDS

@@ -161,7 +161,11 @@ class Ingestor:
                 errors.append(ItemError(i, "id", f"user {uid!r} already exists"))
                 continue
             seen.add(uid)
-            handle = r.get("handle") or uid
+            handle = r.get("handle")
+            if (
+                handle is None or handle == ""
+            ):  # absent or empty: the id ({} or [] is refused below, not taken as absent)
+                handle = uid
             if not isinstance(handle, str) or len(handle) > self.limits.max_id_chars or has_unsafe_chars(handle):
                 errors.append(
                     ItemError(
