@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import orjson
 
-from benchmarks.common import api_server, machine
+from benchmarks.common import api_server, machine, process_cpu
 from glassfeed.bulk import import_path
 from glassfeed.ingest import Ingestor
 from glassfeed.store import open_store
@@ -43,12 +43,6 @@ def events(n: int, seed: int, with_ids: bool = False) -> list[dict]:
             e["id"] = f"s{seed}-{i}"
         out.append(e)
     return out
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def setup(db: Path) -> None:
@@ -92,7 +86,7 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
     with api_server(env, attempts=300) as (proc, url):
         bodies = [orjson.dumps(events(batch, 1000 + b)) for b in range(batches)]
         rates = []
-        cpu0 = _proc_cpu(proc.pid)
+        cpu0 = process_cpu(proc.pid)
         with httpx.Client(
             base_url=url, headers={"X-API-Key": "bench", "content-type": "application/json"}, timeout=120
         ) as c:
@@ -103,7 +97,7 @@ def bench_http(db: Path, batches: int, batch: int) -> list[float]:
                 dt = time.perf_counter() - t
                 assert r.status_code == 200 and r.json()["accepted"] == batch, r.text[:300]
                 rates.append(batch / dt)
-        cpu = _proc_cpu(proc.pid) - cpu0
+        cpu = process_cpu(proc.pid) - cpu0
         print("  http per-batch events/s: " + ", ".join(f"{x:,.0f}" for x in rates), flush=True)
         print(f"  http server CPU: {batch * len(rates) / cpu:,.0f} events/CPU-s (load {os.getloadavg()[0]:.1f})")
         return rates

@@ -61,9 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The serving state, models and id maps are built and live as long as the server: move them out of the
-        # collector's generations (gc.freeze), so that a full collection, which the steady flow of impressions
-        # triggers every few seconds under load, scans only what was made since (on the 10k x 30 store ~155k
-        # tracked objects, about 90 ms a full collection: a stall of every request in flight on this worker).
+        # collector's generations (gc.freeze), so that a full collection, which the flow of impressions triggers
+        # from time to time, scans only what was made since (on the 10k x 30 store: ~155k tracked objects, about
+        # 90 ms for one full collection, a stall of every request in flight on this worker).
         gc.collect()
         gc.freeze()
         yield

@@ -25,7 +25,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from glassfeed.retrieval.base import Recommender, as_csr
-from glassfeed.retrieval.ease import item_item_scores
+from glassfeed.retrieval.ease import item_item_scores, modelled_items
 
 
 def item_gram(X: sp.csr_matrix, items: np.ndarray, gamma: float = 0.0) -> np.ndarray:
@@ -69,11 +69,7 @@ class DLAE(Recommender):
             raise ValueError(f"lam must be >= 0, got {self.lam}")
         X = as_csr(X, binary=self.binary)
         self.n_items_ = X.shape[1]
-        counts = np.diff(X.tocsc().indptr)
-        items = np.nonzero(counts)[0]
-        if self.max_items is not None and len(items) > self.max_items:
-            items = np.sort(np.argsort(-counts, kind="stable")[: self.max_items])
-        self.items_ = items
+        self.items_ = items = modelled_items(X, self.max_items)
         G = item_gram(X, items, self.gamma)
         penalty = self.p / (1.0 - self.p) * np.diag(G) + self.lam
         G[np.diag_indices_from(G)] += penalty

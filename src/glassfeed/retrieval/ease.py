@@ -28,11 +28,7 @@ class EASE(Recommender):
     def fit(self, X: sp.csr_matrix, social: sp.csr_matrix | None = None) -> Self:
         X = as_csr(X, binary=self.binary)
         self.n_items_ = X.shape[1]
-        counts = np.diff(X.tocsc().indptr)
-        items = np.nonzero(counts)[0]
-        if self.max_items is not None and len(items) > self.max_items:
-            items = np.sort(np.argsort(-counts, kind="stable")[: self.max_items])
-        self.items_ = items
+        self.items_ = items = modelled_items(X, self.max_items)
         Xs = X[:, items]
         if self.gamma:
             n_u = np.maximum(np.diff(Xs.indptr), 1).astype(np.float32)
@@ -47,6 +43,16 @@ class EASE(Recommender):
 
     def score(self, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
         return item_item_scores(self, userids, X)
+
+
+def modelled_items(X: sp.csr_matrix, max_items: int | None) -> np.ndarray:
+    """The items an item-item model fits, ascending: every item with an interaction, or, when there are more than
+    ``max_items``, the ``max_items`` most frequent (ties by index)."""
+    counts = np.diff(X.tocsc().indptr)
+    items = np.nonzero(counts)[0]
+    if max_items is not None and len(items) > max_items:
+        items = np.sort(np.argsort(-counts, kind="stable")[:max_items])
+    return items
 
 
 def item_item_scores(model: Any, userids: np.ndarray | int, X: sp.csr_matrix) -> np.ndarray:
