@@ -25,6 +25,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from benchmarks.common import machine  # noqa: E402
 from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, to_markdown  # noqa: E402
+from glassfeed.evaluate.protocols import PROTOCOLS  # noqa: E402
 from glassfeed.settings import load_settings  # noqa: E402
 
 VARIANTS = {
@@ -32,6 +33,7 @@ VARIANTS = {
     "aligned": {"like_min": 1, "dwell_min": 4, "negatives": 1.0, "span_days": 14.0},
 }
 BASELINES = {"ms-ml100k": ("pop", "ease"), "recbole-ml1m": ("pop", "ease"), "lastfm-social": ("pop", "social", "ease")}
+BASELINES.update({p: ("pop", "social", "trustwalk", "ease") for p in PROTOCOLS if p.startswith("social-")})
 
 
 def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dict:

@@ -353,6 +353,22 @@ def test_top_k_per_row_and_dedupe_match_a_full_sort():
         if (r, p) not in best or prio[src] < prio[best[(r, p)]]:
             best[(r, p)] = src
     assert dict(zip(zip(d.row.tolist(), d.post.tolist()), d.source.tolist())) == best and len(d) == len(best)
+    # what the merged rows knew: every source that found the pair, the social-proof score, the collaborative rank
+    mask, proof, crank = {}, {}, {}
+    collab = SOURCES.index("collaborative")
+    for i, (r, p, src) in enumerate(zip(c.row.tolist(), c.post.tolist(), c.source.tolist())):
+        mask[(r, p)] = mask.get((r, p), 0) | (1 << src)
+        if src == SOURCES.index("social_proof"):
+            proof[(r, p)] = max(proof.get((r, p), 0.0), float(c.source_score[i]))
+        if src == collab:  # 0-based place among the row's collaborative entries, by score (ties by position)
+            mine = [j for j in range(n) if c.row[j] == r and c.source[j] == collab]
+            place = sorted(mine, key=lambda j: (-c.source_score[j], j)).index(i)
+            crank[(r, p)] = min(crank.get((r, p), np.inf), place)
+    for j, key in enumerate(zip(d.row.tolist(), d.post.tolist())):
+        assert d.extra["source_mask"][j] == mask[key]
+        assert d.extra["social_proof"][j] == proof.get(key, 0.0)
+        got = d.extra["collab_rank"][j]
+        assert (np.isnan(got) and key not in crank) or got == crank[key]
 
 
 def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
@@ -401,3 +417,52 @@ def test_graph_sources_match_a_plain_per_user_definition(trained_feed):
             assert len(reps) == int(m.sum())
             assert all(int(v) in follows(u) for v in fo.via[m])
     assert (~own).any()
+
+
+def test_lambdarank_policy_orders_by_the_request_ranker_and_explains_it(fresh_feed):
+    svc, _ = fresh_feed
+    assert svc.models.ranker.trained, "training fits the request ranker beside the heads"
+    svc.policies["ltr"] = dataclasses.replace(svc.policies["engagement"], name="ltr", ranker="lambdarank")
+    uid = _active_user(svc)
+    page = svc.feed(uid, policy="ltr", limit=20, log_impressions=False)
+    assert page["items"] and page["ranker"] == "lambdarank"
+    for it in page["items"]:
+        why = svc.why(uid, it["post"])
+        assert [c["head"] for c in why["contributions"]] == ["lambdarank"]
+        assert 0.0 < why["contributions"][0]["contribution"] < 1.0
+        total = why["contributions"][0]["contribution"] + sum(a["delta"] for a in why["adjustments"])
+        assert total == pytest.approx(why["score"], rel=1e-9, abs=1e-12)
+    assert "learned ranking model" in describe(svc.policies["ltr"])
+
+
+def test_request_ndcg_and_grades_on_a_constructed_case():
+    from glassfeed.feed.heads import relevance_grade
+    from glassfeed.feed.policy import HEADS
+    from glassfeed.feed.train import request_ndcg
+
+    Y = np.zeros((4, len(HEADS)), np.float32)
+    Y[0, [HEADS.index("like"), HEADS.index("dwell")]] = 1  # grade 2
+    Y[1, HEADS.index("like")] = 1  # grade 1
+    Y[2, [HEADS.index("like"), HEADS.index("report")]] = 1  # pushed away: 0
+    assert relevance_grade(Y).tolist() == [2, 1, 0, 0]
+    grade = np.array([2, 1, 0, 0, 0, 1])
+    request = np.array([7, 7, 7, 7, 3, 3])
+    perfect = np.array([4.0, 3.0, 2.0, 1.0, 0.0, 1.0])
+    assert request_ndcg(perfect, grade, request) == pytest.approx(1.0)
+    # request 7 reversed: DCG = 1/log2(4) + 3/log2(5); ideal 3 + 1/log2(3); request 3 still perfect
+    worst = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 1.0])
+    want = ((1 / np.log2(4) + 3 / np.log2(5)) / (3 + 1 / np.log2(3)) + 1.0) / 2
+    assert request_ndcg(worst, grade, request) == pytest.approx(want)
+
+
+def test_sampled_negatives_avoid_shown_and_engaged_pairs():
+    from glassfeed.feed.train import _sample_unserved
+
+    rng = np.random.default_rng(0)
+    row = np.repeat(np.arange(3), 10)
+    key = np.arange(30) + 100
+    shown, engaged = np.array([100, 101, 115]), np.array([102, 125])
+    pick = _sample_unserved(row, key, shown, engaged, np.array([3.0, 20.0, 0.0]), rng)
+    assert not np.isin(key[pick], np.r_[shown, engaged]).any()
+    assert np.bincount(row[pick], minlength=3).tolist() == [3, 9, 0]  # row 1 has only 9 free candidates
+    assert len(np.unique(pick)) == len(pick)

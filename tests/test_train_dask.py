@@ -51,7 +51,7 @@ def examples(tmp_path_factory) -> Examples:
 
 @pytest.fixture(scope="module")
 def one_process(examples: Examples) -> tuple[EngagementHeads, TrainReport]:
-    heads, _, report = train_heads(examples.X, examples.Y, examples.ts, _heads())
+    heads, _, _, report = train_heads(examples.X, examples.Y, examples.ts, _heads())
     return heads, report
 
 
@@ -59,7 +59,7 @@ def _on_dask(examples: Examples, workers: int) -> tuple[EngagementHeads, TrainRe
     cfg = packaged_settings().train.model_copy(update={"dask_workers": workers, "dask_processes": False})
     with dask_client("local", cfg) as client:
         assert len(client.ncores()) == workers
-        heads, _, report = train_heads(
+        heads, _, _, report = train_heads(
             examples.X, examples.Y, examples.ts, _heads(), fit_booster=DaskBoosterFit(client)
         )
     return heads, report

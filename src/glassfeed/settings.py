@@ -118,6 +118,30 @@ class ApiSettings(_Section):
     candidate_buckets: list[float] = Field(min_length=1, description="/metrics candidates-per-page buckets")
 
 
+class ContentSettings(_Section):
+    """``[state.content]``: post text embeddings, people's content vectors and topic inference (glassfeed.content)."""
+
+    enabled: bool = Field(description="embed posts at ingest and keep content vectors; false: as without them")
+    model: Literal["wordllama-l2-supercat"] = Field(description="static embedding model shipped in a PyPI package")
+    dims: Literal[64, 128, 256] = Field(description="leading dimensions of the model kept (its trained truncations)")
+    embed_window_h: float = Field(ge=0, description="at build, posts this much older than the newest are not embedded")
+    user_half_life_h: float = Field(gt=0, description="half-life of an engagement in a person's content vector")
+    interest_weight: float = Field(ge=0, description="onboarding interests count as this many (undecayed) likes")
+    topic_min_similarity: float = Field(ge=-1, le=1, description="a post without topics gets the nearest this close")
+    search_dims: Literal[64, 128, 256] = Field(description="leading dims the content source's index searches")
+    search_max_posts: int = Field(ge=0, description="... over at most this many of the newest posts; 0 = the window")
+    rebuild_every_s: float = Field(ge=0, description="the content source's index over recent posts: rebuilt this often")
+    exact_below: int = Field(ge=0, description="... searched exactly below this many posts, else through HNSW")
+    weights: dict[str, float] = Field(description="event kind -> weight of the post's embedding in the person's vector")
+
+    @field_validator("weights")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, float]) -> dict[str, float]:
+        for name in v:
+            EventKind.parse(name)
+        return v
+
+
 class StateSettings(_Section):
     counter_half_life_h: float = Field(gt=0)
     trending_half_life_h: float = Field(gt=0)
@@ -127,6 +151,7 @@ class StateSettings(_Section):
     seen_merge_at: int = Field(gt=0)
     post_retention_days: float = Field(ge=0, description="posts older than this are not held; 0 = every post")
     affinity_weights: dict[str, float]
+    content: ContentSettings
 
     @field_validator("affinity_weights")
     @classmethod
@@ -215,6 +240,21 @@ class TrainSettings(_Section):
     dask_processes: bool = Field(description="... workers as processes (true) or as threads of this process")
     dask_network_timeout_min: int = Field(
         ge=1, description="LightGBM's time_out: machines wait this long for each other"
+    )
+    position_feature: bool = Field(
+        description="the heads see each logged impression's slot and serving asks at slot 0 (position debiasing)"
+    )
+    retrieval_share: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="share of the log (by impression time) the replay's retrieval models are fit on; the heads' "
+        "examples come from the rest",
+    )
+    sampled_negatives: float = Field(
+        ge=0.0, le=20.0, description="unserved candidates sampled as negatives per logged impression, when ..."
+    )
+    min_unengaged_share: float = Field(
+        ge=0.0, le=1.0, description="... fewer than this share of the logged impressions went unengaged"
     )
 
 
@@ -352,6 +392,7 @@ __all__ = [
     "DataSettings",
     "ApiSettings",
     "StateSettings",
+    "ContentSettings",
     "RetrievalSettings",
     "ServingSettings",
     "BlueskySection",

@@ -18,7 +18,14 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml-100k": ("ml-100k", ("u.data",)),
     "ml-1m": ("ml-1m", ("derived/ratings_dense_item_no_timestamp.tsv",)),
     "lastfm": ("hetrec2011-lastfm-2k", ("user_artists.dat", "user_friends.dat")),
+    "ciao": ("epinions-ciao-tang/ciao", ("rating.tsv", "trustnetwork.tsv")),
+    "epinions": ("epinions-ciao-tang/epinions", ("rating.tsv", "trustnetwork.tsv")),
+    "ciaodvd": ("ciaodvd", ("movie-ratings.txt", "trusts.txt")),
+    "filmtrust": ("filmtrust", ("ratings.txt", "trust.txt")),
 }
+
+#: The trust-network datasets ``load_trust`` reads (each: ratings plus directed "user trusts user" links).
+TRUST_DATASETS = ("ciao", "epinions", "ciaodvd", "filmtrust")
 
 
 def dataset_path(name: str, root: str | Path | None = None) -> Path:
@@ -66,3 +73,29 @@ def load_lastfm(root: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFr
     )
     friends = pd.read_csv(path / "user_friends.dat", sep="\t").rename(columns={"userID": "user", "friendID": "friend"})
     return plays, friends
+
+
+def load_trust(name: str, root: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A trust dataset (``TRUST_DATASETS``): (ratings: user, item, rating) and (trust: user, friend), original ids.
+
+    Trust links are directed: ``user`` trusts ``friend``. Ciao and Epinions are Tang et al.'s 2012 ``.mat`` files
+    as TSVs; CiaoDVD and FilmTrust are Guo et al.'s original text files. Rows are as in the files (duplicates
+    and Ciao's 34 zero ratings included): protocols decide what to keep.
+    """
+    if name not in TRUST_DATASETS:
+        raise KeyError(f"unknown trust dataset {name!r}; expected one of {', '.join(TRUST_DATASETS)}")
+    path = dataset_path(name, root)
+    if name in ("ciao", "epinions"):
+        ratings = pd.read_csv(path / "rating.tsv", sep="\t", usecols=["userid", "productid", "rating"])
+        ratings = ratings.rename(columns={"userid": "user", "productid": "item"})
+        trust = pd.read_csv(path / "trustnetwork.tsv", sep="\t").rename(
+            columns={"truster": "user", "trustee": "friend"}
+        )
+    elif name == "ciaodvd":
+        cols = ["user", "item", "genre", "review", "rating", "date"]
+        ratings = pd.read_csv(path / "movie-ratings.txt", header=None, names=cols, usecols=["user", "item", "rating"])
+        trust = pd.read_csv(path / "trusts.txt", header=None, names=["user", "friend", "value"])
+    else:
+        ratings = pd.read_csv(path / "ratings.txt", sep=" ", header=None, names=["user", "item", "rating"])
+        trust = pd.read_csv(path / "trust.txt", sep=" ", header=None, names=["user", "friend", "value"])
+    return ratings[["user", "item", "rating"]], trust[["user", "friend"]]

@@ -29,12 +29,13 @@ from glassfeed.evaluate.protocols import (
     Split,
     group_ratio_split,
     recbole_ml1m_frame,
+    social_split_frames,
     stratified_split,
     to_csr,
 )
 from glassfeed.evaluate.runner import ProtocolRun
 from glassfeed.feed.pipeline import rank
-from glassfeed.feed.policy import SOURCES
+from glassfeed.feed.policy import SOURCES, builtin_policies
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.sources import recent_posts
 from glassfeed.feed.train import train_all
@@ -56,7 +57,7 @@ class EventFrames:
 
     train: pd.DataFrame  # columns: u, i, rating (or play count), ts
     masked: pd.DataFrame  # rows never to recommend besides train (recbole's validation part); columns u, i
-    friends: np.ndarray | None  # (m, 2) dense user pairs (both directions) for FOLLOW events
+    friends: np.ndarray | None  # (m, 2) dense (follower, followee) pairs for FOLLOW events (friends: both ways)
     item_names: dict[int, str] = field(default_factory=dict)
     item_topics: dict[int, list[str]] = field(default_factory=dict)
     like_rule: str = ""
@@ -149,7 +150,31 @@ def event_frames(protocol: str, root: str | Path | None = None) -> EventFrames:
         pairs = np.c_[users.get_indexer(friends["user"]), users.get_indexer(friends["friend"])]
         pairs = np.unique(np.r_[pairs, pairs[:, ::-1]], axis=0)
         return EventFrames(tr, tr.iloc[:0][["u", "i"]], pairs, like_rule="plays >= the user's median")
-    raise KeyError(f"no event import for protocol {protocol!r}; expected ms-ml100k, recbole-ml1m or lastfm-social")
+    if protocol.startswith("social-"):
+        return social_event_frames(PROTOCOLS[protocol].dataset, root)
+    raise KeyError(
+        f"no event import for protocol {protocol!r}; expected ms-ml100k, recbole-ml1m, lastfm-social or social-*"
+    )
+
+
+def social_event_frames(dataset: str, root: str | Path | None = None) -> EventFrames:
+    """A ``social-*`` protocol's training part (same splitter, same seed) with every trust link a FOLLOW.
+
+    Ratings drive DWELL / LIKE as for MovieLens (1-5 stars; FilmTrust's 0.5-4 scaled by 1.25). Last.fm has play
+    counts: a count at or above the user's median (over training artists) counts as 5, the rest as 3. No
+    dataset's timestamps are used (Epinions has none): training rows are spread over ``SYNTHETIC_DAYS``.
+    """
+    (train_df, valid_df, _), trust, users, items = social_split_frames(dataset, root)
+    tr = _dense(train_df, users, items)
+    if dataset == "lastfm":
+        rating = np.where(tr["rating"] >= tr.groupby("u")["rating"].transform("median"), 5.0, 3.0)
+        rule = "plays >= the user's median"
+    else:
+        rating = tr["rating"].to_numpy(np.float64) * (1.25 if dataset == "filmtrust" else 1.0)
+        rule = "rating >= 4 (FilmTrust: 3.5 stars of 4, after x 1.25)"
+    tr = tr.assign(rating=rating)[["u", "i", "rating"]].assign(ts=_synthetic_ts(len(tr), 0, 1.0e9))
+    pairs = np.c_[users.get_indexer(trust["user"]), users.get_indexer(trust["friend"])]
+    return EventFrames(tr, _dense(valid_df, users, items)[["u", "i"]], pairs, like_rule=rule)
 
 
 def sample_negatives(train: pd.DataFrame, n_items: int, ratio: float, seed: int = 0) -> pd.DataFrame:
@@ -203,9 +228,14 @@ def import_events(
     say: Say | None = None,
     retrieval: dict | None = None,
     settings: Settings | None = None,
+    policy: str = "engagement",
+    collaborative: int = 1000,
+    holdout_share: float | None = None,
 ) -> ImportedStore:
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService.
-    ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it."""
+    ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it. The
+    training replay draws its candidate sets from the ``policy`` preset's sources with the evaluation's changes
+    (every post young enough, ``collaborative`` candidates), the sets the ranking will see."""
     settings = (settings or packaged_settings()).replace(retrieval=dict(retrieval or {}))
 
     say = say or (lambda s: None)
@@ -213,6 +243,12 @@ def import_events(
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     tr = frames.train[np.isin(frames.train["u"].to_numpy(), users)]
+    if holdout_share is not None:  # the protocol's own shape: a random part of each person's ratings comes last
+        t = tr["ts"].to_numpy(np.float64)
+        rng = np.random.default_rng(seed)
+        late = rng.random(len(t)) < holdout_share
+        cut = t.min() + (1.0 - holdout_share) * (t.max() - t.min())
+        tr = tr.assign(ts=np.where(late, rng.uniform(cut, t.max(), len(t)), rng.uniform(t.min(), cut, len(t))))
     if span_days is not None:  # squeeze the timeline (order kept) so decayed counters still remember it at `now`
         t = tr["ts"].to_numpy(np.float64)
         tr = tr.assign(ts=t.min() + (t - t.min()) * (span_days * DAY / max(t.max() - t.min(), 1.0)))
@@ -297,13 +333,28 @@ def import_events(
             ing.ingest_batch(events.take(np.arange(a, min(len(order), a + 100_000))))
     secs["import"] = time.perf_counter() - t0
     say(f"import: {len(order)} events in {secs['import']:.1f} s; training the feed models")
+    # keep every training like in the state: the EASE collaborative source reads a user's history from it; and
+    # every impression however old (the protocol's filter_seen removes all training items, from any year). The
+    # training replay uses the same state settings, so its features are the ones serving computes.
+    serving = settings.replace(state={"recent_actions_per_user": 100_000, "seen_retention_h": NO_FORGETTING_H})
     t1 = time.perf_counter()
-    report = train_all(store, folder / "models", seed=seed, retrieval=settings.retrieval, state=settings.state)
+    preset = builtin_policies()[policy]
+    train_policy = replace(
+        preset,
+        filters=preset.filters.replace(max_age_hours=(now - posted) / 3600.0 + 1.0),
+        sources={**preset.sources, "collaborative": collaborative},
+    )
+    report = train_all(
+        store,
+        folder / "models",
+        seed=seed,
+        retrieval=settings.retrieval,
+        state=serving.state,
+        train=settings.train,
+        policy=train_policy,
+    )
     secs["train"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    # keep every training like in the state: the EASE collaborative source reads a user's history from it; and
-    # every impression however old (the protocol's filter_seen removes all training items, from any year)
-    serving = settings.replace(state={"recent_actions_per_user": 100_000, "seen_retention_h": NO_FORGETTING_H})
     svc = FeedService(ing, serving, models_folder=folder / "models", clock="data")
     secs["load"] = time.perf_counter() - t2
     say(
@@ -461,8 +512,10 @@ def evaluate_pipeline(
     dwell_min: int | None = 3,
     negatives: float = 0.0,
     span_days: float | None = None,
+    holdout_share: float | None = None,
     collaborative: int = 1000,
     light_keep: int | None = None,
+    ranker: str | None = None,
     batch: int = 500,
     folder: str | Path | None = None,
     seed: int = 0,
@@ -511,8 +564,13 @@ def evaluate_pipeline(
             say=say,
             retrieval=retrieval,
             settings=settings,
+            policy=policy,
+            collaborative=collaborative,
+            holdout_share=holdout_share,
         )
         base = imported.service.policies[policy]
+        if ranker is not None:
+            base = replace(base, ranker=ranker)
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
         extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)
         extra = sp.csr_matrix(extra)

@@ -3,6 +3,8 @@
 - ``ms-ml100k``: MS Recommenders' MovieLens-100k benchmark (examples/06_benchmarks/movielens.ipynb).
 - ``recbole-ml1m``: RecBole's general-recommendation benchmark on MovieLens-1M.
 - ``lastfm-social``: HetRec Last.fm 2K with its friend graph, to measure "what your friends like".
+- ``social-<dataset>``: one social-recommendation protocol for Last.fm 2K and the trust networks (Ciao,
+  Epinions, CiaoDVD, FilmTrust): RecBole-GNN's social setting (every interaction implicit, per-user 8:1:1).
 
 Every protocol yields a ``Split``: the matrices to fit and score on, what is relevant, what is masked, and a
 separate tuning pair so hyper-parameters are chosen without ever looking at the test matrix.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +216,71 @@ def build_lastfm_social(root: str | Path | None = None, seed: int = 42) -> Split
     )
 
 
+#: Dataset -> k of the iterative k-core of the ``social-*`` protocols: 0 (none) for Last.fm, as RecBole-GNN;
+#: for a trust dataset the smallest k of 2, 3, 5, 10 whose core keeps at most ~12,000 items (so the item-item
+#: models' dense inverse fits on a small machine).
+SOCIAL_KCORE = {"lastfm": 0, "ciao": 5, "epinions": 10, "ciaodvd": 2, "filmtrust": 2}
+
+
+def social_frame(dataset: str, root: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``social-*`` protocols' rows: (pairs: user, item, rating) and (directed trust: user, friend).
+
+    Every rated (or played) pair is one implicit interaction (duplicates merged, in first-seen order), then
+    the ``SOCIAL_KCORE`` k-core; trust links keep only users left in the frame (no self-links, no duplicates).
+    ``rating`` (the pair's highest rating; Last.fm: its play count) plays no part in the protocol: only the
+    full-pipeline import reads it. Last.fm's friend links are already symmetric.
+    """
+    if dataset == "lastfm":
+        plays, trust = datasets.load_lastfm(root)
+        df = plays.rename(columns={"plays": "rating"})[["user", "item", "rating"]]
+    else:
+        ratings, trust = datasets.load_trust(dataset, root)
+        df = ratings.assign(rating=ratings.groupby(["user", "item"])["rating"].transform("max"))
+    df = df.drop_duplicates(["user", "item"]).reset_index(drop=True)
+    if SOCIAL_KCORE[dataset]:
+        df = kcore(df, k=SOCIAL_KCORE[dataset]).reset_index(drop=True)
+    kept = df["user"].unique()
+    trust = trust[trust["user"].isin(kept) & trust["friend"].isin(kept) & (trust["user"] != trust["friend"])]
+    return df, trust.drop_duplicates().reset_index(drop=True)
+
+
+def social_split_frames(
+    dataset: str, root: str | Path | None = None, seed: int = 2020
+) -> tuple[list[pd.DataFrame], pd.DataFrame, pd.Index, pd.Index]:
+    """(train, valid, test) parts, the trust links, and the user and item id indexes of a ``social-*`` protocol."""
+    df, trust = social_frame(dataset, root)
+    parts = group_ratio_split(df, (0.8, 0.1, 0.1), by="user", seed=seed)
+    users, items = pd.Index(np.sort(df["user"].unique())), pd.Index(np.sort(df["item"].unique()))
+    return parts, trust, users, items
+
+
+def build_social(dataset: str, root: str | Path | None = None, seed: int = 2020) -> Split:
+    """Per-user random 8:1:1 (RecBole's RS + RO, seed 2020); fit on train, tune on valid (train masked), test with
+    train + valid masked; ``social[u, v] = 1`` when u trusts (or is a friend of) v."""
+    (train_df, valid_df, test_df), trust, users, items = social_split_frames(dataset, root, seed)
+    train, valid, test = (to_csr(part, users, items) for part in (train_df, valid_df, test_df))
+    rows, cols = users.get_indexer(trust["user"]), users.get_indexer(trust["friend"])
+    social = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(users)))
+    social.sum_duplicates()
+    social.sort_indices()
+    no_train = _no_train_items(train)
+    stats = _stats(pd.concat([train_df, valid_df, test_df]), train=train, valid=valid, test=test)
+    stats["trust_links"] = int(social.nnz)
+    stats["users_trusting_someone"] = int((np.diff(social.indptr) > 0).sum())
+    return Split(
+        train=train,
+        test=test,
+        exclude=(train + valid).tocsr(),
+        tune_train=train,
+        tune_valid=valid,
+        tune_exclude=train,
+        filter_items=no_train,
+        tune_filter_items=no_train,
+        social=social,
+        stats=stats,
+    )
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A named protocol: its dataset, split builder, cut-off, report columns, baselines and search grids."""
@@ -301,7 +369,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 {"factors": [128], "unobserved_weight": [0.3], "reg": [0.01]},
             ],
             "rp3beta": {"alpha": [0.6, 1.0], "beta": [0.4, 0.6, 0.8], "K": [100]},
-            "+": {"weight": [0.0, 0.1, 0.25, 0.5, 1.0]},
+            "+": {"weight": [0.0, 0.1, 0.25, 0.3, 0.4, 0.5, 0.6, 1.0]},
         },
         published={  # RecBole benchmark/hyper/general/*-ml-1m_general.md (anchors.md section 4)
             "ADMMSLIM": {
@@ -367,3 +435,60 @@ PROTOCOLS: dict[str, Protocol] = {
         "for the social model, top-10 with training artists removed.",
     ),
 }
+
+#: The ``social-*`` protocols' models and grids (one setting for every dataset; chosen before any test run).
+SOCIAL_MODELS = (
+    "pop",
+    "social",
+    "trustwalk",
+    "itemknn",
+    "als",
+    "ease",
+    "rp3beta",
+    "ease+social",
+    "ease+trustwalk",
+)
+SOCIAL_GRIDS: dict[str, Any] = {
+    "social": {"weighting": ["count", "share"]},
+    "trustwalk": {"alpha": [0.3, 0.6, 0.9], "depth": [1, 2], "mix": [0.5, 0.9], "beta": [0.5]},
+    "itemknn": {"K": [50, 200], "shrink": [0.0, 10.0]},
+    "als": {"factors": [64], "regularization": [1.0, 10.0], "alpha": [1.0, 5.0]},
+    "ease": {"lam": [50.0, 200.0, 500.0], "max_items": [4000]},
+    "rp3beta": {"alpha": [0.8, 1.0], "beta": [0.2, 0.5], "K": [100]},
+    "+": {"weight": [0.0, 0.05, 0.1, 0.2, 0.4, 1.0]},
+}
+SOCIAL_SOURCES = {
+    "lastfm": "HetRec 2011 Last.fm 2K; published rows: RUCAIBox/RecBole-GNN results/social/lastfm.md",
+    "ciao": "Ciao (Tang et al. 2012, mTrust); no published number for this split",
+    "epinions": "Epinions (Tang et al. 2012, mTrust); no published number for this split",
+    "ciaodvd": "CiaoDVD (Guo et al. 2014); no published number for this split",
+    "filmtrust": "FilmTrust (Guo et al. 2013); no published number for this split",
+}
+#: RecBole-GNN's LastFM table (8:1:1 ratio split, full ranking, 64-dim embeddings; their own seed and split).
+RECBOLE_GNN_LASTFM = {
+    "MHCN": {"recall@10": 0.2123, "mrr@10": 0.3782, "ndcg@10": 0.2068, "hit@10": 0.6523, "precision@10": 0.1042},
+    "SEPT": {"recall@10": 0.2127, "mrr@10": 0.3703, "ndcg@10": 0.2057, "hit@10": 0.6465, "precision@10": 0.1044},
+    "LightGCN": {"recall@10": 0.2064, "mrr@10": 0.3559, "ndcg@10": 0.1972, "hit@10": 0.6322, "precision@10": 0.1009},
+    "NGCF": {"recall@10": 0.1960, "mrr@10": 0.3479, "ndcg@10": 0.1898, "hit@10": 0.6141, "precision@10": 0.0961},
+    "DiffNet": {"recall@10": 0.1757, "mrr@10": 0.3117, "ndcg@10": 0.1694, "hit@10": 0.5621, "precision@10": 0.0857},
+    "BPR": {"recall@10": 0.1761, "mrr@10": 0.3026, "ndcg@10": 0.1674, "hit@10": 0.5573, "precision@10": 0.0858},
+}
+
+for _name in SOCIAL_KCORE:
+    _k = SOCIAL_KCORE[_name]
+    PROTOCOLS[f"social-{_name}"] = Protocol(
+        name=f"social-{_name}",
+        dataset=_name,
+        build=partial(build_social, _name),
+        k=10,
+        columns=("recall@10", "mrr@10", "ndcg@10", "hit@10", "precision@10"),
+        models=SOCIAL_MODELS,
+        grids=SOCIAL_GRIDS,
+        published=RECBOLE_GNN_LASTFM if _name == "lastfm" else {},
+        source=SOCIAL_SOURCES[_name],
+        description=f"{_name}: every rated pair an implicit interaction, "
+        + (f"iterative {_k}-core, " if _k else "no filtering, ")
+        + "per-user random 8:1:1 (seed 2020), full ranking with training items removed, "
+        + ("friend links (both directions)" if _name == "lastfm" else "directed trust links (u trusts v)")
+        + " between kept users, hyper-parameters chosen on validation NDCG@10.",
+    )

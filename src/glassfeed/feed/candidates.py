@@ -10,9 +10,18 @@ from glassfeed.feed.policy import SOURCES
 
 #: Source priority when the same post comes from several sources (the first named wins the explanation).
 SOURCE_PRIORITY = {
-    name: i for i, name in enumerate(("following", "social_proof", "collaborative", "cold_start", "trending"))
+    name: i
+    for i, name in enumerate(("following", "social_proof", "collaborative", "cold_start", "content", "trending"))
 }
 SOURCE_CODE = {name: i for i, name in enumerate(SOURCES)}
+#: What ``Candidates.dedupe`` records in ``extra`` about the merged rows of a pair, and each fact's value for a
+#: pair no source found (e.g. a logged impression in training's replay).
+CANDIDATE_FACTS: dict[str, float] = {"source_mask": 0, "social_proof": 0.0, "collab_rank": np.nan}
+
+
+def no_facts(n: int) -> dict[str, np.ndarray]:
+    """``CANDIDATE_FACTS`` for ``n`` pairs that no source found."""
+    return {k: np.full(n, v, np.int64 if k == "source_mask" else np.float64) for k, v in CANDIDATE_FACTS.items()}
 
 
 @dataclass(slots=True)
@@ -68,9 +77,21 @@ class Candidates:
         return Candidates(row, post, source, source_score, via)
 
     def dedupe(self) -> Candidates:
-        """One row per (user, post): keep the highest-priority source."""
+        """One row per (user, post): keep the highest-priority source, and record in ``extra`` what the merged
+        rows knew: ``source_mask`` (bit ``SOURCE_CODE[s]`` set for every source s that found the pair) and
+        ``social_proof`` (the social-proof source's score, 0 where it did not find the pair) and ``collab_rank``
+        (the post's 0-based place in the user's collaborative list, NaN where that source did not find it), which
+        the heads read as features (``feed.features``)."""
         if not len(self):
-            return self
+            out = self.take(np.zeros(0, np.int64))
+            out.extra.update(no_facts(0))
+            return out
+        collab_rank = np.full(len(self), np.nan)
+        c = np.flatnonzero(self.source == SOURCE_CODE["collaborative"])
+        if len(c):  # 0-based rank of the post in the user's collaborative list, by its score
+            o = c[np.lexsort((-self.source_score[c], self.row[c]))]
+            r = self.row[o]
+            collab_rank[o] = np.arange(len(o)) - np.searchsorted(r, r)
         prio = np.array([SOURCE_PRIORITY[s] for s in SOURCES])[self.source]
         if self.row.max() < 1 << 20 and self.post.max() < 1 << 39:  # one int64 key sorts far faster than lexsort
             order = np.argsort((self.row << 43) | (self.post << 4) | prio, kind="stable")
@@ -79,7 +100,14 @@ class Candidates:
         r, p = self.row[order], self.post[order]
         first = np.ones(len(order), bool)
         first[1:] = (r[1:] != r[:-1]) | (p[1:] != p[:-1])
-        return self.take(order[first])
+        starts = np.flatnonzero(first)
+        src = self.source[order]
+        out = self.take(order[first])
+        out.extra["source_mask"] = np.bitwise_or.reduceat(np.left_shift(1, src), starts)
+        sp_score = np.where(src == SOURCE_CODE["social_proof"], self.source_score[order], 0.0)
+        out.extra["social_proof"] = np.maximum.reduceat(sp_score, starts)
+        out.extra["collab_rank"] = np.fmin.reduceat(collab_rank[order], starts)
+        return out
 
 
 def top_k_per_row(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:

@@ -22,6 +22,7 @@ ADJUSTMENT_WORDS = {
     "bridging": "people on different sides liked it",
     "topic_preference": "you asked to see more or less of this topic",
     "see_less_fatigue": "you recently asked to see less of this author",
+    "exploration": "shown to help new posts be seen: a stated share of places is for posts few people have seen yet",
     "author_diversity": "another post by this author ranks above it",
 }
 
@@ -55,7 +56,20 @@ def source_reason(
             return "popular with new members"
         picked = user > 0 and t in state.users.interests_of(user)
         return f"popular in #{state.topics.name(t)}" + (", a topic you picked" if picked else " right now")
+    if source == "content":  # stated topic, else the one inferred from the text
+        t = state.posts.topic_id_of(post)
+        t = t if t >= 0 else int(state.content.inferred_topic(np.array([post]))[0])
+        return f"about #{state.topics.name(t)}, a topic you engage with" if t >= 0 else "about topics you engage with"
     return "people with similar likes engaged with it"
+
+
+#: What an item's score is when no head predictions make it up (``Pages.ranker``), in words.
+BASE_MEANINGS = {
+    "recency": "newer posts rank higher: 1 / (1 + age in hours)",
+    "lambdarank": "a learned ranking model's score (0 to 1) for how likely you are to engage with this post at "
+    "all, trained to order each page by what people engaged with",
+    "heads": "the weighted sum of the predicted chances",
+}
 
 
 def top_contributions(probs: np.ndarray, weights: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
@@ -123,7 +137,7 @@ def explain_item(
                 "probability": None,
                 "weight": 1.0,
                 "contribution": float(base[1]),
-                "meaning": "newer posts rank higher: 1 / (1 + age in hours)",
+                "meaning": BASE_MEANINGS.get(base[0], base[0]),
             }
         )
     adjustments = adjustment_list(deltas)

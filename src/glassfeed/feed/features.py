@@ -10,16 +10,36 @@ and a time into feature rows. Training calls both on logged impressions over its
 in/out-of-network caps): the user follows the post's author, or follows an account whose remembered reposts
 (the state's last ``recent_actions_per_user`` reposts of that account) include the post, as X counts a repost
 by a followed account as in-network. The candidate source a post arrived through plays no part.
+
+**Retrieval features** (X's heavy ranker sees its candidate sources' scores): which sources produced the pair
+(``src_<source>``, ``n_sources``; 0 for a logged impression no source would produce today), the social-proof
+count (followed accounts who engaged), and ``collab_score``, the collaborative model's score of the pair
+(``PairScorer``: ALS user factor x post fold-in vector, or EASE), computed for every pair whichever source found
+it; ``content_sim`` is the cosine between the person's content vector and the post's embedding
+(``glassfeed.content``). ``position`` is the page slot an impression was shown at: training reads it from the
+log, serving always asks at slot 0, so the heads predict appeal at the top slot rather than the old ranking's
+position effect (the "shallow tower" idea of Zhao et al. 2019; ``[train] position_feature``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from glassfeed.feed.candidates import expand_pairs
+from glassfeed.content import content_similarity
+from glassfeed.feed.candidates import SOURCE_CODE, expand_pairs, no_facts
+from glassfeed.feed.policy import SOURCES
 from glassfeed.state import COUNTERS, REPOSTS, C, ServingState, member_pairs
+
+
+class PairScorer(Protocol):
+    """A collaborative model that scores any (user, post) pair (NaN where it cannot: no factor, no history)."""
+
+    def pair_scores(self, state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray) -> np.ndarray: ...
+
 
 FEATURES: tuple[str, ...] = (
     "age_h",
@@ -38,8 +58,17 @@ FEATURES: tuple[str, ...] = (
     "user_following_log",
     "see_less_author",
     "text_len_log",
+    "position",
+    "collab_score",
+    "collab_rank",
+    "content_sim",
+    "social_proof",
+    "n_sources",
+    *(f"src_{s}" for s in SOURCES),
 )
 F = {name: i for i, name in enumerate(FEATURES)}
+#: ``collab_rank`` of a pair the collaborative source did not find (beyond any list a policy may ask for).
+COLLAB_RANK_MISSING = 10_000.0
 #: Cheap subset the first-stage (light) ranker uses.
 LIGHT_FEATURES: tuple[str, ...] = (
     "age_h",
@@ -51,6 +80,9 @@ LIGHT_FEATURES: tuple[str, ...] = (
     "reply_log",
     "like_rate",
     "trending",
+    "collab_score",
+    "collab_rank",
+    "n_sources",
 )
 
 
@@ -66,6 +98,14 @@ class PairContext:
     authors: np.ndarray
     in_network: np.ndarray  # bool, see the module docstring
     see_less_at: np.ndarray  # time of the user's last "see less" on the author, 0 = never
+    #: bit ``SOURCE_CODE[s]`` set where source s produced the pair (0: no source, e.g. a logged impression)
+    source_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: the social-proof source's score of the pair (followed accounts who engaged; 0 where it did not find it)
+    social_proof: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the post's 0-based place in the user's collaborative list (NaN where that source did not find it)
+    collab_rank: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: page slot the pair was shown at (training, from the log; NaN unknown); None = serving, asked at slot 0
+    position: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.posts)
@@ -79,16 +119,30 @@ class PairContext:
             self.authors[idx],
             self.in_network[idx],
             self.see_less_at[idx],
+            self.source_mask[idx],
+            self.social_proof[idx],
+            self.collab_rank[idx],
+            None if self.position is None else self.position[idx],
         )
 
 
-def pair_context(state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray) -> PairContext:
-    """The context of pairs (``users[row[i]]``, ``posts[i]``); ``users`` should be distinct."""
+def pair_context(
+    state: ServingState,
+    users: np.ndarray,
+    row: np.ndarray,
+    posts: np.ndarray,
+    facts: Mapping[str, np.ndarray] | None = None,
+    position: np.ndarray | None = None,
+) -> PairContext:
+    """The context of pairs (``users[row[i]]``, ``posts[i]``); ``users`` should be distinct. ``facts`` are the
+    candidate table's ``CANDIDATE_FACTS`` (``Candidates.extra`` after ``dedupe``; absent: no source found the
+    pairs), ``position`` a logged impression's slot (training only)."""
     users = np.asarray(users, np.int64)
     row = np.asarray(row, np.int64)
     posts = np.asarray(posts, np.int64)
     user = users[row]
     authors = state.posts.author(posts)
+    f = facts if facts is not None else no_facts(len(posts))
     return PairContext(
         users,
         row,
@@ -97,6 +151,10 @@ def pair_context(state: ServingState, users: np.ndarray, row: np.ndarray, posts:
         authors,
         in_network(state, users, row, posts, authors),
         state.feedback.see_less_at(user, authors),
+        np.asarray(f["source_mask"], np.int64),
+        np.asarray(f["social_proof"], np.float64),
+        np.asarray(f["collab_rank"], np.float64),
+        None if position is None else np.asarray(position, np.float64),
     )
 
 
@@ -138,12 +196,17 @@ def topic_share(state: ServingState, ctx: PairContext) -> np.ndarray:
 
 
 def pair_features(
-    state: ServingState, ctx: PairContext, now: float | np.ndarray, only: tuple[str, ...] | None = None
+    state: ServingState,
+    ctx: PairContext,
+    now: float | np.ndarray,
+    only: tuple[str, ...] | None = None,
+    scorer: PairScorer | None = None,
 ) -> np.ndarray:
     """(n, len(FEATURES)) float32 features of the context's pairs at ``now`` (a time, or one per pair).
 
     ``only`` computes just those columns (the rest stay 0): the light ranker scores ~1,000 candidates on a cheap
-    subset, and the full set is computed for the few hundred it keeps.
+    subset, and the full set is computed for the few hundred it keeps. ``scorer`` is the collaborative model
+    behind ``collab_score`` (None: the column is 0, as for a pair the model cannot score).
     """
     n = len(ctx)
     X = np.zeros((n, len(FEATURES)), np.float32)
@@ -172,6 +235,12 @@ def pair_features(
     X[:, F["negative_rate"]] = (cnt[:, C["negative"]] + cnt[:, C["report"]]) / imp
     if want("trending"):
         X[:, F["trending"]] = np.log1p(np.maximum(state.counters.trending(posts, now), 0))
+    if want("collab_score") and scorer is not None:
+        X[:, F["collab_score"]] = np.nan_to_num(scorer.pair_scores(state, ctx.users, ctx.row, posts), nan=0.0)
+    if want("collab_rank"):  # log of the place, and one place past the longest list where the source did not find it
+        X[:, F["collab_rank"]] = np.log1p(np.nan_to_num(ctx.collab_rank, nan=COLLAB_RANK_MISSING))
+    if want("n_sources"):
+        X[:, F["n_sources"]] = np.bitwise_count(ctx.source_mask.astype(np.uint64))
     if only is not None:
         return X
     X[:, F["is_reply"]] = state.posts.is_reply(posts)
@@ -180,6 +249,12 @@ def pair_features(
     X[:, F["user_following_log"]] = np.log1p(state.graph.following_count(ctx.users))[ctx.row]
     X[:, F["see_less_author"]] = ctx.see_less_at > 0
     X[:, F["text_len_log"]] = np.log1p(state.posts.text_len(posts))
+    X[:, F["position"]] = 0.0 if ctx.position is None else ctx.position
+    X[:, F["social_proof"]] = np.log1p(ctx.social_proof)
+    # cos(person's content vector, post embedding), the vectors read at the call's latest time (one per person)
+    X[:, F["content_sim"]] = content_similarity(state, ctx.users, ctx.row, posts, float(now_arr.max()))
+    for s in SOURCES:
+        X[:, F[f"src_{s}"]] = (ctx.source_mask >> SOURCE_CODE[s]) & 1
     return X
 
 
@@ -188,6 +263,7 @@ __all__ = [
     "F",
     "LIGHT_FEATURES",
     "PairContext",
+    "PairScorer",
     "pair_context",
     "pair_features",
     "in_network",

@@ -4,6 +4,9 @@
 impressions (Y[:, h] = 1 when the impression was followed by that engagement); ``predict(X)`` returns an
 (n, n_heads) matrix of calibrated probabilities. ``LightRanker`` is the cheap first stage (logistic regression on
 a few features) that trims ~1,000 candidates to a few hundred before the heads run, as X's light ranker does.
+``RequestRanker`` is the learning-to-rank alternative to the heads (a policy's ``ranker = "lambdarank"``): one
+LightGBM ``lambdarank`` model over the same features, trained on requests (a user's examples in one replay window)
+to order each request's posts by a graded engagement label, rather than to predict each engagement's chance.
 """
 
 from __future__ import annotations
@@ -214,6 +217,119 @@ class EngagementHeads:
         return m
 
 
+#: The heads whose label adds a grade to ``RequestRanker``'s relevance label (0 = none of them followed).
+GRADE_HEADS: tuple[str, ...] = ("like", "repost", "reply", "dwell")
+#: Heads whose label makes the grade 0 whatever else followed (the person pushed the post away).
+NEGATIVE_HEADS: tuple[str, ...] = ("see_less", "report")
+
+
+def relevance_grade(Y: np.ndarray) -> np.ndarray:
+    """Graded label per example from head labels ``Y`` (n, len(HEADS)): how many of ``GRADE_HEADS`` followed,
+    0 where any of ``NEGATIVE_HEADS`` did."""
+    g = Y[:, [HEADS.index(h) for h in GRADE_HEADS]].sum(axis=1)
+    g[Y[:, [HEADS.index(h) for h in NEGATIVE_HEADS]].any(axis=1)] = 0
+    return g.astype(np.int32)
+
+
+def group_sizes(request: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order that makes each request's rows contiguous, rows per request in that order)."""
+    order = np.argsort(request, kind="stable")
+    _, sizes = np.unique(request[order], return_counts=True)
+    return order, sizes
+
+
+@dataclass
+class RequestRanker:
+    """LightGBM ``lambdarank`` over ``FEATURES``: orders a request's candidates by ``relevance_grade``, optimising
+    nDCG@``eval_at`` within each request; trees are added until the held-out requests' nDCG stops improving for
+    ``early_stopping_rounds`` rounds (at most ``max_estimators``). ``score`` is its raw output (higher = better)."""
+
+    max_estimators: int = 300
+    early_stopping_rounds: int = 20
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    min_child_samples: int = 50
+    eval_at: int = 10
+    seed: int = 0
+    booster_: lgb.Booster | None = None
+
+    def fit(
+        self,
+        X: np.ndarray,
+        grade: np.ndarray,
+        request: np.ndarray,
+        X_val: np.ndarray | None = None,
+        grade_val: np.ndarray | None = None,
+        request_val: np.ndarray | None = None,
+    ) -> RequestRanker:
+        """Fit on examples grouped by ``request`` (any integer key per row); early-stop on the validation set."""
+        params: dict[str, Any] = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [self.eval_at],
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.seed,
+            "deterministic": True,
+            "num_threads": 2,
+            "verbose": -1,
+            "feature_pre_filter": False,
+            "label_gain": list(range(2 ** (len(GRADE_HEADS) + 1))),
+        }
+        order, sizes = group_sizes(request)
+        if grade[order].max(initial=0) == 0:
+            self.booster_ = None  # nothing to rank by: no request holds an engaged example
+            return self
+        ds = lgb.Dataset(X[order], grade[order], group=sizes, feature_name=list(FEATURES), free_raw_data=True)
+        if X_val is None or grade_val is None or request_val is None or not grade_val.any():
+            self.booster_ = lgb.train(params, ds, num_boost_round=self.max_estimators // 3)
+            return self
+        vo, vs = group_sizes(request_val)
+        valid = lgb.Dataset(X_val[vo], grade_val[vo], group=vs, reference=ds)
+        b = lgb.train(
+            params,
+            ds,
+            num_boost_round=self.max_estimators,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        self.booster_ = lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
+        return self
+
+    @property
+    def trained(self) -> bool:
+        return self.booster_ is not None
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Ranking score per row (comparable within a request only)."""
+        if self.booster_ is None:
+            raise ValueError("the request ranker is not trained")
+        return np.asarray(self.booster_.predict(X, num_threads=1 if len(X) < BIG_BATCH else 0))
+
+    def save(self, folder: str | Path) -> None:
+        if self.booster_ is None:
+            return
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(d / "request_ranker.txt"))
+        (d / "request_ranker.json").write_text(json.dumps({"features": list(FEATURES), "trees": self.trees}))
+
+    @property
+    def trees(self) -> int:
+        return 0 if self.booster_ is None else int(self.booster_.num_trees())
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RequestRanker:
+        d, m = Path(folder), cls()
+        if (d / "request_ranker.json").exists():
+            meta = json.loads((d / "request_ranker.json").read_text())
+            if meta["features"] != list(FEATURES):
+                raise ValueError(f"{d}: the request ranker was trained on other features; run `glassfeed train` again")
+            m.booster_ = lgb.Booster(model_file=str(d / "request_ranker.txt"))
+        return m
+
+
 @dataclass
 class LightRanker:
     """Logistic regression on ``LIGHT_FEATURES`` predicting any positive engagement (first-stage ranker)."""
@@ -266,5 +382,7 @@ class LightRanker:
         m = cls()
         if f.exists():
             d = json.loads(f.read_text())
+            if d.get("features") != list(LIGHT_FEATURES):
+                raise ValueError(f"{f}: the light ranker was trained on other features; run `glassfeed train` again")
             m.coef, m.mean, m.scale = (np.array(d[k]) for k in ("coef", "mean", "scale"))
         return m

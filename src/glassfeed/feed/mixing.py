@@ -17,6 +17,7 @@ ADJUSTMENTS: tuple[str, ...] = (
     "bridging",
     "topic_preference",
     "see_less_fatigue",
+    "exploration",  # a stated share of places for new or uncertain posts (``feed/explore.py``)
     "author_diversity",
 )
 A = {name: i for i, name in enumerate(ADJUSTMENTS)}

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassfeed.feed.candidates import Candidates, top_k_per_row
-from glassfeed.feed.features import LIGHT_FEATURES, pair_context, pair_features
+from glassfeed.feed.explore import explore
+from glassfeed.feed.features import LIGHT_FEATURES, PairScorer, pair_context, pair_features
 from glassfeed.feed.filters import apply_filters
-from glassfeed.feed.heads import EngagementHeads, LightRanker
+from glassfeed.feed.heads import EngagementHeads, LightRanker, RequestRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
 from glassfeed.feed.policy import Policy
-from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, EaseRetriever, recent_posts
+from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, ContentIndex, EaseRetriever, recent_posts
 from glassfeed.state import ServingState
 
 
@@ -27,6 +28,13 @@ class Models:
     light: LightRanker = field(default_factory=LightRanker)
     collab: CollaborativeIndex = field(default_factory=CollaborativeIndex)
     ease: EaseRetriever | None = None  # set when the collaborative source was trained with EASE
+    ranker: RequestRanker = field(default_factory=RequestRanker)  # for policies with ranker = "lambdarank"
+    content: ContentIndex = field(default_factory=ContentIndex)  # the content source's index over recent posts
+
+    @property
+    def scorer(self) -> PairScorer:
+        """The collaborative model behind the heads' ``collab_score`` feature: the one the source ranks by."""
+        return self.ease if self.ease is not None else self.collab
 
 
 @dataclass
@@ -66,49 +74,48 @@ def rank(
     """Rank a page of up to ``limit`` posts for each user in ``users`` (distinct) under ``policy`` at ``now``."""
     users = np.asarray(users, np.int64)
     served = served if served is not None else [set() for _ in users]
-    cutoff = now - policy.filters.max_age_hours * 3600.0
 
     # 1. candidate sources, deduplicated (~1,000 per user)
-    recent = prepare(state, models, policy, now)
-    cands = Candidates.concat(
-        [
-            SOURCE_FUNCS[name](state, users, now, k, cutoff, recent=recent, index=models.collab, ease=models.ease)
-            for name, k in policy.sources.items()
-        ]
-    ).dedupe()
+    cands = candidates(state, models, users, policy, now)
     n_candidates = len(cands)
-    ctx = pair_context(state, users, cands.row, cands.post)  # authors, in-network, "see less": once per request
+    ctx = pair_context(  # authors, in-network, "see less", which sources found it: once per request
+        state, users, cands.row, cands.post, cands.extra
+    )
 
     # 2. filters: moderation, own, age, blocks/mutes, served/seen, muted words, see-less fatigue
     kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, ctx, policy, now, served)
     cands, ctx = cands.take(kept), ctx.take(kept)
 
-    # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads
-    probs = X = None
+    # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads (or
+    # the learning-to-rank model, for a policy with ranker = "lambdarank")
+    probs = X = learned = None
     fallback = (
         None
-        if policy.ranker == "recency" or models.heads.trained
+        if policy.ranker == "recency"
+        or (models.heads.trained and (policy.ranker != "lambdarank" or models.ranker.trained))
         else "the engagement models are not trained yet, so this page is newest first"
     )
-    if policy.ranker == "heads" and fallback is None:
+    if policy.ranker != "recency" and fallback is None:
         try:
-            light = pair_features(state, ctx, now, only=LIGHT_FEATURES)
+            scorer = models.scorer
+            light = pair_features(state, ctx, now, only=LIGHT_FEATURES, scorer=scorer)
             keep = top_k_per_row(cands.row, models.light.score(light), policy.mixing.light_ranker_keep)
             cands, ctx = cands.take(keep), ctx.take(keep)
-            X = pair_features(state, ctx, now)
-            probs = models.heads.predict(X)
+            X = pair_features(state, ctx, now, scorer=scorer)
+            if policy.ranker == "lambdarank":
+                learned = 1.0 / (1.0 + np.exp(-models.ranker.score(X)))  # in (0, 1), so the multipliers apply
+            else:
+                probs = models.heads.predict(X)
+                learned = probs @ np.asarray(policy.weight_vector())
             fatigue, interstitial = fatigue[keep], interstitial[keep]
         except Exception as e:  # X's rule: if ranking fails, serve reverse-chronological rather than nothing
-            probs = X = None
+            probs = X = learned = None
             fallback = f"ranking failed ({type(e).__name__}), so this page is newest first"
-    if probs is None:
-        score = recency_score(now - state.posts.created(cands.post))
-    else:
-        score = probs @ np.asarray(policy.weight_vector())
+    score = recency_score(now - state.posts.created(cands.post)) if learned is None else learned
 
     # 4. policy adjustments (multiplicative, recorded as additive deltas for the explanation)
     deltas = np.zeros((len(cands), len(ADJUSTMENTS)))
-    if probs is not None:
+    if learned is not None:
         score, deltas = apply_adjustments(
             score,
             policy,
@@ -121,6 +128,8 @@ def rank(
         )
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
+    if learned is not None:  # a stated share of places for new or uncertain posts (feed/explore.py; 0 = off)
+        score = explore(state, users, cands.row, cands.post, score, deltas, policy, now, limit)
     sel, final = assemble_pages(cands.row, score, ctx.authors, ctx.in_network, limit, policy, deltas)
     remaining = np.bincount(cands.row, minlength=len(users)) - np.bincount(cands.row[sel], minlength=len(users))
     return Pages(
@@ -135,12 +144,35 @@ def rank(
         features=None if X is None else X[sel],
         deltas=deltas[sel],
         interstitial=interstitial[sel],
-        ranker="recency" if probs is None else "heads",
+        ranker="recency" if learned is None else policy.ranker,
         dropped=dropped,
         n_candidates=n_candidates,
         remaining=remaining,
         fallback_reason=fallback,
     )
+
+
+def candidates(state: ServingState, models: Models, users: np.ndarray, policy: Policy, now: float) -> Candidates:
+    """Stage 1: every source the policy names, sized by it, merged to one row per (user, post)
+    (``Candidates.dedupe``). Serving and training (``feed.train.build_examples``) both call this."""
+    cutoff = now - policy.filters.max_age_hours * 3600.0
+    recent = prepare(state, models, policy, now)
+    return Candidates.concat(
+        [
+            SOURCE_FUNCS[name](
+                state,
+                users,
+                now,
+                k,
+                cutoff,
+                recent=recent,
+                index=models.collab,
+                ease=models.ease,
+                content_index=models.content,
+            )
+            for name, k in policy.sources.items()
+        ]
+    ).dedupe()
 
 
 def prepare(state: ServingState, models: Models, policy: Policy, now: float) -> np.ndarray:
@@ -174,4 +206,4 @@ def topic_preference(state: ServingState, users: np.ndarray, cands: Candidates, 
     return f
 
 
-__all__ = ["Models", "Pages", "rank", "prepare"]
+__all__ = ["Models", "Pages", "rank", "candidates", "prepare"]

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 #: The engagement heads every policy weights, in model output order.
 HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell", "see_less", "report")
-SOURCES: tuple[str, ...] = ("following", "collaborative", "social_proof", "trending", "cold_start")
-RANKERS = ("heads", "recency")
+SOURCES: tuple[str, ...] = ("following", "collaborative", "social_proof", "trending", "cold_start", "content")
+RANKERS = ("heads", "lambdarank", "recency")
 
 HEAD_WORDS = {
     "like": "you like it",
@@ -37,6 +37,7 @@ SOURCE_WORDS = {
     "social_proof": "posts liked or reposted by accounts you follow",
     "trending": "posts gaining engagement quickly right now",
     "cold_start": "popular posts in topics you picked, while we know little about you",
+    "content": "posts whose text is about what you engage with, even before anyone has engaged with them",
 }
 
 
@@ -85,6 +86,16 @@ class Mixing(PolicySection):
     in_network_share: float = Field(ge=0, le=1, description="at most this share of a page from followed accounts")
     out_network_share: float = Field(ge=0, le=1, description="at most this share from other accounts")
     light_ranker_keep: int = Field(ge=1, description="candidates kept by the first-stage ranker per request")
+    explore_share: float = Field(
+        ge=0, le=0.5, description="this share of a page's places (rounded down) goes to new or uncertain posts; 0 = off"
+    )
+    explore_max_impressions: float = Field(
+        gt=0, description="a post is new or uncertain while its decayed impression count is below this"
+    )
+    explore_prior_rate: float = Field(
+        gt=0, lt=1, description="Thompson sampling's prior engagement rate (likes, reposts, replies per impression)"
+    )
+    explore_prior_impressions: float = Field(gt=0, description="the prior's strength, in impressions")
 
 
 class Fatigue(PolicySection):
@@ -196,6 +207,9 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
     if missing:
         raise PolicyError(f"{origin}: missing section or key {missing[0]!r}")
     name = str(d["name"])
+    mixing = _section(origin, "mixing", Mixing, d["mixing"])
+    if ranker == "recency" and mixing.explore_share > 0:
+        raise PolicyError(f'{origin}: [mixing] explore_share: must be 0 when ranker = "recency" (newest first)')
     return Policy(
         name=name,
         title=str(d.get("title", name)),
@@ -207,7 +221,7 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
         sources=sources,
         adjustments=_section(origin, "adjustments", Adjustments, d["adjustments"]),
         filters=_section(origin, "filters", Filters, d["filters"]),
-        mixing=_section(origin, "mixing", Mixing, d["mixing"]),
+        mixing=mixing,
         fatigue=_section(origin, "fatigue", Fatigue, d["fatigue"]),
     )
 
@@ -259,6 +273,12 @@ def describe(policy: Policy, typical: TypicalContributions | None = None) -> str
     lines.append(f"## The main parameters{order}")
     if policy.ranker == "recency":
         lines.append("- Time: the newest post comes first. No prediction about you is used.")
+    elif policy.ranker == "lambdarank":
+        lines.append(
+            "- A learned ranking model orders the posts by how likely you are to engage with each at all (like, "
+            "repost, reply or read it for a while; less if you asked to see less or reported it). It was trained to "
+            "put first, on each page, what people went on to engage with. The weights below are not used by it."
+        )
     else:
         lines.append(
             "For each post we predict how likely it is that you will engage in each way below; the "
@@ -300,6 +320,13 @@ def describe(policy: Policy, typical: TypicalContributions | None = None) -> str
             f"- At most {100 * mix.in_network_share:.0f}% of a page comes from accounts you follow and "
             f"at most {100 * mix.out_network_share:.0f}% from others; when the posts within these shares cannot "
             "fill a page (too few from one side), the best-scoring remaining posts fill it."
+        )
+    if policy.ranker == "heads" and mix.explore_share > 0:
+        lines.append(
+            f"- About {100 * mix.explore_share:.0f}% of the places on a page (rounded down) go to posts that few "
+            "people have seen yet and that would not have made the page on their score, so that new posts gather "
+            "the evidence they need; which ones is drawn at random, favouring posts whose engagement so far could "
+            "still turn out high (Thompson sampling), and each says so in its explanation."
         )
     lines.append("")
     lines.append("## Your options")

@@ -32,6 +32,7 @@ from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.contributions import PageTotals, measure, page_totals
 from glassfeed.feed.contributions import utc_minute as _when
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
+from glassfeed.feed.explore import explore_note, explored_items
 from glassfeed.feed.mixing import fill_note, filled_items
 from glassfeed.feed.pipeline import Models, Pages, rank
 from glassfeed.feed.policy import SOURCES, Policy, PolicyError, TypicalContributions, load_policies
@@ -82,6 +83,7 @@ class ServedPage:
     notice: str | None
     fill: dict[int, str] = field(default_factory=dict)  # page position -> why it was placed beyond its side's cap
     totals: PageTotals | None = None  # for the statement's measured contributions (None: no predictions)
+    ranker: str = "heads"  # what ordered the page (``Pages.ranker``): its explanation's base when probs is None
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -453,11 +455,12 @@ class FeedService:
         else:
             base = pages.score - pages.deltas.sum(axis=1)
             tops = [
-                [{"head": "recency", "probability": None, "weight": 1.0, "contribution": float(b)}]
+                [{"head": pages.ranker, "probability": None, "weight": 1.0, "contribution": float(b)}]
                 for b in base.tolist()
             ]
         filled = np.flatnonzero(filled_items(pages.row, pages.in_network, limit, pol)).tolist()
         fill = {i: fill_note(bool(pages.in_network[i]), limit, pol) for i in filled}
+        fill.update({i: explore_note(limit, pol) for i in np.flatnonzero(explored_items(pages.deltas)).tolist()})
         if user:
             self._remember(user, pages, pol, fill)
         views = self.post_views(pages.post)
@@ -499,6 +502,7 @@ class FeedService:
             pages.fallback_reason,
             fill,
             None if pages.probs is None else page_totals(pages.probs, np.asarray(pol.weight_vector()), time.time()),
+            pages.ranker,
         )
         kept.append(page)
         if self.shared_pages is not None:  # where another worker answering this person's "why" finds it
@@ -524,6 +528,7 @@ class FeedService:
                 z["interstitial"],
                 meta["notice"],
                 {int(k): v for k, v in meta["fill"].items()},
+                ranker=meta.get("ranker", "heads"),
             )
 
     def typical_contributions(self, policy: str) -> TypicalContributions | None:
@@ -633,7 +638,7 @@ class FeedService:
             pg, i = found
             probs = None if pg.probs is None else pg.probs[i]
             score = float(pg.score[i])
-            base = None if probs is not None else ("recency", float(score - pg.deltas[i].sum()))
+            base = None if probs is not None else (pg.ranker, float(score - pg.deltas[i].sum()))
             why = explain_item(
                 self.state,
                 user,
@@ -740,6 +745,7 @@ def _page_bytes(page: ServedPage) -> bytes:
         "weights": page.policy.adjusted_by_user,
         "notice": page.notice,
         "fill": {str(k): v for k, v in page.fill.items()},
+        "ranker": page.ranker,
     }
     arrays = {
         "post": page.post,

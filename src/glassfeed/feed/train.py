@@ -40,10 +40,12 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from glassfeed.domain import EventKind
+from glassfeed.feed.candidates import no_facts
 from glassfeed.feed.features import FEATURES, F, pair_context, pair_features
-from glassfeed.feed.heads import BoosterFit, EngagementHeads, LightRanker
+from glassfeed.feed.heads import BoosterFit, EngagementHeads, LightRanker, RequestRanker, relevance_grade
 from glassfeed.feed.pipeline import Models
-from glassfeed.feed.policy import HEADS
+from glassfeed.feed.pipeline import candidates as pipeline_candidates
+from glassfeed.feed.policy import HEADS, Policy, builtin_policies
 from glassfeed.feed.sources import CollaborativeIndex, EaseRetriever
 from glassfeed.retrieval.ease import EASE
 from glassfeed.retrieval.factor import ALS
@@ -66,6 +68,8 @@ HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
     "report": (EventKind.REPORT,),
 }
 DWELL_THRESHOLD_MS = 10_000.0
+#: Heads whose label counts as engaging with an impression (``unengaged_share``).
+POSITIVE_HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell")
 #: ALS confidence added per engagement kind.
 ALS_WEIGHTS = {
     EventKind.LIKE: 1.0,
@@ -100,6 +104,8 @@ class TrainReport:
     heads: list[HeadReport] = field(default_factory=list)
     als_users: int = 0
     bridging_users: int = 0
+    ranking: dict[str, float] = field(default_factory=dict)  # held-out requests' nDCG@10 per ordering
+    ranker_trees: int = 0  # trees of the request ranker (0 = not trained)
     version: str = ""  # the models' version (``current_models``): a version folder's name, or the flat heads' hash
 
     def table(self) -> str:
@@ -151,21 +157,69 @@ def _label_keys(store: Store, n_posts: int) -> dict[str, np.ndarray]:
 
 @dataclass
 class Examples:
-    """Training examples: one row per logged impression kept, in replay order (by time)."""
+    """Training examples: one row per logged impression kept (and per sampled candidate), in replay order."""
 
     X: np.ndarray  # (n, len(FEATURES)) features at impression time
     Y: np.ndarray  # (n, len(HEADS)) labels
     ts: np.ndarray  # impression time
     user: np.ndarray
     post: np.ndarray
+    sampled: np.ndarray  # bool: an unserved candidate sampled as a negative, not a logged impression
+    window: np.ndarray  # the replay window (0, 1, ...): a user's examples in one window form one request
 
     @classmethod
     def empty(cls) -> Examples:
         z = np.zeros(0, np.int64)
-        return cls(np.zeros((0, len(F)), np.float32), np.zeros((0, len(HEADS)), np.float32), np.zeros(0), z, z)
+        return cls(
+            np.zeros((0, len(F)), np.float32),
+            np.zeros((0, len(HEADS)), np.float32),
+            np.zeros(0),
+            z,
+            z,
+            z.astype(bool),
+            z,
+        )
+
+    @property
+    def request(self) -> np.ndarray:
+        """One integer key per (user, window): the groups a learning-to-rank model orders within."""
+        return self.window * (int(self.user.max(initial=0)) + 1) + self.user
 
     def __len__(self) -> int:
         return len(self.ts)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What the replay needs to compute the retrieval features as serving does: the candidate sources' models
+    (fit on the log before ``start_ts`` only, so a feature never saw its own label), the ALS user factors they
+    put in the replay state, and the policy whose sources (and sizes) make the candidate sets."""
+
+    models: Models
+    user_vec: np.ndarray | None
+    policy: Policy
+    start_ts: float = -np.inf  # examples are drawn from impressions at or after this time
+
+
+def _pair_keys(store: Store, n_posts: int, kinds: tuple[EventKind, ...]) -> np.ndarray:
+    """Sorted distinct (user * n + post) keys of the events of ``kinds`` over the whole log."""
+    ks = [int(k) for k in kinds]
+    parts = [
+        ev.user[m] * n_posts + ev.post[m]
+        for ev in store.iter_events()
+        if (m := np.isin(ev.kind, ks) & (ev.post > 0)).any()
+    ]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def unengaged_share(store: Store, n_posts: int) -> float:
+    """Share of the logged (user, post) impressions that no positive engagement followed: near 0 in a log that
+    holds only what people rated (an imported catalogue), large in a real feed's log."""
+    imp = _pair_keys(store, n_posts, (EventKind.IMPRESSION,))
+    if not len(imp):
+        return 0.0
+    engaged = _pair_keys(store, n_posts, tuple(k for h in POSITIVE_HEADS for k in HEAD_LABELS[h]))
+    return float(1.0 - np.isin(imp, engaged).mean())
 
 
 def build_examples(
@@ -175,47 +229,145 @@ def build_examples(
     max_rows: int = 400_000,
     seed: int = 0,
     progress: Progress | None = None,
+    *,
+    retrieval: Retrieval | None = None,
+    position: bool = True,
+    negatives: float = 0.0,
 ) -> Examples:
     """Point-in-time examples for logged impressions, by replaying the log in ``chunk_s`` windows: a window's
     impressions get their features (``pair_context`` + ``pair_features``, as serving computes them) from the
-    state holding every event before the window, at their own impression time."""
+    state holding every event before the window, at their own impression time. Beyond ``max_rows``, whole
+    requests (a user's impressions in one window) are sampled, not single impressions.
+
+    With ``retrieval``, each window's users get their candidate set from ``pipeline.candidates`` (the policy's
+    sources on that state, at the window's last impression time), so the retrieval features (which sources found
+    the pair, social proof, ``collab_score``) are those serving would compute; a logged impression no source
+    would produce has none. ``negatives`` > 0 adds, per logged impression, that many of the same user's candidates
+    that the log never shows them nor sees them engage with, labelled negative, drawn uniformly (drawing them by
+    their collaborative rank, "hard negatives", was measured to teach the heads that the collaborative score
+    misleads: it picks the negatives by that very score) (for logs that hold only what people chose, e.g.
+    ratings); such a log's impressions are then kept only where a source finds them, so that
+    "found by a source" does not itself mark the negatives. ``position``: the impression's logged slot is a
+    feature (else unknown, NaN).
+    """
     say = progress or (lambda s, f: None)
     rng = np.random.default_rng(seed)
-    state = ServingState.for_replay(store, cfg)
+    state = ServingState.for_replay(store, cfg, user_vec=None if retrieval is None else retrieval.user_vec)
     n_posts = state.posts.capacity + 1
     labels = _label_keys(store, n_posts)
+    start_ts = -np.inf if retrieval is None else retrieval.start_ts
     total_imp = store.count_events(EventKind.IMPRESSION)
-    keep_p = min(1.0, max_rows / max(total_imp, 1))
-    parts: list[Examples] = []
     events = np.concatenate([np.c_[c.seq, c.ts] for c in store.iter_events()]) if total_imp else None
     if events is None:
         return Examples.empty()
+    in_window = float(np.mean(events[:, 1] >= start_ts))  # share of the log the examples come from
+    keep_p = min(1.0, max_rows / max(total_imp * (1.0 + negatives) * in_window, 1.0))
+    shown = _pair_keys(store, n_posts, (EventKind.IMPRESSION,)) if negatives > 0 else np.zeros(0, np.int64)
+    engaged = np.unique(np.concatenate(list(labels.values()))) if negatives > 0 else np.zeros(0, np.int64)
+    parts: list[Examples] = []
     t_start, t_end = float(events[:, 1].min()), float(events[:, 1].max())
     bounds = np.arange(t_start, t_end + chunk_s, chunk_s)
     for i, (a, b) in enumerate(pairwise(bounds.tolist())):
         chunk = store.events_in_window(a, b)
         if not len(chunk):
             continue
-        imp = (chunk.kind == int(EventKind.IMPRESSION)) & (chunk.post > 0)
-        imp &= rng.random(len(imp)) < keep_p
+        imp = (chunk.kind == int(EventKind.IMPRESSION)) & (chunk.post > 0) & (chunk.ts >= start_ts)
+        if keep_p < 1.0:  # keep whole requests (a user's impressions in the window), so rankers see each one whole
+            who = np.unique(chunk.user[imp])
+            imp &= np.isin(chunk.user, who[rng.random(len(who)) < keep_p])
         if imp.any():
             u, p, t = chunk.user[imp], chunk.post[imp], chunk.ts[imp]
+            pos = (
+                np.where(chunk.position[imp] >= 0, chunk.position[imp], np.nan) if position else np.full(len(u), np.nan)
+            )
+            sampled = np.zeros(len(u), bool)
             users, row = np.unique(u, return_inverse=True)
+            facts = no_facts(len(u))
+            if retrieval is not None:
+                now = float(t.max())
+                cands = pipeline_candidates(state, retrieval.models, users, retrieval.policy, now)
+                ckey = (cands.row << 32) | cands.post
+                at = np.searchsorted(ckey, (row << 32) | p)  # dedupe leaves the table sorted by (row, post)
+                found = at < len(ckey)
+                found[found] = ckey[at[found]] == ((row << 32) | p)[found]
+                for k in facts:
+                    facts[k][found] = cands.extra[k][at[found]]
+                if negatives > 0:  # a log of choices: learn from the choices among what the sources offer
+                    u, p, t, pos, row, sampled = (x[found] for x in (u, p, t, pos, row, sampled))
+                    facts = {k: v[found] for k, v in facts.items()}
+                if negatives > 0 and len(cands):
+                    pick = _sample_unserved(
+                        cands.row,
+                        users[cands.row] * n_posts + cands.post,
+                        shown,
+                        engaged,
+                        np.bincount(row, minlength=len(users)) * negatives,
+                        rng,
+                    )
+                    if len(pick):
+                        last = np.full(len(users), -np.inf)
+                        np.maximum.at(last, row, t)
+                        row = np.r_[row, cands.row[pick]]
+                        p = np.r_[p, cands.post[pick]]
+                        u = users[row]
+                        t = np.r_[t, last[cands.row[pick]]]
+                        pos = np.r_[pos, np.full(len(pick), np.nan)]
+                        facts = {k: np.r_[v, cands.extra[k][pick]] for k, v in facts.items()}
+                        sampled = np.r_[sampled, np.ones(len(pick), bool)]
             key = u * n_posts + p
+            ctx = pair_context(state, users, row, p, facts, pos)
             parts.append(
                 Examples(
-                    pair_features(state, pair_context(state, users, row, p), t),
+                    pair_features(state, ctx, t, scorer=None if retrieval is None else retrieval.models.scorer),
                     np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32),
                     t,
                     u,
                     p,
+                    sampled,
+                    np.full(len(u), i, np.int64),
                 )
             )
         state.apply_events(chunk)
         say("replay", (i + 1) / (len(bounds) - 1))
     if not parts:
         return Examples.empty()
-    return Examples(*(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post")))
+    return Examples(
+        *(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post", "sampled", "window"))
+    )
+
+
+def _sample_unserved(
+    row: np.ndarray, key: np.ndarray, shown: np.ndarray, engaged: np.ndarray, want: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of up to ``want[r]`` (rounded) candidates of each row ``r`` whose (user, post) ``key`` the log never
+    shows nor engages with, drawn uniformly without replacement."""
+    free = ~(np.isin(key, shown) | np.isin(key, engaged))
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return idx
+    order = idx[np.lexsort((rng.random(len(idx)), row[idx]))]  # shuffled within each row
+    r = row[order]
+    first = np.searchsorted(r, r)  # index of the row's first entry
+    rank_in_row = np.arange(len(order)) - first
+    n = np.floor(want + rng.random(len(want))).astype(np.int64)  # stochastic rounding of fractional ratios
+    return np.sort(order[rank_in_row < n[r]])
+
+
+def request_ndcg(score: np.ndarray, grade: np.ndarray, request: np.ndarray, k: int = 10) -> float:
+    """Mean nDCG@k (gain 2^grade - 1) over the requests that hold an engaged example, ordering each request by
+    ``score`` (ties by row order)."""
+    order = np.lexsort((np.arange(len(score)), -score, request))
+    r, g = request[order], grade[order].astype(np.float64)
+    first = np.searchsorted(r, r)
+    pos = np.arange(len(r)) - first
+    disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
+    keys, inv = np.unique(r, return_inverse=True)
+    dcg = np.bincount(inv, (2**g - 1) * disc, len(keys))
+    io = np.lexsort((-g, r))  # each request's grades, best first, at the same row positions
+    ideal_g = g[io]
+    idcg = np.bincount(inv[io], (2**ideal_g - 1) * disc, len(keys))  # same positions: r[io] == r
+    ok = idcg > 0
+    return float((dcg[ok] / idcg[ok]).mean()) if ok.any() else float("nan")
 
 
 def train_heads(
@@ -224,9 +376,15 @@ def train_heads(
     ts: np.ndarray,
     heads: EngagementHeads | None = None,
     fit_booster: BoosterFit | None = None,
-) -> tuple[EngagementHeads, LightRanker, TrainReport]:
+    request: np.ndarray | None = None,
+    policy: Policy | None = None,
+) -> tuple[EngagementHeads, LightRanker, RequestRanker, TrainReport]:
     """Time-split, fit, calibrate and evaluate against the popularity baseline (post like-rate); ``fit_booster``
-    (default: in this process) fits each head's trees, e.g. ``DaskBoosterFit`` on a Dask cluster."""
+    (default: in this process) fits each head's trees, e.g. ``DaskBoosterFit`` on a Dask cluster.
+
+    With ``request`` (one key per example: ``Examples.request``), also fit the ``RequestRanker`` on the same split
+    and compare, on the held-out requests, its nDCG@10 with that of the heads' score under ``policy`` (default:
+    ``TRAIN_POLICY``'s weights) and of ``collab_score`` alone (``TrainReport.ranking``)."""
     t0 = time.perf_counter()
     order = np.argsort(ts, kind="stable")
     X, Y = X[order], Y[order]
@@ -255,8 +413,18 @@ def train_heads(
                 trees=model.trees.get(name, 0),
             )
         )
+    ranker = RequestRanker()
+    if request is not None:
+        req, grade = request[order], relevance_grade(Y)
+        ranker.fit(X[:a], grade[:a], req[:a], X[a:b], grade[a:b], req[a:b])
+        weights = np.asarray((policy or builtin_policies()[TRAIN_POLICY]).weight_vector())
+        held = {"heads": P @ weights, "collab_score": X[b:, F["collab_score"]].astype(np.float64)}
+        if ranker.trained:
+            held["lambdarank"] = ranker.score(X[b:])
+        report.ranking = {k: request_ndcg(v, grade[b:], req[b:]) for k, v in held.items()}
+        report.ranker_trees = ranker.trees
     report.seconds = time.perf_counter() - t0
-    return model, light, report
+    return model, light, ranker, report
 
 
 def best_iteration(losses: np.ndarray, stopping_rounds: int) -> int:
@@ -466,12 +634,13 @@ def dask_client(address: str, cfg: TrainSettings | None = None) -> Iterator[Clie
             yield client
 
 
-def engagement_matrix(store: Store, n_users: int, n_posts: int) -> sp.csr_matrix:
-    """Users x posts confidence matrix from positive engagements (ALS_WEIGHTS; row/column 0 unused)."""
+def engagement_matrix(store: Store, n_users: int, n_posts: int, until_ts: float = np.inf) -> sp.csr_matrix:
+    """Users x posts confidence matrix from positive engagements before ``until_ts`` (ALS_WEIGHTS; row/column 0
+    unused)."""
     us, ps, ws = [], [], []
     for ev in store.iter_events():
         for kind, w in ALS_WEIGHTS.items():
-            m = (ev.kind == int(kind)) & (ev.post > 0)
+            m = (ev.kind == int(kind)) & (ev.post > 0) & (ev.ts < until_ts)
             us.append(ev.user[m])
             ps.append(ev.post[m])
             ws.append(np.full(int(m.sum()), w, np.float32))
@@ -648,9 +817,10 @@ def _write_models(
     (the report is the caller's to write, once it knows the version)."""
     n_users, n_posts = store.count("users"), store.count("posts")
     progress("heads", 0.0)
-    heads, light, report = train_heads(ex.X, ex.Y, ex.ts, fit_booster=fit_booster)
+    heads, light, ranker, report = train_heads(ex.X, ex.Y, ex.ts, fit_booster=fit_booster, request=ex.request)
     heads.save(out / "heads")
     light.save(out / "heads")
+    ranker.save(out / "heads")
     progress("als", 0.0)
     X = engagement_matrix(store, n_users, n_posts)
     user_vec = fit_als(X, seed=seed)
@@ -690,12 +860,15 @@ def train_all(
     versioned: bool = False,
     train: TrainSettings | None = None,
     fit_booster: BoosterFit | None = None,
+    policy: Policy | None = None,
 ) -> TrainReport:
     """Train every model the pipeline uses and save them to ``folder`` (default: beside the database).
 
     ``retrieval`` picks and sizes the collaborative model; ``state`` is the serving state's section, so that the
     training replay computes the features as serving will (both default to the packaged settings).
     ``fit_booster`` fits the heads' trees (default: in this process; ``DaskBoosterFit`` on a Dask cluster).
+    ``policy`` names the candidate sources the training replay draws its candidate sets from (default: the
+    ``TRAIN_POLICY`` preset): the heads learn to rank what those sources find (``build_examples``).
 
     With ``versioned``, or when ``folder`` is already versioned (has a ``CURRENT`` pointer), the models go to a
     new ``folder/<version>/`` (written under a temporary name, fsynced, renamed), ``CURRENT`` is switched to it
@@ -706,7 +879,18 @@ def train_all(
     say = progress or (lambda s, f: None)
     t0 = time.perf_counter()
     out = Path(folder) if folder else models_dir(store.path)
-    ex = build_examples(store, state, max_rows=max_rows, seed=seed, progress=progress)
+    ex = build_examples(
+        store,
+        state,
+        max_rows=max_rows,
+        seed=seed,
+        progress=progress,
+        retrieval=replay_retrieval(store, retrieval, train, policy, seed),
+        position=train.position_feature,
+        negatives=train.sampled_negatives
+        if unengaged_share(store, store.count("posts") + 1) < train.min_unengaged_share
+        else 0.0,
+    )
     if len(ex) < 100:
         raise NotEnoughData(f"only {len(ex)} logged impressions: too few to train the engagement heads (100 needed)")
     if not (versioned or (out / POINTER).is_file()):
@@ -734,6 +918,34 @@ def train_all(
     prune_versions(out, train.keep_versions)
     say("done", 1.0)
     return report
+
+
+def replay_retrieval(
+    store: Store, retrieval: RetrievalSettings, train: TrainSettings, policy: Policy | None, seed: int
+) -> Retrieval:
+    """The candidate sources' models for the training replay, fit on the log before the first
+    ``train.retrieval_share`` of its impressions (by time) only; the examples come from the impressions after.
+    Fitting them on the whole log would let ``collab_score`` see the very engagement each example is labelled
+    with, and the heads would trust it more than serving can."""
+    imp = [ev.ts[ev.kind == int(EventKind.IMPRESSION)] for ev in store.iter_events()]
+    ts = np.concatenate(imp) if imp else np.zeros(0)
+    start = float(np.quantile(ts, train.retrieval_share)) if len(ts) and train.retrieval_share > 0 else -np.inf
+    n_users, n_posts = store.count("users"), store.count("posts")
+    # share 0: the models serving will use, fit on the whole log (their scores of the examples' own pairs leak)
+    X = engagement_matrix(store, n_users, n_posts, until_ts=start if start > -np.inf else np.inf)
+    user_vec = fit_als(X, seed=seed) if X.nnz else None
+    ease = None
+    if retrieval.collaborative_model == "ease" and X.nnz:
+        ease = EaseRetriever(*fit_ease(X, retrieval.ease_lam, retrieval.ease_gamma, retrieval.ease_max_items))
+    models = Models(
+        collab=CollaborativeIndex(rebuild_every_s=0.0, exact_below=retrieval.ann_exact_below),
+        ease=ease,
+    )
+    return Retrieval(models, user_vec, policy or builtin_policies()[TRAIN_POLICY], start)
+
+
+#: The policy whose candidate sources make the training replay's candidate sets when the caller names none.
+TRAIN_POLICY = "engagement"
 
 
 def train_version(
@@ -785,6 +997,7 @@ def load_models(folder: str | Path, retrieval: RetrievalSettings | None = None) 
     return Models(
         heads=heads,
         light=LightRanker.load(d / "heads"),
+        ranker=RequestRanker.load(d / "heads"),
         collab=CollaborativeIndex(rebuild_every_s=r.ann_rebuild_every_s, exact_below=r.ann_exact_below),
         ease=EaseRetriever(*ease) if ease else None,
     )

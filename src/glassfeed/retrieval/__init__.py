@@ -15,6 +15,7 @@ from glassfeed.retrieval.itemknn import ItemKNN
 from glassfeed.retrieval.popularity import Popularity
 from glassfeed.retrieval.rp3beta import RP3beta
 from glassfeed.retrieval.social import SocialRecommender
+from glassfeed.retrieval.trustwalk import TrustWalk
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Popularity,
@@ -26,6 +27,7 @@ MODELS: dict[str, type[Recommender]] = {
     "dlae": DLAE,
     "rp3beta": RP3beta,
     "social": SocialRecommender,
+    "trustwalk": TrustWalk,
     "blend": Blend,
 }
 
@@ -43,5 +45,6 @@ __all__ = [
     "DLAE",
     "RP3beta",
     "SocialRecommender",
+    "TrustWalk",
     "Blend",
 ]

@@ -22,6 +22,11 @@ class BehaviourParams:
 
     # position bias: probability of examining position k (0-based) is attention ** k
     attention: float = 0.93
+    # with it, ``population.respond`` applies that cascade to what is logged: a scanned (logged) item at slot k is
+    # read with probability attention ** k, so engagement per logged impression falls with the slot whatever the
+    # post (the old ranking's position effect that position debiasing removes). Off: the generated histories and
+    # simulator runs documented elsewhere keep their numbers (scan fatigue is then the only in-page position effect).
+    position_effect: bool = False
     # click
     click_bias: float = -4.6
     click_match: float = 2.2

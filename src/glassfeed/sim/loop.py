@@ -26,6 +26,7 @@ import numpy as np
 from glassfeed.audit import metrics as M
 from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed import heads as feed_heads
+from glassfeed.feed.explore import explored_items
 from glassfeed.feed.pipeline import prepare, rank
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
@@ -226,6 +227,8 @@ class Collector:
         self.ideal_consumed: list[np.ndarray] = []
         self.homog: list[tuple[int, float]] = []
         self.leaning_start = lean0
+        self.post_impressions = np.zeros(posts.n, np.int64)  # per sim post: times it was scanned (grows)
+        self.engagements = 0  # likes, reposts and replies on served items, all steps
 
     def add(self, name: str, value: float | np.ndarray) -> None:
         self.series.setdefault(name, []).append(float(value))
@@ -258,6 +261,10 @@ class Collector:
         # creator concentration and group exposure from what was actually seen (logged impressions)
         u_ex = d.active[rows[ex]]
         a_ex = p.author[pp[ex]]
+        if len(self.post_impressions) < p.n:
+            self.post_impressions = np.r_[self.post_impressions, np.zeros(p.n - len(self.post_impressions), np.int64)]
+        np.add.at(self.post_impressions, pp[ex], 1)
+        self.engagements += int(d.engaged.sum())
         np.add.at(self.topic_counts, (u_ex, p.topic[pp[ex]]), 1)
         imp = np.bincount(a_ex, minlength=self.pop.n_users).astype(np.float64)
         self.author_impressions += imp
@@ -343,6 +350,8 @@ class World:
         self.metrics = Collector(cfg, self.pop, self.posts, panel)
         self.seconds = {"rank": 0.0, "respond": 0.0, "ingest": 0.0, "posts": 0.0, "retrain": 0.0, "metrics": 0.0}
         self.n_requests = 0
+        self.n_served = 0  # items placed on pages, and of them the exploration places (``feed/explore.py``)
+        self.n_explored = 0
 
     def _warm_rewards(self, net: SyntheticNetwork, end: float) -> None:
         """Credit authors with the history's engagement, day by day, so posting rates continue smoothly."""
@@ -456,6 +465,8 @@ class World:
         users = active[a : a + self.cfg.batch]
         L = self.cfg.page_len
         pg = rank(self.svc.state, self.svc.models, self.u2s[users], self.policy, now, L)
+        self.n_served += len(pg.post)  # in this process: counted only when ranking is not forked (workers = 1)
+        self.n_explored += int(explored_items(pg.deltas).sum())
         if not len(pg.row):
             return np.full((len(users), L), -1, np.int64)
         return page_matrix(pg.row, self.s2p[pg.post], len(users), L)

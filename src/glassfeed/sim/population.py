@@ -423,7 +423,9 @@ def respond(
     ``posts`` a ``PostTable`` (see ``PostTable.from_arrays``); ``users`` must be distinct; ``t`` is
     the session start (scalar or per user). ``following`` marks slots whose author the user follows
     (used for affinity and for FOLLOW events after a like or repost of an unfollowed author). With
-    ``update`` the users' fatigue and last-active time change.
+    ``update`` the users' fatigue and last-active time change. With ``params.position_effect`` a scanned item at
+    slot k is also read only with probability ``attention ** k`` (``behaviour.examine_prob``), so engagement per
+    logged impression falls with the slot.
     """
     p = params or BehaviourParams()
     pages = np.asarray(pages)
@@ -445,7 +447,8 @@ def respond(
     quality = posts.quality[pp].astype(np.float64)
     div = posts.divisiveness[pp].astype(np.float64)
     align = pop.leaning[uu].astype(np.float64) * pop.leaning[authors]
-    pr = bm.engagement_probs(match, quality, div, affinity, align, fat, None, p)
+    slot = np.broadcast_to(np.arange(L), (s, L)) if p.position_effect else None
+    pr = bm.engagement_probs(match, quality, div, affinity, align, fat, slot, p)
     r = rng.random((8, s, L))
     click = valid & (r[0] < pr.click)
     dwell_s = np.where(click, bm.sample_dwell_s(pr, rng), 0.0)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from glassfeed.content import ContentVectors
 from glassfeed.domain import EventBatch
 from glassfeed.settings import StateSettings, packaged_settings
 from glassfeed.state._columns import group_by_user, lookup_pairs, member_pairs
@@ -55,6 +56,7 @@ class ServingState:
         self.graph = SocialGraph()
         self.counters = Counters(self.config)
         self.feedback = Feedback(self.config, self.posts.created)
+        self.content = ContentVectors(self.config.content, self.topics)  # [state.content]: embeddings at ingest
         self.topics.on_new.append(self.counters.ensure_topics)
         self.last_seq = 0
         self.newest_ts = 0.0
@@ -163,6 +165,9 @@ class ServingState:
         if not len(posts["idx"]):
             return
         self.posts.add(posts)
+        self.content.add_posts(
+            posts["idx"], posts["text"], posts["created_at"], self.posts.topic(posts["idx"]), self.posts.newest_created
+        )
         self.counters.ensure_posts(self.posts.capacity)
         self.newest_ts = max(self.newest_ts, self.posts.newest_created)
         self._prune_if_due()
@@ -185,7 +190,9 @@ class ServingState:
             return 0
         self._pruned_to = cutoff
         n = self.posts.forget_before(cutoff)
-        self.counters.shift_posts(self.posts.shift_to(cutoff))
+        base = self.posts.shift_to(cutoff)
+        self.counters.shift_posts(base)
+        self.content.shift_posts(base)
         return n
 
     def _prune_if_due(self) -> None:
@@ -242,6 +249,7 @@ class ServingState:
         has_post = post > 0
         safe = np.maximum(post, 0)
         self.counters.apply(kind, user, post, ts, self.posts.topic(safe))
+        self.content.apply(kind, user, post, ts)
         authors = np.where(has_post, self.posts.author(safe), batch.target_user)
         self.feedback.apply(kind, user, post, ts, authors)
         if graph:
@@ -256,11 +264,13 @@ class ServingState:
         self.feedback.forget_user(u)
         self.counters.forget_user(u)
         self.graph.forget_user(u)
+        self.content.forget_user(u)
 
     def forget_posts(self, posts: list[int]) -> None:
         """Tombstone posts their author erased (``Store.erase_posts``): dropped from every feed."""
         if posts:
             self.posts.forget_posts(posts)
+            self.content.forget_posts(posts)
 
     # ------------------------------------------------------------------ sizes
     @property

@@ -45,6 +45,26 @@ class CollaborativeIndex:
         self.built_at = now
         self.built_n_posts = state.n_posts
 
+    def pair_scores(self, state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray) -> np.ndarray:
+        """The index's score of each pair (``users[row[i]]``, ``posts[i]``), for any post: the user's ALS factor
+        times the post's fold-in vector over the square root of its like count + 1, as ``refresh`` indexes it;
+        NaN for a user without a factor (0 for a post nobody liked). Reads the state, not the index, so it is
+        current between rebuilds."""
+        out = np.full(len(posts), np.nan)
+        if not state.counters.has_factors or not len(posts):
+            return out
+        ok, uvec = state.counters.user_vectors(np.asarray(users, np.int64))
+        slot = np.full(len(users), -1, np.int64)
+        slot[ok] = np.arange(len(ok))
+        has = slot[row] >= 0
+        if not has.any():
+            return out
+        p = posts[has]
+        likes = state.counters.totals(p)[:, C["like"]]
+        pv = state.counters.post_vectors(p) / np.sqrt(likes + 1.0)[:, None]
+        out[has] = np.einsum("ij,ij->i", uvec[slot[row[has]]], pv)
+        return out
+
 
 class EaseRetriever:
     """EASE item-item weights over the most engaged posts; a user's history is their recent likes and reposts
@@ -55,7 +75,8 @@ class EaseRetriever:
         self.col_of = np.full(int(items.max()) + 1 if len(items) else 1, -1, np.int64)
         self.col_of[items] = np.arange(len(items))
 
-    def recommend(self, state: ServingState, users: np.ndarray, k: int, cutoff: float, now: float) -> Candidates:
+    def history(self, state: ServingState, users: np.ndarray) -> sp.csr_matrix:
+        """Binary users x modelled items matrix of each user's recent likes and reposts in the state."""
         rows, cols = [], []
         for r, u in enumerate(users.tolist()):
             hist = np.concatenate([state.counters.recent_actions(bank, u)[0] for bank in (LIKES, REPOSTS)])
@@ -63,10 +84,34 @@ class EaseRetriever:
             hist = np.unique(hist[hist >= 0])
             rows.append(np.full(len(hist), r))
             cols.append(hist)
-        if not rows or not sum(len(c) for c in cols):
+        r_ = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c_ = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        return sp.csr_matrix((np.ones(len(r_), np.float32), (r_, c_)), shape=(len(users), len(self.items)))
+
+    def pair_scores(self, state: ServingState, users: np.ndarray, row: np.ndarray, posts: np.ndarray) -> np.ndarray:
+        """EASE's score of each pair (``users[row[i]]``, ``posts[i]``) from the user's history in the state, as
+        ``recommend`` ranks; NaN for a post outside the modelled items or a user with no modelled history."""
+        out = np.full(len(posts), np.nan)
+        posts = np.asarray(posts, np.int64)
+        col = np.full(len(posts), -1, np.int64)
+        inside = posts < len(self.col_of)
+        col[inside] = self.col_of[posts[inside]]
+        ok = col >= 0
+        if not ok.any():
+            return out
+        X = self.history(state, np.asarray(users, np.int64))
+        cols, at = np.unique(col[ok], return_inverse=True)
+        S = np.asarray(X @ self.B[:, cols])
+        scored = S[row[ok], at]
+        scored[X.getnnz(axis=1)[row[ok]] == 0] = np.nan
+        out[ok] = scored
+        return out
+
+    def recommend(self, state: ServingState, users: np.ndarray, k: int, cutoff: float, now: float) -> Candidates:
+        X = self.history(state, users)
+        if not X.nnz:
             return Candidates.empty()
-        r_, c_ = np.concatenate(rows), np.concatenate(cols)
-        X = sp.csr_matrix((np.ones(len(r_), np.float32), (r_, c_)), shape=(len(users), len(self.items)))
+        r_, c_ = X.nonzero()
         S = np.asarray(X @ self.B)
         created = state.posts.created(self.items)
         S[:, (created < cutoff) | (created > now)] = -np.inf
