@@ -173,6 +173,17 @@ def build_recbole_ml1m(root: str | Path | None = None, seed: int = 2020) -> Spli
     train_df, valid_df, test_df = group_ratio_split(df, (0.8, 0.1, 0.1), by="user", seed=seed)
     users, items = pd.Index(np.sort(df["user"].unique())), pd.Index(np.sort(df["item"].unique()))
     train, valid, test = (to_csr(part, users, items) for part in (train_df, valid_df, test_df))
+    return _train_valid_test(train, valid, test, _stats(df, train=train, valid=valid, test=test))
+
+
+def _train_valid_test(
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    test: sp.csr_matrix,
+    stats: dict[str, Any],
+    social: sp.csr_matrix | None = None,
+) -> Split:
+    """The 8:1:1 protocols' ``Split``: fit on train, tune on valid (train masked), test with train + valid masked."""
     no_train = _no_train_items(train)
     return Split(
         train=train,
@@ -183,7 +194,8 @@ def build_recbole_ml1m(root: str | Path | None = None, seed: int = 2020) -> Spli
         tune_exclude=train,
         filter_items=no_train,
         tune_filter_items=no_train,
-        stats=_stats(df, train=train, valid=valid, test=test),
+        social=social,
+        stats=stats,
     )
 
 
@@ -263,22 +275,10 @@ def build_social(dataset: str, root: str | Path | None = None, seed: int = 2020)
     social = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(users)))
     social.sum_duplicates()
     social.sort_indices()
-    no_train = _no_train_items(train)
     stats = _stats(pd.concat([train_df, valid_df, test_df]), train=train, valid=valid, test=test)
     stats["trust_links"] = int(social.nnz)
     stats["users_trusting_someone"] = int((np.diff(social.indptr) > 0).sum())
-    return Split(
-        train=train,
-        test=test,
-        exclude=(train + valid).tocsr(),
-        tune_train=train,
-        tune_valid=valid,
-        tune_exclude=train,
-        filter_items=no_train,
-        tune_filter_items=no_train,
-        social=social,
-        stats=stats,
-    )
+    return _train_valid_test(train, valid, test, stats, social)
 
 
 @dataclass(frozen=True)

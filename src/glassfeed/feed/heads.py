@@ -87,6 +87,23 @@ def fit_booster_local(
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
 
 
+def booster_params(
+    objective: str, num_leaves: int, learning_rate: float, min_child_samples: int, seed: int
+) -> dict[str, Any]:
+    """LightGBM parameters every model here trains with: deterministic, two threads, quiet."""
+    return {
+        "objective": objective,
+        "num_leaves": num_leaves,
+        "learning_rate": learning_rate,
+        "min_child_samples": min_child_samples,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": 2,
+        "verbose": -1,
+        "feature_pre_filter": False,
+    }
+
+
 @dataclass
 class EngagementHeads:
     """One gradient-boosted classifier per head (shared features), calibrated on held-out impressions.
@@ -121,17 +138,7 @@ class EngagementHeads:
         head's booster (default ``fit_booster_local``, in this process; ``train.DaskBoosterFit`` on a Dask
         cluster): the examples, parameters, early-stopping rule and calibration are the same either way."""
         fit_booster = fit_booster or fit_booster_local
-        params: dict[str, Any] = {
-            "objective": "binary",
-            "num_leaves": self.num_leaves,
-            "learning_rate": self.learning_rate,
-            "min_child_samples": self.min_child_samples,
-            "seed": self.seed,
-            "deterministic": True,
-            "num_threads": 2,
-            "verbose": -1,
-            "feature_pre_filter": False,
-        }
+        params = booster_params("binary", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed)
         for h, name in enumerate(HEADS):
             y = Y[:, h].astype(np.float32)
             self.base_rate[name] = float(y.mean()) if len(y) else 0.0
@@ -263,20 +270,8 @@ class RequestRanker:
         request_val: np.ndarray | None = None,
     ) -> RequestRanker:
         """Fit on examples grouped by ``request`` (any integer key per row); early-stop on the validation set."""
-        params: dict[str, Any] = {
-            "objective": "lambdarank",
-            "metric": "ndcg",
-            "eval_at": [self.eval_at],
-            "num_leaves": self.num_leaves,
-            "learning_rate": self.learning_rate,
-            "min_child_samples": self.min_child_samples,
-            "seed": self.seed,
-            "deterministic": True,
-            "num_threads": 2,
-            "verbose": -1,
-            "feature_pre_filter": False,
-            "label_gain": list(range(2 ** (len(GRADE_HEADS) + 1))),
-        }
+        params = booster_params("lambdarank", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed)
+        params.update(metric="ndcg", eval_at=[self.eval_at], label_gain=list(range(2 ** (len(GRADE_HEADS) + 1))))
         order, sizes = group_sizes(request)
         if grade[order].max(initial=0) == 0:
             self.booster_ = None  # nothing to rank by: no request holds an engaged example
