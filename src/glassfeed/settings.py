@@ -251,7 +251,7 @@ class TrainSettings(_Section):
         "examples come from the rest",
     )
     sampled_negatives: float = Field(
-        ge=0.0, le=20.0, description="unserved candidates sampled as negatives per logged impression, when ..."
+        ge=0.0, le=1000.0, description="unserved candidates sampled as negatives per logged impression, when ..."
     )
     min_unengaged_share: float = Field(
         ge=0.0, le=1.0, description="... fewer than this share of the logged impressions went unengaged"
