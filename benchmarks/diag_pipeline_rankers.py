@@ -4,7 +4,7 @@
 Imports the protocol's training split through ``pipeline_eval.import_events`` (the keyword arguments given as one
 JSON object, e.g. ``'{"span_days": 14, "holdout_share": 0.2, "like_min": 1, "dwell_min": 4, "retrieval":
 {"collaborative_model": "ease"}, "train": {"sampled_negatives": 4, "retrieval_share": 0.8}}'``; ``train`` holds
-``[train]`` settings), trains the feed, then prints nDCG@10 of:
+``[train]`` settings, ``state`` ``[state]`` ones), trains the feed, then prints nDCG@10 of:
 
 - ``pipeline.rank`` with the policy's ``heads`` and with ``ranker = "lambdarank"``;
 - each test user's candidates (sources, after the seen filter, no light ranker) ordered by ``collab_score``, by the
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     n_users, n_items = split.train.shape
     keep = np.arange(n_users)
     test_rows = np.flatnonzero(np.diff(split.test.indptr))
-    settings = packaged_settings().replace(train=kw.pop("train", {}))
+    settings = packaged_settings().replace(train=kw.pop("train", {}), state=kw.pop("state", {}))
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="glassfeed-rankers-") as tmp:
         imp = pe.import_events(frames, keep, n_items, tmp, say=print, settings=settings, **kw)
