@@ -201,18 +201,22 @@ def pair_features(
     now: float | np.ndarray,
     only: tuple[str, ...] | None = None,
     scorer: PairScorer | None = None,
+    light: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, len(FEATURES)) float32 features of the context's pairs at ``now`` (a time, or one per pair).
 
     ``only`` computes just those columns (the rest stay 0): the light ranker scores ~1,000 candidates on a cheap
-    subset, and the full set is computed for the few hundred it keeps. ``scorer`` is the collaborative model
-    behind ``collab_score`` (None: the column is 0, as for a pair the model cannot score).
+    subset, and the full set is computed for the few hundred it keeps. ``light``: these pairs' rows from that
+    first call (``only=LIGHT_FEATURES``, same ``now``), whose columns are copied rather than computed again.
+    ``scorer`` is the collaborative model behind ``collab_score`` (None: the column is 0, as for a pair the
+    model cannot score).
     """
     n = len(ctx)
-    X = np.zeros((n, len(FEATURES)), np.float32)
+    X = np.zeros((n, len(FEATURES)), np.float32) if light is None else light.copy()
     if n == 0:
         return X
-    want = (lambda name: True) if only is None else set(only).__contains__
+    done = frozenset(LIGHT_FEATURES) if light is not None else frozenset()
+    want = (lambda name: name not in done) if only is None else (lambda name: name in only and name not in done)
     posts, authors = ctx.posts, ctx.authors
     now_arr = np.broadcast_to(np.asarray(now, dtype=np.float64), (n,))
     if want("age_h"):

@@ -101,7 +101,7 @@ def rank(
             light = pair_features(state, ctx, now, only=LIGHT_FEATURES, scorer=scorer)
             keep = top_k_per_row(cands.row, models.light.score(light), policy.mixing.light_ranker_keep)
             cands, ctx = cands.take(keep), ctx.take(keep)
-            X = pair_features(state, ctx, now, scorer=scorer)
+            X = pair_features(state, ctx, now, scorer=scorer, light=light[keep])
             if policy.ranker == "lambdarank":
                 learned = 1.0 / (1.0 + np.exp(-models.ranker.score(X)))  # in (0, 1), so the multipliers apply
             else:
