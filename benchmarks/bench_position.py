@@ -124,7 +124,7 @@ def run(users: int, days: int, seed: int, max_rows: int, holdout: int, folder: P
         w = worlds[effect]
         t = time.perf_counter()
         ex = build_examples(w.store, settings.state, max_rows=max_rows, seed=seed, position=position)
-        heads, _, _ = train_heads(ex.X, ex.Y, ex.ts)
+        heads, _, _, _ = train_heads(ex.X, ex.Y, ex.ts)
         pred = heads.predict(w.X)
         res: dict[str, Any] = {"train_rows": len(ex), "train_s": round(time.perf_counter() - t, 1)}
         for h in MEASURED:

@@ -164,21 +164,12 @@ class Examples:
     ts: np.ndarray  # impression time
     user: np.ndarray
     post: np.ndarray
-    sampled: np.ndarray  # bool: an unserved candidate sampled as a negative, not a logged impression
     window: np.ndarray  # the replay window (0, 1, ...): a user's examples in one window form one request
 
     @classmethod
     def empty(cls) -> Examples:
         z = np.zeros(0, np.int64)
-        return cls(
-            np.zeros((0, len(F)), np.float32),
-            np.zeros((0, len(HEADS)), np.float32),
-            np.zeros(0),
-            z,
-            z,
-            z.astype(bool),
-            z,
-        )
+        return cls(np.zeros((0, len(F)), np.float32), np.zeros((0, len(HEADS)), np.float32), np.zeros(0), z, z, z)
 
     @property
     def request(self) -> np.ndarray:
@@ -280,7 +271,6 @@ def build_examples(
             pos = (
                 np.where(chunk.position[imp] >= 0, chunk.position[imp], np.nan) if position else np.full(len(u), np.nan)
             )
-            sampled = np.zeros(len(u), bool)
             users, row = np.unique(u, return_inverse=True)
             facts = no_facts(len(u))
             if retrieval is not None:
@@ -293,7 +283,7 @@ def build_examples(
                 for k in facts:
                     facts[k][found] = cands.extra[k][at[found]]
                 if negatives > 0:  # a log of choices: learn from the choices among what the sources offer
-                    u, p, t, pos, row, sampled = (x[found] for x in (u, p, t, pos, row, sampled))
+                    u, p, t, pos, row = (x[found] for x in (u, p, t, pos, row))
                     facts = {k: v[found] for k, v in facts.items()}
                 if negatives > 0 and len(cands):
                     pick = _sample_unserved(
@@ -313,7 +303,6 @@ def build_examples(
                         t = np.r_[t, last[cands.row[pick]]]
                         pos = np.r_[pos, np.full(len(pick), np.nan)]
                         facts = {k: np.r_[v, cands.extra[k][pick]] for k, v in facts.items()}
-                        sampled = np.r_[sampled, np.ones(len(pick), bool)]
             key = u * n_posts + p
             ctx = pair_context(state, users, row, p, facts, pos)
             parts.append(
@@ -323,7 +312,6 @@ def build_examples(
                     t,
                     u,
                     p,
-                    sampled,
                     np.full(len(u), i, np.int64),
                 )
             )
@@ -332,7 +320,7 @@ def build_examples(
     if not parts:
         return Examples.empty()
     return Examples(
-        *(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post", "sampled", "window"))
+        *(np.concatenate([getattr(e, f) for e in parts]) for f in ("X", "Y", "ts", "user", "post", "window"))
     )
 
 
