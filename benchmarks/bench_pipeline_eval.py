@@ -3,11 +3,8 @@
 For each protocol: import the training split as glassfeed events, train the feed (``train_all``), rank a top-10
 for every test user with ``pipeline.rank`` (engagement preset, offline changes only: see
 ``pipeline_eval.eval_policy``), and score it with the protocol's metrics beside tuned retrieval baselines.
-Two imports are compared:
-- ``faithful``: impression per rating, DWELL for rating >= 3, LIKE for rating >= 4, the data's own timestamps;
-- ``aligned``: every rating a LIKE (the protocol counts every rating as relevant), DWELL for rating >= 4, one
-  sampled unengaged impression per rating, and the timeline squeezed into 14 days so the feed's decayed
-  counters (72 h half-life) still remember it at ranking time.
+Every import recipe of ``evaluate/imports.toml`` is run (``protocol``, the default: the protocol's own shape;
+``faithful``: the data as a platform would log it; ``aligned``), each row named by its recipe.
 Usage: python -m benchmarks.bench_pipeline_eval [--protocols ms-ml100k,lastfm-social] [--max-users N]
 Writes bench-results/pipeline-<protocol>.md and .json.
 """
@@ -28,18 +25,15 @@ from glassfeed.evaluate.pipeline_eval import evaluate_pipeline, to_markdown  # n
 from glassfeed.evaluate.protocols import PROTOCOLS  # noqa: E402
 from glassfeed.settings import load_settings  # noqa: E402
 
-VARIANTS = {
-    "faithful": {"like_min": 4, "dwell_min": 3, "negatives": 0.0, "span_days": None},
-    "aligned": {"like_min": 1, "dwell_min": 4, "negatives": 1.0, "span_days": 14.0},
-}
+VARIANTS = ("protocol", "faithful", "aligned")  # import recipes (evaluate/imports.toml)
 BASELINES = {"ms-ml100k": ("pop", "ease"), "recbole-ml1m": ("pop", "ease"), "lastfm-social": ("pop", "social", "ease")}
 BASELINES.update({p: ("pop", "social", "trustwalk", "ease") for p in PROTOCOLS if p.startswith("social-")})
 
 
 def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dict:
-    """Both imports of one protocol; the second reuses nothing but the baselines' numbers are measured once."""
+    """Every import recipe on one protocol; the baselines are measured once, with the first."""
     out: dict = {"protocol": protocol, "variants": {}}
-    for i, (name, kw) in enumerate(VARIANTS.items()):
+    for i, name in enumerate(VARIANTS):
         t0 = time.perf_counter()
         res = evaluate_pipeline(
             protocol=protocol,
@@ -47,7 +41,7 @@ def run(protocol: str, max_users: int | None, policy: str = "engagement") -> dic
             max_users=max_users,
             baselines=BASELINES[protocol] if i == 0 else (),
             settings=load_settings(),  # the edge: GLASSFEED_DATA, a glassfeed.toml, ...
-            **kw,
+            recipe=name,
         )
         res["wall_seconds"] = time.perf_counter() - t0
         res["results"][0]["model"] = f"pipeline ({policy}, {name})"
@@ -67,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     for protocol in [p.strip() for p in args.protocols.split(",") if p.strip()]:
         t0 = time.perf_counter()
         res = run(protocol, args.max_users, args.policy)
-        first, second = res["variants"]["faithful"], res["variants"]["aligned"]
-        first = dict(first, results=first["results"][:1] + second["results"] + first["results"][1:])
+        runs = [res["variants"][name] for name in VARIANTS]
+        first = dict(runs[0], results=[r["results"][0] for r in runs] + runs[0]["results"][1:])
         md = to_markdown(first)
         md += "\n" + "\n".join(
             f"- {name}: import {v['seconds']['import']:.1f} s, train {v['seconds']['train']:.1f} s, rank "

@@ -1,10 +1,10 @@
 """The full pipeline on ms-ml100k under each ranker, beside its own collaborative score (docs/evaluation.md,
 "Heads that see retrieval").
 
-Imports the protocol's training split through ``pipeline_eval.import_events`` (the keyword arguments given as one
-JSON object, e.g. ``'{"span_days": 14, "holdout_share": 0.2, "like_min": 1, "dwell_min": 4, "retrieval":
-{"collaborative_model": "ease"}, "train": {"sampled_negatives": 4, "retrieval_share": 0.8}}'``; ``train`` holds
-``[train]`` settings, ``state`` ``[state]`` ones), trains the feed, then prints nDCG@10 of:
+Imports the protocol's training split through ``pipeline_eval.import_events`` by an import recipe (``"recipe"``,
+default ``pipeline_eval.DEFAULT_RECIPE``) with the keyword arguments given as one JSON object over it, e.g.
+``'{"seed": 1, "train": {"sampled_negatives": 4}, "retrieval": {"collaborative_model": "als"}}'`` (``train``
+holds ``[train]`` settings, ``state`` ``[state]`` ones), trains the feed, then prints nDCG@10 of:
 
 - ``pipeline.rank`` with the policy's ``heads`` and with ``ranker = "lambdarank"``;
 - each test user's candidates (sources, after the seen filter, no light ranker) ordered by ``collab_score``, by the
@@ -44,12 +44,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     n_users, n_items = split.train.shape
     keep = np.arange(n_users)
     test_rows = np.flatnonzero(np.diff(split.test.indptr))
-    settings = packaged_settings().replace(train=kw.pop("train", {}), state=kw.pop("state", {}))
+    recipe = pe.import_recipes()[kw.pop("recipe", pe.DEFAULT_RECIPE)]  # then the JSON's keys over it
+    settings = packaged_settings().replace(**recipe.settings)
+    settings = settings.replace(train=kw.pop("train", {}), state=kw.pop("state", {}))
+    kw = recipe.import_kwargs() | kw
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="glassfeed-rankers-") as tmp:
         imp = pe.import_events(frames, keep, n_items, tmp, say=print, settings=settings, **kw)
         svc = imp.service
         print("in training (held-out requests):", imp.train_report.get("ranking"))
+        trees = {h["head"]: h.get("trees") for h in imp.train_report.get("heads", [])}
+        print("trees:", trees, "ranker", imp.train_report.get("ranker_trees"))
         base = svc.policies["engagement"]
         test = split.test[test_rows]
         for ranker in ("heads", "lambdarank"):

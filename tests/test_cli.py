@@ -101,6 +101,12 @@ def test_every_command_group_is_registered():
     } <= names
 
 
+def test_evaluate_pipeline_refuses_an_unknown_import_recipe_by_name():
+    r = runner.invoke(app, ["evaluate-pipeline", "--recipe", "nope"])
+    assert r.exit_code == 2
+    assert "--recipe: unknown import recipe 'nope'; expected one of protocol, faithful, aligned" in r.output
+
+
 def test_state_section_of_the_config_reaches_the_cli_feed(trained_feed, tmp_path):
     """``glassfeed --config`` with a ``[state]`` half-life prints other scores for the same store and models
     (the feed command logs no impressions, so both runs read the same store)."""

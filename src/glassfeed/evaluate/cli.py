@@ -96,15 +96,22 @@ def evaluate_pipeline(
     policy: str = typer.Option("engagement", "--policy"),
     baselines: str = typer.Option("pop,ease", "--baselines", help="retrieval models to compare (tuned)"),
     max_users: int = typer.Option(None, "--max-users", help="only the first N users"),
+    recipe: str = typer.Option(
+        pipeline_eval.DEFAULT_RECIPE, "--recipe", help="how ratings become events: a table of evaluate/imports.toml"
+    ),
 ) -> None:
     """Import a protocol's training split as events, rank with the full feed pipeline, score it."""
     settings = cli_settings(ctx)
+    if recipe not in (recipes := pipeline_eval.import_recipes()):
+        typer.echo(f"error: --recipe: unknown import recipe {recipe!r}; expected one of {', '.join(recipes)}", err=True)
+        raise typer.Exit(code=2)
     try:
         dataset_path(resolve(None, protocol).dataset, settings.data_dir)
     except (UnknownName, DatasetMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     run = pipeline_eval.evaluate_pipeline(
+        recipe=recipe,
         protocol=protocol,
         policy=policy,
         max_users=max_users,

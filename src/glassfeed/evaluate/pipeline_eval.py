@@ -40,7 +40,7 @@ from glassfeed.feed.service import FeedService
 from glassfeed.feed.sources import recent_posts
 from glassfeed.feed.train import train_all
 from glassfeed.ingest import Ingestor
-from glassfeed.settings import Settings, packaged_settings
+from glassfeed.settings import Settings, load_toml_resource, packaged_settings
 from glassfeed.store import open_store
 
 DAY = 86400.0
@@ -198,6 +198,43 @@ def sample_negatives(train: pd.DataFrame, n_items: int, ratio: float, seed: int 
 
 
 # --- import into a fresh store -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportRecipe:
+    """How a protocol's training ratings become events (``import_events``' keywords) and which settings the run
+    changes for such a log (``settings``: section -> keys, e.g. the training replay's negatives); the recipes are
+    data, in ``evaluate/imports.toml``."""
+
+    name: str
+    like_min: int
+    dwell_min: int | None = None
+    negatives: float = 0.0
+    span_days: float | None = None
+    holdout_share: float | None = None
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def import_kwargs(self) -> dict[str, Any]:
+        """The keywords ``import_events`` takes from this recipe."""
+        return {
+            "like_min": self.like_min,
+            "dwell_min": self.dwell_min,
+            "negatives": self.negatives,
+            "span_days": self.span_days,
+            "holdout_share": self.holdout_share,
+        }
+
+
+#: The recipe ``evaluate_pipeline`` and ``glassfeed evaluate-pipeline`` use unless told otherwise.
+DEFAULT_RECIPE = "protocol"
+
+
+RECIPES_FILE = "evaluate/imports.toml"
+
+
+def import_recipes() -> dict[str, ImportRecipe]:
+    """Every recipe in ``evaluate/imports.toml``, by name, in file order."""
+    return {name: ImportRecipe(name=name, **table) for name, table in load_toml_resource(RECIPES_FILE).items()}
 
 
 @dataclass
@@ -508,11 +545,7 @@ def evaluate_pipeline(
     baselines: tuple[str, ...] = ("pop", "ease"),
     max_users: int | None = None,
     root: str | Path | None = None,
-    like_min: int = 4,
-    dwell_min: int | None = 3,
-    negatives: float = 0.0,
-    span_days: float | None = None,
-    holdout_share: float | None = None,
+    recipe: str | ImportRecipe = DEFAULT_RECIPE,
     collaborative: int = 1000,
     light_keep: int | None = None,
     ranker: str | None = None,
@@ -520,16 +553,20 @@ def evaluate_pipeline(
     folder: str | Path | None = None,
     seed: int = 0,
     say: Say | None = None,
-    retrieval: dict | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Import the protocol's training split as events, train the feed, rank a top-k with ``pipeline.rank`` for
-    every test user, and score it beside the retrieval ``baselines`` (tuned by the protocol's own runner)
-    on the same split. ``max_users`` keeps only the first that many users (by dense index) for a quick run."""
+    """Import the protocol's training split as events (by ``recipe``: a name in ``import_recipes()`` or one
+    given whole), train the feed, rank a top-k with ``pipeline.rank`` for every test user, and score it beside
+    the retrieval ``baselines`` (tuned by the protocol's own runner) on the same split. ``max_users`` keeps only
+    the first that many users (by dense index) for a quick run."""
 
     say = say or (lambda s: None)
     if protocol not in PROTOCOLS:
         raise KeyError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    recipes = import_recipes()
+    if isinstance(recipe, str) and recipe not in recipes:
+        raise KeyError(f"unknown import recipe {recipe!r}; expected one of {', '.join(recipes)}")
+    rec = recipes[recipe] if isinstance(recipe, str) else recipe
     proto: Protocol = PROTOCOLS[protocol]
     if dataset is not None and dataset != proto.dataset:
         raise ValueError(f"protocol {protocol!r} runs on dataset {proto.dataset!r}, not {dataset!r}")
@@ -556,17 +593,12 @@ def evaluate_pipeline(
             keep,
             n_items,
             folder or tmp,
-            like_min=like_min,
-            dwell_min=dwell_min,
-            negatives=negatives,
-            span_days=span_days,
             seed=seed,
             say=say,
-            retrieval=retrieval,
-            settings=settings,
+            settings=(settings or packaged_settings()).replace(**rec.settings),
             policy=policy,
             collaborative=collaborative,
-            holdout_share=holdout_share,
+            **rec.import_kwargs(),
         )
         base = imported.service.policies[policy]
         if ranker is not None:
@@ -592,7 +624,7 @@ def evaluate_pipeline(
             "metrics": metrics,
             "fit_seconds": imported.seconds["import"] + imported.seconds["train"] + imported.seconds["load"],
             "rank_seconds": ranked.seconds,
-            "params": {"like": frames.like_rule, "dwell": dwell_min, "collaborative": collaborative},
+            "params": {"recipe": rec.name, "ratings": frames.like_rule, **rec.import_kwargs(), **rec.settings},
         }
     ]
     run = ProtocolRun(proto, split)
@@ -613,6 +645,7 @@ def evaluate_pipeline(
         "protocol": proto.name,
         "dataset": proto.dataset,
         "policy": policy,
+        "recipe": rec.name,
         "k": proto.k,
         "columns": list(proto.columns),
         "users": len(keep),
@@ -655,6 +688,7 @@ def to_markdown(run: dict[str, Any]) -> str:
     lines = [
         f"### {run['protocol']}: the full pipeline ({run['policy']}) vs retrieval models",
         "",
+        f"Import recipe `{run.get('recipe', '-')}` (evaluate/imports.toml). "
         f"{run['test_users']} test users of {run['users']}, {run['items']} items, {run['events']} imported "
         f"events; training items in the top-{run['k']}: {run['train_items_in_topk']}; empty slots: "
         f"{run['empty_slots']}",

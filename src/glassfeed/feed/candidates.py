@@ -16,7 +16,7 @@ SOURCE_PRIORITY = {
 SOURCE_CODE = {name: i for i, name in enumerate(SOURCES)}
 #: What ``Candidates.dedupe`` records in ``extra`` about the merged rows of a pair, and each fact's value for a
 #: pair no source found (e.g. a logged impression in training's replay).
-CANDIDATE_FACTS: dict[str, float] = {"source_mask": 0, "social_proof": 0.0, "collab_rank": np.nan}
+CANDIDATE_FACTS: dict[str, float] = {"source_mask": 0, "social_proof": 0.0, "collab_rank": np.nan, "collab_top": np.nan}
 
 
 def no_facts(n: int) -> dict[str, np.ndarray]:
@@ -80,18 +80,21 @@ class Candidates:
         """One row per (user, post): keep the highest-priority source, and record in ``extra`` what the merged
         rows knew: ``source_mask`` (bit ``SOURCE_CODE[s]`` set for every source s that found the pair) and
         ``social_proof`` (the social-proof source's score, 0 where it did not find the pair) and ``collab_rank``
-        (the post's 0-based place in the user's collaborative list, NaN where that source did not find it), which
-        the heads read as features (``feed.features``)."""
+        (the post's 0-based place in the user's collaborative list, NaN where that source did not find it) and
+        ``collab_top`` (the highest collaborative score in the user's list, the same for all the user's pairs; NaN
+        where the source found nothing for the user), which the heads read as features (``feed.features``)."""
         if not len(self):
             out = self.take(np.zeros(0, np.int64))
             out.extra.update(no_facts(0))
             return out
         collab_rank = np.full(len(self), np.nan)
+        collab_top = np.full(int(self.row.max()) + 1, np.nan)
         c = np.flatnonzero(self.source == SOURCE_CODE["collaborative"])
-        if len(c):  # 0-based rank of the post in the user's collaborative list, by its score
+        if len(c):  # 0-based rank of the post in the user's collaborative list, by its score; the list's top score
             o = c[np.lexsort((-self.source_score[c], self.row[c]))]
             r = self.row[o]
             collab_rank[o] = np.arange(len(o)) - np.searchsorted(r, r)
+            np.fmax.at(collab_top, self.row[c], self.source_score[c])
         prio = np.array([SOURCE_PRIORITY[s] for s in SOURCES])[self.source]
         if self.row.max() < 1 << 20 and self.post.max() < 1 << 39:  # one int64 key sorts far faster than lexsort
             order = np.argsort((self.row << 43) | (self.post << 4) | prio, kind="stable")
@@ -107,6 +110,7 @@ class Candidates:
         sp_score = np.where(src == SOURCE_CODE["social_proof"], self.source_score[order], 0.0)
         out.extra["social_proof"] = np.maximum.reduceat(sp_score, starts)
         out.extra["collab_rank"] = np.fmin.reduceat(collab_rank[order], starts)
+        out.extra["collab_top"] = collab_top[out.row]
         return out
 
 

@@ -15,10 +15,12 @@ by a followed account as in-network. The candidate source a post arrived through
 (``src_<source>``, ``n_sources``; 0 for a logged impression no source would produce today), the social-proof
 count (followed accounts who engaged), and ``collab_score``, the collaborative model's score of the pair
 (``PairScorer``: ALS user factor x post fold-in vector, or EASE), computed for every pair whichever source found
-it; ``content_sim`` is the cosine between the person's content vector and the post's embedding
-(``glassfeed.content``). ``position`` is the page slot an impression was shown at: training reads it from the
-log, serving always asks at slot 0, so the heads predict appeal at the top slot rather than the old ranking's
-position effect (the "shallow tower" idea of Zhao et al. 2019; ``[train] position_feature``).
+it, and ``collab_gap``, that score minus the top score of the user's collaborative list (a fact of the candidate
+stage, the same for all the user's pairs, so a row still depends on no other pair of the call); ``content_sim``
+is the cosine between the person's content vector and the post's embedding (``glassfeed.content``).
+``position`` is the page slot an impression was shown at: training reads it from the log, serving always asks at
+slot 0, so the heads predict appeal at the top slot rather than the old ranking's position effect (the "shallow
+tower" idea of Zhao et al. 2019; ``[train] position_feature``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ FEATURES: tuple[str, ...] = (
     "position",
     "collab_score",
     "collab_rank",
+    "collab_gap",
     "content_sim",
     "social_proof",
     "n_sources",
@@ -104,6 +107,8 @@ class PairContext:
     social_proof: np.ndarray = field(default_factory=lambda: np.zeros(0))
     #: the post's 0-based place in the user's collaborative list (NaN where that source did not find it)
     collab_rank: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the highest collaborative score in the user's list (the same for all the user's pairs; NaN: none)
+    collab_top: np.ndarray = field(default_factory=lambda: np.zeros(0))
     #: page slot the pair was shown at (training, from the log; NaN unknown); None = serving, asked at slot 0
     position: np.ndarray | None = None
 
@@ -122,6 +127,7 @@ class PairContext:
             self.source_mask[idx],
             self.social_proof[idx],
             self.collab_rank[idx],
+            self.collab_top[idx],
             None if self.position is None else self.position[idx],
         )
 
@@ -154,6 +160,7 @@ def pair_context(
         np.asarray(f["source_mask"], np.int64),
         np.asarray(f["social_proof"], np.float64),
         np.asarray(f["collab_rank"], np.float64),
+        np.asarray(f["collab_top"], np.float64),
         None if position is None else np.asarray(position, np.float64),
     )
 
@@ -255,6 +262,9 @@ def pair_features(
     X[:, F["text_len_log"]] = np.log1p(state.posts.text_len(posts))
     X[:, F["position"]] = 0.0 if ctx.position is None else ctx.position
     X[:, F["social_proof"]] = np.log1p(ctx.social_proof)
+    # how far below the top of the person's own collaborative list: unlike the raw score, this does not move when
+    # the model's scale does (a longer history, a refit), so the heads' splits on it carry over from training
+    X[:, F["collab_gap"]] = X[:, F["collab_score"]] - ctx.collab_top if scorer is not None else np.nan
     # cos(person's content vector, post embedding), the vectors read at the call's latest time (one per person)
     X[:, F["content_sim"]] = content_similarity(state, ctx.users, ctx.row, posts, float(now_arr.max()))
     for s in SOURCES:

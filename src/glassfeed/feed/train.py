@@ -234,12 +234,12 @@ def build_examples(
     sources on that state, at the window's last impression time), so the retrieval features (which sources found
     the pair, social proof, ``collab_score``) are those serving would compute; a logged impression no source
     would produce has none. ``negatives`` > 0 adds, per logged impression, that many of the same user's candidates
-    that the log never shows them nor sees them engage with, labelled negative, drawn uniformly (drawing them by
-    their collaborative rank, "hard negatives", was measured to teach the heads that the collaborative score
-    misleads: it picks the negatives by that very score) (for logs that hold only what people chose, e.g.
-    ratings); such a log's impressions are then kept only where a source finds them, so that
-    "found by a source" does not itself mark the negatives. ``position``: the impression's logged slot is a
-    feature (else unknown, NaN).
+    that the log never shows them nor sees them engage with, labelled negative, drawn uniformly and featurised
+    at the time of one of the request's logged impressions (drawing them by their collaborative rank, "hard
+    negatives", was measured to teach the heads that the collaborative score misleads: it picks the negatives
+    by that very score) (for logs that hold only what people chose, e.g. ratings); such a log's impressions are
+    then kept only where a source finds them, so that "found by a source" does not itself mark the negatives.
+    ``position``: the impression's logged slot is a feature (else unknown, NaN).
     """
     say = progress or (lambda s, f: None)
     rng = np.random.default_rng(seed)
@@ -282,6 +282,9 @@ def build_examples(
                 found[found] = ckey[at[found]] == ((row << 32) | p)[found]
                 for k in facts:
                     facts[k][found] = cands.extra[k][at[found]]
+                top = np.full(len(users), np.nan)  # a per-person fact: also for impressions no source found
+                np.fmax.at(top, cands.row, cands.extra["collab_top"])
+                facts["collab_top"] = top[row]
                 if negatives > 0:  # a log of choices: learn from the choices among what the sources offer
                     u, p, t, pos, row = (x[found] for x in (u, p, t, pos, row))
                     facts = {k: v[found] for k, v in facts.items()}
@@ -295,12 +298,10 @@ def build_examples(
                         rng,
                     )
                     if len(pick):
-                        last = np.full(len(users), -np.inf)
-                        np.maximum.at(last, row, t)
                         row = np.r_[row, cands.row[pick]]
                         p = np.r_[p, cands.post[pick]]
                         u = users[row]
-                        t = np.r_[t, last[cands.row[pick]]]
+                        t = np.r_[t, _times_like(row[: len(t)], t, cands.row[pick], rng)]
                         pos = np.r_[pos, np.full(len(pick), np.nan)]
                         facts = {k: np.r_[v, cands.extra[k][pick]] for k, v in facts.items()}
             key = u * n_posts + p
@@ -324,6 +325,18 @@ def build_examples(
     )
 
 
+def _times_like(row: np.ndarray, t: np.ndarray, want_row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each entry of ``want_row``, the time of a uniformly drawn logged impression of the same row (every
+    wanted row holds one). A sampled negative is featurised at the time of one of its request's real impressions,
+    so that time-dependent features (``age_h``, decayed counters, ``trending``) are distributed alike for both
+    labels; at the request's last time instead, "latest in the request" would mark every negative (measured:
+    lambdarank 0.39 nDCG@10 on such held-out requests, 0.29 at serving, where every candidate shares one time)."""
+    order = np.argsort(row, kind="stable")
+    first = np.searchsorted(row[order], want_row, side="left")
+    count = np.searchsorted(row[order], want_row, side="right") - first
+    return t[order[first + np.floor(rng.random(len(want_row)) * count).astype(np.int64)]]
+
+
 def _sample_unserved(
     row: np.ndarray, key: np.ndarray, shown: np.ndarray, engaged: np.ndarray, want: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -343,8 +356,10 @@ def _sample_unserved(
 
 def request_ndcg(score: np.ndarray, grade: np.ndarray, request: np.ndarray, k: int = 10) -> float:
     """Mean nDCG@k (gain 2^grade - 1) over the requests that hold an engaged example, ordering each request by
-    ``score`` (ties by row order)."""
-    order = np.lexsort((np.arange(len(score)), -score, request))
+    ``score``, ties broken against the engaged: an ordering that cannot tell examples apart earns nothing from the
+    order they were logged in (logged impressions come before sampled negatives, so breaking ties by row order
+    credited a constant score with the log's own choices)."""
+    order = np.lexsort((grade, -score, request))
     r, g = request[order], grade[order].astype(np.float64)
     first = np.searchsorted(r, r)
     pos = np.arange(len(r)) - first
