@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print("trees:", trees, "ranker", imp.train_report.get("ranker_trees"))
         base = svc.policies["engagement"]
         test = split.test[test_rows]
+        masked = pe.masked_beyond_training(split, test_rows)  # recbole-ml1m's validation items: never ranked
         for ranker in ("heads", "lambdarank"):
             pol = pe.eval_policy(dataclasses.replace(base, ranker=ranker), imp, keep[test_rows], 1000, None)
-            r = pe.rank_users(imp, keep[test_rows], pol, proto.k, 500, None)
+            r = pe.rank_users(imp, keep[test_rows], pol, proto.k, 500, masked)
             out[f"pipeline {ranker}"] = evaluate_topk(r.recs, test, proto.k)[f"ndcg@{proto.k}"]
         pol = pe.eval_policy(base, imp, keep[test_rows], 1000, None)
         st, models, users = svc.state, svc.models, imp.user_idx[keep[test_rows]]
@@ -67,9 +68,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for a in range(0, len(users), 300):
             ub = users[a : a + 300]
             c = pipeline.candidates(st, models, ub, pol, imp.now)
-            unseen = np.flatnonzero(
-                [p not in set(st.feedback.seen(int(u)).tolist()) for u, p in zip(ub[c.row], c.post, strict=True)]
-            )
+            skip = [set(st.feedback.seen(int(u)).tolist()) for u in ub]
+            if masked is not None:
+                skip = [s | set(imp.item_post[list(masked[a + r_])].tolist()) for r_, s in enumerate(skip)]
+            unseen = np.flatnonzero([p not in skip[r_] for r_, p in zip(c.row, c.post, strict=True)])
             c = c.take(unseen)
             X = pair_features(st, pair_context(st, ub, c.row, c.post, c.extra), imp.now, scorer=models.scorer)
             scores = {
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     recs[name][a + r_, : len(top)] = imp.post_item[c.post[top]]
         for name, rec in recs.items():
             out[f"candidates by {name}"] = evaluate_topk(rec, test, proto.k)[f"ndcg@{proto.k}"]
+        svc.close()
         svc.store.close()
     for k, v in out.items():
         print(f"{k}: nDCG@{proto.k} {v:.4f}")

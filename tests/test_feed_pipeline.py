@@ -188,6 +188,11 @@ def test_trained_heads_beat_popularity_baseline(trained_feed):
             assert h["auc"] > h["baseline_auc"] + 0.02, h
             checked += 1
     assert checked >= 3
+    # the held-out requests ranked by the heads, the ranker, retrieval alone and popularity, side by side
+    ranking = report["ranking"]
+    assert set(ranking) == {"heads", "lambdarank", "collab_score", "popularity"}, ranking
+    assert all(0.0 < v <= 1.0 for v in ranking.values()), ranking
+    assert ranking["heads"] > ranking["popularity"], ranking
 
 
 def test_impressions_are_logged_with_request_id(fresh_feed):
@@ -483,3 +488,32 @@ def test_sampled_negatives_avoid_shown_and_engaged_pairs():
     assert not np.isin(key[pick], np.r_[shown, engaged]).any()
     assert np.bincount(row[pick], minlength=3).tolist() == [3, 9, 0]  # row 1 has only 9 free candidates
     assert len(np.unique(pick)) == len(pick)
+
+
+def test_train_settings_regularise_the_heads(tmp_path):
+    """``[train] heads_*`` reach LightGBM: the same examples give other trees, and the saved heads record them."""
+    import json
+
+    from glassfeed.feed.features import FEATURES
+    from glassfeed.feed.policy import HEADS
+    from glassfeed.feed.train import heads_from
+    from glassfeed.settings import packaged_settings
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, len(FEATURES))).astype(np.float32)
+    Y = np.zeros((3000, len(HEADS)), np.int8)
+    Y[:, 0] = rng.random(3000) < 1 / (1 + np.exp(-(X[:, 0] + X[:, 1])))
+    plain = heads_from(packaged_settings().train)
+    assert (plain.feature_fraction, plain.bagging_fraction, plain.lambda_l2) == (1.0, 1.0, 0.0)
+    cfg = (
+        packaged_settings()
+        .replace(train={"heads_feature_fraction": 0.5, "heads_bagging_fraction": 0.5, "heads_l2": 10.0})
+        .train
+    )
+    reg = heads_from(cfg)
+    plain.fit(X[:2000], Y[:2000], X[2000:], Y[2000:])
+    reg.fit(X[:2000], Y[:2000], X[2000:], Y[2000:])
+    assert not np.allclose(plain.predict(X[2000:])[:, 0], reg.predict(X[2000:])[:, 0])
+    reg.save(tmp_path)
+    saved = json.loads((tmp_path / "heads.json").read_text())["params"]
+    assert (saved["feature_fraction"], saved["bagging_fraction"], saved["lambda_l2"]) == (0.5, 0.5, 10.0)

@@ -256,6 +256,13 @@ class TrainSettings(_Section):
     min_unengaged_share: float = Field(
         ge=0.0, le=1.0, description="... fewer than this share of the logged impressions went unengaged"
     )
+    heads_feature_fraction: float = Field(
+        gt=0.0, le=1.0, description="share of the features each of the heads' trees may split on (LightGBM)"
+    )
+    heads_bagging_fraction: float = Field(
+        gt=0.0, le=1.0, description="share of the examples each of the heads' trees is grown on (1 = all)"
+    )
+    heads_l2: float = Field(ge=0.0, description="L2 penalty on the heads' leaf values (LightGBM lambda_l2)")
 
 
 class Settings(_Section):

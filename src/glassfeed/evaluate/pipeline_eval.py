@@ -604,15 +604,9 @@ def evaluate_pipeline(
         if ranker is not None:
             base = replace(base, ranker=ranker)
         pol = eval_policy(base, imported, keep[test_rows], collaborative, light_keep)
-        extra = split.exclude - split.train.multiply(split.exclude)  # masked beyond training (recbole's valid)
-        extra = sp.csr_matrix(extra)
-        extra.eliminate_zeros()
-        masked = (
-            [set(extra.indices[extra.indptr[r] : extra.indptr[r + 1]].tolist()) for r in test_rows]
-            if extra.nnz
-            else None
-        )
+        masked = masked_beyond_training(split, test_rows)
         ranked = rank_users(imported, keep[test_rows], pol, proto.k, batch, masked)
+        imported.service.close()  # stop its tail thread before the store it reads goes
         imported.service.store.close()
     say(f"ranked {len(test_rows)} users in {ranked.seconds:.1f} s")
     metrics = evaluate_topk(ranked.recs, split.test[test_rows], proto.k)
@@ -675,6 +669,16 @@ def evaluate_pipeline(
         "published": proto.published,
         "elapsed_seconds": time.perf_counter() - t0,
     }
+
+
+def masked_beyond_training(split: Split, rows: np.ndarray) -> list[set[int]] | None:
+    """Per row of ``rows``, the items the protocol excludes from ranking beyond the training ones (recbole-ml1m's
+    validation items), passed to the pipeline as already served; None when there are none."""
+    extra = sp.csr_matrix(split.exclude - split.train.multiply(split.exclude))
+    extra.eliminate_zeros()
+    if not extra.nnz:
+        return None
+    return [set(extra.indices[extra.indptr[r] : extra.indptr[r + 1]].tolist()) for r in rows]
 
 
 def _hits(recs: np.ndarray, X: sp.csr_matrix) -> np.ndarray:

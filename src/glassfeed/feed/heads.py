@@ -121,6 +121,9 @@ class EngagementHeads:
     num_leaves: int = 15
     learning_rate: float = 0.1
     min_child_samples: int = 50
+    feature_fraction: float = 1.0
+    bagging_fraction: float = 1.0
+    lambda_l2: float = 0.0
     seed: int = 0
     boosters: dict[str, lgb.Booster] = field(default_factory=dict)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -139,6 +142,9 @@ class EngagementHeads:
         cluster): the examples, parameters, early-stopping rule and calibration are the same either way."""
         fit_booster = fit_booster or fit_booster_local
         params = booster_params("binary", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed)
+        params.update(feature_fraction=self.feature_fraction, lambda_l2=self.lambda_l2)
+        if self.bagging_fraction < 1.0:
+            params.update(bagging_fraction=self.bagging_fraction, bagging_freq=1)
         for h, name in enumerate(HEADS):
             y = Y[:, h].astype(np.float32)
             self.base_rate[name] = float(y.mean()) if len(y) else 0.0
@@ -203,6 +209,9 @@ class EngagementHeads:
                 "max_estimators": self.max_estimators,
                 "early_stopping_rounds": self.early_stopping_rounds,
                 "early_stopping_min_positives": self.early_stopping_min_positives,
+                "feature_fraction": self.feature_fraction,
+                "bagging_fraction": self.bagging_fraction,
+                "lambda_l2": self.lambda_l2,
             },
             "trees": self.trees,
         }

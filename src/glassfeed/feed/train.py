@@ -387,7 +387,8 @@ def train_heads(
 
     With ``request`` (one key per example: ``Examples.request``), also fit the ``RequestRanker`` on the same split
     and compare, on the held-out requests, its nDCG@10 with that of the heads' score under ``policy`` (default:
-    ``TRAIN_POLICY``'s weights) and of ``collab_score`` alone (``TrainReport.ranking``)."""
+    ``TRAIN_POLICY``'s weights), of ``collab_score`` alone (retrieval only) and of the post's like-rate
+    (popularity) (``TrainReport.ranking``)."""
     t0 = time.perf_counter()
     order = np.argsort(ts, kind="stable")
     X, Y = X[order], Y[order]
@@ -421,7 +422,11 @@ def train_heads(
         req, grade = request[order], relevance_grade(Y)
         ranker.fit(X[:a], grade[:a], req[:a], X[a:b], grade[a:b], req[a:b])
         weights = np.asarray((policy or builtin_policies()[TRAIN_POLICY]).weight_vector())
-        held = {"heads": P @ weights, "collab_score": X[b:, F["collab_score"]].astype(np.float64)}
+        held = {
+            "heads": P @ weights,
+            "collab_score": X[b:, F["collab_score"]].astype(np.float64),
+            "popularity": pop.astype(np.float64),  # the post's like-rate, the heads' AUC baseline
+        }
         if ranker.trained:
             held["lambdarank"] = ranker.score(X[b:])
         report.ranking = {k: request_ndcg(v, grade[b:], req[b:]) for k, v in held.items()}
@@ -806,6 +811,15 @@ def prune_versions(root: str | Path, keep: int) -> list[str]:
     return old
 
 
+def heads_from(train: TrainSettings) -> EngagementHeads:
+    """Untrained heads with the ``[train]`` section's regularisation (``heads_*``)."""
+    return EngagementHeads(
+        feature_fraction=train.heads_feature_fraction,
+        bagging_fraction=train.heads_bagging_fraction,
+        lambda_l2=train.heads_l2,
+    )
+
+
 def _write_models(
     out: Path,
     store: Store,
@@ -815,12 +829,15 @@ def _write_models(
     progress: Progress,
     fit_booster: BoosterFit | None,
     t0: float,
+    train: TrainSettings,
 ) -> TrainReport:
     """Train the heads, ALS, EASE (when chosen) and bridging sides on ``ex`` / ``store`` and write them to ``out``
     (the report is the caller's to write, once it knows the version)."""
     n_users, n_posts = store.count("users"), store.count("posts")
     progress("heads", 0.0)
-    heads, light, ranker, report = train_heads(ex.X, ex.Y, ex.ts, fit_booster=fit_booster, request=ex.request)
+    heads, light, ranker, report = train_heads(
+        ex.X, ex.Y, ex.ts, heads=heads_from(train), fit_booster=fit_booster, request=ex.request
+    )
     heads.save(out / "heads")
     light.save(out / "heads")
     ranker.save(out / "heads")
@@ -897,7 +914,7 @@ def train_all(
     if len(ex) < 100:
         raise NotEnoughData(f"only {len(ex)} logged impressions: too few to train the engagement heads (100 needed)")
     if not (versioned or (out / POINTER).is_file()):
-        report = _write_models(out, store, ex, seed, retrieval, say, fit_booster, t0)
+        report = _write_models(out, store, ex, seed, retrieval, say, fit_booster, t0, train)
         report.version = current_models(out)[1]
         _write_report(out, report)
         say("done", 1.0)
@@ -906,7 +923,7 @@ def train_all(
     tmp = out / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        report = _write_models(tmp, store, ex, seed, retrieval, say, fit_booster, t0)
+        report = _write_models(tmp, store, ex, seed, retrieval, say, fit_booster, t0, train)
         version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{_files_hash(tmp)[:8]}"
         report.version = version
         _write_report(tmp, report)
