@@ -86,6 +86,10 @@ class ContentVectors:
         self._tsum = np.zeros((16, d), np.float32)
         self._tname = np.zeros((16, d), np.float32)
         self._n_named = 0
+        # the last ``user_vectors`` answer, reused while nothing it reads has changed (a request asks twice: the
+        # content source and the content_sim feature); ``_version`` counts the writes that could change it
+        self._version = 0
+        self._memo: tuple[tuple[Any, ...], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ writes
     def add_posts(
@@ -96,6 +100,7 @@ class ContentVectors:
         and posts without text are not embedded. Returns the posts embedded."""
         if not self.enabled or not len(idx):
             return 0
+        self._version += 1
         idx = np.asarray(idx, np.int64)
         window = self.config.embed_window_h * 3600.0
         ok = np.fromiter((bool(t) for t in texts), bool, len(idx)) & (idx >= self._base)
@@ -143,6 +148,7 @@ class ContentVectors:
         if not ok.any():
             return
         u, t, rows, w = user[m][ok], ts[m][ok], rows[ok], w[m][ok]
+        self._version += 1
         self._advance(float(t.max()))
         self._user = _grow(self._user, int(u.max()) + 1, 0.0)
         f = (w * np.exp(self.lam * (t - self.t0))).astype(np.float32)
@@ -150,6 +156,7 @@ class ContentVectors:
 
     def forget_posts(self, posts: Sequence[int]) -> None:
         """Drop the embeddings and inferred topics of erased posts (their text is gone)."""
+        self._version += 1
         rel = np.asarray(posts, np.int64) - self._base
         rel = rel[(rel >= 0) & (rel < len(self._row))]
         rows = self._row[rel]
@@ -160,6 +167,7 @@ class ContentVectors:
 
     def forget_user(self, u: int) -> None:
         """Drop a person's content vector (data-rights erasure)."""
+        self._version += 1
         if u < len(self._user):
             self._user[u] = 0.0
 
@@ -167,6 +175,7 @@ class ContentVectors:
         """Stop holding posts below idx ``base`` (the state's retention window): their rows go."""
         if base <= self._base:
             return
+        self._version += 1
         cut = min(base - self._base, len(self._row))
         idx = self._idx[: self._n_rows]
         live = self._row[idx - self._base] == np.arange(self._n_rows)  # not erased since
@@ -204,21 +213,29 @@ class ContentVectors:
         """Each person's unit content vector at ``now`` (float32, zeros for people with neither engagement on
         embedded posts nor onboarding topics); ``interests[i]``: the topic ids ``users[i]`` picked."""
         users = np.asarray(users, np.int64)
-        out = np.zeros((len(users), self.dims), np.float32)
         if not self.enabled or not len(users):
-            return out
+            return np.zeros((len(users), self.dims), np.float32)
+        prior_on = self.config.interest_weight > 0 and any(interests)
+        if prior_on:
+            self._sync_topics()  # before the key: embedding new topic names is a write
+        key = (self._version, float(now), users.tobytes(), tuple(map(tuple, interests)))
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        out = np.zeros((len(users), self.dims), np.float32)
         have = users < len(self._user)
         out[have] = self._user[users[have]] * np.float32(math.exp(self.lam * (self.t0 - now)))
         out[np.linalg.norm(out, axis=1) < _MIN_MASS] = 0.0  # what is left of likes taken back: rounding, no direction
-        if self.config.interest_weight > 0 and any(interests):
-            self._sync_topics()
+        if prior_on:
             n = np.fromiter(map(len, interests), np.int64, len(interests))
             flat = np.fromiter((t for ts in interests for t in ts), np.int64, int(n.sum()))
             rows = np.repeat(np.arange(len(users)), n)
             prior = np.zeros_like(out)
             _add_rows(prior, rows, self._tname[flat])
             out += self.config.interest_weight * _unit(prior)
-        return _unit(out)
+        out = _unit(out)
+        out.flags.writeable = False  # shared by the calls the memo answers
+        self._memo = (key, out)
+        return out
 
     def nbytes(self) -> int:
         return sum(
@@ -251,6 +268,7 @@ class ContentVectors:
         n = len(self._topics)
         if n <= self._n_named:
             return
+        self._version += 1
         names = self._topics.names[self._n_named :]
         emb = self.embedder.embed([name.replace("_", " ").replace("-", " ") for name in names])
         self._tname = _grow(self._tname, n, 0.0)

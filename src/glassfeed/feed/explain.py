@@ -33,11 +33,20 @@ def _names(state: ServingState, users: list[int]) -> str:
 
 
 def source_reason(
-    state: ServingState, user: int, post: int, source: str, via: int, full: bool = True, source_score: float = 0.0
+    state: ServingState,
+    user: int,
+    post: int,
+    source: str,
+    via: int,
+    full: bool = True,
+    source_score: float = 0.0,
+    author: int | None = None,
 ) -> str:
-    """One sentence saying where the candidate came from (``full`` looks up every followed engager)."""
-    author = state.posts.author_of(post)
+    """One sentence saying where the candidate came from (``full`` looks up every followed engager; ``author``:
+    the post's author when the caller has read it already, as a page does for all its posts at once)."""
     if source == "following":
+        if author is None:
+            author = state.posts.author_of(post)
         if via:
             return f"{_names(state, [via])}, whom you follow, reposted it"
         return f"you follow {_names(state, [author])}"
@@ -73,29 +82,29 @@ BASE_MEANINGS = {
 
 
 def top_contributions(probs: np.ndarray, weights: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
-    """The ``k`` largest |P(head) x weight| per item, vectorised over a page."""
+    """The ``k`` largest |P(head) x weight| per item, vectorised over a page (the chosen values are gathered
+    and turned into Python floats once for the page, not one numpy scalar at a time)."""
     contrib = probs * weights
     top = np.argsort(-np.abs(contrib), axis=1)[:, :k]
+    prob_top = np.take_along_axis(probs, top, axis=1).tolist()
+    contrib_top = np.take_along_axis(contrib, top, axis=1).tolist()
+    w = weights.tolist()
     return [
         [
-            {
-                "head": HEADS[h],
-                "probability": float(probs[i, h]),
-                "weight": float(weights[h]),
-                "contribution": float(contrib[i, h]),
-            }
-            for h in row
+            {"head": HEADS[h], "probability": p, "weight": w[h], "contribution": c}
+            for h, p, c in zip(row, prow, crow, strict=True)
         ]
-        for i, row in enumerate(top.tolist())
+        for row, prow, crow in zip(top.tolist(), prob_top, contrib_top, strict=True)
     ]
 
 
-def adjustment_list(deltas: np.ndarray) -> list[dict[str, Any]]:
-    """The non-zero adjustments of one item (``deltas``: one value per ``ADJUSTMENTS``), in their order. A loop
-    over the row's few values: a page calls it once per item, and ``np.flatnonzero`` per row cost 3x more."""
+def adjustment_list(deltas: np.ndarray | list[float]) -> list[dict[str, Any]]:
+    """The non-zero adjustments of one item (``deltas``: one value per ``ADJUSTMENTS``, an array row or a list
+    of floats, as a page passes its rows from one ``tolist``), in their order. A loop over the row's few values:
+    a page calls it once per item, and ``np.flatnonzero`` per row cost 3x more."""
     return [
         {"name": ADJUSTMENTS[i], "delta": d, "reason": ADJUSTMENT_WORDS[ADJUSTMENTS[i]]}
-        for i, d in enumerate(deltas.tolist())
+        for i, d in enumerate(deltas.tolist() if isinstance(deltas, np.ndarray) else deltas)
         if d
     ]
 

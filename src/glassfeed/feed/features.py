@@ -202,6 +202,13 @@ def topic_share(state: ServingState, ctx: PairContext) -> np.ndarray:
     return (1 - w) * share + w * prior
 
 
+def _nan_to(x: np.ndarray, value: float) -> np.ndarray:
+    """``np.nan_to_num(x, nan=value)`` (NaN to ``value``; infinities to the dtype's extremes), in three array
+    operations where no infinity occurs (numpy's own is a dozen Python-level steps, twice a request)."""
+    out = np.where(np.isnan(x), value, x)
+    return out if np.isfinite(out).all() else np.nan_to_num(x, nan=value)
+
+
 def pair_features(
     state: ServingState,
     ctx: PairContext,
@@ -247,9 +254,9 @@ def pair_features(
     if want("trending"):
         X[:, F["trending"]] = np.log1p(np.maximum(state.counters.trending(posts, now), 0))
     if want("collab_score") and scorer is not None:
-        X[:, F["collab_score"]] = np.nan_to_num(scorer.pair_scores(state, ctx.users, ctx.row, posts), nan=0.0)
+        X[:, F["collab_score"]] = _nan_to(scorer.pair_scores(state, ctx.users, ctx.row, posts), 0.0)
     if want("collab_rank"):  # log of the place, and one place past the longest list where the source did not find it
-        X[:, F["collab_rank"]] = np.log1p(np.nan_to_num(ctx.collab_rank, nan=COLLAB_RANK_MISSING))
+        X[:, F["collab_rank"]] = np.log1p(_nan_to(ctx.collab_rank, COLLAB_RANK_MISSING))
     if want("n_sources"):
         X[:, F["n_sources"]] = np.bitwise_count(ctx.source_mask.astype(np.uint64))
     if only is not None:

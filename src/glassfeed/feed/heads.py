@@ -12,6 +12,7 @@ to order each request's posts by a graded engagement label, rather than to predi
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,10 +170,16 @@ class EngagementHeads:
                 self.calibration[name] = fit_platt(raw, y_cal.astype(np.float64))
         return self
 
-    def predict(self, X: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """(n, len(HEADS)) probabilities; heads without a model return their base rate."""
+    def predict(self, X: np.ndarray, calibrated: bool = True, skip: Collection[str] = ()) -> np.ndarray:
+        """(n, len(HEADS)) probabilities; heads without a model return their base rate. Heads named in ``skip``
+        are not evaluated and read 0: a policy that weighs a head 0 needs its probability only for the rows it
+        explains (the page), which ``complete`` fills in afterwards (a row's prediction does not depend on the
+        other rows of the call)."""
         out = np.empty((len(X), len(HEADS)), np.float64)
         for h, name in enumerate(HEADS):
+            if name in skip:
+                out[:, h] = 0.0
+                continue
             b = self.boosters.get(name)
             if b is None or len(X) == 0:
                 out[:, h] = self.base_rate.get(name, 0.0)
@@ -182,6 +189,16 @@ class EngagementHeads:
                 a, c = self.calibration[name]
                 p = _sigmoid(a * _logit(p) + c)
             out[:, h] = p
+        return out
+
+    def complete(self, probs: np.ndarray, X: np.ndarray, skipped: Collection[str]) -> np.ndarray:
+        """``probs`` (rows ``predict(X, skip=skipped)`` returned) with the ``skipped`` heads' columns predicted:
+        equal to ``predict(X)``."""
+        if not skipped:
+            return probs
+        out = probs.copy()
+        cols = [h for h, name in enumerate(HEADS) if name in skipped]
+        out[:, cols] = self.predict(X, skip=[name for name in HEADS if name not in skipped])[:, cols]
         return out
 
     @property

@@ -15,7 +15,7 @@ from glassfeed.feed.features import LIGHT_FEATURES, PairScorer, pair_context, pa
 from glassfeed.feed.filters import apply_filters
 from glassfeed.feed.heads import EngagementHeads, LightRanker, RequestRanker
 from glassfeed.feed.mixing import ADJUSTMENTS, apply_adjustments, assemble_pages
-from glassfeed.feed.policy import Policy
+from glassfeed.feed.policy import HEADS, Policy
 from glassfeed.feed.sources import SOURCE_FUNCS, CollaborativeIndex, ContentIndex, EaseRetriever, recent_posts
 from glassfeed.state import ServingState
 
@@ -89,6 +89,7 @@ def rank(
     # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads (or
     # the learning-to-rank model, for a policy with ranker = "lambdarank")
     probs = X = learned = None
+    unweighted: tuple[str, ...] = ()  # heads the score does not use: predicted for the page's rows only
     fallback = (
         None
         if policy.ranker == "recency"
@@ -105,8 +106,10 @@ def rank(
             if policy.ranker == "lambdarank":
                 learned = 1.0 / (1.0 + np.exp(-models.ranker.score(X)))  # in (0, 1), so the multipliers apply
             else:
-                probs = models.heads.predict(X)
-                learned = probs @ np.asarray(policy.weight_vector())
+                weights = policy.weight_vector()
+                unweighted = tuple(h for h, w in zip(HEADS, weights, strict=True) if w == 0.0)
+                probs = models.heads.predict(X, skip=unweighted)
+                learned = probs @ np.asarray(weights)
             fatigue, interstitial = fatigue[keep], interstitial[keep]
         except Exception as e:  # X's rule: if ranking fails, serve reverse-chronological rather than nothing
             probs = X = learned = None
@@ -140,7 +143,7 @@ def rank(
         source_score=cands.source_score[sel],
         via=cands.via[sel],
         in_network=ctx.in_network[sel],
-        probs=None if probs is None else probs[sel],
+        probs=None if probs is None or X is None else models.heads.complete(probs[sel], X[sel], unweighted),
         features=None if X is None else X[sel],
         deltas=deltas[sel],
         interstitial=interstitial[sel],

@@ -449,7 +449,6 @@ class FeedService:
         beyond its side's in/out-of-network share, to fill the page; else None); the full breakdown is kept (as
         raw numbers) for ``why``."""
         st = self.state
-        n = len(pages.post)
         if pages.probs is not None:
             tops = top_contributions(pages.probs, np.asarray(pol.weight_vector()))
         else:
@@ -464,25 +463,35 @@ class FeedService:
         if user:
             self._remember(user, pages, pol, fill)
         views = self.post_views(pages.post)
-        out = []
-        for i in range(n):
-            p, src, via = int(pages.post[i]), SOURCES[int(pages.source[i])], int(pages.via[i])
-            out.append(
+        # the page's columns as Python values, once (not a numpy scalar per item and field)
+        cols = zip(
+            pages.post.tolist(),
+            st.posts.author(pages.post).tolist(),
+            pages.source.tolist(),
+            pages.via.tolist(),
+            pages.source_score.tolist(),
+            pages.score.tolist(),
+            pages.interstitial.astype(bool).tolist(),
+            pages.deltas.tolist(),
+            strict=True,
+        )
+        for i, (p, author, code, via, source_score, score, interstitial, deltas) in enumerate(cols):
+            src = SOURCES[code]
+            views[i].update(
                 {
-                    **views[i],
                     "reason": source_reason(
-                        st, user, p, src, via, full=False, source_score=float(pages.source_score[i])
+                        st, user, p, src, via, full=False, source_score=source_score, author=author
                     ),
                     "source": src,
-                    "score": float(pages.score[i]),
-                    "interstitial": bool(pages.interstitial[i]),
+                    "score": score,
+                    "interstitial": interstitial,
                     "top_contributions": tops[i],
-                    "adjustments": adjustment_list(pages.deltas[i]),
+                    "adjustments": adjustment_list(deltas),
                     "repost_by": st.users.id_of(via) if via and src == "following" else None,
                     "placement": fill.get(i),
                 }
             )
-        return out
+        return views
 
     def _remember(self, user: int, pages: Pages, pol: Policy, fill: dict[int, str]) -> None:
         """Keep the page's breakdown for ``why``: the last ``explained_pages_per_user`` pages of at most
@@ -555,15 +564,17 @@ class FeedService:
         posts, users = self.state.posts, self.state.users
         page = np.asarray(page, np.int64)
         tot = self.state.counters.totals(page)[:, [C["like"], C["repost"], C["reply"]]].tolist()
+        post_id, user_id, handle, text = posts.id_of, users.id_of, users.handle_of, posts.text_of
+        topics, labels = posts.topics_of, posts.labels_of
         return [
             {
-                "post": posts.id_of(p),
-                "author": users.id_of(a),
-                "author_handle": users.handle_of(a),
-                "text": posts.text_of(p),
+                "post": post_id(p),
+                "author": user_id(a),
+                "author_handle": handle(a),
+                "text": text(p),
                 "created_at": t,
-                "topics": posts.topics_of(p),
-                "labels": posts.labels_of(p),
+                "topics": topics(p),
+                "labels": labels(p),
                 "counts": {"likes": likes, "reposts": reposts, "replies": replies},
             }
             for p, a, t, (likes, reposts, replies) in zip(

@@ -46,6 +46,10 @@ class PostTable:
         self._by_author: dict[int, np.ndarray] = {}  # author -> their posts (int32) in the order stored
         self._dropped_to = float("-inf")  # posts created before this were dropped (``forget_before``)
         self._base = 0  # posts below this idx are not held at all (``shift_to``); rows are idx - base
+        # the held rows of ``_created.a`` below ``_sorted_to`` hold non-decreasing times (posts mostly arrive in
+        # time order), so ``created_between`` binary-searches them and scans only the rows after; rows below
+        # ``_checked_to`` were looked at (once the order breaks, later rows cannot extend it); a write lowers both
+        self._sorted_to = self._checked_to = 0
 
     def _dense(self) -> tuple[Grow, ...]:
         return (
@@ -77,6 +81,8 @@ class PostTable:
         rows = idx - b
         self._author.a[rows] = posts["author"]
         self._created.a[rows] = posts["created_at"]
+        self._sorted_to = min(self._sorted_to, int(rows.min()))
+        self._checked_to = min(self._checked_to, int(rows.min()))
         self._is_reply.a[rows] = posts["reply_to"] > 0
         div = posts["divisiveness"]
         self._divisiveness.a[rows] = np.where(np.isnan(div), 0.0, div)
@@ -156,6 +162,7 @@ class PostTable:
         for i in [i for i in self._labels if i < base]:
             del self._labels[i]
         self._base = base
+        self._sorted_to = self._checked_to = 0
         return base
 
     def _drop(self, idx: np.ndarray) -> None:
@@ -208,10 +215,26 @@ class PostTable:
         return self._moderation.take(posts) == _LABELLED
 
     def created_between(self, since: float, until: float) -> np.ndarray:
-        """Indices of posts created in ``[since, until]``, ascending."""
+        """Indices of posts created in ``[since, until]``, ascending: a binary search over the leading rows known
+        to be in time order, a scan of the rows after them (none while posts arrive in order)."""
         lo = max(1, self._base)
-        created = self._created.a[lo - self._base : self.n + 1 - self._base]
-        return np.flatnonzero((created >= since) & (created <= until)) + lo
+        start, end = lo - self._base, self.n + 1 - self._base
+        created = self._created.a
+        k = max(self._sorted_to, start)
+        if k < end and k >= self._checked_to:  # extend the ordered run over the rows added since (a NaN ends it)
+            if k == start:
+                k += int(created[start] == created[start])
+            if k > start:
+                bad = np.flatnonzero(~(np.diff(created[k - 1 : end]) >= 0))
+                k = k + int(bad[0]) if len(bad) else end
+            self._sorted_to, self._checked_to = k, end
+        head = created[start:k]
+        a, z = int(np.searchsorted(head, since, "left")), int(np.searchsorted(head, until, "right"))
+        tail = created[k:end]
+        ordered = np.arange(a + lo, z + lo, dtype=np.int64)
+        if k == end:
+            return ordered
+        return np.concatenate([ordered, np.flatnonzero((tail >= since) & (tail <= until)) + (k + self._base)])
 
     def by_authors(self, authors: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
         """Each author's posts created in ``[since, until]``: (flat posts, author by author, oldest first;
