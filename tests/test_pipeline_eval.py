@@ -43,6 +43,7 @@ def test_import_recipes_are_data_and_the_default_is_the_protocols_shape():
         "negatives": 0.0,
         "span_days": None,
         "holdout_share": None,
+        "max_rows": 400_000,
     }
     with pytest.raises(TypeError):
         ImportRecipe(name="x", like_min=1, dwel_min=3)  # type: ignore[call-arg]  # a misspelt key is an error

@@ -212,6 +212,7 @@ class ImportRecipe:
     negatives: float = 0.0
     span_days: float | None = None
     holdout_share: float | None = None
+    max_rows: int = 400_000  # examples the heads train on at most (``glassfeed train --max-rows``)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def import_kwargs(self) -> dict[str, Any]:
@@ -222,6 +223,7 @@ class ImportRecipe:
             "negatives": self.negatives,
             "span_days": self.span_days,
             "holdout_share": self.holdout_share,
+            "max_rows": self.max_rows,
         }
 
 
@@ -268,6 +270,7 @@ def import_events(
     policy: str = "engagement",
     collaborative: int = 1000,
     holdout_share: float | None = None,
+    max_rows: int = 400_000,
 ) -> ImportedStore:
     """Write ``users``' training rows through the Ingestor, train every feed model, and load a FeedService.
     ``settings`` (default: the packaged ones) with ``retrieval`` (a dict of ``[retrieval]`` keys) over it. The
@@ -384,6 +387,7 @@ def import_events(
     report = train_all(
         store,
         folder / "models",
+        max_rows=max_rows,
         seed=seed,
         retrieval=settings.retrieval,
         state=serving.state,
