@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from glassfeed.feed.mixing import A, _rank_within
+from glassfeed.feed.mixing import A, rank_within
 from glassfeed.feed.policy import Policy
 from glassfeed.state import C, ServingState
 
@@ -76,14 +76,14 @@ def explore(
     zero = np.zeros(len(rows), np.int64)
     order = np.lexsort((-score, rows))
     rank = np.empty(len(rows), np.int64)
-    rank[order] = _rank_within(rows[order], zero[order])
+    rank[order] = rank_within(rows[order], zero[order])
     pool = np.flatnonzero((rank >= limit) & eligible(state, posts, now, policy))  # would miss the page on score
     if not len(pool):
         return score
     rng = np.random.default_rng([seed, int(now * 1000) & (2**63 - 1), *np.asarray(users, np.int64).tolist()])
     theta = thompson_draws(state, posts[pool], now, policy, rng)
     by = np.lexsort((-theta, rows[pool]))
-    picked = pool[by][_rank_within(rows[pool][by], zero[pool][by]) < n_places]
+    picked = pool[by][rank_within(rows[pool][by], zero[pool][by]) < n_places]
     # each explored post goes just above the post now at a place drawn uniformly over the page
     rest = np.ones(len(rows), bool)
     rest[picked] = False

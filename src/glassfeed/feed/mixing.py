@@ -52,7 +52,7 @@ def apply_adjustments(
     return s, deltas
 
 
-def _rank_within(rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def rank_within(rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """0-based occurrence count of each (row, key) pair, in the current order of the arrays."""
     order = np.lexsort((np.arange(len(rows)), keys, rows))
     r, k = rows[order], keys[order]
@@ -92,22 +92,22 @@ def assemble_pages(
     adj = policy.adjustments
     order = np.lexsort((-score, rows))
     k = np.empty(len(rows), np.int64)
-    k[order] = _rank_within(rows[order], authors[order])
+    k[order] = rank_within(rows[order], authors[order])
     decay, floor = adj.author_diversity_decay, adj.author_diversity_floor
     mult = (1.0 - floor) * decay**k + floor if decay < 1.0 else np.ones(len(rows))
     final = score * mult
     deltas[:, A["author_diversity"]] = final - score
     order = np.lexsort((-final, rows))
     r, inn = rows[order], in_net[order]
-    ok = _rank_within(r, inn.astype(np.int64)) < side_caps(inn, limit, policy)
+    ok = rank_within(r, inn.astype(np.int64)) < side_caps(inn, limit, policy)
     sel = order[ok]
-    sel = sel[_rank_within(rows[sel], np.zeros(len(sel), np.int64)) < limit]
+    sel = sel[rank_within(rows[sel], np.zeros(len(sel), np.int64)) < limit]
     # fill: the caps are a balance, not a reason to serve fewer posts than exist
     mix = policy.mixing
     short = limit - np.bincount(rows[sel], minlength=int(rows.max()) + 1)
     usable = np.where(inn, mix.in_network_share > 0, mix.out_network_share > 0)
     spare = order[~ok & usable]  # held back by a cap, still in (user, final score) order
-    spare = spare[_rank_within(rows[spare], np.zeros(len(spare), np.int64)) < short[rows[spare]]]
+    spare = spare[rank_within(rows[spare], np.zeros(len(spare), np.int64)) < short[rows[spare]]]
     if len(spare):
         sel = np.concatenate([sel, spare])
         sel = sel[np.lexsort((sel, -final[sel], rows[sel]))]
@@ -117,7 +117,7 @@ def assemble_pages(
 def filled_items(rows: np.ndarray, in_net: np.ndarray, limit: int, policy: Policy) -> np.ndarray:
     """Which items of pages from ``assemble_pages`` (given in page order) were placed to fill a page beyond their
     side's cap: a side's items on a page are its best-scoring candidates, so those past the cap are the filled ones."""
-    return _rank_within(rows, np.asarray(in_net).astype(np.int64)) >= side_caps(in_net, limit, policy)
+    return rank_within(rows, np.asarray(in_net).astype(np.int64)) >= side_caps(in_net, limit, policy)
 
 
 def fill_note(in_network: bool, limit: int, policy: Policy) -> str:
