@@ -374,6 +374,10 @@ def test_top_k_per_row_and_dedupe_match_a_full_sort():
         assert d.extra["social_proof"][j] == proof.get(key, 0.0)
         got = d.extra["collab_rank"][j]
         assert (np.isnan(got) and key not in crank) or got == crank[key]
+        # the row's best collaborative score, on every pair of the row (NaN: the source found nothing for it)
+        row_collab = c.source_score[(c.row == key[0]) & (c.source == collab)]
+        top = d.extra["collab_top"][j]
+        assert (np.isnan(top) and not len(row_collab)) or top == row_collab.max()
 
 
 def test_graph_sources_match_a_plain_per_user_definition(trained_feed):

@@ -203,11 +203,7 @@ class ContentVectors:
 
     def inferred_topic(self, posts: np.ndarray) -> np.ndarray:
         """The topic inferred for each post without stated topics (-1: none, or the post has stated topics)."""
-        rel = np.asarray(posts, np.int64) - self._base
-        ok = (rel >= 0) & (rel < len(self._topic))
-        out = np.full(len(rel), -1, np.int32)
-        out[ok] = self._topic[rel[ok]]
-        return out
+        return self._at(self._topic, posts)
 
     def user_vectors(self, users: np.ndarray, now: float, interests: Sequence[Sequence[int]]) -> np.ndarray:
         """Each person's unit content vector at ``now`` (float32, zeros for people with neither engagement on
@@ -244,10 +240,14 @@ class ContentVectors:
 
     # ------------------------------------------------------------------ internals
     def _rows(self, posts: np.ndarray) -> np.ndarray:
+        return self._at(self._row, posts)
+
+    def _at(self, per_post: np.ndarray, posts: np.ndarray) -> np.ndarray:
+        """``per_post`` (indexed from ``_base``) at ``posts``; -1 for posts outside the held range."""
         rel = np.asarray(posts, np.int64) - self._base
-        ok = (rel >= 0) & (rel < len(self._row))
-        out = np.full(len(rel), -1, np.int64)
-        out[ok] = self._row[rel[ok]]
+        ok = (rel >= 0) & (rel < len(per_post))
+        out = np.full(len(rel), -1, per_post.dtype)
+        out[ok] = per_post[rel[ok]]
         return out
 
     def _dequantize(self, rows: np.ndarray, dims: int | None = None) -> np.ndarray:

@@ -93,8 +93,10 @@ class Candidates:
         if len(c):  # 0-based rank of the post in the user's collaborative list, by its score; the list's top score
             o = c[np.lexsort((-self.source_score[c], self.row[c]))]
             r = self.row[o]
-            collab_rank[o] = np.arange(len(o)) - np.searchsorted(r, r)
-            np.fmax.at(collab_top, self.row[c], self.source_score[c])
+            first = np.searchsorted(r, r)
+            collab_rank[o] = np.arange(len(o)) - first
+            lead = o[np.unique(first)]  # each row's best-scored entry heads its run
+            collab_top[self.row[lead]] = self.source_score[lead]
         prio = np.array([SOURCE_PRIORITY[s] for s in SOURCES])[self.source]
         if self.row.max() < 1 << 20 and self.post.max() < 1 << 39:  # one int64 key sorts far faster than lexsort
             order = np.argsort((self.row << 43) | (self.post << 4) | prio, kind="stable")

@@ -283,7 +283,7 @@ def build_examples(
                 for k in facts:
                     facts[k][found] = cands.extra[k][at[found]]
                 top = np.full(len(users), np.nan)  # a per-person fact: also for impressions no source found
-                np.fmax.at(top, cands.row, cands.extra["collab_top"])
+                top[cands.row] = cands.extra["collab_top"]  # the same value on every row of a person
                 facts["collab_top"] = top[row]
                 if negatives > 0:  # a log of choices: learn from the choices among what the sources offer
                     u, p, t, pos, row = (x[found] for x in (u, p, t, pos, row))
