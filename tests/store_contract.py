@@ -18,7 +18,7 @@ import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
-from glassfeed.store.base import CHANGE_KINDS
+from glassfeed.store.base import CHANGE_KINDS, ModerationRecord
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -634,6 +634,44 @@ class StoreContract:
         assert [(c.kind, c.idx) for c in reader.changes_since(last)] == [("prefs", 2)]
 
     # ------------------------------------------------------------------ summaries
+    def test_moderation_log_appends_in_order_and_filters_by_kind(self, world: Any) -> None:
+        store, u, p = world
+        assert store.moderation_log() == []
+        rec = ModerationRecord(0, "notice", 10.0, p["p1"], u["a"], None, None, {"category": "scam", "n": [1, 2]})
+        with store.transaction() as tx:
+            first = store.append_moderation(tx, [rec, rec._replace(kind="report", actor="b")])
+        assert first[1] == first[0] + 1
+        with store.transaction() as tx:
+            (dec,) = store.append_moderation(tx, [rec._replace(kind="decision", ref=first[0], actor="mod1", post=None)])
+        assert dec > first[1]
+        log = store.moderation_log()
+        assert [r.seq for r in log] == [*first, dec]
+        assert log[0] == rec._replace(seq=first[0])  # body round-trips as JSON
+        assert log[2].post is None and log[2].ref == first[0] and log[2].actor == "mod1"
+        assert [r.kind for r in store.moderation_log(kinds=["decision", "report"])] == ["report", "decision"]
+        assert [r.seq for r in store.moderation_log(first[0])] == [first[1], dec]
+        assert len(store.moderation_log(limit=1)) == 1 and store.moderation_log(kinds=[]) == []
+        with pytest.raises(ValueError, match="unknown moderation record kind"), store.transaction() as tx:
+            store.append_moderation(tx, [rec._replace(kind="nope")])
+        with pytest.raises(_Boom), store.transaction() as tx:  # rolled back with its transaction
+            store.append_moderation(tx, [rec])
+            raise _Boom
+        assert len(store.moderation_log()) == 3
+
+    def test_post_scores_replace_per_name(self, world: Any) -> None:
+        store, _, p = world
+        assert store.post_scores() == {}
+        with store.transaction() as tx:
+            store.set_post_scores(tx, "offensive", [p["p2"], p["p1"]], [0.25, 0.5])
+            store.set_post_scores(tx, "hate", [p["p3"]], [0.125])
+        with store.transaction() as tx:
+            store.set_post_scores(tx, "offensive", [p["p2"]], [0.75])
+        got = store.post_scores()
+        assert sorted(got) == ["hate", "offensive"]
+        posts, scores = got["offensive"]
+        assert posts.tolist() == [p["p1"], p["p2"]] and scores.tolist() == [0.5, 0.75] and scores.dtype == np.float32
+        assert store.post_scores(since_idx=p["p1"])["offensive"][0].tolist() == [p["p2"]]
+
     def test_user_summary(self, world: Any) -> None:
         store, u, p = world
         a, b, c = u["a"], u["b"], u["c"]

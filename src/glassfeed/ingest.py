@@ -39,7 +39,7 @@ from glassfeed.domain.spec import (
     unsafe_mask,
 )
 from glassfeed.settings import IngestLimits, packaged_settings
-from glassfeed.store import Store
+from glassfeed.store import ModerationRecord, Store
 
 HASHTAG = re.compile(r"#(\w{1,64})")
 
@@ -134,6 +134,11 @@ class Ingestor:
         self.clock = clock
         self.listeners: list[EventListener] = []
         self.entity_listeners: list[Callable[[str, list[int]], None]] = []
+        #: hears every committed batch of moderation records, with their numbers set (``append_moderation``)
+        self.moderation_listeners: list[Callable[[list[ModerationRecord]], None]] = []
+        #: scores new posts' texts inside the transaction that creates them: texts -> classifier name -> scores
+        #: (the moderation classifiers, ``glassfeed.moderation.classifiers``; passed in, as ingest sits below them)
+        self.text_scorer: Callable[[list[str]], Mapping[str, np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ users
     def create_users(
@@ -284,8 +289,11 @@ class Ingestor:
             out.append({"id": pid})
         if errors:
             raise IngestError(errors)
+        texts = self.text_scorer([r[2] for r in rows]) if self.text_scorer is not None and rows else {}
         with self.store.transaction() as tx:
             new = self.store.insert_posts(tx, rows)
+            for name, values in texts.items():
+                self.store.set_post_scores(tx, name, new, np.asarray(values, np.float64).tolist())
         for o, idx in zip(out, new):
             o["idx"] = idx
         for cb in self.entity_listeners:
@@ -432,6 +440,35 @@ class Ingestor:
                 cb("posts_erased", erased)
             cb("deleted", [user])
         return counts
+
+    # ------------------------------------------------------------------ moderation
+    def score_posts(self, scores: Mapping[str, tuple[Sequence[int], Sequence[float]]]) -> int:
+        """Store classifier scores of existing posts (name -> (post idx, scores)), in one transaction: posts
+        written before a classifier was trained (``glassfeed moderation score``). Returns the scores written."""
+        with self.store.transaction() as tx:
+            for name, (posts, values) in scores.items():
+                self.store.set_post_scores(tx, name, list(posts), list(values))
+        return sum(len(p) for p, _ in scores.values())
+
+    def append_moderation(
+        self, records: Sequence[ModerationRecord], events: EventBatch | None = None
+    ) -> tuple[list[int], IngestResult | None]:
+        """Append moderation records (validated by their maker, ``glassfeed.moderation``) and, in the same
+        transaction, resolved events that go with them (a user's report is a ``report`` event too: it trains the
+        report head and hides the post from the reporter). Returns the records' numbers and the events' result;
+        moderation listeners then hear the records, event listeners the events."""
+        result = None
+        with self.store.transaction() as tx:
+            seqs = self.store.append_moderation(tx, records)
+            if events is not None and len(events):
+                first, last = self.store.append_events(tx, events)
+                result = IngestResult(accepted=len(events), duplicates=0, ids=[], first_seq=first, last_seq=last)
+        if result is not None and events is not None:
+            self._notify(events.with_seq(result.first_seq))
+        done = [r._replace(seq=q) for r, q in zip(records, seqs)]
+        for cb in self.moderation_listeners:
+            cb(done)
+        return seqs, result
 
     # ------------------------------------------------------------------ helpers
     def _notify(self, batch: EventBatch) -> None:

@@ -265,6 +265,21 @@ class TrainSettings(_Section):
     heads_l2: float = Field(ge=0.0, description="L2 penalty on the heads' leaf values (LightGBM lambda_l2)")
 
 
+class ModerationSettings(_Section):
+    policy: str = Field(
+        description="a moderation policy TOML file; empty: the packaged policies/moderation/moderation.toml"
+    )
+    moderator_keys: dict[str, str] = Field(
+        description="moderator name -> key (GLASSFEED_MODERATION__MODERATOR_KEYS='{alice = \"...\"}'); a moderator key "
+        "opens the moderation API and console, and nothing else"
+    )
+    classifiers: str = Field(
+        description="folder of trained text classifiers (`glassfeed moderation train-classifiers`); empty: "
+        "<models folder>/classifiers; none there: posts are not scored"
+    )
+    queue_limit: int = Field(ge=1, le=10000, description="most cases one queue page lists")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -276,6 +291,7 @@ class Settings(_Section):
     bluesky: BlueskySection
     web: WebSettings
     train: TrainSettings
+    moderation: ModerationSettings
 
     @property
     def api_key(self) -> str | None:

@@ -22,7 +22,13 @@ from glassfeed.ingest import IngestError
 log = logging.getLogger("glassfeed.api")
 
 #: Status of an ``IngestError`` -> the title of its error message (422 and others: nothing was written).
-_INGEST_TITLES = {400: "malformed request", 404: "not found", 409: "duplicate id", 413: "batch too large"}
+_INGEST_TITLES = {
+    400: "malformed request",
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    413: "batch too large",
+}
 
 
 def error_body(error: str, detail: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from threadpoolctl import threadpool_limits
 
 from glassfeed.cli_support import cli_settings
-from glassfeed.evaluate import pipeline_eval
+from glassfeed.evaluate import pipeline_eval, textclass
 from glassfeed.evaluate.datasets import DATASETS, DatasetMissing, dataset_path
 from glassfeed.evaluate.protocols import PROTOCOLS, Protocol
 from glassfeed.evaluate.report import machine_info, to_markdown, write_report
@@ -66,7 +66,9 @@ def run_with_progress(
 def evaluate(
     ctx: typer.Context,
     dataset: str = typer.Option(None, "--dataset", help=f"one of: {', '.join(DATASETS)}"),
-    protocol: str = typer.Option(None, "--protocol", help=f"one of: {', '.join(PROTOCOLS)}"),
+    protocol: str = typer.Option(
+        None, "--protocol", help=f"one of: {', '.join([*PROTOCOLS, *textclass.TEXT_PROTOCOLS])}"
+    ),
     models: str = typer.Option(None, "--models", help="comma-separated registry names; a+b blends a and b"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for <protocol>.md and <protocol>.json"),
     repeats: int = typer.Option(1, "--repeats", min=1, help="time each final fit and ranking this many times"),
@@ -74,6 +76,9 @@ def evaluate(
 ) -> None:
     """Tune models on validation data, score the test split, and compare with published numbers."""
     root = cli_settings(ctx).data_dir
+    if textclass.is_text(protocol, dataset):
+        evaluate_text(protocol or textclass.TEXT_DATASETS[dataset], dataset, root, out, repeats, threads)
+        return
     try:
         chosen = resolve(dataset, protocol)
         names = [m.strip() for m in models.split(",") if m.strip()] if models else list(chosen.models)
@@ -87,6 +92,23 @@ def evaluate(
         run = run_with_progress(chosen, names, console, root=root, repeats=repeats)
     md, js = write_report([run], out, chosen.name)
     typer.echo(to_markdown(run))
+    typer.echo(f"wrote {md} and {js}")
+
+
+def evaluate_text(name: str, dataset: str | None, root: Path, out: Path, repeats: int, threads: int) -> None:
+    """A text-classification protocol (evaluate/textclass.py): validation-only search, then test, then report."""
+    chosen = textclass.TEXT_PROTOCOLS[name]
+    try:
+        if dataset is not None and dataset != chosen.dataset:
+            raise UnknownName(f"protocol {name!r} runs on dataset {chosen.dataset!r}, not {dataset!r}")
+        dataset_path(chosen.dataset, root)
+    except (UnknownName, DatasetMissing) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    with threadpool_limits(threads):
+        run = textclass.run_text_protocol(name, root=root, repeats=max(3, repeats), say=typer.echo)
+    md, js = textclass.write_text_report(run, out)
+    typer.echo(textclass.to_markdown(run))
     typer.echo(f"wrote {md} and {js}")
 
 

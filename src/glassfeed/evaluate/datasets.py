@@ -13,6 +13,8 @@ class DatasetMissing(FileNotFoundError):
     """A dataset's files are not under the data directory."""
 
 
+_TWEETEVAL_FILES = tuple(f"{s}_{k}.txt" for s in ("train", "val", "test") for k in ("text", "labels"))
+
 #: Dataset name -> (folder under data_dir(), files that must exist).
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml-100k": ("ml-100k", ("u.data",)),
@@ -22,6 +24,10 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "epinions": ("epinions-ciao-tang/epinions", ("rating.tsv", "trustnetwork.tsv")),
     "ciaodvd": ("ciaodvd", ("movie-ratings.txt", "trusts.txt")),
     "filmtrust": ("filmtrust", ("ratings.txt", "trust.txt")),
+    # text classification (evaluate/textclass.py)
+    "tweeteval-offensive": ("tweeteval/offensive", _TWEETEVAL_FILES),
+    "tweeteval-hate": ("tweeteval/hate", _TWEETEVAL_FILES),
+    "davidson": ("davidson-hate-speech", ("labeled_data.csv",)),
 }
 
 #: The trust-network datasets ``load_trust`` reads (each: ratings plus directed "user trusts user" links).

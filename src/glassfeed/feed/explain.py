@@ -22,6 +22,7 @@ ADJUSTMENT_WORDS = {
     "bridging": "people on different sides liked it",
     "topic_preference": "you asked to see more or less of this topic",
     "see_less_fatigue": "you recently asked to see less of this author",
+    "moderation": "a moderation rule or decision limits how far it spreads (see its statement of reasons)",
     "exploration": "shown to help new posts be seen: a stated share of places is for posts few people have seen yet",
     "author_diversity": "another post by this author ranks above it",
 }
@@ -162,5 +163,7 @@ def explain_item(
         "adjustments": adjustments,
         "interstitial": bool(interstitial),
         "labels": labels,
+        "moderation": state.visibility.outcome(post) if state.visibility.any else {},
+        "notes": state.visibility.notes(post),
         "user_adjusted_weights": policy.adjusted_by_user,
     }

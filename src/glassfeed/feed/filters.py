@@ -1,5 +1,5 @@
-"""Filters: visibility (moderation), blocks/mutes/muted words, own posts, posts you reported, seen/served, age,
-feedback fatigue.
+"""Filters: visibility (moderation: labels, and the lever's outcome for the page's surface), blocks/mutes/muted
+words, own posts, posts you reported, seen/served, age, feedback fatigue.
 
 Each filter is a boolean mask over the flat candidate table; ``apply_filters`` returns the rows kept, the
 number each filter dropped (published with the page), and the fatigue multiplier for the kept rows.
@@ -57,9 +57,11 @@ def apply_filters(
     policy: Policy,
     now: float,
     served: list[set[int]],
+    surface: str = "home",
 ) -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
     """Returns (kept row indices, dropped-per-filter counts, fatigue multiplier, interstitial flag) for ``c``
-    (``ctx``: the candidates' pair context, giving authors and "see less" times)."""
+    (``ctx``: the candidates' pair context, giving authors and "see less" times). ``surface``: where the page is
+    shown, which picks the moderation outcome (``state.visibility``) that applies."""
     post = c.post
     author = ctx.authors
     dropped: dict[str, int] = {}
@@ -71,6 +73,16 @@ def apply_filters(
         keep[m] = False
 
     drop("moderation_removed", state.posts.removed(post))
+    vis = state.visibility
+    if vis.any:
+        drop("moderation_action", vis.dropped(post, surface))
+        restricted = vis.followers_only(post, surface)
+        if restricted.any():  # reach restricted to the author's followers
+            follows = np.zeros(len(c), bool)
+            at = np.flatnonzero(restricted & keep)
+            ub_at = users[c.row[at]].tolist()
+            follows[at] = [int(a) in state.graph.following(u) for u, a in zip(ub_at, author[at].tolist())]
+            drop("moderation_followers_only", restricted & ~follows)
     drop("own_post", author == ctx.user)
     drop("too_old", state.posts.created(post) < now - policy.filters.max_age_hours * 3600.0)
     ub = users.tolist()
@@ -109,4 +121,7 @@ def apply_filters(
     fat_drop, fat_mult = fatigue_multiplier(policy, since)
     drop("see_less_fatigue", fat_drop)
     kept = np.flatnonzero(keep)
-    return kept, dropped, fat_mult[kept], state.posts.interstitial(post[kept])
+    interstitial = state.posts.interstitial(post[kept])
+    if vis.any:
+        interstitial = interstitial | vis.interstitial(post[kept], surface)
+    return kept, dropped, fat_mult[kept], interstitial

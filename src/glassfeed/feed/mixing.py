@@ -17,6 +17,7 @@ ADJUSTMENTS: tuple[str, ...] = (
     "bridging",
     "topic_preference",
     "see_less_fatigue",
+    "moderation",  # a moderation rule or decision downranked the post on this surface (state.visibility)
     "exploration",  # a stated share of places for new or uncertain posts (``feed/explore.py``)
     "author_diversity",
 )
@@ -32,6 +33,7 @@ def apply_adjustments(
     bridging: np.ndarray,
     fatigue: np.ndarray,
     topic_pref: np.ndarray | None = None,
+    moderation: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multiply the policy's named adjustments into ``score``; returns (new score, deltas (n, len(ADJUSTMENTS)))."""
     adj = policy.adjustments
@@ -44,6 +46,7 @@ def apply_adjustments(
         ("bridging", 1.0 + adj.bridging_boost * bridging),
         ("topic_preference", np.ones(len(score)) if topic_pref is None else topic_pref),
         ("see_less_fatigue", fatigue),
+        ("moderation", np.ones(len(score)) if moderation is None else moderation),
     )
     for name, f in factors:
         new = s * f

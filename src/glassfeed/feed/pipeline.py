@@ -70,8 +70,10 @@ def rank(
     now: float,
     limit: int = 50,
     served: list[set[int]] | None = None,
+    surface: str = "home",
 ) -> Pages:
-    """Rank a page of up to ``limit`` posts for each user in ``users`` (distinct) under ``policy`` at ``now``."""
+    """Rank a page of up to ``limit`` posts for each user in ``users`` (distinct) under ``policy`` at ``now``, for
+    ``surface`` (``state.SURFACES``: which moderation outcome applies)."""
     users = np.asarray(users, np.int64)
     served = served if served is not None else [set() for _ in users]
 
@@ -83,7 +85,7 @@ def rank(
     )
 
     # 2. filters: moderation, own, age, blocks/mutes, served/seen, muted words, see-less fatigue
-    kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, ctx, policy, now, served)
+    kept, dropped, fatigue, interstitial = apply_filters(state, users, cands, ctx, policy, now, served, surface)
     cands, ctx = cands.take(kept), ctx.take(kept)
 
     # 3. score: recency for non-profiled policies (or when no model is trained), else light ranker + heads (or
@@ -128,6 +130,7 @@ def rank(
             state.counters.bridging(cands.post),
             fatigue,
             topic_preference(state, users, cands, policy),
+            state.visibility.factor(cands.post, surface) if state.visibility.any else None,
         )
 
     # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user

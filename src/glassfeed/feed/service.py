@@ -153,6 +153,10 @@ class FeedService:
         self.shared_pages = make_shared_pages(self.settings.serving)
         self._change_seq = 0  # the newest store change (``Store.changes_since``) this state has seen
         self._erased_here: dict[int, bool] = {}  # people this worker erased whose change row it has not read back
+        #: called with each newly built serving state before it is served (the moderation lever installs its
+        #: outcome), and after each ``catch_up`` (it folds in what other workers logged); both under ``lock``
+        self.state_listeners: list[Callable[[ServingState], None]] = []
+        self.tail_listeners: list[Callable[[], None]] = []
         self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
@@ -188,6 +192,8 @@ class FeedService:
         changes = self.store.last_change()  # before reading: a change made meanwhile is applied again (idempotent)
         state = ServingState.from_store(self.store, self.settings.state, clock=self._now, user_vec=user_vec, side=side)
         with self.lock:
+            for listener in self.state_listeners:
+                listener(state)
             self.state = state
             self._change_seq = changes
             self.models = trained
@@ -263,7 +269,10 @@ class FeedService:
                     self._apply_entities(kind, idxs)
             if changes:
                 self._change_seq = changes[-1].seq
-            return self.state.catch_up(self.store)
+            n = self.state.catch_up(self.store)
+            for listener in self.tail_listeners:
+                listener()
+            return n
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         """The Ingestor's entity listener: this worker's own writes (``_apply_entities``)."""
@@ -406,7 +415,9 @@ class FeedService:
                 pol_name = policy
             pol = self.policy_for(user, pol_name)
             self.sessions.expire(time.time() if self.clock_mode == "wall" else now)
-            pages = rank(self.state, self.models, np.array([user]), pol, now, limit, [self.sessions.served(sid)])
+            seen_on = "public" if not user or surface == "bluesky" else "home"  # which moderation outcome applies
+            served = [self.sessions.served(sid)]
+            pages = rank(self.state, self.models, np.array([user]), pol, now, limit, served, seen_on)
             request_id = format_request_id(pol.name, sid, page_no)  # policy tag lets audits split logs by policy
             items = self._items(user, pages, pol, now, limit)
             self.sessions.add(sid, pages.post.tolist(), now)
@@ -565,7 +576,7 @@ class FeedService:
         page = np.asarray(page, np.int64)
         tot = self.state.counters.totals(page)[:, [C["like"], C["repost"], C["reply"]]].tolist()
         post_id, user_id, handle, text = posts.id_of, users.id_of, users.handle_of, posts.text_of
-        topics, labels = posts.topics_of, posts.labels_of
+        topics, labels, notes = posts.topics_of, posts.labels_of, self.state.visibility.notes
         return [
             {
                 "post": post_id(p),
@@ -576,6 +587,7 @@ class FeedService:
                 "topics": topics(p),
                 "labels": labels(p),
                 "counts": {"likes": likes, "reposts": reposts, "replies": replies},
+                "notes": notes(p),  # community notes the bridging model shows (glassfeed.moderation.notes)
             }
             for p, a, t, (likes, reposts, replies) in zip(
                 page.tolist(), posts.author(page).tolist(), posts.created(page).tolist(), tot

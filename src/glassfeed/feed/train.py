@@ -51,7 +51,7 @@ from glassfeed.retrieval.ease import EASE
 from glassfeed.retrieval.factor import ALS
 from glassfeed.settings import RetrievalSettings, Settings, StateSettings, TrainSettings, packaged_settings
 from glassfeed.state import ServingState
-from glassfeed.store import Store
+from glassfeed.store import Store, models_dir
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -712,15 +712,6 @@ def fit_bridging_sides(
     fu[cu == 0] = 0.0
     sd = fu[cu > 0].std() if (cu > 0).any() else 1.0
     return (0.5 * fu / max(sd, 1e-9)).astype(np.float32)
-
-
-def models_dir(db_path: str | Path | None) -> Path:
-    """Where a store's trained models live: ``<db>.models/`` beside the database file (``Store.path``); a store
-    without a file (``None``) has no default, so the caller must name a models folder."""
-    if db_path is None:
-        raise ValueError("this store has no database file to keep models beside; pass a models folder")
-    p = Path(db_path)
-    return p.with_name(p.name + ".models")
 
 
 #: The pointer file of a versioned models folder: the name of the current version, one line.

@@ -29,7 +29,7 @@ from glassfeed.feed import heads as feed_heads
 from glassfeed.feed.explore import explored_items
 from glassfeed.feed.pipeline import prepare, rank
 from glassfeed.feed.service import FeedService
-from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, models_dir, train_all
+from glassfeed.feed.train import engagement_matrix, fit_als, fit_bridging_sides, train_all
 from glassfeed.importers.synthetic import write_network
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, packaged_settings
@@ -44,7 +44,7 @@ from glassfeed.sim.population import (
     sample_reply_posts,
 )
 from glassfeed.sim.text import render_posts
-from glassfeed.store import open_store
+from glassfeed.store import models_dir, open_store
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 #: Engagement credited to authors (posting-rate reward), as in the generator.

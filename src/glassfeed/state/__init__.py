@@ -8,7 +8,9 @@ through (vectorised) methods:
 - ``graph`` (``SocialGraph``): follows, followers, blocks, mutes;
 - ``counters`` (``Counters``): decayed per-post counters, totals, trending, likes by bridging side, per-user topic
   engagement, event counts and recent likes/reposts;
-- ``feedback`` (``Feedback``): user->author affinity, "see less", posts seen, muted words, saved preferences.
+- ``feedback`` (``Feedback``): user->author affinity, "see less", posts seen, muted words, saved preferences;
+- ``visibility`` (``Visibility``): what moderation decided each post may do on each surface, with its reasons and
+  the community notes shown (installed by ``glassfeed.moderation``, which rebuilds it from the moderation log).
 
 The store stays the truth: ``ServingState.from_store`` rebuilds all of it, ``catch_up`` applies what other
 workers committed, and ``apply_events`` folds in each committed ``EventBatch``. Feed sessions (what a paging
@@ -34,6 +36,7 @@ from glassfeed.state.graph import GRAPH_KINDS, SocialGraph
 from glassfeed.state.posts import DROP_LABELS, PostTable
 from glassfeed.state.topics import Topics
 from glassfeed.state.users import UserTable
+from glassfeed.state.visibility import ACTIONS, SURFACES, Visibility
 from glassfeed.store import Store
 
 #: Decay origins move forward on a fixed grid of this many "exponent units" (see ``ServingState._advance``).
@@ -57,6 +60,7 @@ class ServingState:
         self.counters = Counters(self.config)
         self.feedback = Feedback(self.config, self.posts.created)
         self.content = ContentVectors(self.config.content, self.topics)  # [state.content]: embeddings at ingest
+        self.visibility = Visibility()  # moderation's outcome per post and surface (installed by the lever)
         self.topics.on_new.append(self.counters.ensure_topics)
         self.last_seq = 0
         self.newest_ts = 0.0
@@ -290,6 +294,9 @@ __all__ = [
     "SocialGraph",
     "Counters",
     "Feedback",
+    "Visibility",
+    "SURFACES",
+    "ACTIONS",
     "COUNTERS",
     "C",
     "LIKES",

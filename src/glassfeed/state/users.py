@@ -35,6 +35,7 @@ class UserTable:
         self._interests: list[tuple[int, ...]] = [()]
         self._shared: dict[tuple[int, ...], tuple[int, ...]] = {(): ()}  # one tuple per distinct interest list
         self._community = Grow(np.int32, -1)
+        self._created = Grow(np.float64, np.nan)
 
     def add(self, users: dict[str, Any]) -> None:
         """Install rows as from ``Store.load_users`` (idx, id, handle, interests, community)."""
@@ -51,6 +52,9 @@ class UserTable:
             self._interests[idx] = self._shared.setdefault(key, key)
         self._community.ensure(self._n + 1)
         self._community.a[users["idx"]] = community_column(users["community"])
+        if "created_at" in users:
+            self._created.ensure(self._n + 1)
+            self._created.a[users["idx"]] = users["created_at"]
 
     def forget_user(self, u: int) -> None:
         """Anonymise the row after a data-rights erasure, as ``Store.delete_user_data`` does: the handle becomes
@@ -76,3 +80,8 @@ class UserTable:
 
     def community(self, users: np.ndarray) -> np.ndarray:
         return self._community.a[users]
+
+    def created(self, users: np.ndarray) -> np.ndarray:
+        """When each account was created (epoch seconds; NaN when unknown)."""
+        self._created.ensure(self._n + 1)
+        return self._created.a[np.asarray(users, np.int64)]

@@ -9,10 +9,12 @@ from glassfeed.store.base import (
     EDGES,
     ENTITIES,
     ERASED_LABEL,
+    MODERATION_KINDS,
     RESERVED_META_KEYS,
     Change,
     Edge,
     Entity,
+    ModerationRecord,
     PostRow,
     Pruned,
     Store,
@@ -26,6 +28,15 @@ from glassfeed.store.postgres import store_exists as postgres_store_exists
 from glassfeed.store.sqlite import SQLiteStore
 
 SQLITE_SCHEME = "sqlite:///"
+
+
+def models_dir(db_path: str | Path | None) -> Path:
+    """Where a store's trained models live: ``<db>.models/`` beside the database file (``Store.path``); a store
+    without a file (``None``) has no default, so the caller must name a models folder."""
+    if db_path is None:
+        raise ValueError("this store has no database file to keep models beside; pass a models folder")
+    p = Path(db_path)
+    return p.with_name(p.name + ".models")
 
 
 def open_store(url_or_path: str | Path, synchronous: str = "FULL", sqlite_cache_mib: int | None = None) -> Store:
@@ -56,10 +67,12 @@ __all__ = [
     "EDGES",
     "ENTITIES",
     "ERASED_LABEL",
+    "MODERATION_KINDS",
     "RESERVED_META_KEYS",
     "Change",
     "Edge",
     "Entity",
+    "ModerationRecord",
     "PostRow",
     "PostgresStore",
     "Pruned",
@@ -71,6 +84,7 @@ __all__ = [
     "UserRow",
     "UserSummary",
     "is_postgres_url",
+    "models_dir",
     "open_store",
     "store_exists",
 ]

@@ -67,6 +67,36 @@ class StoredEvent(NamedTuple):
     request_id: str | None
 
 
+#: What the moderation log holds (``append_moderation``): notices and reports, automated rule actions, decisions
+#: (each with its statement of reasons), appeals and their outcomes, community notes and their ratings.
+MODERATION_KINDS: tuple[str, ...] = (
+    "notice",
+    "report",
+    "automated",
+    "decision",
+    "appeal",
+    "appeal_decision",
+    "note",
+    "note_rating",
+)
+
+
+class ModerationRecord(NamedTuple):
+    """One row of the append-only moderation log. ``post``/``user`` are the subject (idx; ``None`` when the record
+    has none), ``actor`` who acted (a user id, a moderator's name, ``"automated"``, or ``None`` for an anonymous
+    notifier), ``ref`` the ``seq`` of the record this one answers (an appeal names its decision), ``body`` the
+    kind's fields (JSON object)."""
+
+    seq: int
+    kind: str
+    ts: float
+    post: int | None
+    user: int | None
+    actor: str | None
+    ref: int | None
+    body: dict[str, Any]
+
+
 class Pruned(NamedTuple):
     """What ``prune_posts`` did: the posts it tombstoned (idx, ascending) and the events it deleted by kind code."""
 
@@ -115,7 +145,7 @@ class Store(Protocol):
     @property
     def path(self) -> Path | None:
         """The database file for a file-based backend (trained models are kept beside it by default, see
-        ``feed.train.models_dir``); ``None`` for a server backend."""
+        ``store.models_dir``); ``None`` for a server backend."""
         ...
 
     @property
@@ -317,6 +347,29 @@ class Store(Protocol):
         """Which of the client event ids are already stored."""
         ...
 
+    # ------------------------------------------------------------------ moderation
+    def append_moderation(self, tx: Transaction, records: Sequence[ModerationRecord]) -> list[int]:
+        """Append records to the moderation log (their ``seq`` is ignored) and return the numbers assigned, in
+        order: increasing, in commit order, never reused. The log is never updated or deleted from: it is the
+        audit trail of every moderation action (kinds: ``MODERATION_KINDS``, others raise ``ValueError``)."""
+        ...
+
+    def moderation_log(
+        self, since_seq: int = 0, *, kinds: Collection[str] | None = None, limit: int | None = None
+    ) -> list[ModerationRecord]:
+        """The moderation records numbered above ``since_seq``, oldest first (optionally only ``kinds``; at most
+        ``limit``)."""
+        ...
+
+    def set_post_scores(self, tx: Transaction, name: str, posts: Sequence[int], scores: Sequence[float]) -> None:
+        """Store (or replace) one classifier's score of posts (``name``: the classifier, e.g. ``offensive``)."""
+        ...
+
+    def post_scores(self, since_idx: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every classifier's stored scores of the posts above ``since_idx``: name -> (post idx int64 ascending,
+        score float32)."""
+        ...
+
     # ------------------------------------------------------------------ reads: the change log
     def last_change(self) -> int:
         """The number of the newest change ``changes_since`` can report (0 when none); never decreases."""
@@ -334,6 +387,8 @@ class Store(Protocol):
 __all__ = [
     "CHANGE_KINDS",
     "Change",
+    "MODERATION_KINDS",
+    "ModerationRecord",
     "EDGES",
     "ENTITIES",
     "ERASED_LABEL",

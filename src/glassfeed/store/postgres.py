@@ -55,6 +55,7 @@ from glassfeed.store.base import (
     Change,
     Edge,
     Entity,
+    ModerationRecord,
     PostRow,
     Pruned,
     StoredEvent,
@@ -62,7 +63,14 @@ from glassfeed.store.base import (
     UserRow,
     UserSummary,
 )
-from glassfeed.store.sqlite import _EDGE_ADD, _EDGE_REMOVE, ENTITY_TABLES, SQLiteStore
+from glassfeed.store.sqlite import (
+    _EDGE_ADD,
+    _EDGE_REMOVE,
+    ENTITY_TABLES,
+    SQLiteStore,
+    _scores_by_name,
+    check_moderation_kinds,
+)
 
 _T = TypeVar("_T")
 #: URL schemes this backend opens.
@@ -124,6 +132,22 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE changes(seq bigserial PRIMARY KEY, kind text NOT NULL, idx bigint NOT NULL);
     """,
+    # 3: the moderation log (append-only; numbered MAX + 1 under the writer lock, so a backup's copy keeps
+    # numbering on) and classifier scores per post
+    """
+    CREATE TABLE moderation(
+        seq bigint PRIMARY KEY,
+        kind text NOT NULL,
+        ts double precision NOT NULL,
+        post bigint,
+        "user" bigint,
+        actor text,
+        ref bigint,
+        body text NOT NULL
+    );
+    CREATE INDEX moderation_kind ON moderation(kind, seq);
+    CREATE TABLE post_scores(post bigint NOT NULL, name text NOT NULL, score real NOT NULL, PRIMARY KEY(post, name));
+    """,
 ]
 #: Tables in the order ``backup`` copies them (every table ``MIGRATIONS`` creates but ``schema_version``).
 TABLES: tuple[str, ...] = (
@@ -136,6 +160,8 @@ TABLES: tuple[str, ...] = (
     "events",
     "user_prefs",
     "meta",
+    "moderation",
+    "post_scores",
 )
 #: First key of the advisory lock every writer (and every migration) takes; the second is the schema's hash.
 _LOCK_CLASS = 0x676C66  # "glf"
@@ -908,6 +934,50 @@ class PostgresStore:
 
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])
+
+    # ---------------------------------------------------------------- moderation
+    def append_moderation(self, tx: Transaction, records: Sequence[ModerationRecord]) -> list[int]:
+        check_moderation_kinds(records)
+        cur = self._tx(tx).cur
+        row = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM moderation").fetchone()
+        first = int(row[0]) + 1 if row else 1
+        seqs = list(range(first, first + len(records)))
+        cur.executemany(
+            'INSERT INTO moderation(seq, kind, ts, post, "user", actor, ref, body)'
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(q, r.kind, r.ts, r.post, r.user, r.actor, r.ref, json.dumps(r.body)) for q, r in zip(seqs, records)],
+        )
+        return seqs
+
+    def moderation_log(
+        self, since_seq: int = 0, *, kinds: Collection[str] | None = None, limit: int | None = None
+    ) -> list[ModerationRecord]:
+        query = 'SELECT seq, kind, ts, post, "user", actor, ref, body FROM moderation WHERE seq > %s'
+        params: list[Any] = [since_seq]
+        if kinds is not None:
+            if not kinds:
+                return []
+            query += " AND kind = ANY(%s)"
+            params.append(list(kinds))
+        query += " ORDER BY seq" + (" LIMIT %s" if limit is not None else "")
+        if limit is not None:
+            params.append(limit)
+        return [
+            ModerationRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]))
+            for r in self._rows(query, params)
+        ]
+
+    def set_post_scores(self, tx: Transaction, name: str, posts: Sequence[int], scores: Sequence[float]) -> None:
+        self._tx(tx).cur.execute(
+            "INSERT INTO post_scores(post, name, score)"
+            " SELECT p, %s, s FROM unnest(%s::bigint[], %s::real[]) AS t(p, s)"
+            " ON CONFLICT (post, name) DO UPDATE SET score = EXCLUDED.score",
+            (name, [int(p) for p in posts], [float(x) for x in scores]),
+        )
+
+    def post_scores(self, since_idx: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        rows = self._rows("SELECT name, post, score FROM post_scores WHERE post > %s ORDER BY name, post", (since_idx,))
+        return _scores_by_name(rows)
 
     def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
         """The change log above ``since`` (``Store.changes_since``). Writers are serialised and each change row

@@ -22,10 +22,12 @@ from glassfeed.settings import packaged_settings
 from glassfeed.store.base import (
     EDGES,
     ERASED_LABEL,
+    MODERATION_KINDS,
     RESERVED_META_KEYS,
     Change,
     Edge,
     Entity,
+    ModerationRecord,
     PostRow,
     Pruned,
     StoredEvent,
@@ -90,6 +92,22 @@ MIGRATIONS: list[str] = [
     # 2: the change log (``Store.changes_since``): what the event log does not number, for workers to tail
     """
     CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, idx INTEGER NOT NULL);
+    """,
+    # 3: the moderation log (append-only; ``Store.append_moderation``) and classifier scores per post
+    """
+    CREATE TABLE moderation(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        ts REAL NOT NULL,
+        post INTEGER,
+        user INTEGER,
+        actor TEXT,
+        ref INTEGER,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX moderation_kind ON moderation(kind, seq);
+    CREATE TABLE post_scores(post INTEGER NOT NULL, name TEXT NOT NULL, score REAL NOT NULL,
+                             PRIMARY KEY(post, name)) WITHOUT ROWID;
     """,
 ]
 
@@ -642,6 +660,72 @@ class SQLiteStore:
     def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
         rows = self._rows("SELECT seq, kind, idx FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
         return [Change(*r) for r in rows]
+
+    # ------------------------------------------------------------------ moderation
+    def append_moderation(self, tx: Transaction, records: Sequence[ModerationRecord]) -> list[int]:
+        check_moderation_kinds(records)
+        cur = self._tx(tx).cur
+        seqs = []
+        for r in records:
+            cur.execute(
+                "INSERT INTO moderation(kind, ts, post, user, actor, ref, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (r.kind, r.ts, r.post, r.user, r.actor, r.ref, json.dumps(r.body)),
+            )
+            seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def moderation_log(
+        self, since_seq: int = 0, *, kinds: Collection[str] | None = None, limit: int | None = None
+    ) -> list[ModerationRecord]:
+        query = "SELECT seq, kind, ts, post, user, actor, ref, body FROM moderation WHERE seq > ?"
+        params: list[Any] = [since_seq]
+        if kinds is not None:
+            if not kinds:
+                return []
+            query += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params += list(kinds)
+        query += " ORDER BY seq" + (" LIMIT ?" if limit is not None else "")
+        if limit is not None:
+            params.append(limit)
+        return [
+            ModerationRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]))
+            for r in self._rows(query, params)
+        ]
+
+    def set_post_scores(self, tx: Transaction, name: str, posts: Sequence[int], scores: Sequence[float]) -> None:
+        self._tx(tx).cur.executemany(
+            "INSERT OR REPLACE INTO post_scores(post, name, score) VALUES (?, ?, ?)",
+            [(int(p), name, float(x)) for p, x in zip(posts, scores)],
+        )
+
+    def post_scores(self, since_idx: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        rows = self._rows("SELECT name, post, score FROM post_scores WHERE post > ? ORDER BY name, post", (since_idx,))
+        return _scores_by_name(rows)
+
+
+def check_moderation_kinds(records: Sequence[ModerationRecord]) -> None:
+    """``ValueError`` naming the first record whose kind is not one of ``MODERATION_KINDS`` (both backends)."""
+    for r in records:
+        if r.kind not in MODERATION_KINDS:
+            raise ValueError(
+                f"unknown moderation record kind {r.kind!r}; expected one of {', '.join(MODERATION_KINDS)}"
+            )
+
+
+def _scores_by_name(rows: Sequence[Sequence[Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(name, post, score) rows ordered by name then post -> name -> (posts int64, scores float32)."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if not rows:
+        return out
+    names = [r[0] for r in rows]
+    posts = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+    scores = np.fromiter((r[2] for r in rows), np.float32, len(rows))
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or names[i] != names[start]:
+            out[names[start]] = (posts[start:i], scores[start:i])
+            start = i
+    return out
 
 
 class _Tx:
