@@ -665,7 +665,7 @@ class ModerationService:
             "illegal_content_legal_ground": explanation if ground == "illegal" else None,
             "illegal_content_explanation": b.get("facts") if ground == "illegal" else None,
             "incompatible_content_ground": explanation if ground == "incompatible" else None,
-            "incompatible_content_explanation": (b.get("facts") or b.get("reason"))
+            "incompatible_content_explanation": (b["reason"] if automated else b["facts"])
             if ground == "incompatible"
             else None,
             "category": b["category"],
@@ -681,7 +681,8 @@ class ModerationService:
             "reversed": seq in self.ledger.reversed,
             "appeals": appeals,
             "redress": {
-                "internal_complaint": f"appeal until {_iso(deadline)}: POST /v1/statements/{seq}/appeals",
+                "internal_complaint": f"appeal until {_iso(deadline)}: the author with POST "
+                f"/v1/users/<you>/statements/{seq}/appeals, a notifier with POST /v1/notices/<notice>/appeals",
                 "appeal_deadline": _iso(deadline),
                 "out_of_court_settlement": "a certified out-of-court dispute settlement body (DSA Art. 21)",
                 "judicial_redress": "the courts of your member state",
