@@ -18,7 +18,7 @@ import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
-from glassfeed.store.base import CHANGE_KINDS, ModerationRecord
+from glassfeed.store.base import CHANGE_KINDS, Delivery, ModerationRecord, NotificationRow
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -671,6 +671,56 @@ class StoreContract:
         posts, scores = got["offensive"]
         assert posts.tolist() == [p["p1"], p["p2"]] and scores.tolist() == [0.5, 0.75] and scores.dtype == np.float32
         assert store.post_scores(since_idx=p["p1"])["offensive"][0].tolist() == [p["p2"]]
+
+    def test_notifications_upsert_by_key_read_and_outbox(self, world: Any) -> None:
+        store, u, p = world
+        row = NotificationRow(
+            0, u["a"], "like:1:0", "like", p["p1"], [2], [7], 10.0, 10.0, None, 20.0, "digest", 0.3, None
+        )
+        with store.transaction() as tx:
+            (n1,) = store.upsert_notifications(tx, [row])
+            (n2,) = store.upsert_notifications(tx, [row._replace(key="reply:9", kind="reply", updated_at=11.0)])
+        with store.transaction() as tx:  # the same key again: the row is updated, its id and creation kept
+            (again,) = store.upsert_notifications(
+                tx, [row._replace(actors=[2, 3], sources=[7, 8], updated_at=12.0, created_at=99.0)]
+            )
+        assert again == n1 and n1 != n2
+        got = store.notifications(u["a"])
+        assert [r.id for r in got] == [n1, n2]  # newest first
+        assert got[0].actors == [2, 3] and got[0].sources == [7, 8] and got[0].created_at == 10.0
+        assert got[0] == row._replace(id=n1, actors=[2, 3], sources=[7, 8], updated_at=12.0)
+        assert [r.id for r in store.notifications(u["a"], keys=["reply:9"])] == [n2]
+        assert [r.id for r in store.notifications(u["a"], ids=[n2])] == [n2] and store.notifications(u["b"]) == []
+        assert store.unread_notifications(u["a"]) == 2
+        with store.transaction() as tx:
+            assert store.mark_notifications_read(tx, u["a"], [n2], 13.0) == 1
+            assert store.mark_notifications_read(tx, u["b"], None, 13.0) == 0  # not b's
+        assert store.unread_notifications(u["a"]) == 1
+        with store.transaction() as tx:
+            d1, d2 = store.enqueue_deliveries(
+                tx, [Delivery(0, n1, u["a"], "webpush", 20.0, 0, ""), Delivery(0, n2, u["a"], "webhook", 5.0, 0, "")]
+            )
+        assert [d.id for d in store.due_deliveries(20.0)] == [d2, d1]  # by due time
+        assert [d.id for d in store.due_deliveries(10.0)] == [d2]
+        with store.transaction() as tx:
+            store.settle_delivery(tx, d2, "pending", 1, 30.0)  # a retry, later
+            store.settle_delivery(tx, d1, "sent", 1, 20.0, at=21.0)
+        assert store.due_deliveries(25.0) == [] and store.due_deliveries(30.0)[0].attempts == 1
+        assert store.notifications(u["a"], ids=[n1])[0].pushed_at == 21.0
+        with pytest.raises(ValueError, match="unknown delivery state"), store.transaction() as tx:
+            store.settle_delivery(tx, d2, "lost", 2, 30.0)
+        with store.transaction() as tx:
+            store.set_push_subscription(tx, u["a"], "https://push.example/1", "key", "auth")
+            store.set_push_subscription(tx, u["b"], "https://push.example/1", "key2", "auth2")  # the browser moved
+            store.set_push_subscription(tx, u["b"], "https://push.example/2", "key3", "auth3")
+        assert store.push_subscriptions(u["a"]) == []
+        assert store.push_subscriptions(u["b"]) == [
+            ("https://push.example/1", "key2", "auth2"),
+            ("https://push.example/2", "key3", "auth3"),
+        ]
+        with store.transaction() as tx:
+            assert store.delete_push_subscription(tx, "https://push.example/1") == 1
+        assert len(store.push_subscriptions(u["b"])) == 1
 
     def test_user_summary(self, world: Any) -> None:
         store, u, p = world

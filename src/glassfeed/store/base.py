@@ -97,6 +97,45 @@ class ModerationRecord(NamedTuple):
     body: dict[str, Any]
 
 
+class NotificationRow(NamedTuple):
+    """One notification in a person's inbox (``upsert_notifications``): ``key`` is unique per person (its
+    idempotency key), ``actors`` the people it is about in order of acting, ``sources`` the events it holds;
+    ``push_at``/``rule``/``worth`` are the policy's decision (``push_at`` None: inbox only), ``pushed_at`` when it
+    was delivered, ``read_at`` when the person read it."""
+
+    id: int
+    user: int
+    key: str
+    kind: str
+    post: int | None
+    actors: list[int]
+    sources: list[int]
+    created_at: float
+    updated_at: float
+    read_at: float | None
+    push_at: float | None
+    rule: str
+    worth: float
+    pushed_at: float | None
+
+
+class Delivery(NamedTuple):
+    """One pending push of the durable outbox (``enqueue_deliveries``): which notification, to whom, by which
+    channel (``webpush`` | ``webhook``), when it is due, and how many attempts failed so far."""
+
+    id: int
+    notification: int
+    user: int
+    channel: str
+    due_at: float
+    attempts: int
+    state: str
+
+
+#: The states of an outbox row: waiting, delivered, given up after the last retry, or the subscription is gone.
+DELIVERY_STATES: tuple[str, ...] = ("pending", "sent", "failed", "gone")
+
+
 class Pruned(NamedTuple):
     """What ``prune_posts`` did: the posts it tombstoned (idx, ascending) and the events it deleted by kind code."""
 
@@ -370,6 +409,50 @@ class Store(Protocol):
         score float32)."""
         ...
 
+    # ------------------------------------------------------------------ notifications
+    def upsert_notifications(self, tx: Transaction, rows: Sequence[NotificationRow]) -> list[int]:
+        """Insert notifications, or replace every field but ``id`` and ``created_at`` of the one with the same
+        (user, key); returns their ids in order (``row.id`` is ignored)."""
+        ...
+
+    def notifications(
+        self, user: int, *, limit: int = 50, keys: Collection[str] | None = None, ids: Collection[int] | None = None
+    ) -> list[NotificationRow]:
+        """A person's notifications, newest first (by ``updated_at``, then id); only ``keys`` or ``ids`` if given."""
+        ...
+
+    def unread_notifications(self, user: int) -> int: ...
+
+    def mark_notifications_read(self, tx: Transaction, user: int, ids: Sequence[int] | None, at: float) -> int:
+        """Mark a person's notifications read (``ids`` None: all of them); returns how many changed."""
+        ...
+
+    def enqueue_deliveries(self, tx: Transaction, rows: Sequence[Delivery]) -> list[int]:
+        """Add pending pushes to the outbox (``row.id``, ``attempts`` and ``state`` are ignored: new rows are
+        pending with no attempt), in the transaction that decided them."""
+        ...
+
+    def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Pending pushes due at or before ``now``, oldest due first."""
+        ...
+
+    def settle_delivery(
+        self, tx: Transaction, delivery: int, state: str, attempts: int, due_at: float, at: float | None = None
+    ) -> None:
+        """Record an attempt's outcome (``DELIVERY_STATES``); a ``sent`` push stamps its notification's
+        ``pushed_at`` with ``at``. A retry stays ``pending`` with a later ``due_at``."""
+        ...
+
+    def set_push_subscription(self, tx: Transaction, user: int, endpoint: str, p256dh: str, auth: str) -> None:
+        """Store (or move to ``user``) a browser's Web Push subscription, keyed by its endpoint."""
+        ...
+
+    def delete_push_subscription(self, tx: Transaction, endpoint: str) -> int: ...
+
+    def push_subscriptions(self, user: int) -> list[tuple[str, str, str]]:
+        """A person's subscriptions: (endpoint, p256dh, auth)."""
+        ...
+
     # ------------------------------------------------------------------ reads: the change log
     def last_change(self) -> int:
         """The number of the newest change ``changes_since`` can report (0 when none); never decreases."""
@@ -389,6 +472,9 @@ __all__ = [
     "Change",
     "MODERATION_KINDS",
     "ModerationRecord",
+    "NotificationRow",
+    "Delivery",
+    "DELIVERY_STATES",
     "EDGES",
     "ENTITIES",
     "ERASED_LABEL",

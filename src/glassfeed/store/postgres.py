@@ -49,13 +49,16 @@ from psycopg import sql
 
 from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
 from glassfeed.store.base import (
+    DELIVERY_STATES,
     EDGES,
     ERASED_LABEL,
     RESERVED_META_KEYS,
     Change,
+    Delivery,
     Edge,
     Entity,
     ModerationRecord,
+    NotificationRow,
     PostRow,
     Pruned,
     StoredEvent,
@@ -68,6 +71,8 @@ from glassfeed.store.sqlite import (
     _EDGE_REMOVE,
     ENTITY_TABLES,
     SQLiteStore,
+    _notification_params,
+    _notification_row,
     _scores_by_name,
     check_moderation_kinds,
 )
@@ -148,6 +153,39 @@ MIGRATIONS: list[str] = [
     CREATE INDEX moderation_kind ON moderation(kind, seq);
     CREATE TABLE post_scores(post bigint NOT NULL, name text NOT NULL, score real NOT NULL, PRIMARY KEY(post, name));
     """,
+    # 4: notifications (each person's inbox, unique per key), the durable outbox of pushes, Web Push subscriptions
+    """
+    CREATE TABLE notifications(
+        id bigserial PRIMARY KEY,
+        "user" bigint NOT NULL,
+        key text NOT NULL,
+        kind text NOT NULL,
+        post bigint,
+        actors text NOT NULL,
+        sources text NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        read_at double precision,
+        push_at double precision,
+        rule text NOT NULL,
+        worth double precision NOT NULL,
+        pushed_at double precision,
+        UNIQUE("user", key)
+    );
+    CREATE INDEX notifications_user ON notifications("user", updated_at);
+    CREATE TABLE outbox(
+        id bigserial PRIMARY KEY,
+        notification bigint NOT NULL,
+        "user" bigint NOT NULL,
+        channel text NOT NULL,
+        due_at double precision NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        state text NOT NULL DEFAULT 'pending'
+    );
+    CREATE INDEX outbox_due ON outbox(state, due_at);
+    CREATE TABLE push_subscriptions(endpoint text PRIMARY KEY, "user" bigint NOT NULL, p256dh text NOT NULL,
+                                    auth text NOT NULL);
+    """,
 ]
 #: Tables in the order ``backup`` copies them (every table ``MIGRATIONS`` creates but ``schema_version``).
 TABLES: tuple[str, ...] = (
@@ -162,7 +200,12 @@ TABLES: tuple[str, ...] = (
     "meta",
     "moderation",
     "post_scores",
+    "notifications",
+    "outbox",
+    "push_subscriptions",
 )
+#: Tables numbered by a sequence: a backup into PostgreSQL moves each sequence past the ids it copied.
+SERIAL_TABLES: tuple[str, ...] = ("notifications", "outbox")
 #: First key of the advisory lock every writer (and every migration) takes; the second is the schema's hash.
 _LOCK_CLASS = 0x676C66  # "glf"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -404,6 +447,11 @@ class PostgresStore:
                         ):
                             for block in rd:
                                 wr.write(block)
+                    for table in SERIAL_TABLES:
+                        out.execute(
+                            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false)"
+                            f" FROM {table}"
+                        )
             finally:
                 target.close()
             return
@@ -978,6 +1026,108 @@ class PostgresStore:
     def post_scores(self, since_idx: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         rows = self._rows("SELECT name, post, score FROM post_scores WHERE post > %s ORDER BY name, post", (since_idx,))
         return _scores_by_name(rows)
+
+    # ---------------------------------------------------------------- notifications
+    def upsert_notifications(self, tx: Transaction, rows: Sequence[NotificationRow]) -> list[int]:
+        cur = self._tx(tx).cur
+        ids = []
+        for r in rows:
+            row = cur.execute(
+                'INSERT INTO notifications("user", key, kind, post, actors, sources, created_at, updated_at, read_at,'
+                " push_at, rule, worth, pushed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ' ON CONFLICT ("user", key) DO UPDATE SET kind = excluded.kind, post = excluded.post,'
+                " actors = excluded.actors, sources = excluded.sources, updated_at = excluded.updated_at,"
+                " read_at = excluded.read_at, push_at = excluded.push_at, rule = excluded.rule,"
+                " worth = excluded.worth, pushed_at = excluded.pushed_at RETURNING id",
+                _notification_params(r),
+            ).fetchone()
+            ids.append(int(row[0]) if row else 0)
+        return ids
+
+    def notifications(
+        self, user: int, *, limit: int = 50, keys: Collection[str] | None = None, ids: Collection[int] | None = None
+    ) -> list[NotificationRow]:
+        cols = 'id, "user", key, kind, post, actors, sources, created_at, updated_at, read_at, push_at, rule, worth'
+        cols += ", pushed_at"
+        query = f'SELECT {cols} FROM notifications WHERE "user" = %s'
+        params: list[Any] = [user]
+        if keys is not None:
+            query += " AND key = ANY(%s)"
+            params.append(list(keys))
+        if ids is not None:
+            query += " AND id = ANY(%s)"
+            params.append([int(i) for i in ids])
+        rows = self._rows(query + " ORDER BY updated_at DESC, id DESC LIMIT %s", [*params, limit])
+        return [_notification_row(r) for r in rows]
+
+    def unread_notifications(self, user: int) -> int:
+        rows = self._rows('SELECT COUNT(*) FROM notifications WHERE "user" = %s AND read_at IS NULL', (user,))
+        return int(rows[0][0])
+
+    def mark_notifications_read(self, tx: Transaction, user: int, ids: Sequence[int] | None, at: float) -> int:
+        cur = self._tx(tx).cur
+        if ids is None:
+            cur.execute('UPDATE notifications SET read_at = %s WHERE "user" = %s AND read_at IS NULL', (at, user))
+        else:
+            cur.execute(
+                'UPDATE notifications SET read_at = %s WHERE "user" = %s AND id = ANY(%s) AND read_at IS NULL',
+                (at, user, [int(i) for i in ids]),
+            )
+        return int(cur.rowcount)
+
+    def enqueue_deliveries(self, tx: Transaction, rows: Sequence[Delivery]) -> list[int]:
+        cur = self._tx(tx).cur
+        out = []
+        for r in rows:
+            row = cur.execute(
+                'INSERT INTO outbox(notification, "user", channel, due_at) VALUES (%s, %s, %s, %s) RETURNING id',
+                (r.notification, r.user, r.channel, r.due_at),
+            ).fetchone()
+            out.append(int(row[0]) if row else 0)
+        return out
+
+    def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        rows = self._rows(
+            'SELECT id, notification, "user", channel, due_at, attempts, state FROM outbox'
+            " WHERE state = 'pending' AND due_at <= %s ORDER BY due_at, id LIMIT %s",
+            (now, limit),
+        )
+        return [Delivery(int(a), int(b), int(c), d, e, int(f), g) for a, b, c, d, e, f, g in rows]
+
+    def settle_delivery(
+        self, tx: Transaction, delivery: int, state: str, attempts: int, due_at: float, at: float | None = None
+    ) -> None:
+        if state not in DELIVERY_STATES:
+            raise ValueError(f"unknown delivery state {state!r}; expected one of {', '.join(DELIVERY_STATES)}")
+        cur = self._tx(tx).cur
+        cur.execute(
+            "UPDATE outbox SET state = %s, attempts = %s, due_at = %s WHERE id = %s",
+            (state, attempts, due_at, delivery),
+        )
+        if state == "sent":
+            cur.execute(
+                "UPDATE notifications SET pushed_at = %s WHERE id = (SELECT notification FROM outbox WHERE id = %s)",
+                (at, delivery),
+            )
+
+    def set_push_subscription(self, tx: Transaction, user: int, endpoint: str, p256dh: str, auth: str) -> None:
+        self._tx(tx).cur.execute(
+            'INSERT INTO push_subscriptions(endpoint, "user", p256dh, auth) VALUES (%s, %s, %s, %s)'
+            ' ON CONFLICT (endpoint) DO UPDATE SET "user" = excluded."user", p256dh = excluded.p256dh,'
+            " auth = excluded.auth",
+            (endpoint, user, p256dh, auth),
+        )
+
+    def delete_push_subscription(self, tx: Transaction, endpoint: str) -> int:
+        cur = self._tx(tx).cur
+        cur.execute("DELETE FROM push_subscriptions WHERE endpoint = %s", (endpoint,))
+        return int(cur.rowcount)
+
+    def push_subscriptions(self, user: int) -> list[tuple[str, str, str]]:
+        rows = self._rows(
+            'SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE "user" = %s ORDER BY endpoint', (user,)
+        )
+        return [(a, b, c) for a, b, c in rows]
 
     def changes_since(self, since: int, limit: int = 100_000) -> list[Change]:
         """The change log above ``since`` (``Store.changes_since``). Writers are serialised and each change row

@@ -20,14 +20,17 @@ import numpy as np
 from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
 from glassfeed.settings import packaged_settings
 from glassfeed.store.base import (
+    DELIVERY_STATES,
     EDGES,
     ERASED_LABEL,
     MODERATION_KINDS,
     RESERVED_META_KEYS,
     Change,
+    Delivery,
     Edge,
     Entity,
     ModerationRecord,
+    NotificationRow,
     PostRow,
     Pruned,
     StoredEvent,
@@ -108,6 +111,39 @@ MIGRATIONS: list[str] = [
     CREATE INDEX moderation_kind ON moderation(kind, seq);
     CREATE TABLE post_scores(post INTEGER NOT NULL, name TEXT NOT NULL, score REAL NOT NULL,
                              PRIMARY KEY(post, name)) WITHOUT ROWID;
+    """,
+    # 4: notifications (each person's inbox, unique per key), the durable outbox of pushes, Web Push subscriptions
+    """
+    CREATE TABLE notifications(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        post INTEGER,
+        actors TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        read_at REAL,
+        push_at REAL,
+        rule TEXT NOT NULL,
+        worth REAL NOT NULL,
+        pushed_at REAL,
+        UNIQUE(user, key)
+    );
+    CREATE INDEX notifications_user ON notifications(user, updated_at);
+    CREATE TABLE outbox(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        notification INTEGER NOT NULL,
+        user INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'pending'
+    );
+    CREATE INDEX outbox_due ON outbox(state, due_at);
+    CREATE TABLE push_subscriptions(endpoint TEXT PRIMARY KEY, user INTEGER NOT NULL, p256dh TEXT NOT NULL,
+                                    auth TEXT NOT NULL);
     """,
 ]
 
@@ -701,6 +737,123 @@ class SQLiteStore:
     def post_scores(self, since_idx: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         rows = self._rows("SELECT name, post, score FROM post_scores WHERE post > ? ORDER BY name, post", (since_idx,))
         return _scores_by_name(rows)
+
+    # ------------------------------------------------------------------ notifications
+    def upsert_notifications(self, tx: Transaction, rows: Sequence[NotificationRow]) -> list[int]:
+        cur = self._tx(tx).cur
+        ids = []
+        for r in rows:
+            cur.execute(
+                "INSERT INTO notifications(user, key, kind, post, actors, sources, created_at, updated_at, read_at,"
+                " push_at, rule, worth, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(user, key) DO UPDATE SET kind = excluded.kind, post = excluded.post,"
+                " actors = excluded.actors, sources = excluded.sources, updated_at = excluded.updated_at,"
+                " read_at = excluded.read_at, push_at = excluded.push_at, rule = excluded.rule,"
+                " worth = excluded.worth, pushed_at = excluded.pushed_at RETURNING id",
+                _notification_params(r),
+            )
+            ids.append(int(cur.fetchone()[0]))
+        return ids
+
+    def notifications(
+        self, user: int, *, limit: int = 50, keys: Collection[str] | None = None, ids: Collection[int] | None = None
+    ) -> list[NotificationRow]:
+        query = f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user = ?"
+        params: list[Any] = [user]
+        for col, vals in (("key", keys), ("id", ids)):
+            if vals is not None:
+                if not vals:
+                    return []
+                query += f" AND {col} IN ({', '.join('?' * len(vals))})"
+                params += list(vals)
+        rows = self._rows(query + " ORDER BY updated_at DESC, id DESC LIMIT ?", [*params, limit])
+        return [_notification_row(r) for r in rows]
+
+    def unread_notifications(self, user: int) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM notifications WHERE user = ? AND read_at IS NULL", (user,))[0][0])
+
+    def mark_notifications_read(self, tx: Transaction, user: int, ids: Sequence[int] | None, at: float) -> int:
+        cur = self._tx(tx).cur
+        if ids is None:
+            return cur.execute(
+                "UPDATE notifications SET read_at = ? WHERE user = ? AND read_at IS NULL", (at, user)
+            ).rowcount
+        n = 0
+        for i in ids:
+            n += cur.execute(
+                "UPDATE notifications SET read_at = ? WHERE user = ? AND id = ? AND read_at IS NULL", (at, user, i)
+            ).rowcount
+        return n
+
+    def enqueue_deliveries(self, tx: Transaction, rows: Sequence[Delivery]) -> list[int]:
+        cur = self._tx(tx).cur
+        out = []
+        for r in rows:
+            cur.execute(
+                "INSERT INTO outbox(notification, user, channel, due_at) VALUES (?, ?, ?, ?)",
+                (r.notification, r.user, r.channel, r.due_at),
+            )
+            out.append(int(cur.lastrowid or 0))
+        return out
+
+    def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        rows = self._rows(
+            "SELECT id, notification, user, channel, due_at, attempts, state FROM outbox"
+            " WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [Delivery(*r) for r in rows]
+
+    def settle_delivery(
+        self, tx: Transaction, delivery: int, state: str, attempts: int, due_at: float, at: float | None = None
+    ) -> None:
+        if state not in DELIVERY_STATES:
+            raise ValueError(f"unknown delivery state {state!r}; expected one of {', '.join(DELIVERY_STATES)}")
+        cur = self._tx(tx).cur
+        cur.execute(
+            "UPDATE outbox SET state = ?, attempts = ?, due_at = ? WHERE id = ?", (state, attempts, due_at, delivery)
+        )
+        if state == "sent":
+            cur.execute(
+                "UPDATE notifications SET pushed_at = ? WHERE id = (SELECT notification FROM outbox WHERE id = ?)",
+                (at, delivery),
+            )
+
+    def set_push_subscription(self, tx: Transaction, user: int, endpoint: str, p256dh: str, auth: str) -> None:
+        self._tx(tx).cur.execute(
+            "INSERT OR REPLACE INTO push_subscriptions(endpoint, user, p256dh, auth) VALUES (?, ?, ?, ?)",
+            (endpoint, user, p256dh, auth),
+        )
+
+    def delete_push_subscription(self, tx: Transaction, endpoint: str) -> int:
+        return self._tx(tx).cur.execute("DELETE FROM push_subscriptions WHERE endpoint = ?", (endpoint,)).rowcount
+
+    def push_subscriptions(self, user: int) -> list[tuple[str, str, str]]:
+        rows = self._rows(
+            "SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE user = ? ORDER BY endpoint", (user,)
+        )
+        return [(a, b, c) for a, b, c in rows]
+
+
+#: The notifications table's columns in ``NotificationRow`` order.
+_NOTIFICATION_COLUMNS = (
+    "id, user, key, kind, post, actors, sources, created_at, updated_at, read_at, push_at, rule, worth, pushed_at"
+)
+
+
+def _notification_params(r: NotificationRow) -> tuple[Any, ...]:
+    """A row's insert parameters (user ... pushed_at; the lists as JSON)."""
+    return (
+        r.user, r.key, r.kind, r.post, json.dumps(r.actors), json.dumps(r.sources), r.created_at, r.updated_at,
+        r.read_at, r.push_at, r.rule, r.worth, r.pushed_at,
+    )  # fmt: skip
+
+
+def _notification_row(r: Sequence[Any]) -> NotificationRow:
+    return NotificationRow(
+        int(r[0]), int(r[1]), r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7], r[8], r[9], r[10], r[11],
+        r[12], r[13],
+    )  # fmt: skip
 
 
 def check_moderation_kinds(records: Sequence[ModerationRecord]) -> None:
