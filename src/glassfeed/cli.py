@@ -48,6 +48,7 @@ from glassfeed.importers import import_dataset as run_import_dataset
 from glassfeed.importers.synthetic import write_network
 from glassfeed.ingest import Ingestor, parse_ts
 from glassfeed.moderation import cli as moderation_cli
+from glassfeed.notifications import cli as notifications_cli
 from glassfeed.settings import Settings
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
@@ -406,7 +407,7 @@ def prune(
         out.print(json.dumps(report.as_dict()))
 
 
-for _module in (evaluate_cli, feed_cli, sim_cli, audit_cli, bluesky_cli, moderation_cli):
+for _module in (evaluate_cli, feed_cli, sim_cli, audit_cli, bluesky_cli, moderation_cli, notifications_cli):
     _module.register(app)
 
 if __name__ == "__main__":

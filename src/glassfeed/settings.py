@@ -280,6 +280,25 @@ class ModerationSettings(_Section):
     queue_limit: int = Field(ge=1, le=10000, description="most cases one queue page lists")
 
 
+class NotificationSettings(_Section):
+    default_policy: str = Field(description="the notification policy of people who chose none")
+    policies_dir: str = Field(description="a folder of notification policy TOMLs; empty: the packaged ones")
+    webhook_url: str = Field(description="POST every push here too, signed (empty: no webhook channel)")
+    webhook_secret: str = Field(
+        description="the webhook's HMAC-SHA256 secret (GLASSFEED_NOTIFICATIONS__WEBHOOK_SECRET)"
+    )
+    vapid_key: str = Field(
+        description="the VAPID private key (PEM file) Web Push is signed with; empty: <db>.vapid.pem"
+    )
+    vapid_subject: str = Field(description="the contact push services may use (mailto: or https:)")
+    push_ttl_s: int = Field(ge=0, le=2419200, description="how long a push service keeps an undelivered push")
+    retry_base_s: float = Field(gt=0, description="the outbox retries after up to base x 2^attempt seconds ...")
+    retry_cap_s: float = Field(gt=0, description="... at most this long")
+    max_attempts: int = Field(ge=1, le=100, description="attempts before a push is given up (state failed)")
+    worker_interval_s: float = Field(gt=0, description="how often the delivery worker looks for due pushes")
+    send_timeout_s: float = Field(gt=0, description="timeout of one push or webhook request")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -292,6 +311,7 @@ class Settings(_Section):
     web: WebSettings
     train: TrainSettings
     moderation: ModerationSettings
+    notifications: NotificationSettings
 
     @property
     def api_key(self) -> str | None:

@@ -34,6 +34,7 @@ from glassfeed.api.observability import router as ops_router
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.routes_moderation import install as install_moderation
+from glassfeed.api.routes_notifications import install as install_notifications
 from glassfeed.api.schemas import APP_RESPONSES
 from glassfeed.bluesky.xrpc import GET_SKELETON
 from glassfeed.bluesky.xrpc import install as install_bluesky
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_feed(app)
     app.state.feed.page_listeners.append(metrics.observe_page)
     install_moderation(app)
+    install_notifications(app)
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)

@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -188,17 +189,27 @@ def policy_list(
     out.print(t)
 
 
+#: Other levers' policies ``policy describe`` also knows (name -> statement, or None when not theirs), added by
+#: the levers' command modules (``glassfeed.notifications.cli``), which sit above this one.
+OTHER_POLICIES: list[Callable[[str], str | None]] = []
+
+
 @policy_app.command("describe")
 def policy_describe(
     ctx: typer.Context, name: str, policies_dir: Path | None = typer.Option(None, help="extra policy folder")
 ) -> None:
-    """Print the plain-language main-parameters statement (EU DSA Art. 27) generated from the policy file."""
+    """Print the plain-language statement of a feed policy (EU DSA Art. 27) or a notification policy, generated
+    from its file."""
     try:
         if name.endswith(".toml"):
             pol = load_policy_file(name)
         else:
             pols = load_policies(_policies_dir(ctx, policies_dir))
             if name not in pols:
+                for other in OTHER_POLICIES:
+                    if (text := other(name)) is not None:
+                        print(text)
+                        return
                 _fail(f"unknown policy {name!r}; expected one of {', '.join(pols)}")
             pol = pols[name]
     except (PolicyError, FileNotFoundError) as e:

@@ -1,0 +1,140 @@
+"""Notification routes: the inbox (list, unread count, mark read), "why did I get this?", a person's notification
+settings within the policy's bounds, Web Push subscriptions, and the policies in plain language.
+``install(app)`` builds the NotificationService beside the FeedService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
+
+from glassfeed.api.auth import require_user_or_service
+from glassfeed.api.routes_feed import JsonBodyRoute
+from glassfeed.api.schemas import error_responses, json_error_responses
+from glassfeed.ingest import IngestError, ItemError
+from glassfeed.notifications.delivery import webpush
+from glassfeed.notifications.service import NotificationError, NotificationService
+from glassfeed.notifications.worker import vapid_keys
+
+router = APIRouter(route_class=JsonBodyRoute)
+_STRICT = ConfigDict(extra="forbid")
+_ERR = error_responses(401, 404, 422)
+
+
+def _svc(request: Request) -> NotificationService:
+    return request.app.state.notifications
+
+
+class ReadIn(BaseModel):
+    model_config = _STRICT
+    ids: list[StrictInt] | None = None  # absent: every notification
+
+
+class SettingsIn(BaseModel):
+    """A person's notification settings; each is checked against the chosen policy's bounds."""
+
+    model_config = _STRICT
+    policy: StrictStr | None = None
+    kinds_off: list[StrictStr] | None = None
+    kinds_on: list[StrictStr] | None = None
+    daily_cap: StrictInt | None = None
+    digest_times: list[StrictStr] | None = None
+    quiet_start: StrictStr | None = None
+    quiet_end: StrictStr | None = None
+    time_zone: StrictStr | None = None
+    push_threshold: StrictFloat | StrictInt | None = None
+
+
+class SubscriptionIn(BaseModel):
+    """A browser's ``PushSubscription.toJSON()``: the endpoint and its keys."""
+
+    model_config = _STRICT
+    endpoint: StrictStr
+    keys: dict[str, StrictStr]
+
+
+@router.get("/v1/users/{user_id}/notifications", tags=["notifications"], responses=_ERR)
+def inbox(
+    request: Request, user_id: str, limit: int = Query(50, ge=1, le=500), _: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
+    """The person's notifications, newest first, with the unread count (every notification is here as soon as it
+    exists; the policy decides what is pushed and when)."""
+    return _svc(request).inbox(user_id, limit)
+
+
+@router.post("/v1/users/{user_id}/notifications/read", tags=["notifications"], responses=_ERR)
+def mark_read(
+    request: Request, user_id: str, body: ReadIn, _: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
+    return _svc(request).mark_read(user_id, body.ids)
+
+
+@router.get("/v1/users/{user_id}/notifications/{nid}/why", tags=["notifications"], responses=_ERR)
+def why(request: Request, user_id: str, nid: int, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Why you got this: its source events, P(open), the rule that let it through or held it, how to turn it off."""
+    return _svc(request).why(user_id, nid)
+
+
+@router.get("/v1/users/{user_id}/notification-settings", tags=["notifications"], responses=_ERR)
+def get_settings(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    return _svc(request).describe_settings(idx)
+
+
+@router.put("/v1/users/{user_id}/notification-settings", tags=["notifications"], responses=_ERR)
+def put_settings(
+    request: Request, user_id: str, body: SettingsIn, _: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
+    """Replace your notification settings (policy, kinds, cap, digest times, quiet hours, time zone)."""
+    return _svc(request).save_settings(user_id, body.model_dump(exclude_none=True))
+
+
+@router.get("/v1/notifications/vapid-public-key", tags=["notifications"])
+def vapid_public_key(request: Request) -> dict[str, str]:
+    """The ``applicationServerKey`` a browser subscribes to Web Push with."""
+    svc = _svc(request)
+    return {"key": vapid_keys(svc.settings, svc.store.path).public_key_b64}
+
+
+@router.post("/v1/users/{user_id}/push-subscriptions", tags=["notifications"], status_code=201, responses=_ERR)
+def subscribe(
+    request: Request, user_id: str, body: SubscriptionIn, idx: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
+    keys = body.keys
+    try:
+        sub = webpush.Subscription(body.endpoint, keys.get("p256dh", ""), keys.get("auth", ""))
+    except ValueError as e:
+        raise IngestError([ItemError(0, "endpoint" if "endpoint" in str(e) else "keys", str(e))]) from None
+    store = _svc(request).store
+    with store.transaction() as tx:
+        store.set_push_subscription(tx, idx, sub.endpoint, sub.p256dh, sub.auth)
+    return {"subscribed": sub.endpoint}
+
+
+@router.get("/v1/notification-policies", tags=["notifications"])
+def policies(request: Request) -> dict[str, Any]:
+    return {
+        "default": _svc(request).settings.default_policy,
+        "policies": [{"name": p.name, "title": p.title, "summary": p.summary} for p in _svc(request).policies.values()],
+    }
+
+
+@router.get(
+    "/v1/notification-policies/{name}",
+    tags=["notifications"],
+    response_class=PlainTextResponse,
+    responses=json_error_responses(404, 413, 422, 429),
+)
+def policy_statement(request: Request, name: str) -> str:
+    """The policy in plain language: what is pushed, when, and what you can change."""
+    pol = _svc(request).policies.get(name)
+    if pol is None:
+        raise NotificationError("name", f"unknown notification policy {name!r}", 404)
+    return pol.describe()
+
+
+def install(app: FastAPI) -> None:
+    """Build the NotificationService beside the FeedService and add the notification routes."""
+    app.state.notifications = NotificationService(app.state.feed, app.state.settings)
+    app.include_router(router)

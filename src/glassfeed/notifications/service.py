@@ -1,0 +1,310 @@
+"""``NotificationService``: committed events in, an inbox per person and a durable outbox of pushes out.
+
+It listens to the Ingestor after the feed (so the serving state already holds the events): each batch becomes
+candidates (``candidates.from_events``; new posts' mentions via the entity listener), aggregated with the
+recipient's policy window, merged into the person's inbox by key (a replay adds nothing), and every notification
+new to the inbox is scheduled under the person's policy (``schedule.schedule``). The inbox rows and their pushes
+(one outbox row per channel the person has) are written in one transaction, so a notification is never pushed
+without being in the inbox, nor lost between the decision and its delivery (the worker, ``worker.py``, sends what
+is due).
+
+An aggregated notification is scheduled once, when it first appears; later likes update it in the inbox (unread
+again, new count) without pushing it again. P(open) is the policy's prior per kind until the open model is
+trained (docs/notifications.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from glassfeed.domain import EventBatch
+from glassfeed.feed.service import FeedService
+from glassfeed.ingest import IngestError, ItemError
+from glassfeed.notifications.candidates import NotificationCandidates, Notifications, aggregate, from_events, mentions
+from glassfeed.notifications.policy import (
+    KIND_WORDS,
+    KINDS,
+    NotificationPolicy,
+    SettingsRefused,
+    load_notification_policies,
+)
+from glassfeed.notifications.schedule import PUSH, RULES, _offsets, schedule
+from glassfeed.settings import Settings, packaged_settings
+from glassfeed.store import Delivery, NotificationRow
+
+#: Each schedule rule in words, for "why did I get this?".
+RULE_WORDS: dict[str, str] = {
+    "immediate": "pushed as soon as it happened",
+    "quiet_hours": "held until your quiet hours ended, then pushed",
+    "digest": "held for your next digest",
+    "kind_off": "not pushed: this kind of notification is not pushed under your settings (it is in your inbox)",
+    "below_threshold": "not pushed: the chance you open it, times how much it matters, is below the push threshold",
+    "daily_cap": "not pushed: you had reached your daily number of pushes",
+}
+
+
+class NotificationError(IngestError):
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__([ItemError(0, field, reason)], status=status)
+
+
+class NotificationService:
+    """The notification lever for one store, beside the ``FeedService`` whose state it reads."""
+
+    def __init__(
+        self, feed: FeedService, settings: Settings | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        settings = settings or packaged_settings()
+        self.settings = settings.notifications
+        self.feed = feed
+        self.ingestor = feed.ingestor
+        self.store = feed.store
+        self.clock = clock
+        self.policies = load_notification_policies(self.settings.policies_dir or None)
+        if self.settings.default_policy not in self.policies:
+            raise ValueError(f"[notifications] default_policy {self.settings.default_policy!r} is not a policy")
+        self.lock = threading.Lock()
+        self._handles: dict[str, int] = {}
+        self._handles_n = 0
+        self.ingestor.listeners.append(self._on_events)
+        self.ingestor.entity_listeners.append(self._on_entities)
+
+    # ------------------------------------------------------------------ settings
+    def settings_of(self, user: int) -> dict[str, Any]:
+        return dict(self.feed.state.feedback.prefs(user).get("notifications", {}))
+
+    def policy_for(self, user: int) -> NotificationPolicy:
+        mine = self.settings_of(user)
+        name = mine.pop("policy", None) or self.settings.default_policy
+        return self.policies[name].for_person(mine)
+
+    def save_settings(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a person's notification settings (``policy`` and the policy's adjustable keys), checked against
+        the policy's bounds; a bad value is refused naming the field."""
+        user = self._user(user_id)
+        name = body.get("policy") or self.settings.default_policy
+        if name not in self.policies:
+            raise NotificationError("policy", f"unknown policy {name!r}; expected one of {', '.join(self.policies)}")
+        try:
+            self.policies[name].for_person({k: v for k, v in body.items() if k != "policy"})
+        except SettingsRefused as e:
+            raise NotificationError(e.field, e.reason) from None
+        prefs = dict(self.feed.state.feedback.prefs(user))
+        prefs["notifications"] = dict(body)
+        self.ingestor.set_prefs(user_id, prefs)
+        return self.describe_settings(user)
+
+    def describe_settings(self, user: int) -> dict[str, Any]:
+        pol = self.policy_for(user)
+        return {"settings": self.settings_of(user), "policy": pol.name, "statement": pol.describe()}
+
+    def _user(self, user_id: str) -> int:
+        idx = self.store.user_idx(user_id)
+        if idx is None:
+            raise NotificationError("user", f"unknown user {user_id!r}", 404)
+        return idx
+
+    # ------------------------------------------------------------------ from events to the inbox and the outbox
+    def _on_events(self, batch: EventBatch) -> None:
+        st = self.feed.state
+        c = from_events(batch, st.posts.author, hidden=lambda u: set(st.graph.hidden(u)))
+        if len(c):
+            self.fold(c)
+
+    def _on_entities(self, kind: str, idxs: list[int]) -> None:
+        if kind != "posts" or not idxs:
+            return
+        st = self.feed.state
+        if st.users.n != self._handles_n:  # handles of people who joined since
+            self._handles = {st.users.handle_of(u).lower(): u for u in range(1, st.users.n + 1)}
+            self._handles_n = st.users.n
+        posts = np.asarray(idxs, np.int64)
+        c = mentions(
+            posts,
+            [st.posts.text_of(int(p)) for p in idxs],
+            st.posts.author(posts),
+            st.posts.created(posts),
+            self._handles,
+            hidden=lambda u: set(st.graph.hidden(u)),
+        )
+        if len(c):
+            self.fold(c)
+
+    def fold(self, c: NotificationCandidates) -> list[int]:
+        """Merge candidates into the inboxes and schedule what is new; returns the notification ids written."""
+        with self.lock:
+            pols = {u: self.policy_for(u) for u in set(c.user.tolist())}
+            parts = []
+            for window in sorted({p.aggregate_window_h for p in pols.values()}):
+                rows = np.flatnonzero([pols[u].aggregate_window_h == window for u in c.user.tolist()])
+                parts.append(aggregate(c.take(rows), window))
+            rows_out: list[NotificationRow] = []
+            fresh: list[int] = []  # indexes into rows_out of notifications new to the inbox
+            fresh_src: list[tuple[Notifications, int]] = []
+            for n in parts:
+                for u in sorted(set(n.user.tolist())):
+                    mine = np.flatnonzero(n.user == u).tolist()
+                    held = {
+                        r.key: r for r in self.store.notifications(u, keys=[n.key[i] for i in mine], limit=len(mine))
+                    }
+                    for i in mine:
+                        old = held.get(n.key[i])
+                        if old is None:
+                            fresh.append(len(rows_out))
+                            fresh_src.append((n, i))
+                            rows_out.append(self._row(n, i))
+                            continue
+                        new = [s for s in n.sources[i] if s not in old.sources]
+                        if not new:
+                            continue  # a replay: nothing new
+                        actors = old.actors + [a for a in n.actors[i] if a not in old.actors]
+                        rows_out.append(
+                            old._replace(
+                                actors=actors,
+                                sources=old.sources + new,
+                                updated_at=max(old.updated_at, float(n.ts[i])),
+                                read_at=None,
+                            )
+                        )
+            if not rows_out:
+                return []
+            self._schedule(rows_out, fresh, fresh_src, pols)
+            deliveries: list[tuple[int, Delivery]] = []
+            for j in fresh:
+                r = rows_out[j]
+                if r.push_at is not None:
+                    for channel in self._channels(r.user):
+                        deliveries.append((j, Delivery(0, 0, r.user, channel, r.push_at, 0, "pending")))
+            with self.store.transaction() as tx:
+                ids = self.store.upsert_notifications(tx, rows_out)
+                self.store.enqueue_deliveries(tx, [d._replace(notification=ids[j]) for j, d in deliveries])
+            return ids
+
+    def _row(self, n: Notifications, i: int) -> NotificationRow:
+        post = int(n.post[i])
+        return NotificationRow(
+            0, int(n.user[i]), n.key[i], KINDS[int(n.kind[i])], post if post > 0 else None, list(n.actors[i]),
+            list(n.sources[i]), float(n.first_ts[i]), float(n.ts[i]), None, None, "", 0.0, None,
+        )  # fmt: skip
+
+    def _schedule(
+        self,
+        rows: list[NotificationRow],
+        fresh: list[int],
+        src: list[tuple[Notifications, int]],
+        pols: dict[int, NotificationPolicy],
+    ) -> None:
+        if not fresh:
+            return
+        users = np.array([rows[j].user for j in fresh], np.int64)
+        kinds = np.array([KINDS.index(rows[j].kind) for j in fresh], np.int64)
+        ts = np.array([rows[j].updated_at for j in fresh])
+        n = Notifications(users, kinds, np.zeros(len(fresh), np.int64), ts, ts, [rows[j].key for j in fresh],
+                          [rows[j].actors for j in fresh], [rows[j].sources for j in fresh])  # fmt: skip
+        p_open = np.array([pols[int(u)].kinds[KINDS[int(k)]].prior_open for u, k in zip(users, kinds)])
+        s = schedule(n, pols, p_open, self._pushed_before(set(users.tolist()), pols))
+        for a, j in enumerate(fresh):
+            pushed = s.decision[a] == PUSH
+            rows[j] = rows[j]._replace(
+                push_at=float(s.deliver_at[a]) if pushed else None, rule=RULES[int(s.rule[a])], worth=float(s.worth[a])
+            )
+
+    def _pushed_before(self, users: set[int], pols: dict[int, NotificationPolicy]) -> dict[tuple[int, int], int]:
+        """Pushes already scheduled per (person, local day): the cap counts them (a digest slot once)."""
+        out: dict[tuple[int, int], int] = {}
+        for u in users:
+            slots = {r.push_at for r in self.store.notifications(u, limit=500) if r.push_at is not None}
+            if not slots:
+                continue
+            at = np.array(sorted(slots))
+            days = np.floor((at + _offsets(at, pols[u].time_zone)) / 86400.0).astype(np.int64)
+            for d in days.tolist():
+                out[(u, d)] = out.get((u, d), 0) + 1
+        return out
+
+    def _channels(self, user: int) -> list[str]:
+        out = ["webpush"] if self.store.push_subscriptions(user) else []
+        if self.settings.webhook_url:
+            out.append("webhook")
+        return out
+
+    # ------------------------------------------------------------------ the inbox
+    def inbox(self, user_id: str, limit: int = 50) -> dict[str, Any]:
+        user = self._user(user_id)
+        rows = self.store.notifications(user, limit=limit)
+        return {
+            "user": user_id,
+            "unread": self.store.unread_notifications(user),
+            "items": [self._view(r) for r in rows],
+        }
+
+    def _view(self, r: NotificationRow) -> dict[str, Any]:
+        st = self.feed.state
+        names = ["@" + st.users.handle_of(a) for a in r.actors[:3]]
+        more = len(r.actors) - len(names)
+        who = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else (names[0] if names else "someone")
+        if more > 0:
+            who = ", ".join(names) + f" and {more} other{'s' if more > 1 else ''}"
+        text = {
+            "reply": f"{who} replied to your post",
+            "quote": f"{who} quoted your post",
+            "mention": f"{who} mentioned you",
+            "like": f"{who} liked your post",
+            "repost": f"{who} reposted your post",
+            "follow": f"{who} followed you",
+            "affinity_post": f"{who} posted",
+            "you_might_like": "A post you might like",
+        }[r.kind]
+        return {
+            "id": r.id,
+            "kind": r.kind,
+            "text": text,
+            "post": st.posts.id_of(r.post) if r.post else None,
+            "count": len(r.actors),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "read": r.read_at is not None,
+            "push_at": r.push_at,
+            "pushed_at": r.pushed_at,
+        }
+
+    def mark_read(self, user_id: str, ids: list[int] | None) -> dict[str, Any]:
+        user = self._user(user_id)
+        with self.store.transaction() as tx:
+            n = self.store.mark_notifications_read(tx, user, ids, self.clock())
+        return {"marked": n, "unread": self.store.unread_notifications(user)}
+
+    def why(self, user_id: str, nid: int) -> dict[str, Any]:
+        """Why a notification exists and was (or was not) pushed: its source events, P(open) and value, the rule
+        that decided, the policy, and how to turn this kind off."""
+        user = self._user(user_id)
+        rows = self.store.notifications(user, ids=[nid], limit=1)
+        if not rows:
+            raise NotificationError("notification", f"no notification {nid} for {user_id}", 404)
+        r = rows[0]
+        pol = self.policy_for(user)
+        kind = pol.kinds[r.kind]
+        return {
+            **self._view(r),
+            "source": {"kind": r.kind, "events": r.sources, "about": KIND_WORDS[r.kind]},
+            "p_open": kind.prior_open,
+            "p_open_from": "the policy's prior for this kind (the open model is not trained yet)",
+            "value": kind.value,
+            "worth": r.worth,
+            "push_threshold": pol.push_threshold,
+            "rule": r.rule,
+            "rule_words": RULE_WORDS.get(r.rule, r.rule),
+            "policy": pol.name,
+            "turn_off": {
+                "how": f"PUT /v1/users/{user_id}/notification-settings",
+                "body": {
+                    **self.settings_of(user),
+                    "kinds_off": sorted({*self.settings_of(user).get("kinds_off", []), r.kind}),
+                },
+            },
+        }
