@@ -84,6 +84,8 @@ def test_kind_rules_are_enforced_identically_by_both_validators(ing, kind):
         or (rule.target is Target.USER and t is None)
         or (rule.target is Target.POST_OR_USER and p is None and t is None)
         or ("value" in rule.requires and v is None)
+        or "request_id" in rule.requires  # never given here
+        or (rule.value_range is not None and v is not None and not rule.value_range[0] <= v <= rule.value_range[1])
     }
     assert {i for i, _, _ in per_item} == expected
     if expected:  # a kind with no rule at all would make this test vacuous

@@ -141,3 +141,21 @@ def test_policies_in_plain_language(client):
     assert names == ["batched", "engagement_push", "minimal"]
     assert "three digests" in client.get("/v1/notification-policies/batched").text.lower()
     assert client.get("/v1/notification-policies/loud").status_code == 404
+
+
+def test_notification_events_name_the_notification(client):
+    _events(client, [{"kind": "reply", "user": "dan", "post": "p1"}])
+    (item,) = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()["items"]
+    assert item["request_id"] == f"n{item['id']}" and not item["read"]
+    _events(client, [{"kind": "notification_open", "user": "alice", "request_id": item["request_id"]}])
+    box = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()
+    assert box["unread"] == 0 and box["items"][0]["read"]  # opening it read it
+    bad = [
+        ({"kind": "notification_open", "user": "alice"}, "request_id"),
+        ({"kind": "worth_it", "user": "alice", "request_id": "r1", "value": 3}, "value"),
+        ({"kind": "worth_it", "user": "alice", "request_id": "r1"}, "value"),
+    ]
+    for event, field in bad:
+        r = client.post("/v1/events", json=[event], headers=H)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
+    _events(client, [{"kind": "worth_it", "user": "alice", "request_id": "r1", "value": 1}])

@@ -667,6 +667,11 @@ def _kind_checks(batch: EventBatch) -> list[Check]:
     for k, r in KIND_RULES.items():
         for name in r.requires:
             out.append((name, (kind == int(k)) & ~_present(batch, name), _always(r.requires_reason)))
+        if r.value_range is not None:
+            lo, hi = r.value_range
+            with np.errstate(invalid="ignore"):
+                outside = (kind == int(k)) & ((batch.value < lo) | (batch.value > hi))
+            out.append(("value", outside, _always(f"{k.wire} takes a value from {lo:g} to {hi:g}")))
     return out
 
 

@@ -133,7 +133,9 @@ def event_item_schema(model: type[BaseModel]) -> dict[str, Any]:
         v = copy.deepcopy(base)
         v["title"] = f"{base.get('title', 'Event')} ({kind.wire})"
         v["properties"]["kind"] = {"const": kind.wire, "description": "the event kind"}
-        needs = {Target.POST: ["post"], Target.USER: ["target_user"], Target.POST_OR_USER: []}[rule.target]
+        needs = {Target.POST: ["post"], Target.USER: ["target_user"], Target.POST_OR_USER: [], Target.REQUEST: []}[
+            rule.target
+        ]
         v["required"] = sorted({*base.get("required", []), "kind", *needs, *rule.requires})
         for name in (*needs, *rule.requires):  # required means present and not null
             v["properties"][name] = _not_null(v["properties"][name])
@@ -147,7 +149,12 @@ def event_item_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _event_doc() -> str:
     """The model's description: what each kind needs, from ``KIND_RULES``."""
-    needs = {Target.POST: "post", Target.USER: "target_user", Target.POST_OR_USER: "post or target_user"}
+    needs = {
+        Target.POST: "post",
+        Target.USER: "target_user",
+        Target.POST_OR_USER: "post or target_user",
+        Target.REQUEST: "request_id",
+    }
     parts = [f"{needs[t]} for {', '.join(k.wire for k, r in KIND_RULES.items() if r.target is t)}" for t in Target]
     parts += [f"{name} for {k.wire}" for k, r in KIND_RULES.items() for name in r.requires]
     return "One engagement or graph event on the wire. Required beyond kind and user: " + "; ".join(parts) + "."

@@ -32,6 +32,12 @@ class EventKind(IntEnum):
     NOT_INTERESTED = 18
     UNMUTE = 19
     UNBLOCK = 20
+    # notification logs and the wellbeing survey: ``request_id`` names what they answer ("n<id>": a notification;
+    # a feed page's request id for worth_it)
+    NOTIFICATION_OPEN = 21  # opened a notification (a push or an inbox item)
+    NOTIFICATION_DISMISS = 22  # swiped a pushed notification away unopened
+    NOTIFICATIONS_OFF = 23  # turned this kind of notification off (or muted its sender) from a notification
+    WORTH_IT = 24  # "was this worth your time?" answered: value 1 = yes, 0 = no
 
     @classmethod
     def parse(cls, name: str) -> EventKind:
@@ -51,6 +57,11 @@ KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in EventKind)
 #: Kinds whose target is another user (graph edges); all other kinds target a post.
 USER_TARGET_KINDS: frozenset[EventKind] = frozenset(
     {EventKind.FOLLOW, EventKind.UNFOLLOW, EventKind.MUTE, EventKind.UNMUTE, EventKind.BLOCK, EventKind.UNBLOCK}
+)
+
+#: Kinds that target neither a post nor a user: they answer a notification or a feed page (``request_id``).
+REQUEST_TARGET_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.NOTIFICATION_OPEN, EventKind.NOTIFICATION_DISMISS, EventKind.NOTIFICATIONS_OFF, EventKind.WORTH_IT}
 )
 
 #: Kinds that may target either a post or a user (e.g. "see less of this author").

@@ -22,7 +22,7 @@ from enum import Enum
 
 import numpy as np
 
-from glassfeed.domain.kinds import EITHER_TARGET_KINDS, USER_TARGET_KINDS, EventKind
+from glassfeed.domain.kinds import EITHER_TARGET_KINDS, REQUEST_TARGET_KINDS, USER_TARGET_KINDS, EventKind
 
 #: Prefix of the ids the server gives events sent without one (``gf:<seq>``); clients may not use it.
 SERVER_ID_PREFIX = "gf:"
@@ -144,6 +144,7 @@ class Target(Enum):
     POST = "post"  # needs ``post``
     USER = "user"  # needs ``target_user``
     POST_OR_USER = "post_or_user"  # needs ``post`` or ``target_user``
+    REQUEST = "request"  # needs ``request_id``: the notification ("n<id>") or feed page it answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +154,16 @@ class KindRule:
     target: Target
     requires: tuple[str, ...] = ()  # further wire fields this kind needs
     requires_reason: str = ""  # why, as the error names it
+    value_range: tuple[float, float] | None = None  # the kind's own bounds on ``value`` (inclusive)
 
 
 def _rule(kind: EventKind) -> KindRule:
+    if kind is EventKind.WORTH_IT:
+        return KindRule(
+            Target.REQUEST, ("request_id", "value"), "worth_it needs the page's request_id and value 1 or 0", (0.0, 1.0)
+        )
+    if kind in REQUEST_TARGET_KINDS:
+        return KindRule(Target.REQUEST, ("request_id",), f"{kind.wire} needs the notification's request_id (n<id>)")
     target = (
         Target.USER
         if kind in USER_TARGET_KINDS

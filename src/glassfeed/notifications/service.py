@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from glassfeed.domain import EventBatch
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.notifications.candidates import NotificationCandidates, Notifications, aggregate, from_events, mentions
@@ -46,6 +46,13 @@ RULE_WORDS: dict[str, str] = {
     "below_threshold": "not pushed: the chance you open it, times how much it matters, is below the push threshold",
     "daily_cap": "not pushed: you had reached your daily number of pushes",
 }
+
+
+def notification_id(request_id: object) -> int | None:
+    """The notification a ``request_id`` names ("n<id>"), or None."""
+    if isinstance(request_id, str) and request_id.startswith("n") and request_id[1:].isdigit():
+        return int(request_id[1:])
+    return None
 
 
 class NotificationError(IngestError):
@@ -115,6 +122,21 @@ class NotificationService:
         c = from_events(batch, st.posts.author, hidden=lambda u: set(st.graph.hidden(u)))
         if len(c):
             self.fold(c)
+        self._opened(batch)
+
+    def _opened(self, batch: EventBatch) -> None:
+        """An opened notification (a ``notification_open`` event naming it, ``request_id`` "n<id>") is read."""
+        rows = np.flatnonzero(batch.kind == int(EventKind.NOTIFICATION_OPEN))
+        if not len(rows) or batch.request_id is None:
+            return
+        by_user: dict[int, list[int]] = {}
+        for i in rows.tolist():
+            nid = notification_id(batch.request_id[i])
+            if nid is not None:
+                by_user.setdefault(int(batch.user[i]), []).append(nid)
+        with self.store.transaction() as tx:
+            for u, ids in by_user.items():
+                self.store.mark_notifications_read(tx, u, ids, float(batch.ts.max()))
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         if kind != "posts" or not idxs:
@@ -262,6 +284,7 @@ class NotificationService:
         }[r.kind]
         return {
             "id": r.id,
+            "request_id": f"n{r.id}",  # what a notification_open / _dismiss / notifications_off event names
             "kind": r.kind,
             "text": text,
             "post": st.posts.id_of(r.post) if r.post else None,
