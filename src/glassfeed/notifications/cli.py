@@ -55,6 +55,41 @@ def worker(
             ing.store.close()
 
 
+@group.command()
+def train(
+    ctx: typer.Context,
+    db: Path | None = typer.Option(None, "--db", help="the store (default: [store] path)"),
+    until: float | None = typer.Option(None, help="train on pushes up to this epoch time (default: now)"),
+) -> None:
+    """Train P(open), P(session) and P(turn off) from the notification log (point in time); the server uses them
+    instead of the policies' priors once it restarts."""
+    import json
+    import time
+
+    from glassfeed.notifications.model import train_notification_model
+    from glassfeed.notifications.policy import load_notification_policies
+    from glassfeed.store import models_dir
+
+    settings = cli_settings(ctx, db)
+    with handled():
+        ing = open_ingestor(settings)
+        try:
+            ns = settings.notifications
+            policies = load_notification_policies(ns.policies_dir or None)
+            prefs = ing.store.load_prefs()
+            policy_of = {}
+            for u in ing.store.load_users()["idx"].tolist():
+                mine = dict(prefs.get(u, {}).get("notifications", {}))
+                name = mine.pop("policy", None) or ns.default_policy
+                policy_of[u] = policies[name].for_person(mine)
+            model, report = train_notification_model(ing.store, ns, policy_of, until or time.time())
+            folder = model.save(models_dir(ing.store.path) / "notifications")
+        finally:
+            ing.store.close()
+    console.print(json.dumps(report, indent=1))
+    console.print(f"wrote {folder}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``notifications`` (a group) and the notification policies to ``policy describe``."""
     app.add_typer(group, name="notifications")

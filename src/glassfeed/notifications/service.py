@@ -10,7 +10,7 @@ is due).
 
 An aggregated notification is scheduled once, when it first appears; later likes update it in the inbox (unread
 again, new count) without pushing it again. P(open) is the policy's prior per kind until the open model is
-trained (docs/notifications.md).
+trained (``glassfeed notifications train``, ``model.py``), then the model's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.notifications.candidates import NotificationCandidates, Notifications, aggregate, from_events, mentions
+from glassfeed.notifications.model import NotificationModel, serving_features
 from glassfeed.notifications.policy import (
     KIND_WORDS,
     KINDS,
@@ -35,7 +36,7 @@ from glassfeed.notifications.policy import (
 )
 from glassfeed.notifications.schedule import PUSH, RULES, _offsets, schedule
 from glassfeed.settings import Settings, packaged_settings
-from glassfeed.store import Delivery, NotificationRow
+from glassfeed.store import Delivery, NotificationRow, models_dir
 
 #: Each schedule rule in words, for "why did I get this?".
 RULE_WORDS: dict[str, str] = {
@@ -76,6 +77,8 @@ class NotificationService:
         if self.settings.default_policy not in self.policies:
             raise ValueError(f"[notifications] default_policy {self.settings.default_policy!r} is not a policy")
         self.lock = threading.Lock()
+        self.model_folder = models_dir(self.store.path) / "notifications" if self.store.path else None
+        self.model = NotificationModel.load(self.model_folder) if self.model_folder else None
         self._handles: dict[str, int] = {}
         self._handles_n = 0
         self.ingestor.listeners.append(self._on_events)
@@ -229,6 +232,11 @@ class NotificationService:
         n = Notifications(users, kinds, np.zeros(len(fresh), np.int64), ts, ts, [rows[j].key for j in fresh],
                           [rows[j].actors for j in fresh], [rows[j].sources for j in fresh])  # fmt: skip
         p_open = np.array([pols[int(u)].kinds[KINDS[int(k)]].prior_open for u, k in zip(users, kinds)])
+        if self.model is not None and self.model.models_.get("open") is not None:
+            for u in set(users.tolist()):
+                at = [a for a, j in enumerate(fresh) if rows[j].user == u]
+                X = serving_features(self.store, u, [rows[fresh[a]] for a in at], pols[u].time_zone)
+                p_open[at] = self.model.predict(X)["open"]
         s = schedule(n, pols, p_open, self._pushed_before(set(users.tolist()), pols))
         for a, j in enumerate(fresh):
             pushed = s.decision[a] == PUSH
@@ -315,8 +323,10 @@ class NotificationService:
         return {
             **self._view(r),
             "source": {"kind": r.kind, "events": r.sources, "about": KIND_WORDS[r.kind]},
-            "p_open": kind.prior_open,
-            "p_open_from": "the policy's prior for this kind (the open model is not trained yet)",
+            "p_open": r.worth / kind.value if kind.value else kind.prior_open,
+            "p_open_from": "the learned open model (glassfeed notifications train)"
+            if self.model is not None and self.model.models_.get("open") is not None
+            else "the policy's prior for this kind (the open model is not trained yet)",
             "value": kind.value,
             "worth": r.worth,
             "push_threshold": pol.push_threshold,
