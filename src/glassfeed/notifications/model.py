@@ -278,13 +278,12 @@ def train_notification_model(
     n = len(ex.ids)
     cut = int(n * (1.0 - holdout))
     report: dict[str, Any] = {"examples": n, "holdout": n - cut, "heads": {}}
-    params = {
-        "trees": settings.model_trees,
-        "leaves": settings.model_leaves,
-        "learning_rate": settings.model_learning_rate,
-    }
+
+    def new() -> NotificationModel:
+        return NotificationModel(settings.model_trees, settings.model_leaves, settings.model_learning_rate)
+
     if cut > 0 and n - cut > 0:
-        early = NotificationModel(**params).fit(ex.X[:cut], {h: v[:cut] for h, v in ex.y.items()})
+        early = new().fit(ex.X[:cut], {h: v[:cut] for h, v in ex.y.items()})
         pred = early.predict(ex.X[cut:])
         kinds = ex.X[cut:, : len(KINDS)].argmax(axis=1)
         prior = np.array(
@@ -298,5 +297,5 @@ def train_notification_model(
                 "holdout_auc": _auc(y, p) if p is not None else None,
                 "prior_auc": _auc(y, prior) if head == "open" else None,
             }
-    model = NotificationModel(**params).fit(ex.X, ex.y)
+    model = new().fit(ex.X, ex.y)
     return model, report
