@@ -42,7 +42,9 @@ SESSION_TTL_S = 12 * 3600.0
 MAX_SESSIONS = 10_000
 PICKER_SIZE = 40
 #: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
-ME_PATHS = re.compile(r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data)$")
+ME_PATHS = re.compile(
+    r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data|notifications(/read|/[0-9]+/why)?|notification-settings)$"
+)
 #: Where a simulation report may be, besides settings/env (relative to the working directory): first the local
 #: runs (``sim-out/<time>/`` is where ``glassfeed simulate`` writes by default), then the shipped example.
 REPORT_GLOBS = (

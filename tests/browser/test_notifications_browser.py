@@ -1,0 +1,206 @@
+"""The notification bell, the inbox, "Why did I get this?" and the notification settings in real headless Chromium
+against a real uvicorn server (issue 14, item 8): alice signs in with her token, sees the unread count on the
+bell, reads why a reply reached her, turns likes off from a why-panel, changes her settings (a bad time zone is
+shown next to its field) and marks everything read. Each effect is checked through the API too. A screenshot goes
+to ``artifacts/``.
+
+The server is our own small store (no training: the feed falls back to recency), wall clock, with
+``engagement_push`` as the default notification policy so that switching to ``batched`` is a real change."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+KEY = "notifbrowser-service-key"
+SVC = {"Authorization": f"Bearer {KEY}"}
+PEOPLE = ("alice", "bob", "carol", "dan")
+BROWSER_ZONE = "America/Santiago"  # the page offers the browser's time zone until one is saved
+# a handle is written into the notification text: it must come out as text, never as HTML
+HOSTILE_HANDLE = "<img src=x onerror=window.pwned=1>"
+
+
+@pytest.fixture(scope="module")
+def notif_server(tmp_path_factory):
+    """(base_url, tokens): uvicorn serving create_app (web page included); alice's post p1 has a reply from dan
+    (whose handle looks like HTML) and likes from bob and carol."""
+    import uvicorn
+
+    from glassfeed.api.app import create_app
+    from glassfeed.settings import load_settings
+
+    folder = tmp_path_factory.mktemp("notifweb")
+    settings = load_settings(
+        store={"path": folder / "notif.db"},
+        api={"key": KEY},
+        serving={"clock": "wall"},
+        notifications={"default_policy": "engagement_push"},
+    )
+    app = create_app(settings)
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    t0 = time.time()
+    while not srv.started:
+        if time.time() - t0 > 30 or not th.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=10) as c:
+        users = [{"id": u, "handle": HOSTILE_HANDLE if u == "dan" else u} for u in PEOPLE]
+        r = c.post("/v1/users", json={"users": users}, headers=SVC)
+        assert r.status_code in (200, 201), r.text
+        tokens = {u["id"]: u["token"] for u in r.json()["users"]}
+        now = time.time() - 120
+        assert c.post("/v1/posts", json=[{"id": "p1", "author": "alice", "text": "hello", "created_at": now}],
+                      headers=SVC).status_code == 201  # fmt: skip
+        events = [
+            {"kind": "reply", "user": "dan", "post": "p1", "ts": now + 1},
+            {"kind": "like", "user": "bob", "post": "p1", "ts": now + 2},
+            {"kind": "like", "user": "carol", "post": "p1", "ts": now + 3},
+        ]
+        assert c.post("/v1/events", json=events, headers=SVC).status_code == 200
+    yield base, tokens
+    srv.should_exit = True
+    th.join(10)
+
+
+@pytest.fixture()
+def tz_page(browser):
+    """A page whose browser time zone is BROWSER_ZONE; fails the test on any Content-Security-Policy report."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=BROWSER_ZONE)
+    pg = ctx.new_page()
+    pg.set_default_timeout(10_000)
+    blocked: list[str] = []
+    pg.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    yield pg
+    ctx.close()
+    assert not blocked, blocked
+
+
+def settings_of(base: str, user: str) -> dict:
+    return httpx.get(f"{base}/v1/users/{user}/notification-settings", headers=SVC).json()
+
+
+def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifacts):
+    from playwright.sync_api import expect
+
+    base, tokens = notif_server
+    page = tz_page
+    page.goto(base + "/")
+    page.fill("#token-user", "alice")
+    page.fill("#token-value", tokens["alice"])
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-user=alice]")
+
+    # the bell: its count, for eyes and for screen readers
+    bell = page.locator("#bell")
+    expect(bell).to_have_attribute("aria-label", "Notifications: 2 unread")
+    expect(page.locator("#bell-count")).to_have_text("2")
+    expect(bell).to_have_attribute("aria-expanded", "false")
+
+    # the inbox: each notification's text, time and read state
+    bell.click()
+    expect(bell).to_have_attribute("aria-expanded", "true")
+    items = page.locator("#notif-list .notif-item")
+    expect(items).to_have_count(2)
+    expect(page.locator("#notif-list .notif-item.unread")).to_have_count(2)
+    like = page.locator(".notif-item[data-kind=like]")
+    reply = page.locator(".notif-item[data-kind=reply]")
+    expect(like.locator(".notif-text")).to_have_text("@bob and @carol liked your post")
+    expect(reply.locator(".notif-text")).to_have_text(f"@{HOSTILE_HANDLE} replied to your post")  # as text
+    assert page.evaluate("window.pwned") is None and page.locator("#notif-list img").count() == 0
+    expect(reply.locator(".notif-read")).to_have_text("unread")
+    assert reply.locator("time").get_attribute("datetime")
+    expect(reply.locator(".notif-push")).to_contain_text("push scheduled for")  # no delivery worker runs here
+    assert reply.get_attribute("data-push") == "scheduled"
+
+    # "Why did I get this?" on the reply: source, chance x value vs threshold, the rule in words, the policy
+    reply.get_by_role("button", name="Why did I get this?").click()
+    why = reply.locator(".notif-why")
+    expect(why).to_be_visible()
+    expect(why.locator(".notif-rule")).to_have_text("Pushed as soon as it happened.")
+    expect(why.locator(".notif-rule")).to_have_attribute("data-rule", "immediate")
+    expect(why).to_contain_text("Replies to your posts: 1 event")
+    expect(why.locator(".notif-worth")).to_contain_text("chance you open it 0.30 × how much it matters 1.0 = 0.300")
+    expect(why.locator(".notif-worth")).to_contain_text("at or above the push threshold 0.020 of your policy now")
+    expect(why.locator(".notif-policy")).to_contain_text("engagement_push")
+
+    # turn likes off from the like's why-panel: one click PUTs the why's turn_off body
+    like.get_by_role("button", name="Why did I get this?").click()
+    off = like.locator(".notif-turn-off")
+    expect(off).to_contain_text("Turn off this kind (likes of your posts)")
+    off.click()
+    expect(like.locator(".notif-why .status")).to_contain_text("Likes of your posts will no longer be pushed")
+    assert settings_of(base, "alice")["settings"]["kinds_off"] == ["like"]
+
+    # settings: the policies in plain language, kinds pushed, digest times, time zone from the browser
+    page.click("#notif-settings-toggle")
+    form = page.locator("#notif-settings")
+    expect(form).to_be_visible()
+    expect(page.locator("#nset-policy-engagement_push")).to_be_checked()
+    expect(page.locator("#nset-statement")).to_contain_text("They are pushed as soon as they exist.")
+    expect(page.locator("#nset-kind-like")).not_to_be_checked()  # turned off just now
+    expect(page.locator("#nset-kind-reply")).to_be_checked()
+    expect(page.locator("#nset-time_zone")).to_have_value(BROWSER_ZONE)
+    expect(page.locator("#nset-hint-tz")).to_contain_text("From your browser")
+    # every control in the panel has a name (label, aria-label or own text)
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('#notif-panel input, #notif-panel select, #notif-panel button')]
+             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+             .map(el => el.id || el.outerHTML)"""
+    )
+    assert unnamed == []
+
+    page.check("#nset-policy-batched")
+    expect(page.locator("#nset-statement")).to_have_attribute("data-policy", "batched")
+    expect(page.locator("#nset-statement")).to_contain_text("pushed in digests at 09:00, 13:00, 19:00")
+    expect(page.locator("#nset-kind-affinity_post")).not_to_be_checked()  # batched does not push it
+    expect(page.locator("#nset-kind-like")).not_to_be_checked()  # still off: her choice
+    page.fill("#nset-digest_times", "08:30")
+    page.fill("#nset-time_zone", "Nowhere/Town")
+    page.click("#nset-save")
+    err = page.locator("#nset-err-time_zone")
+    expect(err).to_be_visible()
+    expect(err).to_contain_text("unknown time zone")
+    expect(page.locator("#nset-time_zone")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#nset-status")).to_contain_text("Not saved")
+    assert settings_of(base, "alice")["policy"] == "engagement_push"  # nothing saved
+    page.screenshot(path=str(artifacts / "notifications-settings-error.png"), full_page=True)
+
+    page.fill("#nset-time_zone", "Europe/Paris")
+    page.click("#nset-save")
+    expect(page.locator("#nset-status")).to_contain_text("Saved")
+    expect(err).to_be_hidden()
+    expect(page.locator("#nset-time_zone")).not_to_have_attribute("aria-invalid", "true")
+    got = settings_of(base, "alice")
+    assert got["policy"] == "batched"
+    assert got["settings"] == {
+        "policy": "batched",
+        "kinds_off": ["like"],
+        "digest_times": ["08:30"],
+        "time_zone": "Europe/Paris",
+    }
+    assert "08:30" in got["statement"]
+    expect(page.locator("#nset-hint-tz")).to_have_text("Your saved time zone.")
+
+    # mark all read: the count goes to 0, the items lose their unread state
+    page.click("#notif-read-all")
+    expect(bell).to_have_attribute("aria-label", "Notifications: none unread")
+    expect(page.locator("#bell-count")).to_be_hidden()
+    expect(page.locator("#notif-list .notif-item.unread")).to_have_count(0)
+    expect(reply.locator(".notif-read")).to_have_text("read")
+    box = httpx.get(f"{base}/v1/users/alice/notifications", headers=SVC).json()
+    assert box["unread"] == 0 and all(i["read"] for i in box["items"])
+    page.screenshot(path=str(artifacts / "notifications-inbox.png"), full_page=True)
+
+    # Escape closes the panel and gives focus back to the bell
+    page.keyboard.press("Escape")
+    expect(page.locator("#notif-panel")).to_be_hidden()
+    expect(bell).to_be_focused()
