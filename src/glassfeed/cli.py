@@ -51,6 +51,7 @@ from glassfeed.moderation import cli as moderation_cli
 from glassfeed.notifications import cli as notifications_cli
 from glassfeed.settings import Settings
 from glassfeed.sim import cli as sim_cli
+from glassfeed.sim import notify_cli as sim_notify_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
 from glassfeed.store.retention import prune as prune_store
 from glassfeed.web.routes import loopback_name
@@ -407,7 +408,16 @@ def prune(
         out.print(json.dumps(report.as_dict()))
 
 
-for _module in (evaluate_cli, feed_cli, sim_cli, audit_cli, bluesky_cli, moderation_cli, notifications_cli):
+for _module in (
+    evaluate_cli,
+    feed_cli,
+    sim_cli,
+    audit_cli,
+    bluesky_cli,
+    moderation_cli,
+    notifications_cli,
+    sim_notify_cli,
+):
     _module.register(app)
 
 if __name__ == "__main__":
