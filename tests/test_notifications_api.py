@@ -42,7 +42,7 @@ def _events(c, rows):
 
 
 def test_events_become_aggregated_inbox_items_and_replays_add_nothing(client):
-    now = time.time()
+    now = (time.time() // 3600) * 3600 - 1800  # mid-hour: engagement_push aggregates likes per hour
     _events(
         client,
         [
