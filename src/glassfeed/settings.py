@@ -150,6 +150,7 @@ class StateSettings(_Section):
     seen_retention_h: float = Field(gt=0)
     seen_merge_at: int = Field(gt=0)
     post_retention_days: float = Field(ge=0, description="posts older than this are not held; 0 = every post")
+    usage_retention_h: float = Field(gt=0, description="pages served are remembered this long (the usage budget)")
     affinity_weights: dict[str, float]
     content: ContentSettings
 
@@ -304,6 +305,13 @@ class NotificationSettings(_Section):
     model_learning_rate: float = Field(gt=0, le=1, description="learning rate of the notification heads")
 
 
+class WellbeingSettings(_Section):
+    session_gap_min: float = Field(gt=0, description="pages further apart than this are separate sessions")
+    page_min: float = Field(ge=0, description="time counted for the last page of each session")
+    budget_min: tuple[int, int] = Field(description="the daily budget a person may set, in minutes (low, high)")
+    survey_every_pages: int = Field(ge=0, description='"was this worth your time?" on every n-th page; 0 = never')
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -317,6 +325,7 @@ class Settings(_Section):
     train: TrainSettings
     moderation: ModerationSettings
     notifications: NotificationSettings
+    wellbeing: WellbeingSettings
 
     @property
     def api_key(self) -> str | None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
@@ -87,6 +87,9 @@ class PrefsIn(BaseModel):
     )
     topics_more: list[str] | None = Field(None, json_schema_extra=_TOPICS)
     topics_less: list[str] | None = Field(None, json_schema_extra=_TOPICS)
+    daily_minutes: StrictInt | None = Field(
+        None, description="a daily usage budget in minutes (0 removes it): past it, pages carry a stopping cue"
+    )
 
 
 class MutedWordsIn(BaseModel):
@@ -205,7 +208,12 @@ def put_prefs(
 ) -> dict[str, Any]:
     """Save the person's feed choices; weights outside the policy's bounds are refused with a 422."""
     prefs = _svc(request).save_prefs(
-        user_id, policy=body.policy, weights=body.weights, topics_more=body.topics_more, topics_less=body.topics_less
+        user_id,
+        policy=body.policy,
+        weights=body.weights,
+        topics_more=body.topics_more,
+        topics_less=body.topics_less,
+        daily_minutes=body.daily_minutes,
     )
     return {"prefs": prefs}
 

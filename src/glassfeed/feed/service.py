@@ -22,8 +22,10 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import redis
@@ -334,10 +336,20 @@ class FeedService:
         weights: dict[str, float] | None = None,
         topics_more: list[str] | None = None,
         topics_less: list[str] | None = None,
+        daily_minutes: int | None = None,
     ) -> dict[str, Any]:
-        """Validate and persist a person's feed choices; weights are checked against the policy's bounds."""
+        """Validate and persist a person's feed choices; weights are checked against the policy's bounds, the daily
+        usage budget (``daily_minutes``; 0 removes it) against ``[wellbeing] budget_min``."""
         user = self.user_idx(user_id)
         prefs = dict(self.state.feedback.prefs(user))
+        if daily_minutes is not None:
+            lo, hi = self.settings.wellbeing.budget_min
+            if daily_minutes == 0:
+                prefs.pop("daily_minutes", None)
+            elif not lo <= daily_minutes <= hi:
+                raise FeedError("daily_minutes", f"a daily budget is {lo} to {hi} minutes (0 removes it)", 422)
+            else:
+                prefs["daily_minutes"] = daily_minutes
         if policy is not None:
             if policy not in self.policies:
                 raise FeedError("policy", f"unknown policy {policy!r}; expected one of {', '.join(self.policies)}")
@@ -441,10 +453,54 @@ class FeedService:
             "dropped": pages.dropped,
             "fallback": pages.fallback_reason or None,
             "notice": pages.fallback_reason if items else _empty_notice(self.state, pages, pol, now, self.clock_mode),
+            "stopping_cue": self.stopping_cue(user, now) if user else None,
+            "survey": self._survey(request_id, page_no) if user and items else None,
         }
         for listener in self.page_listeners:
             listener(page)
         return page
+
+    # ------------------------------------------------------------------ wellbeing
+    def usage_today(self, user: int, now: float) -> tuple[float, float]:
+        """(minutes in the app today, the start of today) in the person's time zone (their notification settings'
+        ``time_zone``; UTC when none): pages served today, sessions split by ``[wellbeing] session_gap_min``."""
+        prefs = self.state.feedback.prefs(user)
+        tz = prefs.get("notifications", {}).get("time_zone") or "UTC"
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        local = datetime.fromtimestamp(now, zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        w = self.settings.wellbeing
+        secs = self.state.usage.seconds(user, midnight, now, w.session_gap_min * 60.0, w.page_min * 60.0)
+        return secs / 60.0, midnight
+
+    def stopping_cue(self, user: int, now: float) -> dict[str, Any] | None:
+        """The stopping cue: when the person set a daily budget and today's time in the app reached it."""
+        budget = self.state.feedback.prefs(user).get("daily_minutes")
+        if not budget:
+            return None
+        used, _ = self.usage_today(user, now)
+        if used < budget:
+            return None
+        return {
+            "used_minutes": round(used, 1),
+            "budget_minutes": budget,
+            "message": f"You've spent about {used:.0f} minutes here today, past the {budget} you set. "
+            "This is a good place to stop.",
+        }
+
+    def _survey(self, request_id: str, page_no: int) -> dict[str, Any] | None:
+        """Every ``[wellbeing] survey_every_pages``-th page of a paging session asks whether it was worth it; the
+        answer is a ``worth_it`` event naming the page (its ``request_id``)."""
+        n = self.settings.wellbeing.survey_every_pages
+        if not n or (page_no + 1) % n:
+            return None
+        return {
+            "question": "Was this worth your time?",
+            "answer": {"kind": "worth_it", "request_id": request_id, "value": "1 for yes, 0 for no"},
+        }
 
     def ingest_lag(self) -> int:
         """Events committed to the store that the serving state has not folded in yet."""

@@ -9,6 +9,8 @@ through (vectorised) methods:
 - ``counters`` (``Counters``): decayed per-post counters, totals, trending, likes by bridging side, per-user topic
   engagement, event counts and recent likes/reposts;
 - ``feedback`` (``Feedback``): user->author affinity, "see less", posts seen, muted words, saved preferences;
+- ``usage`` (``Usage``): the pages each person was served within ``[state] usage_retention_h`` (time in the
+  app, for the daily usage budget);
 - ``visibility`` (``Visibility``): what moderation decided each post may do on each surface, with its reasons and
   the community notes shown (installed by ``glassfeed.moderation``, which rebuilds it from the moderation log).
 
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from glassfeed.content import ContentVectors
-from glassfeed.domain import EventBatch
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.settings import StateSettings, packaged_settings
 from glassfeed.state._columns import group_by_user, lookup_pairs, member_pairs
 from glassfeed.state.counters import BRIDGE_PRIOR, BRIDGE_SIDE_T, COUNTERS, LIKES, REPOSTS, C, Counters
@@ -35,6 +37,7 @@ from glassfeed.state.feedback import Feedback
 from glassfeed.state.graph import GRAPH_KINDS, SocialGraph
 from glassfeed.state.posts import DROP_LABELS, PostTable
 from glassfeed.state.topics import Topics
+from glassfeed.state.usage import Usage
 from glassfeed.state.users import UserTable
 from glassfeed.state.visibility import ACTIONS, SURFACES, Visibility
 from glassfeed.store import Store
@@ -61,6 +64,7 @@ class ServingState:
         self.feedback = Feedback(self.config, self.posts.created)
         self.content = ContentVectors(self.config.content, self.topics)  # [state.content]: embeddings at ingest
         self.visibility = Visibility()  # moderation's outcome per post and surface (installed by the lever)
+        self.usage = Usage(keep_s=self.config.usage_retention_h * 3600.0)  # recent pages (the daily usage budget)
         self.topics.on_new.append(self.counters.ensure_topics)
         self.last_seq = 0
         self.newest_ts = 0.0
@@ -256,6 +260,9 @@ class ServingState:
         self.content.apply(kind, user, post, ts)
         authors = np.where(has_post, self.posts.author(safe), batch.target_user)
         self.feedback.apply(kind, user, post, ts, authors)
+        imp = kind == int(EventKind.IMPRESSION)
+        if imp.any():
+            self.usage.apply(user[imp], ts[imp])
         if graph:
             for i in np.flatnonzero(np.isin(kind, _GRAPH_KINDS)).tolist():
                 self.graph.apply(int(kind[i]), int(user[i]), int(batch.target_user[i]))
@@ -269,6 +276,7 @@ class ServingState:
         self.counters.forget_user(u)
         self.graph.forget_user(u)
         self.content.forget_user(u)
+        self.usage.forget_user(u)
 
     def forget_posts(self, posts: list[int]) -> None:
         """Tombstone posts their author erased (``Store.erase_posts``): dropped from every feed."""
