@@ -43,6 +43,11 @@ def register(app: typer.Typer) -> None:
         retrain: str = typer.Option("partial", help="partial (ALS + bridging sides) | full (all models)"),
         workers: int = typer.Option(1, help="processes ranking each step's batches in parallel (forked)"),
         keep_stores: bool = typer.Option(False, help="keep each policy's SQLite store in OUT/stores"),
+        moderation: str = typer.Option(
+            "",
+            help="comma-separated moderation policies run with every policy as arms: none (no moderation), a "
+            "packaged name (sim_downrank, sim_drop, sim_drop_aggressive) or a TOML path; docs/sim_moderation.md",
+        ),
     ) -> None:
         """Simulate users browsing feeds ranked by the real pipeline under several policies; write an HTML report."""
         settings = cli_settings(ctx)
@@ -70,6 +75,17 @@ def register(app: typer.Typer) -> None:
             retrain=retrain,
             workers=max(1, workers),
         )
+        mods = tuple(m.strip() for m in moderation.split(",") if m.strip())
+        from glassfeed.sim.moderation import arms_for, moderation_policy, run_moderation_simulation
+
+        if mods:
+            try:
+                for m in mods:
+                    if m != "none":
+                        moderation_policy(m)
+            except (ValueError, OSError) as e:
+                console.print(f"[bold red]error:[/] {e}")
+                raise typer.Exit(2) from None
         folder = out or Path(DEFAULT_OUT) / time.strftime("%Y%m%d-%H%M%S")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
@@ -89,7 +105,11 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
             try:
-                result = run_simulation(cfg, work, progress=tick, settings=settings)
+                if mods:
+                    arms = arms_for(names, mods)
+                    result = run_moderation_simulation(cfg, arms, work, progress=tick, settings=settings)
+                else:
+                    result = run_simulation(cfg, work, progress=tick, settings=settings)
             finally:
                 if tmp is not None:
                     tmp.cleanup()

@@ -353,6 +353,10 @@ class World:
         self.n_served = 0  # items placed on pages, and of them the exploration places (``feed/explore.py``)
         self.n_explored = 0
 
+    def final_extra(self) -> dict[str, Any]:
+        """Extra end-of-run metrics of this world (none here; ``sim/moderation.py``'s worlds add theirs)."""
+        return {}
+
     def _warm_rewards(self, net: SyntheticNetwork, end: float) -> None:
         """Credit authors with the history's engagement, day by day, so posting rates continue smoothly."""
         w = np.zeros(32)
@@ -586,6 +590,7 @@ class World:
             self.seconds[name] += dt
 
     def close(self) -> None:
+        self.svc.close()  # stop the FeedService's tail thread before its store closes
         self.store.close()
 
 
@@ -641,6 +646,7 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
         f["homogenisation_end"] = _nan(m.homog[-1][1]) if m.homog else None
         f["feed_requests"] = int(w.n_requests)
         f["posts_created"] = int(np.nansum(m.series.get("posts_created", [0])))
+        f.update(w.final_extra())
         final[p] = f
     amp: dict[str, dict[str, dict[str, float | None]]] = {}
     amp_series: dict[str, dict[str, list[float | None]]] = {}
@@ -670,15 +676,21 @@ def finalise(cfg: SimConfig, worlds: dict[str, World], seconds: dict[str, Any]) 
     )
 
 
+#: Builds one world: (config, its name in ``cfg.policies``, its store, the shared base, settings).
+WorldFactory = Callable[[SimConfig, str, Path, Base, Settings | None], World]
+
+
 def run_simulation(
     cfg: SimConfig,
     folder: Path,
     progress: Progress | None = None,
     base: Base | None = None,
     settings: Settings | None = None,
+    make_world: WorldFactory | None = None,
 ) -> SimResult:
     """Run every policy of ``cfg`` on the same seeded society; stores go to ``folder/<policy>.db``. ``settings``
-    (default: the packaged ones) gives the feed's ``serving``, ``state`` and ``retrieval`` sections."""
+    (default: the packaged ones) gives the feed's ``serving``, ``state`` and ``retrieval`` sections.
+    ``make_world`` (default: ``World``) builds each named world (``sim/moderation.py``: moderation arms)."""
     say = progress or (lambda s, d, t: None)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -688,7 +700,7 @@ def run_simulation(
     seconds: dict[str, Any] = {"base": base.seconds, "worlds": {}}
     for p in cfg.policies:
         t = time.perf_counter()
-        w = World(cfg, p, copy_base(base, folder / f"{p}.db"), base, settings)
+        w = (make_world or World)(cfg, p, copy_base(base, folder / f"{p}.db"), base, settings)
         setup = time.perf_counter() - t
         t = time.perf_counter()
         for k in range(cfg.steps):

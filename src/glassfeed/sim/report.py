@@ -37,6 +37,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "polarisation": ("Polarisation", "variance of users' leanings (DiMaggio et al. 1996)"),
     "mean_abs_leaning": ("Mean |leaning|", "mean distance of users' leanings from the centre"),
     "posts_created": ("Posts created", "original posts + replies made in the step"),
+    # moderation arms only (sim/moderation.py): ground-truth toxicity of what was scanned
+    "toxic_share_consumed": ("Toxic share, scanned", "share of scanned items toxic in ground truth (moderation arms)"),
 }
 FINAL_ROWS: list[tuple[str, str]] = [
     ("engagement_rate", "engagement / impression"),
@@ -57,6 +59,17 @@ FINAL_ROWS: list[tuple[str, str]] = [
     ("creator_gini_cumulative", "creator Gini, whole run"),
     ("posts_created", "posts created"),
     ("feed_requests", "feed requests"),
+]
+#: final rows shown only when a run has moderation arms (``sim/moderation.py``; docs/sim_moderation.md)
+MODERATION_ROWS: list[tuple[str, str]] = [
+    ("toxic_share_consumed", "toxic share, scanned"),
+    ("toxic_share_top10", "toxic share, top 10 served"),
+    ("nontoxic_divisive_share_consumed", "divisive share of non-toxic scanned"),
+    ("toxic_prevalence", "toxic share of all posts (ground truth)"),
+    ("actioned_share", "posts actioned (home)"),
+    ("false_discovery", "actioned but not toxic (of actioned)"),
+    ("false_positive_rate", "non-toxic posts actioned (FPR)"),
+    ("recall", "toxic posts actioned (recall)"),
 ]
 COLOURS = {"engagement": "#d62728", "chronological": "#7f7f7f", "stated_preference": "#2ca02c", "bridging": "#1f77b4"}
 
@@ -130,7 +143,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def final_table_rows(result: SimResult) -> tuple[list[str], list[list[Any]]]:
     """(header, rows) of the final comparison: one row per metric, one column per policy."""
     pols = list(result.final)
-    rows = [[label, *[result.final[p].get(key) for p in pols]] for key, label in FINAL_ROWS]
+    moderated = any("toxic_prevalence" in f for f in result.final.values())
+    keys = FINAL_ROWS + (MODERATION_ROWS if moderated else [])
+    rows = [[label, *[result.final[p].get(key) for p in pols]] for key, label in keys]
     return ["metric", *pols], rows
 
 
