@@ -159,3 +159,18 @@ def test_notification_events_name_the_notification(client):
         r = client.post("/v1/events", json=[event], headers=H)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
     _events(client, [{"kind": "worth_it", "user": "alice", "request_id": "r1", "value": 1}])
+
+
+def test_suggest_makes_affinity_and_you_might_like_candidates(client):
+    now = time.time()
+    svc = client.app.state.notifications
+    store = client.app.state.store
+    posts = [{"id": f"b{i}", "author": "bob", "text": f"bob {i}", "created_at": now - 600 + i} for i in range(3)]
+    posts.append({"id": "c1", "author": "carol", "text": "carol's post", "created_at": now - 300})
+    assert client.post("/v1/posts", json=posts, headers=H).status_code == 201
+    _events(client, [{"kind": "like", "user": "alice", "post": "b0", "ts": now - 500}])  # alice likes bob: affinity
+    alice = store.user_idx("alice")
+    ids = svc.suggest(now - 3600, now, users=[alice])
+    kinds = sorted(i["kind"] for i in client.get("/v1/users/alice/notifications", headers=H).json()["items"])
+    assert "affinity_post" in kinds and "you_might_like" in kinds and len(ids) == len(kinds)
+    assert svc.suggest(now - 3600, now, users=[alice]) == []  # the same suggestions again: nothing new

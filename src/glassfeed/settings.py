@@ -298,6 +298,8 @@ class NotificationSettings(_Section):
     max_attempts: int = Field(ge=1, le=100, description="attempts before a push is given up (state failed)")
     worker_interval_s: float = Field(gt=0, description="how often the delivery worker looks for due pushes")
     send_timeout_s: float = Field(gt=0, description="timeout of one push or webhook request")
+    affinity_authors: int = Field(ge=0, le=100, description="suggest: new posts of this many top-affinity accounts")
+    suggest_page: int = Field(ge=1, le=200, description="suggest: feed items ranked to find one out of network")
     open_window_h: float = Field(gt=0, description="an open this long after the push counts as opening it")
     session_window_min: float = Field(gt=0, description="an impression this soon after an open: a session from it")
     model_trees: int = Field(ge=1, le=2000, description="LightGBM rounds of each notification head")

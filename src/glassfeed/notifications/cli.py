@@ -90,6 +90,31 @@ def train(
     console.print(f"wrote {folder}")
 
 
+@group.command()
+def suggest(
+    ctx: typer.Context,
+    db: Path | None = typer.Option(None, "--db", help="the store (default: [store] path)"),
+    hours: float = typer.Option(24.0, min=0.01, help="affinity posts made in the last this many hours"),
+) -> None:
+    """Make the candidates no single event makes, for everyone: new posts by the accounts each person interacts
+    with most, and the best out-of-network post of their feed (run it daily, e.g. from cron)."""
+    from glassfeed.feed.service import FeedService
+    from glassfeed.notifications.service import NotificationService
+
+    settings = cli_settings(ctx, db)
+    with handled():
+        ing = open_ingestor(settings)
+        feed = FeedService(ing, settings)
+        try:
+            svc = NotificationService(feed, settings)
+            now = feed.now()
+            ids = svc.suggest(now - hours * 3600.0, now)
+        finally:
+            feed.close()
+            ing.store.close()
+    console.print(f"{len(ids):,} notifications written")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``notifications`` (a group) and the notification policies to ``policy describe``."""
     app.add_typer(group, name="notifications")

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from glassfeed.domain import EventBatch, EventKind
+from glassfeed.feed.pipeline import rank
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.notifications.candidates import NotificationCandidates, Notifications, aggregate, from_events, mentions
 from glassfeed.notifications.model import NotificationModel, serving_features
 from glassfeed.notifications.policy import (
+    KIND_CODE,
     KIND_WORDS,
     KINDS,
     NotificationPolicy,
@@ -262,6 +264,59 @@ class NotificationService:
         if self.settings.webhook_url:
             out.append("webhook")
         return out
+
+    # ------------------------------------------------------------------ candidates no event makes
+    def suggest(self, since: float, now: float, users: list[int] | None = None) -> list[int]:
+        """The candidates that come from no single event, for ``users`` (default: everyone): the posts made since
+        ``since`` by the ``[notifications] affinity_authors`` accounts each person interacts with most
+        (``affinity_post``), and the best out-of-network post of their feed now (``you_might_like``, through the
+        feed pipeline under their feed policy). Folded like any other (the policies decide what is pushed); run
+        periodically by ``glassfeed notifications suggest``. Returns the notification ids written."""
+        st = self.feed.state
+        people = np.asarray(users if users is not None else range(1, st.users.n + 1), np.int64)
+        rows: dict[str, list[Any]] = {k: [] for k in ("user", "post", "actor", "ts", "key")}
+        kind_of: list[int] = []
+
+        def add(u: int, p: int, t: float, kind: str) -> None:
+            rows["user"].append(u)
+            rows["post"].append(p)
+            rows["actor"].append(st.posts.author_of(p))
+            rows["ts"].append(t)
+            rows["key"].append(f"{kind}:{p}:{u}")
+            kind_of.append(KIND_CODE[kind])
+
+        k = self.settings.affinity_authors
+        for u in people.tolist():
+            authors = np.array([a for a, v in st.feedback.top_affinities(u, now, k) if v > 0], np.int64)
+            if not len(authors):
+                continue
+            posts, _ = st.posts.by_authors(authors, since, now)
+            for p in posts.tolist():
+                add(u, p, st.posts.created_at(p), "affinity_post")
+        by_policy: dict[str, list[int]] = {}
+        for u in people.tolist():
+            by_policy.setdefault(self.feed.policy_for(u, None).name, []).append(u)
+        for us in by_policy.values():
+            pol = self.feed.policy_for(us[0], None)
+            pages = rank(st, self.feed.models, np.array(us, np.int64), pol, now, self.settings.suggest_page)
+            for r, u in enumerate(us):
+                mine = pages.for_row(r)
+                out = mine[~pages.in_network[mine]]
+                if len(out):
+                    add(u, int(pages.post[out[0]]), now, "you_might_like")
+        if not kind_of:
+            return []
+        c = NotificationCandidates(
+            np.asarray(rows["user"], np.int64),
+            np.asarray(kind_of, np.int64),
+            np.asarray(rows["post"], np.int64),
+            np.asarray(rows["actor"], np.int64),
+            np.asarray(rows["ts"], np.float64),
+            np.asarray(rows["post"], np.int64),
+            rows["key"],
+        )
+        keep = np.flatnonzero(c.user != c.actor)
+        return self.fold(c.take(keep)) if len(keep) else []
 
     # ------------------------------------------------------------------ the inbox
     def inbox(self, user_id: str, limit: int = 50) -> dict[str, Any]:
