@@ -67,6 +67,7 @@ async function loadFeed(reset) {
     if (state.clock === null || !state.cursor) { state.clock = page.generated_at; state.loadedAt = Date.now(); }
     state.policy = page.policy;
     renderMeta(page);
+    renderWellbeing(page);
     const list = $("#feed-list");
     for (const it of page.items) list.append(postCard(it));
     state.cursor = page.cursor;
@@ -89,6 +90,28 @@ function renderMeta(page) {
   if (dropped.length) bits.push("filtered out: " + dropped.join(", "));
   if (page.notice) bits.push("note: " + page.notice);
   say("#feed-meta", bits.join(" · "));
+}
+
+// The daily budget's stopping cue and the "was this worth your time?" prompt, when the page carries them.
+function renderWellbeing(page) {
+  const cue = $("#stopping-cue");
+  cue.hidden = !page.stopping_cue;
+  cue.textContent = page.stopping_cue ? page.stopping_cue.message : "";
+  const box = $("#survey");
+  box.hidden = !page.survey;
+  if (!page.survey) return;
+  $("#survey-q").textContent = page.survey.question;
+  $("#survey-status").textContent = "";
+  const answer = async (value) => {
+    try {
+      await api(ME + "events", { method: "POST", body: { events: [
+        { kind: "worth_it", request_id: page.survey.answer.request_id, value, ts: now() }] } });
+      $("#survey-status").textContent = "Thank you.";
+      box.hidden = true;
+    } catch (e) { $("#survey-status").textContent = "Could not send: " + e.message; }
+  };
+  $("#survey-yes").onclick = () => answer(1);
+  $("#survey-no").onclick = () => answer(0);
 }
 
 function postCard(it) {
