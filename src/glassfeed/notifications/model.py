@@ -25,7 +25,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from glassfeed.domain import EventKind
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.notifications.policy import KINDS, NotificationPolicy
 from glassfeed.notifications.schedule import _offsets
 from glassfeed.settings import NotificationSettings
@@ -69,6 +69,14 @@ def _request_ids(store: Store, kinds: Sequence[EventKind]) -> list[tuple[int, fl
         if isinstance(r, str) and r.startswith("n") and r[1:].isdigit():
             out.append((int(u), float(t), int(r[1:])))
     return out
+
+
+def _times_by_user(b: EventBatch) -> dict[int, np.ndarray]:
+    """Each person's event times, sorted."""
+    order = np.lexsort((b.ts, b.user))
+    us, ts = b.user[order], b.ts[order]
+    cuts = np.flatnonzero(np.diff(us)) + 1
+    return {int(us[a]): ts[a:z] for a, z in zip(np.r_[0, cuts], np.r_[cuts, len(us)]) if z > a}
 
 
 def features(
@@ -121,22 +129,8 @@ def examples(
         if t <= until:
             opened_at[nid] = min(opened_at.get(nid, math.inf), t)
     turned_off = {nid for _, t, nid in _request_ids(store, [EventKind.NOTIFICATIONS_OFF]) if t <= until}
-    ev = store.events_in_window(t_to=until)
-    activity = {}
-    order = np.lexsort((ev.ts, ev.user))
-    us, ts = ev.user[order], ev.ts[order]
-    bounds = np.flatnonzero(np.diff(us)) + 1
-    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(us)]):
-        if b > a:
-            activity[int(us[a])] = ts[a:b]
-    imp = store.events_in_window(t_to=until, kinds=[EventKind.IMPRESSION])
-    imp_by_user: dict[int, np.ndarray] = {}
-    o = np.lexsort((imp.ts, imp.user))
-    iu, it = imp.user[o], imp.ts[o]
-    bounds = np.flatnonzero(np.diff(iu)) + 1
-    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(iu)]):
-        if b > a:
-            imp_by_user[int(iu[a])] = it[a:b]
+    activity = _times_by_user(store.events_in_window(t_to=until))
+    imp_by_user = _times_by_user(store.events_in_window(t_to=until, kinds=[EventKind.IMPRESSION]))
     window = settings.open_window_h * 3600.0
     session = settings.session_window_min * 60.0
     y_open, y_session, y_off = [], [], []

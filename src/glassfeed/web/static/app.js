@@ -252,6 +252,7 @@ async function loadPrefs() {
     box.append(h("div", { class: "weight" }, h("label", { for: id, text: head.replaceAll("_", " ") }), input, out,
                  h("span", { class: "range meta", text: `${lo} … ${hi}` })));
   }
+  $("#budget").value = String(p.prefs.daily_minutes || 0);
   const more = new Set(p.prefs.topics_more || []), less = new Set(p.prefs.topics_less || []);
   for (const sel of document.querySelectorAll("select.topic")) {
     const t = sel.dataset.topic;
@@ -452,6 +453,10 @@ function start() {
   $("#policy").addEventListener("change", onPolicy);
   $("#weights-reset").addEventListener("click", resetWeights);
   for (const sel of document.querySelectorAll("select.topic")) sel.addEventListener("change", onTopic);
+  $("#budget-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await controlChange("daily budget", { daily_minutes: Number($("#budget").value || 0) })) loadFeed(true);
+  });
   $("#mute-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const w = $("#mute-word").value.trim().toLowerCase();
