@@ -168,6 +168,8 @@ def test_person_settings_are_bounded():
         ({"digest_times": []}, "digest_times"),
         ({"digest_times": ["25:00"]}, "digest_times"),
         ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"time_zone": "Europe"}, "time_zone"),  # a folder of the zone database
+        ({"time_zone": "x" * 5000}, "time_zone"),
         ({"kinds_on": ["you_might_like"]}, "kinds_on"),
         ({"kinds_off": ["gossip"]}, "kinds_off"),
         ({"volume": 11}, "volume"),

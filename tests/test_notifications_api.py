@@ -174,3 +174,10 @@ def test_suggest_makes_affinity_and_you_might_like_candidates(client):
     kinds = sorted(i["kind"] for i in client.get("/v1/users/alice/notifications", headers=H).json()["items"])
     assert "affinity_post" in kinds and "you_might_like" in kinds and len(ids) == len(kinds)
     assert svc.suggest(now - 3600, now, users=[alice]) == []  # the same suggestions again: nothing new
+
+
+def test_ids_beyond_the_store_are_refused_not_errors(client):
+    r = client.get(f"/v1/users/alice/notifications/{2**70}/why", headers=tok(client, "alice"))
+    assert r.status_code == 422
+    r = client.post("/v1/users/alice/notifications/read", json={"ids": [2**70]}, headers=tok(client, "alice"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("ids")

@@ -268,7 +268,7 @@ def decide_appeal(
 @router.get("/v1/moderation/log", tags=["moderation console"], responses=_ERR)
 def audit_log(
     request: Request,
-    since: int = Query(0, ge=0),
+    since: int = Query(0, ge=0, le=2**62),
     limit: int = Query(200, ge=1, le=10000),
     _: str = Depends(require_moderator),
 ) -> dict[str, Any]:

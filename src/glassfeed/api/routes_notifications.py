@@ -4,11 +4,11 @@ settings within the policy's bounds, Web Push subscriptions, and the policies in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from glassfeed.api.auth import require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
@@ -21,6 +21,9 @@ from glassfeed.notifications.worker import vapid_keys
 router = APIRouter(route_class=JsonBodyRoute)
 _STRICT = ConfigDict(extra="forbid")
 _ERR = error_responses(401, 404, 422)
+#: The largest id a route accepts (the stores' integers are 64-bit; a larger number is refused with a 422).
+MAX_ID = 2**62
+_ID = Path(ge=1, le=MAX_ID, description="a notification's id")
 
 
 def _svc(request: Request) -> NotificationService:
@@ -29,7 +32,7 @@ def _svc(request: Request) -> NotificationService:
 
 class ReadIn(BaseModel):
     model_config = _STRICT
-    ids: list[StrictInt] | None = None  # absent: every notification
+    ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=1000)  # absent: all
 
 
 class SettingsIn(BaseModel):
@@ -72,7 +75,7 @@ def mark_read(
 
 
 @router.get("/v1/users/{user_id}/notifications/{nid}/why", tags=["notifications"], responses=_ERR)
-def why(request: Request, user_id: str, nid: int, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
+def why(request: Request, user_id: str, nid: int = _ID, _: int = Depends(require_user_or_service)) -> dict[str, Any]:
     """Why you got this: its source events, P(open), the rule that let it through or held it, how to turn it off."""
     return _svc(request).why(user_id, nid)
 
@@ -94,7 +97,10 @@ def put_settings(
 def vapid_public_key(request: Request) -> dict[str, str]:
     """The ``applicationServerKey`` a browser subscribes to Web Push with."""
     svc = _svc(request)
-    return {"key": vapid_keys(svc.settings, svc.store.path).public_key_b64}
+    try:
+        return {"key": vapid_keys(svc.settings, svc.store.path).public_key_b64}
+    except ValueError as e:  # a server store with no [notifications] vapid_key
+        raise NotificationError("vapid_key", f"Web Push is not set up on this server: {e}", 409) from None
 
 
 @router.post("/v1/users/{user_id}/push-subscriptions", tags=["notifications"], status_code=201, responses=_ERR)

@@ -468,7 +468,7 @@ class FeedService:
         tz = prefs.get("notifications", {}).get("time_zone") or "UTC"
         try:
             zone = ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # refused when set; a stored one may predate a check
             zone = ZoneInfo("UTC")
         local = datetime.fromtimestamp(now, zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()

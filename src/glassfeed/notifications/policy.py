@@ -65,9 +65,12 @@ def minutes(hhmm: str, field: str) -> int:
 
 
 def zone(name: str, field: str = "time_zone") -> ZoneInfo:
+    """The IANA time zone ``name`` (``SettingsRefused`` for anything else, a folder of the database included)."""
     try:
+        if not isinstance(name, str) or len(name) > 64:
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise SettingsRefused(field, f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from None
 
 
