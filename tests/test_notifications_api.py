@@ -174,6 +174,12 @@ def test_suggest_makes_affinity_and_you_might_like_candidates(client):
     kinds = sorted(i["kind"] for i in client.get("/v1/users/alice/notifications", headers=H).json()["items"])
     assert "affinity_post" in kinds and "you_might_like" in kinds and len(ids) == len(kinds)
     assert svc.suggest(now - 3600, now, users=[alice]) == []  # the same suggestions again: nothing new
+    _events(client, [{"kind": "follow", "user": "alice", "target_user": "carol", "ts": now - 200}])
+    svc.suggest(now - 3600, now, users=[alice], weekly=True)
+    items = client.get("/v1/users/alice/notifications", headers=H).json()["items"]
+    (digest,) = [i for i in items if i["kind"] == "weekly_digest"]
+    assert digest["post"] == "c1" and "What you missed this week" in digest["text"]
+    assert svc.suggest(now - 3600, now, users=[alice], weekly=True) == []  # once a week
 
 
 def test_ids_beyond_the_store_are_refused_not_errors(client):

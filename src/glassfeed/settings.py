@@ -300,6 +300,8 @@ class NotificationSettings(_Section):
     send_timeout_s: float = Field(gt=0, description="timeout of one push or webhook request")
     affinity_authors: int = Field(ge=0, le=100, description="suggest: new posts of this many top-affinity accounts")
     suggest_page: int = Field(ge=1, le=200, description="suggest: feed items ranked to find one out of network")
+    digest_days: float = Field(gt=0, description="the weekly digest covers this many days")
+    digest_posts: int = Field(ge=1, le=50, description="the weekly digest's most liked missed posts")
     open_window_h: float = Field(gt=0, description="an open this long after the push counts as opening it")
     session_window_min: float = Field(gt=0, description="an impression this soon after an open: a session from it")
     model_trees: int = Field(ge=1, le=2000, description="LightGBM rounds of each notification head")

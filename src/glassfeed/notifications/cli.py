@@ -95,6 +95,7 @@ def suggest(
     ctx: typer.Context,
     db: Path | None = typer.Option(None, "--db", help="the store (default: [store] path)"),
     hours: float = typer.Option(24.0, min=0.01, help="affinity posts made in the last this many hours"),
+    weekly: bool = typer.Option(False, help="also the weekly digest of what each person missed (run it weekly)"),
 ) -> None:
     """Make the candidates no single event makes, for everyone: new posts by the accounts each person interacts
     with most, and the best out-of-network post of their feed (run it daily, e.g. from cron)."""
@@ -108,7 +109,7 @@ def suggest(
         try:
             svc = NotificationService(feed, settings)
             now = feed.now()
-            ids = svc.suggest(now - hours * 3600.0, now)
+            ids = svc.suggest(now - hours * 3600.0, now, weekly=weekly)
         finally:
             feed.close()
             ing.store.close()

@@ -26,6 +26,7 @@ KINDS: tuple[str, ...] = (
     "repost",
     "affinity_post",
     "you_might_like",
+    "weekly_digest",
 )
 KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
 #: Kinds gathered into one notification per post ("A, B and 12 others liked your post").
@@ -40,6 +41,7 @@ KIND_WORDS: dict[str, str] = {
     "repost": "reposts of your posts",
     "affinity_post": "new posts from the accounts you interact with most",
     "you_might_like": "posts from outside your network you might like",
+    "weekly_digest": "a weekly summary of what you missed from the people you follow",
 }
 MODES = ("immediate", "digest")
 
@@ -67,7 +69,7 @@ def minutes(hhmm: str, field: str) -> int:
 def zone(name: str, field: str = "time_zone") -> ZoneInfo:
     """The IANA time zone ``name`` (``SettingsRefused`` for anything else, a folder of the database included)."""
     try:
-        if not isinstance(name, str) or len(name) > 64:
+        if len(name) > 64:  # a file name too long for the zone database, not a zone
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -38,6 +38,7 @@ from glassfeed.notifications.policy import (
 )
 from glassfeed.notifications.schedule import PUSH, RULES, _offsets, schedule
 from glassfeed.settings import Settings, packaged_settings
+from glassfeed.state.counters import C
 from glassfeed.store import Delivery, NotificationRow, models_dir
 
 #: Each schedule rule in words, for "why did I get this?".
@@ -266,12 +267,14 @@ class NotificationService:
         return out
 
     # ------------------------------------------------------------------ candidates no event makes
-    def suggest(self, since: float, now: float, users: list[int] | None = None) -> list[int]:
+    def suggest(self, since: float, now: float, users: list[int] | None = None, weekly: bool = False) -> list[int]:
         """The candidates that come from no single event, for ``users`` (default: everyone): the posts made since
         ``since`` by the ``[notifications] affinity_authors`` accounts each person interacts with most
         (``affinity_post``), and the best out-of-network post of their feed now (``you_might_like``, through the
         feed pipeline under their feed policy). Folded like any other (the policies decide what is pushed); run
-        periodically by ``glassfeed notifications suggest``. Returns the notification ids written."""
+        periodically by ``glassfeed notifications suggest``. With ``weekly`` also the weekly digest: the
+        ``[notifications] digest_posts`` most liked posts of the last ``digest_days`` by the accounts a person
+        follows that they were not shown, as one notification per person and week. Returns the ids written."""
         st = self.feed.state
         people = np.asarray(users if users is not None else range(1, st.users.n + 1), np.int64)
         rows: dict[str, list[Any]] = {k: [] for k in ("user", "post", "actor", "ts", "key")}
@@ -304,6 +307,8 @@ class NotificationService:
                 out = mine[~pages.in_network[mine]]
                 if len(out):
                     add(u, int(pages.post[out[0]]), now, "you_might_like")
+        if weekly:
+            self._weekly(people, now, rows, kind_of)
         if not kind_of:
             return []
         c = NotificationCandidates(
@@ -317,6 +322,29 @@ class NotificationService:
         )
         keep = np.flatnonzero(c.user != c.actor)
         return self.fold(c.take(keep)) if len(keep) else []
+
+    def _weekly(self, people: np.ndarray, now: float, rows: dict[str, list[Any]], kind_of: list[int]) -> None:
+        """Append one weekly_digest candidate per person with missed posts (see ``suggest``): its post is the most
+        liked of them, its actor that post's author, its key the person and the week."""
+        st, ns = self.feed.state, self.settings
+        since = now - ns.digest_days * 86400.0
+        week = int(now // (ns.digest_days * 86400.0))
+        for u in people.tolist():
+            follows = np.fromiter(st.graph.following(u), np.int64)
+            if not len(follows):
+                continue
+            posts, _ = st.posts.by_authors(follows, since, now)
+            posts = posts[~np.isin(posts, st.feedback.seen(u))]
+            if not len(posts):
+                continue
+            likes = st.counters.totals(posts)[:, C["like"]]
+            top = posts[np.lexsort((posts, -likes))][: ns.digest_posts]
+            rows["user"].append(u)
+            rows["post"].append(int(top[0]))
+            rows["actor"].append(int(st.posts.author(top[:1])[0]))
+            rows["ts"].append(now)
+            rows["key"].append(f"weekly_digest:{week}:{u}")
+            kind_of.append(KIND_CODE["weekly_digest"])
 
     # ------------------------------------------------------------------ the inbox
     def inbox(self, user_id: str, limit: int = 50) -> dict[str, Any]:
@@ -344,6 +372,7 @@ class NotificationService:
             "follow": f"{who} followed you",
             "affinity_post": f"{who} posted",
             "you_might_like": "A post you might like",
+            "weekly_digest": f"What you missed this week, from {who} and others you follow",
         }[r.kind]
         return {
             "id": r.id,

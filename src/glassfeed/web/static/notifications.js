@@ -15,6 +15,7 @@
     repost: "reposts of your posts",
     affinity_post: "new posts from the accounts you interact with most",
     you_might_like: "posts from outside your network you might like",
+    weekly_digest: "a weekly summary of what you missed from the people you follow",
   };
   const KINDS = Object.keys(KIND_WORDS);
   // The settings the form edits; a 422 naming one of them is shown next to its control.
