@@ -134,6 +134,15 @@ _REFERENCES: dict[str, dict[str, str]] = {
 #: the server did not sign is refused with 400 ("bad cursor"); that one refusal is an accepted answer there.
 _CURSOR_OPERATIONS = ("/v1/feed", "/v1/users/{user_id}/feed", "/xrpc/app.bsky.feed.getFeedSkeleton")
 _POSITIVE = '["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]'  # schemathesis' defaults
+#: Operations whose schema-valid input can still be refused with a 422 naming the field, for a rule a schema cannot
+#: state: a P-256 point on the curve (a Web Push key), bounds and kinds that differ by the chosen notification
+#: policy, a name in the time-zone database, a period whose start is before its end (a calendar date).
+_SEMANTIC_422 = (
+    "/v1/users/{user_id}/push-subscriptions",
+    "/v1/users/{user_id}/notification-settings",
+    "/v1/transparency",
+    "/v1/transparency.html",
+)
 
 
 def _recent_times() -> list[Any]:
@@ -180,6 +189,13 @@ def _config(mode: str, users: list[str], posts: list[str]) -> str:
         "[operations.checks.use_after_free]",
         "enabled = false",
     ]
+    for path in _SEMANTIC_422:
+        lines += [
+            "[[operations]]",
+            f"include-path = {json.dumps(path)}",
+            "[operations.checks.positive_data_acceptance]",
+            f'expected-statuses = {_POSITIVE[:-1]}, "422"]',
+        ]
     for path in _CURSOR_OPERATIONS:
         lines += [
             "[[operations]]",

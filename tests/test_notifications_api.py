@@ -133,6 +133,13 @@ def test_push_subscriptions_are_validated(client):
         json={"endpoint": "https://push.example.org/x", "keys": {"p256dh": "AAAA", "auth": keys["auth"]}},
         headers=tok(client, "alice"),
     )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "keys.p256dh"
+    not_a_point = {"p256dh": "A" * 87, "auth": keys["auth"]}  # the right shape, but no point on the curve
+    r = client.post(
+        "/v1/users/alice/push-subscriptions",
+        json={"endpoint": "https://push.example.org/y", "keys": not_a_point},
+        headers=tok(client, "alice"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "keys"
 
 

@@ -41,7 +41,7 @@ def client(tmp_path):
 
 
 def test_budget_is_bounded_and_the_stopping_cue_appears_once_reached(client):
-    r = client.put("/v1/users/alice/prefs", json={"daily_minutes": 2}, headers=H)
+    r = client.put("/v1/users/alice/prefs", json={"daily_minutes": 601}, headers=H)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "daily_minutes"
     assert client.put("/v1/users/alice/prefs", json={"daily_minutes": 5}, headers=H).status_code == 200
     page = client.get("/v1/users/alice/feed", params={"limit": 2}, headers=H).json()

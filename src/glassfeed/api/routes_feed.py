@@ -88,7 +88,10 @@ class PrefsIn(BaseModel):
     topics_more: list[str] | None = Field(None, json_schema_extra=_TOPICS)
     topics_less: list[str] | None = Field(None, json_schema_extra=_TOPICS)
     daily_minutes: StrictInt | None = Field(
-        None, description="a daily usage budget in minutes (0 removes it): past it, pages carry a stopping cue"
+        None,
+        ge=0,
+        le=packaged_settings().wellbeing.budget_min[1],
+        description="a daily usage budget in minutes (0 removes it): past it, pages carry a stopping cue",
     )
 
 

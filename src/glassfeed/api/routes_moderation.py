@@ -7,15 +7,17 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from glassfeed.api.auth import presented_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
 from glassfeed.api.schemas import error_responses, json_error_responses
+from glassfeed.moderation.notes import RATING_LABELS
+from glassfeed.moderation.policy import load_moderation_policy
 from glassfeed.moderation.report import report_html
 from glassfeed.moderation.service import ModerationError, ModerationService, attach_classifiers
 
@@ -39,24 +41,44 @@ def require_moderator(request: Request) -> str:
     raise HTTPException(403, "this key is not a moderator key")
 
 
+#: The packaged policy, for the documented shapes (categories, lengths); the live one checks every request.
+_POLICY = load_moderation_policy()
+_CATEGORIES = list(_POLICY.categories)
+_ILLEGAL = [k for k, c in _POLICY.categories.items() if c.illegal]
+#: Free text with something besides spaces in it, at most the policy's length.
+_Text = Annotated[StrictStr, Field(pattern=r"\S", max_length=_POLICY.max_text_chars)]
+_Name = Annotated[StrictStr, Field(pattern=r"\S", max_length=_POLICY.max_name_chars)]
+_EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
+
+
 class NoticeIn(BaseModel):
-    """A notice of illegal content (DSA Art. 16(2)): every field is required; a missing one is named."""
+    """A notice of illegal content (DSA Art. 16(2)): every field is required; the server names each one missing."""
 
     model_config = _STRICT
-    location: StrictStr | None = None
-    category: StrictStr | None = None
-    explanation: StrictStr | None = None
-    notifier_name: StrictStr | None = None
-    notifier_email: StrictStr | None = None
-    good_faith: StrictBool | None = None
+    location: _Text = Field(description="the post's id or its URL")
+    category: Literal[tuple(_ILLEGAL)] = Field(description="what the content is (an illegal category)")  # type: ignore[valid-type]
+    explanation: _Text = Field(description="why it is illegal")
+    notifier_name: _Name
+    notifier_email: StrictStr = Field(pattern=_EMAIL, max_length=_POLICY.max_name_chars)
+    good_faith: Literal[True] = Field(description="the notice is accurate and complete, in good faith")
 
 
 class ReportIn(BaseModel):
-    model_config = _STRICT
+    """A report of a post or an account (exactly one) against the terms."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["post"], "properties": {"post": {"type": "string"}, "account": {"type": "null"}}},
+                {"required": ["account"], "properties": {"account": {"type": "string"}, "post": {"type": "null"}}},
+            ]
+        },
+    )
     post: StrictStr | None = None
     account: StrictStr | None = None
-    category: StrictStr | None = None
-    text: StrictStr | None = None
+    category: Literal[tuple(_CATEGORIES)]  # type: ignore[valid-type]
+    text: StrictStr | None = Field(None, max_length=_POLICY.max_text_chars)
 
 
 class DecisionIn(BaseModel):
@@ -81,7 +103,7 @@ class DecisionsIn(BaseModel):
 
 class AppealIn(BaseModel):
     model_config = _STRICT
-    text: StrictStr | None = None
+    text: _Text = Field(description="why the decision is wrong")
 
 
 class AppealDecisionIn(BaseModel):
@@ -92,13 +114,13 @@ class AppealDecisionIn(BaseModel):
 
 class NoteIn(BaseModel):
     model_config = _STRICT
-    post: StrictStr | None = None
-    text: StrictStr | None = None
+    post: StrictStr
+    text: _Text
 
 
 class RatingIn(BaseModel):
     model_config = _STRICT
-    value: StrictStr | None = None
+    value: Literal[tuple(RATING_LABELS)]  # type: ignore[valid-type]
 
 
 def _given(model: BaseModel) -> dict[str, Any]:
@@ -112,11 +134,11 @@ def _notice_token(request: Request) -> str:
     return key
 
 
-_ERR = error_responses(401, 403, 404, 409, 422)
+_ERR = error_responses(400, 401, 403, 404, 409, 422)
 
 
 # ---------------------------------------------------------------------------------------------- public
-@router.post("/v1/notices", tags=["moderation"], status_code=201, responses=error_responses(404, 422, 429))
+@router.post("/v1/notices", tags=["moderation"], status_code=201, responses=error_responses(400, 404, 422, 429))
 def file_notice(request: Request, body: NoticeIn) -> dict[str, Any]:
     """Notify illegal content (DSA Art. 16), with or without an account. The answer's token (shown once) lets
     you follow the notice, read the decision's statement of reasons and appeal it."""
@@ -149,6 +171,10 @@ def moderation_policy(request: Request) -> str:
     return _mod(request).policy.describe()
 
 
+#: What a period's ends look like: an ISO 8601 date, optionally with a time.
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+
+
 def _period(t_from: str, t_to: str) -> tuple[float, float]:
     out = []
     for name, v in (("from", t_from), ("to", t_to)):
@@ -161,7 +187,9 @@ def _period(t_from: str, t_to: str) -> tuple[float, float]:
 
 @router.get("/v1/transparency", tags=["moderation"], responses=error_responses(422))
 def transparency(
-    request: Request, t_from: str = Query(..., alias="from"), t_to: str = Query(..., alias="to")
+    request: Request,
+    t_from: str = Query(..., alias="from", pattern=_DATE, description="start (ISO 8601 date or time, inclusive)"),
+    t_to: str = Query(..., alias="to", pattern=_DATE, description="end (ISO 8601, exclusive)"),
 ) -> dict[str, Any]:
     """The transparency report (DSA Art. 15/24) for a period: notices, actions, automation, appeals."""
     return _mod(request).transparency(*_period(t_from, t_to))
@@ -174,7 +202,9 @@ def transparency(
     responses=json_error_responses(413, 422, 429),
 )
 def transparency_html(
-    request: Request, t_from: str = Query(..., alias="from"), t_to: str = Query(..., alias="to")
+    request: Request,
+    t_from: str = Query(..., alias="from", pattern=_DATE),
+    t_to: str = Query(..., alias="to", pattern=_DATE),
 ) -> str:
     return report_html(_mod(request).transparency(*_period(t_from, t_to)))
 

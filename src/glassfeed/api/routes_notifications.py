@@ -4,7 +4,7 @@ settings within the policy's bounds, Web Push subscriptions, and the policies in
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -15,12 +15,13 @@ from glassfeed.api.routes_feed import JsonBodyRoute
 from glassfeed.api.schemas import error_responses, json_error_responses
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.notifications.delivery import webpush
+from glassfeed.notifications.policy import KINDS, TIME_OF_DAY
 from glassfeed.notifications.service import NotificationError, NotificationService
 from glassfeed.notifications.worker import vapid_keys
 
 router = APIRouter(route_class=JsonBodyRoute)
 _STRICT = ConfigDict(extra="forbid")
-_ERR = error_responses(401, 404, 422)
+_ERR = error_responses(400, 401, 404, 422)
 #: The largest id a route accepts (the stores' integers are 64-bit; a larger number is refused with a 422).
 MAX_ID = 2**62
 _ID = Path(ge=1, le=MAX_ID, description="a notification's id")
@@ -35,27 +36,38 @@ class ReadIn(BaseModel):
     ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=1000)  # absent: all
 
 
+_HHMM = Annotated[StrictStr, Field(pattern=TIME_OF_DAY.pattern)]
+_KIND = Literal[KINDS]  # type: ignore[valid-type]
+
+
 class SettingsIn(BaseModel):
-    """A person's notification settings; each is checked against the chosen policy's bounds."""
+    """A person's notification settings; each is checked against the chosen policy's bounds (which differ by
+    policy: the schema gives the widest)."""
 
     model_config = _STRICT
     policy: StrictStr | None = None
-    kinds_off: list[StrictStr] | None = None
-    kinds_on: list[StrictStr] | None = None
-    daily_cap: StrictInt | None = None
-    digest_times: list[StrictStr] | None = None
-    quiet_start: StrictStr | None = None
-    quiet_end: StrictStr | None = None
-    time_zone: StrictStr | None = None
-    push_threshold: StrictFloat | StrictInt | None = None
+    kinds_off: list[_KIND] | None = None
+    kinds_on: list[_KIND] | None = None
+    daily_cap: StrictInt | None = Field(None, ge=0)
+    digest_times: list[_HHMM] | None = Field(None, min_length=1)
+    quiet_start: _HHMM | None = None
+    quiet_end: _HHMM | None = None
+    time_zone: StrictStr | None = Field(None, max_length=64, description="an IANA time zone, e.g. Europe/Paris")
+    push_threshold: StrictFloat | StrictInt | None = Field(None, ge=0.0, le=1.0)
+
+
+class SubscriptionKeys(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    p256dh: StrictStr = Field(pattern=r"^[A-Za-z0-9_-]{86,88}={0,2}$", description="the browser's P-256 key")
+    auth: StrictStr = Field(pattern=r"^[A-Za-z0-9_-]{22,24}={0,2}$", description="its 16-byte auth secret")
 
 
 class SubscriptionIn(BaseModel):
-    """A browser's ``PushSubscription.toJSON()``: the endpoint and its keys."""
+    """A browser's ``PushSubscription.toJSON()``: the endpoint (https) and its keys."""
 
-    model_config = _STRICT
-    endpoint: StrictStr
-    keys: dict[str, StrictStr]
+    model_config = ConfigDict(extra="ignore")  # toJSON() also sends expirationTime
+    endpoint: StrictStr = Field(pattern=r"^https://", max_length=2048)
+    keys: SubscriptionKeys
 
 
 @router.get("/v1/users/{user_id}/notifications", tags=["notifications"], responses=_ERR)
@@ -107,9 +119,8 @@ def vapid_public_key(request: Request) -> dict[str, str]:
 def subscribe(
     request: Request, user_id: str, body: SubscriptionIn, idx: int = Depends(require_user_or_service)
 ) -> dict[str, Any]:
-    keys = body.keys
     try:
-        sub = webpush.Subscription(body.endpoint, keys.get("p256dh", ""), keys.get("auth", ""))
+        sub = webpush.Subscription(body.endpoint, body.keys.p256dh, body.keys.auth)
     except ValueError as e:
         raise IngestError([ItemError(0, "endpoint" if "endpoint" in str(e) else "keys", str(e))]) from None
     store = _svc(request).store

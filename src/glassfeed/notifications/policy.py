@@ -9,6 +9,7 @@ writes the policy in plain language.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -54,16 +55,15 @@ class SettingsRefused(ValueError):
         self.field, self.reason = field, reason
 
 
+#: A time of day as settings and policies write it.
+TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
 def minutes(hhmm: str, field: str) -> int:
-    """Minutes after midnight of an ``"HH:MM"`` time."""
-    try:
-        h, m = hhmm.split(":")
-        out = int(h) * 60 + int(m)
-    except (ValueError, AttributeError):
-        raise SettingsRefused(field, f"not a time of day HH:MM: {hhmm!r}") from None
-    if not (0 <= int(h) < 24 and 0 <= int(m) < 60):
+    """Minutes after midnight of an ``"HH:MM"`` time (``TIME_OF_DAY``)."""
+    if not TIME_OF_DAY.match(hhmm):
         raise SettingsRefused(field, f"not a time of day HH:MM: {hhmm!r}")
-    return out
+    return int(hhmm[:2]) * 60 + int(hhmm[3:])
 
 
 def zone(name: str, field: str = "time_zone") -> ZoneInfo:
