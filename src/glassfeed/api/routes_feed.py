@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from glassfeed.api.auth import require_service_key, require_user_or_service
 from glassfeed.api.routes_ingest import read_items
@@ -24,6 +24,7 @@ from glassfeed.api.schemas import (
     event_item_schema,
     json_error_responses,
     string_patterns,
+    whole_number,
 )
 from glassfeed.feed.policy import HEADS, Policy, describe
 from glassfeed.feed.service import MAX_LIMIT, FeedError, FeedService
@@ -87,10 +88,8 @@ class PrefsIn(BaseModel):
     )
     topics_more: list[str] | None = Field(None, json_schema_extra=_TOPICS)
     topics_less: list[str] | None = Field(None, json_schema_extra=_TOPICS)
-    daily_minutes: StrictInt | None = Field(
+    daily_minutes: whole_number(0, packaged_settings().wellbeing.budget_min[1]) | None = Field(  # type: ignore[valid-type]
         None,
-        ge=0,
-        le=packaged_settings().wellbeing.budget_min[1],
         description="a daily usage budget in minutes (0 removes it): past it, pages carry a stopping cue",
     )
 

@@ -38,6 +38,8 @@ async def read_items(request: Request, key: str) -> list[Any]:
     except orjson.JSONDecodeError as e:
         raise IngestError([ItemError(-1, "body", f"malformed JSON: {e}")], status=400) from None
     if isinstance(data, dict) and key in data:
+        if extra := sorted(set(data) - {key}):
+            raise IngestError([ItemError(-1, extra[0], f"unknown field beside {key!r}")])
         data = data[key]
         if not isinstance(data, list):
             raise IngestError([ItemError(-1, key, "must be an array")])

@@ -15,11 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from glassfeed.api.auth import presented_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
-from glassfeed.api.schemas import error_responses, json_error_responses
+from glassfeed.api.schemas import WholeNumber, error_responses, json_error_responses
 from glassfeed.moderation.notes import RATING_LABELS
 from glassfeed.moderation.policy import load_moderation_policy
 from glassfeed.moderation.report import report_html
-from glassfeed.moderation.service import ModerationError, ModerationService, attach_classifiers
+from glassfeed.moderation.service import (
+    EMAIL_PATTERN,
+    TEXT_PATTERN,
+    ModerationError,
+    ModerationService,
+    attach_classifiers,
+)
 
 router = APIRouter(route_class=JsonBodyRoute)
 _STRICT = ConfigDict(extra="forbid")
@@ -46,9 +52,8 @@ _POLICY = load_moderation_policy()
 _CATEGORIES = list(_POLICY.categories)
 _ILLEGAL = [k for k, c in _POLICY.categories.items() if c.illegal]
 #: Free text with something besides spaces in it, at most the policy's length.
-_Text = Annotated[StrictStr, Field(pattern=r"\S", max_length=_POLICY.max_text_chars)]
-_Name = Annotated[StrictStr, Field(pattern=r"\S", max_length=_POLICY.max_name_chars)]
-_EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
+_Text = Annotated[StrictStr, Field(pattern=TEXT_PATTERN, max_length=_POLICY.max_text_chars)]
+_Name = Annotated[StrictStr, Field(pattern=TEXT_PATTERN, max_length=_POLICY.max_name_chars)]
 
 
 class NoticeIn(BaseModel):
@@ -59,7 +64,7 @@ class NoticeIn(BaseModel):
     category: Literal[tuple(_ILLEGAL)] = Field(description="what the content is (an illegal category)")  # type: ignore[valid-type]
     explanation: _Text = Field(description="why it is illegal")
     notifier_name: _Name
-    notifier_email: StrictStr = Field(pattern=_EMAIL, max_length=_POLICY.max_name_chars)
+    notifier_email: StrictStr = Field(pattern=EMAIL_PATTERN, max_length=_POLICY.max_name_chars)
     good_faith: Literal[True] = Field(description="the notice is accurate and complete, in good faith")
 
 
@@ -93,7 +98,7 @@ class DecisionIn(BaseModel):
     category: StrictStr | None = None
     facts: StrictStr | None = None
     territorial_scope: list[StrictStr] | None = None
-    cases: list[StrictInt] | None = None
+    cases: list[WholeNumber] | None = None
 
 
 class DecisionsIn(BaseModel):
@@ -298,7 +303,7 @@ def decide_appeal(
 @router.get("/v1/moderation/log", tags=["moderation console"], responses=_ERR)
 def audit_log(
     request: Request,
-    since: int = Query(0, ge=0, le=2**62),
+    since: int = Query(0, ge=0, le=10**15),
     limit: int = Query(200, ge=1, le=10000),
     _: str = Depends(require_moderator),
 ) -> dict[str, Any]:

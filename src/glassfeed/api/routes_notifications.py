@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from glassfeed.api.auth import require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
-from glassfeed.api.schemas import error_responses, json_error_responses
+from glassfeed.api.schemas import error_responses, json_error_responses, whole_number
 from glassfeed.ingest import IngestError, ItemError
 from glassfeed.notifications.delivery import webpush
 from glassfeed.notifications.policy import KINDS, TIME_OF_DAY
@@ -22,9 +22,11 @@ from glassfeed.notifications.worker import vapid_keys
 router = APIRouter(route_class=JsonBodyRoute)
 _STRICT = ConfigDict(extra="forbid")
 _ERR = error_responses(400, 401, 404, 422)
-#: The largest id a route accepts (the stores' integers are 64-bit; a larger number is refused with a 422).
-MAX_ID = 2**62
+#: The largest id a route accepts (a larger number is refused with a 422). Below 2^53, so that a JSON number at the
+#: bound means the same to a client reading it as a float.
+MAX_ID = 10**15
 _ID = Path(ge=1, le=MAX_ID, description="a notification's id")
+_Id = whole_number(1, MAX_ID)
 
 
 def _svc(request: Request) -> NotificationService:
@@ -33,7 +35,7 @@ def _svc(request: Request) -> NotificationService:
 
 class ReadIn(BaseModel):
     model_config = _STRICT
-    ids: list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=1000)  # absent: all
+    ids: list[_Id] | None = Field(None, max_length=1000)  # type: ignore[valid-type]  # absent: all
 
 
 _HHMM = Annotated[StrictStr, Field(pattern=TIME_OF_DAY.pattern)]
@@ -48,7 +50,7 @@ class SettingsIn(BaseModel):
     policy: StrictStr | None = None
     kinds_off: list[_KIND] | None = None
     kinds_on: list[_KIND] | None = None
-    daily_cap: StrictInt | None = Field(None, ge=0)
+    daily_cap: whole_number(0) | None = None  # type: ignore[valid-type]
     digest_times: list[_HHMM] | None = Field(None, min_length=1)
     quiet_start: _HHMM | None = None
     quiet_end: _HHMM | None = None

@@ -13,7 +13,7 @@ import unicodedata
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from glassfeed.domain import EVENT_FIELDS, KIND_NAMES, KIND_RULES, Target, WireType
 from glassfeed.domain.spec import UNSAFE_CATEGORIES, Bound
@@ -116,6 +116,29 @@ def event_model(limits: IngestLimits) -> type[BaseModel]:
     return create_model("EventIn", __config__=ConfigDict(extra="forbid"), __doc__=_event_doc(), **fields)
 
 
+def whole_number(lo: int | None = None, hi: int | None = None) -> Any:
+    """A JSON integer within ``[lo, hi]``: an int, or a number with no fraction (``14.0`` is an integer in JSON
+    Schema); not a bool or a string. Documented as exactly that ``integer`` schema."""
+
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, float) and not v.is_integer()):
+            raise ValueError("must be a whole number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"must be from {lo} to {hi}" if hi is not None else f"must be at least {lo}")
+        return int(v)
+
+    schema: dict[str, Any] = {"type": "integer"}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    return Annotated[int, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+#: A whole number as JSON Schema's ``integer`` means it (for request bodies).
+WholeNumber = whole_number()
+
+
 def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
     """A property's schema without its ``null`` alternative (and default): for a field a kind requires."""
     alts = [a for a in prop.get("anyOf", [prop]) if a.get("type") != "null"]
@@ -139,6 +162,9 @@ def event_item_schema(model: type[BaseModel]) -> dict[str, Any]:
         v["required"] = sorted({*base.get("required", []), "kind", *needs, *rule.requires})
         for name in (*needs, *rule.requires):  # required means present and not null
             v["properties"][name] = _not_null(v["properties"][name])
+        if rule.value_range is not None:  # the kind's own bounds on value
+            lo, hi = rule.value_range
+            v["properties"]["value"] = {**_not_null(v["properties"]["value"]), "minimum": lo, "maximum": hi}
         if rule.target is Target.POST_OR_USER:
             v["anyOf"] = [
                 {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in ("post", "target_user")

@@ -42,7 +42,14 @@ from glassfeed.state.visibility import ACTION_CODE, ACTIONS, SURFACES
 from glassfeed.store import ModerationRecord
 
 DAY = 86400.0
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
+#: Spaces as a JSON Schema pattern and Python's ``re`` agree on them (ASCII only: the two disagree on others).
+_WS = " \t\n\r\f\v"
+_WS_RE = r" \t\n\r\f\v"  # the same, as regex escapes
+#: What an e-mail address looks like (the API's schema uses the same pattern).
+EMAIL_PATTERN = rf"^[^@{_WS_RE}]{{1,64}}@[^@{_WS_RE}]{{1,255}}\.[^@{_WS_RE}]{{2,}}$"
+EMAIL = re.compile(EMAIL_PATTERN)
+#: Free text must hold something besides spaces (the API's schema uses the same pattern).
+TEXT_PATTERN = rf"[^{_WS_RE}]"
 #: The grounds of a decision (DSA Transparency Database: decision_ground).
 GROUNDS: dict[str, str] = {
     "illegal": "DECISION_GROUND_ILLEGAL_CONTENT",
@@ -93,7 +100,7 @@ def _iso(ts: float) -> str:
 
 def _text(body: Mapping[str, Any], name: str, limit: int, required: bool = True) -> str:
     v = body.get(name)
-    if v is None or (isinstance(v, str) and not v.strip()):
+    if v is None or (isinstance(v, str) and not re.search(TEXT_PATTERN, v)):
         if required:
             raise ModerationError(name, "is required")
         return ""
@@ -101,7 +108,7 @@ def _text(body: Mapping[str, Any], name: str, limit: int, required: bool = True)
         raise ModerationError(name, "must be a string")
     if len(v) > limit:
         raise ModerationError(name, f"too long: {len(v)} > {limit} characters")
-    return v.strip()
+    return v.strip(_WS)
 
 
 class ModerationService:
