@@ -173,7 +173,7 @@ def _reference_items(self: Any, user: int, pages: Pages, pol: Any, now: float, l
 def test_top_contributions_and_adjustments_from_lists_equal_the_arrays():
     rng = np.random.default_rng(0)
     probs = rng.random((40, len(HEADS)))
-    w = np.array([0.5, 1.0, 13.5, 0.0, 11.0, -74.0, -369.0])[: len(HEADS)]
+    w = np.resize(np.array([0.5, 1.0, 13.5, 0.0, 11.0, -74.0, -369.0, 2.0]), len(HEADS))
     tops = top_contributions(probs, w)
     contrib = probs * w
     for i, row in enumerate(tops):

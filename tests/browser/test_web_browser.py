@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from glassfeed.feed.policy import HEADS
+
 WEB = {"X-Glassfeed-Web": "1"}
 
 
@@ -107,7 +109,7 @@ def test_why_panel_shows_contributions(server, page, artifacts):
     assert card.locator(".why-btn").get_attribute("aria-expanded") == "true"
     rows = card.locator(".why .bar-row")
     heads = [rows.nth(i).get_attribute("data-head") for i in range(rows.count())]
-    assert set(heads) == {"like", "repost", "reply", "click", "dwell", "see_less", "report"}
+    assert set(heads) == set(HEADS)
     why = api(page, base, f"feed/{post}/why")
     shown = {
         rows.nth(i).get_attribute("data-head"): float(rows.nth(i).get_attribute("data-contribution"))

@@ -138,7 +138,8 @@ class EngagementHeads:
         Y_cal: np.ndarray | None = None,
         fit_booster: BoosterFit | None = None,
     ) -> EngagementHeads:
-        """Fit every head on (X, Y), early-stop and Platt-calibrate on (X_cal, Y_cal). ``fit_booster`` fits one
+        """Fit every head on (X, Y), early-stop and Platt-calibrate on (X_cal, Y_cal); a head's NaN labels mark
+        examples it has no label for (they are left out of its fit). ``fit_booster`` fits one
         head's booster (default ``fit_booster_local``, in this process; ``train.DaskBoosterFit`` on a Dask
         cluster): the examples, parameters, early-stopping rule and calibration are the same either way."""
         fit_booster = fit_booster or fit_booster_local
@@ -148,25 +149,33 @@ class EngagementHeads:
             params.update(bagging_fraction=self.bagging_fraction, bagging_freq=1)
         for h, name in enumerate(HEADS):
             y = Y[:, h].astype(np.float32)
+            X_h = X
+            if np.isnan(y).any():  # a head labelled on some examples only (worth_it: pages someone answered about)
+                known = ~np.isnan(y)
+                X_h, y = X[known], y[known]
             self.base_rate[name] = float(y.mean()) if len(y) else 0.0
             if y.sum() < 5 or y.sum() > len(y) - 5:
                 continue  # too few positives to learn: the head predicts its base rate
             held_out = X_cal is not None and Y_cal is not None
             y_cal = Y_cal[:, h] if Y_cal is not None else np.zeros(0)
+            X_c = X_cal
+            if X_cal is not None and np.isnan(y_cal).any():
+                known_c = ~np.isnan(y_cal)
+                X_c, y_cal = X_cal[known_c], y_cal[known_c]
             if held_out and y_cal.sum() < 5:
                 continue  # too few held-out positives to check a model against: base rate, not noise
             early = bool(held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives)
             booster = fit_booster(
                 params,
-                X,
+                X_h,
                 y,
                 self.max_estimators if early else self.n_estimators,
-                (X_cal, y_cal.astype(np.float32)) if early and X_cal is not None else None,
+                (X_c, y_cal.astype(np.float32)) if early and X_c is not None else None,
                 self.early_stopping_rounds if early else 0,
             )
             self.boosters[name] = booster
             if held_out:
-                raw = np.asarray(booster.predict(X_cal))
+                raw = np.asarray(booster.predict(X_c))
                 self.calibration[name] = fit_platt(raw, y_cal.astype(np.float64))
         return self
 

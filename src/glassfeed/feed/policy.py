@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 #: The engagement heads every policy weights, in model output order.
-HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell", "see_less", "report")
+HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell", "see_less", "report", "worth_it")
 SOURCES: tuple[str, ...] = ("following", "collaborative", "social_proof", "trending", "cold_start", "content")
 RANKERS = ("heads", "lambdarank", "recency")
 
@@ -30,6 +30,7 @@ HEAD_WORDS = {
     "dwell": "you spend time reading it",
     "see_less": "you ask to see less of it",
     "report": "you report it",
+    "worth_it": "you say a page with it was worth your time",
 }
 SOURCE_WORDS = {
     "following": "posts and reposts from accounts you follow",

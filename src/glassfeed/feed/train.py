@@ -68,6 +68,9 @@ HEAD_LABELS: dict[str, tuple[EventKind, ...]] = {
     "report": (EventKind.REPORT,),
 }
 DWELL_THRESHOLD_MS = 10_000.0
+#: The head labelled by people's answers to "was this worth your time?" (``_worth_it_keys``), not by an event on the
+#: post: it has no entry in ``HEAD_LABELS``.
+WORTH_IT = "worth_it"
 #: Heads whose label counts as engaging with an impression (``unengaged_share``).
 POSITIVE_HEADS: tuple[str, ...] = ("like", "repost", "reply", "click", "dwell")
 #: ALS confidence added per engagement kind.
@@ -136,6 +139,9 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def logloss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean log loss; NaN without examples."""
+    if not len(y):
+        return float("nan")
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
@@ -153,6 +159,36 @@ def _label_keys(store: Store, n_posts: int) -> dict[str, np.ndarray]:
             if m.any():
                 keys[head].append(ev.user[m] * n_posts + ev.post[m])
     return {h: np.unique(np.concatenate(v)) if v else np.zeros(0, np.int64) for h, v in keys.items()}
+
+
+def _labels(key: np.ndarray, labels: dict[str, np.ndarray], answered: np.ndarray) -> np.ndarray:
+    """(n, len(HEADS)) labels of the examples ``key``; the worth_it column is NaN where nobody answered."""
+    Y = np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32)
+    Y[~np.isin(key, answered), HEADS.index(WORTH_IT)] = np.nan
+    return Y
+
+
+def _worth_it_keys(store: Store, n_posts: int) -> tuple[np.ndarray, np.ndarray]:
+    """(answered, yes): sorted (user * n + post) keys of the impressions on the pages people answered "was this
+    worth your time?" about (a ``worth_it`` event naming the page's ``request_id``; the newest answer counts), and
+    of those answered yes (value >= 0.5). The ``worth_it`` head is labelled on answered impressions only."""
+    none = np.zeros(0, np.int64)
+    answers = store.events_in_window(kinds=[EventKind.WORTH_IT], object_columns=True)
+    if not len(answers) or answers.request_id is None:
+        return none, none
+    verdict = {
+        (int(u), r): v >= 0.5
+        for u, r, v in zip(answers.user.tolist(), answers.request_id.tolist(), answers.value.tolist())
+        if isinstance(r, str)
+    }
+    shown = store.events_in_window(kinds=[EventKind.IMPRESSION], object_columns=True)
+    if shown.request_id is None:
+        return none, none
+    got = [verdict.get((u, r)) for u, r in zip(shown.user.tolist(), shown.request_id.tolist())]
+    answered = np.fromiter((g is not None for g in got), bool, len(got))
+    yes = np.fromiter((g is True for g in got), bool, len(got))
+    key = shown.user.astype(np.int64) * n_posts + shown.post.astype(np.int64)
+    return np.unique(key[answered]), np.unique(key[yes])
 
 
 @dataclass
@@ -246,6 +282,8 @@ def build_examples(
     state = ServingState.for_replay(store, cfg, user_vec=None if retrieval is None else retrieval.user_vec)
     n_posts = state.posts.capacity + 1
     labels = _label_keys(store, n_posts)
+    answered, worth_yes = _worth_it_keys(store, n_posts)
+    labels[WORTH_IT] = worth_yes
     start_ts = -np.inf if retrieval is None else retrieval.start_ts
     total_imp = store.count_events(EventKind.IMPRESSION)
     events = np.concatenate([np.c_[c.seq, c.ts] for c in store.iter_events()]) if total_imp else None
@@ -309,7 +347,7 @@ def build_examples(
             parts.append(
                 Examples(
                     pair_features(state, ctx, t, scorer=None if retrieval is None else retrieval.models.scorer),
-                    np.stack([np.isin(key, labels[h]) for h in HEADS], axis=1).astype(np.float32),
+                    _labels(key, labels, answered),
                     t,
                     u,
                     p,
@@ -401,19 +439,20 @@ def train_heads(
     report = TrainReport(n_train=a, n_cal=b - a, n_test=n - b, seconds=0.0)
     pop = X[b:, F["like_rate"]]
     for h, name in enumerate(HEADS):
-        y = Y[b:, h]
-        base = Y[:a, h].mean() if a else 0.0
+        known = ~np.isnan(Y[b:, h])  # worth_it: the examples someone answered about
+        y, p_h, pop_h = Y[b:, h][known], P[known, h], pop[known]
+        base = float(np.nanmean(Y[:a, h])) if a and not np.isnan(Y[:a, h]).all() else 0.0
         # popularity baseline probability: the post's like-rate rescaled to the head's base rate
         scale = base / max(float(X[:a, F["like_rate"]].mean()), 1e-9)
         report.heads.append(
             HeadReport(
                 head=name,
-                positives_train=int(Y[:a, h].sum()),
+                positives_train=int(np.nansum(Y[:a, h])),
                 positives_test=int(y.sum()),
-                auc=auc(y, P[:, h]),
-                logloss=logloss(y, P[:, h]),
-                baseline_auc=auc(y, pop),
-                baseline_logloss=logloss(y, np.clip(pop * scale, 1e-6, 1 - 1e-6)),
+                auc=auc(y, p_h),
+                logloss=logloss(y, p_h),
+                baseline_auc=auc(y, pop_h),
+                baseline_logloss=logloss(y, np.clip(pop_h * scale, 1e-6, 1 - 1e-6)),
                 trees=model.trees.get(name, 0),
             )
         )
