@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from glassfeed.bluesky.cli import clip_words
 from glassfeed.cli import app
 from glassfeed.feed.explain import source_reason
+from glassfeed.feed.policy import HEADS
 from glassfeed.feed.service import FeedService
 from glassfeed.ingest import Ingestor, hash_token
 from glassfeed.state import ServingState
@@ -184,7 +185,7 @@ def test_training_table_is_not_wrapped_when_piped(tour_db, tmp_path):
     r = runner.invoke(app, ["train", "--db", str(db)])
     assert r.exit_code == 0, r.output
     rows = [line for line in r.stdout.splitlines() if line.startswith("|")]
-    assert rows[0].startswith("| head |") and len(rows) == 2 + 7
+    assert rows[0].startswith("| head |") and len(rows) == 2 + len(HEADS)
     assert all(line.count("|") == 8 for line in rows)  # one table row per line, however wide
 
 
