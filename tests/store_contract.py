@@ -18,7 +18,7 @@ import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
-from glassfeed.store.base import CHANGE_KINDS, Delivery, ModerationRecord, NotificationRow
+from glassfeed.store.base import CHANGE_KINDS, AdCampaignRow, AdLogRow, Delivery, ModerationRecord, NotificationRow
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -479,6 +479,7 @@ class StoreContract:
             "muted_words": 2,
             "prefs": 1,
             "profile": 1,
+            "ad_log": 0,
         }
         assert store.user_events(b) == [] and len(store.user_events(c)) == 1
         assert edges(store, "follows") == {(a, b)}  # others' edges to the user stay
@@ -657,6 +658,51 @@ class StoreContract:
             store.append_moderation(tx, [rec])
             raise _Boom
         assert len(store.moderation_log()) == 3
+
+    def test_ad_campaigns_upsert_keep_owner_and_creation(self, world: Any) -> None:
+        store, _, _ = world
+        assert store.ad_campaigns() == []
+        row = AdCampaignRow("c1", "acme", {"bid": {"type": "cpm", "amount": 2.5}, "creatives": ["p1"]}, 10.0, 10.0)
+        with store.transaction() as tx:
+            store.upsert_ad_campaign(tx, row)
+            store.upsert_ad_campaign(tx, row._replace(id="c0", advertiser="globex"))
+        with store.transaction() as tx:  # a change: body and updated_at replaced, owner and creation kept
+            store.upsert_ad_campaign(
+                tx, row._replace(advertiser="globex", body={"paused": True}, created_at=99.0, updated_at=12.0)
+            )
+        assert [r.id for r in store.ad_campaigns()] == ["c0", "c1"]
+        assert store.ad_campaigns("acme") == [row._replace(body={"paused": True}, updated_at=12.0)]
+        assert [r.id for r in store.ad_campaigns("globex")] == ["c0"] and store.ad_campaigns("nobody") == []
+        with pytest.raises(_Boom), store.transaction() as tx:
+            store.upsert_ad_campaign(tx, row._replace(id="c9"))
+            raise _Boom
+        assert len(store.ad_campaigns()) == 2
+
+    def test_ad_log_appends_filters_sums_spend_and_forgets_an_erased_person(self, world: Any) -> None:
+        store, u, p = world
+        imp = AdLogRow(0, "impression", 100.0, "c1", u["a"], p["p1"], 2500, "r1", "DE", None)
+        with store.transaction() as tx:
+            s1, s2 = store.append_ad_log(tx, [imp, imp._replace(user=u["b"], ts=200.0, country=None)])
+        with store.transaction() as tx:
+            (s3,) = store.append_ad_log(tx, [imp._replace(kind="click", ts=150.0, price=0, ref=s1)])
+            (s4,) = store.append_ad_log(tx, [imp._replace(campaign="c2", ts=300.0, price=700)])
+        assert s1 < s2 < s3 < s4
+        log = store.ad_log()
+        assert [r.seq for r in log] == [s1, s2, s3, s4] and log[0] == imp._replace(seq=s1)
+        assert log[2].ref == s1 and log[1].country is None
+        assert [r.seq for r in store.ad_log(campaigns=["c2"])] == [s4] and store.ad_log(campaigns=[]) == []
+        assert [r.seq for r in store.ad_log(kinds=["click"])] == [s3]
+        assert [r.seq for r in store.ad_log(t_from=150.0, t_to=300.0)] == [s2, s3]
+        assert [r.seq for r in store.ad_log(user=u["b"])] == [s2]
+        assert [r.seq for r in store.ad_log(s2, limit=1)] == [s3]
+        assert store.ad_spend(since=150.0) == {"c1": (2500, 5000), "c2": (700, 700)}
+        with pytest.raises(ValueError, match="unknown ad log kind"), store.transaction() as tx:
+            store.append_ad_log(tx, [imp._replace(kind="nope")])
+        with store.transaction() as tx:
+            removed = store.delete_user_data(tx, u["a"])
+        assert removed["ad_log"] == 3
+        assert [r.user for r in store.ad_log()] == [None, u["b"], None, None]
+        assert store.ad_spend(since=0.0) == {"c1": (5000, 5000), "c2": (700, 700)}  # billing stays
 
     def test_post_scores_replace_per_name(self, world: Any) -> None:
         store, _, p = world

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glassfeed.store.base import (
+    AD_LOG_KINDS,
     CHANGE_KINDS,
     DELIVERY_STATES,
     EDGES,
@@ -12,6 +13,8 @@ from glassfeed.store.base import (
     ERASED_LABEL,
     MODERATION_KINDS,
     RESERVED_META_KEYS,
+    AdCampaignRow,
+    AdLogRow,
     Change,
     Delivery,
     Edge,
@@ -66,6 +69,9 @@ def store_exists(url_or_path: str | Path) -> bool:
 
 
 __all__ = [
+    "AD_LOG_KINDS",
+    "AdCampaignRow",
+    "AdLogRow",
     "CHANGE_KINDS",
     "EDGES",
     "ENTITIES",

@@ -132,6 +132,40 @@ class Delivery(NamedTuple):
     state: str
 
 
+#: What the ad log holds (``append_ad_log``): an ad served to a person, and what they did with it.
+AD_LOG_KINDS: tuple[str, ...] = ("impression", "click", "engagement", "hide")
+
+
+class AdCampaignRow(NamedTuple):
+    """One advertising campaign (``upsert_ad_campaign``): ``id`` is unique, ``advertiser`` the account that owns
+    it (the only one its reports open to), ``body`` every other field (JSON object: ``glassfeed.ads.campaigns``
+    reads and validates it)."""
+
+    id: str
+    advertiser: str
+    body: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class AdLogRow(NamedTuple):
+    """One row of the append-only ad log: ``kind`` (``AD_LOG_KINDS``), the campaign, the person (idx; ``None``
+    after their erasure or for an anonymous page), the creative (post idx), ``price`` charged in micro-units of
+    the platform's currency (0 when the event is not billed), the page's ``request_id``, the person's country at
+    the time (``None``: unknown) and ``ref``, the ``seq`` of the impression a click, engagement or hide answers."""
+
+    seq: int
+    kind: str
+    ts: float
+    campaign: str
+    user: int | None
+    post: int | None
+    price: int
+    request_id: str | None
+    country: str | None
+    ref: int | None
+
+
 #: The states of an outbox row: waiting, delivered, given up after the last retry, or the subscription is gone.
 DELIVERY_STATES: tuple[str, ...] = ("pending", "sent", "failed", "gone")
 
@@ -259,7 +293,9 @@ class Store(Protocol):
         """Data-rights erasure of what a user gave: their events, outgoing edges, muted words and preferences are
         deleted, and the user row is anonymised (handle reset to the id, community and interests cleared; the id,
         creation time and token hash stay, so the account remains usable). Returns rows changed by kind:
-        ``events``, ``follows``, ``blocks``, ``mutes``, ``muted_words``, ``prefs``, ``profile`` (1 for the row).
+        ``events``, ``follows``, ``blocks``, ``mutes``, ``muted_words``, ``prefs``, ``profile`` (1 for the row),
+        ``ad_log`` (the ad log's rows about the person lose the person: billing and the ad repository's counts stay,
+        unattributed).
         Other people's rows about the user (their follows, events on the user's posts) and the ``seq``
         high-water mark are kept. A backend should not leave the deleted values readable in its files."""
         ...
@@ -453,6 +489,41 @@ class Store(Protocol):
         """A person's subscriptions: (endpoint, p256dh, auth)."""
         ...
 
+    # ------------------------------------------------------------------ ads
+    def upsert_ad_campaign(self, tx: Transaction, row: AdCampaignRow) -> None:
+        """Create a campaign, or replace the ``body`` and ``updated_at`` of the one with this id (its advertiser
+        and creation time stay; a campaign never changes hands)."""
+        ...
+
+    def ad_campaigns(self, advertiser: str | None = None) -> list[AdCampaignRow]:
+        """Every campaign (or one advertiser's), by id."""
+        ...
+
+    def append_ad_log(self, tx: Transaction, rows: Sequence[AdLogRow]) -> list[int]:
+        """Append rows to the ad log (their ``seq`` is ignored; kinds: ``AD_LOG_KINDS``, others raise
+        ``ValueError``) and return the numbers assigned, increasing, never reused."""
+        ...
+
+    def ad_log(
+        self,
+        since_seq: int = 0,
+        *,
+        campaigns: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        user: int | None = None,
+        limit: int | None = None,
+    ) -> list[AdLogRow]:
+        """The ad log's rows numbered above ``since_seq``, oldest first, optionally only ``campaigns``, ``kinds``,
+        ``t_from <= ts < t_to`` and one ``user``; at most ``limit``."""
+        ...
+
+    def ad_spend(self, since: float) -> dict[str, tuple[int, int]]:
+        """Per campaign with any billed row: (micro-units charged at or after ``since``, micro-units charged
+        ever)."""
+        ...
+
     # ------------------------------------------------------------------ reads: the change log
     def last_change(self) -> int:
         """The number of the newest change ``changes_since`` can report (0 when none); never decreases."""
@@ -468,6 +539,9 @@ class Store(Protocol):
 
 
 __all__ = [
+    "AD_LOG_KINDS",
+    "AdCampaignRow",
+    "AdLogRow",
     "CHANGE_KINDS",
     "Change",
     "MODERATION_KINDS",

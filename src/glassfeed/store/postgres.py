@@ -53,6 +53,8 @@ from glassfeed.store.base import (
     EDGES,
     ERASED_LABEL,
     RESERVED_META_KEYS,
+    AdCampaignRow,
+    AdLogRow,
     Change,
     Delivery,
     Edge,
@@ -74,6 +76,7 @@ from glassfeed.store.sqlite import (
     _notification_params,
     _notification_row,
     _scores_by_name,
+    check_ad_log_kinds,
     check_moderation_kinds,
 )
 
@@ -186,6 +189,27 @@ MIGRATIONS: list[str] = [
     CREATE TABLE push_subscriptions(endpoint text PRIMARY KEY, "user" bigint NOT NULL, p256dh text NOT NULL,
                                     auth text NOT NULL);
     """,
+    # 5: advertising: campaigns (JSON bodies, one advertiser each) and the append-only ad log (numbered MAX + 1
+    # under the writer lock, as the moderation log)
+    """
+    CREATE TABLE ad_campaigns(id text PRIMARY KEY, advertiser text NOT NULL, body text NOT NULL,
+                              created_at double precision NOT NULL, updated_at double precision NOT NULL);
+    CREATE INDEX ad_campaigns_advertiser ON ad_campaigns(advertiser);
+    CREATE TABLE ad_log(
+        seq bigint PRIMARY KEY,
+        kind text NOT NULL,
+        ts double precision NOT NULL,
+        campaign text NOT NULL,
+        "user" bigint,
+        post bigint,
+        price bigint NOT NULL,
+        request_id text,
+        country text,
+        ref bigint
+    );
+    CREATE INDEX ad_log_campaign ON ad_log(campaign, ts);
+    CREATE INDEX ad_log_user ON ad_log("user", ts);
+    """,
 ]
 #: Tables in the order ``backup`` copies them (every table ``MIGRATIONS`` creates but ``schema_version``).
 TABLES: tuple[str, ...] = (
@@ -203,6 +227,8 @@ TABLES: tuple[str, ...] = (
     "notifications",
     "outbox",
     "push_subscriptions",
+    "ad_campaigns",
+    "ad_log",
 )
 #: Tables numbered by a sequence: a backup into PostgreSQL moves each sequence past the ids it copied.
 SERIAL_TABLES: tuple[str, ...] = ("notifications", "outbox")
@@ -703,6 +729,7 @@ class PostgresStore:
             counts[table] = cur.execute(f"DELETE FROM {table} WHERE src = %s", (user,)).rowcount
         counts["muted_words"] = cur.execute('DELETE FROM muted_words WHERE "user" = %s', (user,)).rowcount
         counts["prefs"] = cur.execute('DELETE FROM user_prefs WHERE "user" = %s', (user,)).rowcount
+        counts["ad_log"] = cur.execute('UPDATE ad_log SET "user" = NULL WHERE "user" = %s', (user,)).rowcount
         counts["profile"] = cur.execute(
             "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = %s", (user,)
         ).rowcount
@@ -979,6 +1006,77 @@ class PostgresStore:
         if not ids:
             return set()
         return {r[0] for r in self._rows("SELECT id FROM events WHERE id = ANY(%s)", (list(ids),))}
+
+    # ------------------------------------------------------------------ ads
+    def upsert_ad_campaign(self, tx: Transaction, row: AdCampaignRow) -> None:
+        self._tx(tx).cur.execute(
+            "INSERT INTO ad_campaigns(id, advertiser, body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT(id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            (row.id, row.advertiser, json.dumps(row.body), row.created_at, row.updated_at),
+        )
+
+    def ad_campaigns(self, advertiser: str | None = None) -> list[AdCampaignRow]:
+        query = "SELECT id, advertiser, body, created_at, updated_at FROM ad_campaigns"
+        params: list[Any] = []
+        if advertiser is not None:
+            query += " WHERE advertiser = %s"
+            params.append(advertiser)
+        rows = self._rows(query + " ORDER BY id", params)
+        return [AdCampaignRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def append_ad_log(self, tx: Transaction, rows: Sequence[AdLogRow]) -> list[int]:
+        check_ad_log_kinds(rows)
+        cur = self._tx(tx).cur
+        row = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM ad_log").fetchone()
+        first = int(row[0]) + 1 if row else 1
+        seqs = list(range(first, first + len(rows)))
+        cur.executemany(
+            'INSERT INTO ad_log(seq, kind, ts, campaign, "user", post, price, request_id, country, ref)'
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (q, r.kind, r.ts, r.campaign, r.user, r.post, int(r.price), r.request_id, r.country, r.ref)
+                for q, r in zip(seqs, rows)
+            ],
+        )
+        return seqs
+
+    def ad_log(
+        self,
+        since_seq: int = 0,
+        *,
+        campaigns: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        user: int | None = None,
+        limit: int | None = None,
+    ) -> list[AdLogRow]:
+        query = (
+            'SELECT seq, kind, ts, campaign, "user", post, price, request_id, country, ref FROM ad_log WHERE seq > %s'
+        )
+        params: list[Any] = [since_seq]
+        for col, values in (("campaign", campaigns), ("kind", kinds)):
+            if values is not None:
+                if not values:
+                    return []
+                query += f" AND {col} IN ({', '.join(['%s'] * len(values))})"
+                params += list(values)
+        for cond, value in (("ts >= %s", t_from), ("ts < %s", t_to), ('"user" = %s', user)):
+            if value is not None:
+                query += " AND " + cond
+                params.append(value)
+        query += " ORDER BY seq" + (" LIMIT %s" if limit is not None else "")
+        if limit is not None:
+            params.append(limit)
+        return [AdLogRow(*r) for r in self._rows(query, params)]
+
+    def ad_spend(self, since: float) -> dict[str, tuple[int, int]]:
+        rows = self._rows(
+            "SELECT campaign, SUM(CASE WHEN ts >= %s THEN price ELSE 0 END), SUM(price) FROM ad_log"
+            " WHERE price > 0 GROUP BY campaign",
+            (since,),
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])

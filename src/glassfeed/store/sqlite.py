@@ -20,11 +20,14 @@ import numpy as np
 from glassfeed.domain import EVENT_COLUMNS, OBJECT_COLUMNS, EventBatch, EventKind
 from glassfeed.settings import packaged_settings
 from glassfeed.store.base import (
+    AD_LOG_KINDS,
     DELIVERY_STATES,
     EDGES,
     ERASED_LABEL,
     MODERATION_KINDS,
     RESERVED_META_KEYS,
+    AdCampaignRow,
+    AdLogRow,
     Change,
     Delivery,
     Edge,
@@ -144,6 +147,27 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox(state, due_at);
     CREATE TABLE push_subscriptions(endpoint TEXT PRIMARY KEY, user INTEGER NOT NULL, p256dh TEXT NOT NULL,
                                     auth TEXT NOT NULL);
+    """,
+    # 5: advertising: campaigns (JSON bodies, one advertiser each) and the append-only ad log (impressions, clicks,
+    # engagements, hides, with the price billed)
+    """
+    CREATE TABLE ad_campaigns(id TEXT PRIMARY KEY, advertiser TEXT NOT NULL, body TEXT NOT NULL,
+                              created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE INDEX ad_campaigns_advertiser ON ad_campaigns(advertiser);
+    CREATE TABLE ad_log(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        ts REAL NOT NULL,
+        campaign TEXT NOT NULL,
+        user INTEGER,
+        post INTEGER,
+        price INTEGER NOT NULL,
+        request_id TEXT,
+        country TEXT,
+        ref INTEGER
+    );
+    CREATE INDEX ad_log_campaign ON ad_log(campaign, ts);
+    CREATE INDEX ad_log_user ON ad_log(user, ts);
     """,
 ]
 
@@ -440,6 +464,7 @@ class SQLiteStore:
                 counts[table] = cur.execute(f"DELETE FROM {table} WHERE src = ?", (user,)).rowcount
             counts["muted_words"] = cur.execute("DELETE FROM muted_words WHERE user = ?", (user,)).rowcount
             counts["prefs"] = cur.execute("DELETE FROM user_prefs WHERE user = ?", (user,)).rowcount
+            counts["ad_log"] = cur.execute("UPDATE ad_log SET user = NULL WHERE user = ?", (user,)).rowcount
             counts["profile"] = cur.execute(
                 "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = ?", (user,)
             ).rowcount
@@ -690,6 +715,72 @@ class SQLiteStore:
     def event_ids_exist(self, ids: Collection[str]) -> set[str]:
         return {r[0] for r in self._in_chunks("SELECT id FROM events WHERE id IN ({marks})", list(ids))}
 
+    # ------------------------------------------------------------------ ads
+    def upsert_ad_campaign(self, tx: Transaction, row: AdCampaignRow) -> None:
+        self._tx(tx).cur.execute(
+            "INSERT INTO ad_campaigns(id, advertiser, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            (row.id, row.advertiser, json.dumps(row.body), row.created_at, row.updated_at),
+        )
+
+    def ad_campaigns(self, advertiser: str | None = None) -> list[AdCampaignRow]:
+        query = "SELECT id, advertiser, body, created_at, updated_at FROM ad_campaigns"
+        params: list[Any] = []
+        if advertiser is not None:
+            query += " WHERE advertiser = ?"
+            params.append(advertiser)
+        rows = self._rows(query + " ORDER BY id", params)
+        return [AdCampaignRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def append_ad_log(self, tx: Transaction, rows: Sequence[AdLogRow]) -> list[int]:
+        check_ad_log_kinds(rows)
+        cur = self._tx(tx).cur
+        seqs = []
+        for r in rows:
+            cur.execute(
+                "INSERT INTO ad_log(kind, ts, campaign, user, post, price, request_id, country, ref)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.kind, r.ts, r.campaign, r.user, r.post, int(r.price), r.request_id, r.country, r.ref),
+            )
+            seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def ad_log(
+        self,
+        since_seq: int = 0,
+        *,
+        campaigns: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        user: int | None = None,
+        limit: int | None = None,
+    ) -> list[AdLogRow]:
+        query = "SELECT seq, kind, ts, campaign, user, post, price, request_id, country, ref FROM ad_log WHERE seq > ?"
+        params: list[Any] = [since_seq]
+        for col, values in (("campaign", campaigns), ("kind", kinds)):
+            if values is not None:
+                if not values:
+                    return []
+                query += f" AND {col} IN ({', '.join(['?'] * len(values))})"
+                params += list(values)
+        for cond, value in (("ts >= ?", t_from), ("ts < ?", t_to), ("user = ?", user)):
+            if value is not None:
+                query += " AND " + cond
+                params.append(value)
+        query += " ORDER BY seq" + (" LIMIT ?" if limit is not None else "")
+        if limit is not None:
+            params.append(limit)
+        return [AdLogRow(*r) for r in self._rows(query, params)]
+
+    def ad_spend(self, since: float) -> dict[str, tuple[int, int]]:
+        rows = self._rows(
+            "SELECT campaign, SUM(CASE WHEN ts >= ? THEN price ELSE 0 END), SUM(price) FROM ad_log"
+            " WHERE price > 0 GROUP BY campaign",
+            (since,),
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])
 
@@ -854,6 +945,12 @@ def _notification_row(r: Sequence[Any]) -> NotificationRow:
         int(r[0]), int(r[1]), r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7], r[8], r[9], r[10], r[11],
         r[12], r[13],
     )  # fmt: skip
+
+
+def check_ad_log_kinds(rows: Sequence[AdLogRow]) -> None:
+    for r in rows:
+        if r.kind not in AD_LOG_KINDS:
+            raise ValueError(f"unknown ad log kind {r.kind!r}; expected one of {', '.join(AD_LOG_KINDS)}")
 
 
 def check_moderation_kinds(records: Sequence[ModerationRecord]) -> None:
