@@ -89,6 +89,49 @@ def test_why_names_the_source_the_rule_and_how_to_turn_it_off(client):
     assert client.get("/v1/users/alice/notifications/99999/why", headers=tok(client, "alice")).status_code == 404
 
 
+def test_why_names_the_policy_that_decided_not_the_one_now(client):
+    """Decided under engagement_push; the person then switches to batched: "why" still names engagement_push, its
+    rule and the threshold she had then, and gives her policy now beside it."""
+    _events(client, [{"kind": "reply", "user": "dan", "post": "p1"}])
+    first = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()["items"][0]
+    body = {"policy": "batched", "push_threshold": 0.5}
+    r = client.put("/v1/users/alice/notification-settings", json=body, headers=tok(client, "alice"))
+    assert r.status_code == 200, r.text
+    why = client.get(f"/v1/users/alice/notifications/{first['id']}/why", headers=tok(client, "alice")).json()
+    assert why["policy"] == "engagement_push" and why["policy_from"] == "the decision"
+    assert why["policy_now"] == "batched"
+    assert why["rule"] == "immediate" and why["rule_words"] == "pushed as soon as it happened"
+    assert why["push_threshold"] == pytest.approx(0.02)  # engagement_push's, not her 0.5 now
+    assert why["value"] == pytest.approx(1.0) and why["p_open"] == pytest.approx(0.30)
+    assert "prior" in why["p_open_from"]
+    # a reply after the switch is decided under batched with her threshold: 0.30 x 1.0 is below 0.5
+    _events(client, [{"kind": "reply", "user": "carol", "post": "p1"}])
+    items = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()["items"]
+    second = next(i for i in items if i["id"] != first["id"] and i["kind"] == "reply")
+    why = client.get(f"/v1/users/alice/notifications/{second['id']}/why", headers=tok(client, "alice")).json()
+    assert why["policy"] == "batched" and why["policy_now"] == "batched"
+    assert why["rule"] == "below_threshold" and why["push_threshold"] == pytest.approx(0.5)
+
+
+def test_why_of_a_row_decided_before_the_policy_was_recorded(client):
+    """A row whose ``rule`` holds the rule alone (written before decisions named their policy) is explained
+    under the person's policy now, and says so."""
+    from glassfeed.notifications.service import decision_label, parse_decision
+
+    assert parse_decision("digest") == (None, "digest", None, None)
+    assert parse_decision(decision_label("my/policy", "digest", 0.25, "model")) == ("my/policy", "digest", 0.25, "model")
+    svc = client.app.state.notifications
+    _events(client, [{"kind": "reply", "user": "dan", "post": "p1"}])
+    item = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()["items"][0]
+    store = svc.store
+    row = store.notifications(store.user_idx("alice"), ids=[item["id"]], limit=1)[0]
+    with store.transaction() as tx:
+        store.upsert_notifications(tx, [row._replace(rule="immediate")])
+    why = client.get(f"/v1/users/alice/notifications/{item['id']}/why", headers=tok(client, "alice")).json()
+    assert why["rule"] == "immediate" and why["policy"] == "engagement_push"
+    assert why["policy_from"].startswith("now") and why["push_threshold"] == pytest.approx(0.02)
+
+
 def test_settings_refused_outside_bounds_name_the_field(client):
     for body, field in [
         ({"policy": "loud"}, "policy"),

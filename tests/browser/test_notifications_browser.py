@@ -1,7 +1,7 @@
 """The notification bell, the inbox, "Why did I get this?" and the notification settings in real headless Chromium
 against a real uvicorn server (issue 14, item 8): alice signs in with her token, sees the unread count on the
 bell, reads why a reply reached her, turns likes off from a why-panel, changes her settings (a bad time zone is
-shown next to its field) and marks everything read. Each effect is checked through the API too. A screenshot goes
+shown next to its field; the reply's why still names the policy that decided it) and marks everything read. Each effect is checked through the API too. A screenshot goes
 to ``artifacts/``.
 
 The server is our own small store (no training: the feed falls back to recency), wall clock, with
@@ -129,8 +129,9 @@ def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifa
     expect(why.locator(".notif-rule")).to_have_attribute("data-rule", "immediate")
     expect(why).to_contain_text("Replies to your posts: 1 event")
     expect(why.locator(".notif-worth")).to_contain_text("chance you open it 0.30 × how much it matters 1.0 = 0.300")
-    expect(why.locator(".notif-worth")).to_contain_text("at or above the push threshold 0.020 of your policy now")
+    expect(why.locator(".notif-worth")).to_contain_text("at or above the push threshold 0.020 when it was decided")
     expect(why.locator(".notif-policy")).to_contain_text("engagement_push")
+    expect(why.locator(".notif-policy-now")).to_have_count(0)  # her policy now is the deciding one
 
     # turn likes off from the like's why-panel: one click PUTs the why's turn_off body
     like.get_by_role("button", name="Why did I get this?").click()
@@ -189,6 +190,17 @@ def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifa
     }
     assert "08:30" in got["statement"]
     expect(page.locator("#nset-hint-tz")).to_have_text("Your saved time zone.")
+
+    # the reply was decided under engagement_push: its why still says so, beside her policy now
+    btn = reply.get_by_role("button", name="Why did I get this?")
+    if btn.get_attribute("aria-expanded") == "true":
+        btn.click()
+    btn.click()
+    expect(why.locator(".notif-policy")).to_have_attribute("data-policy", "engagement_push")
+    expect(why.locator(".notif-rule")).to_have_attribute("data-rule", "immediate")
+    expect(why.locator(".notif-worth")).to_contain_text("push threshold 0.020 when it was decided")
+    expect(why.locator(".notif-policy-now")).to_have_attribute("data-policy", "batched")
+    expect(why.locator(".notif-policy-now")).to_contain_text("Three digests a day (batched)")
 
     # mark all read: the count goes to 0, the items lose their unread state
     page.click("#notif-read-all")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,11 @@ from glassfeed.settings import Settings, packaged_settings
 from glassfeed.state.counters import C
 from glassfeed.store import Delivery, NotificationRow, models_dir
 
+#: Where a decision's P(open) came from, in words.
+P_OPEN_FROM: dict[str, str] = {
+    "model": "the learned open model (glassfeed notifications train)",
+    "prior": "the policy's prior for this kind (the open model was not trained yet)",
+}
 #: Each schedule rule in words, for "why did I get this?".
 RULE_WORDS: dict[str, str] = {
     "immediate": "pushed as soon as it happened",
@@ -50,6 +55,36 @@ RULE_WORDS: dict[str, str] = {
     "below_threshold": "not pushed: the chance you open it, times how much it matters, is below the push threshold",
     "daily_cap": "not pushed: you had reached your daily number of pushes",
 }
+
+
+class Decision(NamedTuple):
+    """A notification's schedule decision as recorded with it (``decision_label``): the policy that decided (the
+    person's version of it), the schedule's rule (``RULES``), the push threshold the person had then, and where
+    P(open) came from (``prior`` | ``model``). ``policy``, ``threshold`` and ``p_open_from`` are None for a row
+    decided before they were recorded."""
+
+    policy: str | None
+    rule: str
+    threshold: float | None
+    p_open_from: str | None
+
+
+def decision_label(policy: str, rule: str, threshold: float, p_open_from: str) -> str:
+    """What a notification row's ``rule`` holds: ``"<policy>/<rule>/<threshold>/<prior|model>"``
+    (``"batched/digest/0.0/prior"``), so that "why" reports the decision as it was made, whatever the person's
+    policy is now (no store column of its own: the row's ``rule`` text carries it)."""
+    return f"{policy}/{rule}/{threshold!r}/{p_open_from}"
+
+
+def parse_decision(label: str) -> Decision:
+    """The ``Decision`` a row's ``rule`` holds (``decision_label``); the rule alone for an older row."""
+    parts = label.rsplit("/", 3)
+    if len(parts) == 4 and parts[1] in RULES and parts[3] in P_OPEN_FROM:
+        try:
+            return Decision(parts[0], parts[1], float(parts[2]), parts[3])
+        except ValueError:
+            pass
+    return Decision(None, label, None, None)
 
 
 def notification_id(request_id: object) -> int | None:
@@ -235,16 +270,20 @@ class NotificationService:
         n = Notifications(users, kinds, np.zeros(len(fresh), np.int64), ts, ts, [rows[j].key for j in fresh],
                           [rows[j].actors for j in fresh], [rows[j].sources for j in fresh])  # fmt: skip
         p_open = np.array([pols[int(u)].kinds[KINDS[int(k)]].prior_open for u, k in zip(users, kinds)])
-        if self.model is not None and self.model.models_.get("open") is not None:
+        model = self.model if self.model is not None and self.model.models_.get("open") is not None else None
+        if model is not None:
             for u in set(users.tolist()):
                 at = [a for a, j in enumerate(fresh) if rows[j].user == u]
                 X = serving_features(self.store, u, [rows[fresh[a]] for a in at], pols[u].time_zone)
-                p_open[at] = self.model.predict(X)["open"]
+                p_open[at] = model.predict(X)["open"]
         s = schedule(n, pols, p_open, self._pushed_before(set(users.tolist()), pols))
         for a, j in enumerate(fresh):
             pushed = s.decision[a] == PUSH
+            pol = pols[rows[j].user]
             rows[j] = rows[j]._replace(
-                push_at=float(s.deliver_at[a]) if pushed else None, rule=RULES[int(s.rule[a])], worth=float(s.worth[a])
+                push_at=float(s.deliver_at[a]) if pushed else None,
+                rule=decision_label(pol.name, RULES[int(s.rule[a])], pol.push_threshold, "prior" if model is None else "model"),
+                worth=float(s.worth[a]),
             )
 
     def _pushed_before(self, users: set[int], pols: dict[int, NotificationPolicy]) -> dict[tuple[int, int], int]:
@@ -396,27 +435,37 @@ class NotificationService:
 
     def why(self, user_id: str, nid: int) -> dict[str, Any]:
         """Why a notification exists and was (or was not) pushed: its source events, P(open) and value, the rule
-        that decided, the policy, and how to turn this kind off."""
+        that decided, the policy that decided it (recorded with the decision: a person who changed policy since
+        still reads the one that decided; ``policy_now`` is theirs now), and how to turn this kind off."""
         user = self._user(user_id)
         rows = self.store.notifications(user, ids=[nid], limit=1)
         if not rows:
             raise NotificationError("notification", f"no notification {nid} for {user_id}", 404)
         r = rows[0]
-        pol = self.policy_for(user)
+        now = self.policy_for(user)
+        d = parse_decision(r.rule)
+        # the deciding policy's kinds (a kind's value is not a person's setting); for a policy removed since, or a
+        # row decided before the policy was recorded, the person's policy now (``policy_from`` says which)
+        pol = (self.policies.get(d.policy) if d.policy is not None else None) or now
         kind = pol.kinds[r.kind]
+        if d.p_open_from is not None:
+            p_open_from = P_OPEN_FROM[d.p_open_from]
+        else:
+            learned = self.model is not None and self.model.models_.get("open") is not None
+            p_open_from = P_OPEN_FROM["model" if learned else "prior"]
         return {
             **self._view(r),
             "source": {"kind": r.kind, "events": r.sources, "about": KIND_WORDS[r.kind]},
             "p_open": r.worth / kind.value if kind.value else kind.prior_open,
-            "p_open_from": "the learned open model (glassfeed notifications train)"
-            if self.model is not None and self.model.models_.get("open") is not None
-            else "the policy's prior for this kind (the open model is not trained yet)",
+            "p_open_from": p_open_from,
             "value": kind.value,
             "worth": r.worth,
-            "push_threshold": pol.push_threshold,
-            "rule": r.rule,
-            "rule_words": RULE_WORDS.get(r.rule, r.rule),
-            "policy": pol.name,
+            "push_threshold": d.threshold if d.threshold is not None else pol.push_threshold,
+            "rule": d.rule,
+            "rule_words": RULE_WORDS.get(d.rule, d.rule),
+            "policy": d.policy if d.policy is not None else now.name,
+            "policy_from": "the decision" if d.policy is not None else "now (the deciding policy was not recorded)",
+            "policy_now": now.name,
             "turn_off": {
                 "how": f"PUT /v1/users/{user_id}/notification-settings",
                 "body": {

@@ -176,11 +176,18 @@
         row("Chance × value",
           h("span", { class: "notif-worth",
                       text: `chance you open it ${num(w.p_open)} × how much it matters ${num(w.value, 1)} = ${num(w.worth, 3)}, ` +
-                            `${above ? "at or above" : "below"} the push threshold ${num(w.push_threshold, 3)} of your policy now` }),
+                            `${above ? "at or above" : "below"} the push threshold ${num(w.push_threshold, 3)} when it was decided` }),
           w.p_open_from ? h("span", { class: "meta", text: ` (chance from ${w.p_open_from})` }) : null),
         row("Rule", h("span", { class: "notif-rule", "data-rule": w.rule, text: cap(w.rule_words || w.rule) + "." })),
-        row("Your policy now", h("span", { class: "notif-policy", "data-policy": w.policy,
-                                  text: pol ? `${pol.title} (${w.policy})` : w.policy }))),
+        // the policy that decided it (recorded with the decision), and the person's policy now when it differs
+        row("Decided under", h("span", { class: "notif-policy", "data-policy": w.policy,
+                                  text: (pol ? `${pol.title} (${w.policy})` : w.policy) +
+                                        (w.policy_from === "the decision" ? "" : " (your policy now: the deciding one was not recorded)") })),
+        w.policy_now && w.policy_now !== w.policy
+          ? row("Your policy now", h("span", { class: "notif-policy-now", "data-policy": w.policy_now,
+                                     text: (st.byName[w.policy_now] ? `${st.byName[w.policy_now].title} (${w.policy_now})` : w.policy_now) +
+                                           ": new notifications follow it" }))
+          : []),
       h("p", { class: "meta", text: "Turning a kind off stops its pushes; it still appears in your inbox." }),
       turnOff, status];
   }
