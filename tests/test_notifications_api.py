@@ -119,7 +119,8 @@ def test_why_of_a_row_decided_before_the_policy_was_recorded(client):
     from glassfeed.notifications.service import decision_label, parse_decision
 
     assert parse_decision("digest") == (None, "digest", None, None)
-    assert parse_decision(decision_label("my/policy", "digest", 0.25, "model")) == ("my/policy", "digest", 0.25, "model")
+    label = decision_label("my/policy", "digest", 0.25, "model")
+    assert parse_decision(label) == ("my/policy", "digest", 0.25, "model")
     svc = client.app.state.notifications
     _events(client, [{"kind": "reply", "user": "dan", "post": "p1"}])
     item = client.get("/v1/users/alice/notifications", headers=tok(client, "alice")).json()["items"][0]

@@ -1,8 +1,8 @@
 """The notification bell, the inbox, "Why did I get this?" and the notification settings in real headless Chromium
 against a real uvicorn server (issue 14, item 8): alice signs in with her token, sees the unread count on the
 bell, reads why a reply reached her, turns likes off from a why-panel, changes her settings (a bad time zone is
-shown next to its field; the reply's why still names the policy that decided it) and marks everything read. Each effect is checked through the API too. A screenshot goes
-to ``artifacts/``.
+shown next to its field; the reply's why still names the policy that decided it) and marks everything read. Each
+effect is checked through the API too. A screenshot goes to ``artifacts/``.
 
 The server is our own small store (no training: the feed falls back to recency), wall clock, with
 ``engagement_push`` as the default notification policy so that switching to ``batched`` is a real change."""

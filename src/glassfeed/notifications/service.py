@@ -277,12 +277,13 @@ class NotificationService:
                 X = serving_features(self.store, u, [rows[fresh[a]] for a in at], pols[u].time_zone)
                 p_open[at] = model.predict(X)["open"]
         s = schedule(n, pols, p_open, self._pushed_before(set(users.tolist()), pols))
+        source = "prior" if model is None else "model"
         for a, j in enumerate(fresh):
             pushed = s.decision[a] == PUSH
             pol = pols[rows[j].user]
             rows[j] = rows[j]._replace(
                 push_at=float(s.deliver_at[a]) if pushed else None,
-                rule=decision_label(pol.name, RULES[int(s.rule[a])], pol.push_threshold, "prior" if model is None else "model"),
+                rule=decision_label(pol.name, RULES[int(s.rule[a])], pol.push_threshold, source),
                 worth=float(s.worth[a]),
             )
 
