@@ -119,6 +119,9 @@ class NotificationService:
         self.model = NotificationModel.load(self.model_folder) if self.model_folder else None
         self._handles: dict[str, int] = {}
         self._handles_n = 0
+        #: Called after each commit with the notifications new to the inboxes, as written (ids, decisions): the
+        #: feed simulator's notification arms (``sim/notify_world.py``) deliver their pushes to its population.
+        self.decided_listeners: list[Callable[[list[NotificationRow]], None]] = []
         self.ingestor.listeners.append(self._on_events)
         self.ingestor.entity_listeners.append(self._on_entities)
 
@@ -246,6 +249,10 @@ class NotificationService:
             with self.store.transaction() as tx:
                 ids = self.store.upsert_notifications(tx, rows_out)
                 self.store.enqueue_deliveries(tx, [d._replace(notification=ids[j]) for j, d in deliveries])
+            if self.decided_listeners and fresh:
+                new_rows = [rows_out[j]._replace(id=ids[j]) for j in fresh]
+                for listener in self.decided_listeners:
+                    listener(new_rows)
             return ids
 
     def _row(self, n: Notifications, i: int) -> NotificationRow:

@@ -48,6 +48,12 @@ def register(app: typer.Typer) -> None:
             help="comma-separated moderation policies run with every policy as arms: none (no moderation), a "
             "packaged name (sim_downrank, sim_drop, sim_drop_aggressive) or a TOML path; docs/sim_moderation.md",
         ),
+        notifications: str = typer.Option(
+            "",
+            help="comma-separated notification policies run with every policy as arms (e.g. "
+            "batched,engagement_push,minimal): the notification lever on the simulated events and the population's "
+            "response to it (sim/notify_world.py); not with --moderation",
+        ),
     ) -> None:
         """Simulate users browsing feeds ranked by the real pipeline under several policies; write an HTML report."""
         settings = cli_settings(ctx)
@@ -86,6 +92,21 @@ def register(app: typer.Typer) -> None:
             except (ValueError, OSError) as e:
                 console.print(f"[bold red]error:[/] {e}")
                 raise typer.Exit(2) from None
+        notes = tuple(n.strip() for n in notifications.split(",") if n.strip())
+        from glassfeed.sim import notify_world
+
+        if notes:
+            from glassfeed.notifications.policy import load_notification_policies
+
+            if mods:
+                console.print("[bold red]error:[/] --notifications and --moderation make different arms: give one")
+                raise typer.Exit(2)
+            known_n = load_notification_policies(settings.notifications.policies_dir or None)
+            bad = [n for n in notes if n not in known_n]
+            if bad or len(set(notes)) != len(notes):
+                what = f"unknown notification policy {bad[0]!r}" if bad else "a notification policy named twice"
+                console.print(f"[bold red]error:[/] {what}; expected some of {', '.join(known_n)}")
+                raise typer.Exit(2)
         folder = out or Path(DEFAULT_OUT) / time.strftime("%Y%m%d-%H%M%S")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
@@ -108,6 +129,10 @@ def register(app: typer.Typer) -> None:
                 if mods:
                     arms = arms_for(names, mods)
                     result = run_moderation_simulation(cfg, arms, work, progress=tick, settings=settings)
+                elif notes:
+                    result = notify_world.run_notification_simulation(
+                        cfg, notify_world.arms_for(names, notes), work, progress=tick, settings=settings
+                    )
                 else:
                     result = run_simulation(cfg, work, progress=tick, settings=settings)
             finally:

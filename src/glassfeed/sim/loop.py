@@ -357,6 +357,12 @@ class World:
         """Extra end-of-run metrics of this world (none here; ``sim/moderation.py``'s worlds add theirs)."""
         return {}
 
+    def _active(self, draw: np.ndarray, now: float) -> np.ndarray:
+        """The users who request a feed in the step ending at ``now``, from one policy-independent uniform per user
+        (``draw``): those below ``active_prob`` (``sim/notify_world.py``'s worlds add the sessions notifications
+        start and thin self-initiated ones by the response model)."""
+        return np.flatnonzero(draw < self.cfg.active_prob)
+
     def _warm_rewards(self, net: SyntheticNetwork, end: float) -> None:
         """Credit authors with the history's engagement, day by day, so posting rates continue smoothly."""
         w = np.zeros(32)
@@ -542,7 +548,7 @@ class World:
         n_new = self._create_posts(fresh)
         t1 = time.perf_counter()
         arng = np.random.default_rng([cfg.seed, 5, k])  # policy-independent: same active users in every world
-        active = np.flatnonzero(arng.random(self.pop.n_users) < cfg.active_prob)
+        active = self._active(arng.random(self.pop.n_users), now)
         t_sess = now + arng.random(len(active)) * 60.0
         pages = self._pages(active, now)
         t2 = time.perf_counter()

@@ -91,8 +91,9 @@ class ResponseParams:
 class PolicyOutcome:
     policy: str
     people: int
-    days: int
+    days: float
     pushes_per_day: float
+    pushes_in_quiet_per_day: float
     pushes_in_sleep_per_day: float
     sleep_disruptions_per_day: float
     sessions_per_day: float
@@ -105,6 +106,160 @@ class PolicyOutcome:
     opted_out_share: float
     median_hours_to_see_reply: float | None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+#: The quiet hours the outcome counts pushes in (local hours, start to end across midnight): the issue's and the
+#: ``batched`` policy's 22:00-08:00, whatever the policy under test says.
+QUIET_H: tuple[float, float] = (22.0, 8.0)
+
+
+@dataclass
+class Tally:
+    """Everyone's response added up (``Responder`` adds to it; ``outcome`` turns it into per person-day rates)."""
+
+    pushes: float = 0.0
+    quiet_pushes: float = 0.0
+    sleep_pushes: float = 0.0
+    wakes: float = 0.0
+    sessions: float = 0.0
+    push_sessions: float = 0.0
+    minutes: float = 0.0
+    worth: float = 0.0
+    regret: float = 0.0
+    sat: float = 0.0
+    opted_out: int = 0
+    reply_delays: list[float] = field(default_factory=list)
+
+    def outcome(self, policy: str, people: int, days: float) -> PolicyOutcome:
+        per = float(people * days)
+        return PolicyOutcome(
+            policy=policy,
+            people=people,
+            days=days,
+            pushes_per_day=self.pushes / per,
+            pushes_in_quiet_per_day=self.quiet_pushes / per,
+            pushes_in_sleep_per_day=self.sleep_pushes / per,
+            sleep_disruptions_per_day=self.wakes / per,
+            sessions_per_day=self.sessions / per,
+            notification_sessions_per_day=self.push_sessions / per,
+            minutes_per_day=self.minutes / per,
+            worth_minutes_per_day=self.worth / per,
+            regretted_minutes_per_day=self.regret / per,
+            regret_share=self.regret / self.minutes if self.minutes else 0.0,
+            satisfaction_per_day=self.sat / per,
+            opted_out_share=self.opted_out / people,
+            median_hours_to_see_reply=float(np.median(self.reply_delays)) / HOUR if self.reply_delays else None,
+        )
+
+
+class Responder:
+    """One person's response to notifications (the mechanisms of the module docstring), fed in time order.
+
+    ``push`` for each delivery (a digest is one), ``check_keep`` for a moment the person may open the app on their
+    own, ``session`` for each session (pushed or not), ``finish`` at the end of the run; ``arrive`` adds inbox
+    arrivals as they happen. Counts go to the shared ``Tally``; the random draws come from ``rng``, in the order
+    the calls are made. ``run_policy`` drives it on a precomputed timeline; the feed simulator's notification arms
+    (``sim/notify_world.py``) drive it step by step. ``start``: a midnight (UTC), the origin of days and hours."""
+
+    def __init__(self, params: ResponseParams, rng: np.random.Generator, start: float, tally: Tally) -> None:
+        self.p, self.rng, self.start, self.tally = params, rng, start, tally
+        self.arrive_ts = np.zeros(0)
+        self.important = np.zeros(0, bool)
+        self.is_reply = np.zeros(0, bool)
+        self.seen_upto = -np.inf  # arrivals at or before this were shown in a session
+        self.annoy = 0.0
+        self.out = False  # turned pushes off for good
+        self.recent: list[float] = []  # push times in the last 24 h (habituation)
+        self.opened_today: dict[int, int] = {}
+        self.last_day = -1
+        self.waited_long = 0  # important items a session showed after more than anxiety_after_h
+
+    def arrive(self, ts: np.ndarray, kinds: np.ndarray) -> None:
+        """Notifications reaching the inbox at ``ts`` (``KINDS`` codes ``kinds``), in time order."""
+        self.arrive_ts = np.concatenate([self.arrive_ts, np.asarray(ts, np.float64)])
+        self.important = np.concatenate([self.important, np.isin(kinds, IMPORTANT)])
+        self.is_reply = np.concatenate([self.is_reply, np.asarray(kinds) == KIND_CODE["reply"]])
+
+    def clock(self, t: float) -> tuple[int, bool]:
+        """(day number, asleep) at ``t``; the first call on a new day decays the annoyance."""
+        p = self.p
+        day = int((t - self.start) // DAY)
+        if day != self.last_day:
+            self.annoy *= p.annoy_decay ** max(1, day - self.last_day) if self.last_day >= 0 else 1.0
+            self.last_day = day
+        hour = ((t - self.start) % DAY) / HOUR
+        return day, not (p.wake_h <= hour < p.sleep_h)
+
+    def push(self, t: float, value: float, n_items: int) -> tuple[bool, bool, bool]:
+        """A push at ``t`` of ``n_items`` notifications whose most valuable has ``value``: (starts a session,
+        low value, asleep). Ignored once the person has opted out."""
+        p, tally = self.p, self.tally
+        day, asleep = self.clock(t)
+        if self.out:
+            return False, False, asleep
+        tally.pushes += 1
+        hour = ((t - self.start) % DAY) / HOUR
+        q0, q1 = QUIET_H
+        tally.quiet_pushes += hour >= q0 or hour < q1
+        self.recent = [x for x in self.recent if x > t - DAY] + [t]
+        low_value = value < 0.5
+        self.annoy += p.annoy_push * n_items**0.5
+        started = False
+        if asleep:
+            tally.sleep_pushes += 1
+            self.annoy += p.annoy_night
+            if self.rng.random() < p.p_wake:
+                tally.wakes += 1
+                started = True
+        elif self.rng.random() < expit(p.open_bias + p.open_value * value - p.habituation * len(self.recent)):
+            started = True
+            self.opened_today[day] = self.opened_today.get(day, 0) + 1
+        if self.annoy > p.opt_out_at:
+            self.out = True
+            tally.opted_out += 1
+        return started, low_value, asleep
+
+    def waiting(self, t: float) -> int:
+        """Important items in the inbox at ``t`` that no session has shown yet."""
+        return int(((self.arrive_ts > self.seen_upto) & (self.arrive_ts <= t) & self.important).sum())
+
+    def check_keep(self, t: float, base: float) -> float:
+        """The chance a moment to open the app on one's own at ``t`` is taken: ``base``, raised by important items
+        waiting unseen (fear of missing out), lowered by the pushes opened that day."""
+        p = self.p
+        day, _ = self.clock(t)
+        return base * (1.0 + p.fomo * self.waiting(t)) / (1.0 + p.push_damping * self.opened_today.get(day, 0))
+
+    def session(self, t: float, from_push: bool, low_value: bool, asleep: bool) -> tuple[float, float, float]:
+        """A session at ``t``: it shows what waits in the inbox; returns (minutes, worth-it, regretted)."""
+        p, tally = self.p, self.tally
+        minutes = float(self.rng.lognormal(np.log(p.session_min), p.session_sigma))
+        shown = (self.arrive_ts > self.seen_upto) & (self.arrive_ts <= t)
+        n_important = int((shown & self.important).sum())
+        self.waited_long += int((shown & self.important & (t - self.arrive_ts > p.anxiety_after_h * HOUR)).sum())
+        tally.reply_delays += (t - self.arrive_ts[shown & self.is_reply]).tolist()
+        self.seen_upto = t
+        worth = min(minutes, p.worth_base + p.worth_per_item * n_important)
+        regret = minutes - worth
+        if from_push and low_value:
+            regret = max(regret, p.regret_low_value * minutes)
+        if asleep:
+            regret = max(regret, p.regret_night * minutes)
+        worth = minutes - regret
+        tally.sessions += 1
+        tally.push_sessions += from_push
+        tally.minutes += minutes
+        tally.worth += worth
+        tally.regret += regret
+        tally.sat += worth - p.regret_weight * regret
+        return minutes, worth, regret
+
+    def finish(self, end: float) -> None:
+        """End of the run: anxiety (important items shown only after more than ``anxiety_after_h``, or never shown
+        and older than that at the end; counted once each) and the annoyance left lower stated satisfaction."""
+        p = self.p
+        never = self.important & (self.arrive_ts > self.seen_upto) & (end - self.arrive_ts > p.anxiety_after_h * HOUR)
+        self.tally.sat -= p.anxiety_per_item * float(self.waited_long + int(never.sum())) + self.annoy
 
 
 def _stream(net: SyntheticNetwork, sp: StreamParams, seed: int) -> tuple[NotificationCandidates, float]:
@@ -174,22 +329,16 @@ def run_policy(
     value = np.array([policy.kinds[KINDS[int(k)]].value for k in n.kind.tolist()])
     s = schedule(n, dict.fromkeys(range(1, n_people + 1), policy), prior)
     end = start + days * DAY
-    tot = dict.fromkeys(
-        ("pushes", "sleep_pushes", "wakes", "sessions", "push_sessions", "minutes", "worth", "regret", "sat"), 0.0
-    )
-    opted_out = 0
-    reply_delays: list[float] = []
+    tally = Tally()
     order = np.lexsort((n.ts, n.user))
     users_sorted = n.user[order]
     cuts = np.searchsorted(users_sorted, np.arange(1, n_people + 2))
     for u in range(1, n_people + 1):
         rows = order[cuts[u - 1] : cuts[u]]
         rng = np.random.default_rng((seed, u))
-        # the person's inbox arrivals (every notification) and pushes (the policy's)
-        arrive = n.ts[rows]
-        important = np.isin(n.kind[rows], IMPORTANT)
-        is_reply = n.kind[rows] == KIND_CODE["reply"]
-        push_rows = rows[(s.decision[rows] == PUSH) & (s.deliver_at[rows] < end)]
+        person = Responder(p, rng, start, tally)
+        person.arrive(n.ts[rows], n.kind[rows])  # the person's inbox arrivals (every notification)
+        push_rows = rows[(s.decision[rows] == PUSH) & (s.deliver_at[rows] < end)]  # and pushes (the policy's)
         slots: dict[float, list[int]] = {}
         for r in push_rows.tolist():
             slots.setdefault(float(s.deliver_at[r]), []).append(r)
@@ -201,86 +350,17 @@ def run_policy(
             k = rng.poisson(p.self_checks_per_day)
             checks += sorted((d0 + rng.uniform(p.wake_h, p.sleep_h, k) * HOUR).tolist())
         timeline = sorted([(t, "push") for t in push_times] + [(t, "check") for t in checks])
-        seen_upto = -np.inf  # arrivals at or before this were shown in a session
-        annoy, out = 0.0, False
-        recent_pushes: list[float] = []
-        opened_today: dict[int, int] = {}
-        last_day = -1
         for t, what in timeline:
-            day = int((t - start) // DAY)
-            if day != last_day:
-                annoy *= p.annoy_decay ** max(1, day - last_day) if last_day >= 0 else 1.0
-                last_day = day
-            hour = ((t - start) % DAY) / HOUR
-            asleep = not (p.wake_h <= hour < p.sleep_h)
-            start_session, from_push, low_value = False, False, False
             if what == "push":
-                if out:
-                    continue
-                tot["pushes"] += 1
-                recent_pushes = [x for x in recent_pushes if x > t - DAY] + [t]
                 items = slots[t]
-                v = float(value[items].max())
-                low_value = v < 0.5
-                annoy += p.annoy_push * len(items) ** 0.5
-                if asleep:
-                    tot["sleep_pushes"] += 1
-                    annoy += p.annoy_night
-                    if rng.random() < p.p_wake:
-                        tot["wakes"] += 1
-                        start_session = from_push = True
-                elif rng.random() < expit(p.open_bias + p.open_value * v - p.habituation * len(recent_pushes)):
-                    start_session = from_push = True
-                    opened_today[day] = opened_today.get(day, 0) + 1
-                if annoy > p.opt_out_at:
-                    out = True
-                    opted_out += 1
+                started, low_value, asleep = person.push(t, float(value[items].max()), len(items))
             else:
-                waiting = int(((arrive > seen_upto) & (arrive <= t) & important).sum())
-                keep = p.check_prob * (1.0 + p.fomo * waiting) / (1.0 + p.push_damping * opened_today.get(day, 0))
-                start_session = rng.random() < min(1.0, keep)
-            if not start_session:
-                continue
-            minutes = float(rng.lognormal(np.log(p.session_min), p.session_sigma))
-            shown = (arrive > seen_upto) & (arrive <= t)
-            n_important = int((shown & important).sum())
-            reply_delays += (t - arrive[shown & is_reply]).tolist()
-            seen_upto = t
-            worth = min(minutes, p.worth_base + p.worth_per_item * n_important)
-            regret = minutes - worth
-            if from_push and low_value:
-                regret = max(regret, p.regret_low_value * minutes)
-            if asleep:
-                regret = max(regret, p.regret_night * minutes)
-            worth = minutes - regret
-            tot["sessions"] += 1
-            tot["push_sessions"] += from_push
-            tot["minutes"] += minutes
-            tot["worth"] += worth
-            tot["regret"] += regret
-            tot["sat"] += worth - p.regret_weight * regret
-        # anxiety: important items left unseen for longer than anxiety_after_h (counted once each)
-        unseen_long = important & (np.maximum(seen_upto, arrive) - arrive > p.anxiety_after_h * HOUR)
-        never = important & (arrive > seen_upto) & (end - arrive > p.anxiety_after_h * HOUR)
-        tot["sat"] -= p.anxiety_per_item * float((unseen_long | never).sum()) + annoy
-    per = float(n_people * days)
-    return PolicyOutcome(
-        policy=policy.name,
-        people=n_people,
-        days=days,
-        pushes_per_day=tot["pushes"] / per,
-        pushes_in_sleep_per_day=tot["sleep_pushes"] / per,
-        sleep_disruptions_per_day=tot["wakes"] / per,
-        sessions_per_day=tot["sessions"] / per,
-        notification_sessions_per_day=tot["push_sessions"] / per,
-        minutes_per_day=tot["minutes"] / per,
-        worth_minutes_per_day=tot["worth"] / per,
-        regretted_minutes_per_day=tot["regret"] / per,
-        regret_share=tot["regret"] / tot["minutes"] if tot["minutes"] else 0.0,
-        satisfaction_per_day=tot["sat"] / per,
-        opted_out_share=opted_out / n_people,
-        median_hours_to_see_reply=float(np.median(reply_delays)) / HOUR if reply_delays else None,
-    )
+                keep = person.check_keep(t, p.check_prob)
+                started, low_value, asleep = bool(rng.random() < min(1.0, keep)), False, person.clock(t)[1]
+            if started:
+                person.session(t, what == "push", low_value, asleep)
+        person.finish(end)
+    return tally.outcome(policy.name, n_people, days)
 
 
 def simulate_notifications(
@@ -315,6 +395,7 @@ def simulate_notifications(
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("pushes_per_day", "pushes/day"),
+    ("pushes_in_quiet_per_day", "pushes in quiet hours (22-08)/day"),
     ("pushes_in_sleep_per_day", "pushes in sleep hours/day"),
     ("sleep_disruptions_per_day", "woken/day"),
     ("sessions_per_day", "sessions/day"),

@@ -39,6 +39,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "posts_created": ("Posts created", "original posts + replies made in the step"),
     # moderation arms only (sim/moderation.py): ground-truth toxicity of what was scanned
     "toxic_share_consumed": ("Toxic share, scanned", "share of scanned items toxic in ground truth (moderation arms)"),
+    # notification arms only (sim/notify_world.py)
+    "pushes": ("Pushes per step", "pushes delivered in the step, all people (notification arms)"),
+    "push_sessions": ("Sessions started by a push", "feed sessions a push started in the step (notification arms)"),
 }
 FINAL_ROWS: list[tuple[str, str]] = [
     ("engagement_rate", "engagement / impression"),
@@ -70,6 +73,23 @@ MODERATION_ROWS: list[tuple[str, str]] = [
     ("false_discovery", "actioned but not toxic (of actioned)"),
     ("false_positive_rate", "non-toxic posts actioned (FPR)"),
     ("recall", "toxic posts actioned (recall)"),
+]
+#: final rows shown only when a run has notification arms (``sim/notify_world.py``; the response model of
+#: ``sim/notify.py``; per person and simulated day)
+NOTIFICATION_ROWS: list[tuple[str, str]] = [
+    ("sessions_per_day", "sessions / person-day"),
+    ("notification_sessions_per_day", "sessions from a push / person-day"),
+    ("minutes_per_day", "minutes / person-day"),
+    ("worth_minutes_per_day", "worth-it minutes / person-day"),
+    ("regretted_minutes_per_day", "regretted minutes / person-day"),
+    ("regret_share", "regretted share of time"),
+    ("satisfaction_per_day", "stated satisfaction / person-day"),
+    ("pushes_per_day", "pushes / person-day"),
+    ("pushes_in_quiet_per_day", "pushes in quiet hours (22-08) / person-day"),
+    ("pushes_in_sleep_per_day", "pushes in sleep hours / person-day"),
+    ("sleep_disruptions_per_day", "woken by a push / person-day"),
+    ("opted_out_share", "opted out of pushes (share)"),
+    ("median_hours_to_see_reply", "median hours to see a reply"),
 ]
 COLOURS = {"engagement": "#d62728", "chronological": "#7f7f7f", "stated_preference": "#2ca02c", "bridging": "#1f77b4"}
 
@@ -144,7 +164,8 @@ def final_table_rows(result: SimResult) -> tuple[list[str], list[list[Any]]]:
     """(header, rows) of the final comparison: one row per metric, one column per policy."""
     pols = list(result.final)
     moderated = any("toxic_prevalence" in f for f in result.final.values())
-    keys = FINAL_ROWS + (MODERATION_ROWS if moderated else [])
+    notified = any("notification_policy" in f for f in result.final.values())
+    keys = FINAL_ROWS + (MODERATION_ROWS if moderated else []) + (NOTIFICATION_ROWS if notified else [])
     rows = [[label, *[result.final[p].get(key) for p in pols]] for key, label in keys]
     return ["metric", *pols], rows
 
