@@ -39,7 +39,7 @@ from glassfeed.domain.spec import (
     unsafe_mask,
 )
 from glassfeed.settings import IngestLimits, packaged_settings
-from glassfeed.store import ModerationRecord, Store
+from glassfeed.store import AdCampaignRow, AdLogRow, ModerationRecord, Store
 
 HASHTAG = re.compile(r"#(\w{1,64})")
 
@@ -136,6 +136,8 @@ class Ingestor:
         self.entity_listeners: list[Callable[[str, list[int]], None]] = []
         #: hears every committed batch of moderation records, with their numbers set (``append_moderation``)
         self.moderation_listeners: list[Callable[[list[ModerationRecord]], None]] = []
+        #: called after each committed ad write: ("campaign", [AdCampaignRow]) or ("log", [AdLogRow])
+        self.ad_listeners: list[Callable[[str, list[Any]], None]] = []
         #: scores new posts' texts inside the transaction that creates them: texts -> classifier name -> scores
         #: (the moderation classifiers, ``glassfeed.moderation.classifiers``; passed in, as ingest sits below them)
         self.text_scorer: Callable[[list[str]], Mapping[str, np.ndarray]] | None = None
@@ -469,6 +471,27 @@ class Ingestor:
         for cb in self.moderation_listeners:
             cb(done)
         return seqs, result
+
+    # ------------------------------------------------------------------ ads
+    def put_ad_campaign(self, row: AdCampaignRow) -> None:
+        """Durably create or replace a campaign (validated by its maker, ``glassfeed.ads``); ad listeners then hear
+        ``("campaign", row)``."""
+        with self.store.transaction() as tx:
+            self.store.upsert_ad_campaign(tx, row)
+        for cb in self.ad_listeners:
+            cb("campaign", [row])
+
+    def append_ad_log(self, rows: Sequence[AdLogRow]) -> list[int]:
+        """Append rows to the ad log in one transaction (impressions, clicks, engagements, hides with the price
+        billed; made by ``glassfeed.ads``) and return their numbers; ad listeners then hear ``("log", rows)``."""
+        if not rows:
+            return []
+        with self.store.transaction() as tx:
+            seqs = self.store.append_ad_log(tx, rows)
+        done = [r._replace(seq=q) for r, q in zip(rows, seqs)]
+        for cb in self.ad_listeners:
+            cb("log", done)
+        return seqs
 
     # ------------------------------------------------------------------ helpers
     def _notify(self, batch: EventBatch) -> None:

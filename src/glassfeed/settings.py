@@ -316,6 +316,16 @@ class WellbeingSettings(_Section):
     survey_every_pages: int = Field(ge=0, description='"was this worth your time?" on every n-th page; 0 = never')
 
 
+class AdsSettings(_Section):
+    policy: str = Field(description="an ad policy TOML file; empty: the packaged policies/ads/ads.toml")
+    advertiser_keys: dict[str, str] = Field(
+        description="advertiser -> key (GLASSFEED_ADS__ADVERTISER_KEYS='{acme = \"...\"}'); an advertiser key opens "
+        "that advertiser's campaigns and reports, and nothing else"
+    )
+    enabled: bool = Field(description="place ads in feeds (the public ad repository is open either way)")
+    refresh_s: float = Field(gt=0, description="how often a worker rereads campaigns and the ad log others wrote")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -330,6 +340,7 @@ class Settings(_Section):
     moderation: ModerationSettings
     notifications: NotificationSettings
     wellbeing: WellbeingSettings
+    ads: AdsSettings
 
     @property
     def api_key(self) -> str | None:

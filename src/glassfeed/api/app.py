@@ -31,6 +31,7 @@ from glassfeed.api.middleware import (
 )
 from glassfeed.api.observability import Metrics, RequestContext, configure_logging
 from glassfeed.api.observability import router as ops_router
+from glassfeed.api.routes_ads import install as install_ads
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.routes_moderation import install as install_moderation
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed.page_listeners.append(metrics.observe_page)
     install_moderation(app)
     install_notifications(app)
+    install_ads(app)
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)

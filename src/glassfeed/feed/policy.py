@@ -108,6 +108,15 @@ class Fatigue(PolicySection):
     discount_steps: int = Field(ge=1)
 
 
+class AdLoad(PolicySection):
+    """Where ads may go on a page of this feed (``glassfeed.ads.placement``); the auction, pacing and targeting
+    rules are the ad policy's (``policies/ads/ads.toml``)."""
+
+    first_position: int = Field(ge=1, le=1000, description="no ad above this place of a page (1 = the top)")
+    min_gap: int = Field(ge=1, le=1000, description="at least this many posts between two ads")
+    max_share: float = Field(ge=0, le=0.5, description="at most this share of a page's places are ads; 0 = no ads")
+
+
 #: Policy file keys: scalars, then the tables (typed sections parsed by their model).
 _SCALARS = ("name", "title", "summary", "profiling", "ranker")
 _SECTIONS: dict[str, type[PolicySection]] = {
@@ -115,6 +124,7 @@ _SECTIONS: dict[str, type[PolicySection]] = {
     "filters": Filters,
     "mixing": Mixing,
     "fatigue": Fatigue,
+    "ads": AdLoad,
 }
 _TABLES = ("weights", "bounds", "sources", *_SECTIONS)
 
@@ -133,6 +143,7 @@ class Policy:
     filters: Filters
     mixing: Mixing
     fatigue: Fatigue
+    ads: AdLoad
     adjusted_by_user: dict[str, float] = field(default_factory=dict)
 
     def weight_vector(self) -> list[float]:
@@ -224,6 +235,7 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
         filters=_section(origin, "filters", Filters, d["filters"]),
         mixing=mixing,
         fatigue=_section(origin, "fatigue", Fatigue, d["fatigue"]),
+        ads=_section(origin, "ads", AdLoad, d["ads"]),
     )
 
 
@@ -339,9 +351,25 @@ def describe(policy: Policy, typical: TypicalContributions | None = None) -> str
         rng = ", ".join(f"{h} {lo:g}..{hi:g}" for h, (lo, hi) in policy.bounds.items())
         lines.append(f"- You can change these weights within the platform's limits: {rng}.")
     lines.append("- You can mute words and accounts, and ask to see less of any post.")
+    lines.extend(_ad_load_lines(policy.ads))
     lines.append("")
     lines.append(f"Uses your activity to personalise: {'yes' if policy.profiling else 'no'}.")
     return "\n".join(lines)
+
+
+def _ad_load_lines(load: AdLoad) -> list[str]:
+    """The statement's lines on ads in this feed (the ad load)."""
+    if load.max_share <= 0:
+        return ["", "## Ads", "- This feed shows no ads."]
+    return [
+        "",
+        "## Ads",
+        f"- Ads are labelled, with who paid for them. At most {100 * load.max_share:.0f}% of a page's places are ads, "
+        f"none above place {load.first_position}, with at least {load.min_gap} posts between two ads and at most one "
+        "ad per advertiser on a page.",
+        '- Each ad says why you see it ("why this ad"). You can hide an advertiser, and turn off ads based on your '
+        "interests and activity: you then see only ads that use no profiling.",
+    ]
 
 
 def _adjustment_lines(policy: Policy) -> list[str]:

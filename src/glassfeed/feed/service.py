@@ -159,6 +159,11 @@ class FeedService:
         #: outcome), and after each ``catch_up`` (it folds in what other workers logged); both under ``lock``
         self.state_listeners: list[Callable[[ServingState], None]] = []
         self.tail_listeners: list[Callable[[], None]] = []
+        #: places ads among a page's items (the ad lever installs it): (user, policy, items, now, request_id, the
+        #: page's post idx) -> the items with the ads in place; called under ``lock``
+        self.ad_server: (
+            Callable[[int, Policy, list[dict[str, Any]], float, str, np.ndarray], list[dict[str, Any]]] | None
+        ) = None
         self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
@@ -370,10 +375,27 @@ class FeedService:
         return prefs
 
     # ------------------------------------------------------------------ feed
-    def _encode_cursor(self, payload: dict[str, Any]) -> str:
+    def sign(self, payload: dict[str, Any]) -> str:
+        """``payload`` as a compact token signed with this store's secret (cursors; the ad lever's impression
+        tokens); ``verify`` reads it back."""
         body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
         sig = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
         return (body + b"." + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """The payload of a token ``sign`` made with this store's secret; None when it is tampered or malformed."""
+        try:
+            body, sig = token.encode().split(b".")
+            want = hmac.new(self.secret, body, hashlib.sha256).digest()[:12]
+            if not hmac.compare_digest(base64.urlsafe_b64encode(want).rstrip(b"="), sig):
+                return None
+            out = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+        except Exception:
+            return None
+        return out if isinstance(out, dict) else None
+
+    def _encode_cursor(self, payload: dict[str, Any]) -> str:
+        return self.sign(payload)
 
     def _decode_cursor(self, cursor: str, user: int) -> tuple[str, int, float, str]:
         """(session, page number, session time, policy) of a cursor this service signed for ``user``; a 400
@@ -432,6 +454,8 @@ class FeedService:
             pages = rank(self.state, self.models, np.array([user]), pol, now, limit, served, seen_on)
             request_id = format_request_id(pol.name, sid, page_no)  # policy tag lets audits split logs by policy
             items = self._items(user, pages, pol, now, limit)
+            if self.ad_server is not None and surface != "bluesky":  # the ad lever places its ads (glassfeed.ads)
+                items = self.ad_server(user, pol, items, now, request_id, pages.post)
             self.sessions.add(sid, pages.post.tolist(), now)
         if log_impressions and user and len(pages.post):
             self._log_impressions(user, pages, now, request_id, surface)

@@ -1,0 +1,535 @@
+"""The ad lever's service: campaigns in, ads placed in feed pages, clicks billed, reports and the repository out.
+
+Per page (``place``, installed as the feed's ``ad_server``; under the feed's lock):
+
+1. places: the feed policy's ad load for this page (``placement.ad_places``); none -> the page is unchanged;
+2. eligible campaigns: running, budget not spent, paced (``ledger.paced_allowance``), under the person's
+   frequency cap, targeting matched (``targeting.matches``), advertiser not hidden by the person, a creative
+   not on the page already and not removed by moderation; each advertiser's best campaign only (once per page);
+3. rates: each campaign's P(click) / P(engagement) per impression (``AdRanker``: the trained heads when there
+   are, else its smoothed rates), quality from the share of its impressions hidden;
+4. the generalised second-price auction (``auction.gsp``) with the ad policy's reserve; CPM winners are charged
+   now (``ledger.try_charge``: a budget is overspent by at most one price), CPC/CPE winners when clicked;
+5. each ad item: the post, its label ("Ad · paid by X · on behalf of Y"), "why this ad" (the matched targeting,
+   the auction's inputs, how to change it) and a signed token its click, engagement or hide comes back with.
+
+Impressions go to the ad log through the Ingestor, group-committed by a background thread as the feed's
+impressions are; clicks, engagements and hides are written before they are acknowledged."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from glassfeed.ads.auction import gsp
+from glassfeed.ads.campaigns import MICROS, Campaign, CampaignSpec, label, to_micros
+from glassfeed.ads.ledger import LocalLedger, RedisLedger, SpendLedger, day_of, paced_allowance
+from glassfeed.ads.placement import ad_places
+from glassfeed.ads.policy import AdPolicy, load_ad_policy
+from glassfeed.ads.targeting import Person, lookalike_audience, matches, person, refusals
+from glassfeed.feed.policy import Policy
+from glassfeed.feed.service import FeedService
+from glassfeed.feed.sessions import redis_client
+from glassfeed.ingest import IngestError, ItemError
+from glassfeed.store import ERASED_LABEL, AdCampaignRow, AdLogRow
+
+log = logging.getLogger(__name__)
+
+#: What a person may do with an ad they were shown.
+ACTIONS: tuple[str, ...] = ("click", "engagement", "hide")
+
+
+class AdError(IngestError):
+    """A refused ad request: each problem's field and reason (the first is ``field``/``reason``) and the HTTP
+    ``status`` (4xx) the API answers with, in the project's error body."""
+
+    def __init__(self, field: str, reason: str, status: int = 422, more: list[tuple[str, str]] | None = None) -> None:
+        super().__init__([ItemError(0, f, r) for f, r in (more or [(field, reason)])], status=status)
+        self.field, self.reason = field, reason
+
+
+@dataclass
+class CampaignStats:
+    """A campaign's counts from the ad log (folded as rows arrive): what the ranker's rates and quality use."""
+
+    impressions: int = 0
+    clicks: int = 0
+    engagements: int = 0
+    hides: int = 0
+
+
+class AdRanker:
+    """P(click) and P(engagement) of an impression of each campaign: the campaign's own rates shrunk towards the
+    ad policy's priors by ``prior_strength`` impressions (empirical Bayes). A trained model (``ads/model.py``,
+    when one exists) replaces these per person; until then every person sees the same rates per campaign, and
+    "why this ad" says which was used."""
+
+    def __init__(self, policy: AdPolicy) -> None:
+        self.policy = policy
+
+    def rates(self, stats: list[CampaignStats]) -> tuple[np.ndarray, np.ndarray]:
+        r = self.policy.ranker
+        imp = np.array([s.impressions for s in stats], np.float64)
+        clicks = np.array([s.clicks for s in stats], np.float64)
+        eng = np.array([s.engagements for s in stats], np.float64)
+        k = r.prior_strength
+        return (clicks + k * r.prior_click) / (imp + k), (eng + k * r.prior_engagement) / (imp + k)
+
+    def quality(self, stats: list[CampaignStats]) -> np.ndarray:
+        a = self.policy.auction
+        imp = np.array([s.impressions for s in stats], np.float64)
+        hides = np.array([s.hides for s in stats], np.float64)
+        return 1.0 / (1.0 + a.hide_weight * hides / (imp + a.hide_prior_impressions))
+
+
+class AdService:
+    """Campaigns, placement, billing, reports and the repository for one store (see the module docstring)."""
+
+    def __init__(self, feed: FeedService, policy: AdPolicy | None = None, *, install: bool = True) -> None:
+        self.feed = feed
+        self.settings = feed.settings.ads
+        self.policy = policy or load_ad_policy(self.settings.policy or None)
+        self.ingestor = feed.ingestor
+        self.store = feed.store
+        self.ranker = AdRanker(self.policy)
+        self.lock = feed.lock  # one lock with the feed: placement reads the serving state the feed reads
+        self.campaigns: dict[str, Campaign] = {}
+        self.stats: dict[str, CampaignStats] = defaultdict(CampaignStats)
+        self.lookalike: dict[str, frozenset[int]] = {}
+        self._log_seq = 0
+        self._refreshed = 0.0
+        now = feed.now()
+        seed = self.store.ad_spend(day_of(now) * 86400.0)
+        serving = feed.settings.serving
+        self.ledger: SpendLedger = (
+            RedisLedger(redis_client(serving), serving.redis_prefix, seed, day_of(now))
+            if serving.redis_url
+            else LocalLedger(seed, day_of(now))
+        )
+        self._pending: list[AdLogRow] = []
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self.refresh(force=True)
+        self.ingestor.ad_listeners.append(self._on_ad_rows)
+        feed.tail_listeners.append(self.refresh)
+        self._flusher = threading.Thread(target=self._flush_loop, name="gf-ads", daemon=True)
+        self._flusher.start()
+        if install and self.settings.enabled:
+            feed.ad_server = self.place
+
+    # ------------------------------------------------------------------ state
+    def refresh(self, force: bool = False) -> None:
+        """Reread the campaigns and fold in the ad log rows written since (by any worker), at most every
+        ``[ads] refresh_s`` seconds unless ``force``."""
+        if not force and time.monotonic() - self._refreshed < self.settings.refresh_s:
+            return
+        self._refreshed = time.monotonic()
+        rows = self.store.ad_campaigns()
+        new = self.store.ad_log(self._log_seq)
+        with self.lock:
+            old = self.campaigns
+            self.campaigns = {r.id: Campaign.from_row(r) for r in rows}
+            self._fold(new)
+            for c in self.campaigns.values():
+                if c.targeting.get("lookalike_of") and (
+                    c.id not in self.lookalike or old.get(c.id) is None or old[c.id].updated_at != c.updated_at
+                ):
+                    self.lookalike[c.id] = self._lookalike(c)
+
+    def _lookalike(self, c: Campaign) -> frozenset[int]:
+        idx = self.store.user_idx(str(c.targeting["lookalike_of"]))
+        if idx is None or idx > self.feed.state.users.n:
+            return frozenset()
+        return lookalike_audience(self.feed.state, idx, self.policy.targeting.lookalike_share)
+
+    def _fold(self, rows: list[AdLogRow]) -> None:
+        for r in rows:
+            if r.seq <= self._log_seq:
+                continue
+            s = self.stats[r.campaign]
+            if r.kind == "impression":
+                s.impressions += 1
+            elif r.kind == "click":
+                s.clicks += 1
+            elif r.kind == "engagement":
+                s.engagements += 1
+            elif r.kind == "hide":
+                s.hides += 1
+            self._log_seq = r.seq
+
+    def _on_ad_rows(self, kind: str, rows: list[Any]) -> None:
+        if kind == "campaign":
+            with self.lock:
+                for r in rows:
+                    c = Campaign.from_row(r)
+                    self.campaigns[c.id] = c
+                    if c.targeting.get("lookalike_of"):
+                        self.lookalike[c.id] = self._lookalike(c)
+        else:
+            with self.lock:
+                self._fold(sorted(rows, key=lambda r: r.seq))
+
+    # ------------------------------------------------------------------ campaigns (advertisers)
+    def put_campaign(self, advertiser: str, campaign_id: str, spec: CampaignSpec) -> dict[str, Any]:
+        """Create or replace ``advertiser``'s campaign ``campaign_id`` after checking its targeting (refusals name
+        the field: special categories, sensitive topics, minors), its creatives (existing posts, not erased) and
+        that the id is not another advertiser's."""
+        problems = refusals(spec.targeting, self.policy)
+        if spec.targeting.lookalike_of is not None and self.store.user_idx(spec.targeting.lookalike_of) is None:
+            problems.append(("targeting.lookalike_of", f"unknown account {spec.targeting.lookalike_of!r}"))
+        for i, post_id in enumerate(spec.creatives):
+            p = self.store.post_idx(post_id)
+            if p is None:
+                problems.append((f"creatives.{i}", f"unknown post {post_id!r}"))
+            elif ERASED_LABEL in (self.store.post_labels([p]).get(p) or []):
+                problems.append((f"creatives.{i}", f"post {post_id!r} was erased by its author"))
+        if problems:
+            raise AdError(problems[0][0], problems[0][1], 422, problems)
+        now = time.time()
+        with self.lock:
+            existing = self.campaigns.get(campaign_id)
+        if existing is not None and existing.advertiser != advertiser:
+            raise AdError("campaign_id", "belongs to another advertiser; choose another id", 409)
+        body = spec.model_dump(mode="json")
+        body["targeting"] = {k: v for k, v in spec.targeting.model_dump(mode="json").items() if v}
+        created = existing.created_at if existing is not None else now
+        self.ingestor.put_ad_campaign(AdCampaignRow(campaign_id, advertiser, body, created, now))
+        with self.lock:
+            return self.campaigns[campaign_id].public()
+
+    def campaign(self, advertiser: str, campaign_id: str) -> dict[str, Any]:
+        with self.lock:
+            c = self.campaigns.get(campaign_id)
+        if c is None or c.advertiser != advertiser:  # another advertiser's campaign does not exist for this one
+            raise AdError("campaign_id", f"unknown campaign {campaign_id!r}", 404)
+        out = c.public()
+        day, total = self.ledger.spent(c.id, day_of(self.feed.now()))
+        out["spent_today"], out["spent_total"] = day / MICROS, total / MICROS
+        return out
+
+    def list_campaigns(self, advertiser: str) -> list[dict[str, Any]]:
+        with self.lock:
+            mine = [c for c in self.campaigns.values() if c.advertiser == advertiser]
+        return [c.public() for c in sorted(mine, key=lambda c: c.id)]
+
+    def list_campaign_objects(self, advertiser: str) -> list[Campaign]:
+        with self.lock:
+            return sorted((c for c in self.campaigns.values() if c.advertiser == advertiser), key=lambda c: c.id)
+
+    def all_campaign_objects(self) -> list[Campaign]:
+        with self.lock:
+            return sorted(self.campaigns.values(), key=lambda c: c.id)
+
+    def creative_view(self, post_id: str) -> dict[str, Any]:
+        """What the repository shows of a creative: its id, author and text (None once erased or pruned)."""
+        p = self.store.post_idx(post_id)
+        with self.lock:
+            st = self.feed.state
+            if p is None or p >= st.posts.capacity or st.posts.id_of(p) is None:
+                return {"post": post_id, "author": None, "text": None}
+            erased = ERASED_LABEL in st.posts.labels_of(p)
+            return {
+                "post": post_id,
+                "author": st.users.id_of(st.posts.author_of(p)),
+                "text": None if erased else st.posts.text_of(p),
+            }
+
+    # ------------------------------------------------------------------ placement (the feed's ad_server)
+    def place(
+        self, user: int, pol: Policy, items: list[dict[str, Any]], now: float, request_id: str, page: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """``items`` with the page's ads in place (see the module docstring); the items are unchanged when no
+        campaign wins or the ad load allows none."""
+        places = ad_places(len(items), pol.ads, len(self.campaigns))
+        if not places:
+            return items
+        who = person(self.feed.state, user, self.policy, now)
+        eligible = self._eligible(who, now, set(np.asarray(page).tolist()))
+        if not eligible:
+            return items
+        camps = [c for c, _, _ in eligible]
+        stats = [self.stats[c.id] for c in camps]
+        p_click, p_eng = self.ranker.rates(stats)
+        quality = self.ranker.quality(stats)
+        unit = np.array([c.bid_unit for c in camps])
+        rates = np.where(unit == "cpm", 1.0 / 1000.0, np.where(unit == "cpc", p_click, p_eng))
+        bids = np.array([c.bid for c in camps])
+        reserve = self.policy.auction.reserve_cpm / 1000.0
+        result = gsp(bids, rates, quality, reserve, len(places))
+        ads: list[dict[str, Any]] = []
+        rows: list[AdLogRow] = []
+        day = day_of(now)
+        for rank, (i, price, score, setter) in enumerate(
+            zip(result.winners.tolist(), result.prices.tolist(), result.scores.tolist(), result.runner_up.tolist())
+        ):
+            c, post, why = eligible[i]
+            unit_price = to_micros(price / 1000.0) if c.bid_unit == "cpm" else to_micros(price)
+            if c.bid_unit == "cpm" and not self.ledger.try_charge(
+                c.id, day, unit_price, c.daily_budget, c.lifetime_budget
+            ):
+                continue  # another request spent the budget meanwhile: this place stays a post
+            if user:
+                self.ledger.count_seen(user, c.id, day)
+            billed = unit_price if c.bid_unit == "cpm" else 0
+            rows.append(AdLogRow(0, "impression", now, c.id, user or None, post, billed, request_id, who.country, None))
+            inputs = {
+                "bid": c.bid,
+                "bid_unit": c.bid_unit,
+                "p_click": round(float(p_click[i]), 5),
+                "p_engagement": round(float(p_eng[i]), 5),
+                "quality": round(float(quality[i]), 4),
+                "score_per_impression": score,
+                "price": price,
+                "price_set_by": "the reserve" if setter <= reserve else "the next bidder",
+                "bidders": len(camps),
+                "rank": rank + 1,
+            }
+            token = self.feed.sign(
+                {"k": "ad", "c": c.id, "u": user, "r": request_id, "p": post, "m": unit_price, "t": now}
+            )
+            ads.append(self._ad_item(c, post, why, who, inputs, token))
+        if rows:
+            self._queue(rows)
+        out = list(items)
+        for place, ad in zip(places, ads):
+            out.insert(place, ad)
+        return out
+
+    def _eligible(self, who: Person, now: float, on_page: set[int]) -> list[tuple[Campaign, int, list[dict[str, Any]]]]:
+        """(campaign, creative post, matched targeting) of every campaign that may bid for this person now, the
+        best bid per advertiser only."""
+        day = day_of(now)
+        cap = self.policy.auction.frequency_cap
+        running = [c for c in self.campaigns.values() if c.running(now)]
+        if who.user:
+            seen = dict(zip([c.id for c in running], self.ledger.seen(who.user, [c.id for c in running], day)))
+        else:
+            seen = {}
+        best: dict[str, tuple[Campaign, int, list[dict[str, Any]]]] = {}
+        for c in sorted(running, key=lambda c: c.id):
+            if seen.get(c.id, 0) >= cap:
+                continue
+            if not who.user and not c.untargeted:
+                continue  # nothing is known of an anonymous reader
+            why = matches(c, who, self.policy, self.lookalike)
+            if why is None:
+                continue
+            spent_day, spent_total = self.ledger.spent(c.id, day)
+            if spent_total >= c.lifetime_budget or spent_day >= paced_allowance(
+                c.daily_budget, now, self.policy.pacing.slack
+            ):
+                continue
+            post = self._creative(c, on_page, who.user)
+            if post is None:
+                continue
+            have = best.get(c.advertiser)
+            if have is None or c.bid > have[0].bid:  # once per page: the advertiser's highest bid competes
+                best[c.advertiser] = (c, post, why)
+        return [best[a] for a in sorted(best)]
+
+    def _creative(self, c: Campaign, on_page: set[int], user: int) -> int | None:
+        """The campaign's first creative that exists, is not on the page, not erased and not removed by moderation
+        for this surface."""
+        st = self.feed.state
+        for post_id in c.creatives:
+            p = self.store.post_idx(post_id)
+            if p is None or p in on_page or p >= st.posts.capacity or st.posts.id_of(p) is None:
+                continue
+            if st.posts.removed(np.array([p], np.int64))[0]:
+                continue
+            if ERASED_LABEL in st.posts.labels_of(p):
+                continue
+            if st.visibility.dropped(np.array([p], np.int64), "home" if user else "public")[0]:
+                continue
+            return int(p)
+        return None
+
+    def _ad_item(
+        self,
+        c: Campaign,
+        post: int,
+        why: list[dict[str, Any]],
+        who: Person,
+        inputs: dict[str, Any],
+        token: str,
+    ) -> dict[str, Any]:
+        view = self.feed.post_views(np.array([post], np.int64))[0]
+        if not who.user:
+            basis = "You are not signed in: this ad uses no targeting."
+        elif not why:
+            basis = "This ad is not targeted: everyone may see it."
+        elif not who.personalised:
+            why_off = "you are under 18" if who.minor else "you turned off interest-based ads"
+            basis = f"Shown without profiling because {why_off}; it matched only on: " + ", ".join(
+                w["parameter"] for w in why
+            )
+        else:
+            basis = "You match this campaign's targeting: " + "; ".join(_matched_words(w) for w in why)
+        view.update(
+            {
+                "source": "ad",
+                "reason": label(c),
+                "ad": {
+                    "campaign": c.id,
+                    "advertiser": c.advertiser,
+                    "paid_by": c.paid_by,
+                    "on_behalf_of": c.on_behalf_of,
+                    "political": c.political,
+                    "label": label(c),
+                    "token": token,
+                    "why": {
+                        "summary": basis,
+                        "targeting": why,
+                        "auction": inputs,
+                        "rates_from": "the campaign's own rates so far, shrunk towards the platform's priors",
+                        "change": {
+                            "hide_advertiser": f"hide every ad of {c.advertiser}",
+                            "personalised_ads": "turn off interest-based ads: you then see only ads that use no "
+                            "profiling",
+                        },
+                    },
+                },
+            }
+        )
+        return view
+
+    # ------------------------------------------------------------------ the person's side
+    def interact(self, user_id: str, token: str, action: str) -> dict[str, Any]:
+        """A click, engagement or hide on an ad the person was shown (its token): logged before the answer, billed
+        for CPC/CPE campaigns (the clearing price, while the budget lasts, once per impression); a hide also hides
+        the advertiser for the person."""
+        if action not in ACTIONS:
+            raise AdError("action", f"expected one of {', '.join(ACTIONS)}")
+        user = self.feed.user_idx(user_id)
+        tok = self.feed.verify(token)
+        if tok is None or tok.get("k") != "ad":
+            raise AdError("token", "invalid or tampered ad token", 400)
+        if tok.get("u") != user:
+            raise AdError("token", "this ad was shown to another person", 403)
+        with self.lock:
+            c = self.campaigns.get(str(tok.get("c")))
+        if c is None:
+            raise AdError("token", "names an unknown campaign", 404)
+        now = self.feed.now()
+        request_id = str(tok["r"])
+        done = [
+            r
+            for r in self.store.ad_log(campaigns=[c.id], kinds=[action], user=user, t_from=float(tok["t"]))
+            if r.request_id == request_id
+        ]
+        if done:  # once per impression: the repeat is acknowledged, not logged or billed again
+            return {"action": action, "campaign": c.id, "billed": 0.0, "repeat": True}
+        billed = 0
+        if c.billed_on == action:
+            price = int(tok["m"])
+            if self.ledger.try_charge(c.id, day_of(now), price, c.daily_budget, c.lifetime_budget):
+                billed = price
+        if action == "hide":
+            self._hide_advertiser(user_id, user, c.advertiser)
+        country = person(self.feed.state, user, self.policy, now).country
+        self.ingestor.append_ad_log(
+            [AdLogRow(0, action, now, c.id, user, int(tok["p"]), billed, request_id, country, None)]
+        )
+        return {"action": action, "campaign": c.id, "billed": billed / MICROS, "repeat": False}
+
+    def _hide_advertiser(self, user_id: str, user: int, advertiser: str) -> None:
+        with self.lock:
+            prefs = dict(self.feed.state.feedback.prefs(user))
+            ads = dict(prefs.get("ads") or {})
+            hidden = sorted(set(ads.get("hidden_advertisers") or []) | {advertiser})
+            ads["hidden_advertisers"] = hidden
+            prefs["ads"] = ads
+            self.ingestor.set_prefs(user_id, prefs)
+
+    def ad_settings(self, user_id: str) -> dict[str, Any]:
+        user = self.feed.user_idx(user_id)
+        with self.lock:
+            prefs = self.feed.state.feedback.prefs(user)
+            ads = prefs.get("ads") or {}
+            who = person(self.feed.state, user, self.policy, self.feed.now())
+            return {
+                "personalised": bool(ads.get("personalised", True)),
+                "hidden_advertisers": list(ads.get("hidden_advertisers") or []),
+                "profile": dict(prefs.get("profile") or {}),
+                "minor": who.minor,
+                "profiling_parameters": list(self.policy.targeting.profiling),
+            }
+
+    def save_ad_settings(
+        self,
+        user_id: str,
+        *,
+        personalised: bool | None = None,
+        hidden_advertisers: list[str] | None = None,
+        profile: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change a person's ad settings (``personalised``: false turns off every profiling-based parameter for
+        them; ``hidden_advertisers`` replaces the list) and their declared profile (country, region, languages,
+        birth year: what targeting by those parameters may use)."""
+        user = self.feed.user_idx(user_id)
+        with self.lock:
+            prefs = dict(self.feed.state.feedback.prefs(user))
+            ads = dict(prefs.get("ads") or {})
+            if personalised is not None:
+                ads["personalised"] = bool(personalised)
+            if hidden_advertisers is not None:
+                ads["hidden_advertisers"] = sorted(set(hidden_advertisers))
+            prefs["ads"] = ads
+            if profile is not None:
+                prefs["profile"] = {k: v for k, v in profile.items() if v not in (None, [], "")}
+            self.ingestor.set_prefs(user_id, prefs)
+        return self.ad_settings(user_id)
+
+    # ------------------------------------------------------------------ the ad log
+    def _queue(self, rows: list[AdLogRow]) -> None:
+        with self._pending_lock:
+            self._pending.extend(rows)
+        self._wake.set()
+
+    def flush(self) -> int:
+        """Write every queued impression to the ad log in one transaction; returns how many."""
+        with self._pending_lock:
+            rows, self._pending = self._pending, []
+        if rows:
+            try:
+                self.ingestor.append_ad_log(rows)
+            except Exception:
+                with self._pending_lock:  # kept for the next flush: a billed impression is never dropped
+                    self._pending[:0] = rows
+                raise
+        return len(rows)
+
+    def _flush_loop(self) -> None:
+        wait = self.feed.settings.serving.impression_flush_ms / 1000.0
+        while not self._closed:
+            self._wake.wait()
+            time.sleep(wait)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("ad log flush failed")
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._flusher.join(timeout=5)
+        self.flush()
+        if self.feed.ad_server == self.place:
+            self.feed.ad_server = None
+
+
+def _matched_words(w: dict[str, Any]) -> str:
+    you = w["you"] if isinstance(w["you"], str) else ", ".join(map(str, w["you"]))
+    return f"{w['parameter'].replace('_', ' ')}: {you}"
+
+
+__all__ = ["ACTIONS", "AdError", "AdRanker", "AdService", "CampaignStats"]
