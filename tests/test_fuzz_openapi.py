@@ -132,7 +132,12 @@ _REFERENCES: dict[str, dict[str, str]] = {
 #: clock, which a schema cannot say (a date-time's upper bound moves).
 #: Operations that take a feed ``cursor``: a cursor is opaque and signed by the server, so a schema-valid string
 #: the server did not sign is refused with 400 ("bad cursor"); that one refusal is an accepted answer there.
-_CURSOR_OPERATIONS = ("/v1/feed", "/v1/users/{user_id}/feed", "/xrpc/app.bsky.feed.getFeedSkeleton")
+_CURSOR_OPERATIONS = (
+    "/v1/feed",
+    "/v1/users/{user_id}/feed",
+    "/xrpc/app.bsky.feed.getFeedSkeleton",
+    "/v1/users/{user_id}/ads/actions",  # an ad's token is signed by the server as a cursor is
+)
 _POSITIVE = '["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]'  # schemathesis' defaults
 #: Operations whose schema-valid input can still be refused with a 422 naming the field, for a rule a schema cannot
 #: state: a P-256 point on the curve (a Web Push key), bounds and kinds that differ by the chosen notification

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from glassfeed.store import AdCampaignRow
 
@@ -75,13 +75,21 @@ class CampaignSpec(BaseModel):
     status: Literal["active", "paused"] = "active"
     targeting: TargetingSpec = Field(default_factory=TargetingSpec)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> CampaignSpec:
-        if self.lifetime_budget < self.daily_budget:
-            raise ValueError("lifetime_budget: must be at least the daily budget")
-        if self.end is not None and self.end <= self.start:
-            raise ValueError("end: must be after start")
-        return self
+    @field_validator("lifetime_budget")
+    @classmethod
+    def _at_least_daily(cls, v: float, info: ValidationInfo) -> float:
+        daily = info.data.get("daily_budget")
+        if daily is not None and v < daily:
+            raise ValueError("must be at least the daily budget")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("start")
+        if v is not None and start is not None and v <= start:
+            raise ValueError("must be after start")
+        return v
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from glassfeed.ads.policy import describe
 from glassfeed.ads.service import ACTIONS, AdService
 from glassfeed.api.auth import presented_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
-from glassfeed.api.schemas import error_responses
+from glassfeed.api.schemas import error_responses, whole_number
 
 router = APIRouter(route_class=JsonBodyRoute)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -101,7 +101,7 @@ class ProfileIn(BaseModel):
     country: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] | None = None
     region: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")] | None = None
     languages: list[Annotated[StrictStr, Field(pattern=r"^[a-z]{2}$")]] | None = Field(default=None, max_length=20)
-    birth_year: Annotated[int, Field(ge=1900, le=2100)] | None = None
+    birth_year: whole_number(1900, 2100) | None = None  # type: ignore[valid-type]
 
 
 AdSettingsIn.model_rebuild()
