@@ -187,6 +187,26 @@ def test_push_subscriptions_are_validated(client):
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "keys"
 
 
+def test_push_subscriptions_are_listed_and_forgotten_by_their_owner_only(client):
+    sub = {"endpoint": "https://push.example.org/alice", "keys": _browser_keys(), "expirationTime": None}
+    assert client.post("/v1/users/alice/push-subscriptions", json=sub, headers=tok(client, "alice")).status_code == 201
+    listed = client.get("/v1/users/alice/push-subscriptions", headers=tok(client, "alice")).json()
+    assert listed == {"subscriptions": [{"endpoint": sub["endpoint"]}]}
+    assert client.get("/v1/users/alice/push-subscriptions", headers=tok(client, "bob")).status_code == 401
+    # bob cannot forget alice's subscription, not even through his own path
+    r = client.request("DELETE", "/v1/users/bob/push-subscriptions", json=sub, headers=tok(client, "bob"))
+    assert r.status_code == 404 and r.json()["detail"][0]["field"] == "endpoint"
+    r = client.request("DELETE", "/v1/users/alice/push-subscriptions", json=sub, headers=tok(client, "alice"))
+    assert r.status_code == 200 and r.json() == {"unsubscribed": sub["endpoint"]}
+    assert client.get("/v1/users/alice/push-subscriptions", headers=H).json() == {"subscriptions": []}
+    r = client.request("DELETE", "/v1/users/alice/push-subscriptions", json=sub, headers=tok(client, "alice"))
+    assert r.status_code == 404  # forgotten already
+    r = client.request(
+        "DELETE", "/v1/users/alice/push-subscriptions", json={"endpoint": "ftp://x"}, headers=tok(client, "alice")
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "endpoint"
+
+
 def test_policies_in_plain_language(client):
     names = [p["name"] for p in client.get("/v1/notification-policies").json()["policies"]]
     assert names == ["batched", "engagement_push", "minimal"]

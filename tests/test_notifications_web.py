@@ -5,11 +5,14 @@ signed-in person only."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from html.parser import HTMLParser
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from glassfeed.api.app import create_app
@@ -107,6 +110,39 @@ def test_page_loads_the_notification_script_under_the_strict_csp(client):
         assert s.status_code == 200 and kind in s.headers["content-type"], name
 
 
+def test_service_worker_is_served_from_the_root_under_the_pages_csp(client):
+    """The page registers /sw.js with scope / : served by the app itself (no CDN), as JavaScript, from the root (a
+    worker's largest scope is its own folder), allowed by the page's CSP (worker-src falls back to script-src
+    'self'); the proxy takes the person's push subscriptions."""
+    sw = client.get("/sw.js")
+    assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
+    assert sw.text == (WEB_DIR / "static" / "sw.js").read_text()
+    assert 'addEventListener("push"' in sw.text and "importScripts" not in sw.text and "http" not in sw.text
+    csp = sw.headers["content-security-policy"]
+    assert "worker-src" not in csp and "script-src 'self'" in csp
+    page = JS.read_text()
+    assert 'register("/sw.js", { scope: "/" })' in page and "applicationServerKey" in page
+    assert '"/v1/notifications/vapid-public-key"' in page
+    sign_in(client, "alice")
+    r = client.get("/")
+    for control in ("nset-push-on", "nset-push-off"):
+        assert f'id="{control}"' in r.text
+    pub = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    sub = {"endpoint": "https://push.example.org/a1", "keys": {"p256dh": b64(point), "auth": b64(b"0" * 16)}}
+    assert client.post("/web/api/me/push-subscriptions", json=sub, headers=WEB).status_code == 201
+    mine = client.get("/v1/users/alice/push-subscriptions", headers=H).json()["subscriptions"]
+    assert mine == [{"endpoint": sub["endpoint"]}]
+    sign_in(client, "bob")  # another person's session cannot forget alice's subscription
+    gone = client.request("DELETE", "/web/api/me/push-subscriptions", json={"endpoint": sub["endpoint"]}, headers=WEB)
+    assert gone.status_code == 404
+    sign_in(client, "alice")
+    gone = client.request("DELETE", "/web/api/me/push-subscriptions", json={"endpoint": sub["endpoint"]}, headers=WEB)
+    assert gone.status_code == 200
+    assert client.get("/v1/users/alice/push-subscriptions", headers=H).json() == {"subscriptions": []}
+
+
 def test_the_script_writes_text_only_and_mirrors_the_kinds():
     js = JS.read_text()
     assert not re.search(r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write", js)
@@ -137,9 +173,10 @@ def test_statements_list_the_pushed_kinds_the_way_the_script_reads_them(name):
 
 
 def test_the_allowed_paths():
-    for ok in ("notifications", "notifications/read", "notifications/12/why", "notification-settings"):
+    for ok in ("notifications", "notifications/read", "notifications/12/why", "notification-settings",
+               "push-subscriptions"):  # fmt: skip
         assert ME_PATHS.match(ok), ok
-    for no in ("notifications/x/why", "notifications/1", "notification-policies", "push-subscriptions",
+    for no in ("notifications/x/why", "notifications/1", "notification-policies", "push-subscriptions/1",
                "notifications/1/why/x", "notifications/"):  # fmt: skip
         assert not ME_PATHS.match(no), no
 

@@ -216,3 +216,113 @@ def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifa
     page.keyboard.press("Escape")
     expect(page.locator("#notif-panel")).to_be_hidden()
     expect(bell).to_be_focused()
+
+
+def _browser_push_keys() -> dict[str, str]:
+    """A subscription's keys as a browser makes them: a P-256 public point and a 16-byte auth secret (base64url)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pub = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return {"p256dh": b64(point), "auth": b64(b"fedcba9876543210")}
+
+
+#: Replaces the browser's push service in the page: headless Chromium has none to subscribe with (its
+#: ``PushManager.subscribe`` needs a push service behind it), so ``subscribe`` and ``getSubscription`` are stubbed
+#: on ``PushManager.prototype``; everything else (the service worker's registration, the permission, the page's
+#: calls to the server) is the browser's own.
+PUSH_STUB = """
+(() => {
+  const endpoint = ENDPOINT, keys = KEYS;
+  window.__push = { subscription: null, calls: [], unsubscribed: 0 };
+  PushManager.prototype.subscribe = async function (opts) {
+    const k = new Uint8Array(opts.applicationServerKey);
+    window.__push.calls.push({ userVisibleOnly: opts.userVisibleOnly, key: Array.from(k) });
+    window.__push.subscription = {
+      endpoint, expirationTime: null,
+      toJSON() { return { endpoint, expirationTime: null, keys }; },
+      async unsubscribe() { window.__push.subscription = null; window.__push.unsubscribed += 1; return true; },
+    };
+    return window.__push.subscription;
+  };
+  PushManager.prototype.getSubscription = async function () { return window.__push.subscription; };
+})();
+"""
+
+
+def test_web_push_sign_up_and_unsubscribe(notif_server, browser):
+    """Turn push on from the notification settings: the page registers the app's service worker (/sw.js, scope /),
+    subscribes with the server's VAPID public key and POSTs the subscription, which the server then lists; turning
+    push off DELETEs it and unsubscribes the browser.
+
+    What is real and what is not: headless Chromium has no push service, so ``PushManager.subscribe`` (and
+    ``getSubscription``) are stubbed in the page (``PUSH_STUB``) to return a subscription with a made-up https
+    endpoint and a real P-256 key; the test checks the arguments the page passed to it. The service worker's
+    registration and scope, the notification permission, and every request to the server are the real ones."""
+    import base64
+    import json
+
+    from playwright.sync_api import expect
+
+    base, tokens = notif_server
+    # the service worker as the app serves it, and the public key it subscribes with
+    sw = httpx.get(base + "/sw.js")
+    assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
+    assert 'addEventListener("push"' in sw.text and "showNotification" in sw.text
+    assert sw.headers["cache-control"] == "no-cache"
+    key = httpx.get(base + "/v1/notifications/vapid-public-key").json()["key"]
+    key_bytes = list(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
+    assert len(key_bytes) == 65 and key_bytes[0] == 4  # an uncompressed P-256 point
+
+    endpoint = "https://push.example.test/send/alice-1"
+    keys = _browser_push_keys()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.grant_permissions(["notifications"], origin=base)
+    ctx.add_init_script(PUSH_STUB.replace("ENDPOINT", json.dumps(endpoint)).replace("KEYS", json.dumps(keys)))
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(base + "/")
+        page.fill("#token-user", "alice")
+        page.fill("#token-value", tokens["alice"])
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("body[data-user=alice]")
+        page.click("#bell")
+        page.click("#notif-settings-toggle")
+        on, off = page.locator("#nset-push-on"), page.locator("#nset-push-off")
+        expect(page.locator("#nset-push-status")).to_have_text("Push notifications are off in this browser.")
+        expect(off).to_be_hidden()
+
+        with page.expect_request(lambda r: r.url.endswith("/web/api/me/push-subscriptions")) as posted:
+            on.click()
+        expect(page.locator("#nset-push-status")).to_have_text("Push notifications are on in this browser.")
+        req = posted.value
+        assert req.method == "POST"
+        assert req.post_data_json == {"endpoint": endpoint, "expirationTime": None, "keys": keys}  # toJSON()
+        assert req.response().status == 201
+        calls = page.evaluate("window.__push.calls")
+        assert calls == [{"userVisibleOnly": True, "key": key_bytes}]  # subscribed with the server's VAPID key
+        reg = page.evaluate(
+            """async () => { const r = await navigator.serviceWorker.getRegistration('/');
+                             const w = r && (r.active || r.waiting || r.installing);
+                             return r && [r.scope, w && w.scriptURL]; }"""
+        )
+        assert reg == [base + "/", base + "/sw.js"]
+        listed = httpx.get(f"{base}/v1/users/alice/push-subscriptions", headers=SVC).json()
+        assert listed == {"subscriptions": [{"endpoint": endpoint}]}
+        expect(on).to_be_hidden()
+
+        with page.expect_request(lambda r: r.url.endswith("/web/api/me/push-subscriptions")) as deleted:
+            off.click()
+        expect(page.locator("#nset-push-status")).to_have_text("Push notifications are off in this browser.")
+        assert deleted.value.method == "DELETE" and deleted.value.post_data_json == {"endpoint": endpoint}
+        assert deleted.value.response().status == 200
+        assert page.evaluate("window.__push.unsubscribed") == 1
+        assert httpx.get(f"{base}/v1/users/alice/push-subscriptions", headers=SVC).json() == {"subscriptions": []}
+        expect(on).to_be_visible()
+    finally:
+        ctx.close()

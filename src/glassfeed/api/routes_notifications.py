@@ -1,5 +1,6 @@
 """Notification routes: the inbox (list, unread count, mark read), "why did I get this?", a person's notification
-settings within the policy's bounds, Web Push subscriptions, and the policies in plain language.
+settings within the policy's bounds, Web Push subscriptions (the server's VAPID public key; subscribe and
+unsubscribe), and the policies in plain language.
 ``install(app)`` builds the NotificationService beside the FeedService."""
 
 from __future__ import annotations
@@ -129,6 +130,33 @@ def subscribe(
     with store.transaction() as tx:
         store.set_push_subscription(tx, idx, sub.endpoint, sub.p256dh, sub.auth)
     return {"subscribed": sub.endpoint}
+
+
+@router.get("/v1/users/{user_id}/push-subscriptions", tags=["notifications"], responses=_ERR)
+def subscriptions(request: Request, user_id: str, idx: int = Depends(require_user_or_service)) -> dict[str, Any]:
+    """Your Web Push subscriptions (one per browser that turned push on): their endpoints."""
+    return {"subscriptions": [{"endpoint": e} for e, _, _ in _svc(request).store.push_subscriptions(idx)]}
+
+
+class UnsubscribeIn(BaseModel):
+    """The subscription to forget: its endpoint (a browser may send its whole ``PushSubscription.toJSON()``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    endpoint: StrictStr = Field(pattern=r"^https://", max_length=2048)
+
+
+@router.delete("/v1/users/{user_id}/push-subscriptions", tags=["notifications"], responses=_ERR)
+def unsubscribe(
+    request: Request, user_id: str, body: UnsubscribeIn, idx: int = Depends(require_user_or_service)
+) -> dict[str, Any]:
+    """Forget one of your Web Push subscriptions (the browser unsubscribed, or you turned push off there): nothing
+    more is pushed to it. 404 when it is not one of yours."""
+    store = _svc(request).store
+    if body.endpoint not in {e for e, _, _ in store.push_subscriptions(idx)}:
+        raise NotificationError("endpoint", "no such push subscription of yours", 404)
+    with store.transaction() as tx:
+        store.delete_push_subscription(tx, body.endpoint)
+    return {"unsubscribed": body.endpoint}
 
 
 @router.get("/v1/notification-policies", tags=["notifications"])

@@ -43,7 +43,8 @@ MAX_SESSIONS = 10_000
 PICKER_SIZE = 40
 #: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
 ME_PATHS = re.compile(
-    r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data|notifications(/read|/[0-9]+/why)?|notification-settings)$"
+    r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data|notifications(/read|/[0-9]+/why)?|notification-settings"
+    r"|push-subscriptions)$"
 )
 #: Where a simulation report may be, besides settings/env (relative to the working directory): first the local
 #: runs (``sim-out/<time>/`` is where ``glassfeed simulate`` writes by default), then the shipped example.
@@ -317,6 +318,14 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
             sessions.drop(request.cookies.get(COOKIE))
             new_session(request, resp, fresh)
         return resp
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> Response:
+        """The page's service worker (Web Push: it shows the pushed notifications), served from the root so that
+        its scope is the whole page; the browser checks for a new one on each registration (no-cache)."""
+        return FileResponse(
+            WEB_DIR / "static" / "sw.js", media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
 
     @app.post("/web/session", include_in_schema=False)
     async def sign_in(request: Request) -> Response:

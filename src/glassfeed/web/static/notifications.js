@@ -1,4 +1,5 @@
-// glassfeed web page: the notification bell, the inbox with "Why did I get this?", and notification settings.
+// glassfeed web page: the notification bell, the inbox with "Why did I get this?", notification settings and Web
+// Push sign-up in this browser (the service worker is /sw.js).
 // Vanilla JS, no build step; everything from the server is written with textContent. Per-person calls go through
 // the same-origin proxy /web/api/me/* (the server adds the credential); the policies are public (/v1/...).
 "use strict";
@@ -384,7 +385,83 @@
     const open = btn.getAttribute("aria-expanded") !== "true";
     btn.setAttribute("aria-expanded", String(open));
     form.hidden = !open;
-    if (open) loadSettings();
+    if (open) { loadSettings(); refreshPush(); }
+  }
+
+  // ---------------------------------------------------------------- Web Push in this browser
+  // The service worker (/sw.js, served by the app) shows what the notification worker pushes. Turning push on
+  // registers it, subscribes with the server's VAPID public key and sends the subscription to
+  // /v1/users/{id}/push-subscriptions (through the proxy); turning it off tells the server first, then the browser.
+  const pushSupported = () => window.isSecureContext && "serviceWorker" in navigator && "PushManager" in window;
+
+  function b64urlBytes(s) {
+    const raw = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4));
+    return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+  }
+
+  async function currentSubscription() {
+    const reg = await navigator.serviceWorker.getRegistration("/");
+    return reg ? reg.pushManager.getSubscription() : null;
+  }
+
+  function showPush(on, msg, bad = false) {
+    $("#nset-push-on").hidden = on;
+    $("#nset-push-off").hidden = !on;
+    $("#nset-push").dataset.subscribed = String(on);
+    say("#nset-push-status", msg, bad);
+  }
+
+  async function refreshPush() {
+    if (!pushSupported()) {
+      $("#nset-push-on").disabled = true;
+      showPush(false, "This browser cannot receive push notifications here (it needs service workers and the Push API, over HTTPS).");
+      return;
+    }
+    try {
+      const sub = await currentSubscription();
+      showPush(!!sub, sub ? "Push notifications are on in this browser." : "Push notifications are off in this browser.");
+    } catch (e) { showPush(false, "Could not read this browser's push state: " + e.message, true); }
+  }
+
+  async function pushOn() {
+    const btn = $("#nset-push-on");
+    btn.disabled = true;
+    say("#nset-push-status", "Turning push notifications on…");
+    try {
+      if (window.Notification && Notification.permission !== "granted") {
+        if (await Notification.requestPermission() !== "granted") throw new Error("this browser does not allow notifications from this site");
+      }
+      const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+      await navigator.serviceWorker.ready;
+      const { key } = await api("/v1/notifications/vapid-public-key");
+      const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(key) });
+      try {
+        await api(ME + "push-subscriptions", { method: "POST", body: sub.toJSON() });
+      } catch (e) {
+        await sub.unsubscribe().catch(() => {});  // the server did not take it: no subscription it cannot use
+        throw e;
+      }
+      showPush(true, "Push notifications are on in this browser.");
+    } catch (e) {
+      showPush(false, "Could not turn push notifications on: " + e.message, true);
+    } finally { btn.disabled = false; }
+  }
+
+  async function pushOff() {
+    const btn = $("#nset-push-off");
+    btn.disabled = true;
+    say("#nset-push-status", "Turning push notifications off…");
+    try {
+      const sub = await currentSubscription();
+      if (sub) {
+        try { await api(ME + "push-subscriptions", { method: "DELETE", body: { endpoint: sub.endpoint } }); }
+        catch (e) { if (e.status !== 404) throw e; }  // the server had forgotten it already
+        await sub.unsubscribe();
+      }
+      showPush(false, "Push notifications are off in this browser.");
+    } catch (e) {
+      showPush(true, "Could not turn push notifications off: " + e.message, true);
+    } finally { btn.disabled = false; }
   }
 
   // ---------------------------------------------------------------- start
@@ -397,6 +474,8 @@
     $("#notif-read-all").addEventListener("click", markAllRead);
     $("#notif-settings-toggle").addEventListener("click", toggleSettings);
     $("#notif-settings").addEventListener("submit", saveSettings);
+    $("#nset-push-on").addEventListener("click", pushOn);
+    $("#nset-push-off").addEventListener("click", pushOff);
     refresh();
     setInterval(() => { if (document.visibilityState === "visible") refresh(); }, POLL_MS);
   }
