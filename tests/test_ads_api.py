@@ -377,3 +377,29 @@ def test_two_workers_sharing_redis_never_overspend_a_budget_by_more_than_one_pri
         keys = list(client.scan_iter(f"{prefix}*"))
         if keys:
             client.delete(*keys)
+
+
+def test_a_lookalike_audience_is_the_followers_and_the_people_most_like_them(client):
+    follows = [("u1", "brand"), ("u2", "brand"), ("u1", "u5"), ("u2", "u5"), ("u1", "u6"), ("u2", "u6")]
+    follows += [("u3", "u5"), ("u3", "u6"), ("u4", "u9")]
+    r = client.post("/v1/follows", json=[{"user": a, "target": b} for a, b in follows], headers=H)
+    assert r.status_code == 200, r.text
+    assert put(client, "acme", "like", spec(client.now, targeting={"lookalike_of": "brand"})).status_code == 200
+    # 0.10 of the 8 people who do not follow the brand (rounded): one, u3, whose followees are the followers' own
+    assert client.app.state.ads.lookalike["like"] == {client.app.state.store.user_idx(u) for u in ("u1", "u2", "u3")}
+    assert [it["ad"]["campaign"] for _, it in ads_of(page(client, "u3"))] == ["like"]
+    assert ads_of(page(client, "u4")) == []
+
+
+def test_the_export_lists_the_ads_shown_and_an_erasure_unattributes_them(client):
+    put(client, "acme", "shoes", spec(client.now))
+    assert len(ads_of(page(client))) == 1
+    client.app.state.ads.flush()
+    data = client.get("/v1/users/u0/data", headers=H).json()
+    assert [(a["kind"], a["campaign"], a["post"]) for a in data["ads"]] == [("impression", "shoes", "ad0")]
+    r = client.delete("/v1/users/u0/data", headers=H)
+    assert r.status_code == 200, r.text
+    assert client.get("/v1/users/u0/data", headers=H).json()["ads"] == []
+    rows = client.app.state.store.ad_log()
+    assert [r.user for r in rows] == [None] and rows[0].price > 0  # billing stays, without the person
+    assert client.get("/v1/ad-library").json()["ads"][0]["campaign"] == "shoes"

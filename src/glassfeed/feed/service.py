@@ -806,6 +806,17 @@ class FeedService:
                     }
                     for e in events
                 ],
+                # the ads shown to the person and what they did with them (the ad lever's log; billing stays on an
+                # erasure, without the person)
+                "ads": [
+                    {
+                        "kind": r.kind,
+                        "ts": r.ts,
+                        "campaign": r.campaign,
+                        "post": st.posts.id_of(r.post) if r.post else None,
+                    }
+                    for r in self.store.ad_log(user=u, limit=events_limit)
+                ],
             }
 
     def delete_user_data(self, user_id: str, *, posts: bool = False) -> dict[str, Any]:
