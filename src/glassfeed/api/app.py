@@ -42,6 +42,7 @@ from glassfeed.bluesky.xrpc import install as install_bluesky
 from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, load_settings
 from glassfeed.store import open_store
+from glassfeed.web.ads import install as install_ads_web
 from glassfeed.web.moderation import install as install_moderation_web
 from glassfeed.web.routes import install as install_web
 
@@ -118,4 +119,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)
+    install_ads_web(app)
     return app

@@ -69,7 +69,7 @@ async function loadFeed(reset) {
     renderMeta(page);
     renderWellbeing(page);
     const list = $("#feed-list");
-    for (const it of page.items) list.append(postCard(it));
+    for (const it of page.items) list.append(it.source === "ad" && it.ad && window.gfAdCard ? window.gfAdCard(it) : postCard(it));
     state.cursor = page.cursor;
     if (!page.cursor || page.items.length === 0) {
       state.done = true; $("#more").hidden = true; $("#caught-up").hidden = false;
@@ -135,7 +135,7 @@ function postCard(it) {
       h("time", { datetime: when.toISOString(), title: when.toUTCString(), text: ago(it.created_at) }),
       h("span", { class: "reason", text: " · " + it.reason })),
     text,
-    (it.topics || []).length ? h("p", { class: "topics-line", text: it.topics.map((t) => "#" + t).join(" ") }) : null,
+    (it.topics || []).length ? h("p", { class: "topics-line", text: it.topics.map((t) => "#" + t).join(" ") }) : "",  // (DOM append writes null as "null")
     h("p", { class: "counts" },
       h("span", { class: "c-likes", text: plural(it.counts.likes, "like") }), " · ",
       h("span", { text: plural(it.counts.reposts, "repost") }), " · ", h("span", { text: plural(it.counts.replies, "reply", "replies") }),
