@@ -18,7 +18,7 @@ from glassfeed.ads.policy import describe
 from glassfeed.ads.service import ACTIONS, AdService
 from glassfeed.api.auth import presented_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
-from glassfeed.api.schemas import error_responses, whole_number
+from glassfeed.api.schemas import error_responses, json_error_responses, whole_number
 
 router = APIRouter(route_class=JsonBodyRoute)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -153,7 +153,9 @@ def ad_library(
     return library(_ads(request), advertiser=advertiser, country=country, since=since, until=until, political=political)
 
 
-@router.get("/v1/ads/policy", tags=["ads"], response_class=PlainTextResponse)
+@router.get(
+    "/v1/ads/policy", tags=["ads"], response_class=PlainTextResponse, responses=json_error_responses(413, 422, 429)
+)
 def ad_policy(request: Request) -> str:
     """The ad policy's plain-language statement."""
     return describe(_ads(request).policy)
