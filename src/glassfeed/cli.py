@@ -24,6 +24,7 @@ from typing import Any
 import typer
 import uvicorn
 
+from glassfeed.ads import cli as ads_cli
 from glassfeed.api.app import create_app
 from glassfeed.audit import cli as audit_cli
 from glassfeed.bluesky import cli as bluesky_cli
@@ -50,6 +51,7 @@ from glassfeed.ingest import Ingestor, parse_ts
 from glassfeed.moderation import cli as moderation_cli
 from glassfeed.notifications import cli as notifications_cli
 from glassfeed.settings import Settings
+from glassfeed.sim import ads_cli as sim_ads_cli
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim import notify_cli as sim_notify_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
@@ -417,6 +419,8 @@ for _module in (
     moderation_cli,
     notifications_cli,
     sim_notify_cli,
+    ads_cli,
+    sim_ads_cli,
 ):
     _module.register(app)
 

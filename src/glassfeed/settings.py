@@ -324,6 +324,10 @@ class AdsSettings(_Section):
     )
     enabled: bool = Field(description="place ads in feeds (the public ad repository is open either way)")
     refresh_s: float = Field(gt=0, description="how often a worker rereads campaigns and the ad log others wrote")
+    model_trees: int = Field(ge=1, le=2000, description="the ad model: most LightGBM rounds of each head")
+    model_leaves: int = Field(ge=2, le=1024, description="the ad model: leaves per tree")
+    model_learning_rate: float = Field(gt=0, le=1, description="the ad model: learning rate")
+    model_min_child_samples: int = Field(ge=1, description="the ad model: fewest impressions in a leaf")
 
 
 class Settings(_Section):

@@ -31,6 +31,7 @@ import numpy as np
 from glassfeed.ads.auction import gsp
 from glassfeed.ads.campaigns import MICROS, Campaign, CampaignSpec, label, to_micros
 from glassfeed.ads.ledger import LocalLedger, RedisLedger, SpendLedger, day_of, paced_allowance
+from glassfeed.ads.model import AdModel, ad_features, serving_facts, smoothed_rates
 from glassfeed.ads.placement import ad_places
 from glassfeed.ads.policy import AdPolicy, load_ad_policy
 from glassfeed.ads.targeting import Person, lookalike_audience, matches, person, refusals
@@ -38,6 +39,7 @@ from glassfeed.feed.policy import Policy
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.sessions import redis_client
 from glassfeed.ingest import IngestError, ItemError
+from glassfeed.state import ServingState
 from glassfeed.store import ERASED_LABEL, AdCampaignRow, AdLogRow
 
 log = logging.getLogger(__name__)
@@ -65,22 +67,73 @@ class CampaignStats:
     hides: int = 0
 
 
-class AdRanker:
-    """P(click) and P(engagement) of an impression of each campaign: the campaign's own rates shrunk towards the
-    ad policy's priors by ``prior_strength`` impressions (empirical Bayes). A trained model (``ads/model.py``,
-    when one exists) replaces these per person; until then every person sees the same rates per campaign, and
-    "why this ad" says which was used."""
+#: "why this ad"'s ``rates_from``: where P(click) and P(engagement) came from.
+RATES_FROM_CAMPAIGN = "the campaign's own rates so far, shrunk towards the platform's priors"
+RATES_FROM_MODEL = (
+    "the trained ad model (glassfeed ads train): your chance of clicking and engaging, predicted from the "
+    "campaign's rates so far, your own clicks on ads, your interests and the ad's topics, whether you follow its "
+    "author, its likes, reposts and replies, the hour and the ad's place on the page"
+)
 
-    def __init__(self, policy: AdPolicy) -> None:
+
+class AdRanker:
+    """P(click) and P(engagement) of an impression of each campaign: a trained ``AdModel`` (``ads/model.py``) per
+    person when one is loaded and the person allows interest-based ads (not a minor, signed in); otherwise the
+    campaign's own rates shrunk towards the ad policy's priors by ``prior_strength`` impressions (empirical Bayes),
+    the same for every person. "why this ad" says which was used (``predict``'s third value)."""
+
+    def __init__(self, policy: AdPolicy, model: AdModel | None = None) -> None:
         self.policy = policy
+        self.model = model
 
     def rates(self, stats: list[CampaignStats]) -> tuple[np.ndarray, np.ndarray]:
-        r = self.policy.ranker
         imp = np.array([s.impressions for s in stats], np.float64)
         clicks = np.array([s.clicks for s in stats], np.float64)
         eng = np.array([s.engagements for s in stats], np.float64)
-        k = r.prior_strength
-        return (clicks + k * r.prior_click) / (imp + k), (eng + k * r.prior_engagement) / (imp + k)
+        return smoothed_rates(imp, clicks, eng, self.policy)
+
+    def features(
+        self,
+        state: ServingState,
+        who: Person,
+        camps: list[Campaign],
+        posts: list[int],
+        stats: list[CampaignStats],
+        mine: CampaignStats,
+        now: float,
+        place: int,
+    ) -> np.ndarray:
+        """The model's feature rows (``ads.model.AD_FEATURES``) of ``who``'s candidate ads at ``now``."""
+        counts = np.array([[s.impressions, s.clicks, s.engagements, s.hides] for s in stats], np.float64)
+        own = np.array([mine.impressions, mine.clicks, mine.engagements], np.float64)
+        return ad_features(serving_facts(state, who, camps, posts, counts, own, now, place), self.policy)
+
+    def predict(
+        self,
+        state: ServingState,
+        who: Person,
+        camps: list[Campaign],
+        posts: list[int],
+        stats: list[CampaignStats],
+        mine: CampaignStats,
+        now: float,
+        place: int,
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(P(click), P(engagement), where they came from) of each campaign's ad for ``who`` at ``place``."""
+        if self.model is None or not who.user or not who.personalised:
+            p_click, p_eng = self.rates(stats)
+            if self.model is None:
+                return p_click, p_eng, RATES_FROM_CAMPAIGN
+            off = (
+                "you are not signed in"
+                if not who.user
+                else f"you are under {self.policy.targeting.adult_age}"
+                if who.minor
+                else "you turned off interest-based ads"
+            )
+            return p_click, p_eng, f"{RATES_FROM_CAMPAIGN} (no personal prediction: {off})"
+        p_click, p_eng = self.model.predict(self.features(state, who, camps, posts, stats, mine, now, place))
+        return p_click, p_eng, RATES_FROM_MODEL
 
     def quality(self, stats: list[CampaignStats]) -> np.ndarray:
         a = self.policy.auction
@@ -98,11 +151,13 @@ class AdService:
         self.policy = policy or load_ad_policy(self.settings.policy or None)
         self.ingestor = feed.ingestor
         self.store = feed.store
-        self.ranker = AdRanker(self.policy)
+        self.ranker = AdRanker(self.policy, AdModel.load(feed.models_folder / "ads"))  # `glassfeed ads train`
         self.lock = feed.lock  # one lock with the feed: placement reads the serving state the feed reads
         self.campaigns: dict[str, Campaign] = {}
         self.stats: dict[str, CampaignStats] = defaultdict(CampaignStats)
+        self.person_stats: dict[int, CampaignStats] = defaultdict(CampaignStats)  # each person's, every campaign
         self.lookalike: dict[str, frozenset[int]] = {}
+        self._creatives_cache: dict[tuple[str, float], np.ndarray] = {}
         self._log_seq = 0
         self._refreshed = 0.0
         now = feed.now()
@@ -154,15 +209,9 @@ class AdService:
         for r in rows:
             if r.seq <= self._log_seq:
                 continue
-            s = self.stats[r.campaign]
-            if r.kind == "impression":
-                s.impressions += 1
-            elif r.kind == "click":
-                s.clicks += 1
-            elif r.kind == "engagement":
-                s.engagements += 1
-            elif r.kind == "hide":
-                s.hides += 1
+            _count(self.stats[r.campaign], r.kind)
+            if r.user:
+                _count(self.person_stats[r.user], r.kind)
             self._log_seq = r.seq
 
     def _on_ad_rows(self, kind: str, rows: list[Any]) -> None:
@@ -257,13 +306,19 @@ class AdService:
             return items
         camps = [c for c, _, _ in eligible]
         stats = [self.stats[c.id] for c in camps]
-        p_click, p_eng = self.ranker.rates(stats)
+        posts = [p for _, p, _ in eligible]
+        mine = self.person_stats.get(user) or CampaignStats()
+        p_click, p_eng, rates_from = self.ranker.predict(
+            self.feed.state, who, camps, posts, stats, mine, now, places[0]
+        )
         quality = self.ranker.quality(stats)
         unit = np.array([c.bid_unit for c in camps])
         rates = np.where(unit == "cpm", 1.0 / 1000.0, np.where(unit == "cpc", p_click, p_eng))
         bids = np.array([c.bid for c in camps])
         reserve = self.policy.auction.reserve_cpm / 1000.0
         result = gsp(bids, rates, quality, reserve, len(places))
+        won = [eligible[i][1] for i in result.winners.tolist()]
+        views = dict(zip(won, self.feed.post_views(np.array(won, np.int64)))) if won else {}
         ads: list[dict[str, Any]] = []
         rows: list[AdLogRow] = []
         day = day_of(now)
@@ -283,6 +338,7 @@ class AdService:
             inputs = {
                 "bid": c.bid,
                 "bid_unit": c.bid_unit,
+                "currency": self.policy.currency,
                 "p_click": round(float(p_click[i]), 5),
                 "p_engagement": round(float(p_eng[i]), 5),
                 "quality": round(float(quality[i]), 4),
@@ -295,7 +351,7 @@ class AdService:
             token = self.feed.sign(
                 {"k": "ad", "c": c.id, "u": user, "r": request_id, "p": post, "m": unit_price, "t": now}
             )
-            ads.append(self._ad_item(c, post, why, who, inputs, token))
+            ads.append(self._ad_item(c, post, why, who, inputs, token, rates_from, views.get(post)))
         if rows:
             self._queue(rows)
         out = list(items)
@@ -305,7 +361,8 @@ class AdService:
 
     def _eligible(self, who: Person, now: float, on_page: set[int]) -> list[tuple[Campaign, int, list[dict[str, Any]]]]:
         """(campaign, creative post, matched targeting) of every campaign that may bid for this person now, the
-        best bid per advertiser only."""
+        best bid per advertiser only. The cheap checks run per campaign; the creatives of those that pass are
+        checked together (``_creatives``)."""
         day = day_of(now)
         cap = self.policy.auction.frequency_cap
         running = [c for c in self.campaigns.values() if c.running(now)]
@@ -313,7 +370,7 @@ class AdService:
             seen = dict(zip([c.id for c in running], self.ledger.seen(who.user, [c.id for c in running], day)))
         else:
             seen = {}
-        best: dict[str, tuple[Campaign, int, list[dict[str, Any]]]] = {}
+        passing: list[tuple[Campaign, list[dict[str, Any]]]] = []
         for c in sorted(running, key=lambda c: c.id):
             if seen.get(c.id, 0) >= cap:
                 continue
@@ -327,7 +384,10 @@ class AdService:
                 c.daily_budget, now, self.policy.pacing.slack
             ):
                 continue
-            post = self._creative(c, on_page, who.user)
+            passing.append((c, why))
+        posts = self._creatives([c for c, _ in passing], on_page, "home" if who.user else "public")
+        best: dict[str, tuple[Campaign, int, list[dict[str, Any]]]] = {}
+        for (c, why), post in zip(passing, posts):
             if post is None:
                 continue
             have = best.get(c.advertiser)
@@ -335,22 +395,39 @@ class AdService:
                 best[c.advertiser] = (c, post, why)
         return [best[a] for a in sorted(best)]
 
-    def _creative(self, c: Campaign, on_page: set[int], user: int) -> int | None:
-        """The campaign's first creative that exists, is not on the page, not erased and not removed by moderation
-        for this surface."""
+    def _creative_idx(self, c: Campaign) -> np.ndarray:
+        """The campaign's creatives as post idx (0: unknown), resolved once per version of the campaign."""
+        key = (c.id, c.updated_at)
+        got = self._creatives_cache.get(key)
+        if got is None:
+            got = np.array([self.store.post_idx(p) or 0 for p in c.creatives], np.int64)
+            self._creatives_cache[key] = got
+        return got
+
+    def _creatives(self, camps: list[Campaign], on_page: set[int], surface: str) -> list[int | None]:
+        """Each campaign's first creative that exists, is not on the page, not erased and not removed by
+        moderation for ``surface`` (None when it has none), checked for all campaigns in one vectorised pass."""
+        if not camps:
+            return []
         st = self.feed.state
-        for post_id in c.creatives:
-            p = self.store.post_idx(post_id)
-            if p is None or p in on_page or p >= st.posts.capacity or st.posts.id_of(p) is None:
-                continue
-            if st.posts.removed(np.array([p], np.int64))[0]:
-                continue
-            if ERASED_LABEL in st.posts.labels_of(p):
-                continue
-            if st.visibility.dropped(np.array([p], np.int64), "home" if user else "public")[0]:
-                continue
-            return int(p)
-        return None
+        idx = [self._creative_idx(c) for c in camps]
+        flat = np.concatenate(idx)
+        ok = (flat > 0) & (flat < st.posts.capacity)
+        safe = np.where(ok, flat, 0)
+        ok &= ~st.posts.removed(safe) & ~st.visibility.dropped(safe, surface)
+        if on_page:
+            ok &= ~np.isin(flat, np.fromiter(on_page, np.int64, len(on_page)))
+        out: list[int | None] = []
+        start = 0
+        for ids in idx:
+            chosen = None
+            for p, good in zip(flat[start : start + len(ids)].tolist(), ok[start : start + len(ids)].tolist()):
+                if good and st.posts.id_of(p) is not None and ERASED_LABEL not in st.posts.labels_of(p):
+                    chosen = int(p)
+                    break
+            out.append(chosen)
+            start += len(ids)
+        return out
 
     def _ad_item(
         self,
@@ -360,8 +437,13 @@ class AdService:
         who: Person,
         inputs: dict[str, Any],
         token: str,
+        rates_from: str = RATES_FROM_CAMPAIGN,
+        view: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        view = self.feed.post_views(np.array([post], np.int64))[0]
+        """The ad item: ``view`` (the post as ``FeedService.post_views`` shows it; read here when not given) with
+        its label, why and token."""
+        if view is None:
+            view = self.feed.post_views(np.array([post], np.int64))[0]
         if not who.user:
             basis = "You are not signed in: this ad uses no targeting."
         elif not why:
@@ -389,7 +471,7 @@ class AdService:
                         "summary": basis,
                         "targeting": why,
                         "auction": inputs,
-                        "rates_from": "the campaign's own rates so far, shrunk towards the platform's priors",
+                        "rates_from": rates_from,
                         "change": {
                             "hide_advertiser": f"hide every ad of {c.advertiser}",
                             "personalised_ads": "turn off interest-based ads: you then see only ads that use no "
@@ -527,9 +609,20 @@ class AdService:
             self.feed.ad_server = None
 
 
+def _count(s: CampaignStats, kind: str) -> None:
+    if kind == "impression":
+        s.impressions += 1
+    elif kind == "click":
+        s.clicks += 1
+    elif kind == "engagement":
+        s.engagements += 1
+    elif kind == "hide":
+        s.hides += 1
+
+
 def _matched_words(w: dict[str, Any]) -> str:
     you = w["you"] if isinstance(w["you"], str) else ", ".join(map(str, w["you"]))
     return f"{w['parameter'].replace('_', ' ')}: {you}"
 
 
-__all__ = ["ACTIONS", "AdError", "AdRanker", "AdService", "CampaignStats"]
+__all__ = ["ACTIONS", "RATES_FROM_CAMPAIGN", "RATES_FROM_MODEL", "AdError", "AdRanker", "AdService", "CampaignStats"]
