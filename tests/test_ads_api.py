@@ -403,3 +403,14 @@ def test_the_export_lists_the_ads_shown_and_an_erasure_unattributes_them(client)
     rows = client.app.state.store.ad_log()
     assert [r.user for r in rows] == [None] and rows[0].price > 0  # billing stays, without the person
     assert client.get("/v1/ad-library").json()["ads"][0]["campaign"] == "shoes"
+
+
+def test_the_demo_campaigns_obey_the_rules_and_are_written_once(client):
+    from glassfeed.ads.demo import add_demo_campaigns
+
+    made = add_demo_campaigns(client.app.state.ingestor, POLICY, client.now)
+    assert made == ["trail-shoes", "reading-club", "register-to-vote"]
+    assert add_demo_campaigns(client.app.state.ingestor, POLICY, client.now) == []  # the store has campaigns
+    camps = client.app.state.ads.campaigns
+    assert set(made) <= set(camps) and camps["register-to-vote"].political
+    assert len(ads_of(page(client, "u1"))) >= 2

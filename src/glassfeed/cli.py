@@ -25,6 +25,8 @@ import typer
 import uvicorn
 
 from glassfeed.ads import cli as ads_cli
+from glassfeed.ads.demo import add_demo_campaigns
+from glassfeed.ads.policy import load_ad_policy
 from glassfeed.api.app import create_app
 from glassfeed.audit import cli as audit_cli
 from glassfeed.bluesky import cli as bluesky_cli
@@ -312,6 +314,9 @@ def demo(
                     progress=lambda stage, f: tick(stage, int(f * 1000), 1000),
                 )
             out.print(f"trained models in {time.perf_counter() - t0:.1f} s")
+        if built:  # a few advertisers' campaigns, so that the demo's feeds show ads with their labels and "why"
+            made = add_demo_campaigns(ing, load_ad_policy(settings.ads.policy or None), time.time(), seed)
+            out.print(f"demo ad campaigns: {', '.join(made) or 'none'}")
         ing.store.close()
         settings = settings.replace(api={"key": settings.api_key or _demo_key(Path(str(db) + ".demo-key"))})
         url = f"http://{host}:{port}"
