@@ -414,3 +414,13 @@ def test_the_demo_campaigns_obey_the_rules_and_are_written_once(client):
     camps = client.app.state.ads.campaigns
     assert set(made) <= set(camps) and camps["register-to-vote"].political
     assert len(ads_of(page(client, "u1"))) >= 2
+
+
+def test_only_running_campaigns_bid_scheduled_paused_and_ended_ones_do_not(client):
+    now = client.now
+    put(client, "acme", "later", spec(now, start=now + 3600))
+    put(client, "globex", "paused", spec(now, creatives=["ad1"], status="paused"))
+    put(client, "initech", "over", spec(now, creatives=["ad2"], start=now - 7200, end=now - 60))
+    assert ads_of(page(client)) == []
+    put(client, "globex", "paused", spec(now, creatives=["ad1"]))  # resumed
+    assert [it["ad"]["campaign"] for _, it in ads_of(page(client))] == ["paused"]
