@@ -218,3 +218,50 @@ def test_proxy_reaches_the_notifications_of_the_signed_in_person_only(client):
     assert client.get("/v1/users/alice/notifications", headers=H).json()["unread"] == 2
     sign_in(client, "alice")
     assert client.post(me + "notifications/read", json={}, headers=WEB).json() == {"marked": 2, "unread": 0}
+
+
+def test_an_open_through_the_proxy_reads_the_notification_and_trains_the_open_head(client):
+    """What the page sends when an inbox item (``surface`` "inbox") or a clicked push (``/?n=<id>``, "push") is
+    opened: the person's ``notification_open`` event naming the notification, through the proxy to their events.
+    It is taken for the signed-in person only; the service marks the notification read; the open model's examples
+    label it opened. An open naming someone else's notification is the sender's own event: it reads nothing of
+    theirs and labels nothing."""
+    me = "/web/api/me/"
+    app = client.app
+    direct = client.get("/v1/users/alice/notifications", headers=H).json()["items"]
+    reply = next(i for i in direct if i["kind"] == "reply")
+    like = next(i for i in direct if i["kind"] == "like")
+    opened = {"kind": "notification_open", "request_id": reply["request_id"], "surface": "inbox"}
+    assert reply["request_id"] == f"n{reply['id']}" and reply["push_at"] is not None  # pushed: a training example
+    assert client.post(me + "events", json={"events": [opened]}, headers=WEB).status_code == 401  # no session
+    sign_in(client, "bob")
+    # bob may not speak for alice, and his own open naming her notification reads nothing of hers
+    r = client.post(me + "events", json={"events": [{**opened, "user": "alice"}]}, headers=WEB)
+    assert r.status_code == 403 and r.json()["detail"][0]["field"] == "user"
+    assert client.post(me + "events", json={"events": [opened]}, headers=WEB).status_code == 200
+    foreign = {**WEB, "Origin": "http://evil.example"}
+    assert client.post(me + "events", json={"events": [opened]}, headers=foreign).status_code == 403
+    assert client.get("/v1/users/alice/notifications", headers=H).json()["unread"] == 2
+    assert opened_labels(app)[reply["id"]] is False  # bob's open labels nothing of alice's
+    sign_in(client, "alice")
+    r = client.post(me + "events", json={"events": [opened]}, headers=WEB)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    box = client.get(me + "notifications", headers=WEB).json()
+    assert box["unread"] == 1
+    assert {i["id"]: i["read"] for i in box["items"]} == {reply["id"]: True, like["id"]: False}
+    held = client.get("/v1/users/alice/data", headers=H).json()["events"]
+    opens = [(e["request_id"], e["surface"]) for e in held if e["kind"] == "notification_open"]
+    assert opens == [(reply["request_id"], "inbox")]
+    label = opened_labels(app)
+    assert label[reply["id"]] is True  # the open model's examples see alice's open
+    assert label.get(like["id"]) in (None, False)  # not opened (None: not pushed, so not an example)
+
+
+def opened_labels(app) -> dict[int, bool]:
+    """Notification id -> the open head's label, as ``glassfeed notifications train`` would read it now."""
+    from glassfeed.notifications.model import examples
+
+    svc, store = app.state.notifications, app.state.store
+    policy_of = {u: svc.policy_for(u) for u in store.load_users()["idx"].tolist()}
+    ex = examples(store, time.time() + 60, policy_of, app.state.settings.notifications)
+    return dict(zip(ex.ids.tolist(), ex.y["open"].tolist()))

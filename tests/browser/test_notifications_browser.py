@@ -1,6 +1,7 @@
 """The notification bell, the inbox, "Why did I get this?" and the notification settings in real headless Chromium
 against a real uvicorn server (issue 14, item 8): alice signs in with her token, sees the unread count on the
-bell, reads why a reply reached her, turns likes off from a why-panel, changes her settings (a bad time zone is
+bell, reads why a reply reached her, opens it from the inbox (her ``notification_open`` event reaches the server
+and the item is read), turns likes off from a why-panel, changes her settings (a bad time zone is
 shown next to its field; the reply's why still names the policy that decided it) and marks everything read. Each
 effect is checked through the API too. A screenshot goes to ``artifacts/``.
 
@@ -88,6 +89,20 @@ def settings_of(base: str, user: str) -> dict:
     return httpx.get(f"{base}/v1/users/{user}/notification-settings", headers=SVC).json()
 
 
+def opens_held(base: str, user: str) -> list[tuple[str, str]]:
+    """(request_id, surface) of the person's notification_open events the server holds, oldest first."""
+    events = httpx.get(f"{base}/v1/users/{user}/data", headers=SVC).json()["events"]
+    return sorted((e["request_id"], e["surface"]) for e in events if e["kind"] == "notification_open")
+
+
+class _AnyNumber:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (int, float)) and not isinstance(other, bool)
+
+
+ANY_NUMBER = _AnyNumber()  # the event's time: the feed's clock, whatever it reads
+
+
 def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifacts):
     from playwright.sync_api import expect
 
@@ -132,6 +147,26 @@ def test_bell_inbox_why_settings_and_mark_all_read(notif_server, tz_page, artifa
     expect(why.locator(".notif-worth")).to_contain_text("at or above the push threshold 0.020 when it was decided")
     expect(why.locator(".notif-policy")).to_contain_text("engagement_push")
     expect(why.locator(".notif-policy-now")).to_have_count(0)  # her policy now is the deciding one
+
+    # opening the reply (a click on its text): her notification_open event naming it, through the proxy; it is read
+    reply_id = int(reply.get_attribute("data-id"))
+    with page.expect_request(lambda r: r.url.endswith("/web/api/me/events")) as sent:
+        reply.locator(".notif-open").click()
+    assert sent.value.post_data_json["events"] == [
+        {"kind": "notification_open", "request_id": f"n{reply_id}", "surface": "inbox", "ts": ANY_NUMBER}
+    ]
+    assert sent.value.response().status == 200
+    expect(reply).to_have_attribute("data-read", "true")
+    expect(reply.locator(".notif-read")).to_have_text("read")
+    expect(bell).to_have_attribute("aria-label", "Notifications: 1 unread")
+    expect(like).to_have_attribute("data-read", "false")
+    # p1 is alice's own post, not in her feed: the page says so and keeps the inbox open, focus on the item
+    status = "Opened and marked read. Its post is not in your feed on this page."
+    expect(page.locator("#notif-status")).to_have_text(status)
+    expect(reply.locator(".notif-open")).to_be_focused()
+    assert opens_held(base, "alice") == [(f"n{reply_id}", "inbox")]
+    box = httpx.get(f"{base}/v1/users/alice/notifications", headers=SVC).json()
+    assert box["unread"] == 1 and {i["id"]: i["read"] for i in box["items"]}[reply_id] is True
 
     # turn likes off from the like's why-panel: one click PUTs the why's turn_off body
     like.get_by_role("button", name="Why did I get this?").click()
@@ -324,5 +359,103 @@ def test_web_push_sign_up_and_unsubscribe(notif_server, browser):
         assert page.evaluate("window.__push.unsubscribed") == 1
         assert httpx.get(f"{base}/v1/users/alice/push-subscriptions", headers=SVC).json() == {"subscriptions": []}
         expect(on).to_be_visible()
+    finally:
+        ctx.close()
+
+
+#: Runs sw.js's own code on a stand-in for the worker's global scope (``self``), in a blank page (no CSP there), and
+#: calls its "notificationclick" handler as the browser would: what does it open, or which window does it move?
+SW_CLICK = """
+async ([src, data, windows]) => {
+  const handlers = {}, calls = [];
+  const self = {
+    location: { origin: "http://app.test" },
+    addEventListener: (type, f) => { handlers[type] = f; },
+    skipWaiting() {}, registration: {},
+    clients: {
+      claim: async () => {},
+      matchAll: async (opts) => { calls.push(["matchAll", opts]); return windows.map((w) => ({
+        url: w, focus: async () => { calls.push(["focus", w]); },
+        navigate: async (u) => { calls.push(["navigate", w, u]); return {}; } })); },
+      openWindow: async (u) => { calls.push(["openWindow", u]); },
+    },
+  };
+  new Function("self", src)(self);
+  let done = null, closed = 0;
+  handlers.notificationclick({ notification: { data, close() { closed += 1; } }, waitUntil(p) { done = p; } });
+  await done;
+  return { closed, calls };
+}
+"""
+
+
+def test_push_click_opens_the_page_that_sends_the_open_once(notif_server, browser):
+    """A clicked push: sw.js opens (or moves its window to) ``/?n=<ids>`` from the message's ``notifications``; the
+    page, signed in (here after signing in: the push came while signed out), takes ``n`` off its URL, sends one
+    ``notification_open`` per id (``surface`` "push") once, and goes to the notification's post when its feed shows it.
+
+    What is real and what is not: headless Chromium has no push service, so no real push arrives and no system
+    notification can be clicked. The service worker's click handler is run on a stand-in for its global scope
+    (``SW_CLICK``) to check the URL it opens; the page's part is real: it loads ``/?n=<id>`` as the worker would
+    open it, against the real server, and the server's records are checked."""
+    from playwright.sync_api import expect
+
+    base, tokens = notif_server
+    sw = httpx.get(base + "/sw.js").text
+    with httpx.Client(base_url=base, headers=SVC, timeout=10) as c:
+        assert c.post("/v1/events", json=[{"kind": "follow", "user": "bob", "target_user": "carol"}]).status_code == 200
+        r = c.post("/v1/posts", json=[{"id": "p2", "author": "carol", "text": "look at this, @bob",
+                                       "created_at": time.time() - 30}])  # fmt: skip
+        assert r.status_code == 201, r.text
+        (mention,) = [i for i in c.get("/v1/users/bob/notifications").json()["items"] if i["kind"] == "mention"]
+    assert mention["post"] == "p2" and not mention["read"]
+    nid = mention["id"]
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        # the worker's click: a window of its own is moved to the URL; with none, a new window opens at it
+        page.goto("about:blank")
+        one = page.evaluate(SW_CLICK, [sw, {"notifications": [nid]}, ["http://app.test/"]])
+        assert one["closed"] == 1 and one["calls"] == [
+            ["matchAll", {"type": "window"}],
+            ["focus", "http://app.test/"],
+            ["navigate", "http://app.test/", f"/?n={nid}"],
+        ]
+        digest = page.evaluate(SW_CLICK, [sw, {"notifications": [nid, nid + 7]}, ["http://other.test/"]])
+        assert digest["calls"][-1] == ["openWindow", f"/?n={nid},{nid + 7}"]  # a digest names each notification
+        junk = page.evaluate(SW_CLICK, [sw, {"notifications": ["1;x", -3, 1.5]}, []])
+        assert junk["calls"][-1] == ["openWindow", "/"]
+
+        # the page the worker opens, signed out: sign in keeps ?n=, and the open is sent once, n gone from the URL
+        events: list[dict] = []
+        mine = lambda r: r.url.endswith("/web/api/me/events")  # noqa: E731
+        page.on("request", lambda r: events.extend(r.post_data_json["events"]) if mine(r) else None)
+        page.goto(f"{base}/?n={nid}")
+        page.fill("#token-user", "bob")
+        page.fill("#token-value", tokens["bob"])
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("body[data-user=bob]")
+        expect(page.locator("#bell")).to_have_attribute("aria-label", "Notifications: none unread")
+        page.wait_for_function("() => !location.search.includes('n=')")
+        assert page.url == base + "/"
+        assert opens_held(base, "bob") == [(f"n{nid}", "push")]
+        opened = [e for e in events if e["kind"] == "notification_open"]
+        assert opened == [{"kind": "notification_open", "request_id": f"n{nid}", "surface": "push", "ts": ANY_NUMBER}]
+        box = httpx.get(f"{base}/v1/users/bob/notifications", headers=SVC).json()
+        assert box["unread"] == 0 and box["items"][0]["read"]
+        # carol's post is in bob's feed: the page goes to it
+        post = page.locator("#feed-list article.post[data-post=p2]")
+        expect(post).to_be_focused()
+        expect(post).to_have_class("post notif-target")
+        expect(page.locator("#notif-panel")).to_be_hidden()
+
+        # a reload (the URL has no n any more) sends nothing again
+        page.reload()
+        page.wait_for_selector("body[data-feed-loads]", state="attached")  # the feed clock the open would wait for
+        page.wait_for_timeout(500)
+        assert [e for e in events if e["kind"] == "notification_open"] == opened
+        assert opens_held(base, "bob") == [(f"n{nid}", "push")]
     finally:
         ctx.close()

@@ -4,9 +4,11 @@ the notification log with the feed heads' point-in-time discipline.
 Examples: every notification that was pushed (``push_at`` at or before the training time). Labels, from the
 event log: an ``open`` is a ``notification_open`` naming it (``request_id`` "n<id>") within ``open_window_h`` of
 the push; a ``session`` is an open followed by an impression within ``session_window_min``; ``off`` is a
-``notifications_off`` naming it. Features are computed from what was known at the push time only (``features``):
-the kind, how many people it is about, the local hour, and the person's own history *before* the push (pushes,
-opens, the share opened, pushes in the last day, hours since their last event). A feature never reads an event
+``notifications_off`` naming it. Only the person the notification is for can label it: an event naming someone
+else's notification is ignored (anyone may send events about themself naming any id). Features are computed from
+what was known at the push time only (``features``): the kind, how many people it is about, the local hour, and
+the person's own history *before* the push (pushes, opens, the share opened, pushes in the last day, hours since
+their last event). A feature never reads an event
 after its example's push: tests/test_notification_model.py adds future events and checks nothing moves.
 
 One LightGBM binary model per head (``[notifications]`` model settings); a head with a single class in its
@@ -124,11 +126,14 @@ def examples(
     users = store.load_users()["idx"].tolist()
     rows = [r for u in users for r in store.notifications(u, limit=1_000_000) if r.push_at is not None]
     rows = sorted((r for r in rows if r.push_at is not None and r.push_at <= until), key=lambda r: (r.push_at, r.id))
+    owner = {r.id: r.user for r in rows}  # an event counts only when its person owns the notification it names
     opened_at: dict[int, float] = {}
-    for _, t, nid in _request_ids(store, [EventKind.NOTIFICATION_OPEN]):
-        if t <= until:
+    for u, t, nid in _request_ids(store, [EventKind.NOTIFICATION_OPEN]):
+        if t <= until and owner.get(nid) == u:
             opened_at[nid] = min(opened_at.get(nid, math.inf), t)
-    turned_off = {nid for _, t, nid in _request_ids(store, [EventKind.NOTIFICATIONS_OFF]) if t <= until}
+    turned_off = {
+        nid for u, t, nid in _request_ids(store, [EventKind.NOTIFICATIONS_OFF]) if t <= until and owner.get(nid) == u
+    }
     activity = _times_by_user(store.events_in_window(t_to=until))
     imp_by_user = _times_by_user(store.events_in_window(t_to=until, kinds=[EventKind.IMPRESSION]))
     window = settings.open_window_h * 3600.0

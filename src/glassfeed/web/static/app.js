@@ -40,6 +40,8 @@ const prob = (p) => p >= 0.001 || p === 0 ? p.toFixed(3) : p.toExponential(1);
 const signed = (x, d = 2) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(d);
 // The feed's clock: the page's generated_at plus the real time since (the demo store may run on data time).
 const now = () => state.clock === null ? Date.now() / 1000 : state.clock + (Date.now() - state.loadedAt) / 1000;
+// notifications.js stamps its notification_open events with the same clock (null until the first feed page).
+window.gfNow = () => (state.clock === null ? null : now());
 
 function ago(ts) {
   const s = Math.max(0, now() - ts);
@@ -437,7 +439,9 @@ async function signIn(e) {
   e.preventDefault();
   try {
     await api("/web/session", { method: "POST", body: { user: $("#token-user").value.trim(), token: $("#token-value").value.trim() } });
-    location.href = "/";
+    // a clicked push opened /?n=<ids> (sw.js) while signed out: keep it, so the page sends the open once signed in
+    const n = new URLSearchParams(location.search).get("n");
+    location.href = n ? "/?n=" + encodeURIComponent(n) : "/";
   } catch (err) { say("#token-status", err.message, true); }
 }
 

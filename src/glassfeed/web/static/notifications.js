@@ -27,6 +27,7 @@
     unread: 0, items: [], loaded: false, key: "",
     policies: null, policiesLoading: null, byName: {}, statements: {}, defaultPolicy: null,
     saved: null,            // the settings as last read from the server
+    targets: new Set(),     // ids of the notifications a clicked push opened the page for (shown highlighted)
     off: new Set(), on: new Set(),  // the person's kinds_off / kinds_on as the form holds them
   };
 
@@ -127,9 +128,13 @@
   function item(it, reopen) {
     const whyId = `notif-why-${it.id}`;
     const [ps, pushText] = pushState(it);
-    const li = h("li", { class: "notif-item" + (it.read ? "" : " unread"), "data-id": String(it.id), "data-kind": it.kind,
-                         "data-read": String(it.read), "data-push": ps },
-      h("p", { class: "notif-text", text: it.text }),
+    const cls = "notif-item" + (it.read ? "" : " unread") + (st.targets.has(String(it.id)) ? " notif-target" : "");
+    const li = h("li", { class: cls, "data-id": String(it.id), "data-kind": it.kind,
+                         "data-read": String(it.read), "data-push": ps, "data-post": it.post || null },
+      // the text is the button that opens it: sends the open, marks it read, goes to its post when the page has it
+      h("p", { class: "notif-text" },
+        h("button", { type: "button", class: "notif-open", onclick: (e) => openItem(e.currentTarget, it),
+                      title: it.post ? "Open: marks it read and shows the post" : "Open: marks it read" }, it.text)),
       h("p", { class: "meta" },
         timeEl(it.updated_at ?? it.created_at), " · ",
         h("span", { class: "notif-read", text: it.read ? "read" : "unread" }), " · ",
@@ -205,6 +210,93 @@
       btn.disabled = false;
       status.textContent = "Could not turn it off: " + e.message; status.classList.add("bad");
     }
+  }
+
+  // ---------------------------------------------------------------- opening a notification
+  // Opening one (a click on its inbox item, or on a pushed message: sw.js then opens /?n=<ids>) sends the person's
+  // notification_open event naming it (request_id "n<id>", surface "inbox" or "push") through the proxy to their
+  // events: the server marks it read and the open model learns from it. Events carry the feed's clock (app.js's
+  // gfNow), as the page's other events do, so a store served on data time stays consistent.
+  const feedNow = () => (typeof window.gfNow === "function" ? window.gfNow() : null);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  async function sendOpens(ids, surface, waitMs = 0) {
+    for (let t = 0; feedNow() === null && t < waitMs; t += 100) await sleep(100);  // the first feed page sets it
+    const ts = feedNow();
+    const events = ids.map((id) => {
+      const ev = { kind: "notification_open", request_id: `n${id}`, surface };
+      if (ts !== null) ev.ts = ts;
+      return ev;
+    });
+    return api(ME + "events", { method: "POST", body: { events } });
+  }
+
+  function markReadHere(ids) {
+    const want = new Set(ids.map(String));
+    let changed = 0;
+    for (const it of st.items) if (want.has(String(it.id)) && !it.read) { it.read = true; changed += 1; }
+    setUnread(Math.max(0, st.unread - changed));
+    if (!$("#notif-panel").hidden) renderInbox();
+  }
+
+  // Go to the notification's post when the feed on this page shows it (the page has no view of a single post).
+  function showPost(it) {
+    const card = it.post ? document.querySelector(`#feed-list article.post[data-post="${CSS.escape(it.post)}"]`) : null;
+    if (!card) return false;
+    const tab = $("#tab-feed");
+    if (tab && tab.getAttribute("aria-selected") !== "true") tab.click();
+    openPanel(false);
+    for (const c of document.querySelectorAll(".notif-target")) c.classList.remove("notif-target");
+    card.classList.add("notif-target");
+    card.tabIndex = -1;
+    card.scrollIntoView({ block: "center" });
+    card.focus({ preventScroll: true });
+    return true;
+  }
+
+  const focusItem = (id) => $(`#notif-list .notif-item[data-id="${CSS.escape(String(id))}"] .notif-open`)?.focus();
+
+  async function openItem(btn, it) {
+    if (btn.dataset.busy) return;
+    btn.dataset.busy = "1";
+    try {
+      await sendOpens([it.id], "inbox");
+      markReadHere([it.id]);
+      await refresh();  // the server's inbox (it read it on the event), drawn before the focus and message below
+      if (!showPost(it)) {
+        focusItem(it.id);
+        say("#notif-status", it.post ? "Opened and marked read. Its post is not in your feed on this page." : "Opened and marked read.");
+      }
+    } catch (e) {
+      say("#notif-status", "Could not open it: " + e.message, true);
+    } finally { delete btn.dataset.busy; }
+  }
+
+  // /?n=<ids>: the page was opened from a clicked push. Take the parameter off the URL first (a reload or the back
+  // button must not send the open again), then send one open per notification, and show it.
+  async function openFromPush() {
+    const url = new URL(location.href);
+    const raw = url.searchParams.get("n");
+    if (raw === null) return;
+    url.searchParams.delete("n");
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    const ids = [...new Set(raw.split(",").map((x) => x.trim()).filter((x) => /^[0-9]{1,15}$/.test(x))
+      .map((x) => String(Number(x))))].slice(0, 50);
+    if (!ids.length) return;
+    try {
+      await sendOpens(ids, "push", 10_000);
+    } catch (e) {
+      openPanel(true);
+      say("#notif-status", "Could not record that you opened this notification: " + e.message, true);
+      return;
+    }
+    markReadHere(ids);
+    await refresh();
+    const mine = st.items.filter((it) => ids.includes(String(it.id)));
+    if (mine.length === 1 && showPost(mine[0])) return;
+    st.targets = new Set(mine.map((it) => String(it.id)));
+    openPanel(true);
+    if (mine.length) focusItem(mine[0].id);
   }
 
   async function markAllRead() {
@@ -477,6 +569,7 @@
     $("#nset-push-on").addEventListener("click", pushOn);
     $("#nset-push-off").addEventListener("click", pushOff);
     refresh();
+    openFromPush();
     setInterval(() => { if (document.visibilityState === "visible") refresh(); }, POLL_MS);
   }
 

@@ -1,6 +1,7 @@
 // glassfeed service worker (served by the app at /sw.js, scope /): it shows the Web Push messages the notification
 // worker sends (glassfeed.notifications.worker: {"delivery", "notifications", "title", "body", "digest"}, decrypted
-// by the browser) and opens the page when one is clicked. No caching, no network calls of its own.
+// by the browser) and, when one is clicked, opens the page at /?n=<notification ids> (the page then sends the
+// notification_open events). No caching, no network calls of its own.
 "use strict";
 
 self.addEventListener("install", () => self.skipWaiting());
@@ -20,13 +21,26 @@ self.addEventListener("push", (event) => {
   }));
 });
 
+// The page a click opens: /?n=<ids> names the notifications the message was about (a digest names several); the
+// page sends their notification_open events once and takes the parameter off its URL (notifications.js).
+function pageFor(ids) {
+  const ok = (Array.isArray(ids) ? ids : []).filter((i) => Number.isSafeInteger(i) && i > 0).slice(0, 50);
+  return ok.length ? "/?n=" + ok.join(",") : "/";
+}
+
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
+  const url = pageFor((event.notification.data || {}).notifications);
   event.waitUntil((async () => {
-    const open = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-    for (const c of open) {
-      if (new URL(c.url).origin === self.location.origin && "focus" in c) return c.focus();
+    // a page of this site this worker controls: bring it forward and load the URL in it; otherwise a new window
+    const open = await self.clients.matchAll({ type: "window" });
+    const c = open.find((w) => new URL(w.url).origin === self.location.origin && "focus" in w);
+    if (c) {
+      try {
+        await c.focus();
+        if (await c.navigate(url)) return;
+      } catch { /* not navigable from here: open a window instead */ }
     }
-    return self.clients.openWindow("/");
+    await self.clients.openWindow(url);
   })());
 });
