@@ -7,8 +7,9 @@ bids; budgets that do not run out during the run; people get a declared country 
 blocks of the same requests alternately with ads on (the ``AdService`` installed as the feed's ``ad_server``) and
 off (``ad_server`` None): A B, B A, ... so that a shared machine's drifts hit both alike. Both sides log their
 impressions as in production (the feed's impressions, and on the ads side the ad log's, each group-committed by a
-background writer), so the ads side pays for its writes too. Prints the machine, per side p50/p90/p99 of wall time, ads per page, and the ratio of
-medians (ads / no ads): the median over blocks of each block's ratio, and pooled.
+background writer), so the ads side pays for its writes too. Prints the machine, per side p50/p90/p99 of wall
+time, ads per page, and the ratio of medians (ads / no ads): the median over blocks of each block's ratio, and
+pooled.
 
 Usage: python -m benchmarks.bench_ads [--db PATH] [--users 2000 --days 14] [--blocks 20] [--requests 50]
 """
