@@ -690,9 +690,12 @@ class AdWorld(World):
         rows = self.store.ad_log(0)
         billed = {"impression": 0, "click": 0, "hide": 0, "engagement": 0}
         count = dict.fromkeys(billed, 0)
+        cpm_imps = 0  # impressions of CPM campaigns (billed when served)
+        cpm_campaigns = {a.campaign for a in self.market if a.objective == "reach"}
         for r in rows:
             billed[r.kind] += r.price
             count[r.kind] += 1
+            cpm_imps += r.kind == "impression" and r.campaign in cpm_campaigns
         days = self.cfg.steps * self.cfg.step_hours / 24.0
         budgets = sum(a.daily_budget for a in self.market) * days
         by_day: dict[tuple[str, int], int] = {}  # (campaign, UTC day) -> billed micro-units
@@ -723,6 +726,9 @@ class AdWorld(World):
             "revenue_per_1k_sessions": 1000.0 * revenue / sessions if sessions else None,
             "impressions_per_session": count["impression"] / sessions if sessions else None,
             "ads_seen_per_session_total": tl.seen / sessions if sessions else None,
+            "revenue_per_1k_ads": 1000.0 * revenue / count["impression"] if count["impression"] else None,
+            "cpm_price": billed["impression"] / MICROS * 1000.0 / cpm_imps if cpm_imps else None,
+            "seen_share": tl.seen / count["impression"] if count["impression"] else None,
             "ctr": count["click"] / count["impression"] if count["impression"] else None,
             "ctr_seen": count["click"] / tl.seen if tl.seen else None,
             "fill_rate": count["impression"] / tl.places if tl.places else None,

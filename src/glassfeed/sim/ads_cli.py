@@ -4,6 +4,7 @@ what the numbers say) and curve.png (when matplotlib is installed)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import shutil
@@ -41,6 +42,9 @@ MORE: tuple[tuple[str, str], ...] = (
     ("regret", "regret (posts scanned)"),
     ("divisive_share_consumed", "divisive share, scanned"),
     ("organic_seen_per_session", "posts scanned / session"),
+    ("revenue_per_1k_ads", "revenue / 1,000 ads served"),
+    ("cpm_price", "mean CPM price paid (per 1,000)"),
+    ("seen_share", "ads scanned / ads served"),
     ("fill_rate", "fill rate (served / places)"),
     ("ctr_seen", "clicks / ads scanned"),
     ("hides_per_1k_sessions", "hides / 1,000 sessions"),
@@ -106,48 +110,104 @@ def table(outcomes: dict[str, dict[str, Any]], columns: Sequence[tuple[str, str]
     return "\n".join(lines)
 
 
+def _f(o: dict[str, Any] | None, key: str) -> str:
+    v = None if o is None else o.get(key)
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _f3(o: dict[str, Any] | None, key: str) -> str:
+    v = None if o is None else o.get(key)
+    return "-" if v is None else f"{v:.4f}"
+
+
 def _pct(a: float, b: float) -> str:
     return f"{100 * (b - a) / a:+.1f}%" if a else "n/a"
 
 
 def findings(
-    mean: dict[str, dict[str, Any]], policies: Sequence[str], loads: Sequence[float], currency: str
+    mean: dict[str, dict[str, Any]],
+    runs: Sequence[dict[str, dict[str, Any]]],
+    policies: Sequence[str],
+    loads: Sequence[float],
+    currency: str,
+    seed_ids: Sequence[int] = (),
 ) -> list[str]:
-    """What the mean curve says, computed from it (no number here that the run did not measure)."""
+    """What the curve says, computed from the means (and, for directions, from each seed): no number here that the
+    run did not measure."""
     lo, hi = min(loads), max(loads)
+    some = [x for x in loads if x > 0]
+    first = min(some) if some else lo
     by = {(o["feed_policy"], o["ad_load"]): o for o in mean.values()}
+    seeds = [{(o["feed_policy"], o["ad_load"]): o for o in r.values()} for r in runs]
     out = []
+
+    def change(a: dict[str, Any], b: dict[str, Any], key: str, digits: int = 3) -> str:
+        x, y = a[key], b[key]
+        return f"{x:.{digits}f} -> {y:.{digits}f} ({_pct(x, y)})"
+
     for p in policies:
-        a, b = by.get((p, lo)), by.get((p, hi))
-        if a is None or b is None:
+        a, b, f = by.get((p, lo)), by.get((p, hi)), by.get((p, first))
+        if a is None or b is None or f is None:
             continue
-        out.append(
-            f"- **{p}**, ad load {100 * lo:g}% -> {100 * hi:g}%: revenue per 1,000 sessions "
-            f"{a['revenue_per_1k_sessions']:.2f} -> {b['revenue_per_1k_sessions']:.2f} {currency} "
-            f"({b['impressions_per_session']:.2f} ads served and {b['ads_seen_per_session_total']:.2f} scanned per "
-            f"session at {100 * hi:g}%); minutes per session {a['minutes_per_session']:.3f} -> "
-            f"{b['minutes_per_session']:.3f} ({_pct(a['minutes_per_session'], b['minutes_per_session'])}); "
-            f"sessions {a['sessions']:,.0f} -> {b['sessions']:,.0f} ({_pct(a['sessions'], b['sessions'])}); "
-            f"engagements per session {a['engagements_per_session']:.3f} -> {b['engagements_per_session']:.3f} "
-            f"({_pct(a['engagements_per_session'], b['engagements_per_session'])}); satisfaction of everything "
-            f"scanned {a['satisfaction_all']:.3f} -> {b['satisfaction_all']:.3f}; regret {a['regret_all']:.3f} -> "
-            f"{b['regret_all']:.3f}; regretted minutes per session {a['regretted_minutes_per_session']:.3f} -> "
-            f"{b['regretted_minutes_per_session']:.3f}; divisive share of the top 10 served "
-            f"{a['divisive_share_top10']:.3f} -> {b['divisive_share_top10']:.3f}."
+        rising = sum(
+            all(
+                s[(p, x)]["revenue_per_1k_sessions"] < s[(p, y)]["revenue_per_1k_sessions"]
+                for x, y in itertools.pairwise(sorted(loads))
+            )
+            for s in seeds
         )
+        best = max(sorted(loads), key=lambda x: by[(p, x)]["revenue_per_1k_sessions"])
+        out += [
+            f"- **{p}: revenue.** Per 1,000 sessions {a['revenue_per_1k_sessions']:.2f} {currency} at {100 * lo:g}%, "
+            f"{f['revenue_per_1k_sessions']:.2f} at {100 * first:g}%, {b['revenue_per_1k_sessions']:.2f} at "
+            f"{100 * hi:g}% (highest mean at {100 * best:g}%); it rose at every step of the load in {rising} of "
+            f"{len(seeds)} seeds. Ads served per session {f['impressions_per_session']:.2f} -> "
+            f"{b['impressions_per_session']:.2f} from {100 * first:g}% to {100 * hi:g}%, ads scanned "
+            f"{f['ads_seen_per_session_total']:.2f} -> {b['ads_seen_per_session_total']:.2f}; revenue per 1,000 ads "
+            f"served {_f(f, 'revenue_per_1k_ads')} -> {_f(b, 'revenue_per_1k_ads')}, mean CPM price "
+            f"{_f(f, 'cpm_price')} -> {_f(b, 'cpm_price')}, clicks per ad served {_f3(f, 'ctr')} -> {_f3(b, 'ctr')}, "
+            f"fill rate {_f(f, 'fill_rate')} -> {_f(b, 'fill_rate')}, campaign-days at >= 90% of the daily budget "
+            f"{_f(f, 'budget_bound_share')} -> {_f(b, 'budget_bound_share')}.",
+            f"- **{p}: people, {100 * lo:g}% -> {100 * hi:g}%.** Minutes per session "
+            f"{change(a, b, 'minutes_per_session')}; sessions {a['sessions']:,.0f} -> {b['sessions']:,.0f} "
+            f"({_pct(a['sessions'], b['sessions'])}); posts scanned per session "
+            f"{change(a, b, 'organic_seen_per_session')}; engagements per session "
+            f"{change(a, b, 'engagements_per_session')}; engagement per impression "
+            f"{change(a, b, 'engagement_rate')}; satisfaction of everything scanned "
+            f"{change(a, b, 'satisfaction_all')} (of the posts alone {change(a, b, 'satisfaction')}); regret of "
+            f"everything scanned {change(a, b, 'regret_all')}; regretted minutes per session "
+            f"{change(a, b, 'regretted_minutes_per_session')}; divisive share of the top 10 served "
+            f"{change(a, b, 'divisive_share_top10')}.",
+        ]
     if len(policies) >= 2:
         p, q = policies[0], policies[1]
-        for load in (lo, hi):
+        for load in sorted({lo, hi}):
             a, b = by.get((p, load)), by.get((q, load))
             if a is None or b is None:
                 continue
             out.append(
-                f"- At {100 * load:g}%: {p} vs {q}: revenue per 1,000 sessions {a['revenue_per_1k_sessions']:.2f} vs "
-                f"{b['revenue_per_1k_sessions']:.2f}, minutes per session {a['minutes_per_session']:.3f} vs "
+                f"- **At {100 * load:g}%, {p} vs {q}:** revenue per 1,000 sessions {a['revenue_per_1k_sessions']:.2f} "
+                f"vs {b['revenue_per_1k_sessions']:.2f}, minutes per session {a['minutes_per_session']:.3f} vs "
                 f"{b['minutes_per_session']:.3f}, satisfaction {a['satisfaction_all']:.3f} vs "
                 f"{b['satisfaction_all']:.3f}, regretted minutes per session "
                 f"{a['regretted_minutes_per_session']:.3f} vs {b['regretted_minutes_per_session']:.3f}, divisive "
                 f"share {a['divisive_share_top10']:.3f} vs {b['divisive_share_top10']:.3f}."
+            )
+        a, b = by.get((p, lo)), by.get((q, hi))
+        if a is not None and b is not None:
+            sat, reg = "satisfaction_all", "regretted_minutes_per_session"
+            per_seed = "; ".join(
+                f"seed {k}: {s[(q, hi)][sat]:.3f} vs {s[(p, lo)][sat]:.3f}, "
+                f"{s[(q, hi)][reg]:.3f} vs {s[(p, lo)][reg]:.3f}"
+                for k, s in zip(seed_ids or range(1, len(seeds) + 1), seeds)
+            )
+            out.append(
+                f"- **{q} at {100 * hi:g}% against {p} at {100 * lo:g}%:** satisfaction {b['satisfaction_all']:.3f} vs "
+                f"{a['satisfaction_all']:.3f}, regretted minutes per session "
+                f"{b['regretted_minutes_per_session']:.3f} vs {a['regretted_minutes_per_session']:.3f}, minutes per "
+                f"session {b['minutes_per_session']:.3f} vs {a['minutes_per_session']:.3f}, revenue per 1,000 "
+                f"sessions {b['revenue_per_1k_sessions']:.2f} vs {a['revenue_per_1k_sessions']:.2f} (each run, "
+                f"satisfaction and regretted minutes: {per_seed})."
             )
     return out
 
@@ -301,7 +361,7 @@ def register(app: typer.Typer) -> None:
             "",
             "## What the numbers say (computed from the table above)",
             "",
-            *findings(mean, names, loads, currency),
+            *findings(mean, runs, names, loads, currency, seed_list),
             "",
             "## More of each arm (mean over seeds)",
             "",
