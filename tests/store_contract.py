@@ -258,6 +258,10 @@ class StoreContract:
         got = store.events_in_window(object_columns=True)
         assert got.equals(b.with_seq(1))
         assert store.events_in_window().request_id is None  # numeric columns only unless asked
+        tail = list(store.iter_events(since_seq=1, chunk=1, object_columns=True))  # a tail that needs request ids
+        assert [len(c) for c in tail] == [1, 1]
+        assert EventBatch.concat(tail).equals(b.with_seq(1).take(np.array([1, 2])))
+        assert next(store.iter_events()).request_id is None
         assert store.user_events(u["b"]) == [
             StoredEvent(3, "client-1", int(K.LIKE), p["p1"], None, T0 + 2, None, None, None, None),
             StoredEvent(2, None, int(K.IMPRESSION), p["p2"], None, T0 + 1, None, "home", 1, "engagement:s.0"),

@@ -39,7 +39,7 @@ from glassfeed.domain.spec import (
     unsafe_mask,
 )
 from glassfeed.settings import IngestLimits, packaged_settings
-from glassfeed.store import AdCampaignRow, AdLogRow, ModerationRecord, Store
+from glassfeed.store import AdCampaignRow, AdLogRow, ModerationRecord, Store, Transaction
 
 HASHTAG = re.compile(r"#(\w{1,64})")
 
@@ -414,8 +414,13 @@ class Ingestor:
         for cb in self.entity_listeners:
             cb("prefs", [user])
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Durably set one key of the store's meta table (cursors, secrets): the one door for meta writes."""
+    def set_meta(self, key: str, value: str, tx: Transaction | None = None) -> None:
+        """Durably set one key of the store's meta table (cursors, secrets): the one door for meta writes. With
+        ``tx`` (a transaction of this Ingestor's store, still open) the value commits with whatever else the caller
+        writes in it, or not at all: a consumer's cursor advanced with what it made of the events it read."""
+        if tx is not None:
+            self.store.set_meta(tx, key, value)
+            return
         with self.store.transaction() as tx:
             self.store.set_meta(tx, key, value)
 

@@ -395,10 +395,11 @@ class Store(Protocol):
         ...
 
     def iter_events(
-        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000
+        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000, object_columns: bool = False
     ) -> Iterator[EventBatch]:
         """Stream the events with ``since_seq < seq <= until_seq`` in ``seq`` order, at most ``chunk`` a batch
-        (numeric columns only: the object columns are ``None``). Empty batches are never yielded."""
+        (numeric columns only, the object columns ``None``, unless ``object_columns``: then ``surface``,
+        ``request_id`` and ``id`` are read too, as a tail that needs them does). Empty batches are never yielded."""
         ...
 
     def events_in_window(

@@ -936,25 +936,31 @@ class PostgresStore:
         return rows[0][0] if rows else None
 
     def iter_events(
-        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000
+        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000, object_columns: bool = False
     ) -> Iterator[EventBatch]:
         """Stream events after ``since_seq`` (up to ``until_seq``) as ``EventBatch`` chunks in ``seq`` order, each
-        chunk one binary ``COPY`` decoded with numpy."""
+        chunk one binary ``COPY`` decoded with numpy (with ``object_columns``, a plain query that reads them too)."""
         last = int(since_seq)
         while True:
             where = [sql.SQL("seq > {}").format(sql.Literal(last))]
             if until_seq is not None:
                 where.append(sql.SQL("seq <= {}").format(sql.Literal(int(until_seq))))
-            select = sql.SQL("SELECT {} FROM events WHERE {} ORDER BY seq LIMIT {}").format(
-                sql.SQL(_NUMERIC_SELECT), sql.SQL(" AND ").join(where), sql.Literal(int(chunk))
-            )
-            rec = self._copy_out(select, _EVENT_WIRE)
-            if len(rec) == 0:
+            cond = sql.SQL(" AND ").join(where)
+            if object_columns:
+                batch = self._events_with_objects(sql.SQL(" WHERE ") + cond, sql.SQL("seq"), int(chunk))
+                n = len(batch)
+            else:
+                select = sql.SQL("SELECT {} FROM events WHERE {} ORDER BY seq LIMIT {}").format(
+                    sql.SQL(_NUMERIC_SELECT), cond, sql.Literal(int(chunk))
+                )
+                rec = self._copy_out(select, _EVENT_WIRE)
+                n = len(rec)
+                batch = _event_batch(rec)
+            if n == 0:
                 return
-            batch = _event_batch(rec)
             yield batch
             last = int(batch.seq[-1])
-            if len(rec) < chunk:
+            if n < chunk:
                 return
 
     def events_in_window(
@@ -980,8 +986,16 @@ class PostgresStore:
         if not object_columns:
             select = sql.SQL("SELECT {} FROM events{} ORDER BY ts, seq").format(sql.SQL(_NUMERIC_SELECT), cond)
             return _event_batch(self._copy_out(select, _EVENT_WIRE))
-        query = sql.SQL("SELECT {}, {} FROM events{} ORDER BY ts, seq").format(
-            sql.SQL(_NUMERIC_SELECT), sql.SQL(", ").join(sql.Identifier(n) for n in OBJECT_COLUMNS), cond
+        return self._events_with_objects(cond, sql.SQL("ts, seq"))
+
+    def _events_with_objects(self, cond: sql.Composable, order: sql.Composable, limit: int | None = None) -> EventBatch:
+        """The events matching ``cond`` (a ``WHERE`` clause or nothing) in ``order``, object columns included."""
+        query = sql.SQL("SELECT {}, {} FROM events{} ORDER BY {}{}").format(
+            sql.SQL(_NUMERIC_SELECT),
+            sql.SQL(", ").join(sql.Identifier(n) for n in OBJECT_COLUMNS),
+            cond,
+            order,
+            sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else sql.SQL(""),
         )
         rows = self._read(lambda con: con.execute(query).fetchall())
         if not rows:

@@ -651,11 +651,12 @@ class SQLiteStore:
         return rows[0][0] if rows else None
 
     def iter_events(
-        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000
+        self, since_seq: int = 0, until_seq: int | None = None, *, chunk: int = 500_000, object_columns: bool = False
     ) -> Iterator[EventBatch]:
         """Stream events after ``since_seq`` (up to ``until_seq``) as ``EventBatch`` chunks in ``seq`` order."""
         last = since_seq
-        sql = f"SELECT {_NUMERIC_SELECT} FROM events WHERE seq > ?"
+        extra = "".join(f", {name}" for name in OBJECT_COLUMNS) if object_columns else ""
+        sql = f"SELECT {_NUMERIC_SELECT}{extra} FROM events WHERE seq > ?"
         if until_seq is not None:
             sql += " AND seq <= ?"
         sql += " ORDER BY seq LIMIT ?"
@@ -664,7 +665,7 @@ class SQLiteStore:
             rows = self._rows(sql, params)
             if not rows:
                 return
-            batch = _event_batch(rows)
+            batch = _event_batch(rows, object_columns)
             yield batch
             last = int(batch.seq[-1])
             if len(rows) < chunk:
