@@ -297,6 +297,14 @@ class NotificationSettings(_Section):
     retry_cap_s: float = Field(gt=0, description="... at most this long")
     max_attempts: int = Field(ge=1, le=100, description="attempts before a push is given up (state failed)")
     worker_interval_s: float = Field(gt=0, description="how often the delivery worker looks for due pushes")
+    candidates_from: Literal["ingest", "log"] = Field(
+        description='who turns events into notifications: "ingest": each API process, from the events it commits '
+        "(other writers' events make none); \"log\": the delivery worker alone, tailing the store's event log from "
+        "a cursor in the store (every writer's events; the API processes make none). The same in every process"
+    )
+    tail_batch: int = Field(
+        ge=1, le=100_000, description='"log": events (or new posts) the worker folds in one transaction with its cursor'
+    )
     send_timeout_s: float = Field(gt=0, description="timeout of one push or webhook request")
     affinity_authors: int = Field(ge=0, le=100, description="suggest: new posts of this many top-affinity accounts")
     suggest_page: int = Field(ge=1, le=200, description="suggest: feed items ranked to find one out of network")

@@ -11,13 +11,22 @@ is due).
 An aggregated notification is scheduled once, when it first appears; later likes update it in the inbox (unread
 again, new count) without pushing it again. P(open) is the policy's prior per kind until the open model is
 trained (``glassfeed notifications train``, ``model.py``), then the model's.
+
+Who turns events into candidates is ``[notifications] candidates_from``: ``"ingest"`` (the default) is the above,
+each process from the events its own Ingestor commits, so events another process writes (``glassfeed bluesky
+ingest``, ``glassfeed import``) make none. ``"log"``: no process listens; one consumer (the delivery worker) calls
+``tail_log`` every round, which reads the store's event log (and its new posts, for mentions) from a cursor kept in
+the store's meta table and folds what it reads with the same code, the cursor advanced in the transaction that
+writes the notifications, so every writer's events are notified exactly once.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,7 +48,7 @@ from glassfeed.notifications.policy import (
 from glassfeed.notifications.schedule import PUSH, RULES, _offsets, schedule
 from glassfeed.settings import Settings, packaged_settings
 from glassfeed.state.counters import C
-from glassfeed.store import Delivery, NotificationRow, models_dir
+from glassfeed.store import Delivery, NotificationRow, Transaction, models_dir
 
 #: Where a decision's P(open) came from, in words.
 P_OPEN_FROM: dict[str, str] = {
@@ -94,6 +103,51 @@ def notification_id(request_id: object) -> int | None:
     return None
 
 
+#: The meta key of the log tail's cursor (``candidates_from = "log"``): what ``tail_log`` has folded.
+LOG_CURSOR_KEY = "notifications.log_cursor"
+
+
+class LogCursor(NamedTuple):
+    """Where the log tail stands: every event up to ``seq`` and every post up to idx ``post`` has been folded."""
+
+    seq: int
+    post: int
+
+    def text(self) -> str:
+        return json.dumps({"seq": self.seq, "post": self.post}, separators=(",", ":"))
+
+    @staticmethod
+    def parse(text: str) -> LogCursor:
+        v = json.loads(text)
+        return LogCursor(int(v["seq"]), int(v["post"]))
+
+
+@dataclass
+class TailReport:
+    """What one ``tail_log`` call did: events and new posts read, notifications written (new or updated), the
+    transactions committed, and the cursor after it (``started``: there was none; it was set at the log's head)."""
+
+    events: int = 0
+    posts: int = 0
+    written: int = 0
+    transactions: int = 0
+    started: bool = False
+    cursor: LogCursor | None = None
+
+
+def _opens(batch: EventBatch) -> dict[int, list[int]]:
+    """The notifications each person opened in a batch (``notification_open`` events naming one, "n<id>")."""
+    rows = np.flatnonzero(batch.kind == int(EventKind.NOTIFICATION_OPEN))
+    by_user: dict[int, list[int]] = {}
+    if not len(rows) or batch.request_id is None:
+        return by_user
+    for i in rows.tolist():
+        nid = notification_id(batch.request_id[i])
+        if nid is not None:
+            by_user.setdefault(int(batch.user[i]), []).append(nid)
+    return by_user
+
+
 class NotificationError(IngestError):
     def __init__(self, field: str, reason: str, status: int = 422) -> None:
         super().__init__([ItemError(0, field, reason)], status=status)
@@ -122,8 +176,9 @@ class NotificationService:
         #: Called after each commit with the notifications new to the inboxes, as written (ids, decisions): the
         #: feed simulator's notification arms (``sim/notify_world.py``) deliver their pushes to its population.
         self.decided_listeners: list[Callable[[list[NotificationRow]], None]] = []
-        self.ingestor.listeners.append(self._on_events)
-        self.ingestor.entity_listeners.append(self._on_entities)
+        if self.settings.candidates_from == "ingest":  # "log": only the consumer calling ``tail_log`` makes them
+            self.ingestor.listeners.append(self._on_events)
+            self.ingestor.entity_listeners.append(self._on_entities)
 
     # ------------------------------------------------------------------ settings
     def settings_of(self, user: int) -> dict[str, Any]:
@@ -162,35 +217,44 @@ class NotificationService:
 
     # ------------------------------------------------------------------ from events to the inbox and the outbox
     def _on_events(self, batch: EventBatch) -> None:
-        st = self.feed.state
-        c = from_events(batch, st.posts.author, hidden=lambda u: set(st.graph.hidden(u)))
+        c = self.event_candidates(batch)
         if len(c):
             self.fold(c)
         self._opened(batch)
 
+    def event_candidates(self, batch: EventBatch) -> NotificationCandidates:
+        """The candidates committed events make (``candidates.from_events`` on the serving state): the one path from
+        events to candidates, for the Ingestor's listener and the log tail alike."""
+        st = self.feed.state
+        return from_events(batch, st.posts.author, hidden=lambda u: set(st.graph.hidden(u)))
+
     def _opened(self, batch: EventBatch) -> None:
         """An opened notification (a ``notification_open`` event naming it, ``request_id`` "n<id>") is read."""
-        rows = np.flatnonzero(batch.kind == int(EventKind.NOTIFICATION_OPEN))
-        if not len(rows) or batch.request_id is None:
-            return
-        by_user: dict[int, list[int]] = {}
-        for i in rows.tolist():
-            nid = notification_id(batch.request_id[i])
-            if nid is not None:
-                by_user.setdefault(int(batch.user[i]), []).append(nid)
-        with self.store.transaction() as tx:
-            for u, ids in by_user.items():
-                self.store.mark_notifications_read(tx, u, ids, float(batch.ts.max()))
+        by_user = _opens(batch)
+        if by_user:
+            with self.store.transaction() as tx:
+                self._mark_opened(tx, by_user, float(batch.ts.max()))
+
+    def _mark_opened(self, tx: Transaction, by_user: dict[int, list[int]], at: float) -> None:
+        for u, ids in by_user.items():
+            self.store.mark_notifications_read(tx, u, ids, at)
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         if kind != "posts" or not idxs:
             return
+        c = self.mention_candidates(idxs)
+        if len(c):
+            self.fold(c)
+
+    def mention_candidates(self, idxs: list[int]) -> NotificationCandidates:
+        """The mentions new posts make (``candidates.mentions`` on the serving state's texts and handles): the one
+        path from new posts to candidates, for the Ingestor's entity listener and the log tail alike."""
         st = self.feed.state
         if st.users.n != self._handles_n:  # handles of people who joined since
             self._handles = {st.users.handle_of(u).lower(): u for u in range(1, st.users.n + 1)}
             self._handles_n = st.users.n
         posts = np.asarray(idxs, np.int64)
-        c = mentions(
+        return mentions(
             posts,
             [st.posts.text_of(int(p)) for p in idxs],
             st.posts.author(posts),
@@ -198,11 +262,70 @@ class NotificationService:
             self._handles,
             hidden=lambda u: set(st.graph.hidden(u)),
         )
-        if len(c):
-            self.fold(c)
 
-    def fold(self, c: NotificationCandidates) -> list[int]:
-        """Merge candidates into the inboxes and schedule what is new; returns the notification ids written."""
+    # ------------------------------------------------------------------ "log": one consumer tails the event log
+    def log_cursor(self) -> LogCursor | None:
+        """The log tail's cursor in the store (None before the tail first ran)."""
+        v = self.store.get_meta(LOG_CURSOR_KEY)
+        return LogCursor.parse(v) if v is not None else None
+
+    def tail_log(self) -> TailReport:
+        """Fold every event and new post committed since the cursor, by whichever process wrote it (``"log"`` mode;
+        run by one process per store, the delivery worker): first the serving state catches up with the store
+        (``FeedService.catch_up``), then the posts above the cursor (their mentions) and the events above it, up
+        to the state's head, at most ``[notifications] tail_batch`` a transaction, become candidates by the same
+        code as on ingest (``mention_candidates``, ``event_candidates``; opens mark their notification read) and
+        are folded (``fold``); each transaction also advances the cursor (``Ingestor.set_meta``), so a crash
+        leaves the cursor with what was written, and nothing is folded twice or skipped. Were the cursor ever
+        behind (an operator rewound it), the candidates' keys make the replay add nothing. Without a cursor, the
+        tail starts at the log's head: what came before is not notified (``glassfeed notifications cursor`` moves
+        it)."""
+        self.feed.catch_up()
+        st = self.feed.state
+        with self.feed.lock:
+            head = LogCursor(st.last_seq, st.posts.n)
+        at = self.log_cursor()
+        report = TailReport(cursor=at)
+        if at is None:
+            self.ingestor.set_meta(LOG_CURSOR_KEY, head.text())
+            report.started, report.cursor, report.transactions = True, head, 1
+            return report
+        step = self.settings.tail_batch
+
+        def advance(to: LogCursor, opens: dict[int, list[int]], opened_at: float) -> Callable[[Transaction], None]:
+            def write(tx: Transaction) -> None:
+                self._mark_opened(tx, opens, opened_at)
+                self.ingestor.set_meta(LOG_CURSOR_KEY, to.text(), tx=tx)
+
+            return write
+
+        while at.post < head.post:
+            to = at._replace(post=min(head.post, at.post + step))
+            with self.feed.lock:
+                c = self.mention_candidates(list(range(at.post + 1, to.post + 1)))
+            report.written += len(self.fold(c, also=advance(to, {}, 0.0)))
+            report.posts += to.post - at.post
+            report.transactions += 1
+            at = report.cursor = to
+        for batch in self.store.iter_events(since_seq=at.seq, until_seq=head.seq, chunk=step, object_columns=True):
+            to = at._replace(seq=int(batch.seq[-1]))
+            with self.feed.lock:
+                c = self.event_candidates(batch)
+            report.written += len(self.fold(c, also=advance(to, _opens(batch), float(batch.ts.max()))))
+            report.events += len(batch)
+            report.transactions += 1
+            at = report.cursor = to
+        if at.seq < head.seq:  # the newest events were erased since the state read them: nothing left to fold
+            at = report.cursor = at._replace(seq=head.seq)
+            self.ingestor.set_meta(LOG_CURSOR_KEY, at.text())
+            report.transactions += 1
+        return report
+
+    # ------------------------------------------------------------------ folding candidates into the inboxes
+    def fold(self, c: NotificationCandidates, also: Callable[[Transaction], None] | None = None) -> list[int]:
+        """Merge candidates into the inboxes and schedule what is new; returns the notification ids written (new
+        or updated). ``also`` writes more in the same transaction (the log tail's cursor), which is then committed
+        even when the candidates change nothing."""
         with self.lock:
             pols = {u: self.policy_for(u) for u in set(c.user.tolist())}
             parts = []
@@ -238,6 +361,9 @@ class NotificationService:
                             )
                         )
             if not rows_out:
+                if also is not None:
+                    with self.store.transaction() as tx:
+                        also(tx)
                 return []
             self._schedule(rows_out, fresh, fresh_src, pols)
             deliveries: list[tuple[int, Delivery]] = []
@@ -249,6 +375,8 @@ class NotificationService:
             with self.store.transaction() as tx:
                 ids = self.store.upsert_notifications(tx, rows_out)
                 self.store.enqueue_deliveries(tx, [d._replace(notification=ids[j]) for j, d in deliveries])
+                if also is not None:
+                    also(tx)
             if self.decided_listeners and fresh:
                 new_rows = [rows_out[j]._replace(id=ids[j]) for j in fresh]
                 for listener in self.decided_listeners:

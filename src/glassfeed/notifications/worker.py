@@ -11,11 +11,16 @@ Crash safety: the outbox row is written in the transaction that decided the push
 receiver acknowledged it. A worker killed between the two sends that group again when it restarts: at least once,
 with the same delivery id (``X-Glassfeed-Delivery``; Web Push's ``Topic``), so receivers drop the second copy.
 Nothing acknowledged is lost; tests/test_notification_worker.py kills a worker with SIGKILL mid-run.
+
+With ``[notifications] candidates_from = "log"`` the worker is also the one process that makes notifications from
+events: each round first calls its ``tail`` (``NotificationService.tail_log``: the events and posts any process
+committed since its cursor, folded into the inboxes and this outbox), then sends what is due.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +33,8 @@ import httpx
 from glassfeed.notifications.delivery import DeliveryResult, backoff, webhook, webpush
 from glassfeed.settings import NotificationSettings
 from glassfeed.store import Delivery, Store
+
+log = logging.getLogger(__name__)
 
 
 def vapid_keys(settings: NotificationSettings, db_path: Path | None) -> webpush.VapidKeys:
@@ -66,8 +73,12 @@ class DeliveryWorker:
         client: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
         allow_insecure_localhost: bool = False,
+        tail: Callable[[], Any] | None = None,
     ) -> None:
+        """``tail``: called at the start of every round (``run``), before the due pushes are read: the log tail of
+        ``candidates_from = "log"`` (``NotificationService.tail_log``); None: delivery only."""
         self.store = store
+        self.tail = tail
         self.settings = settings
         self.clock = clock
         self.client = client or httpx.Client(timeout=settings.send_timeout_s, follow_redirects=False)
@@ -94,10 +105,21 @@ class DeliveryWorker:
         return report
 
     def run(self, stop: threading.Event) -> None:
-        """Rounds every ``worker_interval_s`` until ``stop`` is set."""
+        """Rounds (``round``) every ``worker_interval_s`` until ``stop`` is set."""
         while not stop.is_set():
-            self.run_once()
+            self.round()
             stop.wait(self.settings.worker_interval_s)
+
+    def round(self) -> tuple[Any, RoundReport]:
+        """One round: the tail, if any (a failure is logged, and the next round reads from the same cursor: what a
+        failed transaction would have written was not), then every push due now. Returns both reports."""
+        tailed = None
+        if self.tail is not None:
+            try:
+                tailed = self.tail()
+            except Exception:
+                log.exception("the notification log tail failed; the next round retries from its cursor")
+        return tailed, self.run_once()
 
     def _payload(self, user: int, items: list[Delivery]) -> dict[str, Any]:
         rows = self.store.notifications(user, ids=[d.notification for d in items], limit=len(items))
