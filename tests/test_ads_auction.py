@@ -133,6 +133,10 @@ def test_local_ledger_never_overspends_by_more_than_one_price_under_concurrent_c
     assert 10_000 <= day < 10_000 + 300  # the charge that crossed the budget was the last
     assert not ledger.try_charge("c", 7, 1, 10_000, 50_000)
     assert ledger.try_charge("c", 8, 300, 10_000, 50_000)  # a new day, the lifetime budget still open
+    assert ledger.charge_many([("d", 6, 10, 10), ("d", 6, 10, 10), ("d", 6, 10, 10)], 8) == [True, True, False]
+    assert ledger.spent_many(["d", "c"], 8) == [(12, 12), (300, day + 300)]
+    ledger.count_seen(1, ["c", "d"], 8)
+    assert ledger.seen(1, ["d", "c", "x"], 8) == [1, 1, 0]
 
 
 def test_a_ledger_starts_from_what_the_ad_log_billed() -> None:
@@ -174,9 +178,11 @@ def test_redis_ledger_shared_by_two_workers_overspends_by_at_most_one_price() ->
         day, total = a.spent("c", 7)
         assert (day, total) == b.spent("c", 7) == (1_000 + 700 * n, 1_000 + 700 * n)
         assert 20_000 <= day < 20_000 + 700
-        a.count_seen(3, "c", 7)
-        b.count_seen(3, "c", 7)
-        assert a.seen(3, ["c", "d"], 7) == [2, 0]
+        a.count_seen(3, ["c"], 7)
+        b.count_seen(3, ["c", "e"], 7)
+        assert a.seen(3, ["c", "d", "e"], 7) == [2, 0, 1]
+        assert a.spent_many(["c", "d"], 7) == [(day, total), (0, 0)]
+        assert b.charge_many([("d", 5, 10, 10), ("d", 5, 10, 10), ("d", 5, 10, 10)], 7) == [True, True, False]
     finally:
         keys = list(client.scan_iter(f"{prefix}*"))
         if keys:

@@ -39,11 +39,22 @@ class SpendLedger(Protocol):
         """Add ``price`` to both counters if both are below their budgets (atomically); whether it did."""
         ...
 
+    def spent_many(self, campaigns: list[str], day: int) -> list[tuple[int, int]]:
+        """``spent`` of each campaign, in one call (one round trip to Redis)."""
+        ...
+
+    def charge_many(self, charges: list[tuple[str, int, int, int]], day: int) -> list[bool]:
+        """``try_charge`` of each (campaign, price, daily budget, lifetime budget), in order, in one call; each
+        charge is atomic on its own."""
+        ...
+
     def seen(self, user: int, campaigns: list[str], day: int) -> list[int]:
         """How many impressions of each campaign ``user`` got on ``day``."""
         ...
 
-    def count_seen(self, user: int, campaign: str, day: int) -> None: ...
+    def count_seen(self, user: int, campaigns: list[str], day: int) -> None:
+        """Count one impression of each of ``campaigns`` for ``user`` on ``day``."""
+        ...
 
 
 class LocalLedger:
@@ -59,22 +70,34 @@ class LocalLedger:
         with self._lock:
             return self._day.get((campaign, day), 0), self._total.get(campaign, 0)
 
+    def spent_many(self, campaigns: list[str], day: int) -> list[tuple[int, int]]:
+        with self._lock:
+            return [(self._day.get((c, day), 0), self._total.get(c, 0)) for c in campaigns]
+
     def try_charge(self, campaign: str, day: int, price: int, daily_budget: int, lifetime_budget: int) -> bool:
         with self._lock:
-            d, t = self._day.get((campaign, day), 0), self._total.get(campaign, 0)
-            if d >= daily_budget or t >= lifetime_budget:
-                return False
-            self._day[(campaign, day)] = d + price
-            self._total[campaign] = t + price
-            return True
+            return self._charge(campaign, day, price, daily_budget, lifetime_budget)
+
+    def _charge(self, campaign: str, day: int, price: int, daily_budget: int, lifetime_budget: int) -> bool:
+        d, t = self._day.get((campaign, day), 0), self._total.get(campaign, 0)
+        if d >= daily_budget or t >= lifetime_budget:
+            return False
+        self._day[(campaign, day)] = d + price
+        self._total[campaign] = t + price
+        return True
+
+    def charge_many(self, charges: list[tuple[str, int, int, int]], day: int) -> list[bool]:
+        with self._lock:
+            return [self._charge(c, day, price, daily, life) for c, price, daily, life in charges]
 
     def seen(self, user: int, campaigns: list[str], day: int) -> list[int]:
         with self._lock:
             return [self._seen.get((user, c, day), 0) for c in campaigns]
 
-    def count_seen(self, user: int, campaign: str, day: int) -> None:
+    def count_seen(self, user: int, campaigns: list[str], day: int) -> None:
         with self._lock:
-            self._seen[(user, campaign, day)] += 1
+            for c in campaigns:
+                self._seen[(user, c, day)] += 1
 
 
 #: KEYS: day counter, lifetime counter; ARGV: price, daily budget, lifetime budget, day seed, lifetime seed, ttl.
@@ -118,10 +141,33 @@ class RedisLedger:
         sd, st = self._seeds(campaign, day)
         return (int(d) if d is not None else sd), (int(t) if t is not None else st)
 
-    def try_charge(self, campaign: str, day: int, price: int, daily_budget: int, lifetime_budget: int) -> bool:
+    def spent_many(self, campaigns: list[str], day: int) -> list[tuple[int, int]]:
+        if not campaigns:
+            return []
+        keys = [k for c in campaigns for k in self._keys(c, day)]
+        got = cast(list[bytes | None], self.client.mget(keys))
+        out = []
+        for i, c in enumerate(campaigns):
+            d, t = got[2 * i], got[2 * i + 1]
+            sd, st = self._seeds(c, day)
+            out.append(((int(d) if d is not None else sd), (int(t) if t is not None else st)))
+        return out
+
+    def _charge_args(self, campaign: str, day: int, price: int, daily: int, lifetime: int) -> list[int]:
         sd, st = self._seeds(campaign, day)
-        args = [price, daily_budget, lifetime_budget, sd, st, 2 * 86400]
+        return [price, daily, lifetime, sd, st, 2 * 86400]
+
+    def try_charge(self, campaign: str, day: int, price: int, daily_budget: int, lifetime_budget: int) -> bool:
+        args = self._charge_args(campaign, day, price, daily_budget, lifetime_budget)
         return bool(self._charge(keys=list(self._keys(campaign, day)), args=args))
+
+    def charge_many(self, charges: list[tuple[str, int, int, int]], day: int) -> list[bool]:
+        if not charges:
+            return []
+        pipe = self.client.pipeline(transaction=False)  # one round trip; each script runs atomically
+        for c, price, daily, life in charges:
+            self._charge(keys=list(self._keys(c, day)), args=self._charge_args(c, day, price, daily, life), client=pipe)
+        return [bool(x) for x in pipe.execute()]
 
     def _seen_key(self, user: int, day: int) -> str:
         return f"{self.prefix}ads:seen:{user}:{day}"
@@ -132,10 +178,13 @@ class RedisLedger:
         got = cast(list[bytes | None], self.client.hmget(self._seen_key(user, day), campaigns))
         return [int(v) if v is not None else 0 for v in got]
 
-    def count_seen(self, user: int, campaign: str, day: int) -> None:
+    def count_seen(self, user: int, campaigns: list[str], day: int) -> None:
+        if not campaigns:
+            return
         key = self._seen_key(user, day)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(key, campaign, 1)
+        for c in campaigns:
+            pipe.hincrby(key, c, 1)
         pipe.expire(key, 2 * 86400)
         pipe.execute()
 

@@ -157,7 +157,7 @@ class AdService:
         self.stats: dict[str, CampaignStats] = defaultdict(CampaignStats)
         self.person_stats: dict[int, CampaignStats] = defaultdict(CampaignStats)  # each person's, every campaign
         self.lookalike: dict[str, frozenset[int]] = {}
-        self._creatives_cache: dict[tuple[str, float], np.ndarray] = {}
+        self._creatives_cache: tuple[tuple[tuple[str, float], ...], Any] | None = None
         self._log_seq = 0
         self._refreshed = 0.0
         now = feed.now()
@@ -301,7 +301,7 @@ class AdService:
         if not places:
             return items
         who = person(self.feed.state, user, self.policy, now)
-        eligible = self._eligible(who, now, set(np.asarray(page).tolist()))
+        eligible = self._eligible(who, now, np.asarray(page, np.int64))
         if not eligible:
             return items
         camps = [c for c, _, _ in eligible]
@@ -322,17 +322,30 @@ class AdService:
         ads: list[dict[str, Any]] = []
         rows: list[AdLogRow] = []
         day = day_of(now)
-        for rank, (i, price, score, setter) in enumerate(
-            zip(result.winners.tolist(), result.prices.tolist(), result.scores.tolist(), result.runner_up.tolist())
-        ):
+        winners = [
+            w
+            for w in zip(
+                result.winners.tolist(), result.prices.tolist(), result.scores.tolist(), result.runner_up.tolist()
+            )
+            if self._still_shown(eligible[w[0]][1])  # erased since the state's last look: the place stays a post
+        ]
+        prices = [
+            to_micros(price / 1000.0) if eligible[i][0].bid_unit == "cpm" else to_micros(price)
+            for i, price, _, _ in winners
+        ]
+        cpm = [k for k, (i, *_) in enumerate(winners) if eligible[i][0].bid_unit == "cpm"]
+        charged = self.ledger.charge_many(  # CPM winners pay now; one call (one round trip to Redis)
+            [(eligible[winners[k][0]][0].id, prices[k], *_budgets(eligible[winners[k][0]][0])) for k in cpm], day
+        )
+        refused = {k for k, ok in zip(cpm, charged) if not ok}  # another request spent the budget meanwhile
+        if user:
+            shown = [eligible[i][0].id for k, (i, *_) in enumerate(winners) if k not in refused]
+            self.ledger.count_seen(user, shown, day)
+        for rank, (i, price, score, setter) in enumerate(winners):
+            if rank in refused:
+                continue  # this place stays a post
             c, post, why = eligible[i]
-            unit_price = to_micros(price / 1000.0) if c.bid_unit == "cpm" else to_micros(price)
-            if c.bid_unit == "cpm" and not self.ledger.try_charge(
-                c.id, day, unit_price, c.daily_budget, c.lifetime_budget
-            ):
-                continue  # another request spent the budget meanwhile: this place stays a post
-            if user:
-                self.ledger.count_seen(user, c.id, day)
+            unit_price = prices[rank]
             billed = unit_price if c.bid_unit == "cpm" else 0
             rows.append(AdLogRow(0, "impression", now, c.id, user or None, post, billed, request_id, who.country, None))
             inputs = {
@@ -359,7 +372,9 @@ class AdService:
             out.insert(place, ad)
         return out
 
-    def _eligible(self, who: Person, now: float, on_page: set[int]) -> list[tuple[Campaign, int, list[dict[str, Any]]]]:
+    def _eligible(
+        self, who: Person, now: float, on_page: np.ndarray
+    ) -> list[tuple[Campaign, int, list[dict[str, Any]]]]:
         """(campaign, creative post, matched targeting) of every campaign that may bid for this person now, the
         best bid per advertiser only. The cheap checks run per campaign; the creatives of those that pass are
         checked together (``_creatives``)."""
@@ -379,12 +394,14 @@ class AdService:
             why = matches(c, who, self.policy, self.lookalike)
             if why is None:
                 continue
-            spent_day, spent_total = self.ledger.spent(c.id, day)
-            if spent_total >= c.lifetime_budget or spent_day >= paced_allowance(
-                c.daily_budget, now, self.policy.pacing.slack
-            ):
-                continue
             passing.append((c, why))
+        spent = self.ledger.spent_many([c.id for c, _ in passing], day)  # one call (one round trip to Redis)
+        slack = self.policy.pacing.slack
+        passing = [
+            (c, why)
+            for (c, why), (spent_day, spent_total) in zip(passing, spent)
+            if spent_total < c.lifetime_budget and spent_day < paced_allowance(c.daily_budget, now, slack)
+        ]
         posts = self._creatives([c for c, _ in passing], on_page, "home" if who.user else "public")
         best: dict[str, tuple[Campaign, int, list[dict[str, Any]]]] = {}
         for (c, why), post in zip(passing, posts):
@@ -395,39 +412,46 @@ class AdService:
                 best[c.advertiser] = (c, post, why)
         return [best[a] for a in sorted(best)]
 
-    def _creative_idx(self, c: Campaign) -> np.ndarray:
-        """The campaign's creatives as post idx (0: unknown), resolved once per version of the campaign."""
-        key = (c.id, c.updated_at)
-        got = self._creatives_cache.get(key)
-        if got is None:
-            got = np.array([self.store.post_idx(p) or 0 for p in c.creatives], np.int64)
-            self._creatives_cache[key] = got
-        return got
+    def _creative_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """Every campaign's creatives as post idx in one flat array (0: unknown), with each campaign's row and its
+        slice (starts, ends): built once per version of the campaigns, not per request."""
+        key = tuple((c.id, c.updated_at) for c in self.campaigns.values())
+        if self._creatives_cache is None or self._creatives_cache[0] != key:
+            camps = list(self.campaigns.values())
+            idx = [np.array([self.store.post_idx(p) or 0 for p in c.creatives], np.int64) for c in camps]
+            sizes = np.array([len(i) for i in idx], np.int64)
+            flat = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+            ends = np.cumsum(sizes)
+            self._creatives_cache = (key, ({c.id: k for k, c in enumerate(camps)}, flat, ends - sizes, ends))
+        return self._creatives_cache[1]
 
-    def _creatives(self, camps: list[Campaign], on_page: set[int], surface: str) -> list[int | None]:
+    def _creatives(self, camps: list[Campaign], page: np.ndarray, surface: str) -> list[int | None]:
         """Each campaign's first creative that exists, is not on the page, not erased and not removed by
-        moderation for ``surface`` (None when it has none), checked for all campaigns in one vectorised pass."""
+        moderation for ``surface`` (None when it has none): one vectorised pass over every campaign's creatives."""
         if not camps:
             return []
         st = self.feed.state
-        idx = [self._creative_idx(c) for c in camps]
-        flat = np.concatenate(idx)
+        row, flat, starts, ends = self._creative_index()
         ok = (flat > 0) & (flat < st.posts.capacity)
         safe = np.where(ok, flat, 0)
         ok &= ~st.posts.removed(safe) & ~st.visibility.dropped(safe, surface)
-        if on_page:
-            ok &= ~np.isin(flat, np.fromiter(on_page, np.int64, len(on_page)))
-        out: list[int | None] = []
-        start = 0
-        for ids in idx:
-            chosen = None
-            for p, good in zip(flat[start : start + len(ids)].tolist(), ok[start : start + len(ids)].tolist()):
-                if good and st.posts.id_of(p) is not None and ERASED_LABEL not in st.posts.labels_of(p):
-                    chosen = int(p)
-                    break
-            out.append(chosen)
-            start += len(ids)
-        return out
+        if len(page):
+            sorted_page = np.sort(page)
+            at = np.minimum(np.searchsorted(sorted_page, flat), len(sorted_page) - 1)
+            ok &= sorted_page[at] != flat
+        first = np.zeros(len(starts), np.int64)
+        hits = np.flatnonzero(ok)
+        if len(hits):  # each campaign's first good position: the first hit at or after its slice's start
+            k = np.searchsorted(hits, starts)
+            inside = (k < len(hits)) & (hits[np.minimum(k, len(hits) - 1)] < ends)
+            first[inside] = flat[hits[k[inside]]]
+        chosen = first[[row[c.id] for c in camps]].tolist()
+        return [p if p > 0 else None for p in chosen]
+
+    def _still_shown(self, post: int) -> bool:
+        """A won creative's last checks, run for the winners only: still in the serving state and not erased."""
+        st = self.feed.state
+        return st.posts.id_of(post) is not None and ERASED_LABEL not in st.posts.labels_of(post)
 
     def _ad_item(
         self,
@@ -618,6 +642,10 @@ def _count(s: CampaignStats, kind: str) -> None:
         s.engagements += 1
     elif kind == "hide":
         s.hides += 1
+
+
+def _budgets(c: Campaign) -> tuple[int, int]:
+    return c.daily_budget, c.lifetime_budget
 
 
 def _matched_words(w: dict[str, Any]) -> str:

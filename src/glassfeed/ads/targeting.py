@@ -161,10 +161,12 @@ def matches(
     """How ``p`` matches ``c``'s targeting: one entry per parameter (its name, the campaign's values, the person's
     attribute that matched, and whether it is based on profiling), or None when they do not match."""
     t = c.targeting
-    profiling = set(policy.targeting.profiling)
-    if not p.personalised and any(k in profiling for k in t):
-        return None
     if c.advertiser in p.hidden_advertisers:
+        return None
+    if not t:  # untargeted: everyone matches, on nothing
+        return []
+    profiling = policy.targeting.profiling
+    if not p.personalised and any(k in profiling for k in t):
         return None
     out: list[dict[str, Any]] = []
     if t.get("countries"):
@@ -200,7 +202,7 @@ def matches(
     return out
 
 
-def _why(name: str, wanted: Any, yours: Any, profiling: set[str]) -> dict[str, Any]:
+def _why(name: str, wanted: Any, yours: Any, profiling: tuple[str, ...]) -> dict[str, Any]:
     return {"parameter": name, "campaign": wanted, "you": yours, "profiling": name in profiling}
 
 
