@@ -20,6 +20,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         add_campaigns(svc, ads, a.campaigns, a.advertisers, 0)
     st = svc.state
     active = [u for u in range(1, st.users.n + 1) if st.graph.following(u)]
-    place = ads.place
+    inner: list[float] = []
+
+    def place(*args: Any) -> Any:  # the lever's own share of a page: AdService.place timed inside the feed
+        t = time.perf_counter()
+        out = ads.place(*args)
+        inner.append((time.perf_counter() - t) * 1e3)
+        return out
 
     def serve(users: list[int], on: bool) -> tuple[list[float], int]:
         svc.ad_server = place if on else None
@@ -133,10 +140,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "ratio_pooled_p50": float(np.median(on_all) / np.median(off_all)),
         "ratio_pooled_p99": float(np.percentile(on_all, 99) / np.percentile(off_all, 99)),
         "ads_per_page": ads_shown / (a.blocks * a.requests),
+        "place_p50_ms": float(np.median(inner)),
     }
     print(f"store: {db} ({st.users.n} users, {len(ads.campaigns)} campaigns)")
     print(f"with ads:    {pct(on_all)}  ({out['ads_per_page']:.2f} ads per page)")
     print(f"without ads: {pct(off_all)}")
+    print(f"AdService.place inside the page: p50 {out['place_p50_ms']:.2f} ms")
     print(
         f"ratio (ads / no ads): median of {a.blocks} blocks' p50 ratios {out['ratio_median_of_blocks']:.3f}; "
         f"pooled p50 {out['ratio_pooled_p50']:.3f}, p99 {out['ratio_pooled_p99']:.3f}"
