@@ -18,7 +18,16 @@ import pytest
 
 from glassfeed.domain import EVENT_COLUMNS, EventBatch, EventKind
 from glassfeed.store import ENTITIES, ERASED_LABEL, RESERVED_META_KEYS, Store, StoredEvent, UserSummary
-from glassfeed.store.base import CHANGE_KINDS, AdCampaignRow, AdLogRow, Delivery, ModerationRecord, NotificationRow
+from glassfeed.store.base import (
+    CHANGE_KINDS,
+    AdCampaignRow,
+    AdLogRow,
+    Delivery,
+    ExperimentRow,
+    ExposureRow,
+    ModerationRecord,
+    NotificationRow,
+)
 
 T0 = 1_700_000_000.0
 K = EventKind
@@ -484,6 +493,7 @@ class StoreContract:
             "prefs": 1,
             "profile": 1,
             "ad_log": 0,
+            "exposures": 0,
         }
         assert store.user_events(b) == [] and len(store.user_events(c)) == 1
         assert edges(store, "follows") == {(a, b)}  # others' edges to the user stay
@@ -707,6 +717,49 @@ class StoreContract:
         assert removed["ad_log"] == 3
         assert [r.user for r in store.ad_log()] == [None, u["b"], None, None]
         assert store.ad_spend(since=0.0) == {"c1": (5000, 5000), "c2": (700, 700)}  # billing stays
+
+    def test_experiments_upsert_keep_creation(self, world: Any) -> None:
+        store, _, _ = world
+        assert store.experiments() == []
+        row = ExperimentRow("feed-test", {"layer": "feed", "status": "draft"}, 10.0, 10.0)
+        with store.transaction() as tx:
+            store.upsert_experiment(tx, row)
+            store.upsert_experiment(tx, row._replace(name="ads-test"))
+        with store.transaction() as tx:  # a change: body and updated_at replaced, creation kept
+            store.upsert_experiment(tx, row._replace(body={"status": "running"}, created_at=99.0, updated_at=12.0))
+        assert [r.name for r in store.experiments()] == ["ads-test", "feed-test"]
+        assert store.experiments()[1] == row._replace(body={"status": "running"}, updated_at=12.0)
+        with pytest.raises(_Boom), store.transaction() as tx:
+            store.upsert_experiment(tx, row._replace(name="gone"))
+            raise _Boom
+        assert len(store.experiments()) == 2
+
+    def test_exposures_are_idempotent_per_experiment_and_user_and_erased_with_the_person(self, world: Any) -> None:
+        store, u, _ = world
+        first = ExposureRow("e1", u["a"], "control", 100.0)
+        with store.transaction() as tx:
+            new = store.add_exposures(tx, [first, ExposureRow("e1", u["b"], "treatment", 50.0)])
+            new += store.add_exposures(tx, [first._replace(arm="treatment", ts=200.0)])  # the first stays
+        assert new == 2
+        with store.transaction() as tx:
+            assert store.add_exposures(tx, [first._replace(ts=300.0), ExposureRow("e2", u["a"], "x", 5.0)]) == 1
+            assert store.add_exposures(tx, []) == 0
+        assert store.exposures() == [
+            ExposureRow("e1", u["b"], "treatment", 50.0),
+            first,
+            ExposureRow("e2", u["a"], "x", 5.0),
+        ]
+        assert store.exposures("e1") == [ExposureRow("e1", u["b"], "treatment", 50.0), first]
+        assert store.exposures(user=u["a"]) == [first, ExposureRow("e2", u["a"], "x", 5.0)]
+        assert store.exposures("e2", user=u["b"]) == [] and store.exposures("nope") == []
+        with pytest.raises(_Boom), store.transaction() as tx:
+            store.add_exposures(tx, [ExposureRow("e3", u["c"], "x", 1.0)])
+            raise _Boom
+        assert store.exposures("e3") == []
+        with store.transaction() as tx:
+            removed = store.delete_user_data(tx, u["a"])
+        assert removed["exposures"] == 2
+        assert store.exposures() == [ExposureRow("e1", u["b"], "treatment", 50.0)]
 
     def test_post_scores_replace_per_name(self, world: Any) -> None:
         store, _, p = world

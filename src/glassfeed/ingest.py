@@ -39,7 +39,7 @@ from glassfeed.domain.spec import (
     unsafe_mask,
 )
 from glassfeed.settings import IngestLimits, packaged_settings
-from glassfeed.store import AdCampaignRow, AdLogRow, ModerationRecord, Store, Transaction
+from glassfeed.store import AdCampaignRow, AdLogRow, ExperimentRow, ExposureRow, ModerationRecord, Store, Transaction
 
 HASHTAG = re.compile(r"#(\w{1,64})")
 
@@ -138,6 +138,9 @@ class Ingestor:
         self.moderation_listeners: list[Callable[[list[ModerationRecord]], None]] = []
         #: called after each committed ad write: ("campaign", [AdCampaignRow]) or ("log", [AdLogRow])
         self.ad_listeners: list[Callable[[str, list[Any]], None]] = []
+        #: called after each committed experiment write: ("experiment", [ExperimentRow]) or ("exposures", the
+        #: [ExposureRow] asked for, new or not)
+        self.experiment_listeners: list[Callable[[str, list[Any]], None]] = []
         #: scores new posts' texts inside the transaction that creates them: texts -> classifier name -> scores
         #: (the moderation classifiers, ``glassfeed.moderation.classifiers``; passed in, as ingest sits below them)
         self.text_scorer: Callable[[list[str]], Mapping[str, np.ndarray]] | None = None
@@ -497,6 +500,26 @@ class Ingestor:
         for cb in self.ad_listeners:
             cb("log", done)
         return seqs
+
+    # ------------------------------------------------------------------ experiments
+    def put_experiment(self, row: ExperimentRow) -> None:
+        """Durably create or replace an experiment (validated by its maker, ``glassfeed.experiments``); experiment
+        listeners then hear ``("experiment", [row])``."""
+        with self.store.transaction() as tx:
+            self.store.upsert_experiment(tx, row)
+        for cb in self.experiment_listeners:
+            cb("experiment", [row])
+
+    def add_exposures(self, rows: Sequence[ExposureRow]) -> int:
+        """Durably record first exposures in one transaction (one per experiment and person: a repeat is ignored)
+        and return how many were new; experiment listeners then hear ``("exposures", rows)``."""
+        if not rows:
+            return 0
+        with self.store.transaction() as tx:
+            new = self.store.add_exposures(tx, rows)
+        for cb in self.experiment_listeners:
+            cb("exposures", list(rows))
+        return new
 
     # ------------------------------------------------------------------ helpers
     def _notify(self, batch: EventBatch) -> None:

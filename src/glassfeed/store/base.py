@@ -166,6 +166,26 @@ class AdLogRow(NamedTuple):
     ref: int | None
 
 
+class ExperimentRow(NamedTuple):
+    """One online experiment (``upsert_experiment``): ``name`` is unique, ``body`` everything else (JSON object:
+    its definition and state; ``glassfeed.experiments.model`` reads and validates it)."""
+
+    name: str
+    body: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class ExposureRow(NamedTuple):
+    """The first time a person was served by an experiment's arm (``add_exposures``): one row per (experiment,
+    user), never replaced; ``ts`` is when it was served."""
+
+    experiment: str
+    user: int
+    arm: str
+    ts: float
+
+
 #: The states of an outbox row: waiting, delivered, given up after the last retry, or the subscription is gone.
 DELIVERY_STATES: tuple[str, ...] = ("pending", "sent", "failed", "gone")
 
@@ -295,7 +315,7 @@ class Store(Protocol):
         creation time and token hash stay, so the account remains usable). Returns rows changed by kind:
         ``events``, ``follows``, ``blocks``, ``mutes``, ``muted_words``, ``prefs``, ``profile`` (1 for the row),
         ``ad_log`` (the ad log's rows about the person lose the person: billing and the ad repository's counts stay,
-        unattributed).
+        unattributed), ``exposures`` (the person's experiment exposures, deleted).
         Other people's rows about the user (their follows, events on the user's posts) and the ``seq``
         high-water mark are kept. A backend should not leave the deleted values readable in its files."""
         ...
@@ -525,6 +545,26 @@ class Store(Protocol):
         ever)."""
         ...
 
+    # ------------------------------------------------------------------ experiments
+    def upsert_experiment(self, tx: Transaction, row: ExperimentRow) -> None:
+        """Create an experiment, or replace the ``body`` and ``updated_at`` of the one with this name (its creation
+        time stays)."""
+        ...
+
+    def experiments(self) -> list[ExperimentRow]:
+        """Every experiment, by name."""
+        ...
+
+    def add_exposures(self, tx: Transaction, rows: Sequence[ExposureRow]) -> int:
+        """Record exposures; a row whose (experiment, user) is recorded already is ignored (the first one stays).
+        Returns how many were new."""
+        ...
+
+    def exposures(self, experiment: str | None = None, *, user: int | None = None) -> list[ExposureRow]:
+        """The recorded exposures, optionally of one experiment and one user, by experiment, then time, then
+        user."""
+        ...
+
     # ------------------------------------------------------------------ reads: the change log
     def last_change(self) -> int:
         """The number of the newest change ``changes_since`` can report (0 when none); never decreases."""
@@ -554,6 +594,8 @@ __all__ = [
     "ENTITIES",
     "ERASED_LABEL",
     "Edge",
+    "ExperimentRow",
+    "ExposureRow",
     "Entity",
     "PostRow",
     "Pruned",

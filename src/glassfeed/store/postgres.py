@@ -59,6 +59,8 @@ from glassfeed.store.base import (
     Delivery,
     Edge,
     Entity,
+    ExperimentRow,
+    ExposureRow,
     ModerationRecord,
     NotificationRow,
     PostRow,
@@ -210,6 +212,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ad_log_campaign ON ad_log(campaign, ts);
     CREATE INDEX ad_log_user ON ad_log("user", ts);
     """,
+    # 6: online experiments (JSON bodies: definition and state) and each person's first exposure to one (unique
+    # per experiment and user: the first stays)
+    """
+    CREATE TABLE experiments(name text PRIMARY KEY, body text NOT NULL, created_at double precision NOT NULL,
+                             updated_at double precision NOT NULL);
+    CREATE TABLE exposures(experiment text NOT NULL, "user" bigint NOT NULL, arm text NOT NULL,
+                           ts double precision NOT NULL, PRIMARY KEY(experiment, "user"));
+    CREATE INDEX exposures_user ON exposures("user");
+    """,
 ]
 #: Tables in the order ``backup`` copies them (every table ``MIGRATIONS`` creates but ``schema_version``).
 TABLES: tuple[str, ...] = (
@@ -229,6 +240,8 @@ TABLES: tuple[str, ...] = (
     "push_subscriptions",
     "ad_campaigns",
     "ad_log",
+    "experiments",
+    "exposures",
 )
 #: Tables numbered by a sequence: a backup into PostgreSQL moves each sequence past the ids it copied.
 SERIAL_TABLES: tuple[str, ...] = ("notifications", "outbox")
@@ -730,6 +743,7 @@ class PostgresStore:
         counts["muted_words"] = cur.execute('DELETE FROM muted_words WHERE "user" = %s', (user,)).rowcount
         counts["prefs"] = cur.execute('DELETE FROM user_prefs WHERE "user" = %s', (user,)).rowcount
         counts["ad_log"] = cur.execute('UPDATE ad_log SET "user" = NULL WHERE "user" = %s', (user,)).rowcount
+        counts["exposures"] = cur.execute('DELETE FROM exposures WHERE "user" = %s', (user,)).rowcount
         counts["profile"] = cur.execute(
             "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = %s", (user,)
         ).rowcount
@@ -1091,6 +1105,39 @@ class PostgresStore:
             (since,),
         )
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    # ------------------------------------------------------------------ experiments
+    def upsert_experiment(self, tx: Transaction, row: ExperimentRow) -> None:
+        self._tx(tx).cur.execute(
+            "INSERT INTO experiments(name, body, created_at, updated_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            (row.name, json.dumps(row.body), row.created_at, row.updated_at),
+        )
+
+    def experiments(self) -> list[ExperimentRow]:
+        rows = self._rows("SELECT name, body, created_at, updated_at FROM experiments ORDER BY name")
+        return [ExperimentRow(r[0], json.loads(r[1]), r[2], r[3]) for r in rows]
+
+    def add_exposures(self, tx: Transaction, rows: Sequence[ExposureRow]) -> int:
+        if not rows:
+            return 0
+        cur = self._tx(tx).cur
+        new = 0
+        for r in rows:
+            cur.execute(
+                'INSERT INTO exposures(experiment, "user", arm, ts) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING',
+                (r.experiment, int(r.user), r.arm, float(r.ts)),
+            )
+            new += max(cur.rowcount, 0)
+        return new
+
+    def exposures(self, experiment: str | None = None, *, user: int | None = None) -> list[ExposureRow]:
+        query, params = 'SELECT experiment, "user", arm, ts FROM exposures WHERE TRUE', list[Any]()
+        for cond, value in (("experiment = %s", experiment), ('"user" = %s', user)):
+            if value is not None:
+                query += " AND " + cond
+                params.append(value)
+        return [ExposureRow(*r) for r in self._rows(query + ' ORDER BY experiment, ts, "user"', params)]
 
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])
