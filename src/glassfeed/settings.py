@@ -338,6 +338,17 @@ class AdsSettings(_Section):
     model_min_child_samples: int = Field(ge=1, description="the ad model: fewest impressions in a leaf")
 
 
+class ExperimentSettings(_Section):
+    salt: str = Field(max_length=200, description="mixed into every assignment hash (a new salt reshuffles everyone)")
+    refresh_s: float = Field(gt=0, description="how often a worker rereads the experiments others created or stopped")
+    divisive_threshold: float = Field(ge=0, le=1, description="analysis: a post this divisive or more is divisive")
+    retention_days: float = Field(gt=0, description="analysis: returned = a page in a later session within this")
+    pre_period_days: float = Field(ge=0, description="analysis: CUPED's covariate, the days before each exposure")
+    alpha: float = Field(gt=0, lt=1, description="analysis: error level of intervals and guardrail verdicts")
+    srm_alpha: float = Field(gt=0, lt=1, description="analysis: a sample-ratio mismatch is flagged below this p")
+    msprt_tau: float = Field(gt=0, description="analysis: the mSPRT's mixing sd, on the relative difference")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -353,6 +364,7 @@ class Settings(_Section):
     notifications: NotificationSettings
     wellbeing: WellbeingSettings
     ads: AdsSettings
+    experiments: ExperimentSettings
 
     @property
     def api_key(self) -> str | None:

@@ -32,6 +32,7 @@ from glassfeed.api.middleware import (
 from glassfeed.api.observability import Metrics, RequestContext, configure_logging
 from glassfeed.api.observability import router as ops_router
 from glassfeed.api.routes_ads import install as install_ads
+from glassfeed.api.routes_experiments import install as install_experiments
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.routes_moderation import install as install_moderation
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_moderation(app)
     install_notifications(app)
     install_ads(app)
+    install_experiments(app)  # after the ads and notifications: it sets their levers per arm
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)

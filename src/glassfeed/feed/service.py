@@ -31,6 +31,7 @@ import numpy as np
 import redis
 
 from glassfeed.domain import EventBatch, EventKind
+from glassfeed.feed.breadth import breadth_notes
 from glassfeed.feed.contributions import PageTotals, measure, page_totals
 from glassfeed.feed.contributions import utc_minute as _when
 from glassfeed.feed.explain import adjustment_list, explain_item, source_reason, top_contributions
@@ -164,6 +165,10 @@ class FeedService:
         self.ad_server: (
             Callable[[int, Policy, list[dict[str, Any]], float, str, np.ndarray], list[dict[str, Any]]] | None
         ) = None
+        #: the feed policy of a person who named none and saved none (the experiments lever installs it): (user, now)
+        #: -> a policy name, or None for the default; ``now`` is the time a page is being served with it (the arm's
+        #: exposure), None when the policy is only asked about; called under ``lock``
+        self.policy_chooser: Callable[[int, float | None], str | None] | None = None
         self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
@@ -321,10 +326,12 @@ class FeedService:
             raise FeedError("user", f"unknown user {user_id!r}", 404)
         return idx
 
-    def policy_for(self, user: int, name: str | None) -> Policy:
+    def policy_for(self, user: int, name: str | None, serving_at: float | None = None) -> Policy:
+        """The policy ``name``, else the person's saved choice, else their experiment arm's (``policy_chooser``;
+        ``serving_at``: a page is served with it now), else the default, with the person's weights for it."""
         prefs = self.state.feedback.prefs(user) if user else {}
         if name is None:  # absent: the person's saved choice, else the default (an empty name is refused below)
-            name = prefs.get("policy") or DEFAULT_POLICY
+            name = prefs.get("policy") or self._chosen_policy(user, serving_at) or DEFAULT_POLICY
         pol = self.policies.get(name)
         if pol is None:
             raise FeedError("policy", f"unknown policy {name!r}; expected one of {', '.join(self.policies)}")
@@ -332,6 +339,10 @@ class FeedService:
             return pol.with_user_weights(prefs.get("weights", {}).get(pol.name))
         except PolicyError:
             return pol  # saved weights outside new bounds: fall back to the platform defaults
+
+    def _chosen_policy(self, user: int, serving_at: float | None) -> str | None:
+        chosen = self.policy_chooser(user, serving_at) if self.policy_chooser is not None else None
+        return chosen if chosen in self.policies else None  # a policy file removed since: the default
 
     def save_prefs(
         self,
@@ -447,7 +458,7 @@ class FeedService:
             else:
                 sid, page_no, now = uuid.uuid4().hex[:16], 0, self.now()
                 pol_name = policy
-            pol = self.policy_for(user, pol_name)
+            pol = self.policy_for(user, pol_name, now)
             self.sessions.expire(time.time() if self.clock_mode == "wall" else now)
             seen_on = "public" if not user or surface == "bluesky" else "home"  # which moderation outcome applies
             served = [self.sessions.served(sid)]
@@ -551,6 +562,7 @@ class FeedService:
         filled = np.flatnonzero(filled_items(pages.row, pages.in_network, limit, pol)).tolist()
         fill = {i: fill_note(bool(pages.in_network[i]), limit, pol) for i in filled}
         fill.update({i: explore_note(limit, pol) for i in np.flatnonzero(explored_items(pages.deltas)).tolist()})
+        fill.update(breadth_notes(st, user, pages.post, pages.deltas, pol, now))  # placed for breadth (feed/breadth.py)
         if user:
             self._remember(user, pages, pol, fill)
         views = self.post_views(pages.post)

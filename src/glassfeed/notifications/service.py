@@ -176,6 +176,9 @@ class NotificationService:
         #: Called after each commit with the notifications new to the inboxes, as written (ids, decisions): the
         #: feed simulator's notification arms (``sim/notify_world.py``) deliver their pushes to its population.
         self.decided_listeners: list[Callable[[list[NotificationRow]], None]] = []
+        #: the notification policy of a person who chose none (the experiments lever installs it): user -> a policy
+        #: name, or None for ``[notifications] default_policy``
+        self.policy_chooser: Callable[[int], str | None] | None = None
         if self.settings.candidates_from == "ingest":  # "log": only the consumer calling ``tail_log`` makes them
             self.ingestor.listeners.append(self._on_events)
             self.ingestor.entity_listeners.append(self._on_entities)
@@ -186,7 +189,11 @@ class NotificationService:
 
     def policy_for(self, user: int) -> NotificationPolicy:
         mine = self.settings_of(user)
-        name = mine.pop("policy", None) or self.settings.default_policy
+        name = mine.pop("policy", None)
+        if not name and self.policy_chooser is not None:  # no choice of their own: their experiment arm's, if any
+            name = self.policy_chooser(user)
+            name = name if name in self.policies else None
+        name = name or self.settings.default_policy
         return self.policies[name].for_person(mine)
 
     def save_settings(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -58,6 +58,13 @@ REPORT_GLOBS = (
 #: The example report shipped with the repository: served only when there is no local one, and said so.
 EXAMPLE_REPORT_GLOBS = ("docs/simulation/report.html", "docs/simulation/*/report.html")
 _BODY_TAG = re.compile(rb"<body[^>]*>", re.IGNORECASE)
+
+
+def _experiments(app: FastAPI, user: str) -> list[dict[str, Any]]:
+    """The experiments the signed-in person is in, as ``GET /v1/users/{id}/experiments`` lists them."""
+    exps = getattr(app.state, "experiments", None)
+    idx = app.state.store.user_idx(user)
+    return exps.for_user(idx) if exps is not None and idx is not None else []
 
 
 @dataclass(slots=True)
@@ -311,6 +318,7 @@ def install(app: FastAPI, *, demo: bool | None = None) -> None:
                 {"name": p.name, "title": p.title, "profiling": p.profiling}
                 for p in (svc.policies.values() if svc else [])
             ],
+            "experiments": _experiments(app, sess.user) if sess else [],
         }
         resp = TEMPLATES.TemplateResponse(request, "index.html", ctx)
         resp.headers["cache-control"] = "no-store"
