@@ -43,6 +43,7 @@ from glassfeed.cli_support import (
     require_store,
 )
 from glassfeed.evaluate import cli as evaluate_cli
+from glassfeed.experiments import cli as experiments_cli
 from glassfeed.feed import cli as feed_cli
 from glassfeed.feed.service import cursor_secret
 from glassfeed.feed.train import train_all
@@ -426,6 +427,7 @@ for _module in (
     sim_notify_cli,
     ads_cli,
     sim_ads_cli,
+    experiments_cli,
 ):
     _module.register(app)
 
