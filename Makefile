@@ -27,7 +27,7 @@ serve: $(STAMP)
 PG_TESTS ?= tests/test_api_ingest.py tests/test_ingest_batch.py tests/test_bulk.py tests/test_erasure.py \
 	tests/test_feed_sessions.py tests/test_explanations_cache.py tests/test_durability.py tests/test_openapi_contract.py \
 	tests/test_retention.py tests/test_moderation_api.py tests/test_notifications_api.py \
-	tests/test_notifications_log.py tests/test_ads_api.py
+	tests/test_notifications_log.py tests/test_ads_api.py tests/test_experiments_api.py
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 	GLASSFEED_TEST_STORE=postgresql $(BIN)/python -m pytest -q -ra $(PG_TESTS) $(PYTEST_ARGS)
