@@ -424,3 +424,19 @@ def test_only_running_campaigns_bid_scheduled_paused_and_ended_ones_do_not(clien
     assert ads_of(page(client)) == []
     put(client, "globex", "paused", spec(now, creatives=["ad1"]))  # resumed
     assert [it["ad"]["campaign"] for _, it in ads_of(page(client))] == ["paused"]
+
+
+def test_a_shutdown_writes_the_ad_impressions_still_queued(tmp_path):
+    from glassfeed.store import open_store
+
+    settings = _settings(tmp_path, serving={"impression_flush_ms": 60_000})  # the writer would wait a minute
+    with TestClient(create_app(settings)) as c:
+        now = _populate(c)
+        put(c, "acme", "shoes", spec(now))
+        assert len(ads_of(page(c))) == 1
+        assert c.app.state.store.ad_log() == []  # still queued
+    store = open_store(settings.store.path)
+    try:
+        assert [(r.kind, r.campaign) for r in store.ad_log()] == [("impression", "shoes")]
+    finally:
+        store.close()

@@ -171,6 +171,7 @@ class AdService:
         self._pending: list[AdLogRow] = []
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._closed = False
         self.refresh(force=True)
         self.ingestor.ad_listeners.append(self._on_ad_rows)
@@ -617,7 +618,7 @@ class AdService:
         wait = self.feed.settings.serving.impression_flush_ms / 1000.0
         while not self._closed:
             self._wake.wait()
-            time.sleep(wait)
+            self._stop.wait(wait)  # gather the next few ms of pages into one commit; a close ends the wait
             self._wake.clear()
             try:
                 self.flush()
@@ -625,12 +626,15 @@ class AdService:
                 log.exception("ad log flush failed")
 
     def close(self) -> None:
+        """Stop placing ads, stop the background writer and write what is still queued (idempotent)."""
+        with self.lock:
+            if self.feed.ad_server == self.place:
+                self.feed.ad_server = None
         self._closed = True
+        self._stop.set()
         self._wake.set()
         self._flusher.join(timeout=5)
         self.flush()
-        if self.feed.ad_server == self.place:
-            self.feed.ad_server = None
 
 
 def _count(s: CampaignStats, kind: str) -> None:

@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         gc.unfreeze()  # what the app held becomes collectable again once it is dropped (tests build many apps)
         # the server has stopped accepting and its requests in flight have been answered (uvicorn's graceful stop)
+        ads = getattr(app.state, "ads", None)
+        if ads is not None:
+            ads.close()  # write the ad impressions still queued (billed ones among them) before the store closes
         feed = getattr(app.state, "feed", None)
         if feed is not None:
             feed.close()  # stop tailing the store, write the impressions still queued before the store closes
