@@ -292,5 +292,9 @@ def test_cli_writes_the_curve_and_refuses_bad_loads(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert set(data["mean"]) == {"engagement+ads0", "engagement+ads20"}
     assert not (out / "stores").exists()
+    (out / "report.md").unlink()
+    again = CliRunner().invoke(app, ["simulate-ads", "--report-from", str(out / "results.json")])
+    assert again.exit_code == 0, again.output
+    assert (out / "report.md").read_text() == report  # rebuilt from results.json alone
     bad = CliRunner().invoke(app, ["simulate-ads", "--ad-loads", "0,0.7", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "ad-loads" in bad.output

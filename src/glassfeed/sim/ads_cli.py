@@ -36,6 +36,8 @@ CURVE: tuple[tuple[str, str], ...] = (
     ("regretted_minutes_per_session", "regretted min / session"),
     ("divisive_share_top10", "divisive share, top 10 served"),
 )
+#: Per-step series left out of results.json (the finals are kept; plots over time are the loop's report).
+PER_STEP = ("series", "amplification_series")
 #: More of each arm: the organic feed alone, the ads' side, the lever's checks.
 MORE: tuple[tuple[str, str], ...] = (
     ("satisfaction", "satisfaction (posts scanned)"),
@@ -80,7 +82,9 @@ def mean_over_seeds(runs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict
         for k in keys:
             vals = [r[arm].get(k) for r in runs]
             nums = [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if len(nums) == len(vals):
+            if len(nums) == len(vals) and len(set(nums)) == 1:
+                row[k] = vals[0]  # the same in every seed (the ad load, ...): kept exactly, it is a key
+            elif len(nums) == len(vals):
                 row[k] = statistics.fmean(nums)
             else:
                 row[k] = vals[0] if len({json.dumps(v) for v in vals}) == 1 else None
@@ -257,6 +261,79 @@ def _floats(text: str, name: str) -> list[float]:
         fail(f"--{name}: not a list of numbers: {text!r}")
 
 
+def write_report(out: Path, data: dict[str, Any]) -> None:
+    """report.md and curve.png in ``out`` from a run's results (``results.json``'s content): the mean is computed
+    again from each seed's outcomes, so a report can be rebuilt without running (``--report-from``)."""
+    runs: list[dict[str, dict[str, Any]]] = data["outcomes"]
+    raw: list[dict[str, Any]] = data["runs"]
+    cfg0 = raw[0]["result"]["config"]
+    arms = cfg0["ads"]["arms"]
+    names = list(dict.fromkeys(a["feed_policy"] for a in arms.values()))
+    loads = sorted({a["ad_load"] for a in arms.values()})
+    seed_list = [r["seed"] for r in raw]
+    min_gap = cfg0["ads"]["min_gap"]
+    currency = load_ad_policy().currency
+    mean = mean_over_seeds(runs)
+    days = cfg0["steps"] * cfg0["step_hours"] / 24
+    total = data.get("seconds")
+    took = f"{total:.0f} s in all" if total is not None else f"{sum(r['seconds'] for r in raw):.0f} s for the seeds"
+    png = plot(mean, names, currency, out / "curve.png")
+    lines = [
+        f"# Ads in the feed: revenue vs wellbeing ({cfg0['users']:,} people x {days:g} days, "
+        f"seed{'s' if len(seed_list) > 1 else ''} {', '.join(map(str, seed_list))})",
+        "",
+        f"Command: `{data['command']}`  ",
+        f"Machine: {data['machine']}; {took}.",
+        "",
+        "Every arm is a feed policy with an ad load (its `[ads] max_share`; first ad at the policy's "
+        f"`first_position`, {'the even spacing of the load' if not min_gap else f'{min_gap} posts'} between "
+        "ads), served by the real pipeline and the real `AdService` (sim/ads.py; docs/ads.md). Revenue is what "
+        "the ad log billed (CPM when served, CPC when clicked). Times include the time on ads; satisfaction "
+        "and regret '(all scanned)' average every item scanned, ads included. Means over the seeds; each seed "
+        "below and in results.json.",
+        "",
+        "## The curve (mean over seeds)",
+        "",
+        table(mean, CURVE, currency),
+        "",
+        "![revenue vs wellbeing](curve.png)" if png else "(matplotlib is not installed: no plot)",
+        "",
+        "## What the numbers say (computed from the tables)",
+        "",
+        *findings(mean, runs, names, loads, currency, seed_list),
+        "",
+        "## More of each arm (mean over seeds)",
+        "",
+        table(mean, MORE, currency),
+        "",
+    ]
+    for r, o in zip(raw, runs):
+        lines += [f"## Seed {r['seed']} ({r['seconds']:.0f} s)", "", table(o, CURVE, currency), ""]
+    lines += [
+        "## Parameters",
+        "",
+        "```",
+        json.dumps(
+            {
+                "sim": {k: cfg0[k] for k in ("users", "steps", "step_hours", "active_prob", "history_days")},
+                "ad_behaviour": cfg0["ads"]["behaviour"],
+                "market": cfg0["ads"]["market"],
+            },
+            indent=1,
+        ),
+        "```",
+        "",
+        "Advertisers of the first seed (one campaign and one creative each):",
+        "",
+        "| campaign | topic | bids | bid | daily budget | targeting |",
+        "|---|---|---|---|---|---|",
+        *[_advertiser_row(a) for a in cfg0["ads"]["advertisers"]],
+    ]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    console.print(table(mean, CURVE, currency))
+    console.print(f"wrote {out / 'report.md'}" + (f", {out / 'curve.png'}" if png else ""))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("simulate-ads")
     def simulate_ads_cmd(
@@ -271,9 +348,21 @@ def register(app: typer.Typer) -> None:
         min_gap: int = typer.Option(0, help="posts between two ads; 0: the even spacing of each load"),
         out: Path = typer.Option(Path("sim-out/ads"), help="folder for results.json, report.md and curve.png"),
         keep_stores: bool = typer.Option(False, help="keep each arm's store (OUT/stores/seed<k>/<arm>.db)"),
+        report_from: Path | None = typer.Option(
+            None, help="rebuild report.md, curve.png and the mean beside this results.json, without running"
+        ),
     ) -> None:
         """Feed policies x ad loads with the real ad lever: revenue per 1,000 sessions beside engagement,
         satisfaction, regretted time and divisive share (docs/ads.md)."""
+        if report_from is not None:
+            try:
+                data = json.loads(report_from.read_text())
+                data["mean"] = mean_over_seeds(data["outcomes"])  # as this version computes it
+                report_from.write_text(json.dumps(data, indent=1, default=str))
+                write_report(report_from.parent, data)
+            except (OSError, ValueError, KeyError, IndexError) as e:
+                fail(f"--report-from {report_from}: not a simulate-ads results.json ({e})")
+            return
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
@@ -287,7 +376,6 @@ def register(app: typer.Typer) -> None:
         steps = round(days * 24 / step_hours)
         if steps < 1 or not 0 < sessions_per_day * step_hours / 24 <= 1:
             fail("--step-hours: need at least one step, and sessions per day x step hours / 24 in (0, 1]")
-        currency = load_ad_policy().currency
         arms = arms_for(names, loads)
         behaviour, market = AdBehaviour(), MarketParams()
         runs: list[dict[str, dict[str, Any]]] = []
@@ -317,12 +405,12 @@ def register(app: typer.Typer) -> None:
             secs = time.perf_counter() - t
             console.print(f"seed {seed}: {len(arms)} arms, {secs:.0f} s")
             runs.append({arm: outcome(f) for arm, f in res.final.items()})
-            raw.append({"seed": seed, "seconds": secs, "result": res.to_dict()})
+            kept = {k: v for k, v in res.to_dict().items() if k not in PER_STEP}  # finals, config, timings
+            raw.append({"seed": seed, "seconds": secs, "result": kept})
             if not keep_stores:
                 shutil.rmtree(folder, ignore_errors=True)
         if not keep_stores:
             shutil.rmtree(out / "stores", ignore_errors=True)
-        mean = mean_over_seeds(runs)
         out.mkdir(parents=True, exist_ok=True)
         machine = f"{platform.platform()} | Python {platform.python_version()} | {platform.machine()}"
         command = (
@@ -330,66 +418,13 @@ def register(app: typer.Typer) -> None:
             f"--ad-loads {','.join(f'{a:g}' for a in loads)} --step-hours {step_hours:g} "
             f"--sessions-per-day {sessions_per_day:g} --history-days {history_days} --min-gap {min_gap} --out {out}"
         )
-        (out / "results.json").write_text(
-            json.dumps(
-                {"command": command, "machine": machine, "mean": mean, "outcomes": runs, "runs": raw},
-                indent=1,
-                default=str,
-            )
-        )
-        png = plot(mean, names, currency, out / "curve.png")
-        cfg0 = raw[0]["result"]["config"]
-        lines = [
-            f"# Ads in the feed: revenue vs wellbeing ({users:,} people x {days:g} days, "
-            f"seed{'s' if len(seed_list) > 1 else ''} {', '.join(map(str, seed_list))})",
-            "",
-            f"Command: `{command}`  ",
-            f"Machine: {machine}; {time.perf_counter() - t_all:.0f} s in all.",
-            "",
-            "Every arm is a feed policy with an ad load (its `[ads] max_share`; first ad at the policy's "
-            f"`first_position`, {'the even spacing of the load' if not min_gap else f'{min_gap} posts'} between "
-            "ads), served by the real pipeline and the real `AdService` (sim/ads.py; docs/ads.md). Revenue is what "
-            "the ad log billed (CPM when served, CPC when clicked). Times include the time on ads; satisfaction "
-            "and regret '(all scanned)' average every item scanned, ads included. Means over the seeds; each seed "
-            "below and in results.json.",
-            "",
-            "## The curve (mean over seeds)",
-            "",
-            table(mean, CURVE, currency),
-            "",
-            "![revenue vs wellbeing](curve.png)" if png else "(matplotlib is not installed: no plot)",
-            "",
-            "## What the numbers say (computed from the table above)",
-            "",
-            *findings(mean, runs, names, loads, currency, seed_list),
-            "",
-            "## More of each arm (mean over seeds)",
-            "",
-            table(mean, MORE, currency),
-            "",
-        ]
-        for r, o in zip(raw, runs):
-            lines += [f"## Seed {r['seed']} ({r['seconds']:.0f} s)", "", table(o, CURVE, currency), ""]
-        lines += [
-            "## Parameters",
-            "",
-            "```",
-            json.dumps(
-                {
-                    "sim": {k: cfg0[k] for k in ("users", "steps", "step_hours", "active_prob", "history_days")},
-                    "ad_behaviour": cfg0["ads"]["behaviour"],
-                    "market": cfg0["ads"]["market"],
-                },
-                indent=1,
-            ),
-            "```",
-            "",
-            "Advertisers of the first seed (one campaign and one creative each):",
-            "",
-            "| campaign | topic | bids | bid | daily budget | targeting |",
-            "|---|---|---|---|---|---|",
-            *[_advertiser_row(a) for a in cfg0["ads"]["advertisers"]],
-        ]
-        (out / "report.md").write_text("\n".join(lines) + "\n")
-        console.print(table(mean, CURVE, currency))
-        console.print(f"wrote {out / 'report.md'}, {out / 'results.json'}" + (f", {out / 'curve.png'}" if png else ""))
+        data = {
+            "command": command,
+            "machine": machine,
+            "seconds": time.perf_counter() - t_all,
+            "mean": mean_over_seeds(runs),
+            "outcomes": runs,
+            "runs": raw,
+        }
+        (out / "results.json").write_text(json.dumps(data, indent=1, default=str))
+        write_report(out, data)
