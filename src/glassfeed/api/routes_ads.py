@@ -46,7 +46,7 @@ _ADV = {**error_responses(401, 403)}
 @router.put(
     "/v1/ads/campaigns/{campaign_id}",
     tags=["ads"],
-    responses={**_ADV, **error_responses(409, 422)},
+    responses={**_ADV, **error_responses(400, 409, 422)},
 )
 def put_campaign(
     request: Request,
@@ -112,7 +112,7 @@ def get_ad_settings(request: Request, user_id: str, _: int = Depends(require_use
     return _ads(request).ad_settings(user_id)
 
 
-@router.put("/v1/users/{user_id}/ads/settings", tags=["ads"], responses=error_responses(401, 403, 404, 422))
+@router.put("/v1/users/{user_id}/ads/settings", tags=["ads"], responses=error_responses(400, 401, 403, 404, 422))
 def put_ad_settings(
     request: Request, user_id: str, body: AdSettingsIn, _: int = Depends(require_user_or_service)
 ) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def _svc(request: Request) -> ExperimentService:
 
 
 @router.post(
-    "/v1/experiments", status_code=201, responses=error_responses(401, 409, 422), dependencies=_ADMIN, tags=_TAGS
+    "/v1/experiments", status_code=201, responses=error_responses(400, 401, 409, 422), dependencies=_ADMIN, tags=_TAGS
 )
 def create(request: Request, body: ExperimentSpec) -> dict[str, Any]:
     """Create an experiment as a draft (or replace a draft of the same name): its layer (feed, notifications or
