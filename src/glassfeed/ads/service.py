@@ -157,7 +157,9 @@ class AdService:
         self.stats: dict[str, CampaignStats] = defaultdict(CampaignStats)
         self.person_stats: dict[int, CampaignStats] = defaultdict(CampaignStats)  # each person's, every campaign
         self.lookalike: dict[str, frozenset[int]] = {}
-        self._creatives_cache: tuple[tuple[tuple[str, float], ...], Any] | None = None
+        self._creatives_cache: tuple[int, Any] | None = None
+        self._version = 0  # bumped whenever a campaign is added or changed: what is derived from them is rebuilt
+        self._sorted: tuple[int, list[Campaign]] = (-1, [])
         self._log_seq = 0
         self._refreshed = 0.0
         now = feed.now()
@@ -192,7 +194,9 @@ class AdService:
         new = self.store.ad_log(self._log_seq)
         with self.lock:
             old = self.campaigns
-            self.campaigns = {r.id: Campaign.from_row(r) for r in rows}
+            if {(r.id, r.updated_at) for r in rows} != {(c.id, c.updated_at) for c in old.values()}:
+                self.campaigns = {r.id: Campaign.from_row(r) for r in rows}
+                self._version += 1
             self._fold(new)
             for c in self.campaigns.values():
                 if c.targeting.get("lookalike_of") and (
@@ -221,6 +225,7 @@ class AdService:
                 for r in rows:
                     c = Campaign.from_row(r)
                     self.campaigns[c.id] = c
+                    self._version += 1
                     if c.targeting.get("lookalike_of"):
                         self.lookalike[c.id] = self._lookalike(c)
         else:
@@ -381,13 +386,15 @@ class AdService:
         checked together (``_creatives``)."""
         day = day_of(now)
         cap = self.policy.auction.frequency_cap
-        running = [c for c in self.campaigns.values() if c.running(now)]
+        if self._sorted[0] != self._version:
+            self._sorted = (self._version, sorted(self.campaigns.values(), key=lambda c: c.id))
+        running = [c for c in self._sorted[1] if c.running(now)]
         if who.user:
             seen = dict(zip([c.id for c in running], self.ledger.seen(who.user, [c.id for c in running], day)))
         else:
             seen = {}
         passing: list[tuple[Campaign, list[dict[str, Any]]]] = []
-        for c in sorted(running, key=lambda c: c.id):
+        for c in running:  # by id (``_sorted``)
             if seen.get(c.id, 0) >= cap:
                 continue
             if not who.user and not c.untargeted:
@@ -416,7 +423,7 @@ class AdService:
     def _creative_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
         """Every campaign's creatives as post idx in one flat array (0: unknown), with each campaign's row and its
         slice (starts, ends): built once per version of the campaigns, not per request."""
-        key = tuple((c.id, c.updated_at) for c in self.campaigns.values())
+        key = self._version
         if self._creatives_cache is None or self._creatives_cache[0] != key:
             camps = list(self.campaigns.values())
             idx = [np.array([self.store.post_idx(p) or 0 for p in c.creatives], np.int64) for c in camps]
