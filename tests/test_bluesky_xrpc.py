@@ -144,7 +144,7 @@ def test_describe_and_did_document(client, server):
     res = client.app.bsky.feed.describe_feed_generator()
     assert res.did == SERVICE
     assert {f.uri for f in res.feeds} == {
-        feed_uri(p) for p in ("engagement", "chronological", "stated_preference", "bridging")
+        feed_uri(p) for p in ("engagement", "chronological", "stated_preference", "bridging", "breadth")
     }
     assert res.links.privacy_policy == f"https://{HOST}/privacy"
     doc = httpx.get(f"{server['base']}/.well-known/did.json").json()

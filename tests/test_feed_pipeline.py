@@ -18,7 +18,7 @@ from glassfeed.feed.service import FeedError
 from glassfeed.settings import packaged_settings
 from glassfeed.state import LIKES, REPOSTS
 
-POLICIES = ("engagement", "chronological", "stated_preference", "bridging")
+POLICIES = ("engagement", "chronological", "stated_preference", "bridging", "breadth")
 
 
 def _active_user(svc, min_following: int = 10) -> str:

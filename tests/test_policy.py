@@ -11,6 +11,7 @@ import pytest
 
 from glassfeed.feed.policy import (
     Adjustments,
+    Breadth,
     Fatigue,
     Filters,
     Mixing,
@@ -21,7 +22,7 @@ from glassfeed.feed.policy import (
 )
 
 ENGAGEMENT = resources.files("glassfeed").joinpath("policies/engagement.toml").read_text("utf-8")
-SECTIONS = {"adjustments": Adjustments, "filters": Filters, "mixing": Mixing, "fatigue": Fatigue}
+SECTIONS = {"adjustments": Adjustments, "filters": Filters, "mixing": Mixing, "fatigue": Fatigue, "breadth": Breadth}
 
 
 def _edited(
@@ -42,7 +43,7 @@ def _edited(
 
 def test_presets_parse_into_typed_sections():
     pols = builtin_policies()
-    assert set(pols) == {"engagement", "chronological", "stated_preference", "bridging"}
+    assert set(pols) == {"engagement", "chronological", "stated_preference", "bridging", "breadth"}
     for p in pols.values():
         for section, model in SECTIONS.items():
             assert isinstance(getattr(p, section), model)
@@ -84,6 +85,10 @@ def test_unknown_top_level_key_is_refused(tmp_path):
         ("mixing", "light_ranker_keep", "0", "greater than or equal to 1"),
         ("fatigue", "filter_days", "-1.0", "greater than or equal to 0"),
         ("fatigue", "discount_steps", "0", "greater than or equal to 1"),
+        ("breadth", "calibration", "1.0", "less than 1"),
+        ("breadth", "smoothing", "0", "greater than 0"),
+        ("breadth", "pool", "0", "greater than or equal to 1"),
+        ("breadth", "prior_strength", "-1", "greater than or equal to 0"),
     ],
 )
 def test_values_out_of_range_are_refused(tmp_path, section, key, value, reason):

@@ -23,6 +23,8 @@ ADJUSTMENT_WORDS = {
     "topic_preference": "you asked to see more or less of this topic",
     "see_less_fatigue": "you recently asked to see less of this author",
     "moderation": "a moderation rule or decision limits how far it spreads (see its statement of reasons)",
+    "breadth": "placed for breadth: its topic would otherwise have been under-represented on this page, compared "
+    "with the topics you engage with",
     "exploration": "shown to help new posts be seen: a stated share of places is for posts few people have seen yet",
     "author_diversity": "another post by this author ranks above it",
 }

@@ -20,6 +20,7 @@ ADJUSTMENTS: tuple[str, ...] = (
     "moderation",  # a moderation rule or decision downranked the post on this surface (state.visibility)
     "exploration",  # a stated share of places for new or uncertain posts (``feed/explore.py``)
     "author_diversity",
+    "breadth",  # placed above higher-scoring posts so the page's topics match the person's (``feed/breadth.py``)
 )
 A = {name: i for i, name in enumerate(ADJUSTMENTS)}
 
@@ -75,6 +76,29 @@ def side_caps(in_net: np.ndarray, limit: int, policy: Policy) -> np.ndarray:
     return np.where(in_net, int(np.floor(mix.in_network_share * limit)), int(np.floor(mix.out_network_share * limit)))
 
 
+def author_diversity(
+    rows: np.ndarray, score: np.ndarray, authors: np.ndarray, policy: Policy, deltas: np.ndarray
+) -> np.ndarray:
+    """X's author-diversity multiplier ``(1 - floor) * decay^k + floor`` for an author's k-th repeat in each user's
+    candidates by score (ties by index); returns the final scores and fills ``deltas[:, A["author_diversity"]]``."""
+    adj = policy.adjustments
+    order = np.lexsort((-score, rows))
+    k = np.empty(len(rows), np.int64)
+    k[order] = rank_within(rows[order], authors[order])
+    decay, floor = adj.author_diversity_decay, adj.author_diversity_floor
+    mult = (1.0 - floor) * decay**k + floor if decay < 1.0 else np.ones(len(rows))
+    final = score * mult
+    deltas[:, A["author_diversity"]] = final - score
+    return final
+
+
+def usable_sides(in_net: np.ndarray, policy: Policy) -> np.ndarray:
+    """Per item: whether its side (in-network or not) may fill a page beyond the caps (a side whose share is 0 never
+    does: "at most 0%" is a rule)."""
+    mix = policy.mixing
+    return np.where(in_net, mix.in_network_share > 0, mix.out_network_share > 0)
+
+
 def assemble_pages(
     rows: np.ndarray,
     score: np.ndarray,
@@ -92,23 +116,15 @@ def assemble_pages(
     changes no score (``filled_items`` tells which items it placed)."""
     if not len(rows):
         return np.zeros(0, np.int64), score
-    adj = policy.adjustments
-    order = np.lexsort((-score, rows))
-    k = np.empty(len(rows), np.int64)
-    k[order] = rank_within(rows[order], authors[order])
-    decay, floor = adj.author_diversity_decay, adj.author_diversity_floor
-    mult = (1.0 - floor) * decay**k + floor if decay < 1.0 else np.ones(len(rows))
-    final = score * mult
-    deltas[:, A["author_diversity"]] = final - score
+    final = author_diversity(rows, score, authors, policy, deltas)
     order = np.lexsort((-final, rows))
     r, inn = rows[order], in_net[order]
     ok = rank_within(r, inn.astype(np.int64)) < side_caps(inn, limit, policy)
     sel = order[ok]
     sel = sel[rank_within(rows[sel], np.zeros(len(sel), np.int64)) < limit]
     # fill: the caps are a balance, not a reason to serve fewer posts than exist
-    mix = policy.mixing
     short = limit - np.bincount(rows[sel], minlength=int(rows.max()) + 1)
-    usable = np.where(inn, mix.in_network_share > 0, mix.out_network_share > 0)
+    usable = usable_sides(inn, policy)
     spare = order[~ok & usable]  # held back by a cap, still in (user, final score) order
     spare = spare[rank_within(rows[spare], np.zeros(len(spare), np.int64)) < short[rows[spare]]]
     if len(spare):

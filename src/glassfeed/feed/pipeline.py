@@ -1,6 +1,6 @@
 """THE feed, top to bottom: sources -> filters -> features -> light ranker -> heads -> policy score ->
-adjustments -> diversity & balance -> page. Batch-first: one call ranks many users (the server passes one,
-the simulator thousands), so every consumer runs exactly this code.
+adjustments -> exploration -> diversity, breadth & balance -> page. Batch-first: one call ranks many users (the
+server passes one, the simulator thousands), so every consumer runs exactly this code.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from glassfeed.feed.breadth import breadth_pages
 from glassfeed.feed.candidates import Candidates, top_k_per_row
 from glassfeed.feed.explore import explore
 from glassfeed.feed.features import LIGHT_FEATURES, PairScorer, pair_context, pair_features
@@ -133,10 +134,15 @@ def rank(
             state.visibility.factor(cands.post, surface) if state.visibility.any else None,
         )
 
-    # 5. mixing: author diversity, in/out-of-network balance, top `limit` per user
+    # 5. mixing: exploration, author diversity, breadth, in/out-of-network balance, top `limit` per user
     if learned is not None:  # a stated share of places for new or uncertain posts (feed/explore.py; 0 = off)
         score = explore(state, users, cands.row, cands.post, score, deltas, policy, now, limit)
-    sel, final = assemble_pages(cands.row, score, ctx.authors, ctx.in_network, limit, policy, deltas)
+    if learned is not None and policy.breadth.calibration > 0:  # pages towards each person's topic mix
+        sel, final = breadth_pages(  # feed/breadth.py: the same assembly, the page chosen for breadth
+            state, users, cands.row, cands.post, score, ctx.authors, ctx.in_network, limit, policy, deltas, now
+        )
+    else:
+        sel, final = assemble_pages(cands.row, score, ctx.authors, ctx.in_network, limit, policy, deltas)
     remaining = np.bincount(cands.row, minlength=len(users)) - np.bincount(cands.row[sel], minlength=len(users))
     return Pages(
         row=cands.row[sel],

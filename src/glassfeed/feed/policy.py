@@ -117,6 +117,25 @@ class AdLoad(PolicySection):
     max_share: float = Field(ge=0, le=0.5, description="at most this share of a page's places are ads; 0 = no ads")
 
 
+class Breadth(PolicySection):
+    """Each page chosen to match the mix of topics the person engages with (calibrated recommendations, Steck 2018;
+    ``feed/breadth.py``): place by place, the candidate that maximises ``(1 - calibration) x the page's mean score
+    relative to the best + calibration x (-KL(person's topic mix || page's))``."""
+
+    calibration: float = Field(
+        ge=0, lt=1, description="λ: how much matching the person's topic mix counts against the score; 0 = off"
+    )
+    smoothing: float = Field(
+        gt=0, lt=1, description="α: the page's topic mix is blended with this share of the person's, so KL is finite"
+    )
+    pool: int = Field(ge=1, description="only the person's this many best-scoring candidates can be placed for breadth")
+    prior_strength: float = Field(
+        ge=0,
+        description="the person's mix leans on what they chose (picked topics, followed accounts' posts) as if it were "
+        "this many engagements; 0 = on what they engaged with alone",
+    )
+
+
 #: Policy file keys: scalars, then the tables (typed sections parsed by their model).
 _SCALARS = ("name", "title", "summary", "profiling", "ranker")
 _SECTIONS: dict[str, type[PolicySection]] = {
@@ -125,6 +144,7 @@ _SECTIONS: dict[str, type[PolicySection]] = {
     "mixing": Mixing,
     "fatigue": Fatigue,
     "ads": AdLoad,
+    "breadth": Breadth,
 }
 _TABLES = ("weights", "bounds", "sources", *_SECTIONS)
 
@@ -144,6 +164,7 @@ class Policy:
     mixing: Mixing
     fatigue: Fatigue
     ads: AdLoad
+    breadth: Breadth
     adjusted_by_user: dict[str, float] = field(default_factory=dict)
 
     def weight_vector(self) -> list[float]:
@@ -222,6 +243,9 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
     mixing = _section(origin, "mixing", Mixing, d["mixing"])
     if ranker == "recency" and mixing.explore_share > 0:
         raise PolicyError(f'{origin}: [mixing] explore_share: must be 0 when ranker = "recency" (newest first)')
+    breadth = _section(origin, "breadth", Breadth, d["breadth"])
+    if ranker == "recency" and breadth.calibration > 0:
+        raise PolicyError(f'{origin}: [breadth] calibration: must be 0 when ranker = "recency" (newest first)')
     return Policy(
         name=name,
         title=str(d.get("title", name)),
@@ -236,6 +260,7 @@ def _policy_from_dict(d: dict[str, Any], origin: str) -> Policy:
         mixing=mixing,
         fatigue=_section(origin, "fatigue", Fatigue, d["fatigue"]),
         ads=_section(origin, "ads", AdLoad, d["ads"]),
+        breadth=breadth,
     )
 
 
@@ -395,6 +420,18 @@ def _adjustment_lines(policy: Policy) -> list[str]:
     if policy.ranker == "heads" and adj.bridging_boost > 0:
         lines.append(
             f"- Posts liked by people on different sides gain up to {100 * adj.bridging_boost * 0.5:.0f}% (bridging)."
+        )
+    if policy.ranker != "recency" and policy.breadth.calibration > 0:
+        b = policy.breadth
+        lines.append(
+            "- Breadth: each page is put together to match the mix of topics you engage with, so that your top topic "
+            "does not crowd out the others you also care about. Your mix is the share of your recent likes, reposts "
+            "and replies that went to each topic; while you have few of those, it leans on the topics you picked and "
+            f"those the accounts you follow post about (as much as {b.prior_strength:g} likes would weigh). A post "
+            "whose topic would otherwise have too small a share of the page can be placed above posts that scored "
+            f"higher, if it is among your {b.pool} best-scoring posts. How much the mix counts against the score is "
+            f"set to {b.calibration:g}, on a scale from 0 (the score alone) to 1 (the mix alone). Each post placed "
+            "this way says so in its explanation (the method: calibrated recommendations, Steck 2018)."
         )
     fat = policy.fatigue
     if fat.filter_days > 0:

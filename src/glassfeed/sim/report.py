@@ -91,7 +91,13 @@ NOTIFICATION_ROWS: list[tuple[str, str]] = [
     ("opted_out_share", "opted out of pushes (share)"),
     ("median_hours_to_see_reply", "median hours to see a reply"),
 ]
-COLOURS = {"engagement": "#d62728", "chronological": "#7f7f7f", "stated_preference": "#2ca02c", "bridging": "#1f77b4"}
+COLOURS = {
+    "engagement": "#d62728",
+    "chronological": "#7f7f7f",
+    "stated_preference": "#2ca02c",
+    "bridging": "#1f77b4",
+    "breadth": "#9467bd",
+}
 
 
 def write_json(result: SimResult, path: Path) -> None:

@@ -239,6 +239,14 @@ class Counters:
         """The user's decayed positive engagement per topic id (origin units)."""
         return self._user_topic.a[u].copy()
 
+    def topic_profiles(self, users: np.ndarray, n_topics: int) -> np.ndarray:
+        """``topic_profile`` of many users at once: (len(users), n_topics), origin units (use row shares)."""
+        a = self._user_topic.a[np.asarray(users, np.int64)]
+        out = np.zeros((len(a), n_topics))
+        w = min(n_topics, a.shape[1])
+        out[:, :w] = a[:, :w]
+        return out
+
     def recent_actions(self, bank: int, user: int) -> tuple[np.ndarray, np.ndarray]:
         """(posts, times) of a user's recent likes (bank ``LIKES``) or reposts (``REPOSTS``), oldest first
         (read-only arrays)."""
