@@ -50,6 +50,31 @@ def require_service(name: str, url: str, reason: str | None) -> None:
     pytest.skip(msg)
 
 
+REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_test_url() -> str:
+    """The Redis the tests use: ``$GLASSFEED_TEST_REDIS_URL``, else the machine's."""
+    return os.environ.get("GLASSFEED_TEST_REDIS_URL", REDIS_DEFAULT_URL)
+
+
+@functools.cache
+def _redis_unreachable() -> str | None:
+    import redis  # only the tests that need Redis pay for the import
+
+    try:
+        redis.Redis.from_url(redis_test_url(), socket_connect_timeout=2, socket_timeout=2).ping()
+    except redis.RedisError as e:
+        return str(e) or type(e).__name__
+    return None
+
+
+def require_redis() -> str:
+    """Redis's URL; skips the test when it is unreachable, or fails it under ``CI=true``."""
+    require_service("Redis", redis_test_url(), _redis_unreachable())
+    return redis_test_url()
+
+
 def pg_url() -> str:
     """The server's URL; skips the test when it is unreachable, or fails it under ``CI=true``."""
     require_service("PostgreSQL", base_url(), _unreachable())

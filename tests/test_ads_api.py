@@ -6,8 +6,6 @@ never overspent by more than one price under concurrent pages (one worker, and t
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 import time
 import uuid
@@ -23,7 +21,7 @@ from glassfeed.ads.targeting import hashed_id
 from glassfeed.api.app import create_app
 from glassfeed.feed.policy import builtin_policies
 from glassfeed.settings import load_settings
-from pg_support import require_service
+from pg_support import require_redis
 
 KEY = "svc-key"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -335,24 +333,11 @@ def test_many_simultaneous_pages_never_overspend_a_budget_by_more_than_one_price
         assert shown == 8 and daily < spent < daily + price  # spent, and by at most one price more
 
 
-@functools.cache
-def _redis_unreachable() -> str | None:
-    try:
-        redis.Redis.from_url(_redis_url(), socket_connect_timeout=2, socket_timeout=2).ping()
-    except redis.RedisError as e:
-        return str(e) or type(e).__name__
-    return None
-
-
-def _redis_url() -> str:
-    return os.environ.get("GLASSFEED_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
 def test_two_workers_sharing_redis_never_overspend_a_budget_by_more_than_one_price(tmp_path):
-    require_service("Redis", _redis_url(), _redis_unreachable())
+    url = require_redis()
     prefix = f"gft:{uuid.uuid4().hex[:12]}:"
-    settings = _settings(tmp_path, serving={"redis_url": _redis_url(), "redis_prefix": prefix})
-    client = redis.Redis.from_url(_redis_url())
+    settings = _settings(tmp_path, serving={"redis_url": url, "redis_prefix": prefix})
+    client = redis.Redis.from_url(url)
     try:
         with TestClient(create_app(settings)) as a:
             now = _populate(a)

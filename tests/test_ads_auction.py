@@ -5,9 +5,7 @@ pacing (a daily budget spread over the day)."""
 
 from __future__ import annotations
 
-import functools
 import itertools
-import os
 import threading
 import uuid
 
@@ -20,7 +18,7 @@ from glassfeed.ads.ledger import LocalLedger, RedisLedger, paced_allowance
 from glassfeed.ads.placement import ad_places, max_ads
 from glassfeed.ads.policy import load_ad_policy
 from glassfeed.feed.policy import AdLoad, builtin_policies
-from pg_support import require_service
+from pg_support import require_redis
 
 CPM = 1 / 1000.0
 
@@ -146,26 +144,13 @@ def test_a_ledger_starts_from_what_the_ad_log_billed() -> None:
     assert not ledger.try_charge("c", 8, 500, 10_000, 50_000)  # lifetime spent
 
 
-@functools.cache
-def _redis_unreachable() -> str | None:
-    try:
-        redis.Redis.from_url(_redis_url(), socket_connect_timeout=2, socket_timeout=2).ping()
-    except redis.RedisError as e:
-        return str(e) or type(e).__name__
-    return None
-
-
-def _redis_url() -> str:
-    return os.environ.get("GLASSFEED_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
 def test_redis_ledger_shared_by_two_workers_overspends_by_at_most_one_price() -> None:
-    require_service("Redis", _redis_url(), _redis_unreachable())
+    url = require_redis()
     prefix = f"gft:{uuid.uuid4().hex[:12]}:"
-    client = redis.Redis.from_url(_redis_url())
+    client = redis.Redis.from_url(url)
     try:
-        a = RedisLedger(redis.Redis.from_url(_redis_url()), prefix, {"c": (1_000, 1_000)}, 7)
-        b = RedisLedger(redis.Redis.from_url(_redis_url()), prefix, {"c": (1_000, 1_000)}, 7)
+        a = RedisLedger(redis.Redis.from_url(url), prefix, {"c": (1_000, 1_000)}, 7)
+        b = RedisLedger(redis.Redis.from_url(url), prefix, {"c": (1_000, 1_000)}, 7)
 
         class Both:  # each thread charges through one of the two workers' ledgers, alternately
             i = 0

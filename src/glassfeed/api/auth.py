@@ -57,3 +57,16 @@ def require_user_or_service(user_id: str, request: Request) -> int:
     if not ok or stored is None:
         raise HTTPException(401, "invalid token for this user")
     return idx
+
+
+def named_key(request: Request, keys: dict[str, str], role: str) -> str:
+    """The name whose key (in ``keys``: name -> key) the request presents, for a role's own keys (moderators,
+    advertisers): 401 without a key, 403 for a key that is not one of them (the service key and people's tokens
+    are not)."""
+    key = presented_key(request)
+    if key is None:
+        raise HTTPException(401, f"missing {role} key (send 'Authorization: Bearer <key>')")
+    for name, expected in keys.items():
+        if expected and secrets.compare_digest(key.encode(), expected.encode()):
+            return name
+    raise HTTPException(403, f"this key is not {'an' if role[0] in 'aeiou' else 'a'} {role} key")

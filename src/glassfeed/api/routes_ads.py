@@ -4,10 +4,9 @@ login). ``install(app)`` builds the AdService beside the FeedService."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -16,7 +15,7 @@ from glassfeed.ads.campaigns import CampaignSpec
 from glassfeed.ads.library import advertiser_report, library
 from glassfeed.ads.policy import describe
 from glassfeed.ads.service import ACTIONS, AdService
-from glassfeed.api.auth import presented_key, require_user_or_service
+from glassfeed.api.auth import named_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
 from glassfeed.api.schemas import error_responses, json_error_responses, whole_number
 
@@ -31,13 +30,7 @@ def _ads(request: Request) -> AdService:
 def require_advertiser(request: Request) -> str:
     """Dependency of the advertiser API: an advertiser key (``[ads] advertiser_keys``); returns the advertiser.
     The service key and people's tokens are not advertiser keys."""
-    key = presented_key(request)
-    if key is None:
-        raise HTTPException(401, "missing advertiser key (send 'Authorization: Bearer <key>')")
-    for name, expected in request.app.state.settings.ads.advertiser_keys.items():
-        if expected and secrets.compare_digest(key.encode(), expected.encode()):
-            return name
-    raise HTTPException(403, "this key is not an advertiser key")
+    return named_key(request, request.app.state.settings.ads.advertiser_keys, "advertiser")
 
 
 _ADV = {**error_responses(401, 403)}

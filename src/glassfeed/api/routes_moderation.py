@@ -4,7 +4,6 @@ and the transparency report (public). ``install(app)`` builds the ModerationServ
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from glassfeed.api.auth import presented_key, require_user_or_service
+from glassfeed.api.auth import named_key, presented_key, require_user_or_service
 from glassfeed.api.routes_feed import JsonBodyRoute
 from glassfeed.api.schemas import WholeNumber, error_responses, json_error_responses
 from glassfeed.moderation.notes import RATING_LABELS
@@ -38,13 +37,7 @@ def _mod(request: Request) -> ModerationService:
 def require_moderator(request: Request) -> str:
     """Dependency of the moderation console's API: a moderator key (``[moderation] moderator_keys``); returns the
     moderator's name. The service key and people's tokens are not moderator keys."""
-    key = presented_key(request)
-    if key is None:
-        raise HTTPException(401, "missing moderator key (send 'Authorization: Bearer <key>')")
-    for name, expected in request.app.state.settings.moderation.moderator_keys.items():
-        if expected and secrets.compare_digest(key.encode(), expected.encode()):
-            return name
-    raise HTTPException(403, "this key is not a moderator key")
+    return named_key(request, request.app.state.settings.moderation.moderator_keys, "moderator")
 
 
 #: The packaged policy, for the documented shapes (categories, lengths); the live one checks every request.
