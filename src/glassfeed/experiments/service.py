@@ -323,6 +323,9 @@ class ExperimentService:
     def for_user(self, user: int) -> list[dict[str, Any]]:
         """The experiments a person is in (running, by their buckets) or was exposed to, with their arm, what it
         sets, and whether they are excluded by a choice of their own."""
+        with self.lock:
+            if not self.experiments:  # none defined: no store read on the page's path
+                return []
         uid = self.feed.state.users.id_of(user)
         prefs = self.feed.state.feedback.prefs(user)
         exposed = {r.experiment: r for r in self.store.exposures(user=user)}
