@@ -427,6 +427,20 @@ class Ingestor:
         with self.store.transaction() as tx:
             self.store.set_meta(tx, key, value)
 
+    def meta_once(self, key: str, make: Callable[[], str]) -> str:
+        """The meta value of ``key``, made by ``make()`` and stored when there is none: read and written under the
+        store's writer lock, so that processes starting together (several workers on a fresh store) all get the
+        one value the first of them made."""
+        have = self.store.get_meta(key)
+        if have is not None:
+            return have
+        with self.store.transaction() as tx:
+            have = self.store.get_meta(key)  # another process may have made it while this one waited for the lock
+            if have is None:
+                have = make()
+                self.store.set_meta(tx, key, have)
+        return have
+
     def issue_token(self, user_id: str) -> str:
         """A fresh API token for an existing user, replacing the old one; returned once, only its hash is stored."""
         user = self._require_user(user_id)

@@ -854,13 +854,9 @@ class FeedService:
 
 def cursor_secret(ingestor: Ingestor) -> bytes:
     """The secret feed cursors are signed with, kept in the store's meta table so that every worker on the store
-    verifies every other's cursors; made (and stored) on first use. ``glassfeed serve --workers N`` calls this
-    once before starting its workers, so that they do not race to make different ones."""
-    s = ingestor.store.get_meta("cursor_secret")
-    if s is None:
-        s = secrets.token_hex(32)
-        ingestor.set_meta("cursor_secret", s)
-    return bytes.fromhex(s)
+    verifies every other's cursors; made (and stored) on first use, under the store's writer lock, so that workers
+    starting together on a fresh store agree on one (``glassfeed serve --workers N`` also makes it first)."""
+    return bytes.fromhex(ingestor.meta_once("cursor_secret", lambda: secrets.token_hex(32)))
 
 
 def _page_bytes(page: ServedPage) -> bytes:
