@@ -125,6 +125,10 @@ class RedisLedger:
         self._seed_day = day
         self._charge = client.register_script(_CHARGE)
 
+    def close(self) -> None:
+        """Close the client's connections (the app's shutdown)."""
+        self.client.close()
+
     def reseed(self, seed: dict[str, tuple[int, int]], day: int) -> None:
         self._seed, self._seed_day = dict(seed), day
 

@@ -642,6 +642,8 @@ class AdService:
         self._wake.set()
         self._flusher.join(timeout=5)
         self.flush()
+        if isinstance(self.ledger, RedisLedger):
+            self.ledger.close()
 
 
 def _count(s: CampaignStats, kind: str) -> None:
