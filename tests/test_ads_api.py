@@ -425,3 +425,10 @@ def test_a_shutdown_writes_the_ad_impressions_still_queued(tmp_path):
         assert [(r.kind, r.campaign) for r in store.ad_log()] == [("impression", "shoes")]
     finally:
         store.close()
+
+
+def test_one_advertisers_campaigns_compete_by_value_per_impression_not_raw_bids(client):
+    now = client.now
+    put(client, "acme", "cpm", spec(now, bid=3.0))  # 3.00 per 1,000 impressions: 0.003 an impression
+    put(client, "acme", "cpc", spec(now, objective="clicks", bid=1.0, creatives=["ad1"]))  # 1.00 x P(click) 0.01
+    assert [it["ad"]["campaign"] for _, it in ads_of(page(client))] == ["cpc"]

@@ -411,14 +411,32 @@ class AdService:
             if spent_total < c.lifetime_budget and spent_day < paced_allowance(c.daily_budget, now, slack)
         ]
         posts = self._creatives([c for c, _ in passing], on_page, "home" if who.user else "public")
-        best: dict[str, tuple[Campaign, int, list[dict[str, Any]]]] = {}
-        for (c, why), post in zip(passing, posts):
+        # once per page: each advertiser's campaign with the highest expected value per impression competes (its
+        # bid times the campaign's smoothed rate for its unit and its quality), so a CPM bid and a CPC bid of one
+        # advertiser are compared in money per impression, not as raw numbers
+        value = self._campaign_value([c for c, _ in passing])
+        best: dict[str, tuple[float, Campaign, int, list[dict[str, Any]]]] = {}
+        for (c, why), post, v in zip(passing, posts, value):
             if post is None:
                 continue
             have = best.get(c.advertiser)
-            if have is None or c.bid > have[0].bid:  # once per page: the advertiser's highest bid competes
-                best[c.advertiser] = (c, post, why)
-        return [best[a] for a in sorted(best)]
+            if have is None or v > have[0]:  # ties: the earlier campaign id (``running`` is by id)
+                best[c.advertiser] = (v, c, post, why)
+        return [best[a][1:] for a in sorted(best)]
+
+    def _campaign_value(self, camps: list[Campaign]) -> list[float]:
+        """Each campaign's expected revenue per impression from its own smoothed rates and quality (the same for
+        every person): what chooses between one advertiser's campaigns before the auction."""
+        if not camps:
+            return []
+        stats = [self.stats[c.id] for c in camps]
+        p_click, p_eng = self.ranker.rates(stats)
+        quality = self.ranker.quality(stats)
+        unit = [c.bid_unit for c in camps]
+        rate = [
+            1.0 / 1000.0 if u == "cpm" else float(pc if u == "cpc" else pe) for u, pc, pe in zip(unit, p_click, p_eng)
+        ]
+        return [c.bid * r * float(q) for c, r, q in zip(camps, rate, quality)]
 
     def _creative_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
         """Every campaign's creatives as post idx in one flat array (0: unknown), with each campaign's row and its
