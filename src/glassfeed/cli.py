@@ -56,6 +56,7 @@ from glassfeed.notifications import cli as notifications_cli
 from glassfeed.settings import Settings
 from glassfeed.sim import ads_cli as sim_ads_cli
 from glassfeed.sim import cli as sim_cli
+from glassfeed.sim import gate_cli as sim_gate_cli
 from glassfeed.sim import notify_cli as sim_notify_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
 from glassfeed.store.retention import prune as prune_store
@@ -428,6 +429,7 @@ for _module in (
     ads_cli,
     sim_ads_cli,
     experiments_cli,
+    sim_gate_cli,
 ):
     _module.register(app)
 

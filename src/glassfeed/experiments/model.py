@@ -88,18 +88,35 @@ class Arm(_Strict):
     )
 
 
-class Guardrail(_Strict):
-    """A metric's largest allowed relative change of an arm against the control (fractions: 0.05 = 5%)."""
+class Limits(_Strict):
+    """A guardrail: a metric's largest allowed relative change against a reference (fractions: 0.05 = 5%), as
+    ``analysis.guardrail_verdict`` reads it. The one definition behind an online experiment's guardrails
+    (``Guardrail``: an arm against the control) and the simulator launch gate's (``glassfeed.sim.gate``: a candidate
+    policy against a baseline, across seeds); each narrows ``metric`` to the metrics it measures."""
 
-    metric: Literal[tuple(METRICS)] = Field(description="what is guarded: " + ", ".join(METRICS))  # type: ignore[valid-type]
+    metric: StrictStr = Field(description="what is guarded")
     max_increase: StrictFloat | int | None = Field(default=None, ge=0, description="e.g. 0.05: must not rise 5%")
     max_decrease: StrictFloat | int | None = Field(default=None, ge=0, description="e.g. 0.02: must not fall 2%")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> Guardrail:
+    def _one_bound(self) -> Limits:
         if self.max_increase is None and self.max_decrease is None:
             raise ValueError("a guardrail needs max_increase or max_decrease")
         return self
+
+    @property
+    def limits(self) -> tuple[float | None, float | None]:
+        """(max_increase, max_decrease) as floats, the arguments of ``analysis.guardrail_verdict``."""
+        return (
+            None if self.max_increase is None else float(self.max_increase),
+            None if self.max_decrease is None else float(self.max_decrease),
+        )
+
+
+class Guardrail(Limits):
+    """An online experiment's guardrail: an arm's metric against the control's."""
+
+    metric: Literal[tuple(METRICS)] = Field(description="what is guarded: " + ", ".join(METRICS))  # type: ignore[valid-type]
 
 
 class ExperimentSpec(_Strict):
@@ -275,6 +292,7 @@ __all__ = [
     "ExperimentSpec",
     "Guardrail",
     "LAYERS",
+    "Limits",
     "METRICS",
     "NAME_PATTERN",
     "STATES",

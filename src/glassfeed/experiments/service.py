@@ -642,8 +642,7 @@ def _guardrails(spec: ExperimentSpec, metrics: dict[str, Any]) -> list[dict[str,
             verdict = stats.guardrail_verdict(
                 float("nan") if low is None else low,
                 float("nan") if high is None else high,
-                None if g.max_increase is None else float(g.max_increase),
-                None if g.max_decrease is None else float(g.max_decrease),
+                *g.limits,
             )
             out.append(
                 {
