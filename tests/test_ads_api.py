@@ -427,6 +427,32 @@ def test_a_shutdown_writes_the_ad_impressions_still_queued(tmp_path):
         store.close()
 
 
+def test_ad_impressions_commit_with_the_pages_impressions_and_a_failed_write_keeps_them(tmp_path, monkeypatch):
+    settings = _settings(tmp_path, serving={"impression_flush_ms": 60_000})  # flushed by hand below
+    with TestClient(create_app(settings)) as c:
+        now = _populate(c)
+        put(c, "acme", "shoes", spec(now))
+        store, feed = c.app.state.store, c.app.state.feed
+        before = store.max_seq()
+        assert len(ads_of(page(c))) == 1
+        real = store.append_ad_log
+
+        def broken(tx, rows):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(store, "append_ad_log", broken)
+        with pytest.raises(RuntimeError):
+            feed.flush_impressions()
+        assert store.max_seq() == before and store.ad_log() == []  # one transaction: neither was written
+        monkeypatch.setattr(store, "append_ad_log", real)
+        assert feed.impression_queue_depth() == 1  # the billed ad impression is still queued
+        assert len(ads_of(page(c))) == 1
+        feed.flush_impressions()
+        assert store.max_seq() > before  # the second page's impressions
+        assert [(r.kind, r.campaign) for r in store.ad_log()] == [("impression", "shoes")] * 2
+        assert c.app.state.ads.stats["shoes"].impressions == 2  # folded once each
+
+
 def test_one_advertisers_campaigns_compete_by_value_per_impression_not_raw_bids(client):
     now = client.now
     put(client, "acme", "cpm", spec(now, bid=3.0))  # 3.00 per 1,000 impressions: 0.003 an impression

@@ -14,10 +14,13 @@ import pytest
 import redis
 
 from glassfeed.ads.auction import gsp
+from glassfeed.ads.book import CampaignBook
+from glassfeed.ads.campaigns import Campaign
 from glassfeed.ads.ledger import LocalLedger, RedisLedger, paced_allowance
 from glassfeed.ads.placement import ad_places, max_ads
 from glassfeed.ads.policy import load_ad_policy
 from glassfeed.feed.policy import AdLoad, builtin_policies
+from glassfeed.store import AdCampaignRow
 from pg_support import require_redis
 
 CPM = 1 / 1000.0
@@ -198,3 +201,64 @@ def test_pacing_spreads_a_daily_budget_over_the_day_instead_of_the_first_hours()
     hours = np.arange(1, 25) / 24
     assert np.all(paced <= daily * np.minimum(1, hours + 0.05) + price)  # never ahead of even + slack
     assert paced[11] == pytest.approx(daily * (0.5 + 0.05), rel=0.02)  # half the day: about half the budget
+
+
+# ---------------------------------------------------------------------- the campaign book (placement's arrays)
+def _campaign(cid: str, advertiser: str, targeting: dict, **kw) -> Campaign:
+    body = {
+        "name": cid,
+        "on_behalf_of": advertiser,
+        "paid_by": advertiser,
+        "objective": kw.pop("objective", "reach"),
+        "bid": kw.pop("bid", 2.0),
+        "daily_budget": 10.0,
+        "lifetime_budget": 100.0,
+        "start": kw.pop("start", 0.0),
+        "end": kw.pop("end", None),
+        "creatives": kw.pop("creatives", ["a", "b"]),
+        "status": kw.pop("status", "active"),
+        "targeting": targeting,
+    }
+    return Campaign.from_row(AdCampaignRow(cid, advertiser, body, 0.0, 0.0))
+
+
+def test_the_book_groups_campaigns_by_targeting_so_each_distinct_targeting_is_matched_once() -> None:
+    camps = [
+        _campaign("c3", "zed", {"countries": ["DE", "FR"]}),
+        _campaign("c1", "acme", {}),
+        _campaign("c2", "acme", {"countries": ["DE", "FR"]}),
+        _campaign("c4", "bolt", {}),
+        _campaign("c5", "bolt", {"lookalike_of": "brand"}),
+        _campaign("c6", "bolt", {"lookalike_of": "brand"}),
+        _campaign("c7", "zed", {"countries": ["DE"]}),
+    ]
+    book = CampaignBook.build(camps, {"a": 7, "b": 9}.get)
+    assert book.ids == ["c1", "c2", "c3", "c4", "c5", "c6", "c7"]  # id order
+    g = dict(zip(book.ids, book.group))
+    assert g["c1"] == g["c4"] == 0  # untargeted
+    assert g["c2"] == g["c3"] != 0  # same targeting, one group
+    assert len({g["c5"], g["c6"], g["c2"], g["c7"]}) == 4  # a lookalike audience is per campaign
+    assert book.creatives.tolist() == [7, 9] * 7 and book.starts.tolist() == list(range(0, 14, 2))
+
+
+def test_the_book_runs_schedules_and_keeps_each_advertisers_best_by_name_ties_to_the_earlier_id() -> None:
+    camps = [
+        _campaign("a1", "zed", {}, start=100.0),
+        _campaign("a2", "zed", {}, end=50.0),
+        _campaign("a3", "acme", {}, status="paused"),
+        _campaign("a4", "acme", {}),
+        _campaign("a5", "acme", {}),
+        _campaign("a6", "zed", {}),
+        _campaign("a7", "bolt", {}),
+    ]
+    book = CampaignBook.build(camps, {"a": 1, "b": 2}.get)
+    assert [book.ids[r] for r in book.running(60.0)] == ["a4", "a5", "a6", "a7"]
+    assert [book.ids[r] for r in book.running(120.0)] == ["a1", "a4", "a5", "a6", "a7"]
+    rows = book.running(120.0)
+    value = np.array([1.0, 2.0, 2.0, 3.0, 0.5])  # a1 a4 a5 a6 a7
+    # acme: a4 and a5 tie at 2.0 -> a4 (earlier id); bolt: a7; zed: a6 (3.0 beats a1's 1.0); by advertiser name
+    assert [book.ids[r] for r in book.best_per_advertiser(rows, value)] == ["a4", "a7", "a6"]
+    rates = book.action_rate(np.full(7, 0.02), np.full(7, 0.05))
+    assert rates.tolist() == [CPM] * 7
+    mixed = CampaignBook.build([_campaign("x", "a", {}, objective="clicks"), _campaign("y", "a", {})], {}.get)
+    assert mixed.action_rate(np.array([0.02, 0.02]), np.array([0.05, 0.05])).tolist() == [0.02, CPM]

@@ -327,26 +327,31 @@ class Ingestor:
             raise IngestError(errors)
         return batch
 
-    def ingest_batch(self, batch: EventBatch) -> IngestResult:
+    def ingest_batch(self, batch: EventBatch, ad_log: Sequence[AdLogRow] = ()) -> IngestResult:
         """Append resolved events (store idx, ``seq`` ignored) atomically after the specification's vectorised
         checks (``batch_errors``); events whose client ``id`` is already stored count as duplicates. The fast
-        path of the simulator, the importers, bulk import and the feed service's impressions."""
+        path of the simulator, the importers, bulk import and the feed service's impressions. ``ad_log``: ad log
+        rows written in the same transaction (the ad impressions of the pages whose impressions these are: one
+        commit for both; ad listeners then hear them as ``append_ad_log``'s)."""
         if len(batch) == 0:
             return IngestResult(0, 0)
         errors = self._rule_errors(batch, self.clock())
         if errors:
             raise IngestError(errors)
-        return self._append(batch)
+        return self._append(batch, ad_log=ad_log)
 
     def _rule_errors(self, batch: EventBatch, now: float) -> list[ItemError]:
         return batch_errors(
             batch, self.limits, now, n_users=len(self.store.user_ids()), n_posts=len(self.store.post_ids())
         )
 
-    def _append(self, batch: EventBatch, with_ids: bool = False) -> IngestResult:
+    def _append(self, batch: EventBatch, with_ids: bool = False, ad_log: Sequence[AdLogRow] = ()) -> IngestResult:
         with self.store.transaction() as tx:
             kept = batch if batch.id is None else batch.take(self._new_ids(batch.id.tolist()))
             first, last = self.store.append_events(tx, kept) if len(kept) else (0, -1)
+            ad_seqs = self.store.append_ad_log(tx, ad_log) if ad_log else []
+        if ad_log:
+            self._heard_ad_log(ad_log, ad_seqs)
         ids: list[str] = []
         if with_ids:
             given = kept.id.tolist() if kept.id is not None else [None] * len(kept)
@@ -510,10 +515,13 @@ class Ingestor:
             return []
         with self.store.transaction() as tx:
             seqs = self.store.append_ad_log(tx, rows)
+        self._heard_ad_log(rows, seqs)
+        return seqs
+
+    def _heard_ad_log(self, rows: Sequence[AdLogRow], seqs: list[int]) -> None:
         done = [r._replace(seq=q) for r, q in zip(rows, seqs)]
         for cb in self.ad_listeners:
             cb("log", done)
-        return seqs
 
     # ------------------------------------------------------------------ experiments
     def put_experiment(self, row: ExperimentRow) -> None:

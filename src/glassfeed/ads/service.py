@@ -13,13 +13,16 @@ Per page (``place``, installed as the feed's ``ad_server``; under the feed's loc
 5. each ad item: the post, its label ("Ad · paid by X · on behalf of Y"), "why this ad" (the matched targeting,
    the auction's inputs, how to change it) and a signed token its click, engagement or hide comes back with.
 
-Impressions go to the ad log through the Ingestor, group-committed by a background thread as the feed's
-impressions are; clicks, engagements and hides are written before they are acknowledged."""
+Impressions go to the ad log in the same transaction as the page's own impressions (``FeedService.queue_ad_log``:
+one group commit every few ms by the feed's background writer, one commit for both); clicks, engagements and hides
+are written before they are acknowledged.
+
+Eligibility reads the campaigns as arrays (``ads.book.CampaignBook``, rebuilt when a campaign changes) and the
+campaigns' smoothed rates and quality once per change of the ad log's counts, not per page."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -29,12 +32,13 @@ from typing import Any
 import numpy as np
 
 from glassfeed.ads.auction import gsp
+from glassfeed.ads.book import CampaignBook
 from glassfeed.ads.campaigns import MICROS, Campaign, CampaignSpec, label, to_micros
 from glassfeed.ads.ledger import LocalLedger, RedisLedger, SpendLedger, day_of, paced_allowance
 from glassfeed.ads.model import AdModel, ad_features, serving_facts, smoothed_rates
 from glassfeed.ads.placement import ad_places
 from glassfeed.ads.policy import AdPolicy, load_ad_policy
-from glassfeed.ads.targeting import Person, lookalike_audience, matches, person, refusals
+from glassfeed.ads.targeting import Person, lookalike_audience, match_targeting, person, refusals
 from glassfeed.feed.policy import Policy
 from glassfeed.feed.service import FeedService
 from glassfeed.feed.sessions import redis_client
@@ -118,10 +122,12 @@ class AdRanker:
         mine: CampaignStats,
         now: float,
         place: int,
+        base: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, str]:
-        """(P(click), P(engagement), where they came from) of each campaign's ad for ``who`` at ``place``."""
+        """(P(click), P(engagement), where they came from) of each campaign's ad for ``who`` at ``place``;
+        ``base``: the campaigns' smoothed rates (``rates(stats)``) when the caller already has them."""
         if self.model is None or not who.user or not who.personalised:
-            p_click, p_eng = self.rates(stats)
+            p_click, p_eng = base if base is not None else self.rates(stats)
             if self.model is None:
                 return p_click, p_eng, RATES_FROM_CAMPAIGN
             off = (
@@ -157,9 +163,12 @@ class AdService:
         self.stats: dict[str, CampaignStats] = defaultdict(CampaignStats)
         self.person_stats: dict[int, CampaignStats] = defaultdict(CampaignStats)  # each person's, every campaign
         self.lookalike: dict[str, frozenset[int]] = {}
-        self._creatives_cache: tuple[int, Any] | None = None
+        self._book_cache: tuple[int, CampaignBook] | None = None
+        self._rates_cache: tuple[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = (
+            None
+        )
+        self._stats_seq = 0  # bumped whenever ad log rows are folded into the counts
         self._version = 0  # bumped whenever a campaign is added or changed: what is derived from them is rebuilt
-        self._sorted: tuple[int, list[Campaign]] = (-1, [])
         self._log_seq = 0
         self._refreshed = 0.0
         now = feed.now()
@@ -170,16 +179,10 @@ class AdService:
             if serving.redis_url
             else LocalLedger(seed, day_of(now))
         )
-        self._pending: list[AdLogRow] = []
-        self._pending_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._closed = False
         self.refresh(force=True)
         self.ingestor.ad_listeners.append(self._on_ad_rows)
         feed.tail_listeners.append(self.refresh)
-        self._flusher = threading.Thread(target=self._flush_loop, name="gf-ads", daemon=True)
-        self._flusher.start()
         if install and self.settings.enabled:
             feed.ad_server = self.place
 
@@ -215,6 +218,7 @@ class AdService:
             if r.seq <= self._log_seq:
                 continue
             _count(self.stats[r.campaign], r.kind)
+            self._stats_seq += 1
             if r.user:
                 _count(self.person_stats[r.user], r.kind)
             self._log_seq = r.seq
@@ -307,26 +311,27 @@ class AdService:
         if not places:
             return items
         who = person(self.feed.state, user, self.policy, now)
-        eligible = self._eligible(who, now, np.asarray(page, np.int64))
-        if not eligible:
+        book = self._book()
+        rows, posts, whys = self._eligible(book, who, now, np.asarray(page, np.int64))
+        if not len(rows):
             return items
-        camps = [c for c, _, _ in eligible]
+        camps = [book.camps[r] for r in rows.tolist()]
+        eligible = list(zip(camps, posts, whys))
         stats = [self.stats[c.id] for c in camps]
-        posts = [p for _, p, _ in eligible]
         mine = self.person_stats.get(user) or CampaignStats()
+        base_click, base_eng, base_quality, _ = self._base_rates(book)
         p_click, p_eng, rates_from = self.ranker.predict(
-            self.feed.state, who, camps, posts, stats, mine, now, places[0]
+            self.feed.state, who, camps, posts, stats, mine, now, places[0], base=(base_click[rows], base_eng[rows])
         )
-        quality = self.ranker.quality(stats)
-        unit = np.array([c.bid_unit for c in camps])
-        rates = np.where(unit == "cpm", 1.0 / 1000.0, np.where(unit == "cpc", p_click, p_eng))
-        bids = np.array([c.bid for c in camps])
+        quality = base_quality[rows]
+        rates = book.action_rate(p_click, p_eng, rows)
+        bids = book.bid[rows]
         reserve = self.policy.auction.reserve_cpm / 1000.0
         result = gsp(bids, rates, quality, reserve, len(places))
         won = [eligible[i][1] for i in result.winners.tolist()]
         views = dict(zip(won, self.feed.post_views(np.array(won, np.int64)))) if won else {}
         ads: list[dict[str, Any]] = []
-        rows: list[AdLogRow] = []
+        log_rows: list[AdLogRow] = []
         day = day_of(now)
         winners = [
             w
@@ -353,7 +358,9 @@ class AdService:
             c, post, why = eligible[i]
             unit_price = prices[rank]
             billed = unit_price if c.bid_unit == "cpm" else 0
-            rows.append(AdLogRow(0, "impression", now, c.id, user or None, post, billed, request_id, who.country, None))
+            log_rows.append(
+                AdLogRow(0, "impression", now, c.id, user or None, post, billed, request_id, who.country, None)
+            )
             inputs = {
                 "bid": c.bid,
                 "bid_unit": c.bid_unit,
@@ -371,93 +378,83 @@ class AdService:
                 {"k": "ad", "c": c.id, "u": user, "r": request_id, "p": post, "m": unit_price, "t": now}
             )
             ads.append(self._ad_item(c, post, why, who, inputs, token, rates_from, views.get(post)))
-        if rows:
-            self._queue(rows)
+        if log_rows:
+            self._queue(log_rows)
         out = list(items)
         for place, ad in zip(places, ads):
             out.insert(place, ad)
         return out
 
+    def _book(self) -> CampaignBook:
+        """The campaigns as arrays (``ads.book``), rebuilt when a campaign is added or changed."""
+        if self._book_cache is None or self._book_cache[0] != self._version:
+            self._book_cache = (self._version, CampaignBook.build(self.campaigns.values(), self.store.post_idx))
+        return self._book_cache[1]
+
+    def _base_rates(self, book: CampaignBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every campaign's smoothed P(click), P(engagement), quality and expected value per impression (bid x the
+        rate for its unit x quality): the same for every person, recomputed only when the ad log's counts or the
+        campaigns change, not per page."""
+        key = (self._version, self._stats_seq, id(self.ranker.policy))
+        if self._rates_cache is None or self._rates_cache[0] != key:
+            stats = [self.stats[c] for c in book.ids]
+            p_click, p_eng = self.ranker.rates(stats)
+            quality = self.ranker.quality(stats)
+            value = book.bid * book.action_rate(p_click, p_eng) * quality
+            self._rates_cache = (key, (p_click, p_eng, quality, value))
+        return self._rates_cache[1]
+
     def _eligible(
-        self, who: Person, now: float, on_page: np.ndarray
-    ) -> list[tuple[Campaign, int, list[dict[str, Any]]]]:
-        """(campaign, creative post, matched targeting) of every campaign that may bid for this person now, the
-        best bid per advertiser only. The cheap checks run per campaign; the creatives of those that pass are
-        checked together (``_creatives``)."""
+        self, book: CampaignBook, who: Person, now: float, on_page: np.ndarray
+    ) -> tuple[np.ndarray, list[int], list[list[dict[str, Any]]]]:
+        """The book rows of every campaign that may bid for this person now, each advertiser's best only (by
+        expected value per impression), ordered by advertiser name, with each one's creative post and matched
+        targeting. Schedule, frequency cap, hidden advertisers, budgets and pacing are array operations over the
+        campaigns; targeting runs once per distinct targeting among them (``ads.book``); the creatives of those
+        that pass are checked together (``_creatives``)."""
         day = day_of(now)
-        cap = self.policy.auction.frequency_cap
-        if self._sorted[0] != self._version:
-            self._sorted = (self._version, sorted(self.campaigns.values(), key=lambda c: c.id))
-        running = [c for c in self._sorted[1] if c.running(now)]
+        rows = book.running(now)
         if who.user:
-            seen = dict(zip([c.id for c in running], self.ledger.seen(who.user, [c.id for c in running], day)))
+            seen = self.ledger.seen(who.user, [book.ids[r] for r in rows.tolist()], day)
+            rows = rows[np.asarray(seen, np.int64) < self.policy.auction.frequency_cap]
         else:
-            seen = {}
-        passing: list[tuple[Campaign, list[dict[str, Any]]]] = []
-        for c in running:  # by id (``_sorted``)
-            if seen.get(c.id, 0) >= cap:
-                continue
-            if not who.user and not c.untargeted:
-                continue  # nothing is known of an anonymous reader
-            why = matches(c, who, self.policy, self.lookalike)
-            if why is None:
-                continue
-            passing.append((c, why))
-        spent = self.ledger.spent_many([c.id for c, _ in passing], day)  # one call (one round trip to Redis)
-        slack = self.policy.pacing.slack
-        passing = [
-            (c, why)
-            for (c, why), (spent_day, spent_total) in zip(passing, spent)
-            if spent_total < c.lifetime_budget and spent_day < paced_allowance(c.daily_budget, now, slack)
-        ]
-        posts = self._creatives([c for c, _ in passing], on_page, "home" if who.user else "public")
+            rows = rows[np.asarray(book.group, np.int64)[rows] == 0] if len(rows) else rows  # nothing is known
+        if who.hidden_advertisers and len(rows):
+            hidden = [book.advertisers[a] for a in who.hidden_advertisers if a in book.advertisers]
+            rows = rows[~np.isin(book.advertiser[rows], hidden)]
+        why_of: dict[int, list[dict[str, Any]] | None] = {}
+        kept: list[int] = []
+        whys: list[list[dict[str, Any]]] = []
+        for r in rows.tolist():
+            g = book.group[r]
+            if g not in why_of:
+                why_of[g] = match_targeting(book.camps[r].targeting, book.ids[r], who, self.policy, self.lookalike)
+            why = why_of[g]
+            if why is not None:
+                kept.append(r)
+                whys.append(why)
+        if not kept:
+            return np.zeros(0, np.int64), [], []
+        rows = np.array(kept, np.int64)
+        spent = np.array(self.ledger.spent_many([book.ids[r] for r in kept], day), np.int64).reshape(-1, 2)
+        ok = (spent[:, 1] < book.lifetime[rows]) & (
+            spent[:, 0] < paced_allowance(book.daily[rows], now, self.policy.pacing.slack)
+        )
+        posts = self._creatives(book, rows, on_page, "home" if who.user else "public")
+        ok &= posts > 0
         # once per page: each advertiser's campaign with the highest expected value per impression competes (its
         # bid times the campaign's smoothed rate for its unit and its quality), so a CPM bid and a CPC bid of one
         # advertiser are compared in money per impression, not as raw numbers
-        value = self._campaign_value([c for c, _ in passing])
-        best: dict[str, tuple[float, Campaign, int, list[dict[str, Any]]]] = {}
-        for (c, why), post, v in zip(passing, posts, value):
-            if post is None:
-                continue
-            have = best.get(c.advertiser)
-            if have is None or v > have[0]:  # ties: the earlier campaign id (``running`` is by id)
-                best[c.advertiser] = (v, c, post, why)
-        return [best[a][1:] for a in sorted(best)]
+        value = self._base_rates(book)[3]
+        best = book.best_per_advertiser(rows[ok], value[rows[ok]])
+        at = {r: k for k, r in enumerate(kept)}
+        return best, [int(posts[at[r]]) for r in best.tolist()], [whys[at[r]] for r in best.tolist()]
 
-    def _campaign_value(self, camps: list[Campaign]) -> list[float]:
-        """Each campaign's expected revenue per impression from its own smoothed rates and quality (the same for
-        every person): what chooses between one advertiser's campaigns before the auction."""
-        if not camps:
-            return []
-        stats = [self.stats[c.id] for c in camps]
-        p_click, p_eng = self.ranker.rates(stats)
-        quality = self.ranker.quality(stats)
-        unit = [c.bid_unit for c in camps]
-        rate = [
-            1.0 / 1000.0 if u == "cpm" else float(pc if u == "cpc" else pe) for u, pc, pe in zip(unit, p_click, p_eng)
-        ]
-        return [c.bid * r * float(q) for c, r, q in zip(camps, rate, quality)]
-
-    def _creative_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
-        """Every campaign's creatives as post idx in one flat array (0: unknown), with each campaign's row and its
-        slice (starts, ends): built once per version of the campaigns, not per request."""
-        key = self._version
-        if self._creatives_cache is None or self._creatives_cache[0] != key:
-            camps = list(self.campaigns.values())
-            idx = [np.array([self.store.post_idx(p) or 0 for p in c.creatives], np.int64) for c in camps]
-            sizes = np.array([len(i) for i in idx], np.int64)
-            flat = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-            ends = np.cumsum(sizes)
-            self._creatives_cache = (key, ({c.id: k for k, c in enumerate(camps)}, flat, ends - sizes, ends))
-        return self._creatives_cache[1]
-
-    def _creatives(self, camps: list[Campaign], page: np.ndarray, surface: str) -> list[int | None]:
-        """Each campaign's first creative that exists, is not on the page, not erased and not removed by
-        moderation for ``surface`` (None when it has none): one vectorised pass over every campaign's creatives."""
-        if not camps:
-            return []
+    def _creatives(self, book: CampaignBook, rows: np.ndarray, page: np.ndarray, surface: str) -> np.ndarray:
+        """Each of ``rows``' first creative that exists, is not on the page, not erased and not removed by
+        moderation for ``surface`` (0 when it has none): one vectorised pass over every campaign's creatives."""
         st = self.feed.state
-        row, flat, starts, ends = self._creative_index()
+        flat = book.creatives
         ok = (flat > 0) & (flat < st.posts.capacity)
         safe = np.where(ok, flat, 0)
         ok &= ~st.posts.removed(safe) & ~st.visibility.dropped(safe, surface)
@@ -465,14 +462,13 @@ class AdService:
             sorted_page = np.sort(page)
             at = np.minimum(np.searchsorted(sorted_page, flat), len(sorted_page) - 1)
             ok &= sorted_page[at] != flat
-        first = np.zeros(len(starts), np.int64)
+        first = np.zeros(len(book), np.int64)
         hits = np.flatnonzero(ok)
         if len(hits):  # each campaign's first good position: the first hit at or after its slice's start
-            k = np.searchsorted(hits, starts)
-            inside = (k < len(hits)) & (hits[np.minimum(k, len(hits) - 1)] < ends)
+            k = np.searchsorted(hits, book.starts)
+            inside = (k < len(hits)) & (hits[np.minimum(k, len(hits) - 1)] < book.ends)
             first[inside] = flat[hits[k[inside]]]
-        chosen = first[[row[c.id] for c in camps]].tolist()
-        return [p if p > 0 else None for p in chosen]
+        return first[rows]
 
     def _still_shown(self, post: int) -> bool:
         """A won creative's last checks, run for the winners only: still in the serving state and not erased."""
@@ -622,43 +618,20 @@ class AdService:
 
     # ------------------------------------------------------------------ the ad log
     def _queue(self, rows: list[AdLogRow]) -> None:
-        with self._pending_lock:
-            self._pending.extend(rows)
-        self._wake.set()
+        """Queue impressions for the ad log: written with the feed's own impressions, in their transaction
+        (``FeedService.queue_ad_log``), by the feed's background writer."""
+        self.feed.queue_ad_log(rows)
 
-    def flush(self) -> int:
-        """Write every queued impression to the ad log in one transaction; returns how many."""
-        with self._pending_lock:
-            rows, self._pending = self._pending, []
-        if rows:
-            try:
-                self.ingestor.append_ad_log(rows)
-            except Exception:
-                with self._pending_lock:  # kept for the next flush: a billed impression is never dropped
-                    self._pending[:0] = rows
-                raise
-        return len(rows)
-
-    def _flush_loop(self) -> None:
-        wait = self.feed.settings.serving.impression_flush_ms / 1000.0
-        while not self._closed:
-            self._wake.wait()
-            self._stop.wait(wait)  # gather the next few ms of pages into one commit; a close ends the wait
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:
-                log.exception("ad log flush failed")
+    def flush(self) -> None:
+        """Write every queued ad impression now (with the feed's queued impressions, in one transaction)."""
+        self.feed.flush_impressions()
 
     def close(self) -> None:
-        """Stop placing ads, stop the background writer and write what is still queued (idempotent)."""
+        """Stop placing ads and write what is still queued (idempotent)."""
         with self.lock:
             if self.feed.ad_server == self.place:
                 self.feed.ad_server = None
         self._closed = True
-        self._stop.set()
-        self._wake.set()
-        self._flusher.join(timeout=5)
         self.flush()
         if isinstance(self.ledger, RedisLedger):
             self.ledger.close()

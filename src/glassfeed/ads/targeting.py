@@ -160,9 +160,17 @@ def matches(
 ) -> list[dict[str, Any]] | None:
     """How ``p`` matches ``c``'s targeting: one entry per parameter (its name, the campaign's values, the person's
     attribute that matched, and whether it is based on profiling), or None when they do not match."""
-    t = c.targeting
     if c.advertiser in p.hidden_advertisers:
         return None
+    return match_targeting(c.targeting, c.id, p, policy, lookalike)
+
+
+def match_targeting(
+    t: Mapping[str, Any], campaign_id: str, p: Person, policy: AdPolicy, lookalike: Mapping[str, frozenset[int]]
+) -> list[dict[str, Any]] | None:
+    """``matches`` without the hidden-advertiser check: how ``p`` matches the targeting ``t`` (of campaign
+    ``campaign_id``, whose lookalike audience ``lookalike`` holds), or None. Campaigns with the same targeting
+    match alike, so placement calls this once per distinct targeting (``ads.book``)."""
     if not t:  # untargeted: everyone matches, on nothing
         return []
     profiling = policy.targeting.profiling
@@ -192,7 +200,7 @@ def matches(
             return None
         out.append(_why("topics", t["topics"], common, profiling))
     if t.get("lookalike_of"):
-        if p.user not in lookalike.get(c.id, frozenset()):
+        if p.user not in lookalike.get(campaign_id, frozenset()):
             return None
         out.append(_why("lookalike_of", t["lookalike_of"], "you follow this account or people like you do", profiling))
     if t.get("custom_audience"):
@@ -231,4 +239,13 @@ def lookalike_audience(state: ServingState, account: int, share: float) -> froze
     return frozenset(int(u) for u in np.concatenate([followers, best]))
 
 
-__all__ = ["Person", "age_band", "hashed_id", "lookalike_audience", "matches", "person", "refusals"]
+__all__ = [
+    "Person",
+    "age_band",
+    "hashed_id",
+    "lookalike_audience",
+    "match_targeting",
+    "matches",
+    "person",
+    "refusals",
+]

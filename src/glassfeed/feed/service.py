@@ -54,7 +54,7 @@ from glassfeed.feed.train import (
 from glassfeed.ingest import Ingestor, names_problem
 from glassfeed.settings import IngestLimits, Settings, packaged_settings
 from glassfeed.state import C, ServingState
-from glassfeed.store import Change
+from glassfeed.store import AdLogRow, Change
 
 log = logging.getLogger("glassfeed.feed")
 DEFAULT_POLICY = "engagement"
@@ -173,6 +173,7 @@ class FeedService:
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
         self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
+        self._pending_ad_log: list[AdLogRow] = []  # the ad lever's impressions (glassfeed.ads): same commit
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.RLock()  # held from draining the queue until its commit
         self._flush_s = self.settings.serving.impression_flush_ms / 1000.0
@@ -544,7 +545,7 @@ class FeedService:
     def impression_queue_depth(self) -> int:
         """Impressions served but not yet written to the store."""
         with self._pending_lock:
-            return sum(len(p[1]) for p in self._pending)
+            return sum(len(p[1]) for p in self._pending) + len(self._pending_ad_log)
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float, limit: int) -> list[dict[str, Any]]:
         """Page items with their reason, top contributions, adjustments and ``placement`` (why an item was placed
@@ -692,29 +693,48 @@ class FeedService:
             self._pending.append((user, pages.post.astype(np.int64), now, request_id, surface))
         self._wake.set()
 
+    def queue_ad_log(self, rows: list[AdLogRow]) -> None:
+        """Queue the ad lever's rows (its billed impressions) to be written with the next impressions, in the same
+        transaction (one commit per flush for both); a failed write keeps them queued for the next flush, so a
+        billed impression is never dropped."""
+        with self._pending_lock:
+            self._pending_ad_log.extend(rows)
+        self._wake.set()
+
     def flush_impressions(self) -> int:
-        """Write every queued impression in one durable transaction; returns how many were written."""
+        """Write every queued impression (and queued ad log row) in one durable transaction; returns how many
+        feed impressions were written."""
         with self._flush_lock:
             return self._flush()
 
     def _flush(self) -> int:
         with self._pending_lock:
             batch, self._pending = self._pending, []
-        if not batch:
-            return 0
-        posts = np.concatenate([b[1] for b in batch])
-        n = len(posts)
-        self.ingestor.ingest_batch(
-            EventBatch.from_columns(
-                kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
-                user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
-                post=posts,
-                ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
-                position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
-                request_id=[b[3] for b in batch for _ in range(len(b[1]))],
-                surface=[b[4] for b in batch for _ in range(len(b[1]))],
+            ad_log, self._pending_ad_log = self._pending_ad_log, []
+        try:
+            if not batch:
+                if ad_log:
+                    self.ingestor.append_ad_log(ad_log)
+                return 0
+            posts = np.concatenate([b[1] for b in batch])
+            n = len(posts)
+            self.ingestor.ingest_batch(
+                EventBatch.from_columns(
+                    kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
+                    user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
+                    post=posts,
+                    ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
+                    position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
+                    request_id=[b[3] for b in batch for _ in range(len(b[1]))],
+                    surface=[b[4] for b in batch for _ in range(len(b[1]))],
+                ),
+                ad_log=ad_log,
             )
-        )
+        except Exception:
+            if ad_log:  # billed: kept for the next flush (the feed's own impressions are not retried, as before)
+                with self._pending_lock:
+                    self._pending_ad_log[:0] = ad_log
+            raise
         return n
 
     def _flush_loop(self) -> None:
