@@ -256,8 +256,11 @@ def test_a_click_on_a_cpc_ad_is_billed_once_at_the_clearing_price(client):
     again = client.post("/v1/users/u0/ads/actions", json=act, headers=H).json()
     assert again["repeat"] is True and again["billed"] == 0.0
     assert client.post("/v1/users/u1/ads/actions", json=act, headers=H).status_code == 403  # not u1's ad
-    forged = {"token": ad["ad"]["token"][:-2] + "xx", "action": "click"}
-    assert client.post("/v1/users/u0/ads/actions", json=forged, headers=H).status_code == 400
+    token = ad["ad"]["token"]
+    signed = token.partition("~")[2]
+    for bad in (token[:-2] + "xx", "9~" + signed, "x~" + signed, signed, "0~"):  # forged; an index not on the page
+        r = client.post("/v1/users/u0/ads/actions", json={"token": bad, "action": "click"}, headers=H)
+        assert r.status_code == 400 and r.json()["detail"][0]["field"] == "token", (bad, r.text)
     assert client.post("/v1/users/u0/ads/actions", json={**act, "action": "buy"}, headers=H).status_code == 422
     client.app.state.ads.flush()
     rep = client.get("/v1/ads/reports", headers=akey("acme")).json()

@@ -11,7 +11,8 @@ Per page (``place``, installed as the feed's ``ad_server``; under the feed's loc
 4. the generalised second-price auction (``auction.gsp``) with the ad policy's reserve; CPM winners are charged
    now (``ledger.try_charge``: a budget is overspent by at most one price), CPC/CPE winners when clicked;
 5. each ad item: the post, its label ("Ad · paid by X · on behalf of Y"), "why this ad" (the matched targeting,
-   the auction's inputs, how to change it) and a signed token its click, engagement or hide comes back with.
+   the auction's inputs, how to change it) and a token its click, engagement or hide comes back with (its index
+   among the page's ads and one signature over them all: one HMAC per page, not per ad).
 
 Impressions go to the ad log in the same transaction as the page's own impressions (``FeedService.queue_ad_log``:
 one group commit every few ms by the feed's background writer, one commit for both); clicks, engagements and hides
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -352,6 +353,7 @@ class AdService:
         if user:
             shown = [eligible[i][0].id for k, (i, *_) in enumerate(winners) if k not in refused]
             self.ledger.count_seen(user, shown, day)
+        signed: list[list[Any]] = []  # (campaign, post, unit price) of each ad shown, in page order
         for rank, (i, price, score, setter) in enumerate(winners):
             if rank in refused:
                 continue  # this place stays a post
@@ -374,12 +376,14 @@ class AdService:
                 "bidders": len(camps),
                 "rank": rank + 1,
             }
-            token = self.feed.sign(
-                {"k": "ad", "c": c.id, "u": user, "r": request_id, "p": post, "m": unit_price, "t": now}
-            )
-            ads.append(self._ad_item(c, post, why, who, inputs, token, rates_from, views.get(post)))
+            signed.append([c.id, post, unit_price])
+            ads.append(self._ad_item(c, post, why, who, inputs, f"{len(ads)}~", rates_from, views.get(post)))
         if log_rows:
             self._queue(log_rows)
+        if ads:  # one signature for the page's ads; each ad's token is its index on it and the signed list
+            page_token = self.feed.sign({"k": "ad", "u": user, "r": request_id, "t": now, "a": signed})
+            for ad in ads:
+                ad["ad"]["token"] += page_token
         out = list(items)
         for place, ad in zip(places, ads):
             out.insert(place, ad)
@@ -537,13 +541,14 @@ class AdService:
         if action not in ACTIONS:
             raise AdError("action", f"expected one of {', '.join(ACTIONS)}")
         user = self.feed.user_idx(user_id)
-        tok = self.feed.verify(token)
-        if tok is None or tok.get("k") != "ad":
+        shown = _shown_ad(self.feed.verify, token)
+        if shown is None:
             raise AdError("token", "invalid or tampered ad token", 400)
+        tok, (campaign, post, unit_price) = shown
         if tok.get("u") != user:
             raise AdError("token", "this ad was shown to another person", 403)
         with self.lock:
-            c = self.campaigns.get(str(tok.get("c")))
+            c = self.campaigns.get(campaign)
         if c is None:
             raise AdError("token", "names an unknown campaign", 404)
         now = self.feed.now()
@@ -557,15 +562,13 @@ class AdService:
             return {"action": action, "campaign": c.id, "billed": 0.0, "repeat": True}
         billed = 0
         if c.billed_on == action:
-            price = int(tok["m"])
+            price = unit_price
             if self.ledger.try_charge(c.id, day_of(now), price, c.daily_budget, c.lifetime_budget):
                 billed = price
         if action == "hide":
             self._hide_advertiser(user_id, user, c.advertiser)
         country = person(self.feed.state, user, self.policy, now).country
-        self.ingestor.append_ad_log(
-            [AdLogRow(0, action, now, c.id, user, int(tok["p"]), billed, request_id, country, None)]
-        )
+        self.ingestor.append_ad_log([AdLogRow(0, action, now, c.id, user, post, billed, request_id, country, None)])
         return {"action": action, "campaign": c.id, "billed": billed / MICROS, "repeat": False}
 
     def _hide_advertiser(self, user_id: str, user: int, advertiser: str) -> None:
@@ -635,6 +638,22 @@ class AdService:
         self.flush()
         if isinstance(self.ledger, RedisLedger):
             self.ledger.close()
+
+
+def _shown_ad(
+    verify: Callable[[str], dict[str, Any] | None], token: str
+) -> tuple[dict[str, Any], tuple[str, int, int]] | None:
+    """An ad token read back: ``"<index>~<the page's signed token>"``, the signed payload holding the page's ads
+    as (campaign, post, unit price) in order; (payload, that ad) or None when tampered or malformed. The index is
+    not signed: it only picks among entries that are."""
+    index, sep, signed = token.partition("~")
+    tok = verify(signed) if sep and index.isdigit() else None
+    if tok is None or tok.get("k") != "ad" or not isinstance(tok.get("a"), list) or int(index) >= len(tok["a"]):
+        return None
+    entry = tok["a"][int(index)]
+    if not (isinstance(entry, list) and len(entry) == 3):
+        return None
+    return tok, (str(entry[0]), int(entry[1]), int(entry[2]))
 
 
 def _count(s: CampaignStats, kind: str) -> None:
