@@ -349,6 +349,11 @@ class ExperimentSettings(_Section):
     msprt_tau: float = Field(gt=0, description="analysis: the mSPRT's mixing sd, on the relative difference")
 
 
+class TrendSettings(_Section):
+    policy: str = Field(description="a trend rules TOML file; empty: the packaged policies/trends/default.toml")
+    refresh_s: float = Field(gt=0, description="a scope's trends are recomputed at most this often (wall seconds)")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -365,6 +370,7 @@ class Settings(_Section):
     wellbeing: WellbeingSettings
     ads: AdsSettings
     experiments: ExperimentSettings
+    trends: TrendSettings
 
     @property
     def api_key(self) -> str | None:

@@ -37,6 +37,7 @@ from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.routes_moderation import install as install_moderation
 from glassfeed.api.routes_notifications import install as install_notifications
+from glassfeed.api.routes_trends import install as install_trends
 from glassfeed.api.schemas import APP_RESPONSES
 from glassfeed.bluesky.xrpc import GET_SKELETON
 from glassfeed.bluesky.xrpc import install as install_bluesky
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_notifications(app)
     install_ads(app)
     install_experiments(app)  # after the ads and notifications: it sets their levers per arm
+    install_trends(app)
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)
