@@ -37,6 +37,7 @@ from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
 from glassfeed.api.routes_moderation import install as install_moderation
 from glassfeed.api.routes_notifications import install as install_notifications
+from glassfeed.api.routes_suggestions import install as install_suggestions
 from glassfeed.api.routes_trends import install as install_trends
 from glassfeed.api.schemas import APP_RESPONSES
 from glassfeed.bluesky.xrpc import GET_SKELETON
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed.page_listeners.append(metrics.observe_page)
     install_moderation(app)
     install_notifications(app)
+    install_suggestions(app)  # people you may know: reads the feed's state
     install_ads(app)
     install_experiments(app)  # after the ads and notifications: it sets their levers per arm
     install_trends(app)
