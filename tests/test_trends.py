@@ -305,3 +305,21 @@ def test_the_trends_api_is_public_and_refuses_bad_parameters_naming_the_field(tm
             assert r.json()["detail"][0]["field"] == field
         rules = c.get("/v1/trends/rules")
         assert rules.status_code == 200 and "Poisson z-score" in rules.text
+
+
+def test_the_trends_page_lists_each_trend_with_its_explanation_and_the_held_back_terms(tmp_path):
+    """The /trends page without a browser (no Chromium test yet): server-rendered from GET /v1/trends."""
+    w = World(tmp_path)
+    w.organic("eclipse", 50)
+    w.burst(w.accounts("bot", NOW - 400 * DAY + np.arange(50) * 60.0), "buynow")
+    w.state()
+    w.store.close()
+    settings = load_settings(store={"path": tmp_path / "trends.db"}, serving={"clock": "data"})
+    with TestClient(create_app(settings)) as c:
+        page = c.get("/trends")
+        assert page.status_code == 200 and 'data-term="eclipse"' in page.text
+        assert "#eclipse: 50 posts from 50 accounts in the last 6 hours" in page.text
+        assert 'id="trends-held-back"' in page.text and "counted as 1" in page.text
+        assert 'href="/trends"' in c.get("/").text  # linked from the feed page's footer
+        bad = c.get("/trends", params={"community": "x"})
+        assert bad.status_code == 422 and 'id="trends-err-community"' in bad.text

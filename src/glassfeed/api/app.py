@@ -48,6 +48,7 @@ from glassfeed.store import open_store
 from glassfeed.web.ads import install as install_ads_web
 from glassfeed.web.moderation import install as install_moderation_web
 from glassfeed.web.routes import install as install_web
+from glassfeed.web.trends import install as install_trends_web
 
 
 def close_redis_clients(*holders: object) -> None:
@@ -129,4 +130,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web(app)
     install_moderation_web(app)
     install_ads_web(app)
+    install_trends_web(app)
     return app
