@@ -9,7 +9,8 @@ off (``ad_server`` None): A B, B A, ... so that a shared machine's drifts hit bo
 impressions as in production (the feed's impressions, and on the ads side the ad log's, each group-committed by a
 background writer), so the ads side pays for its writes too. Prints the machine, per side p50/p90/p99 of wall
 time, ads per page, and the ratio of medians (ads / no ads): the median over blocks of each block's ratio, and
-pooled.
+pooled; and the serving thread's CPU time per request (``time.thread_time``) with and without, whose ratio a busy
+machine disturbs less than wall time's.
 
 Usage: python -m benchmarks.bench_ads [--db PATH] [--users 2000 --days 14] [--blocks 20] [--requests 50]
 """
@@ -99,19 +100,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         inner.append((time.perf_counter() - t) * 1e3)
         return out
 
+    cpu: dict[bool, list[float]] = {True: [], False: []}  # the serving thread's CPU time per request
+
     def serve(users: list[int], on: bool) -> tuple[list[float], int]:
         svc.ad_server = place if on else None
         lat, n_ads = [], 0
         for u in users:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             page = svc.feed(st.users.id_of(u), limit=50)
             lat.append((time.perf_counter() - t) * 1e3)
+            cpu[on].append((time.thread_time() - c) * 1e3)
             n_ads += sum(1 for it in page["items"] if it.get("ad"))
         return lat, n_ads
 
     rng = np.random.default_rng(7)
     serve(rng.choice(active, 100).tolist(), True)  # warm-up, both paths
     serve(rng.choice(active, 100).tolist(), False)
+    cpu[True].clear()
+    cpu[False].clear()
     on_all: list[float] = []
     off_all: list[float] = []
     ratios, ads_shown = [], 0
@@ -141,11 +147,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "ratio_pooled_p99": float(np.percentile(on_all, 99) / np.percentile(off_all, 99)),
         "ads_per_page": ads_shown / (a.blocks * a.requests),
         "place_p50_ms": float(np.median(inner)),
+        "cpu_ratio_p50": float(np.median(cpu[True]) / np.median(cpu[False])),
     }
     print(f"store: {db} ({st.users.n} users, {len(ads.campaigns)} campaigns)")
     print(f"with ads:    {pct(on_all)}  ({out['ads_per_page']:.2f} ads per page)")
     print(f"without ads: {pct(off_all)}")
     print(f"AdService.place inside the page: p50 {out['place_p50_ms']:.2f} ms")
+    print(
+        f"serving thread CPU per request: with ads p50 {np.median(cpu[True]):.2f} ms, without "
+        f"{np.median(cpu[False]):.2f} ms, ratio {out['cpu_ratio_p50']:.3f} (less sensitive to other processes)"
+    )
     print(
         f"ratio (ads / no ads): median of {a.blocks} blocks' p50 ratios {out['ratio_median_of_blocks']:.3f}; "
         f"pooled p50 {out['ratio_pooled_p50']:.3f}, p99 {out['ratio_pooled_p99']:.3f}"
