@@ -60,6 +60,7 @@ from glassfeed.sim import gate_cli as sim_gate_cli
 from glassfeed.sim import notify_cli as sim_notify_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
 from glassfeed.store.retention import prune as prune_store
+from glassfeed.suggest import cli as suggest_cli
 from glassfeed.web.routes import loopback_name
 
 app = typer.Typer(
@@ -430,6 +431,7 @@ for _module in (
     sim_ads_cli,
     experiments_cli,
     sim_gate_cli,
+    suggest_cli,
 ):
     _module.register(app)
 
