@@ -27,6 +27,7 @@ from glassfeed.store.base import (
     ExposureRow,
     ModerationRecord,
     NotificationRow,
+    PageSourcesRow,
 )
 
 T0 = 1_700_000_000.0
@@ -494,6 +495,7 @@ class StoreContract:
             "profile": 1,
             "ad_log": 0,
             "exposures": 0,
+            "page_sources": 0,
         }
         assert store.user_events(b) == [] and len(store.user_events(c)) == 1
         assert edges(store, "follows") == {(a, b)}  # others' edges to the user stay
@@ -601,6 +603,56 @@ class StoreContract:
             raise _Boom
         assert store.count_events() == 2 and store.load_posts(since_idx=p["p2"])["text"] == ["text p3", "a reply"]
         assert store.last_change() == mark
+
+    # ------------------------------------------------------------------ creator analytics' reads
+    def test_events_about_posts_or_target_users_with_object_columns(self, world: Any) -> None:
+        store, u, p = world
+        b = batch(
+            [
+                (K.IMPRESSION, u["b"], p["p1"], None, T0 + 3, None, 2),
+                (K.LIKE, u["c"], p["p2"], None, T0 + 1, None, None),
+                (K.LIKE, u["c"], p["p3"], None, T0 + 2, None, None),  # another post: not about
+                (K.FOLLOW, u["d"], None, u["a"], T0 + 4, None, None),
+                (K.FOLLOW, u["a"], None, u["d"], T0 + 5, None, None),  # the author following: not about
+                (K.UNFOLLOW, u["d"], None, u["a"], T0 + 0.5, None, None),
+            ],
+            request_id=["engagement:s.0", None, None, None, None, None],
+            surface=["home", None, None, None, None, None],
+        )
+        append(store, b)
+        got = store.events_about([p["p1"], p["p2"]], [u["a"]])
+        assert got.ts.tolist() == [T0 + 0.5, T0 + 1, T0 + 3, T0 + 4]  # by ts, then seq
+        assert got.request_id is not None and got.request_id.tolist() == [None, None, "engagement:s.0", None]
+        assert got.position.tolist() == [-1, -1, 2, -1] and got.seq.tolist() == [6, 2, 1, 4]
+        only = store.events_about([p["p1"], p["p2"]], [u["a"]], t_from=T0 + 1, kinds=[K.LIKE, K.FOLLOW])
+        assert only.ts.tolist() == [T0 + 1, T0 + 4]
+        assert len(store.events_about([p["p3"]], kinds=[])) == 0 and len(store.events_about()) == 0
+        assert store.events_about(target_users=[u["a"]]).kind.tolist() == [int(K.UNFOLLOW), int(K.FOLLOW)]
+
+    def test_page_sources_first_row_stays_erased_with_the_person_and_pruned(self, world: Any) -> None:
+        store, u, _ = world
+        rows = [
+            PageSourcesRow("engagement:s1.0", u["b"], T0 + 1, ("following", "trending")),
+            PageSourcesRow("bridging:s2.0", u["c"], T0 + 10, ("content",)),
+        ]
+        with store.transaction() as tx:
+            assert store.add_page_sources(tx, rows) == 2
+            assert store.add_page_sources(tx, [rows[0]._replace(sources=("content",))]) == 0  # the first stays
+            assert store.add_page_sources(tx, []) == 0
+        got = store.page_sources(["engagement:s1.0", "bridging:s2.0", "nope:x.0"])
+        assert got == {"engagement:s1.0": ("following", "trending"), "bridging:s2.0": ("content",)}
+        assert store.page_sources([]) == {}
+        with pytest.raises(ValueError, match="comma"), store.transaction() as tx:
+            store.add_page_sources(tx, [PageSourcesRow("x:y.0", u["b"], T0, ("a,b",))])
+        with store.transaction() as tx:
+            assert store.delete_user_data(tx, u["b"])["page_sources"] == 1
+        assert store.page_sources(["engagement:s1.0", "bridging:s2.0"]) == {"bridging:s2.0": ("content",)}
+        with store.transaction() as tx:
+            store.prune_posts(tx, T0 + 5)
+        assert store.page_sources(["bridging:s2.0"]) == {"bridging:s2.0": ("content",)}  # served after the cutoff
+        with store.transaction() as tx:
+            store.prune_posts(tx, T0 + 11)
+        assert store.page_sources(["bridging:s2.0"]) == {}
 
     # ------------------------------------------------------------------ what other workers tail
     def test_change_log_names_what_changed_in_commit_order(self, world: Any) -> None:

@@ -39,7 +39,16 @@ from glassfeed.domain.spec import (
     unsafe_mask,
 )
 from glassfeed.settings import IngestLimits, packaged_settings
-from glassfeed.store import AdCampaignRow, AdLogRow, ExperimentRow, ExposureRow, ModerationRecord, Store, Transaction
+from glassfeed.store import (
+    AdCampaignRow,
+    AdLogRow,
+    ExperimentRow,
+    ExposureRow,
+    ModerationRecord,
+    PageSourcesRow,
+    Store,
+    Transaction,
+)
 
 HASHTAG = re.compile(r"#(\w{1,64})")
 
@@ -327,29 +336,40 @@ class Ingestor:
             raise IngestError(errors)
         return batch
 
-    def ingest_batch(self, batch: EventBatch, ad_log: Sequence[AdLogRow] = ()) -> IngestResult:
+    def ingest_batch(
+        self, batch: EventBatch, ad_log: Sequence[AdLogRow] = (), pages: Sequence[PageSourcesRow] = ()
+    ) -> IngestResult:
         """Append resolved events (store idx, ``seq`` ignored) atomically after the specification's vectorised
         checks (``batch_errors``); events whose client ``id`` is already stored count as duplicates. The fast
         path of the simulator, the importers, bulk import and the feed service's impressions. ``ad_log``: ad log
         rows written in the same transaction (the ad impressions of the pages whose impressions these are: one
-        commit for both; ad listeners then hear them as ``append_ad_log``'s)."""
+        commit for both; ad listeners then hear them as ``append_ad_log``'s). ``pages``: the sources of the feed
+        pages these impressions are of (``Store.add_page_sources``), in the same transaction."""
         if len(batch) == 0:
             return IngestResult(0, 0)
         errors = self._rule_errors(batch, self.clock())
         if errors:
             raise IngestError(errors)
-        return self._append(batch, ad_log=ad_log)
+        return self._append(batch, ad_log=ad_log, pages=pages)
 
     def _rule_errors(self, batch: EventBatch, now: float) -> list[ItemError]:
         return batch_errors(
             batch, self.limits, now, n_users=len(self.store.user_ids()), n_posts=len(self.store.post_ids())
         )
 
-    def _append(self, batch: EventBatch, with_ids: bool = False, ad_log: Sequence[AdLogRow] = ()) -> IngestResult:
+    def _append(
+        self,
+        batch: EventBatch,
+        with_ids: bool = False,
+        ad_log: Sequence[AdLogRow] = (),
+        pages: Sequence[PageSourcesRow] = (),
+    ) -> IngestResult:
         with self.store.transaction() as tx:
             kept = batch if batch.id is None else batch.take(self._new_ids(batch.id.tolist()))
             first, last = self.store.append_events(tx, kept) if len(kept) else (0, -1)
             ad_seqs = self.store.append_ad_log(tx, ad_log) if ad_log else []
+            if pages:
+                self.store.add_page_sources(tx, pages)
         if ad_log:
             self._heard_ad_log(ad_log, ad_seqs)
         ids: list[str] = []

@@ -354,6 +354,19 @@ class TrendSettings(_Section):
     refresh_s: float = Field(gt=0, description="a scope's trends are recomputed at most this often (wall seconds)")
 
 
+#: The time series buckets creator analytics offers (their sizes: ``creators.attribution.BUCKET_S``).
+CreatorBucket = Literal["hour", "day", "week"]
+
+
+class CreatorSettings(_Section):
+    default_days: int = Field(ge=1, description="creator analytics: the window when a request names none (days)")
+    max_days: int = Field(ge=1, description="creator analytics: the longest window a request may ask for (days)")
+    default_bucket: CreatorBucket = Field(description="the time series' bucket when none is named")
+    max_buckets: int = Field(ge=1, description="the most buckets one time series may hold (days x bucket size)")
+    max_posts: int = Field(ge=1, description="the most posts one answer lists (the newest in the window)")
+    refresh_s: float = Field(ge=0, description="an author's answer is recomputed at most this often (wall seconds)")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -371,6 +384,7 @@ class Settings(_Section):
     ads: AdsSettings
     experiments: ExperimentSettings
     trends: TrendSettings
+    creators: CreatorSettings
 
     @property
     def api_key(self) -> str | None:

@@ -32,6 +32,7 @@ from glassfeed.api.middleware import (
 from glassfeed.api.observability import Metrics, RequestContext, configure_logging
 from glassfeed.api.observability import router as ops_router
 from glassfeed.api.routes_ads import install as install_ads
+from glassfeed.api.routes_creators import install as install_creators
 from glassfeed.api.routes_experiments import install as install_experiments
 from glassfeed.api.routes_feed import install as install_feed
 from glassfeed.api.routes_ingest import router as ingest_router
@@ -46,6 +47,7 @@ from glassfeed.ingest import Ingestor
 from glassfeed.settings import Settings, load_settings
 from glassfeed.store import open_store
 from glassfeed.web.ads import install as install_ads_web
+from glassfeed.web.creators import install as install_creators_web
 from glassfeed.web.moderation import install as install_moderation_web
 from glassfeed.web.routes import install as install_web
 from glassfeed.web.trends import install as install_trends_web
@@ -126,9 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_ads(app)
     install_experiments(app)  # after the ads and notifications: it sets their levers per arm
     install_trends(app)
+    install_creators(app)  # "why did my post travel": reads the store and the feed's state
     install_bluesky(app)
     install_web(app)
     install_moderation_web(app)
     install_ads_web(app)
     install_trends_web(app)
+    install_creators_web(app)
     return app

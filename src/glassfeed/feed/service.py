@@ -54,7 +54,7 @@ from glassfeed.feed.train import (
 from glassfeed.ingest import Ingestor, names_problem
 from glassfeed.settings import IngestLimits, Settings, packaged_settings
 from glassfeed.state import C, ServingState
-from glassfeed.store import AdLogRow, Change
+from glassfeed.store import AdLogRow, Change, PageSourcesRow
 
 log = logging.getLogger("glassfeed.feed")
 DEFAULT_POLICY = "engagement"
@@ -172,7 +172,8 @@ class FeedService:
         self.reload()
         ingestor.listeners.append(self._on_events)
         ingestor.entity_listeners.append(self._on_entities)
-        self._pending: list[tuple[int, np.ndarray, float, str, str]] = []
+        #: pages whose impressions are queued: (user, posts, ts, request id, surface, source names in page order)
+        self._pending: list[tuple[int, np.ndarray, float, str, str, tuple[str, ...]]] = []
         self._pending_ad_log: list[AdLogRow] = []  # the ad lever's impressions (glassfeed.ads): same commit
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.RLock()  # held from draining the queue until its commit
@@ -688,9 +689,12 @@ class FeedService:
         ]
 
     def _log_impressions(self, user: int, pages: Pages, now: float, request_id: str, surface: str) -> None:
-        """Queue the served page's impressions; a background thread group-commits them every few ms."""
+        """Queue the served page's impressions, and the source that placed each post (the page's ``PageSourcesRow``,
+        creator analytics' record of how each impression reached the person); a background thread group-commits
+        them every few ms."""
+        sources = tuple(SOURCES[c] for c in pages.source.tolist())
         with self._pending_lock:
-            self._pending.append((user, pages.post.astype(np.int64), now, request_id, surface))
+            self._pending.append((user, pages.post.astype(np.int64), now, request_id, surface, sources))
         self._wake.set()
 
     def queue_ad_log(self, rows: list[AdLogRow]) -> None:
@@ -729,6 +733,7 @@ class FeedService:
                     surface=[b[4] for b in batch for _ in range(len(b[1]))],
                 ),
                 ad_log=ad_log,
+                pages=[PageSourcesRow(b[3], b[0], b[2], b[5]) for b in batch],
             )
         except Exception:
             if ad_log:  # billed: kept for the next flush (the feed's own impressions are not retried, as before)

@@ -186,6 +186,31 @@ class ExposureRow(NamedTuple):
     ts: float
 
 
+class PageSourcesRow(NamedTuple):
+    """Which candidate source placed each post of one served feed page (``add_page_sources``), written in the
+    transaction of the page's impressions: the page's ``request_id`` (unique), the person it was served to (idx),
+    when, and the source names (``feed.policy.SOURCES``) in page order, so that an impression's ``position``
+    indexes its source. Creator analytics joins impressions to it (docs/creators.md)."""
+
+    request_id: str
+    user: int
+    ts: float
+    sources: tuple[str, ...]
+
+
+def join_sources(sources: Sequence[str]) -> str:
+    """A page's source names as one stored text (both backends); a name holding a comma raises ``ValueError``."""
+    bad = [x for x in sources if not x or "," in x]
+    if bad:
+        raise ValueError(f"page source name {bad[0]!r}: must be non-empty and hold no comma")
+    return ",".join(sources)
+
+
+def split_sources(text: str) -> tuple[str, ...]:
+    """The inverse of ``join_sources``."""
+    return tuple(text.split(",")) if text else ()
+
+
 #: The states of an outbox row: waiting, delivered, given up after the last retry, or the subscription is gone.
 DELIVERY_STATES: tuple[str, ...] = ("pending", "sent", "failed", "gone")
 
@@ -315,7 +340,8 @@ class Store(Protocol):
         creation time and token hash stay, so the account remains usable). Returns rows changed by kind:
         ``events``, ``follows``, ``blocks``, ``mutes``, ``muted_words``, ``prefs``, ``profile`` (1 for the row),
         ``ad_log`` (the ad log's rows about the person lose the person: billing and the ad repository's counts stay,
-        unattributed), ``exposures`` (the person's experiment exposures, deleted).
+        unattributed), ``exposures`` (the person's experiment exposures, deleted), ``page_sources`` (the sources of
+        the feed pages served to the person, deleted).
         Other people's rows about the user (their follows, events on the user's posts) and the ``seq``
         high-water mark are kept. A backend should not leave the deleted values readable in its files."""
         ...
@@ -333,7 +359,8 @@ class Store(Protocol):
         drop it), and delete every event on a post created before ``before`` (likes, impressions, replies and
         quotes recorded on it: also those that arrived after an earlier prune). The rows stay, so idx stay dense
         and newer posts' reply/quote links and replays of the old post's id still resolve; other events (follows,
-        blocks, mutes) and edges are kept. Returns the posts tombstoned now and the events deleted by kind."""
+        blocks, mutes) and edges are kept; the sources of pages served before ``before`` are deleted (every post
+        such a page held was created before it). Returns the posts tombstoned now and the events deleted by kind."""
         ...
 
     # ------------------------------------------------------------------ id maps
@@ -441,6 +468,32 @@ class Store(Protocol):
 
     def event_ids_exist(self, ids: Collection[str]) -> set[str]:
         """Which of the client event ids are already stored."""
+        ...
+
+    def events_about(
+        self,
+        posts: Collection[int] = (),
+        target_users: Collection[int] = (),
+        *,
+        t_from: float | None = None,
+        kinds: Collection[EventKind] | None = None,
+    ) -> EventBatch:
+        """The events on any of ``posts`` or aimed at any of ``target_users`` (follows of an author), with
+        ``ts >= t_from`` when given, optionally only of ``kinds``, object columns included, ordered by ``ts`` then
+        ``seq`` (creator analytics: one author's posts and followers). Scans the event log (no index on ``post``
+        or ``target_user``): a per-request read, sized by the log, not by the answer."""
+        ...
+
+    # ------------------------------------------------------------------ served pages' sources
+    def add_page_sources(self, tx: Transaction, rows: Sequence[PageSourcesRow]) -> int:
+        """Record the sources of served feed pages (``PageSourcesRow``); a row whose ``request_id`` is already
+        stored is ignored (the first stays). Returns how many were new. A source name holding a comma raises
+        ``ValueError``. Erased with the person served (``delete_user_data``); pages served before ``prune_posts``'s
+        cutoff go with their posts."""
+        ...
+
+    def page_sources(self, request_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+        """The recorded sources of those of ``request_ids`` that have a row, by request id."""
         ...
 
     # ------------------------------------------------------------------ moderation
@@ -588,6 +641,7 @@ __all__ = [
     "MODERATION_KINDS",
     "ModerationRecord",
     "NotificationRow",
+    "PageSourcesRow",
     "Delivery",
     "DELIVERY_STATES",
     "EDGES",
@@ -605,4 +659,6 @@ __all__ = [
     "Transaction",
     "UserRow",
     "UserSummary",
+    "join_sources",
+    "split_sources",
 ]

@@ -63,12 +63,15 @@ from glassfeed.store.base import (
     ExposureRow,
     ModerationRecord,
     NotificationRow,
+    PageSourcesRow,
     PostRow,
     Pruned,
     StoredEvent,
     Transaction,
     UserRow,
     UserSummary,
+    join_sources,
+    split_sources,
 )
 from glassfeed.store.sqlite import (
     _EDGE_ADD,
@@ -221,6 +224,14 @@ MIGRATIONS: list[str] = [
                            ts double precision NOT NULL, PRIMARY KEY(experiment, "user"));
     CREATE INDEX exposures_user ON exposures("user");
     """,
+    # 7: which candidate source placed each post of a served feed page (one row per page, by request id; creator
+    # analytics joins impressions to it by request id and position)
+    """
+    CREATE TABLE page_sources(request_id text PRIMARY KEY, "user" bigint NOT NULL, ts double precision NOT NULL,
+                              sources text NOT NULL);
+    CREATE INDEX page_sources_user ON page_sources("user");
+    CREATE INDEX page_sources_ts ON page_sources(ts);
+    """,
 ]
 #: Tables in the order ``backup`` copies them (every table ``MIGRATIONS`` creates but ``schema_version``).
 TABLES: tuple[str, ...] = (
@@ -242,6 +253,7 @@ TABLES: tuple[str, ...] = (
     "ad_log",
     "experiments",
     "exposures",
+    "page_sources",
 )
 #: Tables numbered by a sequence: a backup into PostgreSQL moves each sequence past the ids it copied.
 SERIAL_TABLES: tuple[str, ...] = ("notifications", "outbox")
@@ -744,6 +756,7 @@ class PostgresStore:
         counts["prefs"] = cur.execute('DELETE FROM user_prefs WHERE "user" = %s', (user,)).rowcount
         counts["ad_log"] = cur.execute('UPDATE ad_log SET "user" = NULL WHERE "user" = %s', (user,)).rowcount
         counts["exposures"] = cur.execute('DELETE FROM exposures WHERE "user" = %s', (user,)).rowcount
+        counts["page_sources"] = cur.execute('DELETE FROM page_sources WHERE "user" = %s', (user,)).rowcount
         counts["profile"] = cur.execute(
             "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = %s", (user,)
         ).rowcount
@@ -779,6 +792,7 @@ class PostgresStore:
             " RETURNING kind) SELECT kind, COUNT(*) FROM gone GROUP BY kind",
             (before,),
         ).fetchall()
+        cur.execute("DELETE FROM page_sources WHERE ts < %s", (before,))
         _record_changes(cur, "posts_erased", idxs)
         return Pruned(idxs, {int(k): int(n) for k, n in events})
 
@@ -1002,6 +1016,32 @@ class PostgresStore:
             return _event_batch(self._copy_out(select, _EVENT_WIRE))
         return self._events_with_objects(cond, sql.SQL("ts, seq"))
 
+    def events_about(
+        self,
+        posts: Collection[int] = (),
+        target_users: Collection[int] = (),
+        *,
+        t_from: float | None = None,
+        kinds: Collection[EventKind] | None = None,
+    ) -> EventBatch:
+        """Events on ``posts`` or aimed at ``target_users`` (``Store.events_about``), ordered by ts then seq."""
+        about = [
+            sql.SQL("{} = ANY({}::bigint[])").format(sql.Identifier(col), sql.Literal([int(i) for i in ids]))
+            for col, ids in (("post", posts), ("target_user", target_users))
+            if len(ids)
+        ]
+        if not about:
+            return EventBatch.empty()
+        where: list[sql.Composable] = [sql.SQL("(") + sql.SQL(" OR ").join(about) + sql.SQL(")")]
+        if t_from is not None:
+            where.append(sql.SQL("ts >= {}").format(sql.Literal(float(t_from))))
+        if kinds is not None:
+            codes = sorted({int(k) for k in kinds})
+            if not codes:
+                return EventBatch.empty()
+            where.append(sql.SQL("kind IN ({})").format(sql.SQL(", ").join(sql.Literal(c) for c in codes)))
+        return self._events_with_objects(sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where), sql.SQL("ts, seq"))
+
     def _events_with_objects(self, cond: sql.Composable, order: sql.Composable, limit: int | None = None) -> EventBatch:
         """The events matching ``cond`` (a ``WHERE`` clause or nothing) in ``order``, object columns included."""
         query = sql.SQL("SELECT {}, {} FROM events{} ORDER BY {}{}").format(
@@ -1138,6 +1178,28 @@ class PostgresStore:
                 query += " AND " + cond
                 params.append(value)
         return [ExposureRow(*r) for r in self._rows(query + ' ORDER BY experiment, ts, "user"', params)]
+
+    def add_page_sources(self, tx: Transaction, rows: Sequence[PageSourcesRow]) -> int:
+        if not rows:
+            return 0
+        cur = self._tx(tx).cur
+        new = 0
+        for r in rows:
+            cur.execute(
+                'INSERT INTO page_sources(request_id, "user", ts, sources) VALUES (%s, %s, %s, %s)'
+                " ON CONFLICT DO NOTHING",
+                (r.request_id, int(r.user), float(r.ts), join_sources(r.sources)),
+            )
+            new += max(cur.rowcount, 0)
+        return new
+
+    def page_sources(self, request_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+        if not request_ids:
+            return {}
+        rows = self._rows(
+            "SELECT request_id, sources FROM page_sources WHERE request_id = ANY(%s)", (sorted(set(request_ids)),)
+        )
+        return {r[0]: split_sources(r[1]) for r in rows}
 
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])

@@ -36,12 +36,15 @@ from glassfeed.store.base import (
     ExposureRow,
     ModerationRecord,
     NotificationRow,
+    PageSourcesRow,
     PostRow,
     Pruned,
     StoredEvent,
     Transaction,
     UserRow,
     UserSummary,
+    join_sources,
+    split_sources,
 )
 
 #: Versioned schema migrations; index i upgrades the database from version i to i + 1.
@@ -179,6 +182,14 @@ MIGRATIONS: list[str] = [
     CREATE TABLE exposures(experiment TEXT NOT NULL, user INTEGER NOT NULL, arm TEXT NOT NULL, ts REAL NOT NULL,
                            PRIMARY KEY(experiment, user)) WITHOUT ROWID;
     CREATE INDEX exposures_user ON exposures(user);
+    """,
+    # 7: which candidate source placed each post of a served feed page (one row per page, by request id; creator
+    # analytics joins impressions to it by request id and position)
+    """
+    CREATE TABLE page_sources(request_id TEXT PRIMARY KEY, user INTEGER NOT NULL, ts REAL NOT NULL,
+                              sources TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX page_sources_user ON page_sources(user);
+    CREATE INDEX page_sources_ts ON page_sources(ts);
     """,
 ]
 
@@ -477,6 +488,7 @@ class SQLiteStore:
             counts["prefs"] = cur.execute("DELETE FROM user_prefs WHERE user = ?", (user,)).rowcount
             counts["ad_log"] = cur.execute("UPDATE ad_log SET user = NULL WHERE user = ?", (user,)).rowcount
             counts["exposures"] = cur.execute("DELETE FROM exposures WHERE user = ?", (user,)).rowcount
+            counts["page_sources"] = cur.execute("DELETE FROM page_sources WHERE user = ?", (user,)).rowcount
             counts["profile"] = cur.execute(
                 "UPDATE users SET handle = id, community = NULL, interests = '' WHERE idx = ?", (user,)
             ).rowcount
@@ -508,6 +520,7 @@ class SQLiteStore:
         with _secure_delete(cur):
             if events:
                 cur.execute(f"DELETE FROM events WHERE post IN ({old})", (before,))
+            cur.execute("DELETE FROM page_sources WHERE ts < ?", (before,))
             if idxs:
                 cur.execute(
                     "UPDATE posts SET text = '', topics = '', lang = '', labels = ?, reply_to = NULL,"
@@ -715,6 +728,39 @@ class SQLiteStore:
         )
         return _event_batch(rows, object_columns)
 
+    def events_about(
+        self,
+        posts: Collection[int] = (),
+        target_users: Collection[int] = (),
+        *,
+        t_from: float | None = None,
+        kinds: Collection[EventKind] | None = None,
+    ) -> EventBatch:
+        """Events on ``posts`` or aimed at ``target_users`` (``Store.events_about``), ordered by ts then seq."""
+        about = [
+            f"{col} IN (SELECT value FROM json_each(?))"
+            for col, ids in (("post", posts), ("target_user", target_users))
+            if len(ids)
+        ]
+        if not about:
+            return EventBatch.empty()
+        params: list[Any] = [json.dumps([int(i) for i in ids]) for ids in (posts, target_users) if len(ids)]
+        where = ["(" + " OR ".join(about) + ")"]
+        if t_from is not None:
+            where.append("ts >= ?")
+            params.append(float(t_from))
+        if kinds is not None:
+            codes = sorted({int(k) for k in kinds})
+            if not codes:
+                return EventBatch.empty()
+            where.append(f"kind IN ({','.join('?' * len(codes))})")
+            params.extend(codes)
+        extra = "".join(f", {name}" for name in OBJECT_COLUMNS)
+        rows = self._rows(
+            f"SELECT {_NUMERIC_SELECT}{extra} FROM events WHERE " + " AND ".join(where) + " ORDER BY ts, seq", params
+        )
+        return _event_batch(rows, True)
+
     def user_events(self, user: int, limit: int = 1000) -> list[StoredEvent]:
         return [
             StoredEvent(*r)
@@ -824,6 +870,26 @@ class SQLiteStore:
                 query += " AND " + cond
                 params.append(value)
         return [ExposureRow(*r) for r in self._rows(query + " ORDER BY experiment, ts, user", params)]
+
+    def add_page_sources(self, tx: Transaction, rows: Sequence[PageSourcesRow]) -> int:
+        cur = self._tx(tx).cur
+        new = 0
+        for r in rows:
+            cur.execute(
+                "INSERT INTO page_sources(request_id, user, ts, sources) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (r.request_id, int(r.user), float(r.ts), join_sources(r.sources)),
+            )
+            new += max(cur.rowcount, 0)
+        return new
+
+    def page_sources(self, request_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+        if not request_ids:
+            return {}
+        rows = self._rows(
+            "SELECT request_id, sources FROM page_sources WHERE request_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted({str(r) for r in request_ids})),),
+        )
+        return {r[0]: split_sources(r[1]) for r in rows}
 
     def last_change(self) -> int:
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0])

@@ -1,0 +1,1 @@
+"""Creator analytics, "why did my post travel" (docs/creators.md)."""
