@@ -213,6 +213,13 @@ def test_a_real_served_page_records_each_posts_source(client):
     assert set(d["by_policy"]) == {page["policy"]}
 
 
+def test_the_viewers_data_export_holds_the_sources_of_the_pages_served_to_them(client):
+    page = client.frank_page
+    data = client.get("/v1/users/frank/data", headers=H).json()
+    (rid,) = {e["request_id"] for e in data["events"] if e["kind"] == "impression"}
+    assert data["page_sources"] == {rid: [it["source"] for it in page["items"]]}
+
+
 def test_auth_another_persons_token_and_post(client):
     alice = {"Authorization": f"Bearer {client.tokens['alice']}"}
     assert client.get("/v1/users/alice/creator", headers=alice).status_code == 200

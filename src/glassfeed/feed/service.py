@@ -854,6 +854,14 @@ class FeedService:
                     }
                     for r in self.store.ad_log(user=u, limit=events_limit)
                 ],
+                # how each exported impression's page was put together: the candidate source of each place (an
+                # impression's source is the entry at its position), for the pages served to the person
+                "page_sources": {
+                    rid: list(src)
+                    for rid, src in sorted(
+                        self.store.page_sources({e[9] for e in events if e[9] and e[2] == EventKind.IMPRESSION}).items()
+                    )
+                },
             }
 
     def delete_user_data(self, user_id: str, *, posts: bool = False) -> dict[str, Any]:
