@@ -58,6 +58,7 @@ from glassfeed.sim import ads_cli as sim_ads_cli
 from glassfeed.sim import cli as sim_cli
 from glassfeed.sim import gate_cli as sim_gate_cli
 from glassfeed.sim import notify_cli as sim_notify_cli
+from glassfeed.sim import suggestions_cli as sim_suggestions_cli
 from glassfeed.sim.generate import GeneratorParams, generate_network
 from glassfeed.store.retention import prune as prune_store
 from glassfeed.suggest import cli as suggest_cli
@@ -432,6 +433,7 @@ for _module in (
     experiments_cli,
     sim_gate_cli,
     suggest_cli,
+    sim_suggestions_cli,
 ):
     _module.register(app)
 
