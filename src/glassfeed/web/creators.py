@@ -26,14 +26,18 @@ def _when(ts: float) -> str:
 
 
 def split_bar(split: dict[str, Any]) -> list[dict[str, Any]]:
-    """A post's impressions by channel as the bar's segments (share in %, channel order)."""
+    """A post's impressions by channel as the bar's segments (share and start ``x`` in %, channel order)."""
     n = split["impressions"]
     by = split["by_channel"]
-    return [
+    segs = [
         {"channel": c, "impressions": by[c]["impressions"], "share": 100.0 * by[c]["impressions"] / n}
         for c in CHANNELS
         if n and c in by and by[c]["impressions"]
     ]
+    x = 0.0
+    for s in segs:  # the bar is SVG rects at x (presentation attributes, not the inline styles the CSP refuses)
+        s["x"], x = x, x + s["share"]
+    return segs
 
 
 def install(app: FastAPI) -> None:

@@ -44,7 +44,7 @@ PICKER_SIZE = 40
 #: The per-person routes the page may reach through the proxy (relative to /v1/users/{id}/).
 ME_PATHS = re.compile(
     r"^(feed|feed/[^/]+/why|prefs|muted-words|events|data|notifications(/read|/[0-9]+/why)?|notification-settings"
-    r"|push-subscriptions)$"
+    r"|push-subscriptions|suggestions)$"
 )
 #: Where a simulation report may be, besides settings/env (relative to the working directory): first the local
 #: runs (``sim-out/<time>/`` is where ``glassfeed simulate`` writes by default), then the shipped example.
