@@ -357,6 +357,11 @@ def _followers(a: Analysis) -> dict[str, Any]:
     }
 
 
+def _count(k: int, one: str, many: str | None = None) -> str:
+    """``k`` with its noun in the singular or plural: "1 person", "3 people", "1,240 impressions"."""
+    return f"{k:,} {one if k == 1 else (many or one + 's')}"
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.0f}%"
 
@@ -374,7 +379,8 @@ def summary(split: dict[str, Any]) -> str:
         )
         top, v = by_ch[0]
         s = (
-            f"{_pct(v['impressions'], n)} of its {n:,} impressions ({reached:,} people) came through "
+            f"{_pct(v['impressions'], n)} of its {_count(n, 'impression')} ({_count(reached, 'person', 'people')}) "
+            "came through "
             f"{CHANNEL_WORDS[top]}"
         )
         if len(by_ch) > 1:
@@ -397,7 +403,7 @@ def summary(split: dict[str, Any]) -> str:
             ((c, v["engagements"]) for c, v in split["by_channel"].items() if v["engagements"]), key=lambda cv: -cv[1]
         )
         named = ", ".join(f"{k:,} through {c.replace('_', ' ')}" for c, k in eng)
-        parts.append(f"{n_eng:,} engagements: {named}.")
+        parts.append(f"{_count(n_eng, 'engagement')}: {named}.")
     else:
         parts.append("Nobody engaged with it yet.")
     return " ".join(parts)
