@@ -116,6 +116,7 @@ def test_suggested_follows_reach_the_store_and_the_graph_is_measured_every_step(
         for key in ("modularity", "new_follows", "new_follow_cross_share", "suggestion_follows", "follow_edges"):
             assert len(s[key]) == cfg.steps, (arm, key)
         assert 0 < f["modularity_start"] < 1 and 0 < f["modularity_end"] < 1
+        assert 0 < f["follow_cross_share_start"] < 1 and 0 < f["follow_cross_share_end"] < 1
         assert f["follow_edges_end"] == f["follow_edges_start"] + f["new_follows_total"]
         assert f["new_follows_total"] == f["feed_follows_total"] + f["suggestion_follows_total"]
         assert s["follow_edges"][-1] == f["follow_edges_end"]

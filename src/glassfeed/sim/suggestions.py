@@ -199,6 +199,7 @@ class SuggestedWorld(World):
         src, dst = self._split(self.keys)
         self.edges_start = len(self.keys)
         self.modularity_start = modularity(src, dst, self.pop.community)
+        self.cross_start = cross_share(src, dst, self.pop.community)
         self.seconds["suggest"] = 0.0
 
     # ------------------------------------------------------------------ the follow graph, in sim indices
@@ -317,6 +318,8 @@ class SuggestedWorld(World):
             ),
             "follow_edges_start": self.edges_start,
             "follow_edges_end": len(self.keys),
+            "follow_cross_share_start": self.cross_start,
+            "follow_cross_share_end": cross_share(*self._split(self.keys), self.pop.community),
             "modularity_start": self.modularity_start,
             "modularity_end": end,
             "modularity_change": end - self.modularity_start,

@@ -33,6 +33,8 @@ GRAPH: tuple[tuple[str, str], ...] = (
     ("feed_follows_total", "follows from the feed"),
     ("new_follow_cross_share_total", "all new follows: cross share"),
     ("follow_edges_end", "follow edges, end"),
+    ("follow_cross_share_start", "graph's cross share, start"),
+    ("follow_cross_share_end", "graph's cross share, end"),
     ("modularity_start", "modularity, start"),
     ("modularity_end", "modularity, end"),
     ("modularity_change", "modularity change"),
@@ -184,6 +186,14 @@ def findings(
                 + f", bridging minus growth per seed {each(p, 'growth', 'bridging', key)}"
             )
         out.append(f"- **{p}: the feeds.** " + "; ".join(parts) + ".")
+        if n is not None:
+            vs = []
+            for key, label in (("engagement_rate", "engagement per impression"), ("topic_entropy", "topic entropy")):
+                vs.append(
+                    f"{label} {n[key]:.4f} with none, higher with growth in {count(p, NONE, 'growth', key)} and with "
+                    f"bridging in {count(p, NONE, 'bridging', key)} of {len(runs)} seeds"
+                )
+            out.append(f"- **{p}: suggestions against none.** " + "; ".join(vs) + ".")
     return out
 
 
@@ -242,8 +252,8 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
         "and takes each with the acceptance rule's probability (Parameters, below); `none` shows no suggestions. "
         f"Suggestions were ordered by: {', '.join(ranked) or '-'}"
         + (
-            f" (the head trained once per seed on the history's newest {head['held_out_follows']:,.0f} follows in "
-            "the first seed)"
+            " (the head trained once per seed on that seed's history, its newest follows held out: "
+            f"{head['held_out_follows']:,.0f} in the first seed)"
             if head
             else ""
         )
