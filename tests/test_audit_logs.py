@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from glassfeed.store import open_store
 T0 = 1_767_225_600.0
 
 
-def _store(path, tagged: dict[str, list[tuple[str, str]]], likes: list[tuple[str, str]]):
+def _store(path: Path, tagged: dict[str, list[tuple[str, str]]], likes: list[tuple[str, str]]) -> None:
     """Users a,b (community 0) and c,d (community 1); posts by a (div 0.9), b (0.1), c (0.6), d (unknown)."""
     st = open_store(path)
     ing = Ingestor(st, clock=lambda: T0 + 1000)
@@ -151,3 +152,28 @@ def test_audit_cli_pools_stores_and_writes_json(tmp_path):
     assert data["amplification"]["engagement"] == {"community 0": 0.0, "community 1": 0.0}
     assert data["rows"]["engagement"]["divisive_share"] == 1.0
     assert data["rows"]["chronological"]["divisive_share"] == 0.5
+
+
+def test_cli_prints_findings_intervals_and_flags_and_writes_them(tmp_path, monkeypatch):
+    """The command reads [audit] from the settings: the same tiny stores are flagged by default and not with
+    min_viewers = 2 (the environment's GLASSFEED_AUDIT__*)."""
+    _store(tmp_path / "engagement.db", {"engagement": [("c", "pa"), ("d", "pc")]}, likes=[])
+    _store(tmp_path / "chronological.db", {"chronological": [("c", "pb"), ("d", "pc")]}, likes=[])
+    dbs = ["--db", str(tmp_path / "engagement.db"), "--db", str(tmp_path / "chronological.db")]
+    out = tmp_path / "audit.json"
+    res = CliRunner().invoke(app, ["audit", *dbs, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Findings" in res.output and "too few viewers to tell (2 viewers; at least 30 needed)" in res.output
+    data = json.loads(out.read_text())
+    assert data["flags"] == {"engagement": "too few viewers to tell (2 viewers; at least 30 needed)"} | {
+        "chronological": "too few viewers to tell (2 viewers; at least 30 needed)"
+    }
+    assert data["findings"] == [] and data["method"]["unit"] == "viewer"
+    assert len(data["intervals"]["engagement"]["divisive_share"]) == 2
+    monkeypatch.setenv("GLASSFEED_AUDIT__MIN_VIEWERS", "2")
+    monkeypatch.setenv("GLASSFEED_AUDIT__MIN_IMPRESSIONS", "1")
+    res = CliRunner().invoke(app, ["audit", *dbs, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["flags"] == {"engagement": None, "chronological": None}
+    assert all(c["flag"] and c["flag"].startswith(("not distinguishable", "undefined")) for c in data["comparisons"])

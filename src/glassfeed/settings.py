@@ -367,6 +367,18 @@ class CreatorSettings(_Section):
     refresh_s: float = Field(ge=0, description="an author's answer is recomputed at most this often (wall seconds)")
 
 
+class AuditSettings(_Section):
+    """``[audit]``: ``glassfeed audit``'s intervals and the sample sizes below which a number is no finding."""
+
+    divisive_threshold: float = Field(ge=0, le=1, description="a post this divisive or more counts as divisive")
+    min_viewers: int = Field(ge=2, description="a policy (or arm of a comparison) with fewer viewers is no finding")
+    min_impressions: int = Field(ge=1, description="... and one with fewer impressions neither")
+    confidence: float = Field(gt=0, lt=1, description="coverage of the intervals (0.95: 95% intervals)")
+    bootstrap_reps: int = Field(ge=100, description="replicates of the cluster bootstrap over viewers")
+    seed: int = Field(ge=0, description="the bootstrap's seed: the same log and settings give the same intervals")
+    batch_values: int = Field(ge=1, description="most numbers one batch of replicates holds (a bound on memory)")
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -385,6 +397,7 @@ class Settings(_Section):
     experiments: ExperimentSettings
     trends: TrendSettings
     creators: CreatorSettings
+    audit: AuditSettings
 
     @property
     def api_key(self) -> str | None:
@@ -514,6 +527,7 @@ __all__ = [
     "BlueskySection",
     "WebSettings",
     "TrainSettings",
+    "AuditSettings",
     "load_settings",
     "packaged_settings",
     "load_toml_resource",

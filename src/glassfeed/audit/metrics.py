@@ -18,6 +18,7 @@ __all__ = [
     "divisive_share",
     "exposure_matrix",
     "amplification_ratio",
+    "reach_amplification",
     "topic_entropy",
     "nearest_neighbours",
     "pair_jaccard",
@@ -144,14 +145,30 @@ def amplification_ratio(
     seen = exposure_matrix(imp_users, g, n_users, n)
     aud = np.ones(n_users, dtype=bool) if audience is None else np.asarray(audience, dtype=bool).ravel()
     tr, co = aud & t, aud & ~t
-    n_tr, n_co = tr.sum(), co.sum()
-    if n_tr == 0 or n_co == 0:
-        return np.full(n, np.nan)
-    share_t = seen[tr].sum(axis=0) / n_tr
-    share_c = seen[co].sum(axis=0) / n_co
+    return np.asarray(reach_amplification(seen[tr], seen[co]), dtype=np.float64)
+
+
+def reach_amplification(
+    seen_treat: ArrayLike, seen_ctrl: ArrayLike, w_treat: ArrayLike | None = None, w_ctrl: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """The Huszar amplification of :func:`amplification_ratio` from exposure rows: ``seen_treat`` ``(n_t, G)`` and
+    ``seen_ctrl`` ``(n_c, G)`` bool (did each treatment / control user see any post of group g).
+
+    ``w_treat`` / ``w_ctrl``: optional weights per user, ``(..., n_t)`` / ``(..., n_c)`` (e.g. a bootstrap's
+    resampling counts, one row per replicate), giving one ``(..., G)`` row of ratios per weight row; without them
+    each user counts once. Reach shares are weighted means; the edge cases are those of ``amplification_ratio``
+    (a side with no users, or zero total weight, gives ``nan``)."""
+    st = np.asarray(seen_treat, dtype=np.float64)
+    sc = np.asarray(seen_ctrl, dtype=np.float64)
+    wt = np.ones(st.shape[0]) if w_treat is None else np.asarray(w_treat, dtype=np.float64)
+    wc = np.ones(sc.shape[0]) if w_ctrl is None else np.asarray(w_ctrl, dtype=np.float64)
+    n_t, n_c = wt.sum(axis=-1, keepdims=True), wc.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
+        share_t = (wt @ st) / n_t
+        share_c = (wc @ sc) / n_c
         ratio = share_t / share_c - 1.0  # x/0 -> inf, 0/0 -> nan
-    return ratio
+    empty = (n_t == 0) | (n_c == 0)
+    return np.where(empty, np.nan, ratio)
 
 
 # --------------------------------------------------------------------------- exposure diversity
