@@ -141,13 +141,14 @@ _CURSOR_OPERATIONS = (
 _POSITIVE = '["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]'  # schemathesis' defaults
 #: Operations whose schema-valid input can still be refused with a 422 naming the field, for a rule a schema cannot
 #: state: a P-256 point on the curve (a Web Push key), bounds and kinds that differ by the chosen notification
-#: policy, a name in the time-zone database, a period whose start is before its end (a calendar date).
+#: or suggestion policy, a name in the time-zone database, a period whose start is before its end (a calendar date).
 _SEMANTIC_422 = (
     "/v1/experiments",  # arm names unique, shares summing to 1, policies that exist for the layer's lever
     "/v1/users/{user_id}/push-subscriptions",
     "/v1/users/{user_id}/notification-settings",
     "/v1/transparency",
     "/v1/transparency.html",
+    "/v1/users/{user_id}/suggestions",  # limit at most the chosen suggestion policy's max_limit
 )
 
 

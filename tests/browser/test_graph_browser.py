@@ -161,8 +161,15 @@ def test_suggestions_panel_explains_each_and_follow_follows(graph_server, page, 
     expect(follow).to_have_text("Following")
     expect(follow).to_have_attribute("aria-pressed", "true")
     expect(carol.locator(".status")).to_contain_text("You follow @carol now")
-    following = httpx.get(f"{base}/v1/users/alice/data", headers=SVC).json()["following"]
-    assert "carol" in following
+    export = httpx.get(f"{base}/v1/users/alice/data", headers=SVC).json()
+    assert "carol" in export["following"]
+    # the follow names the list it came from, whose three suggestions the server logged when it served them
+    fol = next(e for e in export["events"] if e["kind"] == "follow" and e["target_user"] == "carol")
+    assert fol["surface"] == "suggestions" and fol["request_id"].startswith("s:growth:")
+    shown = [
+        e for e in export["events"] if e["kind"] == "suggestion_impression" and e["request_id"] == fol["request_id"]
+    ]
+    assert [e["target_user"] for e in sorted(shown, key=lambda e: e["position"])] == ["carol", "dan", "frank"]
     t0 = time.time()
     while "carol" in suggested(base, "alice") and time.time() - t0 < 5:  # the state applies it within a tail
         time.sleep(0.1)

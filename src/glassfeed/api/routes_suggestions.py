@@ -64,7 +64,7 @@ def get_contacts(request: Request, user_id: str, idx: int = Depends(require_user
     return _svc(request).contacts(idx)
 
 
-@router.put("/v1/users/{user_id}/contacts", tags=["suggestions"], responses=_ERR)
+@router.put("/v1/users/{user_id}/contacts", tags=["suggestions"], responses=error_responses(400, 401, 404, 422))
 def put_contacts(
     request: Request, user_id: str, body: ContactsIn, _: int = Depends(require_user_or_service)
 ) -> dict[str, Any]:

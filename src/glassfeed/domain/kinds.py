@@ -38,6 +38,9 @@ class EventKind(IntEnum):
     NOTIFICATION_DISMISS = 22  # swiped a pushed notification away unopened
     NOTIFICATIONS_OFF = 23  # turned this kind of notification off (or muted its sender) from a notification
     WORTH_IT = 24  # "was this worth your time?" answered: value 1 = yes, 0 = no
+    # "people you may know" (glassfeed.suggest): target_user = the suggested account, position = its place in the
+    # list, request_id = the list's id ("s:<policy>:<hex>"), surface "suggestions"; logged by the server when served
+    SUGGESTION_IMPRESSION = 25
 
     @classmethod
     def parse(cls, name: str) -> EventKind:
@@ -54,9 +57,17 @@ class EventKind(IntEnum):
 
 KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in EventKind)
 
-#: Kinds whose target is another user (graph edges); all other kinds target a post.
+#: Kinds whose target is another user (graph edges, and a suggested account shown); all other kinds target a post.
 USER_TARGET_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.FOLLOW, EventKind.UNFOLLOW, EventKind.MUTE, EventKind.UNMUTE, EventKind.BLOCK, EventKind.UNBLOCK}
+    {
+        EventKind.FOLLOW,
+        EventKind.UNFOLLOW,
+        EventKind.MUTE,
+        EventKind.UNMUTE,
+        EventKind.BLOCK,
+        EventKind.UNBLOCK,
+        EventKind.SUGGESTION_IMPRESSION,
+    }
 )
 
 #: Kinds that target neither a post nor a user: they answer a notification or a feed page (``request_id``).

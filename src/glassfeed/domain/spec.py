@@ -101,7 +101,7 @@ EVENT_FIELDS: tuple[WireField, ...] = (
     WireField("kind", WireType.KIND, "the event kind", required=True),
     WireField("user", WireType.USER, "external id of the acting user", required=True),
     WireField("post", WireType.POST, "target post id (post kinds)"),
-    WireField("target_user", WireType.USER, "target user id (follow/mute/block...)"),
+    WireField("target_user", WireType.USER, "target user id (follow/mute/block..., the suggested account)"),
     WireField(
         "ts",
         WireType.TIME,
@@ -122,14 +122,14 @@ EVENT_FIELDS: tuple[WireField, ...] = (
     WireField(
         "position",
         WireType.INTEGER,
-        "the post's 0-based position in the feed page it was shown on",
+        "the 0-based position of the post in the feed page (or of the account in the suggestion list) it was shown on",
         limit="max_position",
         bound=Bound.BELOW,
     ),
     WireField(
         "request_id",
         WireType.STRING,
-        "the feed request that served the post (from the feed response)",
+        "the feed page or suggestion list that served it (the response's request_id)",
         limit="max_request_id_chars",
         bound=Bound.CHARS,
     ),

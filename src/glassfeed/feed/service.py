@@ -175,6 +175,7 @@ class FeedService:
         #: pages whose impressions are queued: (user, posts, ts, request id, surface, source names in page order)
         self._pending: list[tuple[int, np.ndarray, float, str, str, tuple[str, ...]]] = []
         self._pending_ad_log: list[AdLogRow] = []  # the ad lever's impressions (glassfeed.ads): same commit
+        self._pending_events: list[EventBatch] = []  # other levers' served items (suggestions): same commit
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.RLock()  # held from draining the queue until its commit
         self._flush_s = self.settings.serving.impression_flush_ms / 1000.0
@@ -546,7 +547,11 @@ class FeedService:
     def impression_queue_depth(self) -> int:
         """Impressions served but not yet written to the store."""
         with self._pending_lock:
-            return sum(len(p[1]) for p in self._pending) + len(self._pending_ad_log)
+            return (
+                sum(len(p[1]) for p in self._pending)
+                + len(self._pending_ad_log)
+                + sum(len(b) for b in self._pending_events)
+            )
 
     def _items(self, user: int, pages: Pages, pol: Policy, now: float, limit: int) -> list[dict[str, Any]]:
         """Page items with their reason, top contributions, adjustments and ``placement`` (why an item was placed
@@ -705,9 +710,18 @@ class FeedService:
             self._pending_ad_log.extend(rows)
         self._wake.set()
 
+    def queue_events(self, batch: EventBatch) -> None:
+        """Queue events another lever served (the suggestion list's ``suggestion_impression`` events) to be written
+        with the next feed impressions, in the same transaction and through the same background writer; like the
+        feed's own impressions, a failed write is logged and not retried."""
+        if len(batch):
+            with self._pending_lock:
+                self._pending_events.append(batch)
+            self._wake.set()
+
     def flush_impressions(self) -> int:
-        """Write every queued impression (and queued ad log row) in one durable transaction; returns how many
-        feed impressions were written."""
+        """Write every queued impression (and queued ad log row and other queued events, ``queue_events``) in one
+        durable transaction; returns how many feed impressions were written."""
         with self._flush_lock:
             return self._flush()
 
@@ -715,23 +729,15 @@ class FeedService:
         with self._pending_lock:
             batch, self._pending = self._pending, []
             ad_log, self._pending_ad_log = self._pending_ad_log, []
+            extra, self._pending_events = self._pending_events, []
         try:
-            if not batch:
+            if not batch and not extra:
                 if ad_log:
                     self.ingestor.append_ad_log(ad_log)
                 return 0
-            posts = np.concatenate([b[1] for b in batch])
-            n = len(posts)
+            feed = [_impression_batch(batch)] if batch else []
             self.ingestor.ingest_batch(
-                EventBatch.from_columns(
-                    kind=np.full(n, int(EventKind.IMPRESSION), np.int8),
-                    user=np.concatenate([np.full(len(b[1]), b[0], np.int64) for b in batch]),
-                    post=posts,
-                    ts=np.concatenate([np.full(len(b[1]), b[2]) for b in batch]),
-                    position=np.concatenate([np.arange(len(b[1]), dtype=np.int32) for b in batch]),
-                    request_id=[b[3] for b in batch for _ in range(len(b[1]))],
-                    surface=[b[4] for b in batch for _ in range(len(b[1]))],
-                ),
+                EventBatch.concat([*feed, *extra]),
                 ad_log=ad_log,
                 pages=[PageSourcesRow(b[3], b[0], b[2], b[5]) for b in batch],
             )
@@ -740,7 +746,7 @@ class FeedService:
                 with self._pending_lock:
                     self._pending_ad_log[:0] = ad_log
             raise
-        return n
+        return len(feed[0]) if feed else 0
 
     def _flush_loop(self) -> None:
         while not self._closed:
@@ -890,6 +896,20 @@ def cursor_secret(ingestor: Ingestor) -> bytes:
     verifies every other's cursors; made (and stored) on first use, under the store's writer lock, so that workers
     starting together on a fresh store agree on one (``glassfeed serve --workers N`` also makes it first)."""
     return bytes.fromhex(ingestor.meta_once("cursor_secret", lambda: secrets.token_hex(32)))
+
+
+def _impression_batch(pages: list[tuple[int, np.ndarray, float, str, str, tuple[str, ...]]]) -> EventBatch:
+    """The ``impression`` events of queued pages (``FeedService._pending``), each post at its place on its page."""
+    posts = np.concatenate([p[1] for p in pages])
+    return EventBatch.from_columns(
+        kind=np.full(len(posts), int(EventKind.IMPRESSION), np.int8),
+        user=np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in pages]),
+        post=posts,
+        ts=np.concatenate([np.full(len(p[1]), p[2]) for p in pages]),
+        position=np.concatenate([np.arange(len(p[1]), dtype=np.int32) for p in pages]),
+        request_id=[p[3] for p in pages for _ in range(len(p[1]))],
+        surface=[p[4] for p in pages for _ in range(len(p[1]))],
+    )
 
 
 def _page_bytes(page: ServedPage) -> bytes:

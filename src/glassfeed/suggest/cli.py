@@ -1,5 +1,6 @@
-"""``glassfeed suggestions``: the suggestion policies in plain words, training the P(follow | suggested) head on the
-store's newest follows, and one person's suggestions with their reasons."""
+"""``glassfeed suggestions``: the suggestion policies in plain words, training the P(follow | suggested) head (on
+the logged suggestions when enough are logged, else on the store's newest follows), and one person's suggestions
+with their reasons."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def describe(name: str = typer.Argument("growth", help="a suggestion policy")) -
 
 @group.command()
 def train(ctx: typer.Context, db: Path | None = typer.Option(None, "--db", help="the store")) -> None:
-    """Train the head on the store's newest follows ([training] in suggest/model.toml) and write
-    <models>/suggestions; the server reads it when it starts."""
+    """Train the head ([training] in suggest/model.toml): on the logged suggestions (shown, then followed within
+    the label window or not) when at least min_logged_impressions are logged, else on the store's newest follows.
+    Writes <models>/suggestions (the server reads it when it starts) and says which data it used."""
     from glassfeed.feed.service import FeedService
     from glassfeed.suggest.service import SuggestionService
 
@@ -41,7 +43,7 @@ def train(ctx: typer.Context, db: Path | None = typer.Option(None, "--db", help=
         finally:
             ing.store.close()
     out.print(json.dumps(info, indent=1), markup=False, highlight=False)
-    console.print(f"wrote {svc.folder}")
+    console.print(f"trained on {info['trained_on']} ({info['why']}); wrote {svc.folder}")
 
 
 @group.command()
@@ -52,7 +54,7 @@ def show(
     policy: str = typer.Option("growth", help="a suggestion policy"),
     limit: int | None = typer.Option(None, min=1, help="how many (default: the policy's)"),
 ) -> None:
-    """One person's suggestions, each with why."""
+    """One person's suggestions, each with why (not logged as shown)."""
     from glassfeed.feed.service import FeedService
     from glassfeed.suggest.service import SuggestionService
 
@@ -60,7 +62,9 @@ def show(
     with handled():
         ing = open_ingestor(settings)
         try:
-            ans = SuggestionService(FeedService(ing, settings)).suggest(user, policy=policy, limit=limit)
+            ans = SuggestionService(FeedService(ing, settings)).suggest(
+                user, policy=policy, limit=limit, log_impressions=False
+            )  # a look from the terminal: nobody was shown them
         finally:
             ing.store.close()
     out.print(f"ranked by {ans['ranked_by']} ({ans['policy']})", markup=False)

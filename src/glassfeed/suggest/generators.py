@@ -214,7 +214,20 @@ def candidates(
             found[name] = r * n + c
     codes = np.unique(np.concatenate(list(found.values()))) if found else np.zeros(0, np.int64)
     row, cand = codes // n, codes % n
-    X = np.empty((len(codes), len(FEATURES)))
+    X = _features(g, users, s, row, cand)
+    by = np.zeros((len(codes), len(GENERATORS)), bool)
+    for j, name in enumerate(GENERATORS):
+        if name in found:
+            by[:, j] = np.isin(codes, found[name], assume_unique=True)
+    return Candidates(users, row, cand, X, by)
+
+
+def _features(
+    g: PeopleGraph, users: np.ndarray, s: Mapping[str, sp.csr_matrix], row: np.ndarray, cand: np.ndarray
+) -> np.ndarray:
+    """``(len(row), len(FEATURES))``: every feature of the pairs ``users[row[i]] -> cand[i]`` from the batch's
+    score matrices ``s`` (``generator_scores(g, users)``) and the graph's degrees and communities."""
+    X = np.empty((len(row), len(FEATURES)))
     for j, name in enumerate(FEATURES[: len(GENERATORS) + 1]):
         X[:, j] = _lookup(s[name], row, cand)
     cu, cv = g.community[users[row]], g.community[cand]
@@ -223,8 +236,13 @@ def candidates(
     X[:, FEATURES.index("their_following")] = g.out_degree[cand]
     X[:, FEATURES.index("your_followers")] = g.in_degree[users[row]]
     X[:, FEATURES.index("your_following")] = g.out_degree[users[row]]
-    by = np.zeros((len(codes), len(GENERATORS)), bool)
-    for j, name in enumerate(GENERATORS):
-        if name in found:
-            by[:, j] = np.isin(codes, found[name], assume_unique=True)
-    return Candidates(users, row, cand, X, by)
+    return X
+
+
+def pair_features(g: PeopleGraph, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """``(len(users), len(FEATURES))``: the features of the given pairs ``users[i] -> cand[i]``, read exactly as
+    ``candidates`` reads them (a pair the exclusions drop, e.g. an account the user already follows in ``g``,
+    reads 0 for every score)."""
+    users, cand = np.asarray(users, np.int64), np.asarray(cand, np.int64)
+    batch, row = np.unique(users, return_inverse=True)
+    return _features(g, batch, generator_scores(g, batch), row.astype(np.int64), cand)

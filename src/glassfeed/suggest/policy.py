@@ -3,7 +3,8 @@
 ``policies/suggestions/*.toml``: which generators propose how many candidates, what orders them (the learned head,
 or one generator's score) and the fallback while no head is trained, the share of places kept for people outside
 the person's community, and the request limits. ``suggest/model.toml``: the head's LightGBM parameters, its
-training holdout and the link-prediction evaluation's split. Every key is required and an unknown key is refused
+training data (logged suggestions, or the graph holdout while too few are logged) and the link-prediction
+evaluation's split. Every key is required and an unknown key is refused
 with the file, section and key named, as for feed policies (``feed.policy.PolicyError``).
 """
 
@@ -110,6 +111,9 @@ class Lightgbm(_Section):
 
 
 class Training(_Section):
+    min_logged_impressions: int = Field(ge=1)
+    label_window_hours: float = Field(gt=0)
+    snapshot_hours: float = Field(gt=0)
     holdout_share: float = Field(gt=0, lt=1)
     max_sources: int = Field(ge=1)
     depth: int = Field(ge=1)

@@ -3,16 +3,21 @@
 Reads the feed's serving state under its lock (never the store on the request path), caches the people graph per
 state version (``last_seq``, the number of users and this service's contact uploads), ranks candidates with the
 policy's head or generator, keeps the policy's share of places for other communities, and explains each pick.
+Every list served to a person (``suggest``) is logged: one ``suggestion_impression`` event per suggested account,
+queued on the FeedService's impression writer (``FeedService.queue_events``: the same group commit as the feed's
+impressions), so that the head can learn from what was shown and then followed (``model.logged_examples``).
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.service import FeedService
 from glassfeed.suggest import explain
 from glassfeed.suggest import generators as gen
@@ -21,6 +26,14 @@ from glassfeed.suggest.model import FollowModel, train_from_store
 from glassfeed.suggest.policy import ModelSettings, SuggestionPolicy, builtin_policies, load_model_settings
 
 MODEL_FOLDER = "suggestions"
+#: The ``surface`` of a logged suggestion impression and of a follow made from a suggestion list.
+SURFACE = "suggestions"
+
+
+def format_list_id(policy: str) -> str:
+    """The ``request_id`` of one served suggestion list: ``s:<policy>:<16 hex>`` (the feed's page ids are
+    ``<policy>:<session>.<page>``; the ``s:`` tells a list from a page)."""
+    return f"s:{policy}:{uuid.uuid4().hex[:16]}"
 
 
 class SuggestionError(ValueError):
@@ -93,7 +106,8 @@ class SuggestionService:
         c = gen.candidates(g, users, policy.candidates.depth())
         by = policy.ranking.by
         if by == "learned" and self.model is not None:
-            score, ranked_by = self.model.predict(c.X), "learned P(follow | suggested)"
+            score = self.model.predict(c.X)
+            ranked_by = f"learned P(follow | suggested), trained on {self.model.trained_on_}"
         else:
             name = policy.ranking.fallback if by == "learned" else by
             score = np.nan_to_num(c.feature(name))
@@ -126,20 +140,43 @@ class SuggestionService:
             cross_community=bool(cross[i]),
         )
 
-    def suggest(self, user_id: str, policy: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """The API's answer for one person."""
+    def suggest(
+        self, user_id: str, policy: str | None = None, limit: int | None = None, *, log_impressions: bool = True
+    ) -> dict[str, Any]:
+        """The API's answer for one person, with the list's ``request_id``; with ``log_impressions`` one
+        ``suggestion_impression`` per item is queued (at the feed's clock)."""
         pol = self.policy(policy)
         n = pol.limits.default_limit if limit is None else limit
         if not 1 <= n <= pol.limits.max_limit:
             raise SuggestionError("limit", f"must be between 1 and {pol.limits.max_limit} for policy {pol.name!r}")
         u = self.feed.user_idx(user_id)
         lists, ranked_by = self.rank(np.array([u]), pol, n)
+        request_id = format_list_id(pol.name)
+        if log_impressions and lists[0]:
+            self.log_impressions(u, [s.user for s in lists[0]], request_id, self.feed.now())
         return {
             "user": user_id,
             "policy": pol.name,
             "ranked_by": ranked_by,
+            "request_id": request_id,
             "items": [s.as_json(self.feed) for s in lists[0]],
         }
+
+    def log_impressions(self, user: int, shown: list[int], request_id: str, ts: float) -> None:
+        """Queue one ``suggestion_impression`` per account in ``shown`` (idx, in list order: ``position``) for
+        ``user``, written with the feed's next impression flush."""
+        k = len(shown)
+        self.feed.queue_events(
+            EventBatch.from_columns(
+                kind=np.full(k, int(EventKind.SUGGESTION_IMPRESSION), np.int8),
+                user=np.full(k, user, np.int64),
+                target_user=np.asarray(shown, np.int64),
+                ts=np.full(k, ts),
+                position=np.arange(k, dtype=np.int32),
+                surface=[SURFACE] * k,
+                request_id=[request_id] * k,
+            )
+        )
 
     # ------------------------------------------------------------------ contacts and training
     def contacts(self, user_idx: int) -> dict[str, Any]:
@@ -160,10 +197,12 @@ class SuggestionService:
             self._contacts_version += 1
         return self.contacts(u)
 
-    def retrain(self) -> dict[str, float]:
-        """Train the head on the store's newest follows (``model.train_from_store``), save it and serve it."""
+    def retrain(self) -> dict[str, Any]:
+        """Train the head (``model.train_from_store``: on the logged suggestions when enough are logged, else on the
+        store's newest follows), save it and serve it; the summary's ``trained_on`` says which."""
+        self.feed.flush_impressions()  # what was served so far is in the log
         depth = self.policies["growth"].candidates.depth() if "growth" in self.policies else {}
-        model, info = train_from_store(self.feed.store, self.graph(), depth, self.settings)
+        model, info = train_from_store(self.feed.store, self.graph(), depth, self.settings, now=self.feed.now())
         model.save(self.folder)
         self.model = model
         return info

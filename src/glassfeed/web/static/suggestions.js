@@ -1,8 +1,9 @@
 // glassfeed web page: "People you may know" (docs/suggestions.md). The signed-in person's suggestions, each with why
 // it is there, a Follow button and a choice of suggestion policy. Vanilla JS, no build step; everything from the
 // server is written with textContent. The suggestions come through the same-origin proxy /web/api/me/suggestions;
-// a follow is the person's own "follow" event through /web/api/me/events (the path the feed's Mute button takes);
-// the policies are public (/v1/suggestion-policies).
+// a follow is the person's own "follow" event through /web/api/me/events (the path the feed's Mute button takes),
+// naming the list it came from (request_id, surface "suggestions": the server logged each suggestion shown under that
+// id, and the follow model learns from what was followed); the policies are public (/v1/suggestion-policies).
 "use strict";
 
 (() => {
@@ -74,7 +75,7 @@
     try {
       const body = await api(ME + "suggestions?" + q);
       if (mine !== st.loading) return;  // a newer load started meanwhile
-      list.replaceChildren(...body.items.map(card));
+      list.replaceChildren(...body.items.map((it) => card(it, body.request_id)));
       list.dataset.policy = body.policy;
       if (!body.items.length) say(EMPTY);
       else {
@@ -88,13 +89,13 @@
     }
   }
 
-  function card(it) {
+  function card(it, listId) {
     const id = "suggest-" + it.user;
     const li = h("li", { class: "suggestion", "data-user": it.user, "aria-labelledby": id,
                          "data-cross": it.cross_community ? "true" : "false" });
     const status = h("p", { class: "status", role: "status" });
     const btn = h("button", { type: "button", class: "follow", "aria-pressed": "false",
-                              "aria-label": `Follow @${it.handle}`, onclick: () => follow(btn, li, it, status) }, "Follow");
+                              "aria-label": `Follow @${it.handle}`, onclick: () => follow(btn, li, it, status, listId) }, "Follow");
     li.append(
       h("p", { class: "suggest-who" }, h("strong", { id, class: "handle", text: "@" + it.handle }),
         it.handle !== it.user ? h("span", { class: "meta", text: ` (${it.user})` }) : null),
@@ -106,9 +107,10 @@
     return li;
   }
 
-  async function follow(btn, li, it, status) {
+  async function follow(btn, li, it, status, listId) {
     btn.disabled = true;
-    const ev = { kind: "follow", target_user: it.user };
+    const ev = { kind: "follow", target_user: it.user, surface: "suggestions" };
+    if (listId) ev.request_id = listId;  // the suggestion list this follow came from
     const ts = window.gfNow ? window.gfNow() : null;  // the feed's clock (data time on a demo store)
     if (ts !== null) ev.ts = ts;
     try {
