@@ -141,7 +141,8 @@ _CURSOR_OPERATIONS = (
 _POSITIVE = '["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]'  # schemathesis' defaults
 #: Operations whose schema-valid input can still be refused with a 422 naming the field, for a rule a schema cannot
 #: state: a P-256 point on the curve (a Web Push key), bounds and kinds that differ by the chosen notification
-#: or suggestion policy, a name in the time-zone database, a period whose start is before its end (a calendar date).
+#: or suggestion policy, a name in the time-zone database, a period whose start is before its end (a calendar date),
+#: a window no longer than a setting allows, a community that exists.
 _SEMANTIC_422 = (
     "/v1/experiments",  # arm names unique, shares summing to 1, policies that exist for the layer's lever
     "/v1/users/{user_id}/push-subscriptions",
@@ -149,6 +150,9 @@ _SEMANTIC_422 = (
     "/v1/transparency",
     "/v1/transparency.html",
     "/v1/users/{user_id}/suggestions",  # limit at most the chosen suggestion policy's max_limit
+    "/v1/trends",  # a community that exists
+    "/v1/users/{user_id}/creator",  # days at most the [creators] max_days setting
+    "/v1/users/{user_id}/creator/posts/{post_id}",
 )
 
 

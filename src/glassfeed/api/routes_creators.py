@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from glassfeed.api.auth import require_user_or_service
 from glassfeed.api.routes_feed import FastJSON
-from glassfeed.api.schemas import error_responses
+from glassfeed.api.schemas import error_responses, object_response
 from glassfeed.creators.service import CreatorError, CreatorService
 from glassfeed.settings import CreatorBucket
 
@@ -26,7 +26,13 @@ def _svc(request: Request) -> CreatorService:
 
 
 @router.get(
-    "/v1/users/{user_id}/creator", tags=["creators"], response_class=FastJSON, responses=error_responses(401, 404, 422)
+    "/v1/users/{user_id}/creator",
+    tags=["creators"],
+    response_class=FastJSON,
+    responses={
+        **object_response("the person's posts with their split by channel and policy, series and follower growth"),
+        **error_responses(401, 404, 422),
+    },
 )
 def creator(
     request: Request,
@@ -46,7 +52,10 @@ def creator(
     "/v1/users/{user_id}/creator/posts/{post_id}",
     tags=["creators"],
     response_class=FastJSON,
-    responses=error_responses(401, 403, 404, 422),
+    responses={
+        **object_response("one post's split by channel and policy, engagements, series and why it travelled"),
+        **error_responses(401, 403, 404, 422),
+    },
 )
 def creator_post(
     request: Request,

@@ -23,6 +23,7 @@ from glassfeed.api.schemas import (
     error_responses,
     event_item_schema,
     json_error_responses,
+    object_response,
     string_patterns,
     whole_number,
 )
@@ -110,12 +111,6 @@ class MutedWordsIn(BaseModel):
     )
 
 
-def _object(description: str) -> dict[int | str, dict[str, Any]]:
-    """The 200 answer of a route returning ``FastJSON``: a JSON object (FastAPI would document a string)."""
-    schema = {"type": "object", "description": description}
-    return {200: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
-
-
 _USER = error_responses(401, 404)  # routes behind require_user_or_service
 
 
@@ -126,7 +121,7 @@ _PAGE = "a feed page: items (each with its explanation), cursor (absent at the e
     "/v1/users/{user_id}/feed",
     tags=["feed"],
     response_class=FastJSON,
-    responses={**_object(_PAGE), **_USER, **error_responses(400)},
+    responses={**object_response(_PAGE), **_USER, **error_responses(400)},
 )
 def get_feed(
     request: Request,
@@ -142,7 +137,10 @@ def get_feed(
 
 
 @router.get(
-    "/v1/feed", tags=["feed"], response_class=FastJSON, responses={**_object(_PAGE), **error_responses(400, 429)}
+    "/v1/feed",
+    tags=["feed"],
+    response_class=FastJSON,
+    responses={**object_response(_PAGE), **error_responses(400, 429)},
 )
 def public_feed(
     request: Request, policy: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT), cursor: str | None = None
@@ -155,7 +153,7 @@ def public_feed(
     "/v1/users/{user_id}/feed/{post_id}/why",
     tags=["feed"],
     response_class=FastJSON,
-    responses={**_object("the breakdown of one served post"), **_USER},
+    responses={**object_response("the breakdown of one served post"), **_USER},
 )
 def why(request: Request, user_id: str, post_id: str, _: int = Depends(require_user_or_service)) -> Response:
     """The full breakdown for a served post: source, head x weight contributions, adjustments."""
@@ -255,7 +253,7 @@ async def own_events(request: Request, user_id: str, _: int = Depends(require_us
 @router.get(
     "/v1/users/{user_id}/data",
     tags=["data rights"],
-    responses={**_object("everything held and inferred about the person"), **_USER},
+    responses={**object_response("everything held and inferred about the person"), **_USER},
 )
 def export_data(request: Request, user_id: str, _: int = Depends(require_user_or_service)) -> JSONResponse:
     """Everything the engine holds and infers about the person, as a JSON download."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from glassfeed.api.routes_feed import FastJSON
-from glassfeed.api.schemas import error_responses, json_error_responses
+from glassfeed.api.schemas import error_responses, json_error_responses, object_response
 from glassfeed.trends.policy import load_trend_policy
 from glassfeed.trends.service import TrendService
 
@@ -22,7 +22,15 @@ def _trends(request: Request) -> TrendService:
     return request.app.state.trends
 
 
-@router.get("/v1/trends", tags=["trends"], response_class=FastJSON, responses=error_responses(422))
+@router.get(
+    "/v1/trends",
+    tags=["trends"],
+    response_class=FastJSON,
+    responses={
+        **object_response("the trends, each with its numbers and explanation, and the held-back terms"),
+        **error_responses(422),
+    },
+)
 def trends(
     request: Request,
     community: Annotated[

@@ -321,6 +321,13 @@ _ERROR_DOCS: dict[int, str] = {
 }
 
 
+def object_response(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a route returning ``FastJSON`` (or another ``Response``): a JSON object, described (FastAPI
+    would document a string, and a schema-checking client would then refuse every answer)."""
+    schema = {"type": "object", "description": description}
+    return {200: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for ``codes``, each with the ``ErrorOut`` body."""
     return {code: {"model": ErrorOut, "description": _ERROR_DOCS[code]} for code in codes}
