@@ -379,6 +379,15 @@ class AuditSettings(_Section):
     batch_values: int = Field(ge=1, description="most numbers one batch of replicates holds (a bound on memory)")
 
 
+class SimulationSettings(_Section):
+    """``[simulation]``: when ``glassfeed simulate``'s headline states a finding (``sim/headline.py``)."""
+
+    alpha: float = Field(gt=0, lt=1, description="two-sided error level of the headline's t-intervals across seeds")
+    min_person_steps: int = Field(
+        ge=1, description="a run of fewer users x steps per seed is too small to tell: the headline states no finding"
+    )
+
+
 class Settings(_Section):
     store: StoreSettings
     ingest: IngestLimits
@@ -398,6 +407,7 @@ class Settings(_Section):
     trends: TrendSettings
     creators: CreatorSettings
     audit: AuditSettings
+    simulation: SimulationSettings
 
     @property
     def api_key(self) -> str | None:
@@ -528,6 +538,7 @@ __all__ = [
     "WebSettings",
     "TrainSettings",
     "AuditSettings",
+    "SimulationSettings",
     "load_settings",
     "packaged_settings",
     "load_toml_resource",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -12,12 +13,41 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from glassfeed.cli_support import cli_settings, console
 from glassfeed.feed.policy import load_policies
-from glassfeed.sim.loop import SimConfig, run_simulation
+from glassfeed.settings import Settings
+from glassfeed.sim.gate import Replicate, SeedResult, run_replicates, seed_result
+from glassfeed.sim.headline import headline, headline_html, headline_markdown, write_headline
+from glassfeed.sim.loop import SimConfig, SimResult, run_simulation
 from glassfeed.sim.report import markdown_table, write_report
 
 #: Where reports go without ``--out`` (relative to the working directory): ``DEFAULT_OUT/<time>/report.html``.
 #: The web page's "Audit report" (``/audit/``) serves the newest report there (``glassfeed.web.routes``).
 DEFAULT_OUT = "sim-out"
+
+
+def _run_seeds(
+    cfg: SimConfig, n: int, seed_workers: int, scheduler: str | None, settings: Settings, bar: Progress
+) -> list[SeedResult]:
+    """``cfg`` on seeds ``cfg.seed .. cfg.seed + n - 1`` through the gate's replicate runner, each run kept. On Dask
+    each seed ranks in its worker's one process (a worker cannot fork ``cfg.workers`` more)."""
+    serial = scheduler is None and seed_workers <= 1
+    jobs = [
+        Replicate(replace(cfg, seed=s, workers=cfg.workers if serial else 1), settings, keep=True)
+        for s in range(cfg.seed, cfg.seed + n)
+    ]
+    task = bar.add_task("seeds", total=n)
+
+    def done(r: SeedResult) -> None:
+        bar.advance(task)
+        bar.console.print(f"seed {r.seed}: {r.seconds:.0f} s")
+
+    return run_replicates(jobs, seed_workers, scheduler, done)
+
+
+def _first(runs: list[SeedResult]) -> SimResult:
+    """The first seed's whole run (``_run_seeds`` keeps every run)."""
+    first = runs[0].result
+    assert first is not None
+    return first
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +63,17 @@ def register(app: typer.Typer) -> None:
         users: int = typer.Option(2000, help="synthetic users"),
         steps: int = typer.Option(50, help="simulation steps"),
         seed: int = typer.Option(1, help="random seed (same seed, same results)"),
+        seeds: int = typer.Option(
+            1,
+            help="run the same configuration on seeds SEED .. SEED+N-1 and state in the report's headline each "
+            "difference from the chronological control with its t-interval across seeds (the gate's replicates)",
+        ),
+        seed_workers: int = typer.Option(
+            1, help="with --seeds: Dask LocalCluster worker processes running the seeds (1: one after the other here)"
+        ),
+        scheduler: str | None = typer.Option(
+            None, help="with --seeds: a Dask scheduler address (tcp://host:8786) to run the seeds on instead"
+        ),
         out: Path | None = typer.Option(
             None, help="folder for report.html + results.json (default: sim-out/<timestamp>)"
         ),
@@ -62,6 +103,15 @@ def register(app: typer.Typer) -> None:
             console.print(
                 "[bold red]error:[/] need >= 1 policy, --users >= 10, --steps >= 1, "
                 "0 < --active-prob <= 1, --retrain partial|full"
+            )
+            raise typer.Exit(2)
+        if seeds < 1 or seed_workers < 1:
+            console.print("[bold red]error:[/] need --seeds >= 1 and --seed-workers >= 1")
+            raise typer.Exit(2)
+        if seeds > 1 and (moderation.strip() or notifications.strip() or keep_stores):
+            console.print(
+                "[bold red]error:[/] --seeds > 1 runs feed policies only: no --moderation, --notifications "
+                "or --keep-stores"
             )
             raise typer.Exit(2)
         known = load_policies(settings.serving.policies_dir or None)
@@ -112,6 +162,7 @@ def register(app: typer.Typer) -> None:
         tmp = None if keep_stores else tempfile.TemporaryDirectory(prefix="glassfeed-sim-")
         work = folder / "stores" if keep_stores else Path(tmp.name)  # type: ignore[union-attr]
         tasks: dict[str, TaskID] = {}
+        runs: list[SeedResult] = []
         with Progress(
             TextColumn("{task.description:>22}"),
             BarColumn(),
@@ -126,7 +177,10 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
             try:
-                if mods:
+                if seeds > 1:
+                    runs = _run_seeds(cfg, seeds, seed_workers, scheduler, settings, bar)
+                    result = _first(runs)
+                elif mods:
                     arms = arms_for(names, mods)
                     result = run_moderation_simulation(cfg, arms, work, progress=tick, settings=settings)
                 elif notes:
@@ -143,8 +197,14 @@ def register(app: typer.Typer) -> None:
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
         }
-        html_path, json_path = write_report(result, folder)
+        if seeds == 1:  # today's run, as one seed
+            runs = [seed_result(result, seed, result.seconds.get("total", 0.0), keep=True)]
+        head = headline(runs, users, steps, settings.simulation)
+        html_path, json_path = write_report(result, folder, headline_html(head, runs))
+        md_path, _ = write_headline(head, folder)
         typer.echo(markdown_table(result))
+        typer.echo(headline_markdown(head))
+        typer.echo(f"wrote {md_path} and headline.json")
         typer.echo(f"wrote {html_path} and {json_path} in {result.seconds['total']:.0f} s")
         if out is None:
             typer.echo("the web page's Audit report (/audit/) shows it when the server runs from this folder")

@@ -40,7 +40,7 @@ from scipy import stats
 from glassfeed.experiments.analysis import BREACH, PASS, guardrail_verdict
 from glassfeed.experiments.model import Limits, spec_problems
 from glassfeed.settings import Settings
-from glassfeed.sim.loop import SimConfig, run_simulation
+from glassfeed.sim.loop import SimConfig, SimResult, run_simulation
 from glassfeed.sim.report import FINAL_ROWS
 
 #: What a guardrail may measure: the simulator's final metrics (each averaged over the run's steps, or measured at
@@ -154,16 +154,27 @@ class Replicate:
 
     cfg: SimConfig
     settings: Settings | None = None
+    #: return the whole ``SimResult`` too (its per-step series: ``glassfeed simulate --seeds``), not only the finals
+    keep: bool = False
 
 
 @dataclass(slots=True)
 class SeedResult:
-    """What one seed gave: each policy's final metrics (``GATE_METRICS``; None where undefined), and its time."""
+    """What one seed gave: each policy's final metrics (``GATE_METRICS``; None where undefined), and its time; the
+    whole ``SimResult`` when the replicate asked to ``keep`` it."""
 
     seed: int
     values: dict[str, dict[str, float | None]]
     seconds: float
     feed_requests: int
+    result: SimResult | None = None
+
+
+def seed_result(res: SimResult, seed: int, seconds: float, keep: bool = False) -> SeedResult:
+    """One run of the simulator as one seed's result (``keep``: with the run itself)."""
+    values = {p: {k: (None if f.get(k) is None else float(f[k])) for k in GATE_METRICS} for p, f in res.final.items()}
+    requests = int(next(iter(res.final.values()))["feed_requests"]) if res.final else 0
+    return SeedResult(seed, values, seconds, requests, res if keep else None)
 
 
 def run_replicate(job: Replicate) -> SeedResult:
@@ -171,9 +182,7 @@ def run_replicate(job: Replicate) -> SeedResult:
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"glassfeed-gate-{job.cfg.seed}-") as d:
         res = run_simulation(job.cfg, Path(d), settings=job.settings)
-    values = {p: {k: (None if f.get(k) is None else float(f[k])) for k in GATE_METRICS} for p, f in res.final.items()}
-    requests = int(next(iter(res.final.values()))["feed_requests"]) if res.final else 0
-    return SeedResult(job.cfg.seed, values, time.perf_counter() - t, requests)
+    return seed_result(res, job.cfg.seed, time.perf_counter() - t, job.keep)
 
 
 def replicates(
@@ -376,4 +385,5 @@ __all__ = [
     "replicates",
     "run_replicate",
     "run_replicates",
+    "seed_result",
 ]

@@ -147,6 +147,27 @@ def _plot(
     return _png(fig)
 
 
+def band_plot(title: str, bands: Mapping[str, Sequence[tuple[float, float, float]]], ylabel: str = "") -> str:
+    """A large plot of a metric over steps: per policy a line (the mean across seeds) in a band (the lowest to the
+    highest seed); ``bands``: policy -> [(mean, low, high)] per step, NaN where undefined."""
+    fig = Figure(figsize=(9.0, 3.6))
+    ax = fig.subplots()
+    for name, pts in bands.items():
+        rows = [(i, m, lo, hi) for i, (m, lo, hi) in enumerate(pts) if math.isfinite(m)]
+        if rows:
+            xs, ms, los, his = zip(*rows)
+            colour = COLOURS.get(name)
+            ax.fill_between(xs, los, his, color=colour, alpha=0.18, lw=0)
+            ax.plot(xs, ms, label=name, color=colour, lw=1.8)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
@@ -184,8 +205,8 @@ def markdown_table(result: SimResult) -> str:
     return "\n".join(out)
 
 
-def write_html(result: SimResult, path: Path) -> None:
-    """The self-contained HTML report."""
+def write_html(result: SimResult, path: Path, headline: str = "") -> None:
+    """The self-contained HTML report; ``headline`` (HTML, ``sim/headline.py``) goes first, under the title."""
     cfg = result.config
     pols = list(result.series)
     figs: list[str] = []
@@ -235,6 +256,7 @@ body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:
 table{{border-collapse:collapse;margin:0.5em 0 1.5em}} td,th{{border:1px solid #ccc;padding:3px 8px;
 text-align:right;font-size:13px}} td:first-child,th:first-child{{text-align:left}}
 figure{{display:inline-block;margin:6px;vertical-align:top;width:530px}} figcaption{{font-size:12px;color:#555}}
+figure.wide{{width:100%}} .warn{{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px}}
 img{{max-width:100%}} code{{background:#f4f4f4;padding:1px 3px}}
 </style></head><body>
 <h1>glassfeed simulation</h1>
@@ -243,6 +265,7 @@ img{{max-width:100%}} code{{background:#f4f4f4;padding:1px 3px}}
 Every feed was ranked by <code>glassfeed.feed.pipeline.rank</code> on the policy's own store; every reaction
 went back through the Ingestor. Models: {html.escape(str(cfg["retrain"]))} retrain every {cfg["retrain_every"]}
 steps. See <code>docs/simulation.md</code> for the model and each metric's definition.</p>
+{headline}
 <h2>Final comparison</h2>
 <p>Per-step metrics are averaged over all steps; "end" values are measured after the last step.</p>
 {_table(header, rows)}
@@ -261,10 +284,10 @@ the chronological feed) - 1. 0 = no amplification, 1 = twice the reach.</p>
     path.write_text(doc)
 
 
-def write_report(result: SimResult, folder: Path) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``report.html`` into ``folder``."""
+def write_report(result: SimResult, folder: Path, headline: str = "") -> tuple[Path, Path]:
+    """Write ``results.json`` and ``report.html`` (``headline`` HTML first in it) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     j, h = folder / "results.json", folder / "report.html"
     write_json(result, j)
-    write_html(result, h)
+    write_html(result, h, headline)
     return h, j
