@@ -4,6 +4,7 @@
 // a follow is the person's own "follow" event through /web/api/me/events (the path the feed's Mute button takes),
 // naming the list it came from (request_id, surface "suggestions": the server logged each suggestion shown under that
 // id, and the follow model learns from what was followed); the policies are public (/v1/suggestion-policies).
+// Loaded after app.js on the same page (as ads.js is): its h() and api() build the elements and make the calls.
 "use strict";
 
 (() => {
@@ -11,29 +12,6 @@
   const LIMIT = 10;
   const st = { policy: null, policies: {}, loading: 0 };
   const $ = (sel) => document.querySelector(sel);
-
-  function h(tag, attrs, ...kids) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
-      else if (k === "text") el.textContent = v;
-      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids.flat()) if (kid !== null && kid !== undefined) el.append(kid);
-    return el;
-  }
-
-  async function api(path, opts = {}) {
-    const init = { method: opts.method || "GET", headers: { "X-Glassfeed-Web": "1" }, credentials: "same-origin" };
-    if (opts.body !== undefined) { init.body = JSON.stringify(opts.body); init.headers["Content-Type"] = "application/json"; }
-    const r = await fetch(path, init);
-    const ct = r.headers.get("content-type") || "";
-    const data = ct.includes("json") ? await r.json() : await r.text();
-    if (!r.ok) throw new Error((data && data.error) || `${r.status} ${r.statusText}`);
-    return data;
-  }
 
   function say(msg, bad = false) {
     const el = $("#suggest-status");
