@@ -1000,16 +1000,9 @@ class PostgresStore:
         object_columns: bool = False,
     ) -> EventBatch:
         """Events with ``t_from <= ts < t_to`` (optionally of ``kinds``), ordered by ts then seq."""
-        where: list[sql.Composable] = []
-        if t_from is not None:
-            where.append(sql.SQL("ts >= {}").format(sql.Literal(float(t_from))))
-        if t_to is not None:
-            where.append(sql.SQL("ts < {}").format(sql.Literal(float(t_to))))
-        if kinds is not None:
-            codes = sorted({int(k) for k in kinds})
-            if not codes:
-                return EventBatch.empty()
-            where.append(sql.SQL("kind IN ({})").format(sql.SQL(", ").join(sql.Literal(c) for c in codes)))
+        where = _window_where(t_from, t_to, kinds)
+        if where is None:
+            return EventBatch.empty()
         cond = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
         if not object_columns:
             select = sql.SQL("SELECT {} FROM events{} ORDER BY ts, seq").format(sql.SQL(_NUMERIC_SELECT), cond)
@@ -1032,14 +1025,10 @@ class PostgresStore:
         ]
         if not about:
             return EventBatch.empty()
-        where: list[sql.Composable] = [sql.SQL("(") + sql.SQL(" OR ").join(about) + sql.SQL(")")]
-        if t_from is not None:
-            where.append(sql.SQL("ts >= {}").format(sql.Literal(float(t_from))))
-        if kinds is not None:
-            codes = sorted({int(k) for k in kinds})
-            if not codes:
-                return EventBatch.empty()
-            where.append(sql.SQL("kind IN ({})").format(sql.SQL(", ").join(sql.Literal(c) for c in codes)))
+        window = _window_where(t_from, None, kinds)
+        if window is None:
+            return EventBatch.empty()
+        where = [sql.SQL("(") + sql.SQL(" OR ").join(about) + sql.SQL(")"), *window]
         return self._events_with_objects(sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where), sql.SQL("ts, seq"))
 
     def _events_with_objects(self, cond: sql.Composable, order: sql.Composable, limit: int | None = None) -> EventBatch:
@@ -1404,6 +1393,24 @@ def _record_changes(cur: psycopg.Cursor[Any], kind: str, idxs: Iterable[int]) ->
             " SELECT %s, i FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(i, o) ORDER BY o",
             (kind, values),
         )
+
+
+def _window_where(
+    t_from: float | None, t_to: float | None, kinds: Collection[EventKind] | None
+) -> list[sql.Composable] | None:
+    """The conditions ``t_from <= ts < t_to`` and ``kind IN kinds`` (each only when given) of an event read; None when
+    ``kinds`` is given but empty (nothing can match)."""
+    where: list[sql.Composable] = []
+    if t_from is not None:
+        where.append(sql.SQL("ts >= {}").format(sql.Literal(float(t_from))))
+    if t_to is not None:
+        where.append(sql.SQL("ts < {}").format(sql.Literal(float(t_to))))
+    if kinds is not None:
+        codes = sorted({int(k) for k in kinds})
+        if not codes:
+            return None
+        where.append(sql.SQL("kind IN ({})").format(sql.SQL(", ").join(sql.Literal(c) for c in codes)))
+    return where
 
 
 def _event_batch(rec: np.ndarray) -> EventBatch:

@@ -705,20 +705,10 @@ class SQLiteStore:
         object_columns: bool = False,
     ) -> EventBatch:
         """Events with ``t_from <= ts < t_to`` (optionally of ``kinds``), ordered by ts then seq."""
-        where: list[str] = []
-        params: list[Any] = []
-        if t_from is not None:
-            where.append("ts >= ?")
-            params.append(float(t_from))
-        if t_to is not None:
-            where.append("ts < ?")
-            params.append(float(t_to))
-        if kinds is not None:
-            codes = sorted({int(k) for k in kinds})
-            if not codes:
-                return EventBatch.empty()
-            where.append(f"kind IN ({','.join('?' * len(codes))})")
-            params.extend(codes)
+        window = _window_where(t_from, t_to, kinds)
+        if window is None:
+            return EventBatch.empty()
+        where, params = window
         extra = "".join(f", {name}" for name in OBJECT_COLUMNS) if object_columns else ""
         rows = self._rows(
             f"SELECT {_NUMERIC_SELECT}{extra} FROM events"
@@ -745,16 +735,11 @@ class SQLiteStore:
         if not about:
             return EventBatch.empty()
         params: list[Any] = [json.dumps([int(i) for i in ids]) for ids in (posts, target_users) if len(ids)]
-        where = ["(" + " OR ".join(about) + ")"]
-        if t_from is not None:
-            where.append("ts >= ?")
-            params.append(float(t_from))
-        if kinds is not None:
-            codes = sorted({int(k) for k in kinds})
-            if not codes:
-                return EventBatch.empty()
-            where.append(f"kind IN ({','.join('?' * len(codes))})")
-            params.extend(codes)
+        window = _window_where(t_from, None, kinds)
+        if window is None:
+            return EventBatch.empty()
+        where = ["(" + " OR ".join(about) + ")", *window[0]]
+        params += window[1]
         extra = "".join(f", {name}" for name in OBJECT_COLUMNS)
         rows = self._rows(
             f"SELECT {_NUMERIC_SELECT}{extra} FROM events WHERE " + " AND ".join(where) + " ORDER BY ts, seq", params
@@ -1149,6 +1134,28 @@ def _secure_delete(cur: sqlite3.Cursor) -> Iterator[None]:
         yield
     finally:
         cur.execute(f"PRAGMA secure_delete={was}")
+
+
+def _window_where(
+    t_from: float | None, t_to: float | None, kinds: Collection[EventKind] | None
+) -> tuple[list[str], list[Any]] | None:
+    """The conditions ``t_from <= ts < t_to`` and ``kind IN kinds`` (each only when given) of an event read, with
+    their parameters; None when ``kinds`` is given but empty (nothing can match)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if t_from is not None:
+        where.append("ts >= ?")
+        params.append(float(t_from))
+    if t_to is not None:
+        where.append("ts < ?")
+        params.append(float(t_to))
+    if kinds is not None:
+        codes = sorted({int(k) for k in kinds})
+        if not codes:
+            return None
+        where.append(f"kind IN ({','.join('?' * len(codes))})")
+        params.extend(codes)
+    return where, params
 
 
 def _event_batch(rows: list[tuple[Any, ...]], object_columns: bool = False) -> EventBatch:
