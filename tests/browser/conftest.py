@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from live_server import start_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,12 +41,6 @@ def _need_chromium():
     pytest.importorskip("playwright.sync_api", reason="the Python 'playwright' package is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_store(folder: Path, n_users: int = 300, days: int = 5, seed: int = 7) -> Path:
     """A generated network written through the Ingestor and trained; returns the db path (store closed)."""
     from glassfeed.feed.service import FeedService
@@ -71,8 +65,6 @@ def build_store(folder: Path, n_users: int = 300, days: int = 5, seed: int = 7) 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """(base_url, app): uvicorn serving create_app + the web page in a thread, data clock, demo sign-in on."""
-    import uvicorn
-
     from glassfeed.api.app import create_app
     from glassfeed.settings import load_settings
     from glassfeed.web.routes import install
@@ -83,18 +75,9 @@ def server(tmp_path_factory):
     cfg.write_text('[serving]\nclock = "data"\n[web]\ndemo = true\n')
     app = create_app(load_settings(cfg, store={"path": db}, api={"key": API_KEY}))
     install(app)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    th.join(10)
+    base, stop = start_server(app)
+    yield base, app
+    stop()
 
 
 @pytest.fixture(scope="session")

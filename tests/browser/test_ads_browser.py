@@ -12,11 +12,12 @@ never among her posts and both ads are placed (places 4 and 11 of the page, as t
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import pytest
+
+from live_server import start_server
 
 KEY = "adsbrowser-service-key"
 SVC = {"Authorization": f"Bearer {KEY}"}
@@ -28,9 +29,6 @@ CIVIC_LABEL = "Political ad · paid by Civic Fund · on behalf of Civic Party"
 @pytest.fixture(scope="module")
 def ads_server(tmp_path_factory):
     """(base_url, tokens, app): uvicorn serving create_app (web page included) with two running campaigns."""
-    import socket
-
-    import uvicorn
 
     from glassfeed.api.app import create_app
     from glassfeed.settings import load_settings
@@ -43,18 +41,7 @@ def ads_server(tmp_path_factory):
         ads={"advertiser_keys": ADVERTISERS},
     )
     app = create_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, stop = start_server(app)
     now = time.time()
     with httpx.Client(base_url=base, timeout=10) as c:
         users = [{"id": "vera", "interests": ["cooking"]}, {"id": "writer"}, {"id": "acmebrand"}, {"id": "civicorg"}]
@@ -90,8 +77,7 @@ def ads_server(tmp_path_factory):
             assert r.status_code == 200, r.text
     app.state.ads.refresh(force=True)
     yield base, tokens, app
-    srv.should_exit = True
-    th.join(10)
+    stop()
 
 
 def sign_in(page, base: str, user: str, token: str) -> None:

@@ -17,14 +17,14 @@ shared by the three tests; screenshots go to ``artifacts/``."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+
+from live_server import start_server
 
 KEY = "graphbrowser-service-key"
 SVC = {"Authorization": f"Bearer {KEY}"}
@@ -73,8 +73,6 @@ def build(c: httpx.Client, now: float) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def graph_server(tmp_path_factory):
     """(base_url, tokens, app): uvicorn serving create_app (web page included) over the network above."""
-    import uvicorn
-
     from glassfeed.api.app import create_app
     from glassfeed.settings import load_settings
 
@@ -86,23 +84,11 @@ def graph_server(tmp_path_factory):
         creators={"refresh_s": 0.0},
     )
     app = create_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, stop = start_server(app)
     with httpx.Client(base_url=base, timeout=30) as c:
         tokens = build(c, time.time())
     yield base, tokens, app
-    srv.should_exit = True
-    th.join(10)
+    stop()
 
 
 def sign_in(page: Any, base: str, user: str, token: str) -> None:

@@ -8,11 +8,12 @@ this file runs in a few seconds."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import pytest
+
+from live_server import start_server
 
 KEY = "modbrowser-service-key"
 MODS = {"ana": "modbrowser-key-ana", "ben": "modbrowser-key-ben"}
@@ -24,8 +25,6 @@ HOSTILE = 'Nobody likes you <b>loser</b> <img src=x onerror="window.pwned=1">'
 @pytest.fixture(scope="module")
 def mod_server(tmp_path_factory):
     """(base_url, tokens): uvicorn serving create_app + the moderation pages, moderators ana and ben, wall clock."""
-    import uvicorn
-
     from glassfeed.api.app import create_app
     from glassfeed.settings import load_settings
     from glassfeed.web import moderation
@@ -39,18 +38,7 @@ def mod_server(tmp_path_factory):
     )
     app = create_app(settings)
     moderation.install(app)  # until create_app does it (then this call is a no-op)
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, stop = start_server(app)
     svc = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base, timeout=10) as c:
         r = c.post("/v1/users", json={"users": [{"id": u} for u in PEOPLE]}, headers=svc)
@@ -65,8 +53,7 @@ def mod_server(tmp_path_factory):
         ]
         assert c.post("/v1/posts", json=posts, headers=svc).status_code == 201
     yield base, tokens
-    srv.should_exit = True
-    th.join(10)
+    stop()
 
 
 def bearer(k: str) -> dict[str, str]:

@@ -10,11 +10,12 @@ The server is our own small store (no training: the feed falls back to recency),
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import pytest
+
+from live_server import start_server
 
 KEY = "notifbrowser-service-key"
 SVC = {"Authorization": f"Bearer {KEY}"}
@@ -28,8 +29,6 @@ HOSTILE_HANDLE = "<img src=x onerror=window.pwned=1>"
 def notif_server(tmp_path_factory):
     """(base_url, tokens): uvicorn serving create_app (web page included); alice's post p1 has a reply from dan
     (whose handle looks like HTML) and likes from bob and carol."""
-    import uvicorn
-
     from glassfeed.api.app import create_app
     from glassfeed.settings import load_settings
 
@@ -41,18 +40,7 @@ def notif_server(tmp_path_factory):
         notifications={"default_policy": "engagement_push"},
     )
     app = create_app(settings)
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, stop = start_server(app)
     with httpx.Client(base_url=base, timeout=10) as c:
         users = [{"id": u, "handle": HOSTILE_HANDLE if u == "dan" else u} for u in PEOPLE]
         r = c.post("/v1/users", json={"users": users}, headers=SVC)
@@ -68,8 +56,7 @@ def notif_server(tmp_path_factory):
         ]
         assert c.post("/v1/events", json=events, headers=SVC).status_code == 200
     yield base, tokens
-    srv.should_exit = True
-    th.join(10)
+    stop()
 
 
 @pytest.fixture()
