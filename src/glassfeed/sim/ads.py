@@ -61,6 +61,7 @@ from glassfeed.ads.placement import ad_places, max_ads
 from glassfeed.ads.service import AdService
 from glassfeed.domain import EventBatch, EventKind
 from glassfeed.feed.policy import AdLoad
+from glassfeed.feed.service import FeedService
 from glassfeed.settings import Settings
 from glassfeed.sim import behaviour as bm
 from glassfeed.sim.behaviour import BehaviourParams
@@ -83,6 +84,7 @@ from glassfeed.sim.population import (
     sample_new_posts,
     sample_reply_posts,
 )
+from glassfeed.store import AdLogRow
 
 #: A merged page's ad slot (organic slots hold a sim post index >= 0, empty slots -1).
 AD = -2
@@ -424,11 +426,20 @@ def respond_with_ads(
 
 class SimAdService(AdService):
     """The ad service as the server runs it, except that its impressions reach the ad log when the simulator
-    flushes them (after each step's pages), not from a background thread: the campaigns' rates, and so the
-    auctions, then do not depend on thread timing."""
+    flushes them (after each step's pages), not with the feed's impressions from its background writer: the
+    campaigns' rates, and so the auctions, then do not depend on thread timing."""
 
-    def _flush_loop(self) -> None:
-        return None
+    def __init__(self, feed: FeedService) -> None:
+        self._held: list[AdLogRow] = []
+        super().__init__(feed)
+
+    def _queue(self, rows: list[AdLogRow]) -> None:
+        self._held.extend(rows)
+
+    def flush(self) -> None:
+        rows, self._held = self._held, []
+        if rows:
+            self.ingestor.append_ad_log(rows)
 
 
 @dataclass
