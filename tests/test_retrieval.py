@@ -40,6 +40,7 @@ FAST = {
     "dlae": {"lam": 10.0, "p": 0.2},
     "ials": {"factors": 4, "reg": 0.01, "iterations": 8},
     "rp3beta": {"K": 10},
+    "gfcf": {"k": 4},
     "blend": {},
 }
 
@@ -59,7 +60,7 @@ def test_every_model_follows_the_recommend_contract(name):
     assert dense.shape == (2, X.shape[1]) and dense.dtype == np.float32
 
 
-@pytest.mark.parametrize("name", ["itemknn", "ease", "dlae", "rp3beta", "als", "ials", "bpr"])
+@pytest.mark.parametrize("name", ["itemknn", "ease", "dlae", "rp3beta", "gfcf", "als", "ials", "bpr"])
 def test_collaborative_models_recommend_from_the_users_own_block(name):
     X = two_blocks()
     model = MODELS[name](**FAST[name]).fit(X)

@@ -1,4 +1,4 @@
-"""DLAE / EDLAE / RDLAE and iALS: their closed forms and optimality conditions, checked from first principles,
+"""DLAE / EDLAE / RDLAE, iALS and GF-CF: their closed forms and optimality conditions, checked from first principles,
 and that the evaluator's grids name models that accept them."""
 
 import itertools
@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from glassfeed.evaluate.protocols import PROTOCOLS
 from glassfeed.evaluate.tuning import param_grid
-from glassfeed.retrieval import DLAE, EASE, IALS, MODELS
+from glassfeed.retrieval import DLAE, EASE, GFCF, IALS, MODELS
 
 
 def blocks(n_users: int = 30, n_items: int = 12, seed: int = 3) -> sp.csr_matrix:
@@ -95,6 +95,37 @@ def test_dlae_completes_a_hand_made_pattern():
     for model in (DLAE(lam=1.0, p=0.2), DLAE(lam=1.0, p=0.2, xi=1.0), DLAE(lam=1.0, p=0.2, gamma=0.5)):
         ids, _ = model.fit(X).recommend(np.array([6, 7]), X, N=1)
         assert ids[:, 0].tolist() == [1, 3]
+
+
+def test_gfcf_is_the_linear_filter_plus_the_ideal_low_pass_from_an_svd():
+    """Shen et al. (2021), written out densely: R = D_U^-1/2 X D_I^-1/2, scores x R'R + alpha x D_I^-1/2 V V' D_I^1/2
+    with V the top-k right singular vectors of R (from numpy's SVD, independent of the model's eigensolver)."""
+    X = blocks(30, 12, seed=4)
+    Xd = X.toarray().astype(np.float64)
+    d_u, d_i = Xd.sum(axis=1), Xd.sum(axis=0)
+    R = Xd / np.sqrt(d_u)[:, None] / np.sqrt(d_i)[None, :]
+    V = np.linalg.svd(R)[2][:3].T
+    users = np.arange(8)
+    linear = Xd[users] @ R.T @ R
+    ideal = (Xd[users] / np.sqrt(d_i)) @ V @ V.T * np.sqrt(d_i)
+    assert np.allclose(GFCF(k=3, alpha=0.0).fit(X).score(users, X), linear, atol=1e-5)
+    assert np.allclose(GFCF(k=3, alpha=0.7).fit(X).score(users, X), linear + 0.7 * ideal, atol=1e-5)
+
+
+def test_gfcf_with_every_singular_vector_passes_the_history_through():
+    """With k = n_items, V V' is the identity, so the ideal part gives back the user's own history; an item nobody
+    has (degree 0, taken as 1) scores 0, not NaN."""
+    X = blocks(30, 12, seed=4).tolil()
+    X[:, 11] = 0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    full = GFCF(k=12, alpha=1.0).fit(X)
+    linear = GFCF(k=12, alpha=0.0).fit(X)
+    ideal = full.score(np.arange(30), X) - linear.score(np.arange(30), X)
+    assert np.isfinite(ideal).all()
+    assert np.allclose(ideal[:, :11], X.toarray()[:, :11], atol=1e-4) and np.allclose(ideal[:, 11], 0, atol=1e-4)
+    with pytest.raises(ValueError):
+        GFCF(k=0).fit(X)
 
 
 def ials_loss(model: IALS, X: sp.csr_matrix, W: np.ndarray, H: np.ndarray) -> float:

@@ -335,6 +335,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 {"factors": [64], "unobserved_weight": [1.0], "reg": [0.01]},
             ],
             "rp3beta": {"alpha": [0.6, 0.8, 1.0], "beta": [0.2, 0.4, 0.6], "K": [100, 200]},
+            "gfcf": {"k": [64, 128, 256], "alpha": [0.3, 1.0]},
             "+": {"weight": [0.0, 0.1, 0.25, 0.5, 1.0]},
         },
         published={  # MS Recommenders README / movielens.ipynb (anchors.md section 4)
@@ -369,7 +370,8 @@ PROTOCOLS: dict[str, Protocol] = {
                 {"factors": [128], "unobserved_weight": [0.3], "reg": [0.01]},
             ],
             "rp3beta": {"alpha": [0.6, 1.0], "beta": [0.4, 0.6, 0.8], "K": [100]},
-            "+": {"weight": [0.0, 0.1, 0.25, 0.3, 0.4, 0.5, 0.6, 1.0]},
+            "gfcf": {"k": [64, 128, 256], "alpha": [0.3, 1.0]},  # ~10 s a fit on one core
+            "+": {"weight": [0.0, 0.1, 0.25, 0.3, 0.4, 0.5, 0.6, 1.0]},  # a+b+c: 64 (w_b, w_c) pairs
         },
         published={  # RecBole benchmark/hyper/general/*-ml-1m_general.md (anchors.md section 4)
             "ADMMSLIM": {

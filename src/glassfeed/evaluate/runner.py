@@ -1,11 +1,13 @@
 """Run a protocol: tune each model on validation data, refit, score the test split, collect the numbers.
 
-Model names are registry names (``retrieval.MODELS``) or ``a+b``: a blend of the tuned ``a`` and ``b`` whose
-weight on ``b`` is chosen on validation data too.
+Model names are registry names (``retrieval.MODELS``) or ``a+b`` (``a+b+c``, ...): a blend of the tuned members
+whose weights on every member after the first are chosen on validation data too, each from the protocol's
+``"+"`` grid.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -106,13 +108,12 @@ class ProtocolRun:
 
     def _tune_blend(self, name: str) -> _Tuned:
         parts = [self.tune(part) for part in name.split("+")]
-        weights = self.protocol.grids.get("+", {}).get("weight", [1.0])
         trials, best = [], None
-        for w in weights:
-            ws = [1.0] + [w] * (len(parts) - 1)
+        for others in blend_weights(self.protocol, len(parts)):
+            ws = [1.0, *others]
             scores = self._valid(Blend.of([p.tune_model for p in parts], ws))
             self.on_trial(name)
-            trials.append({"params": {"weight": w}, "valid": scores})
+            trials.append({"params": {"weight": others[0]} if len(others) == 1 else {"weights": ws}, "valid": scores})
             if best is None or scores[SELECT_ON] > best[1]:
                 best = (ws, scores[SELECT_ON])
         assert best is not None
@@ -146,10 +147,17 @@ class ProtocolRun:
         )
 
 
+def blend_weights(protocol: Protocol, n_members: int) -> list[tuple[float, ...]]:
+    """The weights a blend of ``n_members`` tries on validation for every member after the first (whose weight is
+    1): each independently from the protocol's ``"+"`` grid, so ``a+b+c`` tries every (w_b, w_c) pair."""
+    weights = protocol.grids.get("+", {}).get("weight", [1.0])
+    return list(itertools.product(weights, repeat=n_members - 1))
+
+
 def n_steps(protocol: Protocol, name: str) -> int:
-    """Progress steps for one model: its grid points (for ``a+b``: its blend weights) plus the test run."""
+    """Progress steps for one model: its grid points (for a blend: its weight combinations) plus the test run."""
     if "+" in name:
-        return len(protocol.grids.get("+", {}).get("weight", [1.0])) + 1
+        return len(blend_weights(protocol, len(name.split("+")))) + 1
     return len(param_grid(protocol.grids.get(name, {}))) + 1
 
 

@@ -10,6 +10,7 @@ from glassfeed.retrieval.blend import Blend
 from glassfeed.retrieval.dlae import DLAE
 from glassfeed.retrieval.ease import EASE
 from glassfeed.retrieval.factor import ALS, BPR
+from glassfeed.retrieval.gfcf import GFCF
 from glassfeed.retrieval.ials import IALS
 from glassfeed.retrieval.itemknn import ItemKNN
 from glassfeed.retrieval.popularity import Popularity
@@ -26,6 +27,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ease": EASE,
     "dlae": DLAE,
     "rp3beta": RP3beta,
+    "gfcf": GFCF,
     "social": SocialRecommender,
     "trustwalk": TrustWalk,
     "blend": Blend,
@@ -44,6 +46,7 @@ __all__ = [
     "EASE",
     "DLAE",
     "RP3beta",
+    "GFCF",
     "SocialRecommender",
     "TrustWalk",
     "Blend",
