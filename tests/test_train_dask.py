@@ -93,6 +93,26 @@ def test_heads_trained_on_a_local_dask_cluster_match_single_process_auc(
     np.testing.assert_allclose(again.predict(examples.X[:500]), heads.predict(examples.X[:500]))
 
 
+def test_residual_heads_on_dask_start_from_the_same_offset(examples: Examples):
+    """With ``offset_feature`` each machine's rows carry their offset as LightGBM's init_score, and the held-out
+    losses Dask stops by start from it too: one worker grows the one-process trees and stops where it does."""
+
+    def heads() -> EngagementHeads:
+        return EngagementHeads(
+            early_stopping_min_positives=20, offset_feature="like_rate", n_estimators=10, max_estimators=30
+        )
+
+    X, Y, ts = examples.X[:3000], examples.Y[:3000], examples.ts[:3000]
+    local, _, _, _ = train_heads(X, Y, ts, heads())
+    cfg = packaged_settings().train.model_copy(update={"dask_workers": 1, "dask_processes": False})
+    with dask_client("local", cfg) as client:
+        dask, _, _, _ = train_heads(X, Y, ts, heads(), fit_booster=DaskBoosterFit(client))
+    assert local.offsets and local.offsets == dask.offsets
+    assert local.trees == dask.trees and any(0 < t < 30 for t in local.trees.values())
+    for name, booster in local.boosters.items():
+        assert _trees(dask.boosters[name]) == _trees(booster), name
+
+
 def _same_tree(a: dict[str, Any], b: dict[str, Any], where: str = "root") -> None:
     """Two nodes of ``Booster.dump_model()`` trees, and their subtrees, are the same: the same features, thresholds
     and row counts exactly, gains and values up to the order of float sums."""

@@ -264,6 +264,14 @@ class TrainSettings(_Section):
         gt=0.0, le=1.0, description="share of the examples each of the heads' trees is grown on (1 = all)"
     )
     heads_l2: float = Field(ge=0.0, description="L2 penalty on the heads' leaf values (LightGBM lambda_l2)")
+    heads_offset: str = Field(
+        description="a feature each head starts from (its trees learn the residual over a logistic fit of the label "
+        "on it, e.g. collab_gap); empty = none"
+    )
+    heads_stopping: Literal["logloss", "request_ndcg"] = Field(
+        description="the heads keep the trees of the lowest held-out log-loss, or those the held-out requests' "
+        "nDCG@10 supports (the one-standard-error rule: no more trees than help by more than their noise)"
+    )
 
 
 class ModerationSettings(_Section):

@@ -50,10 +50,93 @@ def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 
+def request_ndcg(score: np.ndarray, grade: np.ndarray, request: np.ndarray, k: int = 10) -> float:
+    """Mean nDCG@k (gain 2^grade - 1) over the requests that hold an engaged example, ordering each request by
+    ``score``, ties broken against the engaged: an ordering that cannot tell examples apart earns nothing from the
+    order they were logged in (logged impressions come before sampled negatives, so breaking ties by row order
+    credited a constant score with the log's own choices)."""
+    per = request_ndcgs(score, grade, request, k)
+    return float(per.mean()) if len(per) else float("nan")
+
+
+def request_ndcgs(score: np.ndarray, grade: np.ndarray, request: np.ndarray, k: int = 10) -> np.ndarray:
+    """``request_ndcg``'s nDCG@k of each request that holds an engaged example, in request key order."""
+    order = np.lexsort((grade, -score, request))
+    r, g = request[order], grade[order].astype(np.float64)
+    first = np.searchsorted(r, r)
+    pos = np.arange(len(r)) - first
+    disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
+    keys, inv = np.unique(r, return_inverse=True)
+    dcg = np.bincount(inv, (2**g - 1) * disc, len(keys))
+    io = np.lexsort((-g, r))  # each request's grades, best first, at the same row positions
+    ideal_g = g[io]
+    idcg = np.bincount(inv[io], (2**ideal_g - 1) * disc, len(keys))  # same positions: r[io] == r
+    ok = idcg > 0
+    return np.asarray(dcg[ok] / idcg[ok])
+
+
+#: How a head's trees stop growing on the held-out slice (``[train] heads_stopping``): at the round of lowest
+#: log-loss, or of highest nDCG@10 over the held-out requests (each person's examples of a replay window).
+STOPPING: tuple[str, ...] = ("logloss", "request_ndcg")
+
+
+def fit_offset(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """A head's offset on one feature (``EngagementHeads.offset_feature``): the logistic fit ``a * x + b`` of the
+    label on ``x`` where ``x`` is finite, and ``c``, the (smoothed) log-odds of the label where it is not.
+    Returns (a, b, c); the trees then learn the residual over ``a * x + b``."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x)
+    base = float(np.clip(y.mean(), 1e-4, 1 - 1e-4)) if len(y) else 0.5
+    miss = y[~ok]
+    c = float(_logit(np.array([(miss.sum() + base) / (len(miss) + 1.0)]))[0])
+    if ok.sum() < 2 or np.ptp(x[ok]) == 0:
+        return 0.0, float(_logit(np.array([base]))[0]), c
+    xo, yo = x[ok], y[ok]
+    mu, sd = float(xo.mean()), float(xo.std())
+    z = (xo - mu) / sd
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        q = np.clip(_sigmoid(w[0] * z + w[1]), 1e-9, 1 - 1e-9)
+        g = q - yo
+        return float(-np.mean(yo * np.log(q) + (1 - yo) * np.log(1 - q))), np.array([np.mean(g * z), np.mean(g)])
+
+    w = minimize(loss, np.array([0.0, float(_logit(np.array([base]))[0])]), jac=True, method="L-BFGS-B").x
+    return float(w[0] / sd), float(w[1] - w[0] * mu / sd), c
+
+
+def best_rounds(values: np.ndarray, stopping_rounds: int) -> int:
+    """Trees to keep by the early-stopping rule on a held-out curve to maximise (``values[i]``: with i trees, so
+    ``values[0]`` is the offset alone): the round of highest value, stopping once it has not improved for
+    ``stopping_rounds`` rounds. May be 0."""
+    best, best_i = -float("inf"), 0
+    for i, v in enumerate(values.tolist()):
+        if v > best:
+            best, best_i = v, i
+        elif i - best_i >= stopping_rounds:
+            break
+    return best_i
+
+
+def one_se_rounds(per_request: np.ndarray, stopping_rounds: int) -> int:
+    """Trees to keep from the held-out requests' nDCG (``per_request[i, r]``: request r's with i trees): the
+    early-stopping rule's round (``best_rounds`` on the means), then the fewest trees whose mean is within one
+    standard error of it (the one-standard-error rule of Breiman et al. 1984, the error that of the paired
+    per-request differences), so trees are kept only where the held-out requests show they help by more than their
+    noise; otherwise fewer, down to the offset alone."""
+    best = best_rounds(per_request.mean(axis=1), stopping_rounds)
+    n = per_request.shape[1]
+    for i in range(best):
+        d = per_request[i] - per_request[best]
+        if d.mean() >= -(d.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0):
+            return i
+    return best
+
+
 class BoosterFit(Protocol):
     """Fits one head's booster: ``rounds`` boosting rounds of ``params`` on (X, y); with ``valid`` (X, y) and
     ``stopping_rounds`` > 0, keeps only the trees up to the round of lowest held-out log-loss, stopping once it
-    has not improved for ``stopping_rounds`` rounds (LightGBM's ``early_stopping`` rule)."""
+    has not improved for ``stopping_rounds`` rounds (LightGBM's ``early_stopping`` rule). ``init``: the raw score
+    the trees start from, for X and for ``valid``'s rows (LightGBM's ``init_score``; None = the label's mean)."""
 
     def __call__(
         self,
@@ -63,6 +146,7 @@ class BoosterFit(Protocol):
         rounds: int,
         valid: tuple[np.ndarray, np.ndarray] | None,
         stopping_rounds: int,
+        init: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> lgb.Booster: ...
 
 
@@ -73,16 +157,18 @@ def fit_booster_local(
     rounds: int,
     valid: tuple[np.ndarray, np.ndarray] | None,
     stopping_rounds: int,
+    init: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> lgb.Booster:
     """``BoosterFit`` in this process (``lgb.train``, early stopping by its callback)."""
-    ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True)
+    init_X, init_valid = init if init is not None else (None, None)
+    ds = lgb.Dataset(X, y, init_score=init_X, feature_name=list(FEATURES), free_raw_data=True)
     if valid is None or not stopping_rounds:
         return lgb.train(params, ds, num_boost_round=rounds)
     booster = lgb.train(
         params,
         ds,
         num_boost_round=rounds,
-        valid_sets=[lgb.Dataset(valid[0], valid[1], reference=ds)],
+        valid_sets=[lgb.Dataset(valid[0], valid[1], init_score=init_valid, reference=ds)],
         callbacks=[lgb.early_stopping(stopping_rounds, verbose=False)],
     )
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
@@ -112,7 +198,15 @@ class EngagementHeads:
     A head whose held-out slice has at least ``early_stopping_min_positives`` positives stops adding trees once
     its held-out log-loss has not improved for ``early_stopping_rounds`` rounds (at most ``max_estimators``), so
     serving pays only for trees that help; rarer heads, whose held-out loss is too noisy to choose by, get
-    ``n_estimators`` trees (measured in docs/benchmarks.md and docs/simulation.md).
+    ``n_estimators`` trees (measured in docs/benchmarks.md and docs/simulation.md). With ``stopping =
+    "request_ndcg"`` and the held-out slice's request keys, the trees kept are chosen by the held-out nDCG@10 of the
+    head's own label within each request instead (all ``max_estimators`` grown, the curve read after;
+    ``one_se_rounds``).
+
+    ``offset_feature`` (a ``FEATURES`` name, "" = none) makes each head a residual model: its raw score is
+    ``a * x + b`` (``fit_offset``, a logistic fit of the label on that feature) plus the trees, which start from it
+    (LightGBM's ``init_score``). With ``collab_gap`` the heads start from the retrieval's order of each request,
+    and with ``request_ndcg`` stopping, zero trees (that order alone) is one of the choices.
     """
 
     n_estimators: int = 60
@@ -125,8 +219,11 @@ class EngagementHeads:
     feature_fraction: float = 1.0
     bagging_fraction: float = 1.0
     lambda_l2: float = 0.0
+    offset_feature: str = ""
+    stopping: str = "logloss"
     seed: int = 0
     boosters: dict[str, lgb.Booster] = field(default_factory=dict)
+    offsets: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # head -> fit_offset's (a, b, c)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     base_rate: dict[str, float] = field(default_factory=dict)
 
@@ -137,11 +234,17 @@ class EngagementHeads:
         X_cal: np.ndarray | None = None,
         Y_cal: np.ndarray | None = None,
         fit_booster: BoosterFit | None = None,
+        request_cal: np.ndarray | None = None,
     ) -> EngagementHeads:
         """Fit every head on (X, Y), early-stop and Platt-calibrate on (X_cal, Y_cal); a head's NaN labels mark
         examples it has no label for (they are left out of its fit). ``fit_booster`` fits one
         head's booster (default ``fit_booster_local``, in this process; ``train.DaskBoosterFit`` on a Dask
-        cluster): the examples, parameters, early-stopping rule and calibration are the same either way."""
+        cluster): the examples, parameters, early-stopping rule and calibration are the same either way.
+        ``request_cal``: one request key per held-out example, for ``stopping = "request_ndcg"``."""
+        if self.stopping not in STOPPING:
+            raise ValueError(f"stopping {self.stopping!r} is not one of {STOPPING}")
+        if self.offset_feature and self.offset_feature not in F:
+            raise ValueError(f"offset_feature {self.offset_feature!r} is not a feature")
         fit_booster = fit_booster or fit_booster_local
         params = booster_params("binary", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed)
         params.update(feature_fraction=self.feature_fraction, lambda_l2=self.lambda_l2)
@@ -158,26 +261,68 @@ class EngagementHeads:
                 continue  # too few positives to learn: the head predicts its base rate
             held_out = X_cal is not None and Y_cal is not None
             y_cal = Y_cal[:, h] if Y_cal is not None else np.zeros(0)
-            X_c = X_cal
+            X_c, req_c = X_cal, request_cal
             if X_cal is not None and np.isnan(y_cal).any():
                 known_c = ~np.isnan(y_cal)
                 X_c, y_cal = X_cal[known_c], y_cal[known_c]
+                req_c = None if request_cal is None else request_cal[known_c]
             if held_out and y_cal.sum() < 5:
                 continue  # too few held-out positives to check a model against: base rate, not noise
             early = bool(held_out and self.early_stopping_rounds and y_cal.sum() >= self.early_stopping_min_positives)
-            booster = fit_booster(
+            by_ndcg = early and self.stopping == "request_ndcg" and req_c is not None
+            init = None
+            if self.offset_feature:
+                self.offsets[name] = fit_offset(X_h[:, F[self.offset_feature]], y)
+                init = (self._offset(name, X_h), None if X_c is None else self._offset(name, X_c))
+            booster: lgb.Booster | None = fit_booster(
                 params,
                 X_h,
                 y,
                 self.max_estimators if early else self.n_estimators,
-                (X_c, y_cal.astype(np.float32)) if early and X_c is not None else None,
-                self.early_stopping_rounds if early else 0,
+                (X_c, y_cal.astype(np.float32)) if early and not by_ndcg and X_c is not None else None,
+                self.early_stopping_rounds if early and not by_ndcg else 0,
+                init=init,
             )
-            self.boosters[name] = booster
-            if held_out:
-                raw = np.asarray(booster.predict(X_c))
-                self.calibration[name] = fit_platt(raw, y_cal.astype(np.float64))
+            if by_ndcg and booster is not None and X_c is not None and req_c is not None:
+                keep = one_se_rounds(self._held_out_ndcg(name, booster, X_c, y_cal, req_c), self.early_stopping_rounds)
+                booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=keep)) if keep else None
+            if booster is not None:
+                self.boosters[name] = booster
+            elif name not in self.offsets:
+                continue  # no trees and no offset: the head predicts its base rate
+            if held_out and X_c is not None:
+                self.calibration[name] = fit_platt(self._uncalibrated(name, X_c), y_cal.astype(np.float64))
         return self
+
+    def _offset(self, name: str, X: np.ndarray) -> np.ndarray:
+        """The head's offset (raw score before its trees) for the rows of X."""
+        a, b, c = self.offsets[name]
+        x = X[:, F[self.offset_feature]].astype(np.float64)
+        return np.where(np.isfinite(x), a * np.nan_to_num(x) + b, c)
+
+    def _uncalibrated(self, name: str, X: np.ndarray) -> np.ndarray:
+        """P(head) before Platt scaling: the trees' probability, or with an offset sigmoid(offset + trees' raw)."""
+        b = self.boosters.get(name)
+        threads = 1 if len(X) < BIG_BATCH else 0  # 0: all cores for batch ranking
+        if name not in self.offsets:
+            return np.asarray(b.predict(X, num_threads=threads)) if b is not None else np.full(len(X), 0.5)
+        raw = self._offset(name, X)
+        if b is not None:
+            raw = raw + np.asarray(b.predict(X, raw_score=True, num_threads=threads))
+        return _sigmoid(raw)
+
+    def _held_out_ndcg(
+        self, name: str, booster: lgb.Booster, X: np.ndarray, y: np.ndarray, request: np.ndarray
+    ) -> np.ndarray:
+        """(trees + 1, requests): each held-out request's nDCG@10 ordered by the head's raw score with 0, 1, ... all
+        of ``booster``'s trees (ties against the engaged, ``request_ndcgs``)."""
+        raw = self._offset(name, X) if name in self.offsets else np.zeros(len(X))
+        grade = (y > 0).astype(np.int32)
+        out = [request_ndcgs(raw, grade, request)]
+        for i in range(booster.num_trees()):
+            raw = raw + np.asarray(booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1))
+            out.append(request_ndcgs(raw, grade, request))
+        return np.stack(out)
 
     def predict(self, X: np.ndarray, calibrated: bool = True, skip: Collection[str] = ()) -> np.ndarray:
         """(n, len(HEADS)) probabilities; heads without a model return their base rate. Heads named in ``skip``
@@ -189,11 +334,10 @@ class EngagementHeads:
             if name in skip:
                 out[:, h] = 0.0
                 continue
-            b = self.boosters.get(name)
-            if b is None or len(X) == 0:
+            if (name not in self.boosters and name not in self.offsets) or len(X) == 0:
                 out[:, h] = self.base_rate.get(name, 0.0)
                 continue
-            p = np.asarray(b.predict(X, num_threads=1 if len(X) < BIG_BATCH else 0))  # 0: all cores for batch ranking
+            p = self._uncalibrated(name, X)
             if calibrated and name in self.calibration:
                 a, c = self.calibration[name]
                 p = _sigmoid(a * _logit(p) + c)
@@ -217,7 +361,7 @@ class EngagementHeads:
 
     @property
     def trained(self) -> bool:
-        return bool(self.boosters)
+        return bool(self.boosters or self.offsets)
 
     def save(self, folder: str | Path) -> None:
         d = Path(folder)
@@ -238,7 +382,10 @@ class EngagementHeads:
                 "feature_fraction": self.feature_fraction,
                 "bagging_fraction": self.bagging_fraction,
                 "lambda_l2": self.lambda_l2,
+                "offset_feature": self.offset_feature,
+                "stopping": self.stopping,
             },
+            "offsets": self.offsets,
             "trees": self.trees,
         }
         (d / "heads.json").write_text(json.dumps(meta, indent=1))
@@ -252,6 +399,7 @@ class EngagementHeads:
         m = cls(**meta["params"])
         m.calibration = {k: (float(v[0]), float(v[1])) for k, v in meta["calibration"].items()}
         m.base_rate = meta["base_rate"]
+        m.offsets = {k: (float(v[0]), float(v[1]), float(v[2])) for k, v in meta.get("offsets", {}).items()}
         for name in HEADS:
             f = d / f"{name}.txt"
             if f.exists():

@@ -42,7 +42,14 @@ from scipy.stats import rankdata
 from glassfeed.domain import EventKind
 from glassfeed.feed.candidates import no_facts
 from glassfeed.feed.features import FEATURES, F, pair_context, pair_features
-from glassfeed.feed.heads import BoosterFit, EngagementHeads, LightRanker, RequestRanker, relevance_grade
+from glassfeed.feed.heads import (
+    BoosterFit,
+    EngagementHeads,
+    LightRanker,
+    RequestRanker,
+    relevance_grade,
+    request_ndcg,
+)
 from glassfeed.feed.pipeline import Models
 from glassfeed.feed.pipeline import candidates as pipeline_candidates
 from glassfeed.feed.policy import HEADS, Policy, builtin_policies
@@ -392,25 +399,6 @@ def _sample_unserved(
     return np.sort(order[rank_in_row < n[r]])
 
 
-def request_ndcg(score: np.ndarray, grade: np.ndarray, request: np.ndarray, k: int = 10) -> float:
-    """Mean nDCG@k (gain 2^grade - 1) over the requests that hold an engaged example, ordering each request by
-    ``score``, ties broken against the engaged: an ordering that cannot tell examples apart earns nothing from the
-    order they were logged in (logged impressions come before sampled negatives, so breaking ties by row order
-    credited a constant score with the log's own choices)."""
-    order = np.lexsort((grade, -score, request))
-    r, g = request[order], grade[order].astype(np.float64)
-    first = np.searchsorted(r, r)
-    pos = np.arange(len(r)) - first
-    disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
-    keys, inv = np.unique(r, return_inverse=True)
-    dcg = np.bincount(inv, (2**g - 1) * disc, len(keys))
-    io = np.lexsort((-g, r))  # each request's grades, best first, at the same row positions
-    ideal_g = g[io]
-    idcg = np.bincount(inv[io], (2**ideal_g - 1) * disc, len(keys))  # same positions: r[io] == r
-    ok = idcg > 0
-    return float((dcg[ok] / idcg[ok]).mean()) if ok.any() else float("nan")
-
-
 def train_heads(
     X: np.ndarray,
     Y: np.ndarray,
@@ -433,7 +421,8 @@ def train_heads(
     n = len(X)
     a, b = int(0.7 * n), int(0.8 * n)
     model = heads or EngagementHeads()
-    model.fit(X[:a], Y[:a], X[a:b], Y[a:b], fit_booster=fit_booster)
+    req = None if request is None else request[order]
+    model.fit(X[:a], Y[:a], X[a:b], Y[a:b], fit_booster=fit_booster, request_cal=None if req is None else req[a:b])
     light = LightRanker().fit(X[:a], Y[:a, [HEADS.index(h) for h in ("like", "repost", "reply", "dwell")]].max(1))
     P = model.predict(X[b:])
     report = TrainReport(n_train=a, n_cal=b - a, n_test=n - b, seconds=0.0)
@@ -457,8 +446,8 @@ def train_heads(
             )
         )
     ranker = RequestRanker()
-    if request is not None:
-        req, grade = request[order], relevance_grade(Y)
+    if req is not None:
+        grade = relevance_grade(Y)
         ranker.fit(X[:a], grade[:a], req[:a], X[a:b], grade[a:b], req[a:b])
         weights = np.asarray((policy or builtin_policies()[TRAIN_POLICY]).weight_vector())
         held = {
@@ -486,10 +475,11 @@ def best_iteration(losses: np.ndarray, stopping_rounds: int) -> int:
     return best_i + 1
 
 
-def held_out_losses(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Binary log-loss of ``booster`` on (X, y) after each boosting round (one prediction per tree)."""
+def held_out_losses(booster: lgb.Booster, X: np.ndarray, y: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+    """Binary log-loss of ``booster`` on (X, y) after each boosting round (one prediction per tree), the trees
+    starting from the raw score ``init`` (default 0)."""
     n = booster.num_trees()
-    raw = np.zeros(len(X))
+    raw = np.zeros(len(X)) if init is None else np.asarray(init, np.float64).copy()
     losses = np.empty(n)
     for i in range(n):
         raw += np.asarray(booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1))
@@ -544,6 +534,7 @@ def _fit_machine(
     network: dict[str, Any],
     held: tuple[socket.socket, int],
     keep: bool,
+    init: np.ndarray | None = None,
 ) -> str | None:
     """One LightGBM machine of a data-parallel fit, on a Dask worker: its block of rows, binned with the bin mappers
     ``bins`` (a Dataset built against a reference takes its bins, finding none of its own), ``rounds`` boosting
@@ -552,7 +543,9 @@ def _fit_machine(
     import lightgbm as lgb
 
     ref = _reference_dataset(bins, params)
-    ds = lgb.Dataset(X, y, reference=ref, params=params, feature_name=list(FEATURES), free_raw_data=True)
+    ds = lgb.Dataset(
+        X, y, init_score=init, reference=ref, params=params, feature_name=list(FEATURES), free_raw_data=True
+    )
     sock, port = held
     sock.close()
     booster = lgb.Booster({**params, **network, "local_listen_port": port}, ds)
@@ -623,13 +616,20 @@ class DaskBoosterFit:
         rounds: int,
         valid: tuple[np.ndarray, np.ndarray] | None,
         stopping_rounds: int,
+        init: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> lgb.Booster:
         import lightgbm as lgb
 
         c = self.client
         blocks = self._scatter(params, X)
-        labels = np.split(y, np.cumsum(blocks.sizes)[:-1])
+        cuts = np.cumsum(blocks.sizes)[:-1]
+        labels = np.split(y, cuts)
         ys = [c.scatter(v, workers=[w], hash=False) for v, w in zip(labels, blocks.workers, strict=True)]
+        inits: list[Any] = (
+            [None] * len(ys)
+            if init is None
+            else [c.scatter(v, workers=[w], hash=False) for v, w in zip(np.split(init[0], cuts), blocks.workers)]
+        )
         threads = c.ncores()  # LightGBM threads per machine: the worker's
         # LightGBM's network messages (printed whatever its verbosity) go to stderr, not into a command's output
         with redirect_stdout(sys.stderr):
@@ -643,18 +643,20 @@ class DaskBoosterFit:
             fits = [
                 c.submit(
                     _fit_machine,
-                    *(params, blocks.bins, xf, yf, rounds, {**network, "num_threads": threads[w]}, h, i == 0),
+                    *(params, blocks.bins, xf, yf, rounds, {**network, "num_threads": threads[w]}, h, i == 0, it),
                     workers=[w],
                     allow_other_workers=False,
                     pure=False,
                 )
-                for i, (w, xf, yf, h) in enumerate(zip(blocks.workers, blocks.futures, ys, held, strict=True))
+                for i, (w, xf, yf, h, it) in enumerate(
+                    zip(blocks.workers, blocks.futures, ys, held, inits, strict=True)
+                )
             ]
             text = c.gather(fits)[0]
         booster = lgb.Booster(model_str=text)
         if valid is None or not stopping_rounds:
             return booster
-        keep = best_iteration(held_out_losses(booster, *valid), stopping_rounds)
+        keep = best_iteration(held_out_losses(booster, *valid, None if init is None else init[1]), stopping_rounds)
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=keep))
 
 
@@ -847,6 +849,8 @@ def heads_from(train: TrainSettings) -> EngagementHeads:
         feature_fraction=train.heads_feature_fraction,
         bagging_fraction=train.heads_bagging_fraction,
         lambda_l2=train.heads_l2,
+        offset_feature=train.heads_offset,
+        stopping=train.heads_stopping,
     )
 
 
