@@ -88,6 +88,59 @@ def test_a_seventy_thirty_history_gets_a_page_near_seventy_thirty():
     assert np.allclose(score[raised] + deltas[raised, A["breadth"]], final[raised])
 
 
+def test_score_order_puts_the_chosen_posts_in_score_order_below_those_that_outscored_them():
+    rows, cat, score, target = _seventy_thirty()
+    pol = _policy(0.5)
+    greedy = _pages(rows, cat, score, target, pol)
+    by_score = _pages(rows, cat, score, target, dataclasses.replace(pol, breadth=pol.breadth.replace(order="score")))
+    assert set(by_score[0].tolist()) == set(greedy[0].tolist())  # the same posts ...
+    assert not np.array_equal(by_score[0], greedy[0])  # ... in another order
+    sel, final, deltas = by_score
+    assert np.all(np.diff(final[sel]) < 0)  # still the final scores' order
+    assert np.allclose(score + deltas.sum(axis=1), final)  # and the explanation invariant
+    # every topic-0 post (they all outscore topic 1) is above every topic-1 post, which keep their own order
+    k = int((cat[sel] == 0).sum())
+    assert 0 < k < 20 and np.all(cat[sel[:k]] == 0) and np.all(cat[sel[k:]] == 1)
+    assert np.all(np.diff(score[sel[k:]]) < 0)
+    # the topic-1 posts were still placed above higher-scoring topic-0 posts left off the page, and only they were
+    raised = sel[breadth_items(deltas[sel])]
+    assert len(raised) and np.all(cat[raised] == 1)
+    assert final[sel[k:]].min() > score[np.setdiff1d(np.flatnonzero(cat == 0), sel)].max()
+    # and the greedy's page is unchanged by the key's existence: λ 0 gives assemble_pages' page in either order
+    off = _pages(
+        rows,
+        cat,
+        score,
+        target,
+        dataclasses.replace(_policy(0.0), breadth=pol.breadth.replace(calibration=0.0, order="score")),
+    )
+    want_d = np.zeros((len(rows), len(ADJUSTMENTS)))
+    want_sel, _ = assemble_pages(rows, score, np.arange(len(rows)), np.ones(len(rows), bool), 20, _policy(0.0), want_d)
+    assert np.array_equal(off[0], want_sel)
+
+
+def test_too_divisive_posts_are_never_placed_for_breadth(trained_feed):
+    svc, _ = trained_feed
+    st, now = svc.state, svc.now()
+    posts = np.arange(1, st.posts.n + 1)
+    div = st.posts.divisiveness(posts)
+    assert (div > 0.5).any() and (div <= 0.5).any()
+    plain, capped = categories(st, posts), categories(st, posts, 0.5)
+    none = len(st.topics)
+    assert np.array_equal(capped[div <= 0.5], plain[div <= 0.5])
+    assert np.all(capped[div > 0.5] == none)
+    # in the pipeline: with the cap, no post above it is raised for breadth, and some are without it
+    users = np.array([u for u in range(1, st.n_users + 1) if len(st.graph.following(u)) >= 3][:40])
+    raised_div = {}
+    for cap in (1.0, 0.3):
+        pol = dataclasses.replace(BREADTH, breadth=BREADTH.breadth.replace(max_divisiveness=cap, pool=150))
+        pg = rank(st, svc.models, users, pol, now, 30)
+        raised = pg.post[breadth_items(pg.deltas)]
+        assert len(raised)
+        raised_div[cap] = st.posts.divisiveness(raised)
+    assert raised_div[0.3].max() <= 0.3 < raised_div[1.0].max()
+
+
 def test_calibration_narrows_the_gap_to_the_person_mix_on_many_pages():
     rows, cat, score, authors, in_net, target = _random_case(200)
 
@@ -266,6 +319,12 @@ def test_the_policy_parses_describes_itself_and_is_off_elsewhere(tmp_path):
             assert pol.breadth.calibration == 0.0, name
             assert "Breadth:" not in describe(pol), name
     assert ADJUSTMENT_WORDS["breadth"].startswith("placed for breadth")
+    # the two optional rules are stated only when they are on
+    for order, cap in (("greedy", 1.0), ("score", 0.5)):
+        pol = dataclasses.replace(BREADTH, breadth=BREADTH.breadth.replace(order=order, max_divisiveness=cap))
+        text = describe(pol)
+        assert ("shown in the order of the scores" in text) == (order == "score")
+        assert ("(divisiveness above 0.5 on a 0-1 scale) are never put on a page for breadth" in text) == (cap < 1)
     # chronological stays newest first: the stage is refused there
     src = resources.files("glassfeed").joinpath("policies/chronological.toml").read_text("utf-8")
     path = tmp_path / "chrono.toml"
@@ -277,4 +336,10 @@ def test_the_policy_parses_describes_itself_and_is_off_elsewhere(tmp_path):
         load_policy_file(path)
     path.write_text(src.replace("pool = 100 ", "# pool = 100 "))
     with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] pool: Field required"):
+        load_policy_file(path)
+    path.write_text(src.replace('order = "greedy"', 'order = "topics"'))
+    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] order: Input should be 'greedy' or 'score'"):
+        load_policy_file(path)
+    path.write_text(src.replace("max_divisiveness = 1.0", "max_divisiveness = 0.0"))
+    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] max_divisiveness: .*greater than 0"):
         load_policy_file(path)

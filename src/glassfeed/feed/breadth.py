@@ -99,10 +99,16 @@ def target_mix(state: ServingState, users: np.ndarray, now: float, cutoff: float
     return np.concatenate([mix, np.zeros((len(users), 1))], axis=1)
 
 
-def categories(state: ServingState, posts: np.ndarray) -> np.ndarray:
-    """Each post's column in ``target_mix``: its topic id, or the last column ("no topic")."""
-    t = state.posts.topic(np.asarray(posts, np.int64)).astype(np.int64)
-    return np.where(t >= 0, t, len(state.topics))
+def categories(state: ServingState, posts: np.ndarray, max_divisiveness: float = 1.0) -> np.ndarray:
+    """Each post's column in ``target_mix``: its topic id, or the last column ("no topic") for a post without one or
+    more divisive than ``max_divisiveness``: like a post without a topic, such a post is never placed for breadth
+    (placing it lowers no topic's shortfall), though it keeps its place by score."""
+    posts = np.asarray(posts, np.int64)
+    t = state.posts.topic(posts).astype(np.int64)
+    none = t < 0
+    if max_divisiveness < 1.0:
+        none |= state.posts.divisiveness(posts) > max_divisiveness
+    return np.where(none, len(state.topics), t)
 
 
 def calibrated_order(
@@ -264,6 +270,9 @@ def assemble_breadth_pages(
     in_net = np.asarray(in_net, bool)
     side = in_net.astype(np.int64)
     picks = calibrated_order(rows, cat, final, target, limit, b.calibration, b.smoothing, b.pool, side, caps)
+    if b.order == "score":  # the chosen posts by score: a post placed for breadth goes below those that outscored it
+        key = np.where(picks >= 0, -final[np.maximum(picks, 0)], np.inf)
+        picks = np.take_along_axis(picks, np.lexsort((picks, key), axis=1), axis=1)
     sel = picks[picks >= 0]
     n_rows = len(target)
     room = np.tile(np.asarray(caps, np.int64), (n_rows, 1))  # places each side has left on the page
@@ -305,7 +314,7 @@ def breadth_pages(
     user's topic mix and each candidate's topic from the state, then ``assemble_breadth_pages``."""
     b = policy.breadth
     target = target_mix(state, users, now, now - policy.filters.max_age_hours * 3600.0, b.prior_strength)
-    cat = categories(state, posts)
+    cat = categories(state, posts, b.max_divisiveness)
     return assemble_breadth_pages(rows, cat, score, authors, in_net, target, limit, policy, deltas)
 
 

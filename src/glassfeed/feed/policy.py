@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -133,6 +133,16 @@ class Breadth(PolicySection):
         ge=0,
         description="the person's mix leans on what they chose (picked topics, followed accounts' posts) as if it were "
         "this many engagements; 0 = on what they engaged with alone",
+    )
+    max_divisiveness: float = Field(
+        gt=0,
+        le=1,
+        description="posts more divisive than this are never placed for breadth (they keep their place by score); "
+        "1 = any post may be",
+    )
+    order: Literal["greedy", "score"] = Field(
+        description="the page's order: 'greedy', the order the calibrated greedy chose the posts in; 'score', the "
+        "chosen posts by score, so a post placed for breadth sits below the posts that outscored it"
     )
 
 
@@ -428,10 +438,24 @@ def _adjustment_lines(policy: Policy) -> list[str]:
             "does not crowd out the others you also care about. Your mix is the share of your recent likes, reposts "
             "and replies that went to each topic; while you have few of those, it leans on the topics you picked and "
             f"those the accounts you follow post about (as much as {b.prior_strength:g} likes would weigh). A post "
-            "whose topic would otherwise have too small a share of the page can be placed above posts that scored "
-            f"higher, if it is among your {b.pool} best-scoring posts. How much the mix counts against the score is "
-            f"set to {b.calibration:g}, on a scale from 0 (the score alone) to 1 (the mix alone). Each post placed "
-            "this way says so in its explanation (the method: calibrated recommendations, Steck 2018)."
+            "whose topic would otherwise have too small a share of the page can be put on it instead of posts that "
+            f"scored higher, if it is among your {b.pool} best-scoring posts. How much the mix counts against the "
+            f"score is set to {b.calibration:g}, on a scale from 0 (the score alone) to 1 (the mix alone). "
+            + (
+                "The page is then shown in the order of the scores: a post put on it for breadth sits below the "
+                "posts that outscored it. "
+                if b.order == "score"
+                else ""
+            )
+            + (
+                f"Posts that may stoke hostility between groups (divisiveness above {b.max_divisiveness:g} on a 0-1 "
+                "scale) are never put on a page for breadth and count as outside your mix: such a post is shown "
+                "only when its score outweighs how far it would take the page from your mix. "
+                if b.max_divisiveness < 1.0
+                else ""
+            )
+            + "Each post placed this way says so in its explanation (the method: calibrated recommendations, "
+            "Steck 2018)."
         )
     fat = policy.fatigue
     if fat.filter_days > 0:
