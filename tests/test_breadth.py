@@ -328,18 +328,13 @@ def test_the_policy_parses_describes_itself_and_is_off_elsewhere(tmp_path):
     # chronological stays newest first: the stage is refused there
     src = resources.files("glassfeed").joinpath("policies/chronological.toml").read_text("utf-8")
     path = tmp_path / "chrono.toml"
-    path.write_text(src.replace("calibration = 0.0", "calibration = 0.5"))
-    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] calibration: must be 0 when ranker"):
-        load_policy_file(path)
-    path.write_text(src.replace("calibration = 0.0", "calibration = 1.0"))
-    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] calibration: .*less than 1"):
-        load_policy_file(path)
-    path.write_text(src.replace("pool = 100 ", "# pool = 100 "))
-    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] pool: Field required"):
-        load_policy_file(path)
-    path.write_text(src.replace('order = "greedy"', 'order = "topics"'))
-    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] order: Input should be 'greedy' or 'score'"):
-        load_policy_file(path)
-    path.write_text(src.replace("max_divisiveness = 1.0", "max_divisiveness = 0.0"))
-    with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] max_divisiveness: .*greater than 0"):
-        load_policy_file(path)
+    for old, new, error in (
+        ("calibration = 0.0", "calibration = 0.5", r"calibration: must be 0 when ranker"),
+        ("calibration = 0.0", "calibration = 1.0", r"calibration: .*less than 1"),
+        ("pool = 100 ", "# pool = 100 ", r"pool: Field required"),
+        ('order = "greedy"', 'order = "topics"', r"order: Input should be 'greedy' or 'score'"),
+        ("max_divisiveness = 1.0", "max_divisiveness = 0.0", r"max_divisiveness: .*greater than 0"),
+    ):
+        path.write_text(src.replace(old, new))
+        with pytest.raises(PolicyError, match=r"^chrono\.toml: \[breadth\] " + error):
+            load_policy_file(path)
