@@ -28,11 +28,12 @@ from glassfeed.feed.policy import PolicyError, builtin_policies, describe, load_
 BREADTH = builtin_policies()["breadth"]
 
 
-def _policy(calibration: float, caps: float = 1.0, diversity: bool = False, pool: int = 100):
-    """The breadth preset with ``calibration``, the caps at ``caps`` and author diversity on or off."""
+def _policy(calibration: float, caps: float = 1.0, diversity: bool = False, pool: int = 100, order: str = "greedy"):
+    """The breadth preset with ``calibration``, the caps at ``caps``, author diversity on or off and the page in
+    ``order`` (greedy by default, whatever the preset ships, so that the hand-made cases test the greedy itself)."""
     return dataclasses.replace(
         BREADTH,
-        breadth=BREADTH.breadth.replace(calibration=calibration, pool=pool),
+        breadth=BREADTH.breadth.replace(calibration=calibration, pool=pool, order=order),
         mixing=BREADTH.mixing.replace(in_network_share=caps, out_network_share=caps),
         adjustments=BREADTH.adjustments.replace(author_diversity_decay=0.5 if diversity else 1.0),
     )
@@ -138,6 +139,12 @@ def test_too_divisive_posts_are_never_placed_for_breadth(trained_feed):
         raised = pg.post[breadth_items(pg.deltas)]
         assert len(raised)
         raised_div[cap] = st.posts.divisiveness(raised)
+        # the shipped order is by score: a post raised only to stay above a placed one has a placed one below it
+        kept = pg.deltas[:, A["breadth_order"]] > 0
+        for r in np.unique(pg.row[kept]):
+            on = np.flatnonzero(pg.row == r)
+            placed_at = on[breadth_items(pg.deltas[on])]
+            assert np.all(np.flatnonzero(kept[on]) < (placed_at.max() - on[0]))
     assert raised_div[0.3].max() <= 0.3 < raised_div[1.0].max()
 
 
@@ -213,12 +220,28 @@ def test_ties_are_deterministic():
 def test_raise_keeps_picks_in_place_and_lifts_only_what_must_move():
     rows = np.zeros(5, np.int64)
     score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
-    assert np.array_equal(raise_to_order(rows, score, np.array([[0, 1, 2]])), score)  # already in order
-    new = raise_to_order(rows, score, np.array([[0, 3, 1]]))  # post 3 placed second, above 1 and above 2 (left off)
+    new, placed = raise_to_order(rows, score, np.array([[0, 1, 2]]))  # already in order
+    assert np.array_equal(new, score) and np.array_equal(placed, score)
+    new, placed = raise_to_order(rows, score, np.array([[0, 3, 1]]))  # post 3 placed second, above 1 and 2 (left off)
     assert new[0] == 5.0 and new[1] == 4.0 and new[3] == np.nextafter(4.0, np.inf)
     assert new[2] == 3.0 and new[4] == 1.0  # candidates left off keep their scores
-    new = raise_to_order(rows, score, np.array([[4, 0]]))  # post 4 first, above everything
-    assert new[4] == np.nextafter(5.0, np.inf) and new[0] == 5.0
+    assert np.array_equal(placed, new)  # every raise here is a placement: post 3 went above higher-scoring posts
+    new, placed = raise_to_order(rows, score, np.array([[4, 0]]))  # post 4 first, above everything
+    assert new[4] == np.nextafter(5.0, np.inf) and new[0] == 5.0 and np.array_equal(placed, new)
+
+
+def test_a_raise_that_only_keeps_a_post_above_a_placed_one_is_told_apart():
+    """Score order with two sides: post 2 (side 0) is placed for breadth above post 0, left off; post 1 (side 1, no
+    room for side 0's posts) outscored post 2 and stays above it, so it is raised with it, but it displaced nothing:
+    its raise is the chain's (``breadth_order``), not a placement (``breadth``)."""
+    rows = np.zeros(4, np.int64)
+    score = np.array([9.0, 5.0, 4.0, 1.0])
+    side = np.array([0, 1, 0, 1])
+    room = np.array([[0, 1]])  # side 0 is full; side 1 has a place left
+    new, placed = raise_to_order(rows, score, np.array([[1, 2]]), side, room)
+    assert new[2] == np.nextafter(9.0, np.inf) and placed[2] == new[2]  # placed above post 0
+    assert new[1] == np.nextafter(new[2], np.inf) and placed[1] == 5.0  # raised only to stay above post 2
+    assert new[0] == 9.0 and new[3] == 1.0
 
 
 def test_a_batch_gives_each_user_the_page_of_a_call_for_that_user_alone():

@@ -197,19 +197,27 @@ def raise_to_order(
     picks: np.ndarray,
     side: np.ndarray | None = None,
     room: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """New scores that make each row's ``picks`` (in page order) rank in that order and above every candidate not
     picked that could have taken a pick's place: going up from the last pick, a pick that would not rank above the
     pick below it and those candidates (the higher score, then the lower index) is raised to just above them. With
     ``side`` (0 or 1 per candidate) and ``room`` ((n_rows, 2): places a side has left on the page), a candidate could
     have taken the place of a pick of its own side, or of any pick if its side has room left. Picks that already
-    rank there, and every candidate not picked, keep their scores."""
+    rank there, and every candidate not picked, keep their scores.
+
+    Returns (new scores, placed scores). A pick can be raised for two reasons, and the two are told apart because
+    they are explained differently: it was *placed* above posts that scored higher (a candidate left off that could
+    have taken its place, or a pick below it whose own score is higher), or it only had to stay above a pick below it
+    that was itself raised (a chain: with ``order = "score"`` a post placed for breadth sits below posts that
+    outscored it, and when its raise takes it above their scores they must be raised with it). The placed score is
+    the first alone (the pick raised above what it displaced, by their own scores); new - placed is the chain."""
     score = np.asarray(score, np.float64)
     new = score.copy()
+    placed = score.copy()
     n_rows = picks.shape[0]
     n = len(rows)
     if not n or not picks.size:
-        return new
+        return new, placed
     side = np.zeros(n, np.int64) if side is None else np.asarray(side, np.int64)
     open_ = np.ones((n_rows, 2), bool) if room is None else np.asarray(room) > 0
     picked = np.zeros(n, bool)
@@ -230,19 +238,22 @@ def raise_to_order(
         o = 1 - s
         other = open_[:, o] & _above(best_v[:, o], best_i[:, o], best_v[:, s], best_i[:, s])
         floor_v[other, s], floor_i[other, s] = best_v[other, o], best_i[other, o]
-    next_v = np.full(n_rows, -np.inf)
+    next_v = np.full(n_rows, -np.inf)  # the pick below, as raised
     next_i = np.full(n_rows, n, np.int64)
+    own_v = np.full(n_rows, -np.inf)  # the best of the picks below by their own scores
+    own_i = np.full(n_rows, n, np.int64)
     for col in range(picks.shape[1] - 1, -1, -1):
         at = np.flatnonzero(picks[:, col] >= 0)
         i = picks[at, col]
         fv, fi = floor_v[at, side[i]], floor_i[at, side[i]]
-        nv, ni = next_v[at], next_i[at]
-        nxt = _above(nv, ni, fv, fi)  # the binding one: whichever ranks higher
-        bv, bi = np.where(nxt, nv, fv), np.where(nxt, ni, fi)
-        ok = _above(score[i], i, bv, bi)
-        new[i] = np.where(ok, score[i], np.nextafter(bv, np.inf))
+        for bound_v, bound_i, out in ((next_v[at], next_i[at], new), (own_v[at], own_i[at], placed)):
+            nxt = _above(bound_v, bound_i, fv, fi)  # the binding one: whichever ranks higher
+            bv, bi = np.where(nxt, bound_v, fv), np.where(nxt, bound_i, fi)
+            out[i] = np.where(_above(score[i], i, bv, bi), score[i], np.nextafter(bv, np.inf))
         next_v[at], next_i[at] = new[i], i
-    return new
+        better = _above(score[i], i, own_v[at], own_i[at])
+        own_v[at], own_i[at] = np.where(better, score[i], own_v[at]), np.where(better, i, own_i[at])
+    return new, placed
 
 
 def assemble_breadth_pages(
@@ -278,8 +289,9 @@ def assemble_breadth_pages(
     room = np.tile(np.asarray(caps, np.int64), (n_rows, 1))  # places each side has left on the page
     np.subtract.at(room, (rows[sel], side[sel]), 1)
     short = limit - np.bincount(rows[sel], minlength=n_rows)
-    new = raise_to_order(rows, final, picks, side, room)
-    deltas[:, A["breadth"]] = new - final
+    new, placed = raise_to_order(rows, final, picks, side, room)
+    deltas[:, A["breadth"]] = placed - final  # placed above posts that scored higher
+    deltas[:, A["breadth_order"]] = new - placed  # and only kept above a placed post below it
     # then as ``assemble_pages``: the best-scoring candidates left within their side's places (those the greedy did
     # not reach: past the pool), then, the caps being a balance and not a reason to serve fewer posts than exist,
     # the best-scoring ones left on a usable side

@@ -25,6 +25,8 @@ ADJUSTMENT_WORDS = {
     "moderation": "a moderation rule or decision limits how far it spreads (see its statement of reasons)",
     "breadth": "placed for breadth: its topic would otherwise have been under-represented on this page, compared "
     "with the topics you engage with",
+    "breadth_order": "kept above a post placed for breadth lower on this page: the page lists posts by score, and "
+    "that post's raise took it above this one's",
     "exploration": "shown to help new posts be seen: a stated share of places is for posts few people have seen yet",
     "author_diversity": "another post by this author ranks above it",
 }

@@ -21,6 +21,7 @@ ADJUSTMENTS: tuple[str, ...] = (
     "exploration",  # a stated share of places for new or uncertain posts (``feed/explore.py``)
     "author_diversity",
     "breadth",  # placed above higher-scoring posts so the page's topics match the person's (``feed/breadth.py``)
+    "breadth_order",  # raised only to stay above a post placed for breadth below it (``feed/breadth.py``)
 )
 A = {name: i for i, name in enumerate(ADJUSTMENTS)}
 
