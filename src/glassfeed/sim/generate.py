@@ -186,6 +186,7 @@ def generate_network(
     say = progress or (lambda stage, frac: None)
     start = float(gp.start_ts)
     slot_len = DAY / gp.slots_per_day
+    end = start + days * DAY
 
     say("population", 0.0)
     pop = Population.sample(n_users, rng, gp.population, start)
@@ -223,7 +224,10 @@ def generate_network(
                 res = respond(
                     pages, active, t_sess, rng, pop, posts, bp, following=following, follow_prob=gp.follow_prob
                 )
+                # the history ends at start + days: a session begun late in the last slot stops there (what it
+                # would do later has not happened yet, and a store's ingest refuses events from the future)
                 ev = res.events
+                ev = ev.take(np.flatnonzero(ev.ts < end))
                 ev_parts.append(ev)
                 # engagement credit: popularity and the author reward hook
                 on_post = ev.post >= 0
