@@ -65,9 +65,10 @@ def build_store(folder: Path, users: int, days: int, seed: int) -> Path:
     return db
 
 
-def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
+def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0, compiled_trees: bool = True) -> dict:
     t = time.perf_counter()
-    svc = FeedService(Ingestor(open_store(db)), clock="data")
+    # as the HTTP server builds it ([serving] compiled_trees, on by default): heads' trees compiled at load
+    svc = FeedService(Ingestor(open_store(db)), clock="data", compile_trees=compiled_trees)
     load_s = time.perf_counter() - t
     rng = np.random.default_rng(seed)
     st = svc.state
@@ -105,13 +106,15 @@ def in_process(db: Path, n_requests: int, repeats: int, seed: int = 0) -> dict:
         "candidates_median": float(np.median(cands)),
         "impression_log_p50_ms": float(np.median(log) * 1e3),
         "impression_log_p99_ms": float(np.percentile(log, 99) * 1e3),
+        "compiled_heads": sorted(svc.models.heads.compiled),
     }
     print(
         f"in-process: p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms (median of {repeats} runs x "
         f"{n_requests} requests; runs {[(round(a, 2), round(b, 2)) for a, b in runs]}); CPU per request median "
         f"{out['cpu_p50_ms']:.2f} ms; candidates/request "
         f"median {out['candidates_median']:.0f}; impression log write p50 {out['impression_log_p50_ms']:.2f} ms "
-        f"p99 {out['impression_log_p99_ms']:.2f} ms; state load {load_s:.1f} s",
+        f"p99 {out['impression_log_p99_ms']:.2f} ms; state load {load_s:.1f} s; compiled heads "
+        f"{out['compiled_heads'] or 'none (LightGBM predict)'}",
         flush=True,
     )
     return out
@@ -225,12 +228,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup-seconds", type=float, default=10.0, help="at 50 req/s before the measured runs")
     ap.add_argument("--skip-in-process", action="store_true")
     ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument(
+        "--no-compiled-trees", action="store_true", help="in process: LightGBM's predict (servers compile the trees)"
+    )
     a = ap.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
     db = a.db or build_store(Path(tempfile.mkdtemp(prefix="gf-feed-bench-")), a.users, a.days, 1)
     res: dict = {"machine": machine()}
     if not a.skip_in_process:
-        res["in_process"] = in_process(db, a.requests, a.repeats)
+        res["in_process"] = in_process(db, a.requests, a.repeats, compiled_trees=not a.no_compiled_trees)
     if not a.skip_http:
         rates = [float(r) for r in a.rates.split(",") if r.strip()]
         extra = dict(e.split("=", 1) for e in a.env)

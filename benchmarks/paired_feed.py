@@ -4,7 +4,8 @@ machine hit both alike. Resolves changes of a few percent where ``compare_commit
 rounds) cannot (docs/benchmarks.md, "Why a request costs 2-4x the earlier figures").
 
 Prints per side the wall and thread-CPU percentiles of a 50-item page, and B/A ratios: the median over blocks of
-each block's median, and pooled. The store's models must load in both trees (same ``FEATURES``).
+each block's median, and pooled. The store's models must load in both trees (same ``FEATURES``). Each worker builds
+its ``FeedService`` as that tree's HTTP server does (heads' trees compiled where the tree has ``compile_trees``).
 
 Usage: python -m benchmarks.paired_feed TREE_A TREE_B STORE [--blocks 20] [--requests 100] [--work DIR]
 (``--worker STORE`` is the worker's own mode: it reads "N SEED" lines and answers one JSON line each.)
@@ -13,6 +14,7 @@ Usage: python -m benchmarks.paired_feed TREE_A TREE_B STORE [--blocks 20] [--req
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -33,12 +35,15 @@ def worker(db: Path) -> None:
     from glassfeed.ingest import Ingestor
     from glassfeed.store import open_store
 
-    svc = FeedService(Ingestor(open_store(db)), clock="data")
+    # as that tree's HTTP server builds it: with the heads' trees compiled where the tree can (feed/compiled.py)
+    compiled = "compile_trees" in inspect.signature(FeedService).parameters
+    svc = FeedService(Ingestor(open_store(db)), clock="data", **({"compile_trees": True} if compiled else {}))
     st = svc.state
     active = [u for u in range(1, st.n_users + 1) if st.graph.following(u)]
     for u in np.random.default_rng(123).choice(active, 100).tolist():  # warm-up
         svc.feed(st.users.id_of(u), limit=50, log_impressions=False)
-    print(json.dumps({"ready": __import__("glassfeed").__file__}), flush=True)
+    heads = sorted(getattr(svc.models.heads, "compiled", {}))
+    print(json.dumps({"ready": __import__("glassfeed").__file__, "compiled": heads}), flush=True)
     for line in sys.stdin:
         n, seed = map(int, line.split())
         lat, cpu = [], []
@@ -90,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
     for side, p in procs.items():
         assert p.stdout is not None
-        print(side, "imports", json.loads(p.stdout.readline())["ready"], flush=True)
+        ready = json.loads(p.stdout.readline())
+        print(side, "imports", ready["ready"], "compiled heads:", ready["compiled"] or "none", flush=True)
     lat: dict[str, list[float]] = {"A": [], "B": []}
     cpu: dict[str, list[float]] = {"A": [], "B": []}
     blocks: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}

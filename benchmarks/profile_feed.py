@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--stages", action="store_true", help="time the stages without a profiler")
     ap.add_argument("--no-impressions", action="store_true", help="serve pages without logging impressions")
+    ap.add_argument("--no-compiled-trees", action="store_true", help="LightGBM's predict (servers compile trees)")
     args = ap.parse_args(argv)
     log = not args.no_impressions
     print(machine())
-    svc = FeedService(Ingestor(open_store(args.db)), clock="data")
+    svc = FeedService(Ingestor(open_store(args.db)), clock="data", compile_trees=not args.no_compiled_trees)
     st = svc.state
     rng = np.random.default_rng(0)
     active = [u for u in range(1, st.n_users + 1) if st.graph.following(u)]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The HTTP server compiles the heads' trees whenever it loads a model version ([serving] compiled_trees,
+# feed/compiled.py): seconds a load, and the suite loads trained models many times. Servers made from the environment
+# in tests (create_app, `glassfeed serve` subprocesses) keep LightGBM's predict unless a test asks for compiled trees;
+# tests/test_compiled.py checks that compiled trees give the same predictions and pages.
+os.environ.setdefault("GLASSFEED_SERVING__COMPILED_TREES", "false")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -183,6 +183,7 @@ class ServingSettings(_Section):
     redis_url: str = Field(description="Redis for state shared by workers; empty = in this process")
     redis_prefix: str = Field(description="prefix of every Redis key glassfeed writes")
     redis_timeout_s: float = Field(gt=0, description="longest wait to connect to Redis or for its answer")
+    compiled_trees: bool = Field(description="serve the heads' trees compiled to native code (feed/compiled.py)")
 
 
 class BlueskySection(_Section):

@@ -360,7 +360,9 @@ def _document_policies(app: FastAPI, policies: dict[str, Policy]) -> None:
 
 def install(app: FastAPI) -> None:
     """Build the FeedService over the app's store and settings, and add the feed routes."""
-    app.state.feed = FeedService(app.state.ingestor, app.state.settings)
+    app.state.feed = FeedService(
+        app.state.ingestor, app.state.settings, compile_trees=app.state.settings.serving.compiled_trees
+    )
     app.add_exception_handler(FeedError, _feed_error)
     app.include_router(router)
     _document_policies(app, app.state.feed.policies)

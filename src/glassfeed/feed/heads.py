@@ -226,6 +226,9 @@ class EngagementHeads:
     offsets: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # head -> fit_offset's (a, b, c)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     base_rate: dict[str, float] = field(default_factory=dict)
+    #: head -> its trees compiled to native code (``compile_trees``; ``feed/compiled.py``), used in place of the
+    #: booster's ``predict`` for request-sized batches; empty = LightGBM's ``predict`` everywhere
+    compiled: dict[str, Any] = field(default_factory=dict)
 
     def fit(
         self,
@@ -304,12 +307,25 @@ class EngagementHeads:
         """P(head) before Platt scaling: the trees' probability, or with an offset sigmoid(offset + trees' raw)."""
         b = self.boosters.get(name)
         threads = 1 if len(X) < BIG_BATCH else 0  # 0: all cores for batch ranking
+        c = self.compiled.get(name) if threads == 1 else None  # the same trees as native code (compile_trees)
         if name not in self.offsets:
+            if c is not None:
+                return c.predict(X)
             return np.asarray(b.predict(X, num_threads=threads)) if b is not None else np.full(len(X), 0.5)
         raw = self._offset(name, X)
         if b is not None:
-            raw = raw + np.asarray(b.predict(X, raw_score=True, num_threads=threads))
+            trees = c.predict(X) if c is not None else b.predict(X, raw_score=True, num_threads=threads)
+            raw = raw + np.asarray(trees)
         return _sigmoid(raw)
+
+    def compile_trees(self) -> EngagementHeads:
+        """Compile every head's trees to native code for request-sized predictions (``feed/compiled.py``: the same
+        probabilities to rounding, ~10x sooner; ~1.4 s per 100 trees, once per model version). A head that does not
+        compile stays on LightGBM. Returns ``self``."""
+        from glassfeed.feed.compiled import compile_forests
+
+        self.compiled = compile_forests(self.boosters, {name: name in self.offsets for name in self.boosters})
+        return self
 
     def _held_out_ndcg(
         self, name: str, booster: lgb.Booster, X: np.ndarray, y: np.ndarray, request: np.ndarray
