@@ -137,4 +137,7 @@ def test_the_server_compiles_when_asked(trained_feed, tmp_path):
         r = c.get(f"/v1/users/{user}/feed", params={"limit": 20}, headers={"X-API-Key": "k"})
         assert r.status_code == 200
         assert [i["post"] for i in r.json()["items"]] == [i["post"] for i in page["items"]]
+        metrics = c.get("/metrics").text
+        assert f"glassfeed_heads_compiled {float(len(heads.boosters))}" in metrics
+        assert c.get("/readyz").json()["checks"]["models"]["compiled_heads"] == sorted(heads.boosters)
     assert len(FEATURES) == heads.boosters[next(iter(heads.boosters))].num_feature()

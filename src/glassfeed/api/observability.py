@@ -55,6 +55,9 @@ class Metrics:
         self.model_age = Gauge(
             "glassfeed_model_age_seconds", "seconds since the serving models were trained", registry=r
         )
+        self.compiled = Gauge(
+            "glassfeed_heads_compiled", "heads whose trees run compiled (the rest on LightGBM's predict)", registry=r
+        )
         self.lag = Gauge("glassfeed_ingest_lag_events", "committed events not yet in the serving state", registry=r)
         self.queue = Gauge("glassfeed_impression_queue_depth", "served impressions not yet written", registry=r)
 
@@ -149,12 +152,14 @@ _READY = {"content": {"application/json": {"schema": {"type": "object", "require
 @router.get("/metrics", tags=["operations"], response_class=Response, responses={200: _TEXT})
 def metrics(request: Request) -> Response:
     """Prometheus metrics: per-route request counts and latency, feed pages by policy and fallback, candidates per
-    page, the serving models' version and age, ingest lag (events behind the log) and the impression queue."""
+    page, the serving models' version and age, how many heads run compiled, ingest lag (events behind the log) and
+    the impression queue."""
     m: Metrics = request.app.state.metrics
     svc = request.app.state.feed
     m.model.clear()
     m.model.labels(svc.model_version).set(1)
     m.model_age.set(time.time() - svc.model_trained_at if svc.model_trained_at else 0.0)
+    m.compiled.set(len(svc.models.heads.compiled))
     m.lag.set(svc.ingest_lag())
     m.queue.set(svc.impression_queue_depth())
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
@@ -178,7 +183,12 @@ def readyz(request: Request) -> JSONResponse:
     lag = svc.ingest_lag() if checks["store"]["ok"] else None
     limit = request.app.state.settings.api.ready_max_lag_events
     checks["state"] = {"ok": lag is not None and lag <= limit, "lag_events": lag, "max_lag_events": limit}
-    checks["models"] = {"ok": True, "version": svc.model_version, "trained_at": svc.model_trained_at or None}
+    checks["models"] = {
+        "ok": True,
+        "version": svc.model_version,
+        "trained_at": svc.model_trained_at or None,
+        "compiled_heads": sorted(svc.models.heads.compiled),  # the others run on LightGBM's predict (same numbers)
+    }
     ready = all(c["ok"] for c in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
