@@ -146,8 +146,9 @@ def test_state_section_in_the_users_file_changes_the_served_page(trained_feed, t
     ``StateConfig.from_defaults`` read only the packaged defaults and the page did not change)."""
     svc, _ = trained_feed
     user = "u0"
-    base = _toml(tmp_path, '[serving]\nclock = "data"\n', "default.toml")
-    fast = _toml(tmp_path, '[serving]\nclock = "data"\n[state]\ncounter_half_life_h = 0.5\n', "fast.toml")
+    serving = '[serving]\nclock = "data"\ncompiled_trees = false\n'  # compiling costs seconds a load, changes no score
+    base = _toml(tmp_path, serving, "default.toml")
+    fast = _toml(tmp_path, serving + "[state]\ncounter_half_life_h = 0.5\n", "fast.toml")
     default_page = _page(base, _copy_store(svc, tmp_path / "a"), user)
     again = _page(base, _copy_store(svc, tmp_path / "b"), user)
     fast_page = _page(fast, _copy_store(svc, tmp_path / "c"), user)

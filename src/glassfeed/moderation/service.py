@@ -173,13 +173,24 @@ class ModerationService:
             self.refresh_notes()
 
     def _on_records(self, records: list[ModerationRecord]) -> None:
-        """This process logged ``records`` (the Ingestor's moderation listener)."""
+        """This process logged ``records`` (the Ingestor's moderation listener). The posts they concern are
+        evaluated with logging even when the tail (``catch_up``, which never logs: the writer's process does) folded
+        them first, between their commit and this call; otherwise a rule they set off would act without its
+        ``automated`` record."""
         with self.lock:
             missed = self.store.moderation_log(self.ledger.last_seq, limit=None)  # in order, others' included
             own = {r.seq for r in records}
             touched = self._fold([r for r in missed if r.seq <= max(own)])
+            touched |= {p for r in records if (p := self._post_of(r)) is not None}
             if touched:
                 self._evaluate(np.array(sorted(touched), np.int64), log=True)
+
+    def _post_of(self, rec: ModerationRecord) -> int | None:
+        """The post a record concerns (an appeal decision: its decision's post), or None."""
+        if rec.kind == "appeal_decision":
+            target = self.ledger.records.get(int(rec.body["decision"]))
+            return None if target is None else target.post
+        return rec.post if rec.kind not in ("note", "note_rating") else None
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         if kind == "posts" and idxs:  # this process created them (their scores were written with them)
