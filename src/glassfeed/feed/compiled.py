@@ -1,10 +1,10 @@
 """Compiled forests for serving: a head's LightGBM trees turned into machine code, the same numbers ~10x sooner.
 
 A served page asks each head about ~150 candidates; LightGBM's ``predict`` walks its tree structures for each row
-(about 24 ns a tree and row on the AMD EPYC development host) and was the largest single share of a request's CPU
-(docs/benchmarks.md, "Compiled trees"). ``lleaves`` compiles a LightGBM model file through LLVM into one native
-function whose branches are the trees' splits, with missing values and categorical splits handled as LightGBM
-does; the result agrees with ``Booster.predict`` to floating-point rounding (the trees' sum taken in another
+(31-36 ns a tree and row for ~90-tree heads on the AMD EPYC development host) and was the largest single share of
+a request's CPU (docs/benchmarks.md, "Compiled trees"). ``lleaves`` compiles a LightGBM model file through LLVM
+into one native function whose branches are the trees' splits, with missing values and categorical splits handled
+as LightGBM does; the result agrees with ``Booster.predict`` to floating-point rounding (the trees' sum taken in another
 order: at most a few 1e-15 on the heads measured, ``tests/test_compiled.py`` checks 1e-12).
 
 Compilation takes ~1.4 s per 100-tree head (IR generation in Python, then LLVM), so it is done once when a server

@@ -181,16 +181,16 @@ class ModerationService:
             missed = self.store.moderation_log(self.ledger.last_seq, limit=None)  # in order, others' included
             own = {r.seq for r in records}
             touched = self._fold([r for r in missed if r.seq <= max(own)])
-            touched |= {p for r in records if (p := self._post_of(r)) is not None}
+            touched |= {t.post for r in records if (t := self._target(r)) is not None and t.post is not None}
             if touched:
                 self._evaluate(np.array(sorted(touched), np.int64), log=True)
 
-    def _post_of(self, rec: ModerationRecord) -> int | None:
-        """The post a record concerns (an appeal decision: its decision's post), or None."""
-        if rec.kind == "appeal_decision":
-            target = self.ledger.records.get(int(rec.body["decision"]))
-            return None if target is None else target.post
-        return rec.post if rec.kind not in ("note", "note_rating") else None
+    def _target(self, rec: ModerationRecord) -> ModerationRecord | None:
+        """The folded record whose subject ``rec`` acts on: ``rec`` itself, the decision an appeal decision rules
+        on, or None for community notes and their ratings (they change no outcome)."""
+        if rec.kind in ("note", "note_rating"):
+            return None
+        return self.ledger.records[int(rec.body["decision"])] if rec.kind == "appeal_decision" else rec
 
     def _on_entities(self, kind: str, idxs: list[int]) -> None:
         if kind == "posts" and idxs:  # this process created them (their scores were written with them)
@@ -205,11 +205,9 @@ class ModerationService:
         for rec in records:
             before = set(self.ledger.strikes.get(rec.user, [])) if rec.user is not None else set()
             self.ledger.fold(rec)
-            if rec.kind in ("note", "note_rating"):
+            target = self._target(rec)
+            if target is None:
                 continue
-            target = rec
-            if rec.kind == "appeal_decision":
-                target = self.ledger.records[int(rec.body["decision"])]
             if target.post is not None:
                 touched.add(target.post)
             author = target.user
